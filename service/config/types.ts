@@ -1,0 +1,96 @@
+// The compiled, validated configuration every other module reads. Produced by config/loader.ts
+// from the YAML documents; immutable once built (a reload builds a whole new Snapshot).
+
+/** Wire API a provider speaks. `openai` also covers OpenAI-compatible servers (vLLM, Ollama, SGLang, Groq, OpenRouter). */
+export type ProviderApi = 'openai' | 'azure' | 'anthropic' | 'gemini' | 'bedrock';
+
+export type CredentialSource =
+  | { kind: 'env'; name: string }
+  | { kind: 'file'; path: string }
+  | { kind: 'none' };
+
+export interface ProviderConfig {
+  name: string;
+  api: ProviderApi;
+  /** Envoy cluster name, written to `x-tollgate-cluster`. */
+  cluster: string;
+  /** Upstream host (`x-tollgate-host`), used for :authority / SNI. */
+  host: string;
+  /** Path prefix on the upstream, e.g. `/v1` for OpenAI, `/openai` for Azure. */
+  basePath: string;
+  credential: CredentialSource;
+  /** Azure `api-version`, Anthropic `anthropic-version`, … */
+  apiVersion?: string;
+  /** AWS region for Bedrock SigV4. */
+  region?: string;
+  /** Whether the provider may retain/train on data (for residency/retention policies). */
+  dataRetention: boolean;
+  selfHosted: boolean;
+}
+
+export interface DeploymentConfig {
+  /** Unique id `<model>/<index>` or explicit. */
+  id: string;
+  provider: string;
+  /** Model id the upstream expects (Azure: deployment name). */
+  upstreamModel: string;
+  region: string;
+  /** USD per 1M tokens. */
+  inputPricePerM: number;
+  outputPricePerM: number;
+  contextWindow: number;
+  weight: number;
+  priority: number;
+}
+
+export interface ModelConfig {
+  /** Public name clients send in `model`. */
+  name: string;
+  aliases: string[];
+  kind: 'chat' | 'embedding';
+  deployments: DeploymentConfig[];
+}
+
+export interface TenantConfig {
+  name: string;
+  /** Free-form attributes visible to policies as `tenant.*` (tier, regions, …). */
+  attributes: Record<string, unknown>;
+  timeZone: string;
+}
+
+export interface TeamConfig {
+  name: string;
+  tenant: string;
+  attributes: Record<string, unknown>;
+}
+
+export interface VirtualKeyRecord {
+  /** Public, non-secret id (shown in logs/lineage). */
+  id: string;
+  /** hex SHA-256 of the full secret key. */
+  sha256: string;
+  tenant: string;
+  team?: string;
+  user?: string;
+  groups: string[];
+  disabled: boolean;
+  expiresAt?: string;
+}
+
+export interface JwtMapping {
+  /** Key under `metadata_context.filter_metadata["envoy.filters.http.jwt_authn"]`. */
+  payloadKey: string;
+  tenantClaim: string;
+  teamClaim: string;
+  userClaim: string;
+  groupsClaim: string;
+}
+
+export interface GatewaySettings {
+  /** Largest request body accepted, bytes. */
+  maxRequestBytes: number;
+  /** Header name used for cluster selection. */
+  clusterHeader: string;
+  hostHeader: string;
+  jwt: JwtMapping;
+}
