@@ -67,7 +67,7 @@ export class ConfigDocument {
         return { file: this.file, line, col };
       }
     }
-    const { line, col } = this.lines.linePos(this.doc.range[0]);
+    const { line, col } = this.lines.linePos(this.doc.range?.[0] ?? 0);
     return { file: this.file, line, col };
   }
 

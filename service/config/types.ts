@@ -48,6 +48,8 @@ export interface ModelConfig {
   name: string;
   aliases: string[];
   kind: 'chat' | 'embedding';
+  /** How routing orders this model's deployments (service/routing). */
+  strategy: 'priority' | 'weighted' | 'lowest-cost' | 'lowest-latency';
   deployments: DeploymentConfig[];
 }
 

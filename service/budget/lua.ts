@@ -1,0 +1,253 @@
+// Lua scripts for the Redis BudgetStore. Each phase is one EVALSHA (one round trip).
+//
+// Key layout (T = tenant hash tag, so every key of one request hashes to one Redis Cluster slot):
+//   <prefix>{T}:c:<counter key>   hash  counter: committed u,i,o,q (calendar) or `#<bucket>` = "u:i:o:q"
+//                                       (sliding); reserved ru,ri,ro,rq; meta sk,w,wid,st,ra;
+//                                       last seen limits `l:<budget>:<metric>` (integer units)
+//   <prefix>{T}:res:<requestId>   string  the plan JSON while held; `done` / `expired` afterwards
+//   <prefix>{T}:rx                zset    requestId → hold expiry (ms); swept at the start of every script
+//   <prefix>{T}:rc:<batch>        string  marker making a reconciliation batch apply once
+//
+// The sweep touches reservation and counter keys not passed in KEYS; they share the `{T}` tag and so
+// the slot, which Redis Cluster permits. Integers stay exact: all are < 2^53 and written with %.0f.
+// Units: u = nano-USD, i/o = tokens, q = requests.
+
+const COMMON = `
+local function fmt(x) return string.format('%.0f', x) end
+
+local function parse4(s)
+  local u, i, o, q = string.match(s, '^(%-?%d+):(%-?%d+):(%-?%d+):(%-?%d+)$')
+  return { tonumber(u) or 0, tonumber(i) or 0, tonumber(o) or 0, tonumber(q) or 0 }
+end
+
+-- Create the counter's meta fields once; extend its TTL to the plan's expiry. TTLs are relative to
+-- the caller's clock (tests inject one), never Redis TIME.
+local function ensure(key, c, now)
+  if redis.call('EXISTS', key) == 0 then
+    redis.call('HSET', key, 'sk', c.scopeKey, 'w', c.window, 'wid', c.windowId, 'st', fmt(c.start),
+      'ra', fmt(c.resetAt), 'bm', fmt(c.bucketMs), 'bn', fmt(c.buckets))
+  end
+  local ttl = math.max(1, c.expireAt - now)
+  local pt = redis.call('PTTL', key)
+  if pt < 0 or pt < ttl then
+    redis.call('PEXPIRE', key, fmt(ttl))
+  end
+end
+
+-- Drop (sign = -1) a request's hold from its counters, never below zero.
+local function unhold(key, a)
+  local names = { 'ru', 'ri', 'ro', 'rq' }
+  for n = 1, 4 do
+    if a[n] ~= 0 then
+      local v = redis.call('HINCRBY', key, names[n], fmt(-a[n]))
+      if v < 0 then redis.call('HSET', key, names[n], '0') end
+    end
+  end
+end
+
+local function amountsOf(t) return { t.u, t.i, t.o, t.q } end
+
+local function sweep(rx, now, cpre, rpre, grace, max)
+  local ids = redis.call('ZRANGEBYSCORE', rx, '-inf', fmt(now), 'LIMIT', 0, max)
+  for _, id in ipairs(ids) do
+    local rk = rpre .. id
+    local rec = redis.call('GET', rk)
+    if rec and string.sub(rec, 1, 1) == '{' then
+      local p = cjson.decode(rec)
+      local a = amountsOf(p.amounts)
+      for _, c in ipairs(p.counters) do
+        local ck = cpre .. c.key
+        if redis.call('EXISTS', ck) == 1 then unhold(ck, a) end
+      end
+      redis.call('SET', rk, 'expired', 'PX', grace)
+    end
+    redis.call('ZREM', rx, id)
+  end
+  return #ids
+end
+
+-- Charge committed usage to a counter. Sliding windows charge the admission bucket, unless it has
+-- already left the window.
+local function charge(key, c, a, now)
+  if c.bucketMs == 0 then
+    ensure(key, c, now)
+    local names = { 'u', 'i', 'o', 'q' }
+    for n = 1, 4 do
+      if a[n] ~= 0 then redis.call('HINCRBY', key, names[n], fmt(a[n])) end
+    end
+  else
+    local cur = math.floor(now / c.bucketMs)
+    if c.bucket >= cur - c.buckets then
+      ensure(key, c, now)
+      local f = '#' .. fmt(c.bucket)
+      local old = redis.call('HGET', key, f)
+      local b = old and parse4(old) or { 0, 0, 0, 0 }
+      for n = 1, 4 do b[n] = b[n] + a[n] end
+      redis.call('HSET', key, f, fmt(b[1]) .. ':' .. fmt(b[2]) .. ':' .. fmt(b[3]) .. ':' .. fmt(b[4]))
+    end
+  end
+end
+`;
+
+/**
+ * KEYS[1] = res key, KEYS[2] = rx, KEYS[3..] = counters (plan order).
+ * ARGV[1] = plan JSON, ARGV[2] = counter prefix, ARGV[3] = res prefix, ARGV[4] = settled-id memory ms.
+ * Returns JSON {ok, dup?, st: [[cu,ci,co,cq,ru,ri,ro,rq]...] (before this request), ra: [[check, ms]...]}.
+ */
+export const RESERVE_LUA = `${COMMON}
+local plan = cjson.decode(ARGV[1])
+local now = plan.now
+local grace = tonumber(ARGV[4])
+sweep(KEYS[2], now, ARGV[2], ARGV[3], grace, 32)
+
+local A = amountsOf(plan.amounts)
+local states, blists, st = {}, {}, {}
+for idx, c in ipairs(plan.counters) do
+  local key = KEYS[idx + 2]
+  local cc, rr, bl = { 0, 0, 0, 0 }, { 0, 0, 0, 0 }, {}
+  if c.bucketMs == 0 then
+    local v = redis.call('HMGET', key, 'u', 'i', 'o', 'q', 'ru', 'ri', 'ro', 'rq')
+    for n = 1, 4 do
+      cc[n] = tonumber(v[n]) or 0
+      rr[n] = tonumber(v[n + 4]) or 0
+    end
+  else
+    local minb = math.floor(now / c.bucketMs) - c.buckets
+    local all = redis.call('HGETALL', key)
+    for j = 1, #all, 2 do
+      local f = all[j]
+      if string.byte(f, 1) == 35 then
+        local b = tonumber(string.sub(f, 2))
+        if b < minb then
+          redis.call('HDEL', key, f)
+        else
+          local a = parse4(all[j + 1])
+          for n = 1, 4 do cc[n] = cc[n] + a[n] end
+          bl[#bl + 1] = { b, a }
+        end
+      elseif f == 'ru' then rr[1] = tonumber(all[j + 1])
+      elseif f == 'ri' then rr[2] = tonumber(all[j + 1])
+      elseif f == 'ro' then rr[3] = tonumber(all[j + 1])
+      elseif f == 'rq' then rr[4] = tonumber(all[j + 1])
+      end
+    end
+    table.sort(bl, function(x, y) return x[1] < y[1] end)
+  end
+  states[idx] = { cc, rr }
+  blists[idx] = bl
+  -- Strings: cjson prints numbers with 14 significant digits, too few for nano-USD totals.
+  st[idx] = { fmt(cc[1]), fmt(cc[2]), fmt(cc[3]), fmt(cc[4]), fmt(rr[1]), fmt(rr[2]), fmt(rr[3]), fmt(rr[4]) }
+end
+
+local rec = redis.call('GET', KEYS[1])
+if rec then
+  local held = string.sub(rec, 1, 1) == '{'
+  return cjson.encode({ ok = held and 1 or 0, dup = held and 'held' or 'settled', st = st, ra = {} })
+end
+
+local function mval(m, a)
+  if m == 'usd' then return a[1]
+  elseif m == 'inputTokens' then return a[2]
+  elseif m == 'outputTokens' then return a[3]
+  elseif m == 'totalTokens' then return a[2] + a[3]
+  else return a[4] end
+end
+
+local ok, ra = 1, {}
+for j, chk in ipairs(plan.checks) do
+  local s = states[chk.counter + 1]
+  local need = mval(chk.metric, A)
+  local cur
+  if chk.metric == 'parallel' then cur = s[2][4] else cur = mval(chk.metric, s[1]) + mval(chk.metric, s[2]) end
+  if cur + need > chk.limit then
+    if chk.hard then ok = 0 end
+    local c = plan.counters[chk.counter + 1]
+    local ms
+    if need > chk.limit then ms = -1
+    elseif chk.metric == 'parallel' then ms = 1000
+    elseif c.bucketMs == 0 then
+      if mval(chk.metric, s[1]) + need <= chk.limit then ms = 1000 else ms = math.max(1000, c.resetAt - now) end
+    else
+      ms = 1000
+      local v = cur
+      for _, e in ipairs(blists[chk.counter + 1]) do
+        v = v - mval(chk.metric, e[2])
+        if v + need <= chk.limit then
+          ms = math.max(1, (e[1] + c.buckets + 1) * c.bucketMs - now)
+          break
+        end
+      end
+    end
+    ra[#ra + 1] = { j - 1, ms }
+  end
+end
+
+if ok == 1 then
+  local names = { 'ru', 'ri', 'ro', 'rq' }
+  for idx, c in ipairs(plan.counters) do
+    local key = KEYS[idx + 2]
+    ensure(key, c, now)
+    for n = 1, 4 do
+      if A[n] ~= 0 then redis.call('HINCRBY', key, names[n], fmt(A[n])) end
+    end
+  end
+  for _, chk in ipairs(plan.checks) do
+    redis.call('HSET', KEYS[chk.counter + 3], 'l:' .. chk.name .. ':' .. chk.metric, fmt(chk.limit))
+  end
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', math.max(1, plan.expiresAt - now) + grace)
+  redis.call('ZADD', KEYS[2], fmt(plan.expiresAt), plan.requestId)
+end
+return cjson.encode({ ok = ok, st = st, ra = ra })
+`;
+
+/**
+ * Commit or release. KEYS as in reserve. ARGV[1] = plan JSON (from the replica that reserved),
+ * ARGV[2] = counter prefix, ARGV[3] = res prefix, ARGV[4] = settled-id memory ms, ARGV[5] = now,
+ * ARGV[6] = charge "u:i:o:q" or "" (release). Returns settled | expired | duplicate | unknown.
+ */
+export const SETTLE_LUA = `${COMMON}
+local now = tonumber(ARGV[5])
+local grace = tonumber(ARGV[4])
+sweep(KEYS[2], now, ARGV[2], ARGV[3], grace, 32)
+local rec = redis.call('GET', KEYS[1])
+if rec == 'done' then return 'duplicate' end
+local plan = cjson.decode(ARGV[1])
+local status = 'unknown'
+if rec and string.sub(rec, 1, 1) == '{' then
+  local a = amountsOf(plan.amounts)
+  for idx = 1, #plan.counters do
+    local key = KEYS[idx + 2]
+    if redis.call('EXISTS', key) == 1 then unhold(key, a) end
+  end
+  status = 'settled'
+elseif rec == 'expired' then
+  status = 'expired'
+end
+if ARGV[6] ~= '' then
+  -- A commit charges even when the hold is gone: the request was admitted and did run.
+  if status == 'unknown' then status = 'expired' end
+  local a = parse4(ARGV[6])
+  for idx, c in ipairs(plan.counters) do charge(KEYS[idx + 2], c, a, now) end
+end
+redis.call('SET', KEYS[1], 'done', 'PX', grace)
+redis.call('ZREM', KEYS[2], plan.requestId)
+return status
+`;
+
+/**
+ * Replay locally recorded charges once. KEYS[1] = batch marker, KEYS[2..] = counters.
+ * ARGV[1] = JSON [[counterPlan, {u,i,o,q}], ...] aligned with KEYS[2..], ARGV[2] = now, ARGV[3] = marker ms.
+ */
+export const APPLY_LUA = `${COMMON}
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local now = tonumber(ARGV[2])
+local entries = cjson.decode(ARGV[1])
+for idx, e in ipairs(entries) do charge(KEYS[idx + 1], e[1], amountsOf(e[2]), now) end
+redis.call('SET', KEYS[1], '1', 'PX', tonumber(ARGV[3]))
+return 1
+`;
+
+/** KEYS[1] = rx. ARGV = counter prefix, res prefix, memory ms, now, max. Returns swept count. */
+export const SWEEP_LUA = `${COMMON}
+return sweep(KEYS[1], tonumber(ARGV[4]), ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[5]))
+`;

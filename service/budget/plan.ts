@@ -1,0 +1,266 @@
+// Turns a request's BudgetSpecs + RateLimitSpecs + estimate into a store-neutral plan: the counters
+// to touch (deduplicated: one counter per scopeKey × window shape, charged once per request) and
+// the checks to run against them. Both stores execute the same plan, so window maths, units and
+// key layout live here once.
+//
+// Units inside plans and stores are integers: USD as nano-dollars (1e-9 USD), tokens, requests.
+
+import { GatewayError } from '../errors.ts';
+import type { BudgetSpec, BudgetWindow, RateLimitSpec, StoreFailMode } from './types.ts';
+import { bucketOf, describeWindow, fixedWindowAt, isValidTimeZone, slidingOf } from './windows.ts';
+
+export const NANO = 1_000_000_000;
+
+/** Token counts and maximum (or actual) cost of one request. */
+export interface UsageEstimate {
+  usd: number;
+  inputTokens: number;
+  outputTokens: number;
+}
+export type Usage = UsageEstimate;
+
+/** Integer amounts: u = nano-USD, i = input tokens, o = output tokens, q = requests. */
+export interface Amounts {
+  u: number;
+  i: number;
+  o: number;
+  q: number;
+}
+
+export type Metric = 'usd' | 'inputTokens' | 'outputTokens' | 'totalTokens' | 'requests' | 'parallel';
+
+export interface CounterPlan {
+  /** Storage key suffix, unique per scopeKey × window shape × window instance. */
+  key: string;
+  scopeKey: string;
+  /** describeWindow() of the shape, or `rate` for RateLimitSpecs (a 60 s sliding window). */
+  window: string;
+  /** Fixed windows: window id; sliding: '' */
+  windowId: string;
+  /** 0 = fixed (calendar) window, >0 = sliding window bucket size in ms. */
+  bucketMs: number;
+  /** Sliding: number of buckets per window. */
+  buckets: number;
+  /** Sliding: the bucket this request is charged to (admission time). */
+  bucket: number;
+  /** Fixed: window start/end (ms). Sliding: 0/0. */
+  start: number;
+  resetAt: number;
+  /** When the stored counter may be dropped (ms). */
+  expireAt: number;
+}
+
+export interface CheckPlan {
+  name: string;
+  kind: 'budget' | 'rate';
+  /** Index into Plan.counters. */
+  counter: number;
+  metric: Metric;
+  /** Integer units (nano-USD for usd). */
+  limit: number;
+  hard: boolean;
+  mode: StoreFailMode;
+  scopeKey: string;
+}
+
+export interface Plan {
+  requestId: string;
+  /** Hash-tag value: every key of one request lives in this tenant's slot. */
+  tenant: string;
+  now: number;
+  /** Reservation expiry (ms). */
+  expiresAt: number;
+  amounts: Amounts;
+  counters: CounterPlan[];
+  checks: CheckPlan[];
+}
+
+export const RATE_WINDOW_SECONDS = 60;
+/** Default reservation TTL: longer than any sane LLM request, short enough that a dead replica's holds return. */
+export const DEFAULT_RESERVATION_TTL_MS = 600_000;
+
+function budgetConfigError(name: string, detail: string): GatewayError {
+  return new GatewayError('internal', `budget "${name}" is misconfigured: ${detail}`, { code: 'budget_config_invalid' });
+}
+
+const MODES: ReadonlySet<string> = new Set(['failClosed', 'failOpen', 'local']);
+
+function validLimit(v: unknown): boolean {
+  return v === undefined || (typeof v === 'number' && Number.isFinite(v) && v >= 0);
+}
+
+/** Load-time validation for the policy engine / config loader. Returns problems; empty = valid. */
+export function validateBudgetSpec(spec: BudgetSpec): string[] {
+  const errs: string[] = [];
+  if (!spec.name) errs.push('name is empty');
+  if (!spec.scopeKey) errs.push('scopeKey is empty');
+  const l = spec.limit ?? {};
+  const keys = ['usd', 'inputTokens', 'outputTokens', 'totalTokens', 'requests'] as const;
+  if (!keys.some((k) => l[k] !== undefined)) errs.push('limit sets none of usd, inputTokens, outputTokens, totalTokens, requests');
+  for (const k of keys) if (!validLimit(l[k])) errs.push(`limit.${k} must be a finite number ≥ 0`);
+  for (const k of ['inputTokens', 'outputTokens', 'totalTokens', 'requests'] as const) {
+    if (l[k] !== undefined && !Number.isInteger(l[k])) errs.push(`limit.${k} must be an integer`);
+  }
+  const w = spec.window as BudgetWindow | undefined;
+  if (!w) errs.push('window is missing');
+  else if (w.kind === 'rolling') {
+    if (!Number.isInteger(w.seconds) || w.seconds < 1 || w.seconds > 366 * 86400) errs.push('rolling window seconds must be an integer in 1..31622400');
+  } else if (w.kind === 'minute' || w.kind === 'hour' || w.kind === 'day' || w.kind === 'month') {
+    if (w.timeZone !== undefined && !isValidTimeZone(w.timeZone)) errs.push(`unknown time zone "${w.timeZone}"`);
+  } else errs.push(`unknown window kind "${(w as { kind: string }).kind}"`);
+  if (spec.enforcement !== 'hard' && spec.enforcement !== 'soft') errs.push('enforcement must be hard or soft');
+  if (!MODES.has(spec.onStoreError)) errs.push('onStoreError must be failClosed, failOpen or local');
+  return errs;
+}
+
+export function validateRateLimitSpec(spec: RateLimitSpec): string[] {
+  const errs: string[] = [];
+  if (!spec.name) errs.push('name is empty');
+  if (!spec.scopeKey) errs.push('scopeKey is empty');
+  if (spec.rpm === undefined && spec.tpm === undefined && spec.maxParallel === undefined) errs.push('sets none of rpm, tpm, maxParallel');
+  for (const k of ['rpm', 'tpm', 'maxParallel'] as const) {
+    const v = spec[k];
+    if (v !== undefined && !(Number.isInteger(v) && v >= 0)) errs.push(`${k} must be an integer ≥ 0`);
+  }
+  if (!MODES.has(spec.onStoreError)) errs.push('onStoreError must be failClosed, failOpen or local');
+  return errs;
+}
+
+export function validateEstimate(e: UsageEstimate, what: string): void {
+  for (const k of ['usd', 'inputTokens', 'outputTokens'] as const) {
+    const v = e[k];
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
+      throw new GatewayError('internal', `${what}.${k} must be a finite number ≥ 0 (got ${String(v)})`, { code: 'budget_bad_usage' });
+    }
+  }
+}
+
+export function toAmounts(e: UsageEstimate, requests: number, round: 'up' | 'nearest'): Amounts {
+  const f = round === 'up' ? Math.ceil : Math.round;
+  // Subtract a hair before ceil so 0.3 USD (0.30000000000000004 × 1e9) doesn't become +1 nano.
+  const u = round === 'up' ? Math.ceil(e.usd * NANO - 1e-6) : Math.round(e.usd * NANO);
+  return { u: Math.max(0, u), i: f(e.inputTokens), o: f(e.outputTokens), q: requests };
+}
+
+/** Tag-safe tenant (a `{` or `}` inside a hash tag would move the slot). */
+export function tagOf(tenant: string | undefined): string {
+  if (!tenant) return '_';
+  return tenant.replace(/[{}%]/g, (c) => `%${c.charCodeAt(0).toString(16)}`);
+}
+
+const MINUTE_MS = 60_000;
+/** Calendar counters are kept one extra window (≥ 1 day) for spend reports, and past any reservation. */
+function retentionMs(windowMs: number, ttlMs: number): number {
+  return Math.max(windowMs, 86_400_000) + ttlMs;
+}
+
+export interface PlanInput {
+  requestId: string;
+  budgets: readonly BudgetSpec[];
+  rateLimits: readonly RateLimitSpec[];
+  estimate: UsageEstimate;
+  tenant?: string;
+  ttlMs?: number;
+  now: number;
+}
+
+export function buildPlan(input: PlanInput): Plan {
+  const { requestId, now } = input;
+  if (typeof requestId !== 'string' || requestId.length === 0 || requestId.length > 200) {
+    throw new GatewayError('internal', 'budget reservation needs a request id of 1..200 characters', { code: 'budget_bad_request_id' });
+  }
+  validateEstimate(input.estimate, 'estimate');
+  const ttlMs = input.ttlMs ?? DEFAULT_RESERVATION_TTL_MS;
+  const counters: CounterPlan[] = [];
+  const index = new Map<string, number>();
+  const checks: CheckPlan[] = [];
+
+  const counterFor = (scopeKey: string, window: BudgetWindow | 'rate'): number => {
+    const shape = window === 'rate' ? 'rate' : describeWindow(window);
+    const prefix = window === 'rate' ? 'r' : 'b';
+    const id = `${prefix}|${scopeKey}|${shape}`;
+    const existing = index.get(id);
+    if (existing !== undefined) return existing;
+    let c: CounterPlan;
+    if (window === 'rate' || window.kind === 'rolling') {
+      const sw = slidingOf(window === 'rate' ? RATE_WINDOW_SECONDS : window.seconds);
+      const windowMs = sw.bucketMs * sw.buckets;
+      c = {
+        key: id,
+        scopeKey,
+        window: shape,
+        windowId: '',
+        bucketMs: sw.bucketMs,
+        buckets: sw.buckets,
+        bucket: bucketOf(now, sw),
+        start: 0,
+        resetAt: 0,
+        expireAt: now + windowMs + sw.bucketMs + ttlMs,
+      };
+    } else {
+      const fw = fixedWindowAt(window.kind, window.timeZone, now);
+      c = {
+        key: `${id}|${fw.id}`,
+        scopeKey,
+        window: shape,
+        windowId: fw.id,
+        bucketMs: 0,
+        buckets: 0,
+        bucket: 0,
+        start: fw.start,
+        resetAt: fw.end,
+        expireAt: fw.end + retentionMs(fw.end - fw.start, ttlMs),
+      };
+    }
+    counters.push(c);
+    index.set(id, counters.length - 1);
+    return counters.length - 1;
+  };
+
+  for (const spec of input.budgets) {
+    const errs = validateBudgetSpec(spec);
+    if (errs.length) throw budgetConfigError(spec.name || '(unnamed)', errs.join('; '));
+    const ci = counterFor(spec.scopeKey, spec.window);
+    const hard = spec.enforcement === 'hard';
+    const l = spec.limit;
+    const add = (metric: Metric, limit: number | undefined): void => {
+      if (limit === undefined) return;
+      checks.push({
+        name: spec.name,
+        kind: 'budget',
+        counter: ci,
+        metric,
+        // Limits round down: a $0.3 budget never admits 0.30000000001.
+        limit: metric === 'usd' ? Math.floor(limit * NANO + 1e-6) : Math.floor(limit),
+        hard,
+        mode: spec.onStoreError,
+        scopeKey: spec.scopeKey,
+      });
+    };
+    add('usd', l.usd);
+    add('inputTokens', l.inputTokens);
+    add('outputTokens', l.outputTokens);
+    add('totalTokens', l.totalTokens);
+    add('requests', l.requests);
+  }
+  for (const spec of input.rateLimits) {
+    const errs = validateRateLimitSpec(spec);
+    if (errs.length) throw budgetConfigError(spec.name || '(unnamed)', errs.join('; '));
+    const ci = counterFor(spec.scopeKey, 'rate');
+    const base = { name: spec.name, kind: 'rate' as const, counter: ci, hard: true, mode: spec.onStoreError, scopeKey: spec.scopeKey };
+    if (spec.rpm !== undefined) checks.push({ ...base, metric: 'requests', limit: spec.rpm });
+    if (spec.tpm !== undefined) checks.push({ ...base, metric: 'totalTokens', limit: spec.tpm });
+    if (spec.maxParallel !== undefined) checks.push({ ...base, metric: 'parallel', limit: spec.maxParallel });
+  }
+  return {
+    requestId,
+    tenant: tagOf(input.tenant),
+    now,
+    expiresAt: now + ttlMs,
+    amounts: toAmounts(input.estimate, 1, 'up'),
+    counters,
+    checks,
+  };
+}
+
+export { MINUTE_MS };

@@ -1,0 +1,551 @@
+// Redis BudgetStore: one ceiling shared by every replica. One EVALSHA per phase (reserve, settle).
+// When Redis is unreachable, hung or erroring, each spec's `onStoreError` decides:
+//   failClosed → deny (the manager answers 503 "budget store unavailable")
+//   failOpen   → admit, flagged `degraded: 'failOpen'`; usage is still recorded locally and replayed
+//   local      → enforce against this replica's share of the last known remaining budget
+//                (remaining / live replicas), recorded locally and replayed into Redis on recovery.
+// Settles that cannot reach Redis are queued and replayed; scripts are idempotent per request id
+// (a `done` marker), so a command that timed out but did run is never applied twice.
+
+import { createHash, randomUUID } from 'node:crypto';
+import { Redis, type RedisOptions } from 'ioredis';
+import { buildPlan, toAmounts, type Amounts, type CheckPlan, type CounterPlan, type Plan, type Usage, type UsageEstimate } from './plan.ts';
+import { MemoryStore, compareRows, scopeMatches, spendRow, type JournalEntry } from './memory.ts';
+import { APPLY_LUA, RESERVE_LUA, SETTLE_LUA, SWEEP_LUA } from './lua.ts';
+import {
+  currentValue,
+  evaluate,
+  type BudgetStore,
+  type CounterState,
+  type ReserveResult,
+  type ReserveSpecs,
+  type SettleResult,
+  type SpendQuery,
+  type SpendRow,
+} from './store.ts';
+import { NANO, tagOf } from './plan.ts';
+
+export interface BudgetLogger {
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface RedisStoreOptions {
+  /** A ready-made client (use budgetRedisOptions() for it), or a URL to create one from. */
+  redis?: Redis;
+  url?: string;
+  /** Key prefix, default `tg:`. */
+  prefix?: string;
+  now?: () => number;
+  /** Per-command timeout so a hung Redis can't hang requests (ms). Default 150. */
+  commandTimeoutMs?: number;
+  /** After a failure, skip Redis for this long before trying again (ms). Default 1000. */
+  breakerMs?: number;
+  /** Fixed replica count for `local` shares. Default: live replicas seen through heartbeats. */
+  replicas?: number;
+  replicaId?: string;
+  /** Heartbeat/maintenance period (ms). Default 1000 (heartbeat every 5th tick). */
+  tickMs?: number;
+  /** How long settled request ids are remembered (idempotency window, ms). Default 1 h. */
+  settledMemoryMs?: number;
+  /** Cap on queued settles while Redis is away. Default 100 000. */
+  maxPending?: number;
+  logger?: BudgetLogger;
+}
+
+/** ioredis options for a budget client: bounded command time, fail fast while disconnected, backoff. */
+export function budgetRedisOptions(commandTimeoutMs = 150): RedisOptions {
+  return {
+    commandTimeout: commandTimeoutMs,
+    connectTimeout: 1000,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    // Exponential backoff with jitter, capped at 2 s; never gives up.
+    retryStrategy: (times: number) => Math.min(2000, 50 * 2 ** Math.min(times, 6)) + Math.floor(Math.random() * 50),
+    enableReadyCheck: true,
+    lazyConnect: false,
+  };
+}
+
+interface Script {
+  src: string;
+  sha: string;
+}
+const script = (src: string): Script => ({ src, sha: createHash('sha1').update(src).digest('hex') });
+const SCRIPTS = { reserve: script(RESERVE_LUA), settle: script(SETTLE_LUA), apply: script(APPLY_LUA), sweep: script(SWEEP_LUA) };
+
+interface Inflight {
+  plan: Plan;
+  planJson: string;
+  where: 'redis' | 'local';
+  at: number;
+}
+
+interface PendingSettle {
+  requestId: string;
+  plan: Plan;
+  planJson: string;
+  charge: Amounts | null;
+}
+
+interface LastKnown {
+  at: number;
+  s: CounterState;
+}
+
+const noopLogger: BudgetLogger = { warn() {}, error() {} };
+const LAST_KNOWN_MAX = 100_000;
+const APPLY_BATCH = 64;
+
+export interface RedisStoreStats {
+  /** Round trips per operation kind since start (EVALSHA, plus EVAL after a NOSCRIPT). */
+  roundTrips: { reserve: number; settle: number; apply: number; sweep: number; heartbeat: number };
+  failures: number;
+  pending: number;
+  journal: number;
+  replicas: number;
+}
+
+export class RedisStore implements BudgetStore {
+  readonly redis: Redis;
+  private readonly ownsClient: boolean;
+  private readonly prefix: string;
+  private readonly now: () => number;
+  private readonly breakerMs: number;
+  private readonly fixedReplicas: number | undefined;
+  private readonly replicaId: string;
+  private readonly settledMemoryMs: number;
+  private readonly maxPending: number;
+  private readonly log: BudgetLogger;
+  private readonly local: MemoryStore;
+  private readonly inflight = new Map<string, Inflight>();
+  private readonly lastKnown = new Map<string, LastKnown>();
+  private pending: PendingSettle[] = [];
+  private breakerUntil = 0;
+  private liveReplicas = 1;
+  private flushing: Promise<void> | null = null;
+  private ticks = 0;
+  private timer: NodeJS.Timeout;
+  private batchSeq = 0;
+  private closed = false;
+  private readonly counts: RedisStoreStats['roundTrips'] = { reserve: 0, settle: 0, apply: 0, sweep: 0, heartbeat: 0 };
+  private failures = 0;
+
+  constructor(opts: RedisStoreOptions) {
+    if (!opts.redis && !opts.url) throw new Error('RedisStore needs `redis` or `url`');
+    this.ownsClient = !opts.redis;
+    this.redis = opts.redis ?? new Redis(opts.url!, budgetRedisOptions(opts.commandTimeoutMs));
+    this.prefix = opts.prefix ?? 'tg:';
+    this.now = opts.now ?? Date.now;
+    this.breakerMs = opts.breakerMs ?? 1000;
+    this.fixedReplicas = opts.replicas;
+    this.replicaId = opts.replicaId ?? randomUUID();
+    this.settledMemoryMs = opts.settledMemoryMs ?? 3_600_000;
+    this.maxPending = opts.maxPending ?? 100_000;
+    this.log = opts.logger ?? noopLogger;
+    this.local = new MemoryStore({ now: this.now, journal: true, settledMemoryMs: this.settledMemoryMs });
+    // ioredis emits 'error' on every failed reconnect; without a listener Node would crash.
+    this.redis.on('error', (err: Error) => this.log.warn({ err: err.message }, 'budget store: redis error'));
+    this.redis.on('ready', () => {
+      this.breakerUntil = 0;
+      void this.loadScripts();
+      void this.heartbeat();
+      void this.flush();
+    });
+    if (this.redis.status === 'ready') void this.loadScripts();
+    this.timer = setInterval(() => this.tick(), opts.tickMs ?? 1000);
+    this.timer.unref();
+  }
+
+  /** Resolves when connected (or after timeoutMs; the store works degraded meanwhile). */
+  async ready(timeoutMs = 2000): Promise<boolean> {
+    if (this.redis.status === 'ready') return true;
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.redis.off('ready', on);
+        resolve(false);
+      }, timeoutMs);
+      const on = (): void => {
+        clearTimeout(t);
+        resolve(true);
+      };
+      this.redis.once('ready', on);
+    });
+  }
+
+  // ---- BudgetStore ----
+
+  async reserve(requestId: string, specs: ReserveSpecs, estimate: UsageEstimate): Promise<ReserveResult> {
+    const plan = buildPlan({
+      requestId,
+      budgets: specs.budgets,
+      rateLimits: specs.rateLimits ?? [],
+      estimate,
+      tenant: specs.tenant,
+      ttlMs: specs.ttlMs,
+      now: this.now(),
+    });
+    if (plan.counters.length === 0) return { ok: true, checks: [], denied: [], warnings: [] };
+    const planJson = JSON.stringify(plan);
+    if (!this.available()) return this.fallback(plan, planJson);
+    let raw: string;
+    try {
+      raw = String(await this.run('reserve', SCRIPTS.reserve, this.keysFor(plan), [planJson, this.cpre(plan.tenant), this.rpre(plan.tenant), String(this.settledMemoryMs)]));
+    } catch (err) {
+      this.failed(err, 'reserve');
+      // The script may still have run (timeout after send): queue a release so the hold can't linger.
+      this.enqueue({ requestId, plan, planJson, charge: null });
+      return this.fallback(plan, planJson);
+    }
+    const out = JSON.parse(raw) as { ok: number; dup?: 'held' | 'settled'; st: string[][]; ra: Array<[number, number]> | Record<string, never> };
+    const states: CounterState[] = out.st.map((v) => {
+      const n = v.map(Number);
+      return { c: { u: n[0], i: n[1], o: n[2], q: n[3] }, r: { u: n[4], i: n[5], o: n[6], q: n[7] } };
+    });
+    const retry = new Map<number, number>(Array.isArray(out.ra) ? out.ra : []);
+    const ok = out.ok === 1;
+    const result = evaluate(plan, states, ok, (i) => retry.get(i) ?? 1000);
+    if (out.dup) return { ...result, duplicate: out.dup };
+    this.remember(plan, states, ok);
+    if (ok) this.inflight.set(requestId, { plan, planJson, where: 'redis', at: plan.now });
+    return result;
+  }
+
+  async commit(requestId: string, actual: Usage): Promise<SettleResult> {
+    return this.settle(requestId, toAmounts(actual, 1, 'nearest'));
+  }
+
+  async release(requestId: string): Promise<SettleResult> {
+    return this.settle(requestId, null);
+  }
+
+  private async settle(requestId: string, charge: Amounts | null): Promise<SettleResult> {
+    const f = this.inflight.get(requestId);
+    if (!f) return { status: 'unknown' };
+    this.inflight.delete(requestId);
+    if (f.where === 'local') {
+      const r = this.local.settleSync(requestId, charge, f.plan);
+      if (this.available()) void this.flush();
+      return r;
+    }
+    const p: PendingSettle = { requestId, plan: f.plan, planJson: f.planJson, charge };
+    if (!this.available()) {
+      this.enqueue(p);
+      return { status: 'queued' };
+    }
+    try {
+      return { status: await this.settleRemote(p) };
+    } catch (err) {
+      this.failed(err, 'settle');
+      this.enqueue(p);
+      return { status: 'queued' };
+    }
+  }
+
+  async spend(query: SpendQuery = {}): Promise<SpendRow[]> {
+    const now = this.now();
+    const match = query.tenant !== undefined ? `${globEscape(this.prefix)}{${globEscape(tagOf(query.tenant))}}:c:*` : `${globEscape(this.prefix)}{*}:c:*`;
+    const keys: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, batch] = await this.redis.scan(cursor, 'MATCH', match, 'COUNT', 1000);
+      cursor = next;
+      keys.push(...batch);
+    } while (cursor !== '0');
+    // Sweep expired holds of every tenant seen, so reserved numbers are current.
+    const tags = new Set(keys.map((k) => this.tagOfKey(k)));
+    for (const t of tags) await this.sweepTenant(t, now);
+    const pipe = this.redis.pipeline();
+    for (const k of keys) pipe.hgetall(k);
+    const res = (await pipe.exec()) ?? [];
+    const rows: SpendRow[] = [];
+    res.forEach(([err, h], idx) => {
+      if (err || !h) return;
+      const row = rowFromHash(this.tagOfKey(keys[idx]), h as Record<string, string>, now);
+      if (row && scopeMatches(row.scopeKey, query.scopeKey)) rows.push(row);
+    });
+    return rows.sort(compareRows);
+  }
+
+  health(): 'ok' | 'degraded' {
+    if (this.redis.status !== 'ready' || this.now() < this.breakerUntil) return 'degraded';
+    if (this.pending.length > 0 || this.local.journalSize > 0 || this.local.inFlight > 0) return 'degraded';
+    return 'ok';
+  }
+
+  stats(): RedisStoreStats {
+    return {
+      roundTrips: { ...this.counts },
+      failures: this.failures,
+      pending: this.pending.length,
+      journal: this.local.journalSize,
+      replicas: this.replicas(),
+    };
+  }
+
+  /** Replay queued settles and local spend now (also runs on reconnect and every tick). */
+  async flush(): Promise<void> {
+    if (this.flushing) return this.flushing;
+    this.flushing = this.doFlush().finally(() => {
+      this.flushing = null;
+    });
+    return this.flushing;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.timer);
+    if (this.available() && (this.pending.length || this.local.journalSize)) {
+      await this.flush().catch(() => undefined);
+    }
+    if (this.ownsClient) {
+      try {
+        await this.redis.quit();
+      } catch {
+        this.redis.disconnect();
+      }
+    }
+  }
+
+  // ---- fallback ----
+
+  private fallback(plan: Plan, planJson: string): ReserveResult {
+    const closed = [...new Set(plan.checks.filter((c) => c.mode === 'failClosed').map((c) => c.name))];
+    if (closed.length > 0) {
+      return { ok: false, checks: [], denied: [], warnings: [], storeUnavailable: true, unavailableSpecs: closed };
+    }
+    const replicas = this.replicas();
+    const hasLocal = plan.checks.some((c) => c.mode === 'local');
+    const checks: CheckPlan[] = [];
+    for (const chk of plan.checks) {
+      if (chk.mode === 'failOpen') continue;
+      checks.push({ ...chk, limit: this.share(plan, chk, replicas) });
+    }
+    const localPlan: Plan = { ...plan, checks };
+    const r = this.local.reservePlan(localPlan);
+    if (r.ok && !r.duplicate) this.inflight.set(plan.requestId, { plan: localPlan, planJson, where: 'local', at: plan.now });
+    return { ...r, degraded: hasLocal ? 'local' : 'failOpen' };
+  }
+
+  /** This replica's share of what was left when Redis was last seen. Unknown counter: limit/replicas. */
+  private share(plan: Plan, chk: CheckPlan, replicas: number): number {
+    const c = plan.counters[chk.counter];
+    const lk = this.lastKnown.get(`${plan.tenant}\u0000${c.key}`);
+    const windowMs = c.bucketMs * c.buckets;
+    const fresh = lk && (c.bucketMs === 0 || plan.now - lk.at < windowMs);
+    const used = fresh ? currentValue(chk.metric, lk.s) : 0;
+    return Math.floor(Math.max(0, chk.limit - used) / replicas);
+  }
+
+  private remember(plan: Plan, states: CounterState[], admitted: boolean): void {
+    plan.counters.forEach((c, i) => {
+      const k = `${plan.tenant}\u0000${c.key}`;
+      const s = states[i];
+      const r = admitted ? { u: s.r.u + plan.amounts.u, i: s.r.i + plan.amounts.i, o: s.r.o + plan.amounts.o, q: s.r.q + plan.amounts.q } : s.r;
+      this.lastKnown.delete(k);
+      this.lastKnown.set(k, { at: plan.now, s: { c: s.c, r } });
+    });
+    while (this.lastKnown.size > LAST_KNOWN_MAX) {
+      const oldest = this.lastKnown.keys().next().value;
+      if (oldest === undefined) break;
+      this.lastKnown.delete(oldest);
+    }
+  }
+
+  private replicas(): number {
+    return Math.max(1, this.fixedReplicas ?? this.liveReplicas);
+  }
+
+  // ---- Redis plumbing ----
+
+  private available(): boolean {
+    return !this.closed && this.redis.status === 'ready' && this.now() >= this.breakerUntil;
+  }
+
+  private failed(err: unknown, op: string): void {
+    this.failures++;
+    this.breakerUntil = this.now() + this.breakerMs;
+    const msg = err instanceof Error ? err.message : String(err);
+    // Script bugs are not outages: say so loudly.
+    if (/ERR .*script|user_script|cjson/i.test(msg)) this.log.error({ err: msg, op }, 'budget store: script error');
+    else this.log.warn({ err: msg, op }, 'budget store: redis unavailable, using fail modes');
+  }
+
+  private async run(kind: keyof RedisStoreStats['roundTrips'], s: Script, keys: string[], args: string[]): Promise<unknown> {
+    this.counts[kind]++;
+    try {
+      return await this.redis.evalsha(s.sha, keys.length, ...keys, ...args);
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+      this.counts[kind]++;
+      return await this.redis.eval(s.src, keys.length, ...keys, ...args);
+    }
+  }
+
+  private async loadScripts(): Promise<void> {
+    try {
+      for (const s of Object.values(SCRIPTS)) await this.redis.script('LOAD', s.src);
+    } catch (err) {
+      this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'budget store: script load failed (will EVAL on demand)');
+    }
+  }
+
+  private cpre(tag: string): string {
+    return `${this.prefix}{${tag}}:c:`;
+  }
+  private rpre(tag: string): string {
+    return `${this.prefix}{${tag}}:res:`;
+  }
+  private keysFor(plan: Plan): string[] {
+    const cp = this.cpre(plan.tenant);
+    return [`${this.rpre(plan.tenant)}${plan.requestId}`, `${this.prefix}{${plan.tenant}}:rx`, ...plan.counters.map((c) => cp + c.key)];
+  }
+  private tagOfKey(key: string): string {
+    const s = key.indexOf('{', this.prefix.length - 1);
+    const e = key.indexOf('}', s + 1);
+    return key.slice(s + 1, e);
+  }
+
+  private async settleRemote(p: PendingSettle): Promise<SettleResult['status']> {
+    const charge = p.charge ? `${p.charge.u}:${p.charge.i}:${p.charge.o}:${p.charge.q}` : '';
+    const args = [p.planJson, this.cpre(p.plan.tenant), this.rpre(p.plan.tenant), String(this.settledMemoryMs), String(this.now()), charge];
+    return String(await this.run('settle', SCRIPTS.settle, this.keysFor(p.plan), args)) as SettleResult['status'];
+  }
+
+  private async sweepTenant(tag: string, now: number): Promise<void> {
+    for (let i = 0; i < 100; i++) {
+      const n = Number(await this.run('sweep', SCRIPTS.sweep, [`${this.prefix}{${tag}}:rx`], [this.cpre(tag), this.rpre(tag), String(this.settledMemoryMs), String(now), '500']));
+      if (n < 500) return;
+    }
+  }
+
+  private enqueue(p: PendingSettle): void {
+    if (this.pending.length >= this.maxPending) {
+      const dropped = this.pending.shift();
+      this.log.error({ requestId: dropped?.requestId }, 'budget store: pending settle queue full, dropping oldest (its hold expires by TTL)');
+    }
+    this.pending.push(p);
+  }
+
+  private async doFlush(): Promise<void> {
+    while (this.pending.length > 0 && this.available()) {
+      const p = this.pending[0];
+      try {
+        await this.settleRemote(p);
+        this.pending.shift();
+      } catch (err) {
+        this.failed(err, 'replay');
+        return;
+      }
+    }
+    if (!this.available()) return;
+    const entries = this.local.drainJournal();
+    if (entries.length > 0) {
+      const byTenant = new Map<string, JournalEntry[]>();
+      for (const e of entries) {
+        const list = byTenant.get(e.tenant);
+        if (list) list.push(e);
+        else byTenant.set(e.tenant, [e]);
+      }
+      const left: JournalEntry[] = [];
+      for (const [tenant, list] of byTenant) {
+        for (let i = 0; i < list.length; i += APPLY_BATCH) {
+          const batch = list.slice(i, i + APPLY_BATCH);
+          if (left.length > 0 || !this.available()) {
+            left.push(...batch);
+            continue;
+          }
+          try {
+            await this.applyBatch(tenant, batch);
+          } catch (err) {
+            this.failed(err, 'reconcile');
+            left.push(...batch);
+          }
+        }
+      }
+      if (left.length) this.local.restoreJournal(left);
+    }
+    if (this.local.journalSize === 0 && this.local.inFlight === 0 && this.pending.length === 0) this.local.resetCounters();
+  }
+
+  private async applyBatch(tenant: string, batch: JournalEntry[]): Promise<void> {
+    // The batch id is fixed before the first attempt, so a timed-out attempt that did run is not
+    // applied again on retry (the marker says so).
+    const tagged = batch as Array<JournalEntry & { batchId?: string }>;
+    const id = tagged[0].batchId ?? `${this.replicaId}:${++this.batchSeq}`;
+    for (const e of tagged) e.batchId = id;
+    const cp = this.cpre(tenant);
+    const keys = [`${this.prefix}{${tenant}}:rc:${id}`, ...batch.map((e) => cp + e.counter.key)];
+    const payload = JSON.stringify(batch.map((e) => [e.counter, e.amounts]));
+    await this.run('apply', SCRIPTS.apply, keys, [payload, String(this.now()), String(this.settledMemoryMs)]);
+  }
+
+  private async heartbeat(): Promise<void> {
+    if (this.redis.status !== 'ready') return;
+    const now = this.now();
+    const key = `${this.prefix}replicas`;
+    try {
+      this.counts.heartbeat++;
+      const res = await this.redis
+        .multi()
+        .zadd(key, now, this.replicaId)
+        .zremrangebyscore(key, '-inf', now - 15_000)
+        .zcard(key)
+        .pexpire(key, 60_000)
+        .exec();
+      const card = res?.[2]?.[1];
+      if (typeof card === 'number' && card > 0) this.liveReplicas = card;
+    } catch {
+      // Heartbeats are best effort; the last count stays.
+    }
+  }
+
+  private tick(): void {
+    this.ticks++;
+    if (this.ticks % 5 === 1) void this.heartbeat();
+    if ((this.pending.length > 0 || this.local.journalSize > 0) && this.available()) void this.flush();
+    // A settle never came for these (caller bug or lost stream): the store-side TTL has released them.
+    const now = this.now();
+    if (this.ticks % 60 === 0) {
+      for (const [id, f] of this.inflight) if (now - f.at > f.plan.expiresAt - f.plan.now + this.settledMemoryMs) this.inflight.delete(id);
+    }
+  }
+}
+
+function globEscape(s: string): string {
+  return s.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+}
+
+function rowFromHash(tenant: string, h: Record<string, string>, now: number): SpendRow | null {
+  if (h.sk === undefined) return null;
+  const num = (k: string): number => Number(h[k] ?? 0);
+  const bucketMs = num('bm');
+  const c: Amounts = { u: 0, i: 0, o: 0, q: 0 };
+  if (bucketMs === 0) {
+    c.u = num('u');
+    c.i = num('i');
+    c.o = num('o');
+    c.q = num('q');
+  } else {
+    const minb = Math.floor(now / bucketMs) - num('bn');
+    for (const [f, v] of Object.entries(h)) {
+      if (f[0] !== '#' || Number(f.slice(1)) < minb) continue;
+      const [u, i, o, q] = v.split(':').map(Number);
+      c.u += u;
+      c.i += i;
+      c.o += o;
+      c.q += q;
+    }
+  }
+  const r: Amounts = { u: num('ru'), i: num('ri'), o: num('ro'), q: num('rq') };
+  const limits: Record<string, number> = {};
+  for (const [f, v] of Object.entries(h)) {
+    if (!f.startsWith('l:')) continue;
+    const name = f.slice(2);
+    limits[name] = name.endsWith(':usd') ? Number(v) / NANO : Number(v);
+  }
+  return spendRow(tenant, { scopeKey: h.sk, window: h.w, windowId: h.wid ?? '', start: num('st'), resetAt: num('ra') }, { c, r }, limits);
+}
+
+export type { CounterPlan };

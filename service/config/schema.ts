@@ -1,0 +1,87 @@
+// zod schemas for the core document kinds. Unknown fields are errors: a typo in a security
+// config must not be silently ignored.
+import { z } from 'zod';
+
+const name = z.string().regex(/^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$/, 'lower-case letters, digits, ".", "_", "-"');
+
+export const gatewaySpec = z.strictObject({
+  maxRequestBytes: z.number().int().positive().max(64 * 1024 * 1024).default(4 * 1024 * 1024),
+  clusterHeader: z.string().default('x-tollgate-cluster'),
+  hostHeader: z.string().default('x-tollgate-host'),
+  jwt: z
+    .strictObject({
+      payloadKey: z.string().default('jwt_payload'),
+      tenantClaim: z.string().default('tenant'),
+      teamClaim: z.string().default('team'),
+      userClaim: z.string().default('sub'),
+      groupsClaim: z.string().default('groups'),
+    })
+    .default({
+      payloadKey: 'jwt_payload',
+      tenantClaim: 'tenant',
+      teamClaim: 'team',
+      userClaim: 'sub',
+      groupsClaim: 'groups',
+    }),
+});
+
+const credential = z.union([
+  z.strictObject({ env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable name') }),
+  z.strictObject({ file: z.string().min(1) }),
+  z.strictObject({ none: z.literal(true) }),
+]);
+
+export const providerSpec = z.strictObject({
+  api: z.enum(['openai', 'azure', 'anthropic', 'gemini', 'bedrock']),
+  cluster: z.string().min(1),
+  host: z.string().min(1),
+  basePath: z.string().default(''),
+  credential,
+  apiVersion: z.string().optional(),
+  region: z.string().optional(),
+  dataRetention: z.boolean().default(false),
+  selfHosted: z.boolean().default(false),
+});
+
+const deployment = z.strictObject({
+  id: z.string().optional(),
+  provider: name,
+  model: z.string().min(1),
+  region: z.string().min(1),
+  pricing: z
+    .strictObject({
+      inputPerMillion: z.number().nonnegative(),
+      outputPerMillion: z.number().nonnegative(),
+    })
+    .default({ inputPerMillion: 0, outputPerMillion: 0 }),
+  contextWindow: z.number().int().positive().default(128000),
+  weight: z.number().nonnegative().default(1),
+  priority: z.number().int().default(0),
+});
+
+export const modelSpec = z.strictObject({
+  aliases: z.array(z.string().min(1)).default([]),
+  kind: z.enum(['chat', 'embedding']).default('chat'),
+  strategy: z.enum(['priority', 'weighted', 'lowest-cost', 'lowest-latency']).default('priority'),
+  deployments: z.array(deployment).min(1),
+});
+
+export const tenantSpec = z.strictObject({
+  timeZone: z.string().default('UTC'),
+  attributes: z.record(z.string(), z.unknown()).default({}),
+});
+
+export const teamSpec = z.strictObject({
+  tenant: name,
+  attributes: z.record(z.string(), z.unknown()).default({}),
+});
+
+export const virtualKeySpec = z.strictObject({
+  sha256: z.string().regex(/^[0-9a-f]{64}$/, 'hex SHA-256 of the key (never the key itself)'),
+  tenant: name,
+  team: name.optional(),
+  user: z.string().optional(),
+  groups: z.array(z.string()).default([]),
+  disabled: z.boolean().default(false),
+  expiresAt: z.iso.datetime().optional(),
+});

@@ -1,0 +1,88 @@
+// Helpers for the wire shapes Envoy accepts: raw_value-only header mutations, Struct metadata.
+import type {
+  HeaderMap,
+  HeaderMutation,
+  HeaderValueOption,
+  PbStruct,
+  PbValue,
+} from './messages.ts';
+
+/** Header list → map with lower-cased names. Envoy sends raw_value; value is read as a fallback. Repeated headers are joined with ", ". */
+export function headerMap(map: HeaderMap | undefined): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const h of map?.headers ?? []) {
+    const key = h.key.toLowerCase();
+    const v = h.raw_value && h.raw_value.length ? Buffer.from(h.raw_value).toString('latin1') : (h.value ?? '');
+    const prev = out.get(key);
+    out.set(key, prev === undefined ? v : `${prev}, ${v}`);
+  }
+  return out;
+}
+
+/** Builds a HeaderMutation; every value goes out as raw_value (Envoy reads only raw_value). */
+export class MutationBuilder {
+  private readonly set = new Map<string, string>();
+  private readonly remove = new Set<string>();
+
+  setHeader(name: string, value: string): this {
+    const k = name.toLowerCase();
+    if (/[\r\n\0]/.test(value)) throw new Error(`header ${k}: value contains a forbidden character`);
+    this.remove.delete(k);
+    this.set.set(k, value);
+    return this;
+  }
+
+  removeHeader(name: string): this {
+    const k = name.toLowerCase();
+    this.set.delete(k);
+    this.remove.add(k);
+    return this;
+  }
+
+  get empty(): boolean {
+    return this.set.size === 0 && this.remove.size === 0;
+  }
+
+  build(): HeaderMutation | undefined {
+    if (this.empty) return undefined;
+    const set_headers: HeaderValueOption[] = [...this.set].map(([key, v]) => ({
+      header: { key, raw_value: Buffer.from(v, 'latin1') },
+      append: { value: false },
+    }));
+    return { set_headers, remove_headers: [...this.remove] };
+  }
+}
+
+export function toPbValue(v: unknown): PbValue {
+  if (v === null || v === undefined) return { nullValue: 'NULL_VALUE' };
+  if (typeof v === 'number') return { numberValue: v };
+  if (typeof v === 'bigint') return { numberValue: Number(v) };
+  if (typeof v === 'string') return { stringValue: v };
+  if (typeof v === 'boolean') return { boolValue: v };
+  if (Array.isArray(v)) return { listValue: { values: v.map(toPbValue) } };
+  if (v instanceof Date) return { stringValue: v.toISOString() };
+  if (typeof v === 'object') return { structValue: toPbStruct(v as Record<string, unknown>) };
+  return { stringValue: String(v) };
+}
+
+export function toPbStruct(obj: Record<string, unknown>): PbStruct {
+  const fields: Record<string, PbValue> = {};
+  for (const [k, v] of Object.entries(obj)) if (v !== undefined) fields[k] = toPbValue(v);
+  return { fields };
+}
+
+export function fromPbValue(v: PbValue | undefined): unknown {
+  if (!v) return null;
+  if ('stringValue' in v) return v.stringValue;
+  if ('numberValue' in v) return v.numberValue;
+  if ('boolValue' in v) return v.boolValue;
+  if ('structValue' in v) return fromPbStruct(v.structValue);
+  if ('listValue' in v) return (v.listValue.values ?? []).map(fromPbValue);
+  return null;
+}
+
+export function fromPbStruct(s: PbStruct | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(s?.fields ?? {})) out[k] = fromPbValue(v);
+  return out;
+}

@@ -1,0 +1,310 @@
+// The per-stream state machine: one Processor per ext_proc `Process` stream (= one HTTP request).
+// It owns Envoy's protocol — which message may come when, which reply each needs, how bodies and
+// headers are mutated — and delegates every decision to an Exchange (plain values, no gRPC).
+import { GatewayError, renderError, type ClientApi } from '../errors.ts';
+import type {
+  BodySendMode,
+  CommonResponse,
+  HeaderMap,
+  PbStruct,
+  ProcessingRequest,
+  ProcessingResponse,
+} from './messages.ts';
+import { fromPbStruct, headerMap, MutationBuilder, toPbStruct } from './mutations.ts';
+
+/** A protocol violation by the peer: fails the stream with a gRPC error, never the process. */
+export class ProtocolError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ProtocolError';
+  }
+}
+
+export interface RequestHeadersInput {
+  headers: Map<string, string>;
+  endOfStream: boolean;
+  /** `metadata_context.filter_metadata` as plain JSON, per namespace. */
+  metadata: Record<string, Record<string, unknown>>;
+  /** `attributes["envoy.filters.http.ext_proc"]` as plain JSON, when Envoy sends attributes. */
+  attributes: Record<string, unknown>;
+}
+
+/** What the exchange decided for the request path. */
+export type RequestDecision =
+  | { kind: 'continue'; mutation: MutationBuilder; clearRouteCache?: boolean; replaceBody?: Buffer; metadata?: Record<string, unknown> }
+  | { kind: 'respond'; status: number; headers: Record<string, string>; body: Buffer; details: string; metadata?: Record<string, unknown> };
+
+export interface ResponseHeadersDecision {
+  mutation: MutationBuilder;
+  /** Switch the response body to STREAMED (SSE) via mode_override. */
+  stream: boolean;
+  metadata?: Record<string, unknown>;
+}
+
+export interface BodyOutput {
+  /** Replacement bytes; undefined = pass the original chunk through unchanged. */
+  body?: Buffer;
+  /** Only for buffered bodies: headers are still held, so these apply. */
+  mutation?: MutationBuilder;
+  metadata?: Record<string, unknown>;
+}
+
+export type EndReason = 'completed' | 'rejected' | 'aborted' | 'protocol_error';
+
+/** Business logic for one request, one method per phase. Errors thrown as GatewayError become client responses. */
+export interface Exchange {
+  /** The client API the error shape should follow (known after the request headers). */
+  clientApi(): ClientApi;
+  requestHeaders(input: RequestHeadersInput): Promise<RequestDecision>;
+  requestBody(body: Buffer): Promise<RequestDecision>;
+  responseHeaders(status: number, headers: Map<string, string>, endOfStream: boolean): Promise<ResponseHeadersDecision>;
+  /** Buffered response: the whole body at once. */
+  responseBody(body: Buffer): Promise<BodyOutput>;
+  /** Streamed response: one chunk (arbitrary boundaries); `last` on end_of_stream. */
+  responseChunk(chunk: Buffer, last: boolean): Promise<BodyOutput>;
+  /** Called exactly once when the stream ends, however it ends. */
+  end(reason: EndReason, detail?: string): void;
+}
+
+type Phase =
+  | 'request_headers'
+  | 'request_body'
+  | 'request_trailers'
+  | 'response_headers'
+  | 'response_body'
+  | 'response_trailers'
+  | 'done';
+
+/** Bytes Envoy buffers for a BUFFERED body; we refuse to accumulate more than this per direction. */
+const MAX_ACCUMULATE = 64 * 1024 * 1024;
+
+export class Processor {
+  private phase: Phase = 'request_headers';
+  private responseMode: 'buffered' | 'streamed' = 'buffered';
+  private requestChunks: Buffer[] = [];
+  private responseChunks: Buffer[] = [];
+  private requestBodyHandled = false;
+  private ended = false;
+  /** The error that ended the exchange, if any (for the stream handler's log line). */
+  lastError: unknown;
+  private readonly exchange: Exchange;
+
+  constructor(exchange: Exchange) {
+    this.exchange = exchange;
+  }
+
+  get finished(): boolean {
+    return this.ended;
+  }
+
+  /**
+   * Handles one message from Envoy. Returns the reply to send, or undefined when none is due
+   * (observability mode). Throws ProtocolError on a message Envoy would never send in this state.
+   */
+  async handle(msg: ProcessingRequest): Promise<ProcessingResponse | undefined> {
+    const kind = msg.request;
+    if (!kind) throw new ProtocolError('ProcessingRequest with no message set');
+    if (this.phase === 'done') throw new ProtocolError(`${kind} after the exchange finished`);
+    let reply: ProcessingResponse;
+    try {
+      reply = await this.dispatch(kind, msg);
+    } catch (err) {
+      if (err instanceof ProtocolError) throw err;
+      // Any decision error ends the exchange with the client API's error shape. On the request
+      // path the upstream is never contacted; on the response path Envoy replaces the response
+      // (or resets the stream if headers already went downstream).
+      this.lastError = err;
+      reply = this.immediate(this.rejection(err));
+    }
+    return msg.observability_mode ? undefined : reply;
+  }
+
+  private expect(kind: string, allowed: Phase[]): void {
+    if (!allowed.includes(this.phase)) throw new ProtocolError(`unexpected ${kind} while waiting for ${this.phase}`);
+  }
+
+  private async dispatch(kind: NonNullable<ProcessingRequest['request']>, msg: ProcessingRequest): Promise<ProcessingResponse> {
+    switch (kind) {
+      case 'request_headers':
+        this.expect(kind, ['request_headers']);
+        return this.onRequestHeaders(msg);
+      case 'request_body':
+        this.expect(kind, ['request_body']);
+        return this.onRequestBody(msg.request_body?.body, msg.request_body?.end_of_stream === true);
+      case 'request_trailers':
+        this.expect(kind, ['request_body', 'request_trailers']);
+        return this.onRequestTrailers();
+      case 'response_headers':
+        // Envoy may send response headers before the request body finished (e.g. a local reply
+        // from a later filter); the request side is then abandoned.
+        this.expect(kind, ['request_body', 'request_trailers', 'response_headers']);
+        return this.onResponseHeaders(msg.response_headers?.headers, msg.response_headers?.end_of_stream === true);
+      case 'response_body':
+        this.expect(kind, ['response_body']);
+        return this.onResponseBody(msg.response_body?.body, msg.response_body?.end_of_stream === true);
+      case 'response_trailers':
+        this.expect(kind, ['response_body', 'response_trailers']);
+        return this.onResponseTrailers();
+    }
+  }
+
+  private async onRequestHeaders(msg: ProcessingRequest): Promise<ProcessingResponse> {
+    const h = msg.request_headers;
+    const metadata: Record<string, Record<string, unknown>> = {};
+    for (const [ns, s] of Object.entries(msg.metadata_context?.filter_metadata ?? {})) metadata[ns] = fromPbStruct(s);
+    const attrs = msg.attributes?.['envoy.filters.http.ext_proc'];
+    const eos = h?.end_of_stream === true;
+    const decision = await this.exchange.requestHeaders({
+        headers: headerMap(h?.headers),
+        endOfStream: eos,
+        metadata,
+        attributes: attrs ? fromPbStruct(attrs) : {},
+      });
+    if (decision.kind === 'respond') return this.immediate(decision);
+    this.phase = eos ? 'response_headers' : 'request_body';
+    if (eos) this.requestBodyHandled = true;
+    return this.withMetadata({ request_headers: { response: this.common(decision) } }, decision.metadata);
+  }
+
+  private async onRequestBody(chunk: Buffer | undefined, eos: boolean): Promise<ProcessingResponse> {
+    if (chunk?.length) this.requestChunks.push(Buffer.from(chunk));
+    if (this.requestChunks.reduce((n, c) => n + c.length, 0) > MAX_ACCUMULATE)
+      return this.immediate(this.rejection(new GatewayError('too_large', 'request body too large')));
+    // In BUFFERED mode Envoy sends the whole body in one message; end_of_stream is false only
+    // when trailers follow, so the body is complete either way.
+    const body = Buffer.concat(this.requestChunks);
+    this.requestChunks = [];
+    this.requestBodyHandled = true;
+    const decision = await this.exchange.requestBody(body);
+    if (decision.kind === 'respond') return this.immediate(decision);
+    this.phase = eos ? 'response_headers' : 'request_trailers';
+    return this.withMetadata({ request_body: { response: this.common(decision) } }, decision.metadata);
+  }
+
+  private async onRequestTrailers(): Promise<ProcessingResponse> {
+    if (!this.requestBodyHandled) {
+      // Headers said a body follows but only trailers came: an empty body.
+      const decision = await this.exchange.requestBody(Buffer.alloc(0));
+      if (decision.kind === 'respond') return this.immediate(decision);
+      this.requestBodyHandled = true;
+    }
+    this.phase = 'response_headers';
+    return { request_trailers: {} };
+  }
+
+  private async onResponseHeaders(headers: HeaderMap | undefined, eos: boolean): Promise<ProcessingResponse> {
+    const map = headerMap(headers);
+    const status = Number(map.get(':status') ?? '0');
+    if (!Number.isInteger(status) || status < 100 || status > 599)
+      throw new ProtocolError(`response headers without a valid :status (${map.get(':status') ?? 'none'})`);
+    const d = await this.exchange.responseHeaders(status, map, eos);
+    if (eos) {
+      this.finish('completed');
+      return this.withMetadata({ response_headers: { response: this.common({ mutation: d.mutation }) } }, d.metadata);
+    }
+    this.phase = 'response_body';
+    const reply: ProcessingResponse = { response_headers: { response: this.common({ mutation: d.mutation }) } };
+    if (d.stream) {
+      this.responseMode = 'streamed';
+      // Body modes are copied verbatim by Envoy's effectiveModeOverride: name the response body mode.
+      const mode: BodySendMode = 'STREAMED';
+      reply.mode_override = { response_body_mode: mode };
+    }
+    return this.withMetadata(reply, d.metadata);
+  }
+
+  private async onResponseBody(chunk: Buffer | undefined, eos: boolean): Promise<ProcessingResponse> {
+    const data = chunk ? Buffer.from(chunk) : Buffer.alloc(0);
+    if (this.responseMode === 'streamed') {
+      const out = await this.exchange.responseChunk(data, eos);
+      if (eos) this.finish('completed');
+      return this.withMetadata({ response_body: { response: this.bodyCommon(out, false) } }, out.metadata);
+    }
+    this.responseChunks.push(data);
+    const body = Buffer.concat(this.responseChunks);
+    this.responseChunks = [];
+    const out = await this.exchange.responseBody(body);
+    this.phase = eos ? 'done' : 'response_trailers';
+    if (eos) this.finish('completed');
+    return this.withMetadata({ response_body: { response: this.bodyCommon(out, true) } }, out.metadata);
+  }
+
+  private async onResponseTrailers(): Promise<ProcessingResponse> {
+    if (this.phase === 'response_body' && this.responseMode === 'streamed') {
+      // Trailers end a streamed body whose last chunk had end_of_stream=false.
+      await this.exchange.responseChunk(Buffer.alloc(0), true);
+    }
+    this.finish('completed');
+    return { response_trailers: {} };
+  }
+
+  /** Called by the stream handler when the stream ends without finishing (cancel, error, timeout). */
+  abort(reason: EndReason, detail?: string): void {
+    if (this.ended) return;
+    this.phase = 'done';
+    this.ended = true;
+    this.exchange.end(reason, detail);
+  }
+
+  private finish(reason: EndReason): void {
+    this.phase = 'done';
+    if (this.ended) return;
+    this.ended = true;
+    this.exchange.end(reason);
+  }
+
+  rejection(err: unknown): Extract<RequestDecision, { kind: 'respond' }> {
+    const r = renderError(err, this.exchange.clientApi());
+    const code = err instanceof GatewayError ? err.code : 'internal_error';
+    return { kind: 'respond', status: r.status, headers: r.headers, body: r.body, details: `tollgate_${code}` };
+  }
+
+  private immediate(d: Extract<RequestDecision, { kind: 'respond' }>): ProcessingResponse {
+    const mutation = new MutationBuilder();
+    for (const [k, v] of Object.entries(d.headers)) mutation.setHeader(k, v);
+    this.phase = 'done';
+    if (!this.ended) {
+      this.ended = true;
+      this.exchange.end('rejected', d.details);
+    }
+    return this.withMetadata(
+      {
+        immediate_response: {
+          status: { code: d.status },
+          headers: mutation.build(),
+          body: d.body,
+          details: d.details,
+        },
+      },
+      d.metadata,
+    );
+  }
+
+  private common(d: { mutation: MutationBuilder; clearRouteCache?: boolean; replaceBody?: Buffer }): CommonResponse {
+    const out: CommonResponse = {};
+    const hm = d.mutation.build();
+    if (hm) out.header_mutation = hm;
+    if (d.replaceBody) out.body_mutation = { body: d.replaceBody };
+    // Envoy ignores clear_route_cache on a reply without a header mutation; callers always
+    // pair it with the cluster header, so only send it when there is one.
+    if (d.clearRouteCache && hm) out.clear_route_cache = true;
+    return out;
+  }
+
+  private bodyCommon(out: BodyOutput, buffered: boolean): CommonResponse {
+    const res: CommonResponse = {};
+    if (out.body !== undefined) res.body_mutation = out.body.length ? { body: out.body } : { clear_body: true };
+    // Header mutations on streamed body replies are ignored by Envoy; only send them when they apply.
+    if (buffered && out.mutation) {
+      const hm = out.mutation.build();
+      if (hm) res.header_mutation = hm;
+    }
+    return res;
+  }
+
+  private withMetadata(reply: ProcessingResponse, md: Record<string, unknown> | undefined): ProcessingResponse {
+    if (md && Object.keys(md).length) reply.dynamic_metadata = toPbStruct({ tollgate: md }) as PbStruct;
+    return reply;
+  }
+}
+

@@ -1,0 +1,32 @@
+// What an Exchange is built from: an immutable config Snapshot (taken at stream start, so a
+// reload never changes a request mid-flight) and the long-lived process Services.
+import type { Logger } from 'pino';
+import type { CoreConfig } from '../config/loader.ts';
+import type { KeyStore } from '../identity/keys.ts';
+import type { PolicyBundle } from '../policy/types.ts';
+import type { Catalog, HealthTracker, Router } from '../routing/index.ts';
+import type { BudgetPort, LineagePort, MetricsPort, RedactionPort } from './ports.ts';
+
+export interface Snapshot {
+  /** Content hash of the whole config directory. */
+  revision: string;
+  core: CoreConfig;
+  policy: PolicyBundle;
+  catalog: Catalog;
+  router: Router;
+  keys: KeyStore;
+  loadedAt: Date;
+}
+
+export interface Services {
+  snapshot(): Snapshot;
+  health: HealthTracker;
+  budgets: BudgetPort;
+  redaction: RedactionPort;
+  lineage: LineagePort;
+  metrics: MetricsPort;
+  log: Logger;
+  now: () => Date;
+  /** Name of this replica, for lineage. */
+  instance: string;
+}

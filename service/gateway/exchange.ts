@@ -1,0 +1,608 @@
+// One request's business logic, phase by phase: authenticate, parse, decide (policy), redact, route,
+// admit (budget), translate; then translate the answer back, settle, and record lineage.
+// No gRPC here: the Processor (extproc/processor.ts) owns the protocol.
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { GatewayError, type ClientApi } from '../errors.ts';
+import type { MutationBuilder as MutationBuilderType } from '../extproc/mutations.ts';
+import { MutationBuilder } from '../extproc/mutations.ts';
+import type {
+  BodyOutput,
+  EndReason,
+  Exchange,
+  RequestDecision,
+  RequestHeadersInput,
+  ResponseHeadersDecision,
+} from '../extproc/processor.ts';
+import { authenticate, extractToken, JWT_AUTHN_NAMESPACE, type Principal } from '../identity/principal.ts';
+import type { LineageRecord, Outcome, RedactionCount } from '../lineage/record.ts';
+import type { Decision, PolicyInput } from '../policy/types.ts';
+import { getTranslator, parseClientRequest } from '../providers/index.ts';
+import type { ClientRequest, StreamTranslator, Translator, Usage } from '../providers/types.ts';
+import type { Candidate } from '../routing/index.ts';
+import type { Services, Snapshot } from './context.ts';
+import { apiForPath, matchEndpoint, pathOnly, type Endpoint } from './endpoints.ts';
+import { buildPolicyInput, listAllowedModels } from './policy-input.ts';
+import type { Admission, CostEstimate, RedactionResult, TextStream } from './ports.ts';
+import { rewriteClientJson, SseTextRewriter } from './text-rewrite.ts';
+import { parseTraceparent, type TraceContext } from './trace.ts';
+
+/** Client headers never forwarded upstream: credentials and per-account routing of the client's own provider. */
+const CLIENT_CREDENTIAL_HEADERS = ['authorization', 'x-api-key', 'api-key', 'x-goog-api-key', 'openai-organization', 'openai-project', 'cookie', 'proxy-authorization'];
+/** Provider response headers that describe our provider account, not the client's. */
+const PROVIDER_RESPONSE_HEADERS = ['openai-organization', 'openai-project', 'anthropic-organization-id', 'set-cookie', 'x-request-id', 'request-id', 'x-amzn-requestid', 'apim-request-id'];
+const PROVIDER_RATELIMIT = /^(x-ratelimit-|anthropic-ratelimit-|x-amzn-bedrock-)/;
+
+/** Output tokens assumed when a request names no limit (documented in README budgets section). */
+export const DEFAULT_MAX_OUTPUT_TOKENS = 4096;
+
+type Stage = 'new' | 'authenticated' | 'routed' | 'responding' | 'done';
+
+export class GatewayExchange implements Exchange {
+  private readonly svc: Services;
+  private readonly snap: Snapshot;
+  private readonly started: Date;
+  private readonly t0 = process.hrtime.bigint();
+  private stage: Stage = 'new';
+  private api: ClientApi = 'openai';
+  private requestId = '';
+  private trace: TraceContext | undefined;
+  private method = '';
+  private path = '';
+  private endpoint: Endpoint | undefined;
+  private headers = new Map<string, string>();
+  private principal: Principal | undefined;
+  private clientReq: ClientRequest | undefined;
+  private decision: Decision | undefined;
+  private redaction: RedactionResult | undefined;
+  private redactionReport: RedactionCount[] = [];
+  private candidate: Candidate | undefined;
+  private translator: Translator | undefined;
+  private admission: Admission | undefined;
+  private requestBytes = 0;
+  private responseBytes = 0;
+  private upstreamStatus = 0;
+  private clientStatus = 0;
+  private upstreamHeaders: Record<string, string> = {};
+  private upstreamSentAt: bigint | undefined;
+  private firstByteAt: bigint | undefined;
+  private stream: StreamTranslator | undefined;
+  private sseRewriter: SseTextRewriter | undefined;
+  private usage: Usage | undefined;
+  private promptHash: string | undefined;
+  private responseHash = createHash('sha256');
+  private phaseUs: Record<string, number> = {};
+  private policyUs = 0;
+  private redactionUs = 0;
+  private error: GatewayError | undefined;
+  private outcome: Outcome | undefined;
+
+  constructor(svc: Services) {
+    this.svc = svc;
+    this.snap = svc.snapshot();
+    this.started = svc.now();
+  }
+
+  clientApi(): ClientApi {
+    return this.api;
+  }
+
+  // ── request headers ────────────────────────────────────────────────────────
+  async requestHeaders(input: RequestHeadersInput): Promise<RequestDecision> {
+    return this.timed('requestHeadersUs', async () => {
+      this.headers = input.headers;
+      this.method = input.headers.get(':method') ?? '';
+      this.path = input.headers.get(':path') ?? '';
+      this.api = apiForPath(this.path);
+      this.requestId = validRequestId(input.headers.get('x-request-id')) ?? randomUUID();
+      this.trace = parseTraceparent(input.headers.get('traceparent'));
+
+      const route = matchEndpoint(this.path);
+      if (!route) throw new GatewayError('not_found', `Unknown endpoint ${this.method} ${pathOnly(this.path)}.`, { code: 'unknown_endpoint' });
+      if (route.method !== this.method)
+        throw new GatewayError('invalid_request', `Method ${this.method} is not allowed on ${pathOnly(this.path)}; use ${route.method}.`, {
+          code: 'method_not_allowed',
+          status: 405,
+          headers: { allow: route.method },
+        });
+      this.endpoint = route.endpoint;
+      this.api = route.endpoint.api;
+
+      const jwtNs = input.metadata[JWT_AUTHN_NAMESPACE];
+      this.principal = await authenticate(
+        { token: extractToken(input.headers), jwtNamespace: jwtNs },
+        this.snap.core,
+        this.snap.keys,
+        this.svc.now(),
+      );
+      this.stage = 'authenticated';
+
+      if (route.endpoint.kind === 'models') return this.respondModels();
+
+      const max = this.snap.core.settings.maxRequestBytes;
+      const cl = input.headers.get('content-length');
+      if (cl !== undefined && Number(cl) > max) throw tooLarge(Number(cl), max);
+      if (input.endOfStream) throw new GatewayError('invalid_request', 'This endpoint needs a JSON request body.', { code: 'missing_body' });
+
+      const m = new MutationBuilder();
+      this.stripInternalHeaders(m);
+      return { kind: 'continue', mutation: m };
+    });
+  }
+
+  private respondModels(): RequestDecision {
+    const principal = this.principal!;
+    const t = process.hrtime.bigint();
+    const models = listAllowedModels(this.snap, principal, this.headers, this.svc.now());
+    this.policyUs += Number(process.hrtime.bigint() - t) / 1000;
+    const body = Buffer.from(JSON.stringify({ object: 'list', data: models }));
+    this.clientStatus = 200;
+    this.outcome = 'success';
+    this.responseBytes = body.length;
+    return {
+      kind: 'respond',
+      status: 200,
+      headers: { 'content-type': 'application/json', 'x-request-id': this.requestId },
+      body,
+      details: 'tollgate_models',
+    };
+  }
+
+  // ── request body ───────────────────────────────────────────────────────────
+  async requestBody(body: Buffer): Promise<RequestDecision> {
+    return this.timed('requestBodyUs', async () => {
+      if (this.stage !== 'authenticated' || !this.endpoint || this.endpoint.kind !== 'inference')
+        throw new GatewayError('internal', 'request body before an authenticated inference request');
+      const ep = this.endpoint;
+      const principal = this.principal!;
+      this.requestBytes = body.length;
+      const max = this.snap.core.settings.maxRequestBytes;
+      if (body.length > max) throw tooLarge(body.length, max);
+
+      const req = parseClientRequest(ep.api, ep.op, body);
+      req.headers = pickHeaders(this.headers, ['anthropic-version', 'anthropic-beta']);
+      this.clientReq = req;
+      this.promptHash = createHash('sha256').update(body).digest('hex');
+
+      // Policy: allow/deny, transforms (mutate req.body), route constraints, redaction, budgets.
+      const input: PolicyInput = buildPolicyInput(this.snap, ep, req, principal, this.headers, this.method, this.path, body.length, this.svc.now(), (t, m) =>
+        this.svc.budgets.estimatePromptTokens(t, m),
+      );
+      const tp = process.hrtime.bigint();
+      const decision = this.snap.policy.evaluate(input);
+      this.policyUs = Number(process.hrtime.bigint() - tp) / 1000;
+      this.decision = decision;
+      if (decision.denied) {
+        const d = decision.denied;
+        throw new GatewayError('permission', d.message, { code: d.reason, status: d.status });
+      }
+      req.model = typeof req.body.model === 'string' ? req.body.model : req.model;
+      req.stream = req.body.stream === true;
+
+      // Redaction runs on the client-format body before translation, so no provider path can bypass it.
+      if (decision.redactions.length) {
+        const tr = process.hrtime.bigint();
+        this.redaction = this.svc.redaction.redactRequest(req.body, decision.redactions, decision.customDetectors, principal.tenant);
+        this.redactionUs = Number(process.hrtime.bigint() - tr) / 1000;
+        this.redactionReport = this.redaction.report;
+      }
+
+      // OpenRouter-style routing hints are ours; providers reject unknown fields.
+      const modelsHint = req.body.models;
+      const providerHint = req.body.provider;
+      delete req.body.models;
+      delete req.body.provider;
+
+      const maxOut = maxOutputTokens(req.body);
+      const route = this.snap.router.route({
+        model: req.model,
+        models: modelsHint,
+        provider: providerHint,
+        tokenEstimate: input.request.tokenEstimate,
+        maxOutputTokens: ep.op === 'embeddings' ? 0 : maxOut,
+        check: (d) => decision.routeCheck(d),
+        kind: ep.op === 'embeddings' ? 'embedding' : 'chat',
+        stream: req.stream,
+      });
+      const cand = route.candidates.find((c) => this.credentialFor(c) !== null);
+      if (!cand)
+        throw new GatewayError('unavailable', `No provider for model '${req.model}' is configured with a credential.`, { code: 'provider_unavailable' });
+      this.candidate = cand;
+      this.translator = getTranslator(ep.api, ep.op, cand.provider.api);
+
+      const estimate: CostEstimate = {
+        usd: cand.estimatedCostUsd,
+        inputTokens: input.request.tokenEstimate,
+        outputTokens: ep.op === 'embeddings' ? 0 : maxOut,
+      };
+      this.admission = await this.svc.budgets.admit(this.requestId, decision.budgets, decision.rateLimits, estimate, principal.tenant);
+
+      const upstream = await this.translator.request(req, {
+        provider: cand.provider,
+        deployment: cand.deployment,
+        credential: this.credentialFor(cand) ?? undefined,
+      });
+
+      const m = new MutationBuilder();
+      this.stripInternalHeaders(m);
+      for (const h of CLIENT_CREDENTIAL_HEADERS) m.removeHeader(h);
+      for (const h of ['anthropic-version', 'anthropic-beta', 'content-encoding']) m.removeHeader(h);
+      for (const [k, v] of Object.entries(upstream.headers)) m.setHeader(k, v);
+      const settings = this.snap.core.settings;
+      m.setHeader(':path', upstream.path)
+        .setHeader('content-length', String(upstream.body.length))
+        .setHeader('accept-encoding', 'identity')
+        .setHeader(settings.clusterHeader, cand.provider.cluster)
+        .setHeader(settings.hostHeader, cand.provider.host)
+        .setHeader('x-request-id', this.requestId);
+      if (!upstream.headers['content-type']) m.setHeader('content-type', 'application/json');
+      this.stage = 'routed';
+      this.upstreamSentAt = process.hrtime.bigint();
+      return {
+        kind: 'continue',
+        mutation: m,
+        replaceBody: upstream.body,
+        clearRouteCache: true,
+        metadata: this.metadata(),
+      };
+    });
+  }
+
+  // ── response headers ───────────────────────────────────────────────────────
+  async responseHeaders(status: number, headers: Map<string, string>, endOfStream: boolean): Promise<ResponseHeadersDecision> {
+    return this.timed('responseHeadersUs', async () => {
+      this.firstByteAt = process.hrtime.bigint();
+      this.upstreamStatus = status;
+      this.clientStatus = status;
+      for (const [k, v] of headers) if (!k.startsWith(':')) this.upstreamHeaders[k] = v;
+      const m = new MutationBuilder();
+      if (this.stage !== 'routed' || !this.translator || !this.clientReq) {
+        // Not a request we routed (e.g. a local reply from a later filter): pass it through untouched.
+        return { mutation: m, stream: false };
+      }
+      this.stage = 'responding';
+      const ct = (headers.get('content-type') ?? '').toLowerCase();
+      const ok = status >= 200 && status < 300;
+      const streaming = ok && this.clientReq.stream && isStreamContentType(ct);
+      for (const h of PROVIDER_RESPONSE_HEADERS) if (headers.has(h)) m.removeHeader(h);
+      for (const h of headers.keys()) if (PROVIDER_RATELIMIT.test(h)) m.removeHeader(h);
+      m.setHeader('x-request-id', this.requestId)
+        .setHeader('x-tollgate-provider', this.candidate!.provider.name)
+        .setHeader('x-tollgate-model', this.candidate!.model.name);
+      if (this.decision) m.setHeader('x-tollgate-decision-id', this.decision.id);
+      for (const [k, v] of Object.entries(this.admission?.headers ?? {})) m.setHeader(k, v);
+      if (streaming) {
+        this.stream = this.translator.stream(this.clientReq);
+        if (this.streamTextFilters().length) this.sseRewriter = new SseTextRewriter(this.api, () => this.streamTextFilters());
+        m.setHeader('content-type', this.translator.streamContentType).setHeader('cache-control', 'no-cache').removeHeader('content-length');
+      }
+      if (endOfStream) {
+        // A response without a body (rare for LLM APIs): translate the empty body as an error/empty answer.
+        this.finishUsage(undefined);
+      }
+      return { mutation: m, stream: streaming };
+    });
+  }
+
+  // ── response body ──────────────────────────────────────────────────────────
+  async responseBody(body: Buffer): Promise<BodyOutput> {
+    return this.timed('responseBodyUs', async () => {
+      if (this.stage !== 'responding' || !this.translator || !this.clientReq) return {};
+      const tr = this.translator.response(this.upstreamStatus, this.upstreamHeaders, body, this.clientReq);
+      let out = tr.body;
+      if (tr.status >= 200 && tr.status < 300 && (this.redaction?.restorer || this.redaction?.responseFilter)) {
+        out = rewriteClientJson(this.api, out, (text) => this.filterWholeText(text));
+      }
+      this.responseHash.update(out);
+      this.responseBytes = out.length;
+      this.clientStatus = tr.status;
+      if (tr.status >= 400) this.noteUpstreamError(tr.status);
+      this.finishUsage(tr.usage);
+      const m = new MutationBuilder();
+      m.setHeader('content-length', String(out.length));
+      for (const [k, v] of Object.entries(tr.headers)) if (k !== 'content-length') m.setHeader(k, v);
+      if (tr.status !== this.upstreamStatus) m.setHeader(':status', String(tr.status));
+      return { body: out, mutation: m, metadata: this.metadata() };
+    });
+  }
+
+  async responseChunk(chunk: Buffer, last: boolean): Promise<BodyOutput> {
+    return this.timed('responseBodyUs', async () => {
+      if (!this.stream) return {};
+      let out = chunk.length ? this.stream.push(chunk) : Buffer.alloc(0);
+      if (last) out = Buffer.concat([out, this.stream.end()]);
+      if (this.sseRewriter) out = this.sseRewriter.push(out, last);
+      this.responseHash.update(out);
+      this.responseBytes += out.length;
+      if (!last) return { body: out };
+      this.finishUsage(this.stream.usage());
+      return { body: out, metadata: this.metadata() };
+    });
+  }
+
+  // ── end ────────────────────────────────────────────────────────────────────
+  end(reason: EndReason, detail?: string): void {
+    if (this.stage === 'done') return;
+    const wasResponding = this.stage === 'responding' || this.stage === 'routed';
+    this.stage = 'done';
+    if (reason === 'rejected' && !this.outcome) this.outcome = outcomeOfRejection(this.error);
+    if (reason === 'aborted' || reason === 'protocol_error') this.outcome = 'aborted';
+    if (!this.outcome) this.outcome = this.clientStatus >= 200 && this.clientStatus < 400 ? 'success' : this.clientStatus >= 500 || this.upstreamStatus >= 500 ? 'provider_error' : 'client_error';
+    if (this.candidate && wasResponding) {
+      const latencyMs = this.upstreamSentAt ? Number(process.hrtime.bigint() - this.upstreamSentAt) / 1e6 : 0;
+      this.svc.health.observe(this.candidate.deployment.id, {
+        status: reason === 'aborted' && !this.upstreamStatus ? 0 : this.upstreamStatus,
+        latencyMs,
+        ttftMs: this.firstByteAt && this.upstreamSentAt ? Number(this.firstByteAt - this.upstreamSentAt) / 1e6 : undefined,
+        outputTokens: this.usage?.outputTokens,
+      });
+    }
+    void this.settleAndRecord(reason, detail);
+  }
+
+  /** Called by the processor when a phase throws: remembers the error class for lineage. */
+  noteError(err: unknown): void {
+    this.error = err instanceof GatewayError ? err : new GatewayError('internal', 'internal error');
+    this.clientStatus = this.error.status;
+  }
+
+  // ── helpers ────────────────────────────────────────────────────────────────
+  private async timed<T>(phase: string, fn: () => Promise<T>): Promise<T> {
+    const t = process.hrtime.bigint();
+    try {
+      return await fn();
+    } catch (err) {
+      this.noteError(err);
+      throw err;
+    } finally {
+      this.phaseUs[phase] = (this.phaseUs[phase] ?? 0) + Number(process.hrtime.bigint() - t) / 1000;
+    }
+  }
+
+  private stripInternalHeaders(m: MutationBuilderType): void {
+    const s = this.snap.core.settings;
+    for (const k of this.headers.keys()) if (k.startsWith('x-tollgate-')) m.removeHeader(k);
+    m.removeHeader(s.clusterHeader).removeHeader(s.hostHeader);
+  }
+
+  private credentialFor(c: Candidate): string | undefined | null {
+    if (c.provider.credential.kind === 'none') return undefined;
+    return this.snap.core.credentials.get(c.provider.name) ?? null;
+  }
+
+  private streamTextFilters(): TextStream[] {
+    const out: TextStream[] = [];
+    if (this.redaction?.restorer) out.push(this.redaction.restorer.stream());
+    if (this.redaction?.responseFilter) out.push(this.redaction.responseFilter.stream());
+    return out;
+  }
+
+  private filterWholeText(text: string): string {
+    let t = text;
+    if (this.redaction?.restorer) t = this.redaction.restorer.text(t);
+    if (this.redaction?.responseFilter) t = this.redaction.responseFilter.text(t);
+    return t;
+  }
+
+  private noteUpstreamError(status: number): void {
+    if (!this.outcome) this.outcome = status === 429 || status >= 500 ? 'provider_error' : 'client_error';
+  }
+
+  private finishUsage(u: Usage | undefined): void {
+    this.usage = u;
+  }
+
+  private costOf(u: Usage | undefined): number {
+    if (!u || !this.candidate) return 0;
+    const d = this.candidate.deployment;
+    return (u.inputTokens * d.inputPricePerM + u.outputTokens * d.outputPricePerM) / 1e6;
+  }
+
+  private metadata(): Record<string, unknown> {
+    const md: Record<string, unknown> = {
+      request_id: this.requestId,
+      tenant: this.principal?.tenant ?? '',
+      team: this.principal?.team ?? '',
+      key_id: this.principal?.keyId ?? '',
+    };
+    if (this.decision) {
+      md.decision_id = this.decision.id;
+      md.policy_revision = this.decision.revision;
+    }
+    if (this.clientReq) md.model = this.clientReq.model;
+    if (this.candidate) {
+      md.provider = this.candidate.provider.name;
+      md.deployment = this.candidate.deployment.id;
+      md.upstream_model = this.candidate.deployment.upstreamModel;
+    }
+    if (this.usage) {
+      md.input_tokens = this.usage.inputTokens;
+      md.output_tokens = this.usage.outputTokens;
+      md.cost_usd = Number(this.costOf(this.usage).toFixed(8));
+    }
+    return md;
+  }
+
+  private async settleAndRecord(reason: EndReason, detail: string | undefined): Promise<void> {
+    let budgets = this.admission?.effects ?? [];
+    try {
+      if (this.admission) {
+        const u = this.usage;
+        const actual: CostEstimate | null =
+          u && (this.outcome === 'success' || reason === 'aborted' || u.outputTokens > 0)
+            ? { usd: this.costOf(u), inputTokens: u.inputTokens, outputTokens: u.outputTokens }
+            : null;
+        budgets = await this.svc.budgets.settle(this.admission, actual);
+      }
+    } catch (err) {
+      this.svc.log.error({ err, requestId: this.requestId }, 'budget settle failed');
+    }
+    const record = this.lineage(reason, detail, budgets);
+    try {
+      this.svc.lineage.emit(record);
+      this.svc.metrics.record(record);
+    } catch (err) {
+      this.svc.log.error({ err, requestId: this.requestId }, 'lineage emit failed');
+    }
+  }
+
+  private lineage(reason: EndReason, detail: string | undefined, budgets: LineageRecord['budgets']): LineageRecord {
+    const end = this.svc.now();
+    const p = this.principal;
+    const d = this.decision;
+    const c = this.candidate;
+    const u = this.usage;
+    const procUs = Object.values(this.phaseUs).reduce((a, b) => a + b, 0);
+    const upstreamTotalMs = this.upstreamSentAt ? Number(process.hrtime.bigint() - this.upstreamSentAt) / 1e6 : undefined;
+    const err = this.error;
+    const record: LineageRecord = {
+      requestId: this.requestId || randomUUID(),
+      decisionId: d?.id ?? randomBytes(16).toString('hex'),
+      trace: this.trace
+        ? { traceId: this.trace.traceId, spanId: this.trace.spanId, parentSpanId: this.trace.parentSpanId, sampled: this.trace.sampled }
+        : undefined,
+      startTime: this.started,
+      endTime: end,
+      principal: p
+        ? {
+            keyId: p.keyId || undefined,
+            tenant: p.tenant,
+            team: p.team || undefined,
+            user: p.user || undefined,
+            authMethod: p.authMethod === 'key' ? 'virtual_key' : 'jwt',
+            groups: p.groups.length ? p.groups : undefined,
+          }
+        : { authMethod: 'none' },
+      request: {
+        clientApi: this.api,
+        endpoint: pathOnly(this.path) || '/',
+        method: this.method || undefined,
+        requestedModel: this.clientReq?.model,
+        stream: this.clientReq?.stream,
+        requestBytes: this.requestBytes,
+        responseBytes: this.responseBytes,
+      },
+      served: c
+        ? {
+            provider: c.provider.name,
+            model: c.model.name,
+            upstreamModel: c.deployment.upstreamModel,
+            deployment: c.deployment.id,
+            cluster: c.provider.cluster,
+            region: c.deployment.region,
+          }
+        : undefined,
+      attempts: c && this.upstreamSentAt
+        ? [
+            {
+              provider: c.provider.name,
+              deployment: c.deployment.id,
+              status: this.upstreamStatus,
+              latencyMs: round3(upstreamTotalMs ?? 0),
+              errorClass: this.upstreamStatus >= 400 ? `http_${this.upstreamStatus}` : reason === 'aborted' ? 'aborted' : undefined,
+            },
+          ]
+        : undefined,
+      policy: d
+        ? {
+            bundleRevision: d.revision,
+            rules: d.rules.map((r) => ({
+              policy: r.policy,
+              rule: r.rule,
+              kind: r.kind,
+              outcome:
+                r.outcome === 'error' ? 'error' : r.outcome === 'skipped' ? 'skipped' : r.outcome === 'not-matched' || r.outcome === 'allow' ? 'not_matched' : 'matched',
+              message: r.message,
+            })),
+            dryRunDenies: d.dryRunDenials.map((x) => {
+              const [policy, ...rest] = x.rule.split('/');
+              return { policy: policy ?? x.rule, rule: rest.join('/') || x.rule, message: x.message };
+            }),
+            labels: Object.keys(d.labels).length ? d.labels : undefined,
+          }
+        : undefined,
+      redactions: [...this.redactionReport, ...(this.redaction?.responseFilter?.report() ?? [])],
+      budgets,
+      tokens: u
+        ? { input: u.inputTokens, output: u.outputTokens, cached: u.cachedInputTokens, reasoning: u.reasoningTokens, estimated: u.estimated }
+        : undefined,
+      costUsd: u ? this.costOf(u) : undefined,
+      latency: {
+        requestHeadersUs: round3(this.phaseUs.requestHeadersUs),
+        requestBodyUs: round3(this.phaseUs.requestBodyUs),
+        responseHeadersUs: round3(this.phaseUs.responseHeadersUs),
+        responseBodyUs: round3(this.phaseUs.responseBodyUs),
+        policyEvalUs: round3(this.policyUs),
+        redactionUs: round3(this.redactionUs),
+        processingTotalUs: round3(procUs),
+        upstreamTtfbMs: this.firstByteAt && this.upstreamSentAt ? round3(Number(this.firstByteAt - this.upstreamSentAt) / 1e6) : undefined,
+        upstreamTotalMs: upstreamTotalMs !== undefined ? round3(upstreamTotalMs) : undefined,
+        totalMs: round3(Number(process.hrtime.bigint() - this.t0) / 1e6),
+      },
+      statusCode: reason === 'aborted' ? this.clientStatus || 499 : this.clientStatus,
+      outcome: this.outcome ?? 'gateway_error',
+      errorClass: err ? err.kind : reason === 'aborted' ? 'aborted' : reason === 'protocol_error' ? 'protocol_error' : undefined,
+      errorCode: err?.code ?? (detail && reason !== 'completed' && reason !== 'rejected' ? truncate(detail, 120) : undefined),
+      content: {
+        promptSha256: this.promptHash,
+        responseSha256: this.responseBytes ? this.responseHash.digest('hex') : undefined,
+      },
+      gatewayInstance: this.svc.instance,
+    };
+    return record;
+  }
+}
+
+function round3(n: number | undefined): number | undefined {
+  return n === undefined ? undefined : Math.round(n * 1000) / 1000;
+}
+
+function truncate(s: string, n: number): string {
+  return s.length > n ? `${s.slice(0, n)}…` : s;
+}
+
+function tooLarge(size: number, max: number): GatewayError {
+  return new GatewayError('too_large', `Request body is ${size} bytes; the limit is ${max} bytes.`, { code: 'request_too_large' });
+}
+
+function validRequestId(v: string | undefined): string | undefined {
+  return v && /^[A-Za-z0-9._:-]{8,128}$/.test(v) ? v : undefined;
+}
+
+function pickHeaders(h: Map<string, string>, names: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const n of names) {
+    const v = h.get(n);
+    if (v !== undefined) out[n] = v;
+  }
+  return out;
+}
+
+function isStreamContentType(ct: string): boolean {
+  return ct.startsWith('text/event-stream') || ct.startsWith('application/vnd.amazon.eventstream');
+}
+
+export function maxOutputTokens(body: Record<string, unknown>): number {
+  for (const k of ['max_completion_tokens', 'max_tokens', 'max_output_tokens']) {
+    const v = body[k];
+    if (typeof v === 'number' && Number.isFinite(v) && v > 0) return Math.floor(v);
+  }
+  return DEFAULT_MAX_OUTPUT_TOKENS;
+}
+
+function outcomeOfRejection(err: GatewayError | undefined): Outcome {
+  if (!err) return 'gateway_error';
+  switch (err.kind) {
+    case 'permission':
+      return 'denied';
+    case 'rate_limit':
+      return err.code.includes('budget') ? 'budget_exceeded' : 'rate_limited';
+    case 'internal':
+      return 'gateway_error';
+    case 'upstream':
+    case 'unavailable':
+    case 'timeout':
+      return err.code === 'budget_store_unavailable' ? 'gateway_error' : 'provider_error';
+    default:
+      return 'client_error';
+  }
+}

@@ -1,0 +1,62 @@
+// The narrow interfaces the request path needs from budgets, redaction, lineage and metrics.
+// app.ts adapts the real modules to them; tests can pass simple fakes.
+import type { BudgetSpec, RateLimitSpec } from '../budget/types.ts';
+import type { BudgetEffect, LineageRecord, RedactionCount } from '../lineage/record.ts';
+import type { CustomDetectorSpec, RedactionRule } from '../redaction/types.ts';
+
+export interface CostEstimate {
+  usd: number;
+  inputTokens: number;
+  outputTokens: number;
+}
+
+export interface Admission {
+  /** Response headers for the client (x-ratelimit-*, x-tollgate-budget-*). */
+  headers: Record<string, string>;
+  effects: BudgetEffect[];
+  /** Opaque handle for settle(). */
+  handle: unknown;
+}
+
+export interface BudgetPort {
+  /** Reserves against every budget and limit; throws GatewayError (429 / 503) when refused. */
+  admit(requestId: string, budgets: BudgetSpec[], limits: RateLimitSpec[], estimate: CostEstimate, tenant: string): Promise<Admission>;
+  /** Charges actual usage (or releases everything when `actual` is null). Never throws. */
+  settle(admission: Admission, actual: CostEstimate | null): Promise<BudgetEffect[]>;
+  estimatePromptTokens(text: string, model: string): number;
+}
+
+/** Incremental text filter: push text, get what is safe to release now; end() flushes. */
+export interface TextStream {
+  push(text: string): string;
+  end(): string;
+}
+
+export interface RedactionResult {
+  report: RedactionCount[];
+  /** Restores pseudonymized values in model output, when pseudonymization was used. */
+  restorer?: { text(text: string): string; stream(): TextStream };
+  /** Redacts model output, when a rule asked for response redaction. */
+  responseFilter?: { text(text: string): string; stream(): TextStream; report(): RedactionCount[] };
+}
+
+export interface RedactionPort {
+  /** Redacts the parsed request body in place. Throws GatewayError('permission') for `block`. */
+  redactRequest(
+    body: Record<string, unknown>,
+    rules: RedactionRule[],
+    custom: CustomDetectorSpec[],
+    tenant: string,
+  ): RedactionResult;
+}
+
+export interface LineagePort {
+  emit(record: LineageRecord): void;
+}
+
+export interface MetricsPort {
+  /** One call per finished request. */
+  record(record: LineageRecord): void;
+  policyError(): void;
+  protocolError(): void;
+}

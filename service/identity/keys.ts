@@ -1,0 +1,38 @@
+// Virtual API keys. Only SHA-256 hashes are ever stored; the secret is shown once at creation.
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { VirtualKeyRecord } from '../config/types.ts';
+
+export const KEY_PREFIX = 'tg-';
+
+export function hashKey(secret: string): string {
+  return createHash('sha256').update(secret, 'utf8').digest('hex');
+}
+
+export function looksLikeVirtualKey(token: string): boolean {
+  return token.startsWith(KEY_PREFIX) && token.length >= 20 && token.length <= 200;
+}
+
+export function generateKey(): { secret: string; sha256: string; id: string } {
+  const secret = KEY_PREFIX + randomBytes(32).toString('base64url');
+  const sha256 = hashKey(secret);
+  return { secret, sha256, id: `key-${sha256.slice(0, 12)}` };
+}
+
+/** Where virtual keys live. Config-backed today; a Redis-backed store can implement the same interface. */
+export interface KeyStore {
+  lookup(sha256: string): Promise<VirtualKeyRecord | undefined>;
+}
+
+export class ConfigKeyStore implements KeyStore {
+  private readonly byHash: Map<string, VirtualKeyRecord>;
+  constructor(keys: VirtualKeyRecord[]) {
+    this.byHash = new Map(keys.map((k) => [k.sha256, k]));
+  }
+  async lookup(sha256: string): Promise<VirtualKeyRecord | undefined> {
+    const rec = this.byHash.get(sha256);
+    // The map lookup already matched; the constant-time compare keeps the check honest if a
+    // future store does prefix lookups.
+    if (!rec || !timingSafeEqual(Buffer.from(rec.sha256, 'hex'), Buffer.from(sha256, 'hex'))) return undefined;
+    return rec;
+  }
+}

@@ -1,0 +1,308 @@
+// The CEL context: declared types of every variable (for the checker), how a PolicyInput becomes
+// an activation (Maps: ~2.7x faster lookups than plain objects in @bufbuild/cel), a builder that
+// derives the request part from the HTTP request, and synthetic samples for load-time checks.
+import { T, type Ty } from './checker.ts';
+import type { DeploymentInfo, PolicyInput, PolicyMessage } from './types.ts';
+
+const attrs = T.map(T.string, T.dyn);
+
+export const REQUEST_T = T.record('request', {
+  method: T.string,
+  path: T.string,
+  endpoint: T.string,
+  api: T.string,
+  headers: T.map(T.string, T.string),
+  model: T.string,
+  stream: T.bool,
+  params: T.map(T.string, T.dyn),
+  messages: T.list(T.record('message', { role: T.string, text: T.string })),
+  tokenEstimate: T.int,
+  size: T.int,
+  body: T.map(T.string, T.dyn),
+});
+
+export const PRINCIPAL_T = T.record('principal', {
+  keyId: T.string,
+  tenant: T.string,
+  team: T.string,
+  user: T.string,
+  groups: T.list(T.string),
+  claims: T.map(T.string, T.dyn),
+  authMethod: T.string,
+});
+
+export const TENANT_T = T.record('tenant', { name: T.string, attributes: attrs });
+export const TEAM_T = T.record('team', { name: T.string, attributes: attrs });
+
+export const DEPLOYMENT_T = T.record('deployment', {
+  id: T.string,
+  model: T.string,
+  provider: T.string,
+  providerApi: T.string,
+  region: T.string,
+  selfHosted: T.bool,
+  dataRetention: T.bool,
+  inputPricePerM: T.double,
+  outputPricePerM: T.double,
+  contextWindow: T.int,
+});
+
+/** Variables visible to an expression; `variables` holds the policy's earlier-declared variables. */
+export function declaredVars(variables: ReadonlyMap<string, Ty>, withDeployment: boolean): Map<string, Ty> {
+  const m = new Map<string, Ty>([
+    ['request', REQUEST_T],
+    ['principal', PRINCIPAL_T],
+    ['tenant', TENANT_T],
+    ['team', TEAM_T],
+    ['now', T.timestamp],
+    ['variables', T.record('variables', Object.fromEntries(variables))],
+  ]);
+  if (withDeployment) m.set('deployment', DEPLOYMENT_T);
+  return m;
+}
+
+/** google.protobuf.Timestamp message, which @bufbuild/cel accepts as a timestamp value. */
+export function timestampOf(d: Date): unknown {
+  const ms = d.getTime();
+  const seconds = Math.floor(ms / 1000);
+  return { $typeName: 'google.protobuf.Timestamp', seconds: BigInt(seconds), nanos: (ms - seconds * 1000) * 1_000_000 };
+}
+
+function int(n: number): bigint {
+  return Number.isFinite(n) ? BigInt(Math.trunc(n)) : 0n;
+}
+
+/** The base activation for one evaluation (without `variables`/`deployment`). */
+export function baseActivation(input: PolicyInput): Record<string, unknown> {
+  const r = input.request;
+  const p = input.principal;
+  return {
+    request: new Map<string, unknown>([
+      ['method', r.method],
+      ['path', r.path],
+      ['endpoint', r.endpoint],
+      ['api', r.api],
+      ['headers', r.headers],
+      ['model', r.model],
+      ['stream', r.stream],
+      ['params', r.params],
+      ['messages', r.messages],
+      ['tokenEstimate', int(r.tokenEstimate)],
+      ['size', int(r.size)],
+      ['body', r.body],
+    ]),
+    principal: new Map<string, unknown>([
+      ['keyId', p.keyId],
+      ['tenant', p.tenant],
+      ['team', p.team],
+      ['user', p.user],
+      ['groups', p.groups],
+      ['claims', p.claims],
+      ['authMethod', p.authMethod],
+    ]),
+    tenant: new Map<string, unknown>([
+      ['name', input.tenant.name],
+      ['attributes', input.tenant.attributes],
+    ]),
+    team: new Map<string, unknown>([
+      ['name', input.team.name],
+      ['attributes', input.team.attributes],
+    ]),
+    now: timestampOf(input.now),
+  };
+}
+
+export function deploymentValue(d: DeploymentInfo): Map<string, unknown> {
+  return new Map<string, unknown>([
+    ['id', d.id],
+    ['model', d.model],
+    ['provider', d.provider],
+    ['providerApi', d.providerApi],
+    ['region', d.region],
+    ['selfHosted', d.selfHosted],
+    ['dataRetention', d.dataRetention],
+    ['inputPricePerM', d.inputPricePerM],
+    ['outputPricePerM', d.outputPricePerM],
+    ['contextWindow', int(d.contextWindow)],
+  ]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Building the request part of a PolicyInput from an HTTP request.
+
+const ENDPOINTS: [RegExp, string][] = [
+  [/\/chat\/completions$/, 'chat'],
+  [/\/messages$/, 'messages'],
+  [/\/embeddings$/, 'embeddings'],
+  [/\/models(\/[^/]*)?$/, 'models'],
+  [/\/completions$/, 'completions'],
+];
+
+export function endpointOf(path: string): string {
+  const p = path.split('?')[0] ?? '';
+  for (const [re, name] of ENDPOINTS) if (re.test(p)) return name;
+  return 'other';
+}
+
+// Headers a policy must never see: credentials and Tollgate's internal ones.
+const HIDDEN_HEADERS = new Set(['authorization', 'proxy-authorization', 'x-api-key', 'api-key', 'cookie']);
+
+export function policyHeaders(headers: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers)) {
+    const key = k.toLowerCase();
+    if (HIDDEN_HEADERS.has(key) || key.startsWith('x-tollgate-') || key.startsWith(':')) continue;
+    out[key] = v;
+  }
+  return out;
+}
+
+function partsText(content: unknown): string {
+  if (typeof content === 'string') return content;
+  if (!Array.isArray(content)) return '';
+  const texts: string[] = [];
+  for (const part of content) {
+    if (typeof part === 'string') texts.push(part);
+    else if (part && typeof part === 'object') {
+      const p = part as Record<string, unknown>;
+      if (typeof p.text === 'string') texts.push(p.text);
+      // Anthropic tool_result blocks carry text in `content`.
+      else if (p.type === 'tool_result') texts.push(partsText(p.content));
+    }
+  }
+  return texts.join('\n');
+}
+
+/** Every message's text, system prompt first (Anthropic's top-level `system` included). */
+export function messagesOf(body: Record<string, unknown>, api: 'openai' | 'anthropic'): PolicyMessage[] {
+  const out: PolicyMessage[] = [];
+  if (api === 'anthropic' && body.system !== undefined) out.push({ role: 'system', text: partsText(body.system) });
+  if (Array.isArray(body.messages)) {
+    for (const m of body.messages) {
+      if (!m || typeof m !== 'object') continue;
+      const msg = m as Record<string, unknown>;
+      let text = partsText(msg.content);
+      // Tool-call arguments are model-bound text too (OpenAI).
+      if (Array.isArray(msg.tool_calls)) {
+        for (const tc of msg.tool_calls) {
+          const args = (tc as { function?: { arguments?: unknown } })?.function?.arguments;
+          if (typeof args === 'string') text += (text ? '\n' : '') + args;
+        }
+      }
+      out.push({ role: typeof msg.role === 'string' ? msg.role : '', text });
+    }
+  }
+  if (body.input !== undefined) {
+    const inputs = Array.isArray(body.input) ? body.input : [body.input];
+    for (const i of inputs) if (typeof i === 'string') out.push({ role: 'input', text: i });
+  }
+  if (typeof body.prompt === 'string') out.push({ role: 'user', text: body.prompt });
+  return out;
+}
+
+const NON_PARAMS = new Set(['model', 'messages', 'stream', 'system', 'input', 'prompt']);
+
+/** Rough token count (~4 characters per token, plus a little per message). */
+export function estimateTokens(messages: PolicyMessage[]): number {
+  let chars = 0;
+  for (const m of messages) chars += m.text.length;
+  return Math.ceil(chars / 4) + messages.length * 4;
+}
+
+export interface RequestFacts {
+  method: string;
+  path: string;
+  api: 'openai' | 'anthropic';
+  headers: Record<string, string>;
+  body: Record<string, unknown>;
+  /** Body size in bytes (defaults to the JSON length of `body`). */
+  size?: number;
+}
+
+/** Builds `PolicyInput.request` from the HTTP facts. The body object is shared, not copied. */
+export function buildRequestInput(f: RequestFacts): PolicyInput['request'] {
+  const params: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(f.body)) if (!NON_PARAMS.has(k)) params[k] = v;
+  const messages = messagesOf(f.body, f.api);
+  return {
+    method: f.method.toUpperCase(),
+    path: f.path,
+    endpoint: endpointOf(f.path),
+    api: f.api,
+    headers: policyHeaders(f.headers),
+    model: typeof f.body.model === 'string' ? f.body.model : '',
+    stream: f.body.stream === true,
+    params,
+    messages,
+    tokenEstimate: estimateTokens(messages),
+    size: f.size ?? Buffer.byteLength(JSON.stringify(f.body)),
+    body: f.body,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Synthetic samples for load-time evaluation: realistic values of every documented type, varied
+// so that conditions take different branches.
+
+export function sampleInputs(now: Date): PolicyInput[] {
+  const openai = {
+    model: 'gpt-4o-mini',
+    messages: [
+      { role: 'system', content: 'You are helpful.' },
+      { role: 'user', content: [{ type: 'text', text: 'Summarise this: jane@example.com paid with 4111 1111 1111 1111' }] },
+    ],
+    temperature: 0.7,
+    max_tokens: 256,
+    top_p: 1,
+    user: 'u-123',
+    tools: [{ type: 'function', function: { name: 'lookup', parameters: { type: 'object' } } }],
+    metadata: { project: 'demo' },
+  };
+  const anthropic = {
+    model: 'claude-3-5-sonnet-latest',
+    system: 'Be brief.',
+    messages: [{ role: 'user', content: 'hello' }],
+    max_tokens: 1024,
+    stream: true,
+    metadata: { user_id: 'u-9' },
+  };
+  const embeddings = { model: 'text-embedding-3-small', input: ['a', 'b'] };
+  const principal = (tenant: string, team: string, user: string, groups: string[], authMethod: 'key' | 'jwt') => ({
+    keyId: `key-${tenant}`,
+    tenant,
+    team,
+    user,
+    groups,
+    claims: authMethod === 'jwt' ? { sub: user, email: `${user}@example.com`, groups, iss: 'https://idp.example.com', exp: 1893456000 } : {},
+    authMethod,
+  });
+  return [
+    {
+      request: buildRequestInput({ method: 'POST', path: '/v1/chat/completions', api: 'openai', headers: { 'user-agent': 'openai-node', 'x-forwarded-for': '10.1.2.3', 'x-request-id': 'r-1' }, body: openai }),
+      principal: principal('acme', 'research', 'alice', ['admins', 'ml'], 'jwt'),
+      tenant: { name: 'acme', attributes: { tier: 'enterprise', residency: 'eu', regions: ['eu-west-1'], maxTokens: 8192 } },
+      team: { name: 'research', attributes: { costCenter: 'cc-1', budgetUsd: 500 } },
+      now,
+    },
+    {
+      request: buildRequestInput({ method: 'POST', path: '/v1/messages', api: 'anthropic', headers: { 'anthropic-version': '2023-06-01' }, body: anthropic }),
+      principal: principal('globex', 'default', '', [], 'key'),
+      tenant: { name: 'globex', attributes: { tier: 'free', residency: 'any' } },
+      team: { name: 'default', attributes: {} },
+      now: new Date(now.getTime() + 13 * 3600_000),
+    },
+    {
+      request: buildRequestInput({ method: 'POST', path: '/v1/embeddings', api: 'openai', headers: {}, body: embeddings }),
+      principal: principal('initech', 'ops', 'bob', ['ops'], 'key'),
+      tenant: { name: 'initech', attributes: {} },
+      team: { name: 'ops', attributes: {} },
+      now: new Date(now.getTime() + 5 * 86400_000),
+    },
+  ];
+}
+
+export const SAMPLE_DEPLOYMENTS: DeploymentInfo[] = [
+  { id: 'gpt-4o/0', model: 'gpt-4o', provider: 'openai', providerApi: 'openai', region: 'us-east-1', selfHosted: false, dataRetention: true, inputPricePerM: 2.5, outputPricePerM: 10, contextWindow: 128000 },
+  { id: 'gpt-4o/1', model: 'gpt-4o', provider: 'azure-eu', providerApi: 'azure', region: 'eu-west-1', selfHosted: false, dataRetention: false, inputPricePerM: 2.5, outputPricePerM: 10, contextWindow: 128000 },
+  { id: 'llama/0', model: 'llama-3.1-70b', provider: 'vllm-local', providerApi: 'openai', region: 'self-hosted', selfHosted: true, dataRetention: false, inputPricePerM: 0, outputPricePerM: 0, contextWindow: 32768 },
+];

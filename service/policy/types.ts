@@ -1,0 +1,130 @@
+// Public types of the policy engine: what the request path hands in (PolicyInput), what it gets
+// back (Decision), and the compiled bundle.
+import type { BudgetSpec, RateLimitSpec } from '../budget/types.ts';
+import type { CustomDetectorSpec, RedactionRule } from '../redaction/types.ts';
+
+export interface PolicyMessage {
+  role: string;
+  text: string;
+}
+
+export interface PolicyInput {
+  request: {
+    method: string;
+    path: string;
+    /** 'chat' | 'messages' | 'embeddings' | 'models' | 'completions' | 'other' */
+    endpoint: string;
+    api: 'openai' | 'anthropic';
+    /** Lower-cased; internal x-tollgate-* and credentials stripped. */
+    headers: Record<string, string>;
+    model: string;
+    stream: boolean;
+    /** Every other top-level body field (temperature, max_tokens, tools, …). */
+    params: Record<string, unknown>;
+    /** Text of every message (parts joined), system prompt included as role `system`. */
+    messages: PolicyMessage[];
+    tokenEstimate: number;
+    /** Body size in bytes. */
+    size: number;
+    /** The parsed body; transforms mutate it in place. */
+    body: Record<string, unknown>;
+  };
+  principal: {
+    keyId: string;
+    tenant: string;
+    team: string;
+    user: string;
+    groups: string[];
+    claims: Record<string, unknown>;
+    authMethod: 'key' | 'jwt';
+  };
+  tenant: { name: string; attributes: Record<string, unknown> };
+  team: { name: string; attributes: Record<string, unknown> };
+  now: Date;
+}
+
+/**
+ * The `deployment` variable of route rules. Same shape as routing's DeploymentInfo
+ * (service/routing/types.ts); kept here so policy compiles on its own.
+ */
+export interface DeploymentInfo {
+  id: string;
+  model: string;
+  provider: string;
+  providerApi: string;
+  region: string;
+  selfHosted: boolean;
+  dataRetention: boolean;
+  inputPricePerM: number;
+  outputPricePerM: number;
+  contextWindow: number;
+}
+
+export type RuleKind = 'deny' | 'require' | 'models' | 'route' | 'redact' | 'budget' | 'rateLimit' | 'transform' | 'label';
+
+export type RuleOutcome = 'allow' | 'deny' | 'would-deny' | 'error' | 'skipped' | 'applied' | 'not-matched';
+
+export interface RuleRecord {
+  policy: string;
+  /** Rule name; `matchConditions/<name>` for a policy's match condition. */
+  rule: string;
+  kind: RuleKind | 'matchCondition';
+  outcome: RuleOutcome;
+  durationUs: number;
+  message?: string;
+}
+
+export interface Denial {
+  status: number;
+  /** Machine-readable reason (the client error `code`), e.g. `policy_denied`, `model_not_allowed`. */
+  reason: string;
+  message: string;
+  /** `<policy>/<rule>` */
+  rule: string;
+}
+
+export type RouteCheckResult = { ok: true } | { ok: false; rule: string; message: string };
+
+export interface Decision {
+  /** Random 32-hex-char decision id. */
+  id: string;
+  revision: string;
+  /** The first enforce-mode denial; absent when the request may proceed. */
+  denied?: Denial;
+  rules: RuleRecord[];
+  /** Checks one candidate deployment against every active route rule. */
+  routeCheck(d: DeploymentInfo): RouteCheckResult;
+  redactions: RedactionRule[];
+  customDetectors: CustomDetectorSpec[];
+  budgets: BudgetSpec[];
+  rateLimits: RateLimitSpec[];
+  /** `<policy>/<rule>` of each transform applied to input.request.body, in order. */
+  transforms: string[];
+  labels: Record<string, string>;
+  dryRunDenials: { rule: string; message: string }[];
+}
+
+export interface PolicyBundle {
+  /** Content hash of all policy documents (16 hex chars). */
+  revision: string;
+  /** Policy names in evaluation order. */
+  readonly policies: readonly string[];
+  evaluate(input: PolicyInput): Decision;
+}
+
+/** Reported for every evaluation error (wire to a metrics counter). */
+export interface PolicyErrorEvent {
+  policy: string;
+  rule: string;
+  kind: string;
+  message: string;
+}
+
+export interface CompileOptions {
+  /** Clock used where an input carries none (policy tests); defaults to `() => new Date()`. */
+  now?: () => Date;
+  /** Called on every evaluation error (after fail-closed/skip handling). Must not throw. */
+  onEvalError?: (e: PolicyErrorEvent) => void;
+  /** When given, redact rules may only name these built-in detectors (plus custom ones and `*`). */
+  knownDetectors?: readonly string[];
+}

@@ -1,0 +1,571 @@
+// OpenAI Chat Completions ⇄ Anthropic Messages (core), and Anthropic client → Anthropic passthrough.
+import { GatewayError, renderError } from '../errors.ts';
+import type { OpenAIChatBody, OpenAIMessage } from './schemas.ts';
+import { AnthropicMessagesBody, validate } from './schemas.ts';
+import { SseDecoder } from './sse.ts';
+import {
+  decodeBody,
+  DEFAULT_ANTHROPIC_VERSION,
+  DEFAULT_MAX_TOKENS,
+  defaultOptions,
+  invalid,
+  isObject,
+  JSON_CT,
+  notSupported,
+  parseDataUrl,
+  parseJson,
+  parseToolArguments,
+  rejectUnknown,
+  SSE_CT,
+  upstreamError,
+  type Json,
+} from './common.ts';
+import {
+  ChunkFactory,
+  SseCoreStream,
+  toGatewayError,
+  usageToOpenAI,
+  type ChatCompletion,
+  type ChatCore,
+  type CoreContext,
+  type CoreEvent,
+  type OAToolCall,
+} from './chat.ts';
+import type {
+  ClientRequest,
+  StreamTranslator,
+  TranslatedResponse,
+  Translator,
+  TranslatorOptions,
+  UpstreamRequest,
+  UpstreamTarget,
+  Usage,
+} from './types.ts';
+
+const P = 'anthropic' as const;
+const IMAGE_TYPES = new Set(['image/jpeg', 'image/png', 'image/gif', 'image/webp']);
+/** Name of the forced tool that carries `response_format` JSON output (see jsonModeTool). */
+export const JSON_TOOL = 'json_response';
+
+/**
+ * OpenAI request fields this translator understands. Fields listed in DROPPED are harmless to drop: they only
+ * affect OpenAI-side bookkeeping (store, metadata, prompt_cache_key, service_tier, safety_identifier), token
+ * accounting hints (image `detail`), or are best-effort anyway (seed). Anything else unknown → 422.
+ */
+const KNOWN = new Set([
+  'model', 'messages', 'stream', 'stream_options', 'max_tokens', 'max_completion_tokens', 'temperature', 'top_p',
+  'top_k', 'n', 'stop', 'presence_penalty', 'frequency_penalty', 'logit_bias', 'logprobs', 'top_logprobs', 'seed',
+  'tools', 'tool_choice', 'parallel_tool_calls', 'response_format', 'user', 'reasoning_effort', 'modalities',
+  'metadata', 'store', 'service_tier', 'prompt_cache_key', 'safety_identifier',
+]);
+
+/** Checks shared by the Anthropic and Bedrock translators (both Claude-style APIs without these knobs). */
+export function rejectOpenAIOnlyParams(b: OpenAIChatBody, provider: 'anthropic' | 'bedrock' | 'gemini'): void {
+  if (b.n != null && b.n !== 1) throw notSupported('n', provider, 'only n=1 is supported');
+  if (b.logit_bias != null && Object.keys(b.logit_bias).length > 0) throw notSupported('logit_bias', provider);
+  if (b.logprobs === true) throw notSupported('logprobs', provider);
+  if (b.top_logprobs != null && b.top_logprobs > 0) throw notSupported('top_logprobs', provider);
+  if (b.reasoning_effort != null) throw notSupported('reasoning_effort', provider);
+  const modalities = (b as Json).modalities;
+  if (modalities != null && !(Array.isArray(modalities) && modalities.every((m) => m === 'text'))) {
+    throw notSupported('modalities', provider, 'only text output is supported');
+  }
+  if (provider !== 'gemini') {
+    if (b.presence_penalty != null && b.presence_penalty !== 0) throw notSupported('presence_penalty', provider);
+    if (b.frequency_penalty != null && b.frequency_penalty !== 0) throw notSupported('frequency_penalty', provider);
+  }
+}
+
+export function maxTokensOf(b: OpenAIChatBody): number {
+  return b.max_completion_tokens ?? b.max_tokens ?? DEFAULT_MAX_TOKENS;
+}
+
+export function stopList(b: OpenAIChatBody): string[] | undefined {
+  if (b.stop == null) return undefined;
+  const list = typeof b.stop === 'string' ? [b.stop] : b.stop;
+  return list.length > 0 ? list : undefined;
+}
+
+/** `response_format` json_object/json_schema → schema for a forced tool, or undefined for plain text. */
+export function jsonModeSchema(b: OpenAIChatBody, provider: 'anthropic' | 'bedrock'): Json | undefined {
+  const rf = b.response_format;
+  if (!rf || rf.type === 'text') return undefined;
+  if (b.tools && b.tools.length > 0) {
+    throw notSupported('response_format', provider, 'response_format cannot be combined with tools');
+  }
+  if (rf.type === 'json_object') return { type: 'object', additionalProperties: true };
+  const schema = rf.json_schema.schema ?? { type: 'object', additionalProperties: true };
+  if (schema.type !== 'object') {
+    throw notSupported('response_format.json_schema.schema', provider, 'the schema must describe an object');
+  }
+  return schema;
+}
+
+export function isJsonMode(b: OpenAIChatBody): boolean {
+  return b.response_format != null && b.response_format.type !== 'text';
+}
+
+function imageBlock(url: string, param: string): Json {
+  const data = parseDataUrl(url);
+  if (data) {
+    if (!IMAGE_TYPES.has(data.mediaType)) throw notSupported(param, P, `image type ${data.mediaType}`);
+    return { type: 'image', source: { type: 'base64', media_type: data.mediaType, data: data.data } };
+  }
+  if (/^https?:\/\//i.test(url)) return { type: 'image', source: { type: 'url', url } };
+  throw invalid(param, `Invalid value for '${param}': expected an http(s) URL or a base64 data URL.`);
+}
+
+function textBlocks(content: string | Array<{ type: 'text'; text: string }>): Json[] {
+  if (typeof content === 'string') return content === '' ? [] : [{ type: 'text', text: content }];
+  return content.filter((p) => p.text !== '').map((p) => ({ type: 'text', text: p.text }));
+}
+
+/** OpenAI messages → Anthropic `system` + alternating `messages` (consecutive same-role turns merged). */
+function convertMessages(messages: OpenAIMessage[]): { system: Json[]; messages: Json[] } {
+  const system: Json[] = [];
+  const out: Array<{ role: 'user' | 'assistant'; content: Json[] }> = [];
+  const push = (role: 'user' | 'assistant', blocks: Json[]): void => {
+    if (blocks.length === 0) return;
+    const last = out[out.length - 1];
+    if (last && last.role === role) last.content.push(...blocks);
+    else out.push({ role, content: blocks });
+  };
+  messages.forEach((m, i) => {
+    const at = `messages[${i}]`;
+    switch (m.role) {
+      case 'system':
+      case 'developer':
+        system.push(...textBlocks(m.content));
+        break;
+      case 'user': {
+        if (typeof m.content === 'string') {
+          push('user', [{ type: 'text', text: m.content }]);
+          break;
+        }
+        const blocks: Json[] = [];
+        m.content.forEach((p, j) => {
+          const pp = `${at}.content[${j}]`;
+          if (p.type === 'text') blocks.push({ type: 'text', text: p.text });
+          else if (p.type === 'image_url') blocks.push(imageBlock(p.image_url.url, `${pp}.image_url.url`));
+          else if (p.type === 'file') {
+            const d = p.file.file_data ? parseDataUrl(p.file.file_data) : undefined;
+            if (!d || d.mediaType !== 'application/pdf') {
+              throw notSupported(pp, P, 'only inline PDF files (file_data as a base64 data URL) are supported');
+            }
+            blocks.push({ type: 'document', source: { type: 'base64', media_type: d.mediaType, data: d.data } });
+          } else throw notSupported(`${pp}.type`, P, `content part type '${p.type}'`);
+        });
+        push('user', blocks);
+        break;
+      }
+      case 'assistant': {
+        const blocks: Json[] = [];
+        if (typeof m.content === 'string') blocks.push(...textBlocks(m.content));
+        else if (Array.isArray(m.content)) {
+          for (const p of m.content) {
+            const text = p.type === 'text' ? p.text : p.refusal;
+            if (text !== '') blocks.push({ type: 'text', text });
+          }
+        }
+        m.tool_calls?.forEach((tc, j) => {
+          blocks.push({
+            type: 'tool_use',
+            id: tc.id,
+            name: tc.function.name,
+            input: parseToolArguments(tc.function.arguments, `${at}.tool_calls[${j}].function.arguments`),
+          });
+        });
+        push('assistant', blocks);
+        break;
+      }
+      case 'tool': {
+        const content = typeof m.content === 'string' ? m.content : textBlocks(m.content);
+        push('user', [{ type: 'tool_result', tool_use_id: m.tool_call_id, content }]);
+        break;
+      }
+      case 'function':
+        throw notSupported(`${at}.role`, P, "the deprecated 'function' role; use tools");
+    }
+  });
+  return { system, messages: out };
+}
+
+function convertTools(b: OpenAIChatBody): { tools?: Json[]; tool_choice?: Json } {
+  const jsonSchema = jsonModeSchema(b, P);
+  if (jsonSchema) {
+    return {
+      tools: [{ name: JSON_TOOL, description: 'Respond with the final answer as JSON matching this schema.', input_schema: jsonSchema }],
+      tool_choice: { type: 'tool', name: JSON_TOOL },
+    };
+  }
+  const out: { tools?: Json[]; tool_choice?: Json } = {};
+  if (b.tools && b.tools.length > 0) {
+    out.tools = b.tools.map((t) => ({
+      name: t.function.name,
+      ...(t.function.description ? { description: t.function.description } : {}),
+      input_schema: t.function.parameters ?? { type: 'object', properties: {} },
+    }));
+  }
+  const tc = b.tool_choice;
+  let choice: Json | undefined;
+  if (tc === 'none') choice = { type: 'none' };
+  else if (tc === 'auto') choice = { type: 'auto' };
+  else if (tc === 'required') choice = { type: 'any' };
+  else if (tc && typeof tc === 'object') choice = { type: 'tool', name: tc.function.name };
+  if (b.parallel_tool_calls === false && out.tools) {
+    choice ??= { type: 'auto' };
+    if (choice.type !== 'none') choice.disable_parallel_tool_use = true;
+  }
+  if (choice && out.tools) out.tool_choice = choice;
+  return out;
+}
+
+/** OpenAI body → Anthropic Messages body (without model). Exported for the benchmark. */
+export function toAnthropicBody(b: OpenAIChatBody, stream: boolean): Json {
+  rejectUnknown(b as Json, KNOWN, P);
+  rejectOpenAIOnlyParams(b, P);
+  if (b.temperature != null && b.temperature > 1) {
+    throw new GatewayError('unprocessable', `parameter 'temperature' must be between 0 and 1 for provider anthropic`, {
+      param: 'temperature',
+      code: 'unsupported_parameter',
+    });
+  }
+  const { system, messages } = convertMessages(b.messages);
+  if (messages.length === 0) {
+    throw new GatewayError('unprocessable', 'provider anthropic needs at least one user or assistant message', {
+      param: 'messages',
+      code: 'unsupported_parameter',
+    });
+  }
+  const out: Json = { max_tokens: maxTokensOf(b), messages };
+  if (system.length === 1) out.system = system[0]!.text;
+  else if (system.length > 1) out.system = system;
+  const stop = stopList(b);
+  if (stop) out.stop_sequences = stop;
+  if (b.temperature != null) out.temperature = b.temperature;
+  if (b.top_p != null) out.top_p = b.top_p;
+  if (b.top_k != null) out.top_k = b.top_k;
+  if (b.user) out.metadata = { user_id: b.user };
+  Object.assign(out, convertTools(b));
+  if (stream) out.stream = true;
+  return out;
+}
+
+export function anthropicHeaders(target: UpstreamTarget, clientHeaders?: Record<string, string>): Record<string, string> {
+  const headers: Record<string, string> = {
+    'content-type': JSON_CT,
+    'accept-encoding': 'identity',
+    'anthropic-version': clientHeaders?.['anthropic-version'] ?? target.provider.apiVersion ?? DEFAULT_ANTHROPIC_VERSION,
+  };
+  const beta = clientHeaders?.['anthropic-beta'];
+  if (beta) headers['anthropic-beta'] = beta;
+  if (target.credential) headers['x-api-key'] = target.credential;
+  return headers;
+}
+
+export function anthropicPath(target: UpstreamTarget): string {
+  const base = target.provider.basePath.replace(/\/$/, '');
+  return `${base}/messages`;
+}
+
+/** Anthropic usage → gateway Usage (input includes cache reads and writes, as OpenAI's prompt_tokens does). */
+export function usageFromAnthropic(u: unknown): Usage | undefined {
+  if (!isObject(u)) return undefined;
+  const num = (v: unknown): number => (typeof v === 'number' ? v : 0);
+  const input = num(u.input_tokens);
+  const read = num(u.cache_read_input_tokens);
+  const write = num(u.cache_creation_input_tokens);
+  const usage: Usage = { inputTokens: input + read + write, outputTokens: num(u.output_tokens) };
+  if (read > 0) usage.cachedInputTokens = read;
+  if (write > 0) usage.cacheCreationInputTokens = write;
+  return usage;
+}
+
+export function finishFromAnthropic(stop: unknown): string {
+  switch (stop) {
+    case 'max_tokens':
+    case 'model_context_window_exceeded':
+      return 'length';
+    case 'tool_use':
+      return 'tool_calls';
+    case 'refusal':
+      return 'content_filter';
+    default:
+      return 'stop'; // end_turn, stop_sequence, pause_turn
+  }
+}
+
+export class AnthropicCore implements ChatCore {
+  readonly provider = P;
+  private readonly opts: Required<TranslatorOptions>;
+
+  constructor(opts?: TranslatorOptions) {
+    this.opts = defaultOptions(opts);
+  }
+
+  async request(body: OpenAIChatBody, ctx: CoreContext, target: UpstreamTarget): Promise<UpstreamRequest> {
+    const out = { model: target.deployment.upstreamModel, ...toAnthropicBody(body, ctx.stream) };
+    const headers = anthropicHeaders(target);
+    if (ctx.stream) headers.accept = 'text/event-stream';
+    return { path: anthropicPath(target), headers, body: Buffer.from(JSON.stringify(out)) };
+  }
+
+  parse(body: unknown, ctx: CoreContext, requestBody: OpenAIChatBody): ChatCompletion {
+    if (!isObject(body) || !Array.isArray(body.content)) {
+      throw new GatewayError('upstream', 'upstream response is not an Anthropic message', { code: 'upstream_protocol' });
+    }
+    const json = isJsonMode(requestBody);
+    let text = '';
+    let hasText = false;
+    const toolCalls: OAToolCall[] = [];
+    for (const block of body.content) {
+      if (!isObject(block)) continue;
+      if (block.type === 'text' && typeof block.text === 'string') {
+        text += block.text;
+        hasText = true;
+      } else if (block.type === 'tool_use') {
+        if (json && block.name === JSON_TOOL) {
+          text += JSON.stringify(block.input ?? {});
+          hasText = true;
+        } else {
+          toolCalls.push({
+            id: String(block.id),
+            type: 'function',
+            function: { name: String(block.name), arguments: JSON.stringify(block.input ?? {}) },
+          });
+        }
+      }
+      // thinking / redacted_thinking blocks have no Chat Completions equivalent.
+    }
+    let finish = finishFromAnthropic(body.stop_reason);
+    if (json && finish === 'tool_calls' && toolCalls.length === 0) finish = 'stop';
+    const usage = usageFromAnthropic(body.usage);
+    const completion: ChatCompletion = {
+      id: typeof body.id === 'string' ? body.id : this.opts.newId('chatcmpl-'),
+      object: 'chat.completion',
+      created: this.opts.now(),
+      model: typeof body.model === 'string' ? body.model : ctx.model,
+      choices: [
+        {
+          index: 0,
+          message: {
+            role: 'assistant',
+            content: hasText ? text : null,
+            refusal: null,
+            ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}),
+          },
+          logprobs: null,
+          finish_reason: finish,
+        },
+      ],
+    };
+    if (usage) completion.usage = usageToOpenAI(usage);
+    return completion;
+  }
+
+  stream(ctx: CoreContext, requestBody: OpenAIChatBody): AnthropicToOpenAIStream {
+    return new AnthropicToOpenAIStream(ctx, isJsonMode(requestBody), this.opts);
+  }
+}
+
+/** Anthropic SSE (message_start … message_stop) → OpenAI chat.completion.chunk events. */
+export class AnthropicToOpenAIStream extends SseCoreStream {
+  private readonly json: boolean;
+  private readonly chunks: ChunkFactory;
+  private readonly opts: Required<TranslatorOptions>;
+  /** Anthropic content block index → what it carries. */
+  private readonly blocks = new Map<number, { kind: 'text' } | { kind: 'json' } | { kind: 'tool'; index: number } | { kind: 'other' }>();
+  private toolCount = 0;
+  private usageRaw: Json = {};
+  private finish: string | undefined;
+
+  constructor(ctx: CoreContext, json: boolean, opts: Required<TranslatorOptions>) {
+    super();
+    this.json = json;
+    this.opts = opts;
+    this.chunks = new ChunkFactory('', ctx.model, opts.now());
+  }
+
+  protected onEvent(data: string, event: string | undefined, out: CoreEvent[]): void {
+    const ev = parseJson(data, 'upstream stream event');
+    if (!isObject(ev)) return;
+    const type = typeof ev.type === 'string' ? ev.type : event;
+    switch (type) {
+      case 'message_start': {
+        const msg = isObject(ev.message) ? ev.message : {};
+        this.chunks.id = typeof msg.id === 'string' ? msg.id : this.opts.newId('chatcmpl-');
+        if (typeof msg.model === 'string') this.chunks.model = msg.model;
+        if (isObject(msg.usage)) Object.assign(this.usageRaw, msg.usage);
+        out.push({ type: 'chunk', chunk: this.chunks.delta({ role: 'assistant', content: '' }) });
+        break;
+      }
+      case 'content_block_start': {
+        const idx = Number(ev.index);
+        const block = isObject(ev.content_block) ? ev.content_block : {};
+        if (block.type === 'text') {
+          this.blocks.set(idx, { kind: 'text' });
+          if (typeof block.text === 'string' && block.text !== '') {
+            out.push({ type: 'chunk', chunk: this.chunks.delta({ content: block.text }) });
+          }
+        } else if (block.type === 'tool_use') {
+          if (this.json && block.name === JSON_TOOL) {
+            this.blocks.set(idx, { kind: 'json' });
+          } else {
+            const index = this.toolCount++;
+            this.blocks.set(idx, { kind: 'tool', index });
+            out.push({
+              type: 'chunk',
+              chunk: this.chunks.delta({
+                tool_calls: [{ index, id: String(block.id), type: 'function', function: { name: String(block.name), arguments: '' } }],
+              }),
+            });
+          }
+        } else {
+          this.blocks.set(idx, { kind: 'other' });
+        }
+        break;
+      }
+      case 'content_block_delta': {
+        const b = this.blocks.get(Number(ev.index));
+        const d = isObject(ev.delta) ? ev.delta : {};
+        if (d.type === 'text_delta' && typeof d.text === 'string' && b?.kind === 'text') {
+          out.push({ type: 'chunk', chunk: this.chunks.delta({ content: d.text }) });
+        } else if (d.type === 'input_json_delta' && typeof d.partial_json === 'string' && d.partial_json !== '') {
+          if (b?.kind === 'json') out.push({ type: 'chunk', chunk: this.chunks.delta({ content: d.partial_json }) });
+          else if (b?.kind === 'tool') {
+            out.push({
+              type: 'chunk',
+              chunk: this.chunks.delta({ tool_calls: [{ index: b.index, function: { arguments: d.partial_json } }] }),
+            });
+          }
+        }
+        // thinking_delta, signature_delta, citations_delta: no Chat Completions equivalent.
+        break;
+      }
+      case 'message_delta': {
+        const d = isObject(ev.delta) ? ev.delta : {};
+        if (isObject(ev.usage)) {
+          for (const [k, v] of Object.entries(ev.usage)) if (v != null) this.usageRaw[k] = v;
+        }
+        if (d.stop_reason != null) {
+          let finish = finishFromAnthropic(d.stop_reason);
+          if (this.json && finish === 'tool_calls' && this.toolCount === 0) finish = 'stop';
+          this.finish = finish;
+          out.push({ type: 'chunk', chunk: this.chunks.finish(finish) });
+        }
+        break;
+      }
+      case 'message_stop': {
+        this.completed = true;
+        const u = this.usage();
+        if (u) out.push({ type: 'chunk', chunk: this.chunks.usage(u) });
+        break;
+      }
+      case 'error': {
+        const e = isObject(ev.error) ? ev.error : {};
+        const status = e.type === 'overloaded_error' ? 529 : e.type === 'rate_limit_error' ? 429 : 500;
+        out.push({ type: 'error', error: upstreamError(P, status, {}, Buffer.from(data)) });
+        break;
+      }
+      default:
+        break; // ping and future event types
+    }
+  }
+
+  usage(): Usage | undefined {
+    return Object.keys(this.usageRaw).length > 0 ? usageFromAnthropic(this.usageRaw) : undefined;
+  }
+
+  finishReason(): string | undefined {
+    return this.finish;
+  }
+}
+
+// ---------------------------------------------------------------- Anthropic client → Anthropic
+
+/** Parses the stream on the side for usage and stop_reason; the client gets the upstream bytes unchanged. */
+class AnthropicPassthroughStream implements StreamTranslator {
+  private readonly sse = new SseDecoder();
+  private readonly usageRaw: Json = {};
+  private stop: string | undefined;
+  private broken = false;
+
+  push(chunk: Buffer): Buffer {
+    this.observe(() => this.sse.push(chunk));
+    return chunk;
+  }
+
+  end(): Buffer {
+    this.observe(() => this.sse.end());
+    return Buffer.alloc(0);
+  }
+
+  usage(): Usage | undefined {
+    return Object.keys(this.usageRaw).length > 0 ? usageFromAnthropic(this.usageRaw) : undefined;
+  }
+
+  finishReason(): string | undefined {
+    return this.stop;
+  }
+
+  private observe(next: () => Array<{ data: string }>): void {
+    if (this.broken) return;
+    try {
+      for (const ev of next()) {
+        const j: unknown = JSON.parse(ev.data);
+        if (!isObject(j)) continue;
+        if (j.type === 'message_start' && isObject(j.message) && isObject(j.message.usage)) {
+          Object.assign(this.usageRaw, j.message.usage);
+        } else if (j.type === 'message_delta') {
+          if (isObject(j.usage)) for (const [k, v] of Object.entries(j.usage)) if (v != null) this.usageRaw[k] = v;
+          if (isObject(j.delta) && typeof j.delta.stop_reason === 'string') this.stop = j.delta.stop_reason;
+        }
+      }
+    } catch {
+      // Unparseable upstream events still reach the client verbatim; we only lose usage accounting.
+      this.broken = true;
+    }
+  }
+}
+
+export class AnthropicPassthroughTranslator implements Translator {
+  readonly client = 'anthropic' as const;
+  readonly provider = 'anthropic' as const;
+  readonly op = 'chat' as const;
+  readonly streamContentType = SSE_CT;
+
+  async request(req: ClientRequest, target: UpstreamTarget): Promise<UpstreamRequest> {
+    const body = validate(AnthropicMessagesBody, req.body);
+    const out = { ...body, model: target.deployment.upstreamModel };
+    const headers = anthropicHeaders(target, req.headers);
+    if (req.stream) headers.accept = 'text/event-stream';
+    return { path: anthropicPath(target), headers, body: Buffer.from(JSON.stringify(out)) };
+  }
+
+  response(status: number, headers: Record<string, string>, body: Buffer): TranslatedResponse {
+    try {
+      if (status < 200 || status >= 300) throw upstreamError(P, status, headers, body);
+      const plain = decodeBody(headers, body);
+      const msg = parseJson(plain);
+      if (!isObject(msg) || msg.type !== 'message') {
+        throw new GatewayError('upstream', 'upstream response is not an Anthropic message', { code: 'upstream_protocol' });
+      }
+      const usage = usageFromAnthropic(msg.usage);
+      return {
+        status,
+        headers: { 'content-type': JSON_CT },
+        body: plain,
+        ...(usage ? { usage } : {}),
+        ...(typeof msg.stop_reason === 'string' ? { finishReason: msg.stop_reason } : {}),
+      };
+    } catch (err) {
+      const r = renderError(toGatewayError(err), 'anthropic');
+      return { status: r.status, headers: r.headers, body: r.body };
+    }
+  }
+
+  stream(): StreamTranslator {
+    return new AnthropicPassthroughStream();
+  }
+}
+

@@ -1,0 +1,349 @@
+// The OpenAI Chat Completions shape is the pivot: every provider "core" turns an OpenAI request into its own
+// wire format and its answers back into OpenAI completions/chunks. Client-facing wrappers then either serialize
+// those (OpenAI clients) or convert them to Anthropic Messages (anthropic-via-openai.ts).
+import { GatewayError, renderError } from '../errors.ts';
+import type { ProviderApi } from '../config/types.ts';
+import { OpenAIChatBody, validate } from './schemas.ts';
+import { SseDecoder, sseEvent } from './sse.ts';
+import { decodeBody, isObject, jsonResponse, parseJson, SSE_CT, upstreamError, type Json } from './common.ts';
+import type {
+  ClientRequest,
+  StreamTranslator,
+  TranslatedResponse,
+  Translator,
+  UpstreamRequest,
+  UpstreamTarget,
+  Usage,
+} from './types.ts';
+
+export interface OAUsage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  prompt_tokens_details?: { cached_tokens?: number };
+  completion_tokens_details?: { reasoning_tokens?: number };
+}
+
+export interface OAToolCall {
+  id: string;
+  type: 'function';
+  function: { name: string; arguments: string };
+}
+
+export interface OAChoice {
+  index: number;
+  message: { role: 'assistant'; content: string | null; refusal: string | null; tool_calls?: OAToolCall[] };
+  logprobs: null;
+  finish_reason: string;
+}
+
+export interface ChatCompletion {
+  id: string;
+  object: 'chat.completion';
+  created: number;
+  model: string;
+  choices: OAChoice[];
+  usage?: OAUsage;
+}
+
+export interface OAToolCallDelta {
+  index: number;
+  id?: string;
+  type?: 'function';
+  function?: { name?: string; arguments?: string };
+}
+
+export interface OAChunkChoice {
+  index: number;
+  delta: { role?: 'assistant'; content?: string | null; tool_calls?: OAToolCallDelta[]; refusal?: string | null };
+  logprobs?: null;
+  finish_reason: string | null;
+}
+
+export interface ChatChunk {
+  id: string;
+  object: 'chat.completion.chunk';
+  created: number;
+  model: string;
+  choices: OAChunkChoice[];
+  usage?: OAUsage | null;
+}
+
+/** What a provider core's stream decoder yields. `raw` is the upstream JSON text when it can be forwarded verbatim. */
+export type CoreEvent =
+  | { type: 'chunk'; chunk: ChatChunk; raw?: string }
+  | { type: 'error'; error: GatewayError }
+  | { type: 'done' };
+
+export interface CoreStream {
+  push(chunk: Buffer): CoreEvent[];
+  /** Upstream finished. A stream cut before the provider's end marker yields an error event. */
+  end(): CoreEvent[];
+  usage(): Usage | undefined;
+  /** OpenAI vocabulary: stop | length | tool_calls | content_filter. */
+  finishReason(): string | undefined;
+}
+
+export interface CoreContext {
+  /** Model the client asked for; used where the provider does not report one. */
+  model: string;
+  stream: boolean;
+}
+
+/** OpenAI Chat Completions ⇄ one provider's wire format. */
+export interface ChatCore {
+  readonly provider: ProviderApi;
+  request(body: OpenAIChatBody, ctx: CoreContext, target: UpstreamTarget): Promise<UpstreamRequest>;
+  /** 2xx JSON body → OpenAI completion. Throws GatewayError('upstream') on a body it cannot understand. */
+  parse(body: unknown, ctx: CoreContext, requestBody: OpenAIChatBody): ChatCompletion;
+  stream(ctx: CoreContext, requestBody: OpenAIChatBody): CoreStream;
+}
+
+export function usageFromOpenAI(u: unknown): Usage | undefined {
+  if (!isObject(u)) return undefined;
+  const input = typeof u.prompt_tokens === 'number' ? u.prompt_tokens : undefined;
+  const output = typeof u.completion_tokens === 'number' ? u.completion_tokens : 0;
+  if (input === undefined) return undefined;
+  const usage: Usage = { inputTokens: input, outputTokens: output };
+  const pd = u.prompt_tokens_details;
+  if (isObject(pd) && typeof pd.cached_tokens === 'number' && pd.cached_tokens > 0) usage.cachedInputTokens = pd.cached_tokens;
+  const cd = u.completion_tokens_details;
+  if (isObject(cd) && typeof cd.reasoning_tokens === 'number' && cd.reasoning_tokens > 0) {
+    usage.reasoningTokens = cd.reasoning_tokens;
+  }
+  return usage;
+}
+
+export function usageToOpenAI(u: Usage): OAUsage {
+  const out: OAUsage = {
+    prompt_tokens: u.inputTokens,
+    completion_tokens: u.outputTokens,
+    total_tokens: u.inputTokens + u.outputTokens,
+    prompt_tokens_details: { cached_tokens: u.cachedInputTokens ?? 0 },
+    completion_tokens_details: { reasoning_tokens: u.reasoningTokens ?? 0 },
+  };
+  return out;
+}
+
+/** Re-validate: policies/redaction may have mutated the body after parseClientRequest. */
+export function openAIBody(req: ClientRequest): OpenAIChatBody {
+  return validate(OpenAIChatBody, req.body);
+}
+
+function ctxOf(req: ClientRequest): CoreContext {
+  return { model: req.model, stream: req.stream };
+}
+
+function wantsUsage(body: Json): boolean {
+  const so = body.stream_options;
+  return isObject(so) && so.include_usage === true;
+}
+
+function isUsageOnly(chunk: ChatChunk): boolean {
+  return Array.isArray(chunk.choices) && chunk.choices.length === 0 && isObject(chunk.usage);
+}
+
+/** Serialize a streamed error the way OpenAI does mid-stream: a `data:` event holding `{"error":{…}}`. */
+export function openAIStreamError(err: GatewayError): string {
+  return sseEvent(renderError(err, 'openai').body.toString('utf8'));
+}
+
+export function toGatewayError(err: unknown): GatewayError {
+  if (err instanceof GatewayError) return err;
+  return new GatewayError('upstream', 'upstream response could not be translated', { code: 'upstream_protocol', cause: err });
+}
+
+/** Turns a CoreStream into OpenAI SSE bytes: strips the forced usage chunk unless asked for, ends with [DONE]. */
+class OpenAIClientStream implements StreamTranslator {
+  private readonly inner: CoreStream;
+  private readonly keepUsage: boolean;
+  private failed = false;
+  private doneSent = false;
+
+  constructor(inner: CoreStream, keepUsage: boolean) {
+    this.inner = inner;
+    this.keepUsage = keepUsage;
+  }
+
+  push(chunk: Buffer): Buffer {
+    if (this.failed || this.doneSent) return Buffer.alloc(0);
+    let events: CoreEvent[];
+    try {
+      events = this.inner.push(chunk);
+    } catch (err) {
+      events = [{ type: 'error', error: toGatewayError(err) }];
+    }
+    return this.render(events);
+  }
+
+  end(): Buffer {
+    let events: CoreEvent[] = [];
+    if (!this.failed && !this.doneSent) {
+      try {
+        events = this.inner.end();
+      } catch (err) {
+        events = [{ type: 'error', error: toGatewayError(err) }];
+      }
+    }
+    let out = this.render(events).toString('utf8');
+    if (!this.doneSent) {
+      out += 'data: [DONE]\n\n';
+      this.doneSent = true;
+    }
+    return Buffer.from(out);
+  }
+
+  usage(): Usage | undefined {
+    return this.inner.usage();
+  }
+
+  finishReason(): string | undefined {
+    return this.inner.finishReason();
+  }
+
+  private render(events: CoreEvent[]): Buffer {
+    let out = '';
+    for (const ev of events) {
+      if (this.failed || this.doneSent) break;
+      if (ev.type === 'chunk') {
+        if (!this.keepUsage && isUsageOnly(ev.chunk)) continue;
+        out += sseEvent(ev.raw ?? JSON.stringify(ev.chunk));
+      } else if (ev.type === 'error') {
+        out += openAIStreamError(ev.error);
+        this.failed = true;
+      } else {
+        out += 'data: [DONE]\n\n';
+        this.doneSent = true;
+      }
+    }
+    return out.length === 0 ? EMPTY : Buffer.from(out);
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** OpenAI Chat Completions client → any provider, through that provider's core. */
+export class OpenAIChatTranslator implements Translator {
+  readonly client = 'openai' as const;
+  readonly op = 'chat' as const;
+  readonly streamContentType = SSE_CT;
+  readonly provider: ProviderApi;
+  private readonly core: ChatCore;
+
+  constructor(core: ChatCore) {
+    this.core = core;
+    this.provider = core.provider;
+  }
+
+  request(req: ClientRequest, target: UpstreamTarget): Promise<UpstreamRequest> {
+    return this.core.request(openAIBody(req), ctxOf(req), target);
+  }
+
+  response(status: number, headers: Record<string, string>, body: Buffer, req: ClientRequest): TranslatedResponse {
+    if (status < 200 || status >= 300) {
+      const r = renderError(upstreamError(this.provider, status, headers, body), 'openai');
+      return { status: r.status, headers: r.headers, body: r.body };
+    }
+    try {
+      const completion = this.core.parse(parseJson(decodeBody(headers, body)), ctxOf(req), openAIBody(req));
+      const usage = usageFromOpenAI(completion.usage);
+      const finish = completion.choices[0]?.finish_reason;
+      return jsonResponse(status, completion, {
+        ...(usage ? { usage } : {}),
+        ...(finish ? { finishReason: finish } : {}),
+      });
+    } catch (err) {
+      const r = renderError(toGatewayError(err), 'openai');
+      return { status: r.status, headers: r.headers, body: r.body };
+    }
+  }
+
+  stream(req: ClientRequest): StreamTranslator {
+    const body = openAIBody(req);
+    return new OpenAIClientStream(this.core.stream(ctxOf(req), body), wantsUsage(req.body));
+  }
+}
+
+// ---------------------------------------------------------------- building chunks
+
+/** Small factory so provider stream decoders emit well-formed chunks with stable id/created/model. */
+export class ChunkFactory {
+  id: string;
+  model: string;
+  created: number;
+
+  constructor(id: string, model: string, created: number) {
+    this.id = id;
+    this.model = model;
+    this.created = created;
+  }
+
+  delta(delta: OAChunkChoice['delta'], index = 0): ChatChunk {
+    return {
+      id: this.id,
+      object: 'chat.completion.chunk',
+      created: this.created,
+      model: this.model,
+      choices: [{ index, delta, logprobs: null, finish_reason: null }],
+    };
+  }
+
+  finish(reason: string, index = 0): ChatChunk {
+    return {
+      id: this.id,
+      object: 'chat.completion.chunk',
+      created: this.created,
+      model: this.model,
+      choices: [{ index, delta: {}, logprobs: null, finish_reason: reason }],
+    };
+  }
+
+  usage(u: Usage): ChatChunk {
+    return {
+      id: this.id,
+      object: 'chat.completion.chunk',
+      created: this.created,
+      model: this.model,
+      choices: [],
+      usage: usageToOpenAI(u),
+    };
+  }
+}
+
+/** Decoder for SSE streams whose events are JSON: `each(data, event)` returns the CoreEvents for one event. */
+export abstract class SseCoreStream implements CoreStream {
+  private readonly sse = new SseDecoder();
+  protected completed = false;
+  protected failed = false;
+
+  push(chunk: Buffer): CoreEvent[] {
+    const out: CoreEvent[] = [];
+    for (const ev of this.sse.push(chunk)) this.handle(ev.data, ev.event, out);
+    return out;
+  }
+
+  end(): CoreEvent[] {
+    const out: CoreEvent[] = [];
+    for (const ev of this.sse.end()) this.handle(ev.data, ev.event, out);
+    if (!this.completed && !this.failed) {
+      this.failed = true;
+      out.push({
+        type: 'error',
+        error: new GatewayError('upstream', 'upstream stream ended before the response was complete', {
+          code: 'upstream_incomplete',
+        }),
+      });
+    }
+    return out;
+  }
+
+  private handle(data: string, event: string | undefined, out: CoreEvent[]): void {
+    if (this.failed) return;
+    this.onEvent(data, event, out);
+    for (const e of out) if (e.type === 'error') this.failed = true;
+  }
+
+  protected abstract onEvent(data: string, event: string | undefined, out: CoreEvent[]): void;
+  abstract usage(): Usage | undefined;
+  abstract finishReason(): string | undefined;
+}

@@ -1,0 +1,85 @@
+// Entry points for the request path: pick a translator for (client API, operation, provider API), and parse +
+// validate the client's JSON body.
+import { GatewayError, type ClientApi } from '../errors.ts';
+import type { ProviderApi } from '../config/types.ts';
+import { AnthropicMessagesBody, OpenAIChatBody, OpenAIEmbeddingsBody, validate } from './schemas.ts';
+import { isObject } from './common.ts';
+import { OpenAIChatTranslator, type ChatCore } from './chat.ts';
+import { OpenAICore, OpenAIEmbeddingsTranslator } from './openai.ts';
+import { AnthropicCore, AnthropicPassthroughTranslator } from './anthropic.ts';
+import { AnthropicClientTranslator } from './anthropic-client.ts';
+import { GeminiCore, GeminiEmbeddingsTranslator } from './gemini.ts';
+import { BedrockCore } from './bedrock.ts';
+import type { ClientRequest, Operation, Translator, TranslatorOptions } from './types.ts';
+
+export type * from './types.ts';
+
+function chatCore(provider: ProviderApi, opts?: TranslatorOptions): ChatCore {
+  switch (provider) {
+    case 'openai':
+    case 'azure':
+      return new OpenAICore(provider);
+    case 'anthropic':
+      return new AnthropicCore(opts);
+    case 'gemini':
+      return new GeminiCore(opts);
+    case 'bedrock':
+      return new BedrockCore(opts);
+  }
+}
+
+function unsupportedPair(client: ClientApi, op: Operation, provider: ProviderApi): GatewayError {
+  const what = op === 'embeddings' ? 'embeddings' : 'chat';
+  return new GatewayError(
+    'unprocessable',
+    `${client} ${what} requests cannot be translated for provider ${provider}`,
+    { code: 'unsupported_provider' },
+  );
+}
+
+/**
+ * The translator for one (client API, operation, provider API) pair. Translators are stateless (per-request
+ * state lives in the StreamTranslator), so callers may cache them. `opts` pins clocks/ids in tests.
+ */
+export function getTranslator(client: ClientApi, op: Operation, provider: ProviderApi, opts?: TranslatorOptions): Translator {
+  if (op === 'chat') {
+    if (client === 'openai') return new OpenAIChatTranslator(chatCore(provider, opts));
+    if (provider === 'anthropic') return new AnthropicPassthroughTranslator();
+    return new AnthropicClientTranslator(chatCore(provider, opts));
+  }
+  if (client === 'openai') {
+    if (provider === 'openai' || provider === 'azure') return new OpenAIEmbeddingsTranslator(provider);
+    if (provider === 'gemini') return new GeminiEmbeddingsTranslator();
+  }
+  throw unsupportedPair(client, op, provider);
+}
+
+/** JSON.parse + schema validation. 400 `invalid_request` naming the offending field (`param`). */
+export function parseClientRequest(api: ClientApi, op: Operation, raw: Buffer): ClientRequest {
+  let body: unknown;
+  const text = raw.toString('utf8');
+  if (text.trim() === '') {
+    throw new GatewayError('invalid_request', 'The request body is empty; expected a JSON object.', { code: 'invalid_json' });
+  }
+  try {
+    body = JSON.parse(text);
+  } catch (err) {
+    const detail = err instanceof SyntaxError ? `: ${err.message}` : '';
+    throw new GatewayError('invalid_request', `The request body is not valid JSON${detail}`, { code: 'invalid_json' });
+  }
+  if (!isObject(body)) {
+    throw new GatewayError('invalid_request', 'The request body must be a JSON object.', { code: 'invalid_json' });
+  }
+  if (op === 'embeddings') {
+    if (api !== 'openai') throw new GatewayError('not_found', 'The Anthropic API has no embeddings endpoint.', { code: 'unknown_endpoint' });
+    validate(OpenAIEmbeddingsBody, body);
+    if (body.stream === true) {
+      throw new GatewayError('invalid_request', "Invalid value for 'stream': embeddings cannot be streamed.", { param: 'stream' });
+    }
+  } else if (api === 'openai') {
+    validate(OpenAIChatBody, body);
+  } else {
+    validate(AnthropicMessagesBody, body);
+  }
+  return { api, op, model: body.model as string, stream: op === 'chat' && body.stream === true, body };
+}

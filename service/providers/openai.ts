@@ -1,0 +1,207 @@
+// OpenAI client → OpenAI / OpenAI-compatible (vLLM, Ollama, Groq, …) and Azure OpenAI: a near passthrough.
+// Only `model` is replaced (and `stream_options.include_usage` forced on, so every stream can be charged);
+// unknown fields pass through untouched because the upstream speaks the same API and will judge them itself.
+import { GatewayError } from '../errors.ts';
+import type { ProviderApi, ProviderConfig } from '../config/types.ts';
+import type { OpenAIChatBody } from './schemas.ts';
+import { OpenAIEmbeddingsBody, validate } from './schemas.ts';
+import {
+  decodeBody,
+  DEFAULT_AZURE_API_VERSION,
+  isObject,
+  JSON_CT,
+  jsonResponse,
+  parseJson,
+  SSE_CT,
+  upstreamError,
+  type Json,
+} from './common.ts';
+import { renderError } from '../errors.ts';
+import {
+  SseCoreStream,
+  toGatewayError,
+  usageFromOpenAI,
+  type ChatChunk,
+  type ChatCompletion,
+  type ChatCore,
+  type CoreContext,
+  type CoreEvent,
+} from './chat.ts';
+import type {
+  ClientRequest,
+  StreamTranslator,
+  TranslatedResponse,
+  Translator,
+  UpstreamRequest,
+  UpstreamTarget,
+  Usage,
+} from './types.ts';
+
+function trimSlash(p: string): string {
+  return p.endsWith('/') ? p.slice(0, -1) : p;
+}
+
+/** Path and auth headers for an OpenAI-shaped endpoint (`chat/completions`, `embeddings`). */
+export function openAIEndpoint(
+  kind: 'openai' | 'azure',
+  provider: ProviderConfig,
+  upstreamModel: string,
+  endpoint: 'chat/completions' | 'embeddings',
+  credential: string | undefined,
+): { path: string; headers: Record<string, string> } {
+  const base = trimSlash(provider.basePath);
+  const headers: Record<string, string> = { 'content-type': JSON_CT, 'accept-encoding': 'identity' };
+  if (kind === 'azure') {
+    const version = provider.apiVersion ?? DEFAULT_AZURE_API_VERSION;
+    if (credential) headers['api-key'] = credential;
+    return {
+      path: `${base}/deployments/${encodeURIComponent(upstreamModel)}/${endpoint}?api-version=${encodeURIComponent(version)}`,
+      headers,
+    };
+  }
+  if (credential) headers.authorization = `Bearer ${credential}`;
+  return { path: `${base}/${endpoint}`, headers };
+}
+
+class OpenAIPassthroughStream extends SseCoreStream {
+  private readonly provider: ProviderApi;
+  private lastUsage: Usage | undefined;
+  private finish: string | undefined;
+
+  constructor(provider: ProviderApi) {
+    super();
+    this.provider = provider;
+  }
+
+  protected onEvent(data: string, _event: string | undefined, out: CoreEvent[]): void {
+    if (data === '[DONE]') {
+      this.completed = true;
+      out.push({ type: 'done' });
+      return;
+    }
+    const chunk = parseJson(data, 'upstream stream event');
+    if (!isObject(chunk)) throw new GatewayError('upstream', 'upstream stream event is not a JSON object', { code: 'upstream_protocol' });
+    if (chunk.error !== undefined) {
+      const body = Buffer.from(JSON.stringify(chunk));
+      out.push({ type: 'error', error: upstreamError(this.provider, 500, {}, body) });
+      return;
+    }
+    const usage = usageFromOpenAI(chunk.usage);
+    if (usage) this.lastUsage = usage;
+    if (Array.isArray(chunk.choices)) {
+      for (const c of chunk.choices) {
+        if (isObject(c) && typeof c.finish_reason === 'string' && (c.index === 0 || c.index === undefined)) {
+          this.finish = c.finish_reason;
+          this.completed = true;
+        }
+      }
+    }
+    out.push({ type: 'chunk', chunk: chunk as unknown as ChatChunk, raw: data });
+  }
+
+  usage(): Usage | undefined {
+    return this.lastUsage;
+  }
+
+  finishReason(): string | undefined {
+    return this.finish;
+  }
+}
+
+export class OpenAICore implements ChatCore {
+  readonly provider: 'openai' | 'azure';
+
+  constructor(provider: 'openai' | 'azure') {
+    this.provider = provider;
+  }
+
+  async request(body: OpenAIChatBody, ctx: CoreContext, target: UpstreamTarget): Promise<UpstreamRequest> {
+    const out: Json = { ...body, model: target.deployment.upstreamModel };
+    if (ctx.stream) {
+      const so = isObject(body.stream_options) ? body.stream_options : {};
+      out.stream = true;
+      out.stream_options = { ...so, include_usage: true };
+    }
+    const { path, headers } = openAIEndpoint(
+      this.provider,
+      target.provider,
+      target.deployment.upstreamModel,
+      'chat/completions',
+      target.credential,
+    );
+    if (ctx.stream) headers.accept = 'text/event-stream';
+    return { path, headers, body: Buffer.from(JSON.stringify(out)) };
+  }
+
+  parse(body: unknown): ChatCompletion {
+    if (!isObject(body) || !Array.isArray(body.choices)) {
+      throw new GatewayError('upstream', 'upstream response is not a chat completion', { code: 'upstream_protocol' });
+    }
+    return body as unknown as ChatCompletion;
+  }
+
+  stream(): OpenAIPassthroughStream {
+    return new OpenAIPassthroughStream(this.provider);
+  }
+}
+
+// ---------------------------------------------------------------- embeddings
+
+function errorResponse(err: unknown, api: 'openai' | 'anthropic'): TranslatedResponse {
+  const r = renderError(toGatewayError(err), api);
+  return { status: r.status, headers: r.headers, body: r.body };
+}
+
+export function embeddingsBody(req: ClientRequest): OpenAIEmbeddingsBody {
+  return validate(OpenAIEmbeddingsBody, req.body);
+}
+
+function noStream(): StreamTranslator {
+  throw new GatewayError('invalid_request', 'embeddings cannot be streamed', { param: 'stream' });
+}
+
+/** OpenAI embeddings → OpenAI-compatible / Azure: passthrough with model replaced. */
+export class OpenAIEmbeddingsTranslator implements Translator {
+  readonly client = 'openai' as const;
+  readonly op = 'embeddings' as const;
+  readonly streamContentType = SSE_CT;
+  readonly provider: 'openai' | 'azure';
+
+  constructor(provider: 'openai' | 'azure') {
+    this.provider = provider;
+  }
+
+  async request(req: ClientRequest, target: UpstreamTarget): Promise<UpstreamRequest> {
+    const body = embeddingsBody(req);
+    const out = { ...body, model: target.deployment.upstreamModel };
+    const { path, headers } = openAIEndpoint(
+      this.provider,
+      target.provider,
+      target.deployment.upstreamModel,
+      'embeddings',
+      target.credential,
+    );
+    return { path, headers, body: Buffer.from(JSON.stringify(out)) };
+  }
+
+  response(status: number, headers: Record<string, string>, body: Buffer): TranslatedResponse {
+    if (status < 200 || status >= 300) return errorResponse(upstreamError(this.provider, status, headers, body), 'openai');
+    try {
+      const json = parseJson(decodeBody(headers, body));
+      if (!isObject(json) || !Array.isArray(json.data)) {
+        throw new GatewayError('upstream', 'upstream response is not an embeddings list', { code: 'upstream_protocol' });
+      }
+      const u = json.usage;
+      const input = isObject(u) && typeof u.prompt_tokens === 'number' ? u.prompt_tokens : undefined;
+      return jsonResponse(status, json, input === undefined ? {} : { usage: { inputTokens: input, outputTokens: 0 } });
+    } catch (err) {
+      return errorResponse(err, 'openai');
+    }
+  }
+
+  stream(): StreamTranslator {
+    return noStream();
+  }
+}
+
+export { errorResponse, noStream };

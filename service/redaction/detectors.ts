@@ -1,0 +1,694 @@
+// Built-in detectors. Each one finds candidate spans with a V8 regex written to run in linear time (every
+// regex starts with a look-behind boundary so a long run of candidate characters is entered once, has bounded
+// quantifiers, and has no trailing look-ahead that could force backtracking through alternatives), then checks
+// boundaries and validity in code (Luhn, mod-97, SSN ranges, JWT header, net.isIPv6, key-material shape).
+// Policy-supplied patterns never reach V8's backtracking engine: see custom.ts.
+//
+// Decisions worth knowing (see DETECTORS.md for the full list):
+// - phone: `+` international (8–15 digits), NANP 3-3-4 with separators, trunk-prefix national numbers
+//   (0…, 9–12 digits, one separator kind). Bare digit runs count only after a phone word ("tel", "call me at"…),
+//   so order numbers, timestamps and ids are not phones.
+// - ssn: 3-2-4 with `-` or space; bare 9 digits only after an SSN word.
+// - ipv4: dotted quads with valid octets, except when written as a version (`v1.2.3.4`, `version 1.2.3.4`,
+//   `Chrome/1.2.3.4`) or followed by a pre-release tag (`1.2.3.4-beta`).
+// - aws_secret_key: 40 base64 characters with upper, lower and digit, within 200 characters after an AWS word
+//   (aws, amazon, secret access key, secret key, an AKIA/ASIA id).
+
+import { isIPv6 } from 'node:net';
+import {
+  IBAN_LENGTHS,
+  cardValid,
+  ibanValid,
+  jwtHeaderValid,
+  looksRandom,
+  ssnValid,
+} from './validators.ts';
+
+export interface Span {
+  start: number;
+  end: number;
+}
+
+export interface Detector {
+  /** Detector name as used in RedactionRule.detectors, e.g. `credit_card`. */
+  readonly name: string;
+  /** Placeholder type, e.g. `CREDIT_CARD` → `[CREDIT_CARD_1]`. */
+  readonly label: string;
+  /** Overlap resolution: the higher wins the label of a merged span. */
+  readonly priority: number;
+  /** Longest match it can produce in UTF-16 units (bounds streaming hold-back). */
+  readonly maxLen: number;
+  /** Appends every match in `text` to `out`. */
+  find(text: string, out: Span[]): void;
+  /** Canonical form, so one value written two ways gets one placeholder. */
+  normalize(value: string): string;
+  /** Streaming: the smallest index from which the end of `text` may be an unfinished match (text.length: none). */
+  holdFrom(text: string): number;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// helpers
+
+const isDigit = (c: number): boolean => c >= 48 && c <= 57;
+const isAlpha = (c: number): boolean => (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
+const isAlnum = (c: number): boolean => isDigit(c) || isAlpha(c);
+const isWord = (c: number): boolean => isAlnum(c) || c === 95;
+const isHex = (c: number): boolean => isDigit(c) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102);
+const digitsOf = (s: string): string => s.replace(/\D+/g, '');
+const identity = (s: string): string => s;
+
+/** Index of the start of the trailing run of `inRun` characters (at most maxLen long), moved to a possible start. */
+function trailingRun(
+  text: string,
+  inRun: (c: number) => boolean,
+  maxLen: number,
+  canStart: (c: number) => boolean = inRun,
+): number {
+  const len = text.length;
+  const min = Math.max(0, len - maxLen);
+  let i = len;
+  while (i > min && inRun(text.charCodeAt(i - 1))) i--;
+  while (i < len && !canStart(text.charCodeAt(i))) i++;
+  return i;
+}
+
+/** Runs a global regex over text, calling onMatch for each match (lastIndex is reset first). */
+function each(re: RegExp, text: string, onMatch: (m: RegExpExecArray) => void): void {
+  re.lastIndex = 0;
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(text)) !== null) {
+    onMatch(m);
+    if (m[0].length === 0) re.lastIndex++;
+  }
+}
+
+function regexDetector(opts: {
+  name: string;
+  label: string;
+  priority: number;
+  maxLen: number;
+  re: RegExp;
+  quick?: (text: string) => boolean;
+  /** Extra check on the match (boundaries after it, validators). */
+  accept?: (text: string, start: number, end: number) => boolean;
+  normalize?: (s: string) => string;
+  runChar: (c: number) => boolean;
+  startChar?: (c: number) => boolean;
+}): Detector {
+  const { re, quick, accept } = opts;
+  return {
+    name: opts.name,
+    label: opts.label,
+    priority: opts.priority,
+    maxLen: opts.maxLen,
+    find(text, out) {
+      if (quick !== undefined && !quick(text)) return;
+      each(re, text, (m) => {
+        const start = m.index;
+        const end = start + m[0].length;
+        if (accept === undefined || accept(text, start, end)) out.push({ start, end });
+      });
+    },
+    normalize: opts.normalize ?? identity,
+    holdFrom: (text) => trailingRun(text, opts.runChar, opts.maxLen, opts.startChar),
+  };
+}
+
+/** The token after `end` must not continue the match: no word char (and optionally no `-`). */
+function endsClean(text: string, end: number, alsoDash = false): boolean {
+  if (end >= text.length) return true;
+  const c = text.charCodeAt(end);
+  return !(isWord(c) || (alsoDash && c === 45));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// email
+
+const EMAIL_RE =
+  /(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24}/g;
+// File extensions that follow `@` in asset names (`icon@2x.png`), never top-level domains people mail to.
+const NOT_TLD = new Set(['png', 'jpg', 'jpeg', 'gif', 'svg', 'webp', 'ico', 'bmp', 'tif', 'tiff', 'pdf', 'js', 'ts', 'css', 'html', 'htm', 'json', 'mjs', 'cjs', 'map', 'txt', 'md', 'py', 'go', 'rs', 'java', 'rb', 'php', 'yaml', 'yml', 'toml', 'lock', 'tsx', 'jsx']);
+const isEmailChar = (c: number): boolean => isAlnum(c) || c === 46 || c === 95 || c === 37 || c === 43 || c === 45 || c === 64;
+
+export const email: Detector = regexDetector({
+  name: 'email',
+  label: 'EMAIL',
+  priority: 45,
+  maxLen: 330,
+  re: EMAIL_RE,
+  quick: (t) => t.includes('@'),
+  accept(text, start, end) {
+    const c = text.charCodeAt(end);
+    if (end < text.length && (isAlnum(c) || c === 45 || c === 95)) return false;
+    if (c === 46 && end + 1 < text.length && isAlnum(text.charCodeAt(end + 1))) return false;
+    const value = text.slice(start, end);
+    const at = value.indexOf('@');
+    const local = value.slice(0, at);
+    if (local.startsWith('.') || local.endsWith('.') || !/[A-Za-z0-9]/.test(local)) return false;
+    const tld = value.slice(value.lastIndexOf('.') + 1).toLowerCase();
+    if (NOT_TLD.has(tld)) return false;
+    // scp-style git remotes (git@github.com:org/repo) name a host, not a person.
+    if (local === 'git' && c === 58) return false;
+    return true;
+  },
+  normalize: (s) => s.toLowerCase(),
+  runChar: isEmailChar,
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// phone
+
+// Greedy candidate run, no trailing look-ahead (so no backtracking); structure is checked in code.
+const PHONE_RE = /(?<![\w+\-.\/])(?:\+|\(\+?)?\d[\d \-.()]{5,26}/g;
+const PHONE_CONTEXT =
+  /(?:\b(?:phone|telephone|tel|mobile|cell|cellphone|fax|whatsapp|sms|call|text me|reach me|ring me|mob)\b|\b(?:ph|tel|mob)\.)[^\n\d]{0,20}$/i;
+
+interface Group {
+  start: number; // index into text
+  end: number;
+  digits: string;
+}
+
+/** Splits a candidate into digit groups with the separator text before each. */
+function groupsOf(text: string, start: number, end: number): { groups: Group[]; seps: string[] } {
+  const groups: Group[] = [];
+  const seps: string[] = [];
+  let i = start;
+  let sep = '';
+  while (i < end) {
+    const c = text.charCodeAt(i);
+    if (isDigit(c)) {
+      let j = i;
+      while (j < end && isDigit(text.charCodeAt(j))) j++;
+      groups.push({ start: i, end: j, digits: text.slice(i, j) });
+      seps.push(sep);
+      sep = '';
+      i = j;
+    } else {
+      sep += text[i];
+      i++;
+    }
+  }
+  return { groups, seps };
+}
+
+/**
+ * Greedy left-to-right: the longest valid window of groups starting at each group; accepted windows don't overlap.
+ * `valid(i, j)` judges groups[i..j). Bounded: candidates are at most ~30 characters.
+ */
+function windows(n: number, valid: (i: number, j: number) => boolean, onWindow: (i: number, j: number) => void): void {
+  let i = 0;
+  while (i < n) {
+    let took = false;
+    for (let j = n; j > i; j--) {
+      if (valid(i, j)) {
+        onWindow(i, j);
+        i = j;
+        took = true;
+        break;
+      }
+    }
+    if (!took) i++;
+  }
+}
+
+function phoneWindowValid(text: string, cStart: number, groups: Group[], seps: string[], i: number, j: number): boolean {
+  const first = groups[i];
+  const last = groups[j - 1];
+  // What follows the window must end the number.
+  const after = last.end;
+  if (after < text.length) {
+    const c = text.charCodeAt(after);
+    if (isWord(c)) return false;
+    if ((c === 46 || c === 45 || c === 47) && after + 1 < text.length && isDigit(text.charCodeAt(after + 1))) {
+      if (j === groups.length) return false;
+    }
+  }
+  // Windows that don't start the candidate must start after a plain space (not mid-number).
+  const lead = i === 0 ? text.slice(cStart, first.start) : seps[i];
+  if (i > 0 && lead !== ' ') return false;
+  const lens: number[] = [];
+  let digits = '';
+  for (let k = i; k < j; k++) {
+    lens.push(groups[k].digits.length);
+    digits += groups[k].digits;
+  }
+  const inner = seps.slice(i + 1, j);
+  const n = digits.length;
+  const plus = i === 0 && lead.includes('+');
+
+  if (plus) {
+    if (n < 8 || n > 15 || digits[0] === '0') return false;
+    return inner.every((s) => /^(?:[ .\-]|\) ?| ?\(|\)-)$/.test(s));
+  }
+  // 00 international access prefix
+  if (digits.startsWith('00') && j - i >= 2 && n >= 10 && n <= 17 && digits[2] !== '0') {
+    return inner.every((s) => s === ' ' || s === '-');
+  }
+  // NANP: [1] NXX NXX XXXX
+  const nanp = lens.length === 4 && lens[0] === 1 && digits[0] === '1' ? lens.slice(1) : lens;
+  const off = nanp.length === lens.length ? 0 : 1;
+  if (nanp.length === 3 && nanp[0] === 3 && nanp[1] === 3 && nanp[2] === 4) {
+    const area = groups[i + off].digits;
+    const exch = groups[i + off + 1].digits;
+    if (area[0] >= '2' && exch[0] >= '2') {
+      const s = inner.slice(off);
+      const paren = (i + off === 0 ? lead : inner[off - 1] ?? '').endsWith('(');
+      const okFirst = paren ? /^\) ?$|^\)-$/.test(s[0]) : /^[ .\-]$/.test(s[0]);
+      const okSecond = /^[ .\-]$/.test(s[1]);
+      const dots = s[0] === '.' || s[1] === '.';
+      if (okFirst && okSecond && (!dots || (s[0] === '.' && s[1] === '.'))) {
+        if (off === 0 || /^[ .\-]$/.test(inner[0] ?? '')) return true;
+      }
+    }
+  }
+  // National with trunk prefix 0 (UK, EU, AU…): one separator kind, groups of ≥2 digits.
+  if (digits[0] === '0' && digits[1] !== '0' && lens.length >= 2 && n >= 9 && n <= 12 && lens.every((l) => l >= 2)) {
+    const paren = lead.endsWith('(');
+    const s = paren ? inner.slice(1) : inner;
+    if (paren && !/^\) ?$/.test(inner[0] ?? '')) return false;
+    const kind = s[0] ?? ' ';
+    if (s.every((x) => x === kind) && (kind === ' ' || kind === '-' || (kind === '.' && lens.length >= 3))) {
+      return lens[0] <= 5;
+    }
+  }
+  // Anything 7–15 digits right after a phone word.
+  if (n >= 7 && n <= 15 && inner.every((s) => /^(?:[ .\-]|\) ?| ?\()$/.test(s))) {
+    const before = text.slice(Math.max(0, cStart - 40), cStart);
+    if (PHONE_CONTEXT.test(before)) return true;
+  }
+  return false;
+}
+
+const isPhoneChar = (c: number): boolean =>
+  isDigit(c) || c === 32 || c === 45 || c === 46 || c === 40 || c === 41 || c === 43;
+
+export const phone: Detector = {
+  name: 'phone',
+  label: 'PHONE',
+  priority: 30,
+  maxLen: 32,
+  find(text, out) {
+    each(PHONE_RE, text, (m) => {
+      const cStart = m.index;
+      const { groups, seps } = groupsOf(text, cStart, cStart + m[0].length);
+      windows(
+        groups.length,
+        (i, j) => phoneWindowValid(text, cStart, groups, seps, i, j),
+        (i, j) => {
+          // A leading `+` / `(` belongs to the number when the window starts the candidate.
+          out.push({ start: i === 0 ? cStart : groups[i].start, end: groups[j - 1].end });
+        },
+      );
+    });
+  },
+  normalize: (s) => (s.trim().startsWith('+') ? '+' : '') + digitsOf(s),
+  holdFrom: (text) => trailingRun(text, isPhoneChar, 32, (c) => isDigit(c) || c === 43 || c === 40),
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// credit_card
+
+const CARD_RE = /(?<![\d\-.])\d[\d \-]{10,30}/g;
+
+function cardWindowValid(text: string, groups: Group[], seps: string[], i: number, j: number): boolean {
+  const last = groups[j - 1];
+  if (last.end < text.length) {
+    const c = text.charCodeAt(last.end);
+    if (isWord(c)) return false;
+    if ((c === 45 || c === 46) && last.end + 1 < text.length && isDigit(text.charCodeAt(last.end + 1)) && j === groups.length) return false;
+  }
+  if (i > 0 && seps[i] !== ' ') return false;
+  let digits = '';
+  const lens: number[] = [];
+  for (let k = i; k < j; k++) {
+    digits += groups[k].digits;
+    lens.push(groups[k].digits.length);
+  }
+  if (digits.length < 12 || digits.length > 19) return false;
+  if (lens.length > 1) {
+    const inner = seps.slice(i + 1, j);
+    const sep = inner[0];
+    if ((sep !== ' ' && sep !== '-') || !inner.every((s) => s === sep)) return false;
+    const fours = lens.slice(0, -1).every((l) => l === 4) && lens[lens.length - 1] <= 4;
+    const amex = lens.length === 3 && lens[0] === 4 && lens[1] === 6 && (lens[2] === 5 || lens[2] === 4);
+    if (!fours && !amex) return false;
+  }
+  return cardValid(digits);
+}
+
+export const creditCard: Detector = {
+  name: 'credit_card',
+  label: 'CREDIT_CARD',
+  priority: 60,
+  maxLen: 32,
+  find(text, out) {
+    each(CARD_RE, text, (m) => {
+      const { groups, seps } = groupsOf(text, m.index, m.index + m[0].length);
+      windows(
+        groups.length,
+        (i, j) => cardWindowValid(text, groups, seps, i, j),
+        (i, j) => out.push({ start: groups[i].start, end: groups[j - 1].end }),
+      );
+    });
+  },
+  normalize: digitsOf,
+  holdFrom: (text) => trailingRun(text, (c) => isDigit(c) || c === 32 || c === 45, 32, isDigit),
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// ssn
+
+const SSN_RE = /(?<![\w\-.])(\d{3})([\- ])(\d{2})\2(\d{4})/g;
+const SSN_BARE_RE = /(?<![\w\-.])\d{9}/g;
+const SSN_CONTEXT = /(?:\bssn|\bsocial security|\bsoc\.? ?sec|\bss#|\bss no|\bssa)[^\n\d]{0,20}$/i;
+
+function ssnEndClean(text: string, end: number): boolean {
+  if (end >= text.length) return true;
+  const c = text.charCodeAt(end);
+  if (isWord(c)) return false;
+  if ((c === 45 || c === 46) && end + 1 < text.length && isAlnum(text.charCodeAt(end + 1))) return false;
+  return true;
+}
+
+export const ssn: Detector = {
+  name: 'ssn',
+  label: 'SSN',
+  priority: 50,
+  maxLen: 11,
+  find(text, out) {
+    each(SSN_RE, text, (m) => {
+      const end = m.index + m[0].length;
+      if (ssnEndClean(text, end) && ssnValid(m[1], m[3], m[4])) out.push({ start: m.index, end });
+    });
+    each(SSN_BARE_RE, text, (m) => {
+      const end = m.index + 9;
+      const d = m[0];
+      if (!ssnEndClean(text, end) || !ssnValid(d.slice(0, 3), d.slice(3, 5), d.slice(5))) return;
+      if (SSN_CONTEXT.test(text.slice(Math.max(0, m.index - 40), m.index))) out.push({ start: m.index, end });
+    });
+  },
+  normalize: digitsOf,
+  holdFrom: (text) => trailingRun(text, (c) => isDigit(c) || c === 32 || c === 45, 11, isDigit),
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// iban
+
+const IBAN_START_RE = /(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}/g;
+
+export const iban: Detector = {
+  name: 'iban',
+  label: 'IBAN',
+  priority: 55,
+  maxLen: 42,
+  find(text, out) {
+    each(IBAN_START_RE, text, (m) => {
+      const cc = m[0].slice(0, 2).toUpperCase();
+      const len = IBAN_LENGTHS[cc];
+      if (len === undefined) return;
+      let compact = m[0].toUpperCase();
+      let pos = m.index + 4;
+      while (compact.length < len && pos < text.length) {
+        const c = text.charCodeAt(pos);
+        if (isAlnum(c)) {
+          compact += text[pos].toUpperCase();
+          pos++;
+        } else if (c === 32 && compact.length % 4 === 0 && pos + 1 < text.length && isAlnum(text.charCodeAt(pos + 1))) {
+          pos++;
+        } else {
+          break;
+        }
+      }
+      if (compact.length !== len) return;
+      if (pos < text.length && isAlnum(text.charCodeAt(pos))) return;
+      if (ibanValid(compact)) out.push({ start: m.index, end: pos });
+    });
+  },
+  normalize: (s) => s.replace(/\s+/g, '').toUpperCase(),
+  holdFrom(text) {
+    // An IBAN in progress starts with two letters and two digits; only such a start (or its prefix) is held.
+    const w = Math.max(0, text.length - 42);
+    const tail = text.slice(w);
+    const m = /(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}[A-Za-z0-9 ]*$|(?<![A-Za-z0-9])[A-Za-z]{1,2}\d?$/.exec(tail);
+    return m === null ? text.length : w + m.index;
+  },
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// ipv4 / ipv6
+
+const OCTET = '(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
+const IPV4_RE = new RegExp(`(?<![\\w.\\-])(?:${OCTET}\\.){3}${OCTET}`, 'g');
+const VERSION_CONTEXT = /(?:\bv|\bversion|\bver|\brelease|\bbuild|\brev|\bfirmware|\bfw|\bsdk|\bapi)\.?\s*[:=#]?\s*$/i;
+
+export const ipv4: Detector = regexDetector({
+  name: 'ipv4',
+  label: 'IPV4',
+  priority: 35,
+  maxLen: 15,
+  re: IPV4_RE,
+  quick: (t) => t.includes('.'),
+  accept(text, start, end) {
+    if (end < text.length) {
+      const c = text.charCodeAt(end);
+      if (isWord(c)) return false;
+      const n = end + 1 < text.length ? text.charCodeAt(end + 1) : 0;
+      if (c === 46 && isDigit(n)) return false;
+      if ((c === 45 || c === 43) && isAlpha(n)) return false; // 1.2.3.4-beta
+    }
+    if (start > 0) {
+      const p = text.charCodeAt(start - 1);
+      if (p === 47 && start > 1 && isAlnum(text.charCodeAt(start - 2))) return false; // Product/1.2.3.4
+    }
+    return !VERSION_CONTEXT.test(text.slice(Math.max(0, start - 16), start));
+  },
+  runChar: (c) => isDigit(c) || c === 46,
+  startChar: isDigit,
+});
+
+const IPV6_RE = /(?<![\w:.%])(?=[0-9A-Fa-f:]{0,45}:[0-9A-Fa-f]{0,4}:)[0-9A-Fa-f:.]{3,45}/g;
+
+export const ipv6: Detector = {
+  name: 'ipv6',
+  label: 'IPV6',
+  priority: 40,
+  maxLen: 45,
+  find(text, out) {
+    if (!text.includes(':')) return;
+    each(IPV6_RE, text, (m) => {
+      let e = m.index + m[0].length;
+      while (e > m.index && text.charCodeAt(e - 1) === 46) e--; // sentence-final dot
+      if (ipv6Ok(text, m.index, e)) out.push({ start: m.index, end: e });
+    });
+  },
+  normalize: (s) => s.toLowerCase(),
+  holdFrom: (text) => trailingRun(text, (c) => isHex(c) || c === 58 || c === 46, 45),
+};
+
+function ipv6Ok(text: string, start: number, end: number): boolean {
+  if (end < text.length && (isWord(text.charCodeAt(end)) || text.charCodeAt(end) === 58)) return false;
+  const v = text.slice(start, end);
+  if (!isIPv6(v)) return false;
+  if (!/\d/.test(v)) return false; // "dead::beef", "cafe::face" are words
+  const groups = v.split(':').filter((g) => g.length > 0);
+  return groups.length >= 2; // "::1" and friends are not personal
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// keys and tokens
+
+const TOKEN_CHAR = (c: number): boolean => isAlnum(c) || c === 95 || c === 45;
+
+export const awsAccessKey: Detector = regexDetector({
+  name: 'aws_access_key',
+  label: 'AWS_ACCESS_KEY',
+  priority: 80,
+  maxLen: 20,
+  re: /(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}/g,
+  accept: (text, _s, end) => end >= text.length || !isAlnum(text.charCodeAt(end)),
+  runChar: isAlnum,
+  startChar: (c) => c === 65,
+});
+
+const AWS_CONTEXT = /aws|amazon|secret[_ \-]?access|secret[_ \-]?key|\bAKIA|\bASIA/i;
+export const awsSecretKey: Detector = regexDetector({
+  name: 'aws_secret_key',
+  label: 'AWS_SECRET_KEY',
+  priority: 70,
+  maxLen: 40,
+  re: /(?<![A-Za-z0-9\/+=])[A-Za-z0-9\/+]{40}/g,
+  accept(text, start, end) {
+    if (end < text.length) {
+      const c = text.charCodeAt(end);
+      if (isAlnum(c) || c === 47 || c === 43 || c === 61) return false;
+    }
+    if (!looksRandom(text.slice(start, end))) return false;
+    return AWS_CONTEXT.test(text.slice(Math.max(0, start - 200), start));
+  },
+  runChar: (c) => isAlnum(c) || c === 47 || c === 43,
+});
+
+function tokenDetector(name: string, label: string, re: RegExp, maxLen: number, startChars: string, opts: { random?: boolean; check?: (v: string) => boolean; priority?: number } = {}): Detector {
+  const starts = new Set([...startChars].map((c) => c.charCodeAt(0)));
+  return regexDetector({
+    name,
+    label,
+    priority: opts.priority ?? 80,
+    maxLen,
+    re,
+    accept(text, start, end) {
+      if (!endsClean(text, end, true)) return false;
+      const v = text.slice(start, end);
+      if (opts.random !== false && !looksRandom(v)) return false;
+      return opts.check === undefined || opts.check(v);
+    },
+    runChar: TOKEN_CHAR,
+    startChar: (c) => starts.has(c),
+  });
+}
+
+export const openaiKey = tokenDetector(
+  'openai_key',
+  'OPENAI_KEY',
+  /(?<![A-Za-z0-9_\-])sk-(?!ant-)(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_\-]{20,300}/g,
+  320,
+  's',
+);
+export const anthropicKey = tokenDetector(
+  'anthropic_key',
+  'ANTHROPIC_KEY',
+  /(?<![A-Za-z0-9_\-])sk-ant-[a-z]{2,10}\d{2}-[A-Za-z0-9_\-]{20,300}/g,
+  330,
+  's',
+  { priority: 85 },
+);
+export const githubToken = tokenDetector(
+  'github_token',
+  'GITHUB_TOKEN',
+  /(?<![A-Za-z0-9_\-])(?:gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{22,251})/g,
+  262,
+  'g',
+  { random: false, check: (v) => /\d/.test(v) },
+);
+export const slackToken = tokenDetector(
+  'slack_token',
+  'SLACK_TOKEN',
+  /(?<![A-Za-z0-9_\-])(?:xox[abposer]|xapp)-[A-Za-z0-9\-]{10,250}/g,
+  260,
+  'x',
+  { random: false, check: (v) => /\d/.test(v) && (v.match(/-/g)?.length ?? 0) >= 2 },
+);
+export const stripeKey = tokenDetector(
+  'stripe_key',
+  'STRIPE_KEY',
+  /(?<![A-Za-z0-9_\-])(?:(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,247}|whsec_[A-Za-z0-9]{24,247})/g,
+  260,
+  'srpw',
+  { random: false, check: (v) => /\d/.test(v) },
+);
+export const googleApiKey = tokenDetector(
+  'google_api_key',
+  'GOOGLE_API_KEY',
+  /(?<![A-Za-z0-9_\-])AIza[0-9A-Za-z_\-]{35}/g,
+  39,
+  'A',
+  { random: false },
+);
+
+export const jwt: Detector = regexDetector({
+  name: 'jwt',
+  label: 'JWT',
+  priority: 90,
+  maxLen: 24_600,
+  re: /(?<![A-Za-z0-9_\-])eyJ[A-Za-z0-9_\-]{6,4096}\.eyJ[A-Za-z0-9_\-]{2,16384}\.[A-Za-z0-9_\-]{0,4096}/g,
+  quick: (t) => t.includes('eyJ'),
+  accept(text, start, end) {
+    if (!endsClean(text, end, true)) return false;
+    return jwtHeaderValid(text.slice(start, text.indexOf('.', start)));
+  },
+  runChar: (c) => TOKEN_CHAR(c) || c === 46,
+  startChar: (c) => c === 101,
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// private_key (PEM). An unterminated block is redacted to the end of the string: a truncated key is still a key.
+
+const PEM_BEGIN_RE = /-----BEGIN (?:[A-Z0-9]+ ){0,4}PRIVATE KEY(?: BLOCK)?-----/g;
+const PEM_END_RE = /-----END (?:[A-Z0-9]+ ){0,4}PRIVATE KEY(?: BLOCK)?-----/g;
+const PEM_MAX_HOLD = 16_384;
+
+export const privateKey: Detector = {
+  name: 'private_key',
+  label: 'PRIVATE_KEY',
+  priority: 100,
+  maxLen: PEM_MAX_HOLD,
+  find(text, out) {
+    if (!text.includes('PRIVATE KEY')) return;
+    PEM_BEGIN_RE.lastIndex = 0;
+    let m: RegExpExecArray | null;
+    while ((m = PEM_BEGIN_RE.exec(text)) !== null) {
+      PEM_END_RE.lastIndex = m.index + m[0].length;
+      const e = PEM_END_RE.exec(text);
+      const end = e === null ? text.length : e.index + e[0].length;
+      out.push({ start: m.index, end });
+      PEM_BEGIN_RE.lastIndex = end;
+    }
+  },
+  normalize: (s) => s.replace(/\s+/g, ''),
+  holdFrom(text) {
+    // Hold an open block (bounded), or a marker being written at the end.
+    const b = text.lastIndexOf('-----BEGIN ');
+    if (b >= 0 && text.length - b <= PEM_MAX_HOLD) {
+      PEM_END_RE.lastIndex = b;
+      if (PEM_END_RE.exec(text) === null) return b;
+    }
+    const w = Math.max(0, text.length - 60);
+    const m = /-{1,5}$|-----(?:B(?:E(?:G(?:I(?:N(?: [A-Z0-9 ]*(?:-{1,5})?)?)?)?)?)?)?$/.exec(text.slice(w));
+    return m === null ? text.length : w + m.index;
+  },
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+
+export const BUILTIN_DETECTORS: readonly Detector[] = [
+  email,
+  phone,
+  creditCard,
+  ssn,
+  iban,
+  ipv4,
+  ipv6,
+  awsAccessKey,
+  awsSecretKey,
+  openaiKey,
+  anthropicKey,
+  githubToken,
+  slackToken,
+  stripeKey,
+  googleApiKey,
+  jwt,
+  privateKey,
+];
+
+export const BUILTIN_BY_NAME: ReadonlyMap<string, Detector> = new Map(BUILTIN_DETECTORS.map((d) => [d.name, d]));
+
+/** Names a rule may use for a group of built-ins; `*` is every built-in. */
+export const DETECTOR_GROUPS: Readonly<Record<string, readonly string[]>> = {
+  '*': BUILTIN_DETECTORS.map((d) => d.name),
+  pii: ['email', 'phone', 'credit_card', 'ssn', 'iban', 'ipv4', 'ipv6'],
+  ip_address: ['ipv4', 'ipv6'],
+  api_key: ['openai_key', 'anthropic_key', 'github_token', 'slack_token', 'stripe_key', 'google_api_key', 'aws_access_key'],
+  secrets: [
+    'aws_access_key',
+    'aws_secret_key',
+    'openai_key',
+    'anthropic_key',
+    'github_token',
+    'slack_token',
+    'stripe_key',
+    'google_api_key',
+    'jwt',
+    'private_key',
+  ],
+};

@@ -1,0 +1,97 @@
+// A complete lineage record with every field set, shared by lineage and telemetry tests.
+import type { LineageRecord } from '../../service/lineage/record.ts';
+
+export function completeRecord(overrides: Partial<LineageRecord> = {}): LineageRecord {
+  return {
+    schemaVersion: 1,
+    requestId: 'req-0001',
+    decisionId: 'dec-0001',
+    trace: {
+      traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
+      spanId: '00f067aa0ba902b7',
+      parentSpanId: 'b7ad6b7169203331',
+      sampled: true,
+    },
+    startTime: new Date('2025-03-01T12:00:00.000Z'),
+    endTime: new Date('2025-03-01T12:00:01.250Z'),
+    principal: {
+      keyId: 'vk_acme_ops',
+      tenant: 'acme',
+      team: 'ops',
+      user: 'alice',
+      authMethod: 'virtual_key',
+      groups: ['eng'],
+    },
+    request: {
+      clientApi: 'openai',
+      endpoint: '/v1/chat/completions',
+      method: 'POST',
+      requestedModel: 'gpt-4o',
+      stream: true,
+      requestBytes: 1532,
+      responseBytes: 20480,
+    },
+    served: {
+      provider: 'openai',
+      model: 'gpt-4o',
+      upstreamModel: 'gpt-4o-2024-08-06',
+      deployment: 'gpt-4o/0',
+      cluster: 'openai_us',
+      region: 'us-east-1',
+    },
+    attempts: [
+      { provider: 'azure', deployment: 'gpt-4o/1', status: 503, latencyMs: 40.5, errorClass: 'unavailable' },
+      { provider: 'openai', deployment: 'gpt-4o/0', status: 200, latencyMs: 1100.25 },
+    ],
+    policy: {
+      bundleRevision: 'rev-42',
+      rules: [
+        { policy: 'pii', rule: 'mask-emails', kind: 'redact', outcome: 'matched' },
+        { policy: 'models', rule: 'allow-list', kind: 'deny', outcome: 'not_matched' },
+      ],
+      dryRunDenies: [{ policy: 'residency', rule: 'eu-only', message: 'would deny: model outside EU' }],
+      labels: { costCenter: 'cc-1' },
+    },
+    redactions: [
+      { detector: 'email', direction: 'request', action: 'mask', count: 2, locations: ['messages[0].content'] },
+    ],
+    budgets: [
+      {
+        name: 'finance/monthly',
+        scopeKey: 'tenant:acme',
+        unit: 'usd',
+        limit: 100,
+        reserved: 0.05,
+        charged: 0.0123,
+        remaining: 12.5,
+        enforcement: 'hard',
+        softLimitWarning: true,
+        failOpen: false,
+        exceeded: false,
+      },
+    ],
+    tokens: { input: 1200, output: 350, cached: 100, reasoning: 20, estimated: false },
+    costUsd: 0.0123,
+    latency: {
+      requestHeadersUs: 85,
+      requestBodyUs: 420,
+      responseHeadersUs: 30,
+      responseBodyUs: 910,
+      policyEvalUs: 120,
+      redactionUs: 60,
+      processingTotalUs: 1445,
+      upstreamTtfbMs: 310.5,
+      upstreamTtftMs: 320.25,
+      upstreamTotalMs: 1100.25,
+      totalMs: 1250,
+    },
+    statusCode: 200,
+    outcome: 'success',
+    content: {
+      promptSha256: 'a'.repeat(64),
+      responseSha256: 'b'.repeat(64),
+    },
+    gatewayInstance: 'tollgate-0',
+    ...overrides,
+  };
+}

@@ -1,0 +1,588 @@
+// The Envoy stand-in: an HTTP front that drives Tollgate over real gRPC exactly as Envoy's ext_proc
+// filter does (see shared/envoy-extproc-protocol.md). It is deliberately strict: whatever Envoy
+// rejects, it rejects the same way, so bugs show up here instead of in production.
+import { createHmac } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as grpc from '@grpc/grpc-js';
+import type {
+  BodySendMode,
+  CommonResponse,
+  HeaderMutation,
+  HeaderSendMode,
+  ProcessingRequest,
+  ProcessingResponse,
+} from '../../service/extproc/messages.ts';
+import { extProcClientCtor } from '../../service/extproc/proto.ts';
+import { toPbStruct } from '../../service/extproc/mutations.ts';
+
+export interface StandinCluster {
+  host: string;
+  port: number;
+}
+
+export interface StandinOptions {
+  /** Tollgate's gRPC address, e.g. 127.0.0.1:50051. */
+  extProcAddr: string;
+  clusters: Record<string, StandinCluster>;
+  processingMode?: {
+    request_header_mode?: HeaderSendMode;
+    request_body_mode?: BodySendMode;
+    response_header_mode?: HeaderSendMode;
+    response_body_mode?: BodySendMode;
+  };
+  allowModeOverride?: boolean;
+  /** Per-message timeout, ms (Envoy default 200 ms). */
+  messageTimeoutMs?: number;
+  failureModeAllow?: boolean;
+  /** Listener per_connection_buffer_limit_bytes (Envoy default 1 MiB). */
+  bufferLimitBytes?: number;
+  clusterHeader?: string;
+  hostRewriteHeader?: string;
+  mutationRules?: { allowAllRouting?: boolean; allowEnvoy?: boolean; disallowIsError?: boolean };
+  /** receiving_namespaces.untyped; metadata in other namespaces is dropped. */
+  receivingNamespaces?: string[];
+  /** Emulates jwt_authn: verifies HS256 bearer tokens and forwards the payload in metadata_context. */
+  jwt?: { secret: string; payloadKey: string; forward?: boolean };
+  /** HCM route timeout for the upstream, ms. */
+  upstreamTimeoutMs?: number;
+}
+
+export interface StandinEvent {
+  kind: 'spurious' | 'rejected_mutation' | 'local_reply' | 'clear_route_cache_ignored' | 'timeout' | 'grpc_error';
+  detail: string;
+}
+
+export interface ExchangeRecord {
+  path: string;
+  cluster?: string;
+  upstreamPath?: string;
+  status: number;
+  localReplyDetails?: string;
+  dynamicMetadata: Record<string, unknown>;
+  sentToProcessor: string[];
+}
+
+export interface Standin {
+  port: number;
+  url: string;
+  events: StandinEvent[];
+  exchanges: ExchangeRecord[];
+  close(): Promise<void>;
+}
+
+type Headers = [string, string][];
+
+class LocalReply extends Error {
+  constructor(
+    readonly status: number,
+    readonly details: string,
+    readonly body = '',
+    readonly headers: Headers = [],
+  ) {
+    super(details);
+  }
+}
+
+const PSEUDO = new Set([':method', ':path', ':authority', ':scheme', ':status']);
+
+function get(h: Headers, name: string): string | undefined {
+  return h.find(([k]) => k === name)?.[1];
+}
+function del(h: Headers, name: string): Headers {
+  return h.filter(([k]) => k !== name);
+}
+
+function b64urlJson(s: string): unknown {
+  return JSON.parse(Buffer.from(s, 'base64url').toString('utf8'));
+}
+
+/** Signs an HS256 JWT for tests (the stand-in verifies it like jwt_authn would). */
+export function signJwt(payload: Record<string, unknown>, secret: string): string {
+  const head = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'JWT' })).toString('base64url');
+  const body = Buffer.from(JSON.stringify(payload)).toString('base64url');
+  const sig = createHmac('sha256', secret).update(`${head}.${body}`).digest('base64url');
+  return `${head}.${body}.${sig}`;
+}
+
+/** One gRPC Process stream with a FIFO of outstanding messages, like Envoy's ChunkQueue. */
+class ProcessorStream {
+  private readonly call: grpc.ClientDuplexStream<ProcessingRequest, ProcessingResponse>;
+  private waiters: { resolve: (r: ProcessingResponse) => void; reject: (e: Error) => void; timer: NodeJS.Timeout; what: string }[] = [];
+  private failed: Error | undefined;
+  readonly sent: string[] = [];
+
+  constructor(client: grpc.Client, private readonly timeoutMs: number) {
+    const c = client as unknown as {
+      Process(): grpc.ClientDuplexStream<ProcessingRequest, ProcessingResponse>;
+    };
+    this.call = c.Process();
+    this.call.on('data', (r: ProcessingResponse) => {
+      const w = this.waiters.shift();
+      if (!w) {
+        this.fail(new Error('spurious: reply with nothing outstanding'));
+        return;
+      }
+      clearTimeout(w.timer);
+      w.resolve(r);
+    });
+    this.call.on('error', (e: Error) => this.fail(e));
+    this.call.on('end', () => this.fail(new Error('processor closed the stream')));
+  }
+
+  private fail(e: Error): void {
+    if (!this.failed) this.failed = e;
+    for (const w of this.waiters.splice(0)) {
+      clearTimeout(w.timer);
+      w.reject(e);
+    }
+  }
+
+  /** Sends a message and returns the promise of its reply (replies match messages in FIFO order). */
+  send(msg: ProcessingRequest, what: string): Promise<ProcessingResponse> {
+    if (this.failed) return Promise.reject(this.failed);
+    this.sent.push(what);
+    return new Promise((resolve, reject) => {
+      // Envoy re-arms one timer per message sent.
+      const timer = setTimeout(() => {
+        const idx = this.waiters.findIndex((w) => w.timer === timer);
+        if (idx >= 0) this.waiters.splice(idx, 1);
+        reject(new TimeoutError(`${what}: no reply within ${this.timeoutMs} ms`));
+      }, this.timeoutMs);
+      this.waiters.push({ resolve, reject, timer, what });
+      this.call.write(msg);
+    });
+  }
+
+  end(): void {
+    this.call.end();
+  }
+  cancel(): void {
+    this.call.cancel();
+  }
+}
+
+class TimeoutError extends Error {}
+
+export async function startStandin(opts: StandinOptions): Promise<Standin> {
+  const Ctor = extProcClientCtor();
+  const client = new Ctor(opts.extProcAddr, grpc.credentials.createInsecure(), {
+    'grpc.max_receive_message_length': 128 * 1024 * 1024,
+    'grpc.max_send_message_length': 128 * 1024 * 1024,
+  });
+  const mode = {
+    request_header_mode: 'SEND' as HeaderSendMode,
+    request_body_mode: 'BUFFERED' as BodySendMode,
+    response_header_mode: 'SEND' as HeaderSendMode,
+    response_body_mode: 'BUFFERED' as BodySendMode,
+    ...opts.processingMode,
+  };
+  const cfg = {
+    timeout: opts.messageTimeoutMs ?? 200,
+    bufferLimit: opts.bufferLimitBytes ?? 1024 * 1024,
+    clusterHeader: opts.clusterHeader ?? 'x-tollgate-cluster',
+    hostHeader: opts.hostRewriteHeader ?? 'x-tollgate-host',
+    receiving: new Set(opts.receivingNamespaces ?? ['tollgate']),
+  };
+  const events: StandinEvent[] = [];
+  const exchanges: ExchangeRecord[] = [];
+  const note = (kind: StandinEvent['kind'], detail: string): void => {
+    events.push({ kind, detail });
+  };
+
+  /** Applies a HeaderMutation with Envoy's default mutation rules (mutation_rules.cc, mutation_utils.cc). */
+  function applyMutation(h: Headers, m: HeaderMutation | undefined, stripContentLength: boolean): Headers {
+    if (!m) return h;
+    let out = [...h];
+    const rules = opts.mutationRules ?? {};
+    const refuse = (what: string): void => {
+      note('rejected_mutation', what);
+      if (rules.disallowIsError) throw new LocalReply(500, `ext_proc_mutation_rejected ${what}`);
+    };
+    for (const name of m.remove_headers ?? []) {
+      const k = name.toLowerCase();
+      if (k.startsWith(':') || k === 'host') {
+        refuse(`remove ${k}`);
+        continue;
+      }
+      out = del(out, k);
+    }
+    for (const opt of m.set_headers ?? []) {
+      const hv = opt.header;
+      const k = hv.key.toLowerCase();
+      const hasRaw = hv.raw_value !== undefined && hv.raw_value !== null && Buffer.from(hv.raw_value).length > 0;
+      if (hasRaw && hv.value) throw new LocalReply(500, 'ext_proc_header_mutation_both_value_and_raw_value');
+      // Envoy reads only raw_value: a value-only mutation writes an empty header.
+      const v = hasRaw ? Buffer.from(hv.raw_value as Buffer).toString('latin1') : '';
+      if (/[\r\n\0]/.test(v) || !/^[!#$%&'*+\-.^_`|~0-9a-z:]+$/.test(k))
+        throw new LocalReply(500, `ext_proc_invalid_header ${k}`);
+      const append = opt.append?.value === true;
+      if (['host', ':authority', ':method', ':scheme'].includes(k) && !rules.allowAllRouting) {
+        refuse(`set ${k}`);
+        continue;
+      }
+      if (k.startsWith('x-envoy-') && !rules.allowEnvoy) {
+        refuse(`set ${k}`);
+        continue;
+      }
+      if (k.startsWith(':') && append) {
+        refuse(`append ${k}`);
+        continue;
+      }
+      if (k === ':status') {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 200 || n > 999) {
+          refuse(`set :status ${v}`);
+          continue;
+        }
+      }
+      if (k === 'content-length' && stripContentLength) continue; // Envoy strips content-length in these modes
+      if (append) out.push([k, v]);
+      else out = [...del(out, k), [k, v]];
+    }
+    return out;
+  }
+
+  function checkContentLength(h: Headers, body: Buffer, what: string): void {
+    const cl = get(h, 'content-length');
+    if (cl !== undefined && Number(cl) !== body.length)
+      throw new LocalReply(500, `${what}: mismatch between content length (${cl}) and the length of the mutated body (${body.length})`);
+  }
+
+  function mergeMetadata(target: Record<string, unknown>, r: ProcessingResponse): void {
+    const fields = r.dynamic_metadata?.fields ?? {};
+    for (const [ns, v] of Object.entries(fields)) {
+      if (!cfg.receiving.has(ns)) continue;
+      const sv = v as { structValue?: { fields?: Record<string, unknown> } };
+      if (!sv.structValue) continue;
+      const plain = decodeStruct(sv.structValue);
+      target[ns] = { ...(target[ns] as Record<string, unknown> | undefined), ...plain };
+    }
+  }
+
+  /** Checks the reply's oneof matches what Envoy waits for (else: spurious message). */
+  function expectReply(r: ProcessingResponse, expected: string): CommonResponse | 'immediate' {
+    const which = r.response;
+    if (which === 'immediate_response') return 'immediate';
+    if (which !== expected) {
+      note('spurious', `expected ${expected}, got ${which ?? 'nothing'}`);
+      throw new LocalReply(500, 'spurious_message');
+    }
+    if (expected === 'request_trailers' || expected === 'response_trailers') return {};
+    const inner = (r as Record<string, { response?: CommonResponse } | undefined>)[expected];
+    const common = inner?.response ?? {};
+    if (common.status === 'CONTINUE_AND_REPLACE' && !expected.endsWith('headers')) {
+      note('spurious', `CONTINUE_AND_REPLACE on ${expected}`);
+      throw new LocalReply(500, 'spurious_message');
+    }
+    return common;
+  }
+
+  function immediateToLocal(r: ProcessingResponse): LocalReply {
+    const ir = r.immediate_response!;
+    let status = ir.status?.code ?? 200;
+    if (status < 200) status = 200;
+    let headers: Headers = [];
+    try {
+      headers = applyMutation([], ir.headers, false);
+    } catch {
+      /* Envoy only logs mutation failures on immediate responses */
+    }
+    return new LocalReply(status, ir.details ?? 'ext_proc_immediate_response', Buffer.from(ir.body ?? Buffer.alloc(0)).toString('utf8'), headers);
+  }
+
+  function headerList(h: Headers): { headers: { key: string; raw_value: Buffer }[] } {
+    return { headers: h.map(([key, v]) => ({ key, raw_value: Buffer.from(v, 'latin1') })) };
+  }
+
+  async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const m = { ...mode }; // per exchange: mode_override must not leak into other requests
+    const record: ExchangeRecord = { path: req.url ?? '/', status: 0, dynamicMetadata: {}, sentToProcessor: [] };
+    exchanges.push(record);
+    let stream: ProcessorStream | undefined;
+    let headersSent = false;
+    let downstreamClosed = false;
+    res.on('close', () => {
+      if (!res.writableFinished) {
+        downstreamClosed = true;
+        stream?.cancel(); // Envoy resets the ext_proc stream when the downstream goes away
+      }
+    });
+
+    const sendLocal = (lr: LocalReply): void => {
+      record.status = lr.status;
+      record.localReplyDetails = lr.details;
+      note('local_reply', `${lr.status} ${lr.details}`);
+      if (headersSent) {
+        res.destroy(); // headers already downstream: Envoy resets the stream
+        return;
+      }
+      const hs: Record<string, string> = {};
+      for (const [k, v] of lr.headers) if (!k.startsWith(':')) hs[k] = v;
+      if (!hs['content-type']) hs['content-type'] = 'text/plain';
+      res.writeHead(lr.status, hs);
+      res.end(lr.body);
+    };
+
+    try {
+      // Downstream headers, as Envoy's codec presents them.
+      let headers: Headers = [
+        [':method', req.method ?? 'GET'],
+        [':path', req.url ?? '/'],
+        [':authority', req.headers.host ?? 'localhost'],
+        [':scheme', 'http'],
+      ];
+      for (let i = 0; i < req.rawHeaders.length; i += 2) {
+        const k = req.rawHeaders[i]!.toLowerCase();
+        if (k === 'host' || k === 'connection' || k === 'transfer-encoding' || k === 'keep-alive') continue;
+        headers.push([k, req.rawHeaders[i + 1]!]);
+      }
+      const metadata: ProcessingRequest['metadata_context'] = { filter_metadata: {} };
+      if (opts.jwt) {
+        const auth = get(headers, 'authorization');
+        const m = auth ? /^Bearer\s+([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)$/.exec(auth) : null;
+        if (m) {
+          const expected = createHmac('sha256', opts.jwt.secret).update(`${m[1]}.${m[2]}`).digest('base64url');
+          if (expected !== m[3]) throw new LocalReply(401, 'jwt_authn_access_denied{Jwt_verification_fails}', 'Jwt verification fails');
+          const payload = b64urlJson(m[2]!) as Record<string, unknown>;
+          metadata.filter_metadata!['envoy.filters.http.jwt_authn'] = toPbStruct({ [opts.jwt.payloadKey]: payload });
+          if (!opts.jwt.forward) headers = del(headers, 'authorization');
+        }
+      }
+
+      // Read the whole body up front (the filter manager buffers it for BUFFERED mode).
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const c of req) {
+        size += (c as Buffer).length;
+        if (size > cfg.bufferLimit && m.request_body_mode === 'BUFFERED')
+          throw new LocalReply(413, 'request_payload_too_large', 'Payload Too Large');
+        chunks.push(c as Buffer);
+      }
+      let body = Buffer.concat(chunks);
+      const hasBody = body.length > 0;
+
+      // Route resolved (and cached) before ext_proc runs.
+      let cluster = get(headers, cfg.clusterHeader);
+
+      stream = new ProcessorStream(client, cfg.timeout);
+      const first: { metadata_context?: typeof metadata } = { metadata_context: metadata };
+
+      if (m.request_header_mode !== 'SKIP') {
+        const r = await stream.send({ request_headers: { headers: headerList(headers), end_of_stream: !hasBody }, ...first }, 'request_headers');
+        mergeMetadata(record.dynamicMetadata, r);
+        const c = expectReply(r, 'request_headers');
+        if (c === 'immediate') throw immediateToLocal(r);
+        headers = applyMutation(headers, c.header_mutation, false);
+        if (c.clear_route_cache) {
+          if (c.header_mutation) cluster = get(headers, cfg.clusterHeader);
+          else note('clear_route_cache_ignored', 'request_headers reply without header_mutation');
+        }
+        if (r.mode_override && opts.allowModeOverride) applyOverride(r.mode_override);
+        if (c.status === 'CONTINUE_AND_REPLACE' && c.body_mutation?.body) {
+          body = Buffer.from(c.body_mutation.body);
+          headers = del(headers, 'content-length');
+        }
+      }
+
+      if (hasBody && m.request_body_mode === 'BUFFERED') {
+        const r = await stream.send({ request_body: { body, end_of_stream: true } }, 'request_body');
+        mergeMetadata(record.dynamicMetadata, r);
+        const c = expectReply(r, 'request_body');
+        if (c === 'immediate') throw immediateToLocal(r);
+        // Headers are still held in BUFFERED mode, so the header mutation applies.
+        headers = applyMutation(headers, c.header_mutation, false);
+        if (c.body_mutation?.clear_body) body = Buffer.alloc(0);
+        else if (c.body_mutation?.body !== undefined && c.body_mutation.body !== null) body = Buffer.from(c.body_mutation.body);
+        checkContentLength(headers, body, 'request');
+        if (c.clear_route_cache) {
+          if (c.header_mutation) cluster = get(headers, cfg.clusterHeader);
+          else note('clear_route_cache_ignored', 'request_body reply without header_mutation');
+        }
+      }
+
+      record.cluster = cluster;
+      const target = cluster ? opts.clusters[cluster] : undefined;
+      if (!target) throw new LocalReply(503, 'cluster_not_found', 'no healthy upstream');
+
+      // Upstream request.
+      const upstreamHeaders: Record<string, string> = {};
+      for (const [k, v] of headers) if (!PSEUDO.has(k)) upstreamHeaders[k] = upstreamHeaders[k] ? `${upstreamHeaders[k]}, ${v}` : v;
+      const hostRewrite = get(headers, cfg.hostHeader);
+      upstreamHeaders.host = hostRewrite || get(headers, ':authority') || 'localhost';
+      if (body.length || get(headers, 'content-length') !== undefined) upstreamHeaders['content-length'] = String(body.length);
+      record.upstreamPath = get(headers, ':path');
+      const upstream = await new Promise<http.IncomingMessage>((resolve, reject) => {
+        const ureq = http.request(
+          {
+            host: target.host,
+            port: target.port,
+            method: get(headers, ':method'),
+            path: get(headers, ':path'),
+            headers: upstreamHeaders,
+            timeout: opts.upstreamTimeoutMs ?? 30000,
+          },
+          resolve,
+        );
+        ureq.on('timeout', () => {
+          ureq.destroy();
+          reject(new LocalReply(504, 'upstream_response_timeout', 'upstream request timeout'));
+        });
+        ureq.on('error', (e) => reject(e instanceof LocalReply ? e : new LocalReply(503, 'upstream_reset_before_response_started', 'upstream connect error')));
+        ureq.end(body);
+      });
+
+      // Response headers.
+      let rh: Headers = [[':status', String(upstream.statusCode ?? 502)]];
+      for (let i = 0; i < upstream.rawHeaders.length; i += 2) {
+        const k = upstream.rawHeaders[i]!.toLowerCase();
+        if (k === 'connection' || k === 'transfer-encoding' || k === 'keep-alive') continue;
+        rh.push([k, upstream.rawHeaders[i + 1]!]);
+      }
+      const upstreamBody = upstream; // a readable of the body
+      let respMode: BodySendMode = m.response_body_mode;
+      const upstreamEnded = upstream.complete && upstream.readableEnded;
+      if (m.response_header_mode !== 'SKIP') {
+        const r = await stream.send({ response_headers: { headers: headerList(rh), end_of_stream: upstreamEnded } }, 'response_headers');
+        mergeMetadata(record.dynamicMetadata, r);
+        const c = expectReply(r, 'response_headers');
+        if (c === 'immediate') throw immediateToLocal(r);
+        if (r.mode_override && opts.allowModeOverride) {
+          // Body modes are copied verbatim: an unset body mode becomes NONE.
+          respMode = r.mode_override.response_body_mode ?? 'NONE';
+        }
+        rh = applyMutation(rh, c.header_mutation, respMode !== 'BUFFERED');
+      }
+      if (respMode !== 'BUFFERED') rh = del(rh, 'content-length');
+
+      const writeHead = (h: Headers): void => {
+        const status = Number(get(h, ':status'));
+        const out: Record<string, string | string[]> = {};
+        for (const [k, v] of h) {
+          if (k.startsWith(':')) continue;
+          const prev = out[k];
+          out[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
+        }
+        record.status = status;
+        res.writeHead(status, out);
+        headersSent = true;
+      };
+
+      if (respMode === 'BUFFERED') {
+        const parts: Buffer[] = [];
+        let n = 0;
+        for await (const c of upstreamBody) {
+          n += (c as Buffer).length;
+          if (n > cfg.bufferLimit) throw new LocalReply(500, 'response_payload_too_large', 'Internal Server Error');
+          parts.push(c as Buffer);
+        }
+        let rbody = Buffer.concat(parts);
+        if (rbody.length > 0 || get(rh, 'content-length') !== undefined) {
+          const r = await stream.send({ response_body: { body: rbody, end_of_stream: true } }, 'response_body');
+          mergeMetadata(record.dynamicMetadata, r);
+          const c = expectReply(r, 'response_body');
+          if (c === 'immediate') throw immediateToLocal(r);
+          rh = applyMutation(rh, c.header_mutation, false);
+          if (c.body_mutation?.clear_body) rbody = Buffer.alloc(0);
+          else if (c.body_mutation?.body !== undefined && c.body_mutation.body !== null) rbody = Buffer.from(c.body_mutation.body);
+          checkContentLength(rh, rbody, 'response');
+        }
+        writeHead(rh);
+        res.end(rbody);
+      } else if (respMode === 'STREAMED') {
+        writeHead(rh);
+        // Pipelined: every chunk goes out without waiting; replies apply to the oldest chunk.
+        const pending: Promise<void>[] = [];
+        let chain: Promise<void> = Promise.resolve();
+        const sendChunk = (chunk: Buffer, eos: boolean): void => {
+          const reply = stream!.send({ response_body: { body: chunk, end_of_stream: eos } }, 'response_body');
+          const done = chain.then(async () => {
+            const r = await reply;
+            mergeMetadata(record.dynamicMetadata, r);
+            const c = expectReply(r, 'response_body');
+            if (c === 'immediate') throw new LocalReply(500, 'immediate_response_after_headers');
+            let out = chunk;
+            if (c.body_mutation?.clear_body) out = Buffer.alloc(0);
+            else if (c.body_mutation?.body !== undefined && c.body_mutation.body !== null) out = Buffer.from(c.body_mutation.body);
+            if (out.length && !downstreamClosed) res.write(out);
+          });
+          chain = done;
+          done.catch(() => undefined);
+          pending.push(done);
+        };
+        for await (const c of upstreamBody) {
+          if (downstreamClosed) break;
+          sendChunk(c as Buffer, false);
+        }
+        if (downstreamClosed) return;
+        sendChunk(Buffer.alloc(0), true);
+        await Promise.all(pending);
+        res.end();
+      } else {
+        writeHead(rh);
+        upstreamBody.pipe(res);
+        await new Promise((r) => res.on('finish', r));
+      }
+      stream.end();
+      record.sentToProcessor = stream.sent;
+    } catch (err) {
+      record.sentToProcessor = stream?.sent ?? [];
+      if (downstreamClosed) return;
+      if (err instanceof LocalReply) {
+        stream?.end();
+        sendLocal(err);
+      } else if (err instanceof TimeoutError) {
+        note('timeout', err.message);
+        stream?.cancel();
+        // failure_mode_allow would continue without the processor; we only model fail-closed here.
+        sendLocal(new LocalReply(504, 'ext_proc_error_per-message_timeout_exceeded', 'ext_proc message timeout'));
+      } else {
+        const e = err as { code?: number; details?: string; message?: string };
+        note('grpc_error', `${e.code ?? ''} ${e.details ?? e.message ?? String(err)}`);
+        stream?.cancel();
+        sendLocal(new LocalReply(500, `ext_proc_error_gRPC_error_${e.code ?? 2}{${e.details ?? e.message ?? ''}}`, 'ext_proc error'));
+      }
+    }
+
+    function applyOverride(o: NonNullable<ProcessingResponse['mode_override']>): void {
+      m.response_body_mode = o.response_body_mode ?? 'NONE';
+    }
+  }
+
+  const server = http.createServer((req, res) => {
+    handle(req, res).catch((e) => {
+      if (!res.headersSent) {
+        res.writeHead(500);
+        res.end(String(e));
+      } else res.destroy();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    events,
+    exchanges,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+      client.close();
+    },
+  };
+}
+
+function decodeStruct(s: { fields?: Record<string, unknown> }): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(s.fields ?? {})) out[k] = decodeValue(v);
+  return out;
+}
+function decodeValue(v: unknown): unknown {
+  const x = v as Record<string, unknown>;
+  if ('stringValue' in x) return x.stringValue;
+  if ('numberValue' in x) return x.numberValue;
+  if ('boolValue' in x) return x.boolValue;
+  if ('structValue' in x) return decodeStruct(x.structValue as { fields?: Record<string, unknown> });
+  if ('listValue' in x) return ((x.listValue as { values?: unknown[] }).values ?? []).map(decodeValue);
+  return null;
+}
