@@ -1,51 +1,68 @@
-// Lua scripts for the Redis BudgetStore. Each phase is one EVALSHA (one round trip).
+// Lua scripts for the Redis BudgetStore. Each phase is one EVALSHA (one round trip). Needs Redis ≥ 7.0
+// (PEXPIRE … GT).
 //
 // Key layout (T = tenant hash tag, so every key of one request hashes to one Redis Cluster slot):
-//   <prefix>{T}:c:<counter key>   hash  counter: committed u,i,o,q (calendar) or `#<bucket>` = "u:i:o:q"
-//                                       (sliding); reserved ru,ri,ro,rq; meta sk,w,wid,st,ra;
-//                                       last seen limits `l:<budget>:<metric>` (integer units)
+//   <prefix>{T}:c:<counter key>   hash  counter. Amounts are "u:i:o:q" strings (nano-USD, input
+//                                       tokens, output tokens, requests): `c` committed (calendar
+//                                       windows) or `#<bucket>` per bucket (sliding windows); `r`
+//                                       reserved (in-flight holds). Meta: sk, w, wid, st, ra, bm, bn.
+//                                       Last seen limits: `l:<budget>:<metric>` (integer units).
 //   <prefix>{T}:res:<requestId>   string  the plan JSON while held; `done` / `expired` afterwards
 //   <prefix>{T}:rx                zset    requestId → hold expiry (ms); swept at the start of every script
 //   <prefix>{T}:rc:<batch>        string  marker making a reconciliation batch apply once
 //
-// The sweep touches reservation and counter keys not passed in KEYS; they share the `{T}` tag and so
-// the slot, which Redis Cluster permits. Integers stay exact: all are < 2^53 and written with %.0f.
-// Units: u = nano-USD, i/o = tokens, q = requests.
+// One counter costs ~3 redis.calls per phase (HMGET/HGETALL, HSET, PEXPIRE). The sweep touches
+// reservation and counter keys not passed in KEYS; they share the `{T}` tag and so the slot, which
+// Redis Cluster permits. Integers stay exact: all are < 2^53 and written with %.0f. TTLs are relative
+// to the caller's clock (tests inject one), never Redis TIME.
 
 const COMMON = `
 local function fmt(x) return string.format('%.0f', x) end
 
 local function parse4(s)
+  if not s then return { 0, 0, 0, 0 } end
   local u, i, o, q = string.match(s, '^(%-?%d+):(%-?%d+):(%-?%d+):(%-?%d+)$')
   return { tonumber(u) or 0, tonumber(i) or 0, tonumber(o) or 0, tonumber(q) or 0 }
 end
 
--- Create the counter's meta fields once; extend its TTL to the plan's expiry. TTLs are relative to
--- the caller's clock (tests inject one), never Redis TIME.
-local function ensure(key, c, now)
-  if redis.call('EXISTS', key) == 0 then
-    redis.call('HSET', key, 'sk', c.scopeKey, 'w', c.window, 'wid', c.windowId, 'st', fmt(c.start),
-      'ra', fmt(c.resetAt), 'bm', fmt(c.bucketMs), 'bn', fmt(c.buckets))
-  end
-  local ttl = math.max(1, c.expireAt - now)
-  local pt = redis.call('PTTL', key)
-  if pt < 0 or pt < ttl then
-    redis.call('PEXPIRE', key, fmt(ttl))
-  end
-end
-
--- Drop (sign = -1) a request's hold from its counters, never below zero.
-local function unhold(key, a)
-  local names = { 'ru', 'ri', 'ro', 'rq' }
-  for n = 1, 4 do
-    if a[n] ~= 0 then
-      local v = redis.call('HINCRBY', key, names[n], fmt(-a[n]))
-      if v < 0 then redis.call('HSET', key, names[n], '0') end
-    end
-  end
-end
+local function join4(a) return fmt(a[1]) .. ':' .. fmt(a[2]) .. ':' .. fmt(a[3]) .. ':' .. fmt(a[4]) end
 
 local function amountsOf(t) return { t.u, t.i, t.o, t.q } end
+
+-- HSET the fields (plus meta when the counter is new) and extend the TTL to the plan's expiry.
+local function write(key, c, now, existed, fields)
+  if not existed then
+    local m = { 'sk', c.scopeKey, 'w', c.window, 'wid', c.windowId, 'st', fmt(c.start), 'ra', fmt(c.resetAt),
+      'bm', fmt(c.bucketMs), 'bn', fmt(c.buckets) }
+    for _, v in ipairs(m) do fields[#fields + 1] = v end
+  end
+  redis.call('HSET', key, unpack(fields))
+  local ttl = fmt(math.max(1, c.expireAt - now))
+  if existed then redis.call('PEXPIRE', key, ttl, 'GT') else redis.call('PEXPIRE', key, ttl) end
+end
+
+-- Drop a request's hold (held) and/or charge committed usage to one counter. Sliding windows charge
+-- the admission bucket, unless it has already left the window. Holds never go below zero.
+local function settleCounter(key, c, now, A, held, charge)
+  local f = 'c'
+  if c.bucketMs > 0 then f = '#' .. fmt(c.bucket) end
+  local v = redis.call('HMGET', key, 'sk', 'r', f)
+  local existed = v[1] ~= false
+  local fields = {}
+  if held and existed then
+    local r = parse4(v[2])
+    for n = 1, 4 do r[n] = math.max(0, r[n] - A[n]) end
+    fields[#fields + 1] = 'r'
+    fields[#fields + 1] = join4(r)
+  end
+  if charge and (c.bucketMs == 0 or c.bucket >= math.floor(now / c.bucketMs) - c.buckets) then
+    local x = parse4(v[3])
+    for n = 1, 4 do x[n] = x[n] + charge[n] end
+    fields[#fields + 1] = f
+    fields[#fields + 1] = join4(x)
+  end
+  if #fields > 0 then write(key, c, now, existed, fields) end
+end
 
 local function sweep(rx, now, cpre, rpre, grace, max)
   local ids = redis.call('ZRANGEBYSCORE', rx, '-inf', fmt(now), 'LIMIT', 0, max)
@@ -55,44 +72,20 @@ local function sweep(rx, now, cpre, rpre, grace, max)
     if rec and string.sub(rec, 1, 1) == '{' then
       local p = cjson.decode(rec)
       local a = amountsOf(p.amounts)
-      for _, c in ipairs(p.counters) do
-        local ck = cpre .. c.key
-        if redis.call('EXISTS', ck) == 1 then unhold(ck, a) end
-      end
+      for _, c in ipairs(p.counters) do settleCounter(cpre .. c.key, c, now, a, true, nil) end
       redis.call('SET', rk, 'expired', 'PX', grace)
     end
     redis.call('ZREM', rx, id)
   end
   return #ids
 end
-
--- Charge committed usage to a counter. Sliding windows charge the admission bucket, unless it has
--- already left the window.
-local function charge(key, c, a, now)
-  if c.bucketMs == 0 then
-    ensure(key, c, now)
-    local names = { 'u', 'i', 'o', 'q' }
-    for n = 1, 4 do
-      if a[n] ~= 0 then redis.call('HINCRBY', key, names[n], fmt(a[n])) end
-    end
-  else
-    local cur = math.floor(now / c.bucketMs)
-    if c.bucket >= cur - c.buckets then
-      ensure(key, c, now)
-      local f = '#' .. fmt(c.bucket)
-      local old = redis.call('HGET', key, f)
-      local b = old and parse4(old) or { 0, 0, 0, 0 }
-      for n = 1, 4 do b[n] = b[n] + a[n] end
-      redis.call('HSET', key, f, fmt(b[1]) .. ':' .. fmt(b[2]) .. ':' .. fmt(b[3]) .. ':' .. fmt(b[4]))
-    end
-  end
-end
 `;
 
 /**
  * KEYS[1] = res key, KEYS[2] = rx, KEYS[3..] = counters (plan order).
  * ARGV[1] = plan JSON, ARGV[2] = counter prefix, ARGV[3] = res prefix, ARGV[4] = settled-id memory ms.
- * Returns JSON {ok, dup?, st: [[cu,ci,co,cq,ru,ri,ro,rq]...] (before this request), ra: [[check, ms]...]}.
+ * Returns JSON {ok, dup?, st: [[cu,ci,co,cq,ru,ri,ro,rq]...] (before this request, as strings),
+ * ra: [[check, ms]...]}.
  */
 export const RESERVE_LUA = `${COMMON}
 local plan = cjson.decode(ARGV[1])
@@ -101,36 +94,36 @@ local grace = tonumber(ARGV[4])
 sweep(KEYS[2], now, ARGV[2], ARGV[3], grace, 32)
 
 local A = amountsOf(plan.amounts)
-local states, blists, st = {}, {}, {}
+local states, blists, st, existed = {}, {}, {}, {}
 for idx, c in ipairs(plan.counters) do
   local key = KEYS[idx + 2]
   local cc, rr, bl = { 0, 0, 0, 0 }, { 0, 0, 0, 0 }, {}
   if c.bucketMs == 0 then
-    local v = redis.call('HMGET', key, 'u', 'i', 'o', 'q', 'ru', 'ri', 'ro', 'rq')
-    for n = 1, 4 do
-      cc[n] = tonumber(v[n]) or 0
-      rr[n] = tonumber(v[n + 4]) or 0
-    end
+    local v = redis.call('HMGET', key, 'sk', 'c', 'r')
+    existed[idx] = v[1] ~= false
+    cc = parse4(v[2])
+    rr = parse4(v[3])
   else
+    existed[idx] = false
     local minb = math.floor(now / c.bucketMs) - c.buckets
     local all = redis.call('HGETALL', key)
+    local stale = {}
     for j = 1, #all, 2 do
       local f = all[j]
       if string.byte(f, 1) == 35 then
         local b = tonumber(string.sub(f, 2))
         if b < minb then
-          redis.call('HDEL', key, f)
+          stale[#stale + 1] = f
         else
           local a = parse4(all[j + 1])
           for n = 1, 4 do cc[n] = cc[n] + a[n] end
           bl[#bl + 1] = { b, a }
         end
-      elseif f == 'ru' then rr[1] = tonumber(all[j + 1])
-      elseif f == 'ri' then rr[2] = tonumber(all[j + 1])
-      elseif f == 'ro' then rr[3] = tonumber(all[j + 1])
-      elseif f == 'rq' then rr[4] = tonumber(all[j + 1])
+      elseif f == 'r' then rr = parse4(all[j + 1])
+      elseif f == 'sk' then existed[idx] = true
       end
     end
+    if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
     table.sort(bl, function(x, y) return x[1] < y[1] end)
   end
   states[idx] = { cc, rr }
@@ -183,17 +176,17 @@ for j, chk in ipairs(plan.checks) do
 end
 
 if ok == 1 then
-  local names = { 'ru', 'ri', 'ro', 'rq' }
-  for idx, c in ipairs(plan.counters) do
-    local key = KEYS[idx + 2]
-    ensure(key, c, now)
-    for n = 1, 4 do
-      if A[n] ~= 0 then redis.call('HINCRBY', key, names[n], fmt(A[n])) end
-    end
+  local fields = {}
+  for idx = 1, #plan.counters do
+    local r = states[idx][2]
+    fields[idx] = { 'r', join4({ r[1] + A[1], r[2] + A[2], r[3] + A[3], r[4] + A[4] }) }
   end
   for _, chk in ipairs(plan.checks) do
-    redis.call('HSET', KEYS[chk.counter + 3], 'l:' .. chk.name .. ':' .. chk.metric, fmt(chk.limit))
+    local f = fields[chk.counter + 1]
+    f[#f + 1] = 'l:' .. chk.name .. ':' .. chk.metric
+    f[#f + 1] = fmt(chk.limit)
   end
+  for idx, c in ipairs(plan.counters) do write(KEYS[idx + 2], c, now, existed[idx], fields[idx]) end
   redis.call('SET', KEYS[1], ARGV[1], 'PX', math.max(1, plan.expiresAt - now) + grace)
   redis.call('ZADD', KEYS[2], fmt(plan.expiresAt), plan.requestId)
 end
@@ -213,21 +206,17 @@ local rec = redis.call('GET', KEYS[1])
 if rec == 'done' then return 'duplicate' end
 local plan = cjson.decode(ARGV[1])
 local status = 'unknown'
-if rec and string.sub(rec, 1, 1) == '{' then
-  local a = amountsOf(plan.amounts)
-  for idx = 1, #plan.counters do
-    local key = KEYS[idx + 2]
-    if redis.call('EXISTS', key) == 1 then unhold(key, a) end
-  end
-  status = 'settled'
-elseif rec == 'expired' then
-  status = 'expired'
-end
+local held = rec and string.sub(rec, 1, 1) == '{'
+if held then status = 'settled' elseif rec == 'expired' then status = 'expired' end
+local charge = nil
 if ARGV[6] ~= '' then
   -- A commit charges even when the hold is gone: the request was admitted and did run.
+  charge = parse4(ARGV[6])
   if status == 'unknown' then status = 'expired' end
-  local a = parse4(ARGV[6])
-  for idx, c in ipairs(plan.counters) do charge(KEYS[idx + 2], c, a, now) end
+end
+if held or charge then
+  local A = amountsOf(plan.amounts)
+  for idx, c in ipairs(plan.counters) do settleCounter(KEYS[idx + 2], c, now, A, held, charge) end
 end
 redis.call('SET', KEYS[1], 'done', 'PX', grace)
 redis.call('ZREM', KEYS[2], plan.requestId)
@@ -242,7 +231,7 @@ export const APPLY_LUA = `${COMMON}
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local now = tonumber(ARGV[2])
 local entries = cjson.decode(ARGV[1])
-for idx, e in ipairs(entries) do charge(KEYS[idx + 1], e[1], amountsOf(e[2]), now) end
+for idx, e in ipairs(entries) do settleCounter(KEYS[idx + 1], e[1], now, nil, false, amountsOf(e[2])) end
 redis.call('SET', KEYS[1], '1', 'PX', tonumber(ARGV[3]))
 return 1
 `;

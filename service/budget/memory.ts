@@ -45,8 +45,10 @@ export interface MemoryStoreOptions {
   now?: () => number;
   /** Record every commit's charges (used by the Redis store's local fallback for reconciliation). */
   journal?: boolean;
-  /** How long settled request ids are remembered to make settle idempotent (ms). Default 1 h. */
+  /** How long settled request ids are remembered to make settle idempotent (ms). Default 15 min. */
   settledMemoryMs?: number;
+  /** Cap on remembered settled ids (oldest forgotten first). Default 100 000. */
+  maxSettled?: number;
 }
 
 const zero = (): Amounts => ({ u: 0, i: 0, o: 0, q: 0 });
@@ -107,9 +109,10 @@ export class MemoryStore implements BudgetStore {
   private readonly counters = new Map<string, MemCounter>();
   private readonly reservations = new Map<string, MemReservation>();
   private readonly expiry = new ExpiryHeap();
-  /** requestId → [state, forgetAt] */
-  private readonly settled = new Map<string, ['done' | 'expired', number]>();
+  /** requestId → [state, forgetAt, plan of an expired hold (a late commit still charges it)] */
+  private readonly settled = new Map<string, ['done' | 'expired', number, Plan | null]>();
   private readonly settledMemoryMs: number;
+  private readonly maxSettled: number;
   private readonly journalOn: boolean;
   private journalEntries: JournalEntry[] = [];
   private nextCleanup = 0;
@@ -117,7 +120,17 @@ export class MemoryStore implements BudgetStore {
   constructor(opts: MemoryStoreOptions = {}) {
     this.now = opts.now ?? Date.now;
     this.journalOn = opts.journal ?? false;
-    this.settledMemoryMs = opts.settledMemoryMs ?? 3_600_000;
+    this.settledMemoryMs = opts.settledMemoryMs ?? 900_000;
+    this.maxSettled = opts.maxSettled ?? 100_000;
+  }
+
+  private markSettled(id: string, state: 'done' | 'expired', until: number, plan: Plan | null): void {
+    this.settled.delete(id);
+    this.settled.set(id, [state, until, plan]);
+    if (this.settled.size > this.maxSettled) {
+      const oldest = this.settled.keys().next().value;
+      if (oldest !== undefined) this.settled.delete(oldest);
+    }
   }
 
   async reserve(requestId: string, specs: ReserveSpecs, estimate: UsageEstimate): Promise<ReserveResult> {
@@ -138,8 +151,13 @@ export class MemoryStore implements BudgetStore {
     const now = plan.now;
     this.sweep(now);
     const held = this.reservations.get(plan.requestId);
-    const cs = plan.counters.map((c) => this.counterFor(plan.tenant, c, now));
-    const states = cs.map((mc, i) => this.stateOf(mc, plan.counters[i], now));
+    const n = plan.counters.length;
+    const cs: MemCounter[] = new Array(n);
+    const states: CounterState[] = new Array(n);
+    for (let i = 0; i < n; i++) {
+      cs[i] = this.counterFor(plan.tenant, plan.counters[i], now);
+      states[i] = this.stateOf(cs[i], plan.counters[i], now);
+    }
     if (held || this.settled.has(plan.requestId)) {
       // Same id again: idempotent for a live hold, refused after settlement.
       return { ...evaluate(plan, states, Boolean(held), () => 1000), duplicate: held ? 'held' : 'settled' };
@@ -151,12 +169,16 @@ export class MemoryStore implements BudgetStore {
       return retryAfterMs(chk, plan, states[chk.counter], this.bucketsOldestFirst(mc, plan.counters[chk.counter], now));
     });
     if (!ok) return result;
-    cs.forEach((mc, i) => {
+    for (let i = 0; i < n; i++) {
+      const mc = cs[i];
       addInto(mc.r, plan.amounts);
-      mc.expireAt = Math.max(mc.expireAt, plan.counters[i].expireAt);
-    });
+      if (plan.counters[i].expireAt > mc.expireAt) mc.expireAt = plan.counters[i].expireAt;
+    }
     for (const chk of plan.checks) {
-      cs[chk.counter].limits[`${chk.name}:${chk.metric}`] = chk.metric === 'usd' ? chk.limit / NANO : chk.limit;
+      const mc = cs[chk.counter];
+      const lk = `${chk.name}:${chk.metric}`;
+      const v = chk.metric === 'usd' ? chk.limit / NANO : chk.limit;
+      if (mc.limits[lk] !== v) mc.limits[lk] = v;
     }
     this.reservations.set(plan.requestId, { plan, expiresAt: plan.expiresAt });
     this.expiry.push(plan.expiresAt, plan.requestId);
@@ -181,7 +203,7 @@ export class MemoryStore implements BudgetStore {
     const prior = this.settled.get(requestId);
     if (prior?.[0] === 'done') return { status: 'duplicate' };
     const res = this.reservations.get(requestId);
-    const plan = res?.plan ?? fallbackPlan;
+    const plan = res?.plan ?? prior?.[2] ?? fallbackPlan;
     if (!plan) return { status: 'unknown' };
     if (res) {
       this.reservations.delete(requestId);
@@ -191,7 +213,7 @@ export class MemoryStore implements BudgetStore {
       }
     }
     if (charge) this.charge(plan.tenant, plan.counters, charge, now);
-    this.settled.set(requestId, ['done', now + this.settledMemoryMs]);
+    this.markSettled(requestId, 'done', now + this.settledMemoryMs, null);
     return { status: res ? 'settled' : 'expired' };
   }
 
@@ -283,7 +305,7 @@ export class MemoryStore implements BudgetStore {
   // ---- internals ----
 
   private keyOf(tenant: string, c: CounterPlan): string {
-    return `${tenant}\u0000${c.key}`;
+    return tenant === '_' ? c.key : `${tenant}\u0000${c.key}`;
   }
 
   private counterFor(tenant: string, c: CounterPlan, now: number): MemCounter {
@@ -327,12 +349,15 @@ export class MemoryStore implements BudgetStore {
         const mc = this.counters.get(this.keyOf(res.plan.tenant, c));
         if (mc) addInto(mc.r, res.plan.amounts, -1);
       }
-      this.settled.set(top[1], ['expired', now + this.settledMemoryMs]);
+      this.markSettled(top[1], 'expired', now + this.settledMemoryMs, res.plan);
     }
     if (now < this.nextCleanup) return;
     this.nextCleanup = now + 1000;
     for (const [k, mc] of this.counters) if (mc.expireAt <= now && mc.r.q === 0) this.counters.delete(k);
-    for (const [k, [, until]] of this.settled) if (until <= now) this.settled.delete(k);
+    for (const [k, [, until]] of this.settled) {
+      if (until > now) break; // insertion order is time order
+      this.settled.delete(k);
+    }
   }
 }
 

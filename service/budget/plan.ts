@@ -88,6 +88,7 @@ const MODES: ReadonlySet<string> = new Set(['failClosed', 'failOpen', 'local']);
 function validLimit(v: unknown): boolean {
   return v === undefined || (typeof v === 'number' && Number.isFinite(v) && v >= 0);
 }
+const LIMIT_KEYS = ['usd', 'inputTokens', 'outputTokens', 'totalTokens', 'requests'] as const;
 
 /** Load-time validation for the policy engine / config loader. Returns problems; empty = valid. */
 export function validateBudgetSpec(spec: BudgetSpec): string[] {
@@ -95,7 +96,7 @@ export function validateBudgetSpec(spec: BudgetSpec): string[] {
   if (!spec.name) errs.push('name is empty');
   if (!spec.scopeKey) errs.push('scopeKey is empty');
   const l = spec.limit ?? {};
-  const keys = ['usd', 'inputTokens', 'outputTokens', 'totalTokens', 'requests'] as const;
+  const keys = LIMIT_KEYS;
   if (!keys.some((k) => l[k] !== undefined)) errs.push('limit sets none of usd, inputTokens, outputTokens, totalTokens, requests');
   for (const k of keys) if (!validLimit(l[k])) errs.push(`limit.${k} must be a finite number ≥ 0`);
   for (const k of ['inputTokens', 'outputTokens', 'totalTokens', 'requests'] as const) {
@@ -164,6 +165,81 @@ export interface PlanInput {
   now: number;
 }
 
+// Specs are immutable once a policy produced them: validate each object once.
+const validSpecs = new WeakSet<object>();
+
+function checkBudgetSpec(spec: BudgetSpec): void {
+  if (validSpecs.has(spec)) return;
+  const errs = validateBudgetSpec(spec);
+  if (errs.length) throw budgetConfigError(spec.name || '(unnamed)', errs.join('; '));
+  validSpecs.add(spec);
+}
+
+function checkRateLimitSpec(spec: RateLimitSpec): void {
+  if (validSpecs.has(spec)) return;
+  const errs = validateRateLimitSpec(spec);
+  if (errs.length) throw budgetConfigError(spec.name || '(unnamed)', errs.join('; '));
+  validSpecs.add(spec);
+}
+
+function newCounter(scopeKey: string, window: BudgetWindow | 'rate', id: string, shape: string, now: number, ttlMs: number): CounterPlan {
+  if (window === 'rate' || window.kind === 'rolling') {
+    const sw = slidingOf(window === 'rate' ? RATE_WINDOW_SECONDS : window.seconds);
+    return {
+      key: id,
+      scopeKey,
+      window: shape,
+      windowId: '',
+      bucketMs: sw.bucketMs,
+      buckets: sw.buckets,
+      bucket: bucketOf(now, sw),
+      start: 0,
+      resetAt: 0,
+      expireAt: now + sw.bucketMs * (sw.buckets + 1) + ttlMs,
+    };
+  }
+  const fw = fixedWindowAt(window.kind, window.timeZone, now);
+  return {
+    key: `${id}|${fw.id}`,
+    scopeKey,
+    window: shape,
+    windowId: fw.id,
+    bucketMs: 0,
+    buckets: 0,
+    bucket: 0,
+    start: fw.start,
+    resetAt: fw.end,
+    expireAt: fw.end + retentionMs(fw.end - fw.start, ttlMs),
+  };
+}
+
+/** Index of the counter for (scopeKey, window shape), adding it on first use. */
+function counterIndex(counters: CounterPlan[], scopeKey: string, window: BudgetWindow | 'rate', now: number, ttlMs: number): number {
+  const shape = window === 'rate' ? 'rate' : describeWindow(window);
+  // No budget window is named `rate`, so scopeKey + shape identifies the counter.
+  for (let i = 0; i < counters.length; i++) {
+    const c = counters[i];
+    if (c.scopeKey === scopeKey && c.window === shape) return i;
+  }
+  const id = `${window === 'rate' ? 'r' : 'b'}|${scopeKey}|${shape}`;
+  counters.push(newCounter(scopeKey, window, id, shape, now, ttlMs));
+  return counters.length - 1;
+}
+
+function pushCheck(checks: CheckPlan[], spec: { name: string; scopeKey: string; onStoreError: StoreFailMode }, kind: 'budget' | 'rate', counter: number, metric: Metric, limit: number, hard: boolean): void {
+  checks.push({
+    name: spec.name,
+    kind,
+    counter,
+    metric,
+    // Limits round down: a $0.3 budget never admits 0.30000000001.
+    limit: metric === 'usd' ? Math.floor(limit * NANO + 1e-6) : Math.floor(limit),
+    hard,
+    mode: spec.onStoreError,
+    scopeKey: spec.scopeKey,
+  });
+}
+
 export function buildPlan(input: PlanInput): Plan {
   const { requestId, now } = input;
   if (typeof requestId !== 'string' || requestId.length === 0 || requestId.length > 200) {
@@ -172,85 +248,24 @@ export function buildPlan(input: PlanInput): Plan {
   validateEstimate(input.estimate, 'estimate');
   const ttlMs = input.ttlMs ?? DEFAULT_RESERVATION_TTL_MS;
   const counters: CounterPlan[] = [];
-  const index = new Map<string, number>();
   const checks: CheckPlan[] = [];
-
-  const counterFor = (scopeKey: string, window: BudgetWindow | 'rate'): number => {
-    const shape = window === 'rate' ? 'rate' : describeWindow(window);
-    const prefix = window === 'rate' ? 'r' : 'b';
-    const id = `${prefix}|${scopeKey}|${shape}`;
-    const existing = index.get(id);
-    if (existing !== undefined) return existing;
-    let c: CounterPlan;
-    if (window === 'rate' || window.kind === 'rolling') {
-      const sw = slidingOf(window === 'rate' ? RATE_WINDOW_SECONDS : window.seconds);
-      const windowMs = sw.bucketMs * sw.buckets;
-      c = {
-        key: id,
-        scopeKey,
-        window: shape,
-        windowId: '',
-        bucketMs: sw.bucketMs,
-        buckets: sw.buckets,
-        bucket: bucketOf(now, sw),
-        start: 0,
-        resetAt: 0,
-        expireAt: now + windowMs + sw.bucketMs + ttlMs,
-      };
-    } else {
-      const fw = fixedWindowAt(window.kind, window.timeZone, now);
-      c = {
-        key: `${id}|${fw.id}`,
-        scopeKey,
-        window: shape,
-        windowId: fw.id,
-        bucketMs: 0,
-        buckets: 0,
-        bucket: 0,
-        start: fw.start,
-        resetAt: fw.end,
-        expireAt: fw.end + retentionMs(fw.end - fw.start, ttlMs),
-      };
-    }
-    counters.push(c);
-    index.set(id, counters.length - 1);
-    return counters.length - 1;
-  };
-
   for (const spec of input.budgets) {
-    const errs = validateBudgetSpec(spec);
-    if (errs.length) throw budgetConfigError(spec.name || '(unnamed)', errs.join('; '));
-    const ci = counterFor(spec.scopeKey, spec.window);
+    checkBudgetSpec(spec);
+    const ci = counterIndex(counters, spec.scopeKey, spec.window, now, ttlMs);
     const hard = spec.enforcement === 'hard';
     const l = spec.limit;
-    const add = (metric: Metric, limit: number | undefined): void => {
-      if (limit === undefined) return;
-      checks.push({
-        name: spec.name,
-        kind: 'budget',
-        counter: ci,
-        metric,
-        // Limits round down: a $0.3 budget never admits 0.30000000001.
-        limit: metric === 'usd' ? Math.floor(limit * NANO + 1e-6) : Math.floor(limit),
-        hard,
-        mode: spec.onStoreError,
-        scopeKey: spec.scopeKey,
-      });
-    };
-    add('usd', l.usd);
-    add('inputTokens', l.inputTokens);
-    add('outputTokens', l.outputTokens);
-    add('totalTokens', l.totalTokens);
-    add('requests', l.requests);
+    if (l.usd !== undefined) pushCheck(checks, spec, 'budget', ci, 'usd', l.usd, hard);
+    if (l.inputTokens !== undefined) pushCheck(checks, spec, 'budget', ci, 'inputTokens', l.inputTokens, hard);
+    if (l.outputTokens !== undefined) pushCheck(checks, spec, 'budget', ci, 'outputTokens', l.outputTokens, hard);
+    if (l.totalTokens !== undefined) pushCheck(checks, spec, 'budget', ci, 'totalTokens', l.totalTokens, hard);
+    if (l.requests !== undefined) pushCheck(checks, spec, 'budget', ci, 'requests', l.requests, hard);
   }
   for (const spec of input.rateLimits) {
-    const errs = validateRateLimitSpec(spec);
-    if (errs.length) throw budgetConfigError(spec.name || '(unnamed)', errs.join('; '));
-    const ci = counterFor(spec.scopeKey, 'rate');
-    const base = { name: spec.name, kind: 'rate' as const, counter: ci, hard: true, mode: spec.onStoreError, scopeKey: spec.scopeKey };
-    if (spec.rpm !== undefined) checks.push({ ...base, metric: 'requests', limit: spec.rpm });
-    if (spec.tpm !== undefined) checks.push({ ...base, metric: 'totalTokens', limit: spec.tpm });
-    if (spec.maxParallel !== undefined) checks.push({ ...base, metric: 'parallel', limit: spec.maxParallel });
+    checkRateLimitSpec(spec);
+    const ci = counterIndex(counters, spec.scopeKey, 'rate', now, ttlMs);
+    if (spec.rpm !== undefined) pushCheck(checks, spec, 'rate', ci, 'requests', spec.rpm, true);
+    if (spec.tpm !== undefined) pushCheck(checks, spec, 'rate', ci, 'totalTokens', spec.tpm, true);
+    if (spec.maxParallel !== undefined) pushCheck(checks, spec, 'rate', ci, 'parallel', spec.maxParallel, true);
   }
   return {
     requestId,

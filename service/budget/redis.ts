@@ -46,7 +46,10 @@ export interface RedisStoreOptions {
   replicaId?: string;
   /** Heartbeat/maintenance period (ms). Default 1000 (heartbeat every 5th tick). */
   tickMs?: number;
-  /** How long settled request ids are remembered (idempotency window, ms). Default 1 h. */
+  /** How long settled request ids are remembered — the `done` markers in Redis that make settles and
+   *  replays idempotent (ms). Default 15 min: longer than a reservation TTL; a settle replayed after
+   *  an outage longer than this could be applied twice if its first attempt ran but timed out.
+   *  Memory cost ≈ 100 bytes × requests per second × this window. */
   settledMemoryMs?: number;
   /** Cap on queued settles while Redis is away. Default 100 000. */
   maxPending?: number;
@@ -120,6 +123,8 @@ export class RedisStore implements BudgetStore {
   private readonly local: MemoryStore;
   private readonly inflight = new Map<string, Inflight>();
   private readonly lastKnown = new Map<string, LastKnown>();
+  /** Request ids this replica settled recently (a second settle reports `duplicate` without a round trip). */
+  private readonly settledIds = new Map<string, number>();
   private pending: PendingSettle[] = [];
   private breakerUntil = 0;
   private liveReplicas = 1;
@@ -140,7 +145,7 @@ export class RedisStore implements BudgetStore {
     this.breakerMs = opts.breakerMs ?? 1000;
     this.fixedReplicas = opts.replicas;
     this.replicaId = opts.replicaId ?? randomUUID();
-    this.settledMemoryMs = opts.settledMemoryMs ?? 3_600_000;
+    this.settledMemoryMs = opts.settledMemoryMs ?? 900_000;
     this.maxPending = opts.maxPending ?? 100_000;
     this.log = opts.logger ?? noopLogger;
     this.local = new MemoryStore({ now: this.now, journal: true, settledMemoryMs: this.settledMemoryMs });
@@ -221,8 +226,13 @@ export class RedisStore implements BudgetStore {
 
   private async settle(requestId: string, charge: Amounts | null): Promise<SettleResult> {
     const f = this.inflight.get(requestId);
-    if (!f) return { status: 'unknown' };
+    if (!f) return { status: this.settledIds.has(requestId) ? 'duplicate' : 'unknown' };
     this.inflight.delete(requestId);
+    this.settledIds.set(requestId, f.at);
+    if (this.settledIds.size > LAST_KNOWN_MAX) {
+      const oldest = this.settledIds.keys().next().value;
+      if (oldest !== undefined) this.settledIds.delete(oldest);
+    }
     if (f.where === 'local') {
       const r = this.local.settleSync(requestId, charge, f.plan);
       if (this.available()) void this.flush();
@@ -509,6 +519,10 @@ export class RedisStore implements BudgetStore {
     const now = this.now();
     if (this.ticks % 60 === 0) {
       for (const [id, f] of this.inflight) if (now - f.at > f.plan.expiresAt - f.plan.now + this.settledMemoryMs) this.inflight.delete(id);
+      for (const [id, at] of this.settledIds) {
+        if (now - at <= this.settledMemoryMs) break;
+        this.settledIds.delete(id);
+      }
     }
   }
 }
@@ -517,35 +531,37 @@ function globEscape(s: string): string {
   return s.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
 }
 
+function parse4(v: string | undefined): Amounts {
+  if (!v) return { u: 0, i: 0, o: 0, q: 0 };
+  const [u, i, o, q] = v.split(':').map(Number);
+  return { u, i, o, q };
+}
+
 function rowFromHash(tenant: string, h: Record<string, string>, now: number): SpendRow | null {
   if (h.sk === undefined) return null;
   const num = (k: string): number => Number(h[k] ?? 0);
   const bucketMs = num('bm');
-  const c: Amounts = { u: 0, i: 0, o: 0, q: 0 };
-  if (bucketMs === 0) {
-    c.u = num('u');
-    c.i = num('i');
-    c.o = num('o');
-    c.q = num('q');
-  } else {
+  let c: Amounts;
+  if (bucketMs === 0) c = parse4(h.c);
+  else {
+    c = { u: 0, i: 0, o: 0, q: 0 };
     const minb = Math.floor(now / bucketMs) - num('bn');
     for (const [f, v] of Object.entries(h)) {
       if (f[0] !== '#' || Number(f.slice(1)) < minb) continue;
-      const [u, i, o, q] = v.split(':').map(Number);
-      c.u += u;
-      c.i += i;
-      c.o += o;
-      c.q += q;
+      const a = parse4(v);
+      c.u += a.u;
+      c.i += a.i;
+      c.o += a.o;
+      c.q += a.q;
     }
   }
-  const r: Amounts = { u: num('ru'), i: num('ri'), o: num('ro'), q: num('rq') };
   const limits: Record<string, number> = {};
   for (const [f, v] of Object.entries(h)) {
     if (!f.startsWith('l:')) continue;
     const name = f.slice(2);
     limits[name] = name.endsWith(':usd') ? Number(v) / NANO : Number(v);
   }
-  return spendRow(tenant, { scopeKey: h.sk, window: h.w, windowId: h.wid ?? '', start: num('st'), resetAt: num('ra') }, { c, r }, limits);
+  return spendRow(tenant, { scopeKey: h.sk, window: h.w, windowId: h.wid ?? '', start: num('st'), resetAt: num('ra') }, { c, r: parse4(h.r) }, limits);
 }
 
 export type { CounterPlan };

@@ -109,8 +109,10 @@ function zoneOffset(t: number, timeZone: string): number {
 }
 
 /**
- * The first instant whose wall-clock time in `timeZone` is at or after the given local time.
- * A local time skipped by a DST gap maps to the instant the gap ends.
+ * The UTC instant of a local wall-clock time in `timeZone`. A local time skipped by a DST gap is
+ * shifted forward by the gap's length (Temporal's "compatible"); for a window boundary, which sits
+ * at the start of such a gap, that is the instant the gap ends. A repeated local time maps to its
+ * first occurrence.
  */
 export function zonedToUtc(y: number, mo: number, d: number, h: number, mi: number, timeZone: string): number {
   const local = Date.UTC(y, mo - 1, d, h, mi);

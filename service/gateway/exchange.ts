@@ -18,13 +18,13 @@ import type { LineageRecord, Outcome, RedactionCount } from '../lineage/record.t
 import type { Decision, PolicyInput } from '../policy/types.ts';
 import { getTranslator, parseClientRequest } from '../providers/index.ts';
 import type { ClientRequest, StreamTranslator, Translator, Usage } from '../providers/types.ts';
-import type { Candidate } from '../routing/index.ts';
+import { parseRetryAfter, type Candidate } from '../routing/index.ts';
 import type { Services, Snapshot } from './context.ts';
 import { apiForPath, matchEndpoint, pathOnly, type Endpoint } from './endpoints.ts';
 import { buildPolicyInput, listAllowedModels } from './policy-input.ts';
 import type { Admission, CostEstimate, RedactionResult, TextStream } from './ports.ts';
 import { rewriteClientJson, SseTextRewriter } from './text-rewrite.ts';
-import { parseTraceparent, type TraceContext } from './trace.ts';
+import { formatTraceparent, startSpan, type SpanContext } from '../telemetry/tracing.ts';
 
 /** Client headers never forwarded upstream: credentials and per-account routing of the client's own provider. */
 const CLIENT_CREDENTIAL_HEADERS = ['authorization', 'x-api-key', 'api-key', 'x-goog-api-key', 'openai-organization', 'openai-project', 'cookie', 'proxy-authorization'];
@@ -45,7 +45,7 @@ export class GatewayExchange implements Exchange {
   private stage: Stage = 'new';
   private api: ClientApi = 'openai';
   private requestId = '';
-  private trace: TraceContext | undefined;
+  private trace: SpanContext | undefined;
   private method = '';
   private path = '';
   private endpoint: Endpoint | undefined;
@@ -94,7 +94,7 @@ export class GatewayExchange implements Exchange {
       this.path = input.headers.get(':path') ?? '';
       this.api = apiForPath(this.path);
       this.requestId = validRequestId(input.headers.get('x-request-id')) ?? randomUUID();
-      this.trace = parseTraceparent(input.headers.get('traceparent'));
+      this.trace = startSpan(input.headers.get('traceparent'));
 
       const route = matchEndpoint(this.path);
       if (!route) throw new GatewayError('not_found', `Unknown endpoint ${this.method} ${pathOnly(this.path)}.`, { code: 'unknown_endpoint' });
@@ -204,6 +204,9 @@ export class GatewayExchange implements Exchange {
         stream: req.stream,
       });
       const cand = route.candidates.find((c) => this.credentialFor(c) !== null);
+      const primary = route.candidates[0];
+      // route() may have claimed the primary's single half-open trial; give it back if unused.
+      if (primary && cand !== primary) this.svc.health.releaseTrial(primary.deployment.id);
       if (!cand)
         throw new GatewayError('unavailable', `No provider for model '${req.model}' is configured with a credential.`, { code: 'provider_unavailable' });
       this.candidate = cand;
@@ -234,6 +237,7 @@ export class GatewayExchange implements Exchange {
         .setHeader(settings.clusterHeader, cand.provider.cluster)
         .setHeader(settings.hostHeader, cand.provider.host)
         .setHeader('x-request-id', this.requestId);
+      if (this.trace) m.setHeader('traceparent', formatTraceparent(this.trace));
       if (!upstream.headers['content-type']) m.setHeader('content-type', 'application/json');
       this.stage = 'routed';
       this.upstreamSentAt = process.hrtime.bigint();
@@ -327,14 +331,24 @@ export class GatewayExchange implements Exchange {
     if (reason === 'rejected' && !this.outcome) this.outcome = outcomeOfRejection(this.error);
     if (reason === 'aborted' || reason === 'protocol_error') this.outcome = 'aborted';
     if (!this.outcome) this.outcome = this.clientStatus >= 200 && this.clientStatus < 400 ? 'success' : this.clientStatus >= 500 || this.upstreamStatus >= 500 ? 'provider_error' : 'client_error';
-    if (this.candidate && wasResponding) {
-      const latencyMs = this.upstreamSentAt ? Number(process.hrtime.bigint() - this.upstreamSentAt) / 1e6 : 0;
-      this.svc.health.observe(this.candidate.deployment.id, {
-        status: reason === 'aborted' && !this.upstreamStatus ? 0 : this.upstreamStatus,
-        latencyMs,
-        ttftMs: this.firstByteAt && this.upstreamSentAt ? Number(this.firstByteAt - this.upstreamSentAt) / 1e6 : undefined,
-        outputTokens: this.usage?.outputTokens,
-      });
+    if (this.candidate) {
+      const id = this.candidate.deployment.id;
+      if (!wasResponding || !this.upstreamStatus) {
+        // Rejected after routing, or the client went away before the upstream answered: says
+        // nothing about the provider's health.
+        this.svc.health.releaseTrial(id);
+      } else {
+        const latencyMs = this.upstreamSentAt ? Number(process.hrtime.bigint() - this.upstreamSentAt) / 1e6 : 0;
+        const s = this.upstreamStatus;
+        this.svc.health.observe(id, {
+          status: s,
+          latencyMs,
+          ttftMs: this.firstByteAt && this.upstreamSentAt ? Number(this.firstByteAt - this.upstreamSentAt) / 1e6 : undefined,
+          timedOut: s === 504 && this.upstreamHeaders['x-envoy-upstream-service-time'] === undefined,
+          retryAfterMs: s === 429 || s === 503 ? parseRetryAfter(this.upstreamHeaders['retry-after'], Date.now(), this.upstreamHeaders['retry-after-ms']) : undefined,
+          outputTokens: this.usage?.outputTokens,
+        });
+      }
     }
     void this.settleAndRecord(reason, detail);
   }
@@ -343,6 +357,28 @@ export class GatewayExchange implements Exchange {
   noteError(err: unknown): void {
     this.error = err instanceof GatewayError ? err : new GatewayError('internal', 'internal error');
     this.clientStatus = this.error.status;
+  }
+
+  /** What was decided so far (for `tollgate explain`; never includes credentials). */
+  inspect(): {
+    requestId: string;
+    principal?: Principal;
+    decision?: Decision;
+    route?: { provider: string; deployment: string; upstreamModel: string; cluster: string; region: string };
+    redactions: RedactionCount[];
+    budgetHeaders: Record<string, string>;
+  } {
+    const c = this.candidate;
+    return {
+      requestId: this.requestId,
+      principal: this.principal,
+      decision: this.decision,
+      route: c
+        ? { provider: c.provider.name, deployment: c.deployment.id, upstreamModel: c.deployment.upstreamModel, cluster: c.provider.cluster, region: c.deployment.region }
+        : undefined,
+      redactions: this.redactionReport,
+      budgetHeaders: this.admission?.headers ?? {},
+    };
   }
 
   // ── helpers ────────────────────────────────────────────────────────────────
@@ -497,7 +533,7 @@ export class GatewayExchange implements Exchange {
               provider: c.provider.name,
               deployment: c.deployment.id,
               status: this.upstreamStatus,
-              latencyMs: round3(upstreamTotalMs ?? 0),
+              latencyMs: round3(upstreamTotalMs ?? 0) ?? 0,
               errorClass: this.upstreamStatus >= 400 ? `http_${this.upstreamStatus}` : reason === 'aborted' ? 'aborted' : undefined,
             },
           ]

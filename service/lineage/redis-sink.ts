@@ -71,6 +71,7 @@ export class RedisSink implements LineageSink {
   private writerId = 'default';
   private availableCb: (() => void) | undefined;
   private lastError: string | undefined;
+  private readonly readyWaitMs: number;
 
   constructor(opts: RedisSinkOptions) {
     this.name = opts.name ?? 'redis';
@@ -78,6 +79,7 @@ export class RedisSink implements LineageSink {
     this.maxLen = opts.maxLen ?? 1_000_000;
     this.ttl = opts.writerTtlSeconds ?? 30 * 24 * 3600;
     this.chunkSize = Math.max(1, opts.chunkSize ?? 100);
+    this.readyWaitMs = opts.commandTimeoutMs ?? 2000;
     const base: RedisOptions = {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
@@ -116,6 +118,11 @@ export class RedisSink implements LineageSink {
 
   async write(batch: SinkEntry[]): Promise<WriteResult> {
     if (batch.length === 0) return { written: 0 };
+    if (this.client.status !== 'ready') {
+      // Still connecting (startup) or reconnecting: give it a moment rather than failing the batch at once.
+      const ready = await this.waitReady(this.readyWaitMs);
+      if (!ready) return { written: 0, error: new Error(`redis not ready (${this.connectionError() ?? this.client.status})`) };
+    }
     const chunks: SinkEntry[][] = [];
     for (let i = 0; i < batch.length; i += this.chunkSize) chunks.push(batch.slice(i, i + this.chunkSize));
     const pipe = this.client.pipeline() as unknown as AppendCommander & {
@@ -145,6 +152,21 @@ export class RedisSink implements LineageSink {
       duplicates += Number(skipped);
     }
     return { written, duplicates };
+  }
+
+  private waitReady(ms: number): Promise<boolean> {
+    if (this.client.status === 'ready') return Promise.resolve(true);
+    if (this.client.status === 'end') return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const done = (ok: boolean): void => {
+        clearTimeout(timer);
+        this.client.off('ready', onReady);
+        resolve(ok);
+      };
+      const onReady = (): void => done(true);
+      const timer = setTimeout(() => done(false), ms);
+      this.client.on('ready', onReady);
+    });
   }
 
   async close(): Promise<void> {

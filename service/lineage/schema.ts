@@ -120,6 +120,16 @@ function isDefault(f: protobuf.Field, v: unknown): boolean {
   }
 }
 
+const patternCache = new Map<string, RegExp>();
+function patternRegExp(pattern: string): RegExp {
+  let re = patternCache.get(pattern);
+  if (!re) {
+    re = new RegExp(`^(?:${pattern})$`);
+    patternCache.set(pattern, re);
+  }
+  return re;
+}
+
 class Walker {
   readonly problems: string[] = [];
 
@@ -202,7 +212,7 @@ class Walker {
         return;
       }
       const pattern = fieldOption(f, 'pattern');
-      if (typeof pattern === 'string' && v !== '' && !new RegExp(`^(?:${pattern})$`).test(v)) {
+      if (typeof pattern === 'string' && v !== '' && !patternRegExp(pattern).test(v)) {
         this.problems.push(`${at}: ${JSON.stringify(v)} does not match /${pattern}/`);
       }
     } else if (type === 'bool') {

@@ -32,6 +32,8 @@ export interface LineageSink {
   write(batch: SinkEntry[]): Promise<WriteResult>;
   /** Called by the sink when it becomes reachable again (e.g. Redis reconnected), to retry without waiting. */
   onAvailable?(cb: () => void): void;
+  /** The emitter passes its writer id (stable per spool directory) to sinks that dedupe replays by it. */
+  setWriterId?(id: string): void;
   close(): Promise<void>;
 }
 

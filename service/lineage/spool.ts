@@ -292,8 +292,10 @@ export class Spool {
       this.totalBytes -= head.size;
       this.pendingCount -= head.pending; // corrupt-line leftovers only
       await fs.unlink(head.file).catch(() => undefined);
-      const next = this.segments[0];
-      this.cursor = next ? { segment: next.id, offset: 0 } : { segment: this.nextSegmentId, offset: 0 };
+      if (this.cursor.segment <= head.id) {
+        const next = this.segments[0];
+        this.cursor = next ? { segment: next.id, offset: 0 } : { segment: this.nextSegmentId, offset: 0 };
+      }
     }
     if (this.pendingCount <= 0) {
       await this.reset();

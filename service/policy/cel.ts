@@ -5,6 +5,7 @@ import { CelScalar, celEnv, celFunc, celMethod, isCelError, listType, parse, pla
 import { strings } from '@bufbuild/cel/ext';
 import { astDepth, checkExpr, fromCelType, tyName, type Expr, type Overload, type ParsedExpr, type Ty } from './checker.ts';
 import { cidrContains, parseCidr } from './cidr.ts';
+import { compileNative, FALLBACK, NErr } from './fast.ts';
 import { globMatch } from './glob.ts';
 
 export const LIMITS = {
@@ -147,6 +148,10 @@ export interface CompiledExpr {
   type: Ty;
   /** `variables.x` names referenced directly. */
   variables: string[];
+  /** Top-level fields used (`request.body`, or `request.*` for the whole variable). */
+  roots: ReadonlySet<string>;
+  /** Whether the native fast path handles this expression (falling back per evaluation when needed). */
+  native: boolean;
   /** Evaluates; returns a CelError (truthy!) on failure, never throws. */
   run(act: Activation): unknown;
 }
@@ -242,7 +247,7 @@ export function compileExpression(source: string, vars: ReadonlyMap<string, Ty>,
   }
   const depth = astDepth(parsed.expr);
   if (depth > LIMITS.maxAstDepth) {
-    return { ok: false, message: `expression is nested ${depth} levels deep; the limit is ${LIMITS.maxAstDepth} (use 'x in [...]' instead of long || chains)` };
+    return { ok: false, message: `expression is nested ${depth} levels deep; the limit is ${LIMITS.maxAstDepth} (split it into policy variables, or use 'x in [...]' for long lists)` };
   }
   const checked = checkExpr(parsed.expr, { vars, overloads, constCheck });
   if (checked.issue) return { ok: false, message: checked.issue.message, offset: offsetOf(parsed, checked.issue.exprId) };
@@ -250,6 +255,7 @@ export function compileExpression(source: string, vars: ReadonlyMap<string, Ty>,
   if (expect !== 'any' && t.k !== 'dyn' && t.k !== expect) {
     return { ok: false, message: `expression must evaluate to ${expect}, but it has type ${tyName(t)}` };
   }
+  const native = compileNative(parsed.expr);
   instrument(parsed.expr, { n: maxId(parsed.expr) + 1n });
   const program = plan(env, parsed) as unknown as Program;
   return {
@@ -258,7 +264,18 @@ export function compileExpression(source: string, vars: ReadonlyMap<string, Ty>,
       source,
       type: t,
       variables: [...checked.variables],
+      roots: checked.roots,
+      native: native !== undefined,
       run(act: Activation): unknown {
+        if (native) {
+          try {
+            return native(act);
+          } catch (e) {
+            // FALLBACK: the fast path could not decide. Anything else would be a fast-path bug;
+            // the library still gives the right answer.
+            if (e !== FALLBACK) fastPathBugs++;
+          }
+        }
         iterationBudget = LIMITS.maxIterations;
         try {
           return program(act);
@@ -271,8 +288,12 @@ export function compileExpression(source: string, vars: ReadonlyMap<string, Ty>,
   };
 }
 
+/** Unexpected exceptions inside the fast path (each one fell back to the library); should stay 0. */
+export let fastPathBugs = 0;
+
 /** Error message of a failed evaluation, or undefined for a value. */
 export function errorMessage(v: unknown): string | undefined {
+  if (v instanceof NErr) return v.message;
   if (isCelError(v)) return v.message;
   if (v instanceof Error) return v.message;
   return undefined;
@@ -281,6 +302,28 @@ export function errorMessage(v: unknown): string | undefined {
 /** Errors that mean the expression is wrong (not the data): rejected at load when a sample hits them. */
 export function isTypeError(message: string): boolean {
   return /^(found no matching overload|unbound function|unresolved attribute|type mismatch|no such overload)/.test(message);
+}
+
+const OPS: Record<string, string> = {
+  '_+_': '+',
+  '_-_': '-',
+  '_*_': '*',
+  '_/_': '/',
+  '_%_': '%',
+  '_<_': '<',
+  '_<=_': '<=',
+  '_>_': '>',
+  '_>=_': '>=',
+  '-_': 'unary -',
+  '!_': '!',
+  '@in': 'in',
+};
+
+/** A run-time type error as a human message, with a hint for the classic JSON-number mistake. */
+export function describeTypeError(message: string): string {
+  let m = message.replace(/'(_[^']*_|-_|!_|@in)'/g, (all, op: string) => (OPS[op] ? `operator '${OPS[op]}'` : all));
+  if (/\(double, int\)|\(int, double\)/.test(m)) m += ' (JSON numbers are doubles in CEL: compare with 1.0, or convert with int(x) / double(x))';
+  return m;
 }
 
 /** Name of a run-time value's CEL type, for messages. */

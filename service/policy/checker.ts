@@ -148,6 +148,8 @@ export interface CheckResult {
   variables: Set<string>;
   /** Deepest nesting of comprehensions (macros like all/exists/map). */
   comprehensionDepth: number;
+  /** Top-level fields used, as `var.field`, or `var.*` when the variable is used as a whole. */
+  roots: Set<string>;
 }
 
 class CheckFailure extends Error {
@@ -244,6 +246,7 @@ function qualifiedName(e: Expr): string | undefined {
 class Checker {
   private scopes: Map<string, Ty>[] = [];
   readonly variables = new Set<string>();
+  readonly roots = new Set<string>();
   maxComprehensionDepth = 0;
   private comprehensionDepth = 0;
 
@@ -289,7 +292,15 @@ class Checker {
         if (sel.operand.exprKind.case === 'identExpr' && sel.operand.exprKind.value.name === 'variables' && !this.lookupLocal('variables')) {
           this.variables.add(sel.field);
         }
-        const operand = this.check(sel.operand);
+        let operand: Ty;
+        const root = sel.operand.exprKind.case === 'identExpr' ? sel.operand.exprKind.value.name : undefined;
+        const rootT = root !== undefined && !this.lookupLocal(root) ? this.env.vars.get(root) : undefined;
+        if (root !== undefined && rootT) {
+          this.roots.add(`${root}.${sel.field}`);
+          operand = rootT;
+        } else {
+          operand = this.check(sel.operand);
+        }
         const t = this.field(e.id, operand, sel.field, sel.operand);
         return sel.testOnly ? T.bool : t;
       }
@@ -371,7 +382,10 @@ class Checker {
     const local = this.lookupLocal(name);
     if (local) return local;
     const v = this.env.vars.get(name);
-    if (v) return v;
+    if (v) {
+      this.roots.add(`${name}.*`);
+      return v;
+    }
     if (TYPE_IDENTS.has(name)) return T.type;
     const known = [...this.env.vars.keys()];
     throw new CheckFailure(id, `unknown variable '${name}'${suggest(name, known)} (available: ${known.join(', ')})`);
@@ -522,7 +536,9 @@ class Checker {
     }
     const shown = `${targetT ? `${tyName(targetT)}.` : ''}(${argTs.map(tyName).join(', ')})`;
     const q = targetExpr ? qualifiedName(targetExpr) : undefined;
-    throw new CheckFailure(e.id, `no matching overload for ${displayFn(fn)} applied to ${shown}${q ? ` (receiver '${q}')` : ''}`);
+    const kinds = new Set([targetT, ...argTs].map((t) => t?.k));
+    const hint = kinds.has('int') && kinds.has('double') ? '; CEL does not mix int and double: write 2.0 for a double, or convert with int(x) / double(x)' : '';
+    throw new CheckFailure(e.id, `no matching overload for ${displayFn(fn)} applied to ${shown}${q ? ` (receiver '${q}')` : ''}${hint}`);
   }
 
   private validateConsts(e: Expr, fn: string, isMethod: boolean): void {
@@ -536,10 +552,10 @@ export function checkExpr(expr: Expr, env: CheckEnv): CheckResult {
   const c = new Checker(env);
   try {
     const type = c.check(expr);
-    return { type, variables: c.variables, comprehensionDepth: c.maxComprehensionDepth };
+    return { type, variables: c.variables, comprehensionDepth: c.maxComprehensionDepth, roots: c.roots };
   } catch (err) {
     if (err instanceof CheckFailure) {
-      return { type: T.dyn, issue: { exprId: err.exprId, message: err.message }, variables: c.variables, comprehensionDepth: c.maxComprehensionDepth };
+      return { type: T.dyn, issue: { exprId: err.exprId, message: err.message }, variables: c.variables, comprehensionDepth: c.maxComprehensionDepth, roots: c.roots };
     }
     throw err;
   }

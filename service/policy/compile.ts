@@ -5,8 +5,10 @@ import { createHash } from 'node:crypto';
 import { ConfigErrors, type ConfigDocument, type ConfigError, type Path } from '../config/documents.ts';
 import type { BudgetLimit, BudgetWindow, StoreFailMode } from '../budget/types.ts';
 import type { CustomDetectorSpec, RedactionAction } from '../redaction/types.ts';
-import { asString, compileExpression, errorMessage, isTypeError, valueTypeName, type Activation, type CompiledExpr, type Expect } from './cel.ts';
-import { T, type Ty } from './checker.ts';
+import { customDetectorProblems } from '../redaction/custom.ts';
+import { BUILTIN_DETECTORS, DETECTOR_GROUPS } from '../redaction/detectors.ts';
+import { asString, compileExpression, describeTypeError, errorMessage, isTypeError, valueTypeName, type Activation, type CompiledExpr, type Expect } from './cel.ts';
+import { suggest, T, type Ty } from './checker.ts';
 import { baseActivation, declaredVars, deploymentValue, SAMPLE_DEPLOYMENTS, sampleInputs } from './context.ts';
 import { At, NAME_HINT, NAME_RE } from './spec.ts';
 import { PROTECTED_FIELDS, type TransformSpec } from './transforms.ts';
@@ -80,6 +82,9 @@ const ACTIONS = ['mask', 'hash', 'block', 'pseudonymize'] as const;
 const REASON_RE = /^[a-z][a-z0-9_]{0,63}$/;
 const LABEL_RE = /^[a-zA-Z_][a-zA-Z0-9_]{0,62}$/;
 
+/** Redaction's built-in detector and group names (the default for CompileOptions.knownDetectors). */
+export const DEFAULT_DETECTOR_NAMES: readonly string[] = [...BUILTIN_DETECTORS.map((d) => d.name), ...Object.keys(DETECTOR_GROUPS)];
+
 interface Ctx {
   doc: ConfigDocument;
   errors: ConfigError[];
@@ -141,6 +146,10 @@ function readScope(ctx: Ctx, at: At): { scope: Scope; scopeExpr?: CExpr } {
   if (scope === 'custom') scopeExpr = compileAt(ctx, sAt, 'string');
   else if (!sAt.missing) at.fail(`${at.label}: scopeExpression is only used with scope: custom`, [...at.path, 'scopeExpression']);
   return { scope, scopeExpr };
+}
+
+function known(opts: CompileOptions): readonly string[] {
+  return opts.knownDetectors ?? DEFAULT_DETECTOR_NAMES;
 }
 
 function validTimeZone(tz: string): boolean {
@@ -208,8 +217,8 @@ function readRule(ctx: Ctx, policy: { name: string; mode: Mode; onError: OnError
       names.forEach((n, i) => {
         const c = detectors.get(n);
         if (c) custom.push(c);
-        else if (n !== '*' && ctx.opts.knownDetectors && !ctx.opts.knownDetectors.includes(n)) {
-          b.fail(`${b.label}.detectors[${i}]: unknown detector "${n}" (built-in: ${ctx.opts.knownDetectors.join(', ')}; or declare it under spec.detectors)`, [...b.path, 'detectors', i]);
+        else if (!known(ctx.opts).includes(n)) {
+          b.fail(`${b.label}.detectors[${i}]: unknown detector "${n}"${suggest(n, known(ctx.opts))} (built-in: ${known(ctx.opts).join(', ')}; or declare it under spec.detectors)`, [...b.path, 'detectors', i]);
         }
       });
       return { ...base, kind, detectors: names, action, responses, custom };
@@ -304,14 +313,17 @@ function readRule(ctx: Ctx, policy: { name: string; mode: Mode; onError: OnError
   }
 }
 
-function readDetectors(doc: ConfigDocument, errors: ConfigError[], root: At, global: Map<string, string>, opts: CompileOptions): Map<string, CustomDetectorSpec> {
+function readDetectors(doc: ConfigDocument, root: At, global: Map<string, string>, opts: CompileOptions): Map<string, CustomDetectorSpec> {
   const out = new Map<string, CustomDetectorSpec>();
   const items = root.key('detectors').list() ?? [];
   for (const d of items) {
     if (!d.object(['name', 'regex', 'keywords', 'caseInsensitive'], 'a detector')) continue;
     const name = d.key('name').string({ required: true, pattern: /^[a-z][a-z0-9_]{0,62}$/, patternHint: 'must be lower_snake_case' });
     if (name === undefined) continue;
-    if (opts.knownDetectors?.includes(name)) d.fail(`${d.label}: "${name}" is a built-in detector; pick another name`, [...d.path, 'name']);
+    if (known(opts).includes(name)) {
+      d.fail(`${d.label}: "${name}" is a built-in detector or group; pick another name`, [...d.path, 'name']);
+      continue;
+    }
     const prev = global.get(name);
     if (prev) d.fail(`${d.label}: detector "${name}" is already declared in policy "${prev}" (detector names are global)`, [...d.path, 'name']);
     global.set(name, doc.name);
@@ -322,22 +334,14 @@ function readDetectors(doc: ConfigDocument, errors: ConfigError[], root: At, glo
       d.fail(`${d.label}: a detector needs exactly one of regex or keywords`);
       continue;
     }
+    if (regex !== undefined) spec.regex = regex;
+    if (keywords) spec.keywords = keywords;
     const ci = d.key('caseInsensitive').bool();
     if (ci !== undefined) spec.caseInsensitive = ci;
-    if (regex !== undefined) {
-      // Validate with the RE2 engine CEL uses: the same semantics as redaction (no backtracking).
-      const r = compileExpression(`''.matches(${JSON.stringify(regex)})`, new Map(), 'bool');
-      if (!r.ok) {
-        d.fail(`${d.label}.regex: ${r.message.replace(/^invalid regular expression "(?:[^"\\]|\\.)*": /, 'invalid regular expression: ')}`, [...d.path, 'regex']);
-        continue;
-      }
-      spec.regex = regex;
-    }
-    if (keywords) {
-      if (keywords.some((k) => k.trim() === '')) d.fail(`${d.label}.keywords: keywords must not be empty`, [...d.path, 'keywords']);
-      spec.keywords = keywords;
-    }
-    out.set(name, spec);
+    // Redaction owns detector semantics (RE2 via re2js, size limits): ask it.
+    const problems = customDetectorProblems(spec);
+    for (const p of problems) d.fail(`${d.label}: ${p}`, [...d.path, regex !== undefined ? 'regex' : 'keywords']);
+    if (problems.length === 0) out.set(name, spec);
   }
   return out;
 }
@@ -368,7 +372,7 @@ function compilePolicy(doc: ConfigDocument, errors: ConfigError[], opts: Compile
       ctx.varTypes.set(name, T.dyn);
       ctx.varIndex.set(name, variables.length);
       ctx.varNeeds.push([]);
-      variables.push({ name, expr: { compiled: { source: '', type: T.dyn, variables: [], run: () => new Error('not compiled') }, needs: [], path: v.path, expect: 'any', withDeployment: false } });
+      variables.push({ name, expr: { compiled: { source: '', type: T.dyn, variables: [], roots: new Set(), native: false, run: () => new Error('not compiled') }, needs: [], path: v.path, expect: 'any', withDeployment: false } });
       continue;
     }
     ctx.varTypes.set(name, expr.compiled.type);
@@ -388,7 +392,7 @@ function compilePolicy(doc: ConfigDocument, errors: ConfigError[], opts: Compile
     if (name !== undefined && expr) matchConditions.push({ name, expr });
   }
 
-  const detectors = readDetectors(doc, errors, root, detectorNames, opts);
+  const detectors = readDetectors(doc, root, detectorNames, opts);
   const rules: CRule[] = [];
   const seen = new Set<string>();
   const ruleAts = root.key('rules').list({ required: true, nonEmpty: true }) ?? [];
@@ -423,7 +427,7 @@ function sampleCheck(doc: ConfigDocument, errors: ConfigError[], policy: CPolicy
       if (err === undefined) vars.set(v.name, r);
       else {
         failed.add(i);
-        if (isTypeError(err)) report(v.expr, `type error: ${err}`);
+        if (isTypeError(err)) report(v.expr, `type error with sample input: ${describeTypeError(err)}`);
       }
     });
     const deployments = SAMPLE_DEPLOYMENTS.map(deploymentValue);
@@ -434,7 +438,7 @@ function sampleCheck(doc: ConfigDocument, errors: ConfigError[], policy: CPolicy
         const r = e.compiled.run(act);
         const err = errorMessage(r);
         if (err !== undefined) {
-          if (isTypeError(err)) report(e, `type error: ${err}`);
+          if (isTypeError(err)) report(e, `type error with sample input: ${describeTypeError(err)}`);
         } else if (e.expect === 'bool' && typeof r !== 'boolean') {
           report(e, `expression must evaluate to bool, but it produced ${valueTypeName(r)}`);
         } else if (e.expect === 'string' && asString(r) === undefined) {
@@ -449,6 +453,8 @@ function sampleCheck(doc: ConfigDocument, errors: ConfigError[], policy: CPolicy
 export interface CompiledPolicies {
   policies: CPolicy[];
   revision: string;
+  /** Whether any expression reads request.body (it is converted per request only then). */
+  usesBody: boolean;
 }
 
 /** Compiles every `kind: Policy` document (others are ignored). Throws ConfigErrors listing every problem. */
@@ -459,6 +465,7 @@ export function compileDocuments(docs: ConfigDocument[], opts: CompileOptions = 
   const detectorNames = new Map<string, string>();
   const hash = createHash('sha256');
   const now = (opts.now ?? (() => new Date()))();
+  let usesBody = false;
   for (const doc of docs) {
     if (doc.kind !== 'Policy') continue;
     const prev = names.get(doc.name);
@@ -475,8 +482,9 @@ export function compileDocuments(docs: ConfigDocument[], opts: CompileOptions = 
     if (!r) continue;
     // Sample evaluation only makes sense once the policy compiled cleanly.
     if (errors.length === before) sampleCheck(doc, errors, r.policy, r.exprs, now);
+    if (r.exprs.some((e) => e.compiled.roots.has('request.body') || e.compiled.roots.has('request.*'))) usesBody = true;
     policies.push(r.policy);
   }
   if (errors.length) throw new ConfigErrors(errors);
-  return { policies, revision: hash.digest('hex').slice(0, 16) };
+  return { policies, revision: hash.digest('hex').slice(0, 16), usesBody };
 }

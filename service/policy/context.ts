@@ -2,6 +2,7 @@
 // an activation (Maps: ~2.7x faster lookups than plain objects in @bufbuild/cel), a builder that
 // derives the request part from the HTTP request, and synthetic samples for load-time checks.
 import { T, type Ty } from './checker.ts';
+import { NOW_MS } from './fast.ts';
 import type { DeploymentInfo, PolicyInput, PolicyMessage } from './types.ts';
 
 const attrs = T.map(T.string, T.dyn);
@@ -72,43 +73,80 @@ function int(n: number): bigint {
   return Number.isFinite(n) ? BigInt(Math.trunc(n)) : 0n;
 }
 
-/** The base activation for one evaluation (without `variables`/`deployment`). */
-export function baseActivation(input: PolicyInput): Record<string, unknown> {
+/**
+ * Untrusted JSON → CEL input: objects become Maps. @bufbuild/cel converts plain objects by looking
+ * at `value.constructor.name`, so a client-sent key named "constructor" would make the whole
+ * object unreadable (every rule touching it errors). Maps have no such keys. Non-JSON values
+ * (undefined, functions) are dropped; they cannot come from JSON.parse anyway.
+ */
+export function jsonToCel(v: unknown, depth = 0): unknown {
+  if (v === null || typeof v === 'string' || typeof v === 'boolean') return v;
+  if (typeof v === 'number') return Number.isFinite(v) ? v : null;
+  if (typeof v === 'bigint') return v;
+  if (depth > 64) return null;
+  if (Array.isArray(v)) return v.map((x) => jsonToCel(x, depth + 1) ?? null);
+  if (typeof v === 'object') {
+    const m = new Map<string, unknown>();
+    for (const k of Object.keys(v)) {
+      const x = jsonToCel((v as Record<string, unknown>)[k], depth + 1);
+      if (x !== undefined) m.set(k, x);
+    }
+    return m;
+  }
+  return undefined;
+}
+
+function headerMap(h: Record<string, string>): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const k of Object.keys(h)) {
+    const v = h[k];
+    if (typeof v === 'string') m.set(k, v);
+  }
+  return m;
+}
+
+/**
+ * The base activation for one evaluation (without `variables`/`deployment`). `withBody` converts
+ * `request.body` (possibly large); it is only needed when some expression reads it.
+ */
+export function baseActivation(input: PolicyInput, withBody = true): Record<string, unknown> {
   const r = input.request;
   const p = input.principal;
+  const request = new Map<string, unknown>([
+    ['method', r.method],
+    ['path', r.path],
+    ['endpoint', r.endpoint],
+    ['api', r.api],
+    ['headers', headerMap(r.headers)],
+    ['model', r.model],
+    ['stream', r.stream],
+    ['params', jsonToCel(r.params)],
+    ['messages', r.messages.map((m) => new Map<string, unknown>([['role', m.role], ['text', m.text]]))],
+    ['tokenEstimate', int(r.tokenEstimate)],
+    ['size', int(r.size)],
+  ]);
+  if (withBody) request.set('body', jsonToCel(r.body));
   return {
-    request: new Map<string, unknown>([
-      ['method', r.method],
-      ['path', r.path],
-      ['endpoint', r.endpoint],
-      ['api', r.api],
-      ['headers', r.headers],
-      ['model', r.model],
-      ['stream', r.stream],
-      ['params', r.params],
-      ['messages', r.messages],
-      ['tokenEstimate', int(r.tokenEstimate)],
-      ['size', int(r.size)],
-      ['body', r.body],
-    ]),
+    request,
     principal: new Map<string, unknown>([
       ['keyId', p.keyId],
       ['tenant', p.tenant],
       ['team', p.team],
       ['user', p.user],
-      ['groups', p.groups],
-      ['claims', p.claims],
+      ['groups', p.groups.filter((g) => typeof g === 'string')],
+      ['claims', jsonToCel(p.claims)],
       ['authMethod', p.authMethod],
     ]),
     tenant: new Map<string, unknown>([
       ['name', input.tenant.name],
-      ['attributes', input.tenant.attributes],
+      ['attributes', jsonToCel(input.tenant.attributes)],
     ]),
     team: new Map<string, unknown>([
       ['name', input.team.name],
-      ['attributes', input.team.attributes],
+      ['attributes', jsonToCel(input.team.attributes)],
     ]),
     now: timestampOf(input.now),
+    [NOW_MS]: input.now.getTime(),
   };
 }
 

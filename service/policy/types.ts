@@ -43,22 +43,9 @@ export interface PolicyInput {
   now: Date;
 }
 
-/**
- * The `deployment` variable of route rules. Same shape as routing's DeploymentInfo
- * (service/routing/types.ts); kept here so policy compiles on its own.
- */
-export interface DeploymentInfo {
-  id: string;
-  model: string;
-  provider: string;
-  providerApi: string;
-  region: string;
-  selfHosted: boolean;
-  dataRetention: boolean;
-  inputPricePerM: number;
-  outputPricePerM: number;
-  contextWindow: number;
-}
+// The `deployment` variable of route rules: routing's view of a candidate deployment.
+import type { DeploymentInfo, RouteCheckResult } from '../routing/types.ts';
+export type { DeploymentInfo, RouteCheckResult };
 
 export type RuleKind = 'deny' | 'require' | 'models' | 'route' | 'redact' | 'budget' | 'rateLimit' | 'transform' | 'label';
 
@@ -82,8 +69,6 @@ export interface Denial {
   /** `<policy>/<rule>` */
   rule: string;
 }
-
-export type RouteCheckResult = { ok: true } | { ok: false; rule: string; message: string };
 
 export interface Decision {
   /** Random 32-hex-char decision id. */
@@ -125,6 +110,9 @@ export interface CompileOptions {
   now?: () => Date;
   /** Called on every evaluation error (after fail-closed/skip handling). Must not throw. */
   onEvalError?: (e: PolicyErrorEvent) => void;
-  /** When given, redact rules may only name these built-in detectors (plus custom ones and `*`). */
+  /**
+   * Detector names redact rules may use besides their policies' custom detectors. Defaults to
+   * redaction's built-ins and groups (`*`, pii, secrets, …).
+   */
   knownDetectors?: readonly string[];
 }

@@ -367,7 +367,7 @@ export class AnthropicClientTranslator implements Translator {
     return { body, ctx: { model: req.model, stream: req.stream } };
   }
 
-  request(req: ClientRequest, target: UpstreamTarget): Promise<UpstreamRequest> {
+  async request(req: ClientRequest, target: UpstreamTarget): Promise<UpstreamRequest> {
     const { body, ctx } = this.convert(req);
     return this.core.request(body, ctx, target);
   }

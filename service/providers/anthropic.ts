@@ -2,7 +2,7 @@
 import { GatewayError, renderError } from '../errors.ts';
 import type { OpenAIChatBody, OpenAIMessage } from './schemas.ts';
 import { AnthropicMessagesBody, validate } from './schemas.ts';
-import { SseDecoder } from './sse.ts';
+import { SseDecoder, sseEvent, type SseEvent } from './sse.ts';
 import {
   decodeBody,
   DEFAULT_ANTHROPIC_VERSION,
@@ -59,9 +59,9 @@ const KNOWN = new Set([
   'metadata', 'store', 'service_tier', 'prompt_cache_key', 'safety_identifier',
 ]);
 
-/** Checks shared by the Anthropic and Bedrock translators (both Claude-style APIs without these knobs). */
+/** OpenAI-only knobs that Anthropic, Bedrock and Gemini cannot honour (Gemini does support n and the penalties). */
 export function rejectOpenAIOnlyParams(b: OpenAIChatBody, provider: 'anthropic' | 'bedrock' | 'gemini'): void {
-  if (b.n != null && b.n !== 1) throw notSupported('n', provider, 'only n=1 is supported');
+  if (provider !== 'gemini' && b.n != null && b.n !== 1) throw notSupported('n', provider, 'only n=1 is supported');
   if (b.logit_bias != null && Object.keys(b.logit_bias).length > 0) throw notSupported('logit_bias', provider);
   if (b.logprobs === true) throw notSupported('logprobs', provider);
   if (b.top_logprobs != null && b.top_logprobs > 0) throw notSupported('top_logprobs', provider);
@@ -483,21 +483,29 @@ export class AnthropicToOpenAIStream extends SseCoreStream {
 
 // ---------------------------------------------------------------- Anthropic client → Anthropic
 
-/** Parses the stream on the side for usage and stop_reason; the client gets the upstream bytes unchanged. */
+/**
+ * Re-emits each complete upstream event unchanged (`event:` + `data:`), reading usage and stop_reason on the way.
+ * Only whole events are forwarded, so a stream cut mid-event can still be closed with a well-formed error event.
+ */
 class AnthropicPassthroughStream implements StreamTranslator {
   private readonly sse = new SseDecoder();
   private readonly usageRaw: Json = {};
   private stop: string | undefined;
-  private broken = false;
+  private finished = false;
+  private failed = false;
 
   push(chunk: Buffer): Buffer {
-    this.observe(() => this.sse.push(chunk));
-    return chunk;
+    return this.forward(() => this.sse.push(chunk));
   }
 
   end(): Buffer {
-    this.observe(() => this.sse.end());
-    return Buffer.alloc(0);
+    let out = this.forward(() => this.sse.end()).toString('utf8');
+    if (!this.finished && !this.failed) {
+      this.failed = true;
+      const err = new GatewayError('upstream', 'upstream stream ended before the response was complete', { code: 'upstream_incomplete' });
+      out += sseEvent(renderError(err, 'anthropic').body.toString('utf8'), 'error');
+    }
+    return Buffer.from(out);
   }
 
   usage(): Usage | undefined {
@@ -508,23 +516,38 @@ class AnthropicPassthroughStream implements StreamTranslator {
     return this.stop;
   }
 
-  private observe(next: () => Array<{ data: string }>): void {
-    if (this.broken) return;
+  private forward(next: () => SseEvent[]): Buffer {
+    if (this.failed || this.finished) return Buffer.alloc(0);
+    let out = '';
+    let events: SseEvent[];
     try {
-      for (const ev of next()) {
-        const j: unknown = JSON.parse(ev.data);
-        if (!isObject(j)) continue;
-        if (j.type === 'message_start' && isObject(j.message) && isObject(j.message.usage)) {
-          Object.assign(this.usageRaw, j.message.usage);
-        } else if (j.type === 'message_delta') {
-          if (isObject(j.usage)) for (const [k, v] of Object.entries(j.usage)) if (v != null) this.usageRaw[k] = v;
-          if (isObject(j.delta) && typeof j.delta.stop_reason === 'string') this.stop = j.delta.stop_reason;
-        }
-      }
-    } catch {
-      // Unparseable upstream events still reach the client verbatim; we only lose usage accounting.
-      this.broken = true;
+      events = next();
+    } catch (err) {
+      this.failed = true;
+      return Buffer.from(sseEvent(renderError(toGatewayError(err), 'anthropic').body.toString('utf8'), 'error'));
     }
+    for (const ev of events) {
+      if (this.failed || this.finished) break;
+      out += sseEvent(ev.data, ev.event);
+      let j: unknown;
+      try {
+        j = JSON.parse(ev.data);
+      } catch {
+        continue; // forwarded verbatim; only accounting is lost
+      }
+      if (!isObject(j)) continue;
+      if (j.type === 'message_start' && isObject(j.message) && isObject(j.message.usage)) {
+        Object.assign(this.usageRaw, j.message.usage);
+      } else if (j.type === 'message_delta') {
+        if (isObject(j.usage)) for (const [k, v] of Object.entries(j.usage)) if (v != null) this.usageRaw[k] = v;
+        if (isObject(j.delta) && typeof j.delta.stop_reason === 'string') this.stop = j.delta.stop_reason;
+      } else if (j.type === 'message_stop') {
+        this.finished = true;
+      } else if (j.type === 'error') {
+        this.failed = true;
+      }
+    }
+    return out === '' ? Buffer.alloc(0) : Buffer.from(out);
   }
 }
 

@@ -235,7 +235,7 @@ export class OpenAIChatTranslator implements Translator {
     this.provider = core.provider;
   }
 
-  request(req: ClientRequest, target: UpstreamTarget): Promise<UpstreamRequest> {
+  async request(req: ClientRequest, target: UpstreamTarget): Promise<UpstreamRequest> {
     return this.core.request(openAIBody(req), ctxOf(req), target);
   }
 
@@ -325,6 +325,7 @@ export abstract class SseCoreStream implements CoreStream {
   end(): CoreEvent[] {
     const out: CoreEvent[] = [];
     for (const ev of this.sse.end()) this.handle(ev.data, ev.event, out);
+    if (!this.failed) this.onEnd(out);
     if (!this.completed && !this.failed) {
       this.failed = true;
       out.push({
@@ -339,9 +340,13 @@ export abstract class SseCoreStream implements CoreStream {
 
   private handle(data: string, event: string | undefined, out: CoreEvent[]): void {
     if (this.failed) return;
+    const before = out.length;
     this.onEvent(data, event, out);
-    for (const e of out) if (e.type === 'error') this.failed = true;
+    for (let i = before; i < out.length; i++) if (out[i]!.type === 'error') this.failed = true;
   }
+
+  /** Hook for decoders that emit a trailing chunk (e.g. usage) once the upstream is done. */
+  protected onEnd(_out: CoreEvent[]): void {}
 
   protected abstract onEvent(data: string, event: string | undefined, out: CoreEvent[]): void;
   abstract usage(): Usage | undefined;

@@ -277,7 +277,8 @@ function issueToError(raw: Issue, root: unknown): GatewayError {
     const opts = (issue.values ?? []).map((o) => `'${String(o)}'`).join(', ');
     message = `Invalid value for '${param}': ${JSON.stringify(value)}. Supported values are: ${opts}.`;
   } else if (issue.code === 'invalid_type' || (issue.code === 'invalid_union' && raw === issue)) {
-    const expected = issue.expected !== undefined ? String(issue.expected) : 'a different type';
+    const names: Record<string, string> = { int: 'an integer', number: 'a number', string: 'a string', boolean: 'a boolean', array: 'an array', object: 'an object', record: 'an object' };
+    const expected = issue.expected !== undefined ? (names[String(issue.expected)] ?? String(issue.expected)) : 'a different type';
     message = `Invalid type for '${param}': expected ${expected}, but got ${describe(value)} instead.`;
   } else {
     message = `Invalid value for '${param}': ${issue.message.replace(/^Invalid input: /, '')}.`;

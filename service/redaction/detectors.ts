@@ -38,6 +38,8 @@ export interface Detector {
   readonly priority: number;
   /** Longest match it can produce in UTF-16 units (bounds streaming hold-back). */
   readonly maxLen: number;
+  /** True when every match contains an ASCII digit (the scanner then skips it for digit-free text). */
+  readonly needsDigit?: boolean;
   /** Appends every match in `text` to `out`. */
   find(text: string, out: Span[]): void;
   /** Canonical form, so one value written two ways gets one placeholder. */
@@ -55,6 +57,11 @@ const isAlnum = (c: number): boolean => isDigit(c) || isAlpha(c);
 const isWord = (c: number): boolean => isAlnum(c) || c === 95;
 const isHex = (c: number): boolean => isDigit(c) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102);
 const digitsOf = (s: string): string => s.replace(/\D+/g, '');
+function countDigits(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) if (isDigit(s.charCodeAt(i))) n++;
+  return n;
+}
 const identity = (s: string): string => s;
 
 /** Index of the start of the trailing run of `inRun` characters (at most maxLen long), moved to a possible start. */
@@ -94,6 +101,7 @@ function regexDetector(opts: {
   normalize?: (s: string) => string;
   runChar: (c: number) => boolean;
   startChar?: (c: number) => boolean;
+  needsDigit?: boolean;
 }): Detector {
   const { re, quick, accept } = opts;
   return {
@@ -101,6 +109,7 @@ function regexDetector(opts: {
     label: opts.label,
     priority: opts.priority,
     maxLen: opts.maxLen,
+    needsDigit: opts.needsDigit === true,
     find(text, out) {
       if (quick !== undefined && !quick(text)) return;
       each(re, text, (m) => {
@@ -124,44 +133,80 @@ function endsClean(text: string, end: number, alsoDash = false): boolean {
 // ---------------------------------------------------------------------------------------------------------------
 // email
 
-const EMAIL_RE =
-  /(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24}/g;
+// Driven by '@' (rare in prose): scan the local part backwards, match the domain with a sticky regex.
+const EMAIL_DOMAIN_RE = /(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24}/y;
 // File extensions that follow `@` in asset names (`icon@2x.png`), never top-level domains people mail to.
 const NOT_TLD = new Set(['png', 'jpg', 'jpeg', 'gif', 'svg', 'webp', 'ico', 'bmp', 'tif', 'tiff', 'pdf', 'js', 'ts', 'css', 'html', 'htm', 'json', 'mjs', 'cjs', 'map', 'txt', 'md', 'py', 'go', 'rs', 'java', 'rb', 'php', 'yaml', 'yml', 'toml', 'lock', 'tsx', 'jsx']);
-const isEmailChar = (c: number): boolean => isAlnum(c) || c === 46 || c === 95 || c === 37 || c === 43 || c === 45 || c === 64;
+const isLocalChar = (c: number): boolean => isAlnum(c) || c === 46 || c === 95 || c === 37 || c === 43 || c === 45;
+const isEmailChar = (c: number): boolean => isLocalChar(c) || c === 64;
 
-export const email: Detector = regexDetector({
+function emailAt(text: string, at: number): number {
+  let s = at;
+  while (s > 0 && isLocalChar(text.charCodeAt(s - 1))) s--;
+  if (s === at || at - s > 64) return -1;
+  EMAIL_DOMAIN_RE.lastIndex = at + 1;
+  const m = EMAIL_DOMAIN_RE.exec(text);
+  if (m === null) return -1;
+  const end = at + 1 + m[0].length;
+  const c = text.charCodeAt(end);
+  if (end < text.length && (isAlnum(c) || c === 45 || c === 95)) return -1;
+  if (c === 46 && end + 1 < text.length && isAlnum(text.charCodeAt(end + 1))) return -1;
+  const local = text.slice(s, at);
+  if (local.startsWith('.') || local.endsWith('.') || !/[A-Za-z0-9]/.test(local)) return -1;
+  const tld = m[0].slice(m[0].lastIndexOf('.') + 1).toLowerCase();
+  if (NOT_TLD.has(tld)) return -1;
+  // scp-style git remotes (git@github.com:org/repo) name a host, not a person.
+  if (local === 'git' && c === 58) return -1;
+  return s;
+}
+
+export const email: Detector = {
   name: 'email',
   label: 'EMAIL',
   priority: 45,
   maxLen: 330,
-  re: EMAIL_RE,
-  quick: (t) => t.includes('@'),
-  accept(text, start, end) {
-    const c = text.charCodeAt(end);
-    if (end < text.length && (isAlnum(c) || c === 45 || c === 95)) return false;
-    if (c === 46 && end + 1 < text.length && isAlnum(text.charCodeAt(end + 1))) return false;
-    const value = text.slice(start, end);
-    const at = value.indexOf('@');
-    const local = value.slice(0, at);
-    if (local.startsWith('.') || local.endsWith('.') || !/[A-Za-z0-9]/.test(local)) return false;
-    const tld = value.slice(value.lastIndexOf('.') + 1).toLowerCase();
-    if (NOT_TLD.has(tld)) return false;
-    // scp-style git remotes (git@github.com:org/repo) name a host, not a person.
-    if (local === 'git' && c === 58) return false;
-    return true;
+  find(text, out) {
+    let at = text.indexOf('@');
+    while (at >= 0) {
+      const s = emailAt(text, at);
+      if (s >= 0) {
+        const end = at + 1 + (EMAIL_DOMAIN_RE.lastIndex - at - 1);
+        out.push({ start: s, end });
+        at = text.indexOf('@', end);
+      } else {
+        at = text.indexOf('@', at + 1);
+      }
+    }
   },
-  normalize: (s) => s.toLowerCase(),
-  runChar: isEmailChar,
-});
+  normalize: (v) => v.toLowerCase(),
+  holdFrom: (text) => trailingRun(text, isEmailChar, 330),
+};
 
 // ---------------------------------------------------------------------------------------------------------------
 // phone
 
 // Greedy candidate run, no trailing look-ahead (so no backtracking); structure is checked in code.
-const PHONE_RE = /(?<![\w+\-.\/])(?:\+|\(\+?)?\d[\d \-.()]{5,26}/g;
+// Numbers with ≥7 digits and at most two separator characters between digits, found once per text and shared by
+// phone and credit_card (each checks its own left boundary and structure in code).
+const NUMBER_RE = /(?<!\d)[+(]{0,2}\d(?:[ \-.()]{0,2}\d){6,18}/g;
+let numText: string | undefined;
+let numSpans: Span[] = [];
+function numberCandidates(text: string): Span[] {
+  if (text !== numText) {
+    const spans: Span[] = [];
+    each(NUMBER_RE, text, (m) => spans.push({ start: m.index, end: m.index + m[0].length }));
+    numText = text;
+    numSpans = spans;
+  }
+  return numSpans;
+}
+// A phone word, then only filler ("tel:", "call me at", "mobile no. #") before the number.
 const PHONE_CONTEXT =
-  /(?:\b(?:phone|telephone|tel|mobile|cell|cellphone|fax|whatsapp|sms|call|text me|reach me|ring me|mob)\b|\b(?:ph|tel|mob)\.)[^\n\d]{0,20}$/i;
+  /\b(?:phone|telephone|tel|mobile|cell|cellphone|fax|whatsapp|sms|call|text|reach|ring|mob|ph)\b(?:[\s:#.\-=(]|\b(?:me|us|him|her|them|at|on|number|num|no|is|nr|my|our|his|their)\b){0,12}$/i;
+
+const IBAN_HEAD = /^[A-Z]{2}\d{2} $/;
+// Characters that, right before a number, make it part of something else (word, version, path, range).
+const isPhoneLeft = (c: number): boolean => isWord(c) || c === 43 || c === 45 || c === 46 || c === 47 || c === 40;
 
 interface Group {
   start: number; // index into text
@@ -224,9 +269,9 @@ function phoneWindowValid(text: string, cStart: number, groups: Group[], seps: s
       if (j === groups.length) return false;
     }
   }
-  // Windows that don't start the candidate must start after a plain space (not mid-number).
-  const lead = i === 0 ? text.slice(cStart, first.start) : seps[i];
-  if (i > 0 && lead !== ' ') return false;
+  // A phone starts its candidate: a window further in would be the tail of some longer number (IBAN groups…).
+  if (i > 0) return false;
+  const lead = text.slice(cStart, first.start);
   const lens: number[] = [];
   let digits = '';
   for (let k = i; k < j; k++) {
@@ -235,7 +280,10 @@ function phoneWindowValid(text: string, cStart: number, groups: Group[], seps: s
   }
   const inner = seps.slice(i + 1, j);
   const n = digits.length;
-  const plus = i === 0 && lead.includes('+');
+  const plus = lead.includes('+');
+  // A window cut short of its candidate must end where the grouping style changes ("415-555-2671 12 units"),
+  // not in the middle of a run of same-style groups ("DE89 0255 5582 9217 00").
+  if (!plus && j < groups.length && inner.length > 0 && seps[j] === inner[inner.length - 1]) return false;
 
   if (plus) {
     if (n < 8 || n > 15 || digits[0] === '0') return false;
@@ -263,21 +311,31 @@ function phoneWindowValid(text: string, cStart: number, groups: Group[], seps: s
     }
   }
   // National with trunk prefix 0 (UK, EU, AU…): one separator kind, groups of ≥2 digits.
-  if (digits[0] === '0' && digits[1] !== '0' && lens.length >= 2 && n >= 9 && n <= 12 && lens.every((l) => l >= 2)) {
+  if (digits[0] === '0' && digits[1] !== '0' && lens.length >= 2 && n >= 10 && n <= 12 && lens.every((l) => l >= 2)) {
     const paren = lead.endsWith('(');
     const s = paren ? inner.slice(1) : inner;
     if (paren && !/^\) ?$/.test(inner[0] ?? '')) return false;
     const kind = s[0] ?? ' ';
+    const pairs = lens.every((l) => l === 2); // French style 01 23 45 67 89
     if (s.every((x) => x === kind) && (kind === ' ' || kind === '-' || (kind === '.' && lens.length >= 3))) {
-      return lens[0] <= 5;
+      return lens[0] <= 5 && (pairs || lens[lens.length - 1] >= 3);
     }
   }
   // Anything 7–15 digits right after a phone word.
-  if (n >= 7 && n <= 15 && inner.every((s) => /^(?:[ .\-]|\) ?| ?\()$/.test(s))) {
-    const before = text.slice(Math.max(0, cStart - 40), cStart);
-    if (PHONE_CONTEXT.test(before)) return true;
-  }
+  if (n >= 7 && n <= 15 && inner.every((s) => /^(?:[ .\-]|\) ?| ?\()$/.test(s))) return hasPhoneContext(text, cStart);
   return false;
+}
+
+let ctxText = '';
+let ctxAt = -1;
+let ctxResult = false;
+function hasPhoneContext(text: string, at: number): boolean {
+  if (at !== ctxAt || text !== ctxText) {
+    ctxText = text;
+    ctxAt = at;
+    ctxResult = PHONE_CONTEXT.test(text.slice(Math.max(0, at - 40), at));
+  }
+  return ctxResult;
 }
 
 const isPhoneChar = (c: number): boolean =>
@@ -285,13 +343,17 @@ const isPhoneChar = (c: number): boolean =>
 
 export const phone: Detector = {
   name: 'phone',
+  needsDigit: true,
   label: 'PHONE',
   priority: 30,
   maxLen: 32,
   find(text, out) {
-    each(PHONE_RE, text, (m) => {
-      const cStart = m.index;
-      const { groups, seps } = groupsOf(text, cStart, cStart + m[0].length);
+    for (const c of numberCandidates(text)) {
+      const cStart = c.start;
+      if (cStart > 0 && isPhoneLeft(text.charCodeAt(cStart - 1))) continue;
+      // Digits grouped after an IBAN head ("CH93 0076 2011 …") belong to the IBAN.
+      if (cStart >= 5 && IBAN_HEAD.test(text.slice(cStart - 5, cStart))) continue;
+      const { groups, seps } = groupsOf(text, cStart, c.end);
       windows(
         groups.length,
         (i, j) => phoneWindowValid(text, cStart, groups, seps, i, j),
@@ -300,7 +362,7 @@ export const phone: Detector = {
           out.push({ start: i === 0 ? cStart : groups[i].start, end: groups[j - 1].end });
         },
       );
-    });
+    }
   },
   normalize: (s) => (s.trim().startsWith('+') ? '+' : '') + digitsOf(s),
   holdFrom: (text) => trailingRun(text, isPhoneChar, 32, (c) => isDigit(c) || c === 43 || c === 40),
@@ -309,7 +371,6 @@ export const phone: Detector = {
 // ---------------------------------------------------------------------------------------------------------------
 // credit_card
 
-const CARD_RE = /(?<![\d\-.])\d[\d \-]{10,30}/g;
 
 function cardWindowValid(text: string, groups: Group[], seps: string[], i: number, j: number): boolean {
   const last = groups[j - 1];
@@ -339,18 +400,25 @@ function cardWindowValid(text: string, groups: Group[], seps: string[], i: numbe
 
 export const creditCard: Detector = {
   name: 'credit_card',
+  needsDigit: true,
   label: 'CREDIT_CARD',
   priority: 60,
   maxLen: 32,
   find(text, out) {
-    each(CARD_RE, text, (m) => {
-      const { groups, seps } = groupsOf(text, m.index, m.index + m[0].length);
+    for (const c of numberCandidates(text)) {
+      if (c.end - c.start < 12) continue;
+      const { groups, seps } = groupsOf(text, c.start, c.end);
+      const first = groups[0].start;
+      if (first > 0) {
+        const p = text.charCodeAt(first - 1);
+        if (isWord(p) || p === 45 || p === 46) continue;
+      }
       windows(
         groups.length,
         (i, j) => cardWindowValid(text, groups, seps, i, j),
         (i, j) => out.push({ start: groups[i].start, end: groups[j - 1].end }),
       );
-    });
+    }
   },
   normalize: digitsOf,
   holdFrom: (text) => trailingRun(text, (c) => isDigit(c) || c === 32 || c === 45, 32, isDigit),
@@ -361,7 +429,8 @@ export const creditCard: Detector = {
 
 const SSN_RE = /(?<![\w\-.])(\d{3})([\- ])(\d{2})\2(\d{4})/g;
 const SSN_BARE_RE = /(?<![\w\-.])\d{9}/g;
-const SSN_CONTEXT = /(?:\bssn|\bsocial security|\bsoc\.? ?sec|\bss#|\bss no|\bssa)[^\n\d]{0,20}$/i;
+const SSN_WORD = /ssn|social|soc\.? ?sec|ss#|ss no/i;
+const SSN_CONTEXT = /(?:\bssn|\bsocial security|\bsoc\.? ?sec|\bss#|\bss no)[^\n\d]{0,20}$/i;
 
 function ssnEndClean(text: string, end: number): boolean {
   if (end >= text.length) return true;
@@ -373,6 +442,7 @@ function ssnEndClean(text: string, end: number): boolean {
 
 export const ssn: Detector = {
   name: 'ssn',
+  needsDigit: true,
   label: 'SSN',
   priority: 50,
   maxLen: 11,
@@ -381,6 +451,7 @@ export const ssn: Detector = {
       const end = m.index + m[0].length;
       if (ssnEndClean(text, end) && ssnValid(m[1], m[3], m[4])) out.push({ start: m.index, end });
     });
+    if (!SSN_WORD.test(text)) return;
     each(SSN_BARE_RE, text, (m) => {
       const end = m.index + 9;
       const d = m[0];
@@ -399,6 +470,7 @@ const IBAN_START_RE = /(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}/g;
 
 export const iban: Detector = {
   name: 'iban',
+  needsDigit: true,
   label: 'IBAN',
   priority: 55,
   maxLen: 42,
@@ -444,6 +516,7 @@ const VERSION_CONTEXT = /(?:\bv|\bversion|\bver|\brelease|\bbuild|\brev|\bfirmwa
 
 export const ipv4: Detector = regexDetector({
   name: 'ipv4',
+  needsDigit: true,
   label: 'IPV4',
   priority: 35,
   maxLen: 15,
@@ -467,28 +540,50 @@ export const ipv4: Detector = regexDetector({
   startChar: isDigit,
 });
 
-const IPV6_RE = /(?<![\w:.%])(?=[0-9A-Fa-f:]{0,45}:[0-9A-Fa-f]{0,4}:)[0-9A-Fa-f:.]{3,45}/g;
+const isV6Char = (c: number): boolean => isHex(c) || c === 58 || c === 46;
 
+// Driven by ':' (an address has at least two): take the run of hex/colon/dot characters around it, validate it.
 export const ipv6: Detector = {
   name: 'ipv6',
+  needsDigit: true,
   label: 'IPV6',
   priority: 40,
   maxLen: 45,
   find(text, out) {
-    if (!text.includes(':')) return;
-    each(IPV6_RE, text, (m) => {
-      let e = m.index + m[0].length;
-      while (e > m.index && text.charCodeAt(e - 1) === 46) e--; // sentence-final dot
-      if (ipv6Ok(text, m.index, e)) out.push({ start: m.index, end: e });
-    });
+    let p = text.indexOf(':');
+    while (p >= 0) {
+      let s = p;
+      while (s > 0 && isV6Char(text.charCodeAt(s - 1))) s--;
+      let e = p;
+      while (e < text.length && isV6Char(text.charCodeAt(e))) e++;
+      while (e > s && text.charCodeAt(e - 1) === 46) e--; // sentence-final dot
+      // Cheap shape check before the parser: "::" or all eight groups.
+      let colons = 0;
+      let double = false;
+      for (let i = s; i < e; i++) {
+        if (text.charCodeAt(i) === 58) {
+          colons++;
+          if (i + 1 < e && text.charCodeAt(i + 1) === 58) double = true;
+        }
+      }
+      if (colons < 7 && !double) {
+        p = text.indexOf(':', Math.max(e, p + 1));
+        continue;
+      }
+      const before = s > 0 ? text.charCodeAt(s - 1) : 32;
+      if (e - s >= 3 && e - s <= 45 && !isWord(before) && before !== 37 && ipv6Ok(text, s, e)) out.push({ start: s, end: e });
+      p = text.indexOf(':', Math.max(e, p + 1));
+    }
   },
-  normalize: (s) => s.toLowerCase(),
-  holdFrom: (text) => trailingRun(text, (c) => isHex(c) || c === 58 || c === 46, 45),
+  normalize: (v) => v.toLowerCase(),
+  holdFrom: (text) => trailingRun(text, isV6Char, 45),
 };
 
 function ipv6Ok(text: string, start: number, end: number): boolean {
   if (end < text.length && (isWord(text.charCodeAt(end)) || text.charCodeAt(end) === 58)) return false;
   const v = text.slice(start, end);
+  // Cheap shape check before the full parser: "::" or all eight groups.
+  if (!v.includes('::') && v.split(':').length < 7) return false;
   if (!isIPv6(v)) return false;
   if (!/\d/.test(v)) return false; // "dead::beef", "cafe::face" are words
   const groups = v.split(':').filter((g) => g.length > 0);
@@ -506,30 +601,47 @@ export const awsAccessKey: Detector = regexDetector({
   priority: 80,
   maxLen: 20,
   re: /(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}/g,
+  quick: (t) => t.includes('AKIA') || t.includes('ASIA') || t.includes('ABIA') || t.includes('ACCA'),
   accept: (text, _s, end) => end >= text.length || !isAlnum(text.charCodeAt(end)),
   runChar: isAlnum,
   startChar: (c) => c === 65,
 });
 
-const AWS_CONTEXT = /aws|amazon|secret[_ \-]?access|secret[_ \-]?key|\bAKIA|\bASIA/i;
-export const awsSecretKey: Detector = regexDetector({
+// Only text after an AWS word is examined: find the words first, then 40-char runs within 200 characters after.
+const AWS_CONTEXT = /aws|amazon|secret[_ \-]?access|secret[_ \-]?key|AKIA|ASIA/gi;
+const AWS_SECRET_RE = /(?<![A-Za-z0-9\/+=])[A-Za-z0-9\/+]{40}/g;
+const AWS_WINDOW = 200;
+const isB64 = (c: number): boolean => isAlnum(c) || c === 47 || c === 43;
+
+export const awsSecretKey: Detector = {
   name: 'aws_secret_key',
   label: 'AWS_SECRET_KEY',
   priority: 70,
   maxLen: 40,
-  re: /(?<![A-Za-z0-9\/+=])[A-Za-z0-9\/+]{40}/g,
-  accept(text, start, end) {
-    if (end < text.length) {
-      const c = text.charCodeAt(end);
-      if (isAlnum(c) || c === 47 || c === 43 || c === 61) return false;
+  find(text, out) {
+    AWS_CONTEXT.lastIndex = 0;
+    let scanned = 0;
+    let c: RegExpExecArray | null;
+    while ((c = AWS_CONTEXT.exec(text)) !== null) {
+      const limit = c.index + c[0].length + AWS_WINDOW;
+      AWS_SECRET_RE.lastIndex = Math.max(scanned, c.index + c[0].length);
+      let m: RegExpExecArray | null;
+      while ((m = AWS_SECRET_RE.exec(text)) !== null && m.index <= limit) {
+        const end = m.index + 40;
+        if (end < text.length && (isB64(text.charCodeAt(end)) || text.charCodeAt(end) === 61)) continue;
+        if (looksRandom(m[0])) out.push({ start: m.index, end });
+      }
+      scanned = Math.max(scanned, Math.min(limit, text.length));
+      if (AWS_CONTEXT.lastIndex < scanned) AWS_CONTEXT.lastIndex = scanned;
     }
-    if (!looksRandom(text.slice(start, end))) return false;
-    return AWS_CONTEXT.test(text.slice(Math.max(0, start - 200), start));
   },
-  runChar: (c) => isAlnum(c) || c === 47 || c === 43,
-});
+  normalize: identity,
+  holdFrom: (text) => trailingRun(text, isB64, 40),
+};
 
-function tokenDetector(name: string, label: string, re: RegExp, maxLen: number, startChars: string, opts: { random?: boolean; check?: (v: string) => boolean; priority?: number } = {}): Detector {
+function tokenDetector(name: string, label: string, re: RegExp, maxLen: number, startChars: string, literals: readonly string[], opts: { random?: boolean; check?: (v: string) => boolean; priority?: number; gate?: string } = {}): Detector {
+  // `gate`: a single character every match contains; absent characters are found by a fast memchr-like scan.
+  const gate = opts.gate;
   const starts = new Set([...startChars].map((c) => c.charCodeAt(0)));
   return regexDetector({
     name,
@@ -537,6 +649,7 @@ function tokenDetector(name: string, label: string, re: RegExp, maxLen: number, 
     priority: opts.priority ?? 80,
     maxLen,
     re,
+    quick: (text) => (gate === undefined || text.includes(gate)) && literals.some((l) => text.includes(l)),
     accept(text, start, end) {
       if (!endsClean(text, end, true)) return false;
       const v = text.slice(start, end);
@@ -554,6 +667,8 @@ export const openaiKey = tokenDetector(
   /(?<![A-Za-z0-9_\-])sk-(?!ant-)(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_\-]{20,300}/g,
   320,
   's',
+  ['sk-'],
+  { gate: '-' },
 );
 export const anthropicKey = tokenDetector(
   'anthropic_key',
@@ -561,7 +676,8 @@ export const anthropicKey = tokenDetector(
   /(?<![A-Za-z0-9_\-])sk-ant-[a-z]{2,10}\d{2}-[A-Za-z0-9_\-]{20,300}/g,
   330,
   's',
-  { priority: 85 },
+  ['sk-'],
+  { priority: 85, gate: '-' },
 );
 export const githubToken = tokenDetector(
   'github_token',
@@ -569,7 +685,8 @@ export const githubToken = tokenDetector(
   /(?<![A-Za-z0-9_\-])(?:gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{22,251})/g,
   262,
   'g',
-  { random: false, check: (v) => /\d/.test(v) },
+  ['ghp_', 'gho_', 'ghu_', 'ghs_', 'ghr_', 'github_pat_'],
+  { gate: '_', random: false, check: (v) => /\d/.test(v) },
 );
 export const slackToken = tokenDetector(
   'slack_token',
@@ -577,7 +694,8 @@ export const slackToken = tokenDetector(
   /(?<![A-Za-z0-9_\-])(?:xox[abposer]|xapp)-[A-Za-z0-9\-]{10,250}/g,
   260,
   'x',
-  { random: false, check: (v) => /\d/.test(v) && (v.match(/-/g)?.length ?? 0) >= 2 },
+  ['xox', 'xapp-'],
+  { gate: '-', random: false, check: (v) => /\d/.test(v) && (v.match(/-/g)?.length ?? 0) >= 2 },
 );
 export const stripeKey = tokenDetector(
   'stripe_key',
@@ -585,7 +703,8 @@ export const stripeKey = tokenDetector(
   /(?<![A-Za-z0-9_\-])(?:(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,247}|whsec_[A-Za-z0-9]{24,247})/g,
   260,
   'srpw',
-  { random: false, check: (v) => /\d/.test(v) },
+  ['_live_', '_test_', 'whsec_'],
+  { gate: '_', random: false, check: (v) => /\d/.test(v) },
 );
 export const googleApiKey = tokenDetector(
   'google_api_key',
@@ -593,6 +712,7 @@ export const googleApiKey = tokenDetector(
   /(?<![A-Za-z0-9_\-])AIza[0-9A-Za-z_\-]{35}/g,
   39,
   'A',
+  ['AIza'],
   { random: false },
 );
 
@@ -602,7 +722,7 @@ export const jwt: Detector = regexDetector({
   priority: 90,
   maxLen: 24_600,
   re: /(?<![A-Za-z0-9_\-])eyJ[A-Za-z0-9_\-]{6,4096}\.eyJ[A-Za-z0-9_\-]{2,16384}\.[A-Za-z0-9_\-]{0,4096}/g,
-  quick: (t) => t.includes('eyJ'),
+  quick: (t) => t.includes('.') && t.includes('eyJ'),
   accept(text, start, end) {
     if (!endsClean(text, end, true)) return false;
     return jwtHeaderValid(text.slice(start, text.indexOf('.', start)));
@@ -624,7 +744,7 @@ export const privateKey: Detector = {
   priority: 100,
   maxLen: PEM_MAX_HOLD,
   find(text, out) {
-    if (!text.includes('PRIVATE KEY')) return;
+    if (!text.includes('-----') || !text.includes('PRIVATE KEY')) return;
     PEM_BEGIN_RE.lastIndex = 0;
     let m: RegExpExecArray | null;
     while ((m = PEM_BEGIN_RE.exec(text)) !== null) {

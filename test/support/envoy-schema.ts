@@ -14,6 +14,7 @@ const EXTENSION_PROTOS = [
   'envoy/extensions/access_loggers/stream/v3/stream.proto',
   'envoy/extensions/transport_sockets/tls/v3/tls.proto',
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
+  'envoy/type/v3/http_status.proto',
 ];
 
 let root: protobuf.Root | undefined;

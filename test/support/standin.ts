@@ -14,6 +14,7 @@ import type {
   ProcessingResponse,
 } from '../../service/extproc/messages.ts';
 import { extProcClientCtor } from '../../service/extproc/proto.ts';
+import { envoyRoot } from './envoy-schema.ts';
 import { toPbStruct } from '../../service/extproc/mutations.ts';
 
 export interface StandinCluster {
@@ -280,7 +281,7 @@ export async function startStandin(opts: StandinOptions): Promise<Standin> {
 
   function immediateToLocal(r: ProcessingResponse): LocalReply {
     const ir = r.immediate_response!;
-    let status = ir.status?.code ?? 200;
+    let status = statusNumber(ir.status?.code);
     if (status < 200) status = 200;
     let headers: Headers = [];
     try {
@@ -570,6 +571,15 @@ export async function startStandin(opts: StandinOptions): Promise<Standin> {
       client.close();
     },
   };
+}
+
+let statusEnum: Record<string, number> | undefined;
+/** HttpStatus.code decodes as the enum name (proto-loader enums: String); Envoy uses the number. */
+function statusNumber(code: unknown): number {
+  if (typeof code === 'number') return code;
+  if (typeof code !== 'string') return 200;
+  statusEnum ??= envoyRoot().lookupEnum('envoy.type.v3.StatusCode').values;
+  return statusEnum[code] ?? 200;
 }
 
 function decodeStruct(s: { fields?: Record<string, unknown> }): Record<string, unknown> {

@@ -1,0 +1,265 @@
+// Assembles a running Tollgate: config holder, long-lived services, the ext_proc gRPC server and the
+// telemetry HTTP server. main.ts calls it with settings from the environment; tests call it directly.
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import pino, { type Logger } from 'pino';
+import { BudgetManager, createBudgetStore, estimateTokens, type BudgetStore } from './budget/index.ts';
+import { ConfigHolder } from './config/snapshot.ts';
+import { GatewayError } from './errors.ts';
+import type { Services } from './gateway/context.ts';
+import { GatewayExchange } from './gateway/exchange.ts';
+import type { Admission, BudgetPort, LineagePort, MetricsPort, RedactionPort } from './gateway/ports.ts';
+import { startExtProcServer, type ExtProcServer } from './extproc/server.ts';
+import { LineageEmitter } from './lineage/emitter.ts';
+import type { BudgetEffect, LineageRecord } from './lineage/record.ts';
+import type { LineageSink } from './lineage/sinks.ts';
+import { FileSink, StdoutSink } from './lineage/sinks.ts';
+import { RedisSink } from './lineage/redis-sink.ts';
+import { RedactorCache } from './redaction/index.ts';
+import { HealthTracker } from './routing/index.ts';
+import { startTelemetryServer, type TelemetryServer } from './telemetry/http.ts';
+import { createMetrics, type Metrics } from './telemetry/metrics.ts';
+import type { CheckResult } from './budget/store.ts';
+import type { Reservation } from './budget/manager.ts';
+
+export interface TollgateOptions {
+  configDir: string;
+  grpcAddr: string;
+  httpAddr: string;
+  /** Unset → in-process budget store (the embedded default). */
+  redisUrl?: string;
+  /** Lineage sinks: `stdout`, `file:<path>`, `redis`, or `none`. */
+  lineageSinks?: string[];
+  /** Durable spool for lineage sinks. */
+  spoolDir?: string;
+  log?: Logger;
+  now?: () => Date;
+  /** Watch the config directory and hot-reload it (default true). */
+  watchConfig?: boolean;
+  instance?: string;
+  /** Secret for keyed-hash redaction (per-tenant keys are derived from it). */
+  redactionSecret?: string;
+  /** Validate every lineage record against the proto schema (tests). */
+  validateLineage?: boolean;
+}
+
+export interface Tollgate {
+  grpcPort: number;
+  httpPort: number;
+  holder: ConfigHolder;
+  services: Services;
+  metrics: Metrics;
+  lineage: LineageEmitter;
+  budgets: BudgetManager;
+  extproc: ExtProcServer;
+  telemetry: TelemetryServer;
+  /** Drain streams within `graceMs`, flush lineage, close stores and servers. */
+  close(graceMs?: number): Promise<void>;
+}
+
+function effectsOf(checks: readonly CheckResult[], extra: Partial<BudgetEffect> = {}): BudgetEffect[] {
+  return checks
+    .filter((c) => c.kind === 'budget')
+    .map((c) => ({
+      name: c.name,
+      scopeKey: c.scopeKey,
+      unit: c.metric === 'usd' ? 'usd' : c.metric === 'inputTokens' ? 'input_tokens' : c.metric === 'outputTokens' ? 'output_tokens' : c.metric === 'totalTokens' ? 'total_tokens' : c.metric,
+      limit: c.limit,
+      reserved: c.requested,
+      remaining: c.remaining,
+      enforcement: c.hard ? 'hard' : 'soft',
+      softLimitWarning: !c.hard && c.exceeded,
+      exceeded: c.exceeded,
+      ...extra,
+    }));
+}
+
+function budgetPort(manager: BudgetManager): BudgetPort {
+  return {
+    async admit(requestId, budgets, limits, estimate, tenant): Promise<Admission> {
+      const r = await manager.admit(requestId, budgets, limits, estimate, { tenant });
+      if (r instanceof GatewayError) throw r;
+      return {
+        headers: r.headers,
+        effects: effectsOf(r.checks, r.degraded === 'failOpen' ? { failOpen: true } : {}),
+        handle: r.reservation,
+      };
+    },
+    async settle(admission, actual) {
+      const reservation = admission.handle as Reservation;
+      await manager.settle(reservation, actual);
+      // Charged = actual cost for USD budgets; tokens for token budgets.
+      return admission.effects.map((e) => ({
+        ...e,
+        charged: actual
+          ? e.unit === 'usd'
+            ? actual.usd
+            : e.unit === 'input_tokens'
+              ? actual.inputTokens
+              : e.unit === 'output_tokens'
+                ? actual.outputTokens
+                : e.unit === 'total_tokens'
+                  ? actual.inputTokens + actual.outputTokens
+                  : e.unit === 'requests'
+                    ? 1
+                    : undefined
+          : 0,
+        remaining: e.remaining !== undefined && e.reserved !== undefined ? e.remaining + e.reserved - (actual ? chargedOf(e.unit, actual) : 0) : e.remaining,
+      }));
+    },
+    estimatePromptTokens: (text) => estimateTokens(text),
+  };
+}
+
+function chargedOf(unit: string, a: { usd: number; inputTokens: number; outputTokens: number }): number {
+  switch (unit) {
+    case 'usd':
+      return a.usd;
+    case 'input_tokens':
+      return a.inputTokens;
+    case 'output_tokens':
+      return a.outputTokens;
+    case 'total_tokens':
+      return a.inputTokens + a.outputTokens;
+    case 'requests':
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+function makeSinks(specs: string[], redisUrl: string | undefined, log: Logger): LineageSink[] {
+  const sinks: LineageSink[] = [];
+  for (const s of specs) {
+    if (s === 'none' || s === '') continue;
+    if (s === 'stdout') sinks.push(new StdoutSink({ logger: log.child({}, { level: 'info' }) }));
+    else if (s.startsWith('file:')) sinks.push(new FileSink({ path: s.slice(5) }));
+    else if (s === 'redis') {
+      if (!redisUrl) throw new Error('lineage sink "redis" needs REDIS_URL');
+      sinks.push(new RedisSink({ url: redisUrl }));
+    } else throw new Error(`unknown lineage sink "${s}" (use stdout, file:<path>, redis, none)`);
+  }
+  return sinks;
+}
+
+export async function startTollgate(opts: TollgateOptions): Promise<Tollgate> {
+  const log = opts.log ?? pino({ level: process.env.TOLLGATE_LOG_LEVEL ?? 'info' });
+  const now = opts.now ?? (() => new Date());
+  const metrics = createMetrics();
+  const health = new HealthTracker({ now: () => now().getTime() });
+
+  const holder = new ConfigHolder(opts.configDir, {
+    health,
+    onPolicyError: () => undefined,
+    onReload: (ok, detail) => {
+      metrics.recordConfigReload(ok, ok ? detail : undefined);
+      if (ok) log.info({ revision: detail }, 'config reloaded');
+      else log.error({ error: detail }, 'config reload failed; keeping the last good config');
+    },
+  });
+  metrics.recordConfigReload(true, holder.snapshot().revision);
+  for (const w of holder.snapshot().core.warnings) log.warn(w);
+  if (opts.watchConfig !== false) holder.watch();
+
+  const store: BudgetStore = createBudgetStore({ redisUrl: opts.redisUrl, logger: log.child({ component: 'budget' }) });
+  const budgets = new BudgetManager(store, { logger: log.child({ component: 'budget' }) });
+  const lineage = await LineageEmitter.open({
+    sinks: makeSinks(opts.lineageSinks ?? ['stdout'], opts.redisUrl, log),
+    spoolDir: opts.spoolDir,
+    metrics,
+    logger: log.child({ component: 'lineage' }),
+    validate: opts.validateLineage,
+  });
+  const redactors = new RedactorCache({ secret: opts.redactionSecret ?? process.env.TOLLGATE_REDACTION_SECRET });
+
+  const redaction: RedactionPort = {
+    redactRequest: (body, rules, custom, tenant) => redactors.get(rules, custom).redactRequest(body, { tenant }),
+  };
+  const lineagePort: LineagePort = { emit: (r: LineageRecord) => lineage.emit(r) };
+  const metricsPort: MetricsPort = {
+    record: () => undefined, // the lineage emitter updates request metrics from each record, off the hot path
+    policyError: () => metrics.policyEvalErrors.inc({ policy: 'other' }),
+    protocolError: () => undefined,
+  };
+  const services: Services = {
+    snapshot: () => holder.snapshot(),
+    health,
+    budgets: budgetPort(budgets),
+    redaction,
+    lineage: lineagePort,
+    metrics: metricsPort,
+    log,
+    now,
+    instance: opts.instance ?? hostname(),
+  };
+
+  const extproc = await startExtProcServer(opts.grpcAddr, {
+    newExchange: () => new GatewayExchange(services),
+    log: log.child({ component: 'extproc' }),
+    onProtocolError: () => metricsPort.protocolError(),
+  });
+
+  const telemetry = await startTelemetryServer({
+    addr: opts.httpAddr,
+    metrics,
+    readiness: () => {
+      const reload = holder.reloadStatus();
+      const lh = lineage.health();
+      const budgetHealth = budgets.health();
+      return {
+        ready: lh.ok,
+        detail: {
+          config: reload,
+          budgetStore: budgetHealth,
+          lineage: lh,
+          activeStreams: extproc.active(),
+        },
+      };
+    },
+    extraRoutes: new Map([
+      [
+        '/v1/spend',
+        async (req, res) => {
+          const url = new URL(req.url ?? '/', 'http://x');
+          const rows = await budgets.spend({
+            tenant: url.searchParams.get('tenant') ?? undefined,
+            scopeKey: url.searchParams.get('scope') ?? undefined,
+          });
+          const body = JSON.stringify({ rows });
+          res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+          res.end(body);
+        },
+      ],
+    ]),
+  });
+
+  log.info(
+    { grpc: `${opts.grpcAddr.replace(/:\d+$/, '')}:${extproc.port}`, http: `${telemetry.host}:${telemetry.port}`, revision: holder.snapshot().revision, budgetStore: opts.redisUrl ? 'redis' : 'memory' },
+    'tollgate started',
+  );
+
+  let closing: Promise<void> | undefined;
+  return {
+    grpcPort: extproc.port,
+    httpPort: telemetry.port,
+    holder,
+    services,
+    metrics,
+    lineage,
+    budgets,
+    extproc,
+    telemetry,
+    close: (graceMs = 10000) =>
+      (closing ??= (async () => {
+        holder.close();
+        await extproc.drain(graceMs);
+        await lineage.close(Math.min(graceMs, 5000));
+        await telemetry.close();
+        await store.close?.();
+      })()),
+  };
+}
+
+export function defaultSpoolDir(): string {
+  return join(process.cwd(), 'var', 'spool');
+}

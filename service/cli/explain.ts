@@ -1,0 +1,99 @@
+// `tollgate explain`: runs the real request path (the same GatewayExchange the server uses) up to
+// the point where Envoy would call the provider, and prints every decision. Nothing is reserved,
+// nothing is sent, no credential is printed.
+import pino from 'pino';
+import { estimateTokens } from '../budget/index.ts';
+import { buildSnapshot } from '../config/snapshot.ts';
+import { GatewayError } from '../errors.ts';
+import type { Services } from '../gateway/context.ts';
+import { GatewayExchange } from '../gateway/exchange.ts';
+import type { BudgetPort } from '../gateway/ports.ts';
+import { JWT_AUTHN_NAMESPACE } from '../identity/principal.ts';
+import { RedactorCache } from '../redaction/index.ts';
+import { HealthTracker } from '../routing/index.ts';
+import type { BudgetSpec, RateLimitSpec } from '../budget/types.ts';
+
+export interface ExplainInput {
+  dir: string;
+  body: Buffer;
+  key?: string;
+  claims?: Record<string, unknown>;
+  path?: string;
+}
+
+const SECRET_HEADERS = new Set(['authorization', 'x-api-key', 'api-key', 'x-goog-api-key']);
+
+export async function explain(input: ExplainInput): Promise<Record<string, unknown>> {
+  const snap = buildSnapshot(input.dir);
+  const wouldApply: { budgets: BudgetSpec[]; rateLimits: RateLimitSpec[]; estimate?: unknown } = { budgets: [], rateLimits: [] };
+  const budgets: BudgetPort = {
+    async admit(_id, b, l, estimate) {
+      wouldApply.budgets = b;
+      wouldApply.rateLimits = l;
+      wouldApply.estimate = estimate;
+      return { headers: {}, effects: [], handle: null };
+    },
+    async settle() {
+      return [];
+    },
+    estimatePromptTokens: (t) => estimateTokens(t),
+  };
+  const redactors = new RedactorCache({ secret: process.env.TOLLGATE_REDACTION_SECRET });
+  const services: Services = {
+    snapshot: () => snap,
+    health: new HealthTracker(),
+    budgets,
+    redaction: { redactRequest: (body, rules, custom, tenant) => redactors.get(rules, custom).redactRequest(body, { tenant }) },
+    lineage: { emit: () => undefined },
+    metrics: { record: () => undefined, policyError: () => undefined, protocolError: () => undefined },
+    log: pino({ level: 'silent' }),
+    now: () => new Date(),
+    instance: 'explain',
+  };
+  const ex = new GatewayExchange(services);
+  const path = input.path ?? '/v1/chat/completions';
+  const headers = new Map<string, string>([
+    [':method', 'POST'],
+    [':path', path],
+    ['content-type', 'application/json'],
+    ['content-length', String(input.body.length)],
+  ]);
+  if (input.key) headers.set('authorization', `Bearer ${input.key}`);
+  const metadata: Record<string, Record<string, unknown>> = input.claims
+    ? { [JWT_AUTHN_NAMESPACE]: { [snap.core.settings.jwt.payloadKey]: input.claims } }
+    : {};
+  const out: Record<string, unknown> = { configRevision: snap.revision, policyRevision: snap.policy.revision };
+  try {
+    const h = await ex.requestHeaders({ headers, endOfStream: false, metadata, attributes: {} });
+    if (h.kind === 'respond') throw new Error('unexpected immediate response on headers');
+    const b = await ex.requestBody(input.body);
+    if (b.kind === 'continue') {
+      const mutation = b.mutation.build();
+      const set: Record<string, string> = {};
+      for (const s of mutation?.set_headers ?? []) {
+        const k = s.header.key;
+        set[k] = SECRET_HEADERS.has(k) ? '<provider credential, injected>' : (s.header.raw_value?.toString('latin1') ?? '');
+      }
+      out.outcome = 'forwarded';
+      out.upstream = {
+        headers: set,
+        removedHeaders: mutation?.remove_headers ?? [],
+        body: b.replaceBody ? JSON.parse(b.replaceBody.toString('utf8')) as unknown : undefined,
+      };
+    }
+  } catch (err) {
+    const e = err instanceof GatewayError ? err : new GatewayError('internal', err instanceof Error ? err.message : String(err));
+    out.outcome = 'rejected';
+    out.rejection = { status: e.status, code: e.code, message: e.message, param: e.param };
+  }
+  const state = ex.inspect();
+  const d = state.decision;
+  out.principal = state.principal;
+  out.decision = d
+    ? { id: d.id, denied: d.denied, rules: d.rules, transforms: d.transforms, labels: d.labels, dryRunDenials: d.dryRunDenials, redactionRules: d.redactions }
+    : undefined;
+  out.route = state.route;
+  out.redactions = state.redactions;
+  out.budgets = wouldApply;
+  return out;
+}

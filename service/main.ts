@@ -1,0 +1,52 @@
+// Entry point: environment → Tollgate → signals. SIGTERM/SIGINT stop accepting, let in-flight
+// streams finish within TOLLGATE_DRAIN_MS, flush lineage, exit 0.
+import pino from 'pino';
+import { defaultSpoolDir, startTollgate } from './app.ts';
+import { ConfigErrors } from './config/documents.ts';
+
+export async function serve(): Promise<void> {
+  const log = pino({ level: process.env.TOLLGATE_LOG_LEVEL ?? 'info', base: { service: 'tollgate' } });
+  const drainMs = Number(process.env.TOLLGATE_DRAIN_MS ?? 10000);
+  let app;
+  try {
+    app = await startTollgate({
+      configDir: process.env.TOLLGATE_CONFIG ?? './policies',
+      grpcAddr: process.env.TOLLGATE_GRPC_ADDR ?? '127.0.0.1:50051',
+      httpAddr: process.env.TOLLGATE_HTTP_ADDR ?? '127.0.0.1:9464',
+      redisUrl: process.env.REDIS_URL || undefined,
+      lineageSinks: (process.env.TOLLGATE_LINEAGE ?? 'stdout').split(',').map((s) => s.trim()),
+      spoolDir: process.env.TOLLGATE_SPOOL_DIR ?? defaultSpoolDir(),
+      instance: process.env.TOLLGATE_INSTANCE,
+      log,
+    });
+  } catch (err) {
+    if (err instanceof ConfigErrors) {
+      for (const e of err.errors) log.fatal(e.message);
+      log.fatal(`config in ${process.env.TOLLGATE_CONFIG ?? './policies'} is invalid (${err.errors.length} problem(s)); not starting`);
+    } else log.fatal({ err }, 'tollgate failed to start');
+    process.exit(1);
+  }
+  let stopping = false;
+  const stop = (sig: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal: sig, activeStreams: app.extproc.active(), drainMs }, 'draining');
+    app
+      .close(drainMs)
+      .then(() => {
+        log.info('stopped');
+        log.flush();
+        process.exit(0);
+      })
+      .catch((err: unknown) => {
+        log.error({ err }, 'error while stopping');
+        process.exit(1);
+      });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
+}
+
+// `tsx service/main.ts` (npm start) runs the server; the CLI imports serve() instead.
+if (/service[\\/]main\.ts$/.test(process.argv[1] ?? '')) void serve();

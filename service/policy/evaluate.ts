@@ -1,0 +1,415 @@
+// Evaluates compiled policies against one request and builds the Decision.
+//
+// Order (documented in docs/policies.md): for each policy in load order, its matchConditions;
+// then phase 1, access rules (deny, require, models) of every matching policy; phase 2, route,
+// redact, budget, rateLimit, label; phase 3, transforms. Checks see the body as the client sent
+// it; transforms run only once nothing denied. The first enforce-mode denial stops evaluation.
+import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { BudgetSpec, RateLimitSpec } from '../budget/types.ts';
+import type { CustomDetectorSpec, RedactionRule } from '../redaction/types.ts';
+import { asString, errorMessage, type Activation } from './cel.ts';
+import type { CExpr, CompiledPolicies, CPolicy, CRule, DenyLike } from './compile.ts';
+import { baseActivation, deploymentValue } from './context.ts';
+import { globMatch } from './glob.ts';
+import { applyTransform } from './transforms.ts';
+import type {
+  CompileOptions,
+  Decision,
+  DeploymentInfo,
+  Denial,
+  PolicyBundle,
+  PolicyInput,
+  RouteCheckResult,
+  RuleKind,
+  RuleOutcome,
+  RuleRecord,
+} from './types.ts';
+
+type Result<T> = { ok: true; value: T } | { ok: false; error: string };
+
+/** Per-policy evaluation state: lazily evaluated variables. */
+class PolicyState {
+  readonly vars = new Map<string, unknown>();
+  private readonly varErrors = new Map<number, string>();
+  private readonly done: boolean[];
+
+  constructor(
+    readonly policy: CPolicy,
+    private readonly act: Activation,
+  ) {
+    this.done = new Array<boolean>(policy.variables.length).fill(false);
+  }
+
+  private ensure(needs: number[]): string | undefined {
+    for (const i of needs) {
+      if (!this.done[i]) {
+        this.done[i] = true;
+        const v = this.policy.variables[i];
+        if (!v) continue;
+        const failedDep = v.expr.needs.find((n) => this.varErrors.has(n));
+        if (failedDep !== undefined) {
+          this.varErrors.set(i, this.varErrors.get(failedDep) as string);
+          continue;
+        }
+        this.act.variables = this.vars;
+        const r = v.expr.compiled.run(this.act);
+        const err = errorMessage(r);
+        if (err === undefined) this.vars.set(v.name, r);
+        else this.varErrors.set(i, `variable '${v.name}': ${err}`);
+      }
+      const e = this.varErrors.get(i);
+      if (e !== undefined) return e;
+    }
+    return undefined;
+  }
+
+  run(e: CExpr, deployment?: Map<string, unknown>): Result<unknown> {
+    if (e.needs.length) {
+      const err = this.ensure(e.needs);
+      if (err !== undefined) return { ok: false, error: err };
+    }
+    this.act.variables = this.vars;
+    if (deployment) this.act.deployment = deployment;
+    const r = e.compiled.run(this.act);
+    if (deployment) delete this.act.deployment;
+    const err = errorMessage(r);
+    return err === undefined ? { ok: true, value: r } : { ok: false, error: err };
+  }
+
+  /** Only `=== true` allows: errors are truthy objects and must never pass as true. */
+  bool(e: CExpr, deployment?: Map<string, unknown>): Result<boolean> {
+    const r = this.run(e, deployment);
+    if (!r.ok) return r;
+    if (typeof r.value !== 'boolean') return { ok: false, error: `expected bool, got ${typeof r.value}` };
+    return { ok: true, value: r.value === true };
+  }
+
+  string(e: CExpr): Result<string> {
+    const r = this.run(e);
+    if (!r.ok) return r;
+    const s = asString(r.value);
+    return s === undefined ? { ok: false, error: 'expected a string result' } : { ok: true, value: s };
+  }
+}
+
+interface ActiveRoute {
+  state: PolicyState;
+  rule: Extract<CRule, { kind: 'route' }>;
+}
+
+const ACCESS_KINDS = new Set<RuleKind>(['deny', 'require', 'models']);
+
+class DecisionImpl implements Decision {
+  readonly id = randomBytes(16).toString('hex');
+  denied?: Denial;
+  readonly rules: RuleRecord[] = [];
+  readonly redactions: RedactionRule[] = [];
+  readonly customDetectors: CustomDetectorSpec[] = [];
+  readonly budgets: BudgetSpec[] = [];
+  readonly rateLimits: RateLimitSpec[] = [];
+  readonly transforms: string[] = [];
+  readonly labels: Record<string, string> = {};
+  readonly dryRunDenials: { rule: string; message: string }[] = [];
+  /** Route rules in force for this request. */
+  routes: ActiveRoute[] = [];
+  private readonly routeDryRunSeen = new Set<string>();
+
+  constructor(
+    readonly revision: string,
+    private readonly onError: (r: RuleRecord) => void,
+  ) {}
+
+  // Enforced rules first; dry-run rules only for deployments that still pass, so a would-deny
+  // means "enforcing this rule would change the outcome".
+  routeCheck(d: DeploymentInfo): RouteCheckResult {
+    if (this.routes.length === 0) return { ok: true };
+    const dep = deploymentValue(d);
+    for (const { state, rule } of this.routes) {
+      if (rule.mode === 'dryRun') continue;
+      const fail = this.checkRoute(state, rule, d, dep);
+      if (fail !== undefined) return { ok: false, rule: rule.id, message: fail };
+    }
+    for (const { state, rule } of this.routes) {
+      if (rule.mode !== 'dryRun') continue;
+      const t0 = performance.now();
+      const fail = this.checkRoute(state, rule, d, dep);
+      if (fail === undefined) continue;
+      const key = `${rule.id}\u0000${d.id}`;
+      if (this.routeDryRunSeen.has(key)) continue;
+      this.routeDryRunSeen.add(key);
+      this.dryRunDenials.push({ rule: rule.id, message: `${fail} (deployment ${d.id})` });
+      this.rules.push({ policy: state.policy.name, rule: rule.name, kind: 'route', outcome: 'would-deny', durationUs: us(t0), message: `deployment ${d.id}: ${fail}` });
+    }
+    return { ok: true };
+  }
+
+  /** The rule's message when `d` violates it (or its evaluation failed closed); undefined when it passes. */
+  private checkRoute(state: PolicyState, rule: ActiveRoute['rule'], d: DeploymentInfo, dep: Map<string, unknown>): string | undefined {
+    const t0 = performance.now();
+    const r = state.bool(rule.expr, dep);
+    if (r.ok) return r.value ? undefined : rule.message;
+    const rec: RuleRecord = { policy: state.policy.name, rule: rule.name, kind: 'route', outcome: 'error', durationUs: us(t0), message: `deployment ${d.id}: ${r.error}` };
+    this.rules.push(rec);
+    this.onError(rec);
+    return rule.onError === 'skip' ? undefined : `${rule.message} (route rule could not be evaluated)`;
+  }
+
+  toJSON(): Omit<Decision, 'routeCheck'> {
+    const { id, revision, denied, rules, redactions, customDetectors, budgets, rateLimits, transforms, labels, dryRunDenials } = this;
+    return { id, revision, denied, rules, redactions, customDetectors, budgets, rateLimits, transforms, labels, dryRunDenials };
+  }
+}
+
+function us(t0: number): number {
+  return Math.round((performance.now() - t0) * 1000 * 10) / 10;
+}
+
+function scopeKey(rule: Extract<CRule, { kind: 'budget' | 'rateLimit' }>, state: PolicyState, input: PolicyInput): Result<string> {
+  const p = input.principal;
+  const need = (v: string, what: string, key: string): Result<string> =>
+    v ? { ok: true, value: key } : { ok: false, error: `scope ${rule.scope}: the principal has no ${what}` };
+  switch (rule.scope) {
+    case 'key':
+      return need(p.keyId, 'virtual key id', `key:${p.keyId}`);
+    case 'user':
+      return need(p.user, 'user', `user:${p.tenant}/${p.user}`);
+    case 'team':
+      return need(p.team, 'team', `team:${p.tenant}/${p.team}`);
+    case 'tenant':
+      return need(p.tenant, 'tenant', `tenant:${p.tenant}`);
+    case 'model':
+      return need(input.request.model, 'model', `model:${input.request.model}`);
+    case 'custom': {
+      if (!rule.scopeExpr) return { ok: false, error: 'scope custom without scopeExpression' };
+      const r = state.string(rule.scopeExpr);
+      if (!r.ok) return r;
+      return r.value === '' ? { ok: false, error: 'scopeExpression produced an empty string' } : { ok: true, value: `custom:${r.value}` };
+    }
+  }
+}
+
+function modelAllowed(rule: Extract<CRule, { kind: 'models' }>, model: string): boolean {
+  if (rule.deny?.some((g) => globMatch(model, g))) return false;
+  if (rule.allow && !rule.allow.some((g) => globMatch(model, g))) return false;
+  return true;
+}
+
+export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = {}): PolicyBundle {
+  const { policies, revision, usesBody } = compiled;
+  const onEvalError = opts.onEvalError;
+  const reportError = (r: RuleRecord): void => {
+    if (!onEvalError) return;
+    try {
+      onEvalError({ policy: r.policy, rule: r.rule, kind: r.kind, message: r.message ?? '' });
+    } catch {
+      // A metrics hook must never break a decision.
+    }
+  };
+
+  function evaluate(input: PolicyInput): Decision {
+    const d = new DecisionImpl(revision, reportError);
+    const act = baseActivation(input, usesBody);
+    const active: PolicyState[] = [];
+
+    const record = (state: PolicyState, rule: string, kind: RuleRecord['kind'], outcome: RuleOutcome, t0: number, message?: string): void => {
+      const rec: RuleRecord = { policy: state.policy.name, rule, kind, outcome, durationUs: us(t0) };
+      if (message !== undefined) rec.message = message;
+      d.rules.push(rec);
+      if (outcome === 'error') reportError(rec);
+    };
+
+    /** Applies a denial in the rule's mode. Returns true when evaluation must stop. */
+    const deny = (state: PolicyState, ruleId: string, mode: 'enforce' | 'dryRun', denial: Omit<Denial, 'rule'>): boolean => {
+      if (mode === 'dryRun') {
+        d.dryRunDenials.push({ rule: ruleId, message: denial.message });
+        return false;
+      }
+      d.denied = { ...denial, rule: ruleId };
+      return true;
+    };
+
+    /** Evaluation error handling: onError deny fails closed (in the rule's mode); skip continues. */
+    const failed = (state: PolicyState, ruleName: string, ruleId: string, kind: RuleRecord['kind'], mode: 'enforce' | 'dryRun', onError: 'deny' | 'skip', t0: number, error: string): boolean => {
+      record(state, ruleName, kind, 'error', t0, error);
+      if (onError === 'skip') return false;
+      return deny(state, ruleId, mode, {
+        status: 403,
+        reason: 'policy_error',
+        message: `request denied: policy "${state.policy.name}" rule "${ruleName}" could not be evaluated`,
+      });
+    };
+
+    // matchConditions decide which policies apply.
+    for (const policy of policies) {
+      const state = new PolicyState(policy, act);
+      let applies = true;
+      for (const mc of policy.matchConditions) {
+        const t0 = performance.now();
+        const r = state.bool(mc.expr);
+        const rname = `matchConditions/${mc.name}`;
+        if (!r.ok) {
+          applies = false;
+          if (failed(state, rname, `${policy.name}/${rname}`, 'matchCondition', policy.mode, policy.onError, t0, r.error)) return d;
+          break;
+        }
+        if (!r.value) {
+          record(state, rname, 'matchCondition', 'not-matched', t0);
+          applies = false;
+          break;
+        }
+      }
+      if (applies) active.push(state);
+    }
+
+    /** The rule's `when` guard: true to go on; false when not matched or failed (stop set if evaluation must end). */
+    const guard = (state: PolicyState, rule: CRule, t0: number): { go: boolean; stop: boolean } => {
+      if (!rule.when) return { go: true, stop: false };
+      const r = state.bool(rule.when);
+      if (!r.ok) return { go: false, stop: failed(state, rule.name, rule.id, rule.kind, rule.mode, rule.onError, t0, `when: ${r.error}`) };
+      if (!r.value) record(state, rule.name, rule.kind, 'not-matched', t0);
+      return { go: r.value, stop: false };
+    };
+
+    const denyMessage = (state: PolicyState, rule: CRule & DenyLike, fallback: string): string => {
+      if (rule.messageExpr) {
+        const m = state.string(rule.messageExpr);
+        if (m.ok && m.value !== '') return m.value;
+      }
+      return rule.message ?? fallback;
+    };
+
+    // Phase 1: access rules.
+    for (const state of active) {
+      for (const rule of state.policy.rules) {
+        if (!ACCESS_KINDS.has(rule.kind)) continue;
+        const t0 = performance.now();
+        const g = guard(state, rule, t0);
+        if (g.stop) return d;
+        if (!g.go) continue;
+        let violated: boolean;
+        let fallback: string;
+        if (rule.kind === 'models') {
+          violated = !modelAllowed(rule, input.request.model);
+          fallback = `model "${input.request.model}" is not allowed by policy "${state.policy.name}"`;
+        } else if (rule.kind === 'deny' || rule.kind === 'require') {
+          const r = state.bool(rule.expr);
+          if (!r.ok) {
+            if (failed(state, rule.name, rule.id, rule.kind, rule.mode, rule.onError, t0, r.error)) return d;
+            continue;
+          }
+          violated = rule.kind === 'deny' ? r.value : !r.value;
+          fallback = `request denied by policy "${state.policy.name}" (rule "${rule.name}")`;
+        } else continue;
+        if (!violated) {
+          record(state, rule.name, rule.kind, 'allow', t0);
+          continue;
+        }
+        const message = denyMessage(state, rule, fallback);
+        record(state, rule.name, rule.kind, rule.mode === 'dryRun' ? 'would-deny' : 'deny', t0, message);
+        if (deny(state, rule.id, rule.mode, { status: rule.status, reason: rule.reason, message })) return d;
+      }
+    }
+
+    // Phase 2: route constraints, redaction, budgets, rate limits, labels.
+    for (const state of active) {
+      for (const rule of state.policy.rules) {
+        if (ACCESS_KINDS.has(rule.kind) || rule.kind === 'transform') continue;
+        const t0 = performance.now();
+        const g = guard(state, rule, t0);
+        if (g.stop) return d;
+        if (!g.go) continue;
+        const dry = rule.mode === 'dryRun';
+        switch (rule.kind) {
+          case 'route':
+            d.routes.push({ state, rule });
+            record(state, rule.name, rule.kind, 'applied', t0, rule.message);
+            break;
+          case 'redact':
+            if (dry) {
+              record(state, rule.name, rule.kind, 'skipped', t0, `dry run: would ${rule.action} ${rule.detectors.join(', ')}`);
+              break;
+            }
+            d.redactions.push({ source: rule.id, detectors: rule.detectors, action: rule.action, responses: rule.responses });
+            for (const c of rule.custom) if (!d.customDetectors.some((x) => x.name === c.name)) d.customDetectors.push(c);
+            record(state, rule.name, rule.kind, 'applied', t0);
+            break;
+          case 'budget': {
+            const k = scopeKey(rule, state, input);
+            if (!k.ok) {
+              if (failed(state, rule.name, rule.id, rule.kind, rule.mode, rule.onError, t0, k.error)) return d;
+              break;
+            }
+            // A dry-run budget is tracked and reported but never blocks.
+            d.budgets.push({
+              name: rule.id,
+              scope: rule.scope,
+              scopeKey: k.value,
+              limit: { ...rule.limit },
+              window: { ...rule.window },
+              enforcement: dry ? 'soft' : rule.enforcement,
+              onStoreError: rule.onStoreError,
+            });
+            record(state, rule.name, rule.kind, 'applied', t0, dry ? `${k.value} (dry run: soft)` : k.value);
+            break;
+          }
+          case 'rateLimit': {
+            const k = scopeKey(rule, state, input);
+            if (!k.ok) {
+              if (failed(state, rule.name, rule.id, rule.kind, rule.mode, rule.onError, t0, k.error)) return d;
+              break;
+            }
+            if (dry) {
+              record(state, rule.name, rule.kind, 'skipped', t0, `dry run: ${k.value}`);
+              break;
+            }
+            const spec: RateLimitSpec = { name: rule.id, scopeKey: k.value, onStoreError: rule.onStoreError };
+            if (rule.rpm !== undefined) spec.rpm = rule.rpm;
+            if (rule.tpm !== undefined) spec.tpm = rule.tpm;
+            if (rule.maxParallel !== undefined) spec.maxParallel = rule.maxParallel;
+            d.rateLimits.push(spec);
+            record(state, rule.name, rule.kind, 'applied', t0, k.value);
+            break;
+          }
+          case 'label': {
+            let stop = false;
+            let errored = false;
+            for (const [key, e] of rule.labels) {
+              const r = state.string(e);
+              if (r.ok) d.labels[key] = r.value;
+              else {
+                errored = true;
+                stop = failed(state, rule.name, rule.id, rule.kind, rule.mode, rule.onError, t0, `label ${key}: ${r.error}`);
+                if (stop) break;
+              }
+            }
+            if (stop) return d;
+            if (!errored) record(state, rule.name, rule.kind, 'applied', t0);
+            break;
+          }
+        }
+      }
+    }
+
+    // Phase 3: transforms, in policy order.
+    for (const state of active) {
+      for (const rule of state.policy.rules) {
+        if (rule.kind !== 'transform') continue;
+        const t0 = performance.now();
+        const g = guard(state, rule, t0);
+        if (g.stop) return d;
+        if (!g.go) continue;
+        if (rule.mode === 'dryRun') {
+          record(state, rule.name, rule.kind, 'skipped', t0, 'dry run: not applied');
+          continue;
+        }
+        const changes = applyTransform(rule.transform, input);
+        d.transforms.push(rule.id);
+        record(state, rule.name, rule.kind, 'applied', t0, changes.length ? changes.join(', ') : 'no change');
+      }
+    }
+    return d;
+  }
+
+  return { revision, policies: policies.map((p) => p.name), evaluate };
+}

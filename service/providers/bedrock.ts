@@ -1,0 +1,454 @@
+// OpenAI Chat Completions ⇄ AWS Bedrock Converse / ConverseStream, SigV4-signed (service `bedrock`).
+// ConverseStream answers in the binary `application/vnd.amazon.eventstream` framing (eventstream.ts).
+import { SignatureV4 } from '@smithy/signature-v4';
+import { Hash } from '@smithy/hash-node';
+import { GatewayError } from '../errors.ts';
+import type { OpenAIChatBody, OpenAIMessage } from './schemas.ts';
+import { EventStreamDecoder } from './eventstream.ts';
+import {
+  defaultOptions,
+  isObject,
+  JSON_CT,
+  notSupported,
+  parseDataUrl,
+  parseJson,
+  parseToolArguments,
+  rejectUnknown,
+  upstreamError,
+  type Json,
+} from './common.ts';
+import { JSON_TOOL, isJsonMode, jsonModeSchema, rejectOpenAIOnlyParams, stopList } from './anthropic.ts';
+import {
+  ChunkFactory,
+  usageToOpenAI,
+  type ChatCompletion,
+  type ChatCore,
+  type CoreContext,
+  type CoreEvent,
+  type CoreStream,
+  type OAToolCall,
+} from './chat.ts';
+import type { TranslatorOptions, UpstreamRequest, UpstreamTarget, Usage } from './types.ts';
+
+const P = 'bedrock' as const;
+const IMAGE_FORMATS: Record<string, string> = {
+  'image/png': 'png',
+  'image/jpeg': 'jpeg',
+  'image/jpg': 'jpeg',
+  'image/gif': 'gif',
+  'image/webp': 'webp',
+};
+/** `user` is dropped: Converse only has `requestMetadata` for invocation logs. Others as in anthropic.ts. */
+const KNOWN = new Set([
+  'model', 'messages', 'stream', 'stream_options', 'max_tokens', 'max_completion_tokens', 'temperature', 'top_p',
+  'top_k', 'n', 'stop', 'presence_penalty', 'frequency_penalty', 'logit_bias', 'logprobs', 'top_logprobs', 'seed',
+  'tools', 'tool_choice', 'parallel_tool_calls', 'response_format', 'user', 'reasoning_effort', 'modalities',
+  'metadata', 'store', 'service_tier', 'prompt_cache_key', 'safety_identifier',
+]);
+
+function contentBlocks(m: OpenAIMessage, at: string): Json[] {
+  const blocks: Json[] = [];
+  if (m.role === 'user') {
+    if (typeof m.content === 'string') return m.content === '' ? [] : [{ text: m.content }];
+    m.content.forEach((p, j) => {
+      const pp = `${at}.content[${j}]`;
+      if (p.type === 'text') {
+        if (p.text !== '') blocks.push({ text: p.text });
+      } else if (p.type === 'image_url') {
+        const d = parseDataUrl(p.image_url.url);
+        if (!d) throw notSupported(`${pp}.image_url.url`, P, 'image URLs; send a base64 data URL');
+        const format = IMAGE_FORMATS[d.mediaType];
+        if (!format) throw notSupported(`${pp}.image_url.url`, P, `image type ${d.mediaType}`);
+        blocks.push({ image: { format, source: { bytes: d.data } } });
+      } else if (p.type === 'file') {
+        const d = p.file.file_data ? parseDataUrl(p.file.file_data) : undefined;
+        if (!d || d.mediaType !== 'application/pdf') throw notSupported(pp, P, 'only inline PDF files are supported');
+        blocks.push({ document: { format: 'pdf', name: `document-${j}`, source: { bytes: d.data } } });
+      } else throw notSupported(`${pp}.type`, P, `content part type '${p.type}'`);
+    });
+    return blocks;
+  }
+  if (m.role === 'assistant') {
+    if (typeof m.content === 'string') {
+      if (m.content !== '') blocks.push({ text: m.content });
+    } else if (Array.isArray(m.content)) {
+      for (const p of m.content) {
+        const t = p.type === 'text' ? p.text : p.refusal;
+        if (t !== '') blocks.push({ text: t });
+      }
+    }
+    m.tool_calls?.forEach((tc, j) => {
+      const input = parseToolArguments(tc.function.arguments, `${at}.tool_calls[${j}].function.arguments`);
+      blocks.push({ toolUse: { toolUseId: tc.id, name: tc.function.name, input } });
+    });
+  }
+  return blocks;
+}
+
+/** OpenAI body → Converse request body (model goes in the path). Exported for the benchmark and tests. */
+export function toBedrockBody(b: OpenAIChatBody): Json {
+  rejectUnknown(b as Json, KNOWN, P);
+  rejectOpenAIOnlyParams(b, P);
+  if (b.temperature != null && b.temperature > 1) {
+    throw new GatewayError('unprocessable', `parameter 'temperature' must be between 0 and 1 for provider bedrock`, {
+      param: 'temperature',
+      code: 'unsupported_parameter',
+    });
+  }
+  if (b.parallel_tool_calls === false) throw notSupported('parallel_tool_calls', P, 'Converse has no such setting');
+  const system: Json[] = [];
+  const messages: Array<{ role: 'user' | 'assistant'; content: Json[] }> = [];
+  let usesTools = false;
+  const push = (role: 'user' | 'assistant', content: Json[]): void => {
+    if (content.length === 0) return;
+    const last = messages[messages.length - 1];
+    if (last && last.role === role) last.content.push(...content);
+    else messages.push({ role, content });
+  };
+  b.messages.forEach((m, i) => {
+    const at = `messages[${i}]`;
+    if (m.role === 'system' || m.role === 'developer') {
+      const texts = typeof m.content === 'string' ? [m.content] : m.content.map((p) => p.text);
+      for (const t of texts) if (t !== '') system.push({ text: t });
+    } else if (m.role === 'user' || m.role === 'assistant') {
+      if (m.role === 'assistant' && m.tool_calls && m.tool_calls.length > 0) usesTools = true;
+      push(m.role, contentBlocks(m, at));
+    } else if (m.role === 'tool') {
+      usesTools = true;
+      const text = typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join('');
+      push('user', [{ toolResult: { toolUseId: m.tool_call_id, content: [{ text }] } }]);
+    } else {
+      throw notSupported(`${at}.role`, P, "the deprecated 'function' role; use tools");
+    }
+  });
+  if (messages.length === 0) {
+    throw new GatewayError('unprocessable', 'provider bedrock needs at least one user or assistant message', {
+      param: 'messages',
+      code: 'unsupported_parameter',
+    });
+  }
+  const out: Json = { messages };
+  if (system.length > 0) out.system = system;
+  const inf: Json = {};
+  const maxTokens = b.max_completion_tokens ?? b.max_tokens;
+  if (maxTokens != null) inf.maxTokens = maxTokens;
+  if (b.temperature != null) inf.temperature = b.temperature;
+  if (b.top_p != null) inf.topP = b.top_p;
+  const stop = stopList(b);
+  if (stop) inf.stopSequences = stop;
+  if (Object.keys(inf).length > 0) out.inferenceConfig = inf;
+  if (b.top_k != null) out.additionalModelRequestFields = { top_k: b.top_k };
+
+  const jsonSchema = jsonModeSchema(b, P);
+  if (jsonSchema) {
+    out.toolConfig = {
+      tools: [{ toolSpec: { name: JSON_TOOL, description: 'Respond with the final answer as JSON matching this schema.', inputSchema: { json: jsonSchema } } }],
+      toolChoice: { tool: { name: JSON_TOOL } },
+    };
+  } else if (b.tools && b.tools.length > 0) {
+    const tc = b.tool_choice;
+    if (tc === 'none') {
+      // Converse cannot forbid tool use; leaving the tools out does, unless the history needs toolConfig.
+      if (usesTools) throw notSupported('tool_choice', P, "'none' while the conversation contains tool calls");
+    } else {
+      const toolConfig: Json = {
+        tools: b.tools.map((t) => ({
+          toolSpec: {
+            name: t.function.name,
+            ...(t.function.description ? { description: t.function.description } : {}),
+            inputSchema: { json: t.function.parameters ?? { type: 'object', properties: {} } },
+          },
+        })),
+      };
+      if (tc === 'auto') toolConfig.toolChoice = { auto: {} };
+      else if (tc === 'required') toolConfig.toolChoice = { any: {} };
+      else if (tc && typeof tc === 'object') toolConfig.toolChoice = { tool: { name: tc.function.name } };
+      out.toolConfig = toolConfig;
+    }
+  }
+  return out;
+}
+
+/** "ACCESS_KEY_ID:SECRET_ACCESS_KEY[:SESSION_TOKEN]" → credentials. */
+function parseCredential(credential: string | undefined, provider: string): { accessKeyId: string; secretAccessKey: string; sessionToken?: string } {
+  const parts = (credential ?? '').split(':');
+  if (parts.length < 2 || !parts[0] || !parts[1]) {
+    throw new GatewayError('internal', `provider ${provider} has no usable AWS credential (expected ACCESS_KEY_ID:SECRET_ACCESS_KEY[:SESSION_TOKEN])`, {
+      code: 'provider_credential_invalid',
+    });
+  }
+  const token = parts.slice(2).join(':');
+  return { accessKeyId: parts[0], secretAccessKey: parts[1], ...(token ? { sessionToken: token } : {}) };
+}
+
+/** SigV4-sign a POST for service `bedrock`; returns the headers to send (everything but `host`). */
+export async function signBedrock(
+  target: UpstreamTarget,
+  path: string,
+  body: Buffer,
+  date: Date,
+): Promise<Record<string, string>> {
+  const region = target.provider.region ?? target.deployment.region;
+  if (!region) {
+    throw new GatewayError('internal', `provider ${target.provider.name} has no AWS region configured`, { code: 'provider_config' });
+  }
+  const signer = new SignatureV4({
+    service: 'bedrock',
+    region,
+    credentials: parseCredential(target.credential, target.provider.name),
+    sha256: Hash.bind(null, 'sha256'),
+  });
+  const [hostname, port] = target.provider.host.split(':');
+  const signed = await signer.sign(
+    {
+      method: 'POST',
+      protocol: 'https:',
+      hostname: hostname!,
+      ...(port ? { port: Number(port) } : {}),
+      path,
+      query: {},
+      headers: { host: target.provider.host, 'content-type': JSON_CT },
+      body,
+    },
+    { signingDate: date },
+  );
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(signed.headers)) if (k.toLowerCase() !== 'host') out[k.toLowerCase()] = String(v);
+  return out;
+}
+
+function finishFromBedrock(stop: unknown): string {
+  switch (stop) {
+    case 'max_tokens':
+    case 'model_context_window_exceeded':
+      return 'length';
+    case 'tool_use':
+      return 'tool_calls';
+    case 'guardrail_intervened':
+    case 'content_filtered':
+      return 'content_filter';
+    default:
+      return 'stop';
+  }
+}
+
+export function usageFromBedrock(u: unknown): Usage | undefined {
+  if (!isObject(u)) return undefined;
+  const num = (v: unknown): number => (typeof v === 'number' ? v : 0);
+  const read = num(u.cacheReadInputTokens);
+  const write = num(u.cacheWriteInputTokens);
+  const usage: Usage = { inputTokens: num(u.inputTokens) + read + write, outputTokens: num(u.outputTokens) };
+  if (read > 0) usage.cachedInputTokens = read;
+  if (write > 0) usage.cacheCreationInputTokens = write;
+  return usage;
+}
+
+const EXCEPTION_STATUS: Record<string, number> = {
+  throttlingException: 429,
+  validationException: 400,
+  accessDeniedException: 403,
+  resourceNotFoundException: 404,
+  serviceUnavailableException: 503,
+  modelTimeoutException: 504,
+  modelNotReadyException: 503,
+};
+
+export class BedrockCore implements ChatCore {
+  readonly provider = P;
+  private readonly opts: Required<TranslatorOptions>;
+
+  constructor(opts?: TranslatorOptions) {
+    this.opts = defaultOptions(opts);
+  }
+
+  async request(body: OpenAIChatBody, ctx: CoreContext, target: UpstreamTarget): Promise<UpstreamRequest> {
+    const payload = Buffer.from(JSON.stringify(toBedrockBody(body)));
+    const base = target.provider.basePath.replace(/\/$/, '');
+    const path = `${base}/model/${encodeURIComponent(target.deployment.upstreamModel)}/${ctx.stream ? 'converse-stream' : 'converse'}`;
+    const headers = await signBedrock(target, path, payload, new Date(this.opts.now() * 1000));
+    headers.accept = ctx.stream ? 'application/vnd.amazon.eventstream' : JSON_CT;
+    headers['accept-encoding'] = 'identity';
+    return { path, headers, body: payload };
+  }
+
+  parse(body: unknown, ctx: CoreContext, requestBody: OpenAIChatBody): ChatCompletion {
+    const output = isObject(body) && isObject(body.output) ? body.output : undefined;
+    const message = output && isObject(output.message) ? output.message : undefined;
+    if (!isObject(body) || !message || !Array.isArray(message.content)) {
+      throw new GatewayError('upstream', 'upstream response is not a Converse response', { code: 'upstream_protocol' });
+    }
+    const json = isJsonMode(requestBody);
+    let text = '';
+    let hasText = false;
+    const toolCalls: OAToolCall[] = [];
+    for (const block of message.content) {
+      if (!isObject(block)) continue;
+      if (typeof block.text === 'string') {
+        text += block.text;
+        hasText = true;
+      } else if (isObject(block.toolUse)) {
+        const tu = block.toolUse;
+        if (json && tu.name === JSON_TOOL) {
+          text += JSON.stringify(tu.input ?? {});
+          hasText = true;
+        } else {
+          toolCalls.push({
+            id: String(tu.toolUseId),
+            type: 'function',
+            function: { name: String(tu.name), arguments: JSON.stringify(tu.input ?? {}) },
+          });
+        }
+      }
+    }
+    let finish = finishFromBedrock(body.stopReason);
+    if (json && finish === 'tool_calls' && toolCalls.length === 0) finish = 'stop';
+    const usage = usageFromBedrock(body.usage);
+    const completion: ChatCompletion = {
+      id: this.opts.newId('chatcmpl-'),
+      object: 'chat.completion',
+      created: this.opts.now(),
+      model: ctx.model,
+      choices: [
+        {
+          index: 0,
+          message: { role: 'assistant', content: hasText ? text : null, refusal: null, ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}) },
+          logprobs: null,
+          finish_reason: finish,
+        },
+      ],
+    };
+    if (usage) completion.usage = usageToOpenAI(usage);
+    return completion;
+  }
+
+  stream(ctx: CoreContext, requestBody: OpenAIChatBody): BedrockStream {
+    return new BedrockStream(ctx, isJsonMode(requestBody), this.opts);
+  }
+}
+
+/** ConverseStream eventstream frames → OpenAI chunks. */
+export class BedrockStream implements CoreStream {
+  private readonly decoder = new EventStreamDecoder();
+  private readonly chunks: ChunkFactory;
+  private readonly json: boolean;
+  private readonly blocks = new Map<number, { kind: 'tool'; index: number } | { kind: 'json' }>();
+  private toolCount = 0;
+  private started = false;
+  private stopped = false;
+  private completed = false;
+  private failed = false;
+  private lastUsage: Usage | undefined;
+  private finish: string | undefined;
+
+  constructor(ctx: CoreContext, json: boolean, opts: Required<TranslatorOptions>) {
+    this.json = json;
+    this.chunks = new ChunkFactory(opts.newId('chatcmpl-'), ctx.model, opts.now());
+  }
+
+  push(chunk: Buffer): CoreEvent[] {
+    const out: CoreEvent[] = [];
+    if (this.failed) return out;
+    for (const msg of this.decoder.push(chunk)) {
+      this.onMessage(msg.headers, msg.payload, out);
+      if (this.failed) break;
+    }
+    return out;
+  }
+
+  end(): CoreEvent[] {
+    if (this.failed) return [];
+    if (!this.completed) {
+      this.failed = true;
+      const why = this.decoder.pending ? 'in the middle of an event' : 'before the response was complete';
+      return [{ type: 'error', error: new GatewayError('upstream', `upstream stream ended ${why}`, { code: 'upstream_incomplete' }) }];
+    }
+    return [];
+  }
+
+  usage(): Usage | undefined {
+    return this.lastUsage;
+  }
+
+  finishReason(): string | undefined {
+    return this.finish;
+  }
+
+  private startIfNeeded(out: CoreEvent[]): void {
+    if (this.started) return;
+    this.started = true;
+    out.push({ type: 'chunk', chunk: this.chunks.delta({ role: 'assistant', content: '' }) });
+  }
+
+  private onMessage(headers: Record<string, unknown>, payload: Buffer, out: CoreEvent[]): void {
+    const messageType = headers[':message-type'];
+    if (messageType === 'exception' || messageType === 'error') {
+      const kind = String(headers[':exception-type'] ?? headers[':error-code'] ?? 'internalServerException');
+      const status = EXCEPTION_STATUS[kind] ?? 500;
+      const err = upstreamError(P, status, { 'x-amzn-errortype': kind }, payload);
+      out.push({ type: 'error', error: err });
+      this.failed = true;
+      return;
+    }
+    const ev = parseJson(payload, 'upstream stream event');
+    if (!isObject(ev)) return;
+    switch (headers[':event-type']) {
+      case 'messageStart':
+        this.startIfNeeded(out);
+        break;
+      case 'contentBlockStart': {
+        this.startIfNeeded(out);
+        const idx = Number(ev.contentBlockIndex);
+        const start = isObject(ev.start) ? ev.start : {};
+        if (isObject(start.toolUse)) {
+          const tu = start.toolUse;
+          if (this.json && tu.name === JSON_TOOL) this.blocks.set(idx, { kind: 'json' });
+          else {
+            const index = this.toolCount++;
+            this.blocks.set(idx, { kind: 'tool', index });
+            out.push({
+              type: 'chunk',
+              chunk: this.chunks.delta({ tool_calls: [{ index, id: String(tu.toolUseId), type: 'function', function: { name: String(tu.name), arguments: '' } }] }),
+            });
+          }
+        }
+        break;
+      }
+      case 'contentBlockDelta': {
+        this.startIfNeeded(out);
+        const d = isObject(ev.delta) ? ev.delta : {};
+        const b = this.blocks.get(Number(ev.contentBlockIndex));
+        if (typeof d.text === 'string' && d.text !== '') {
+          out.push({ type: 'chunk', chunk: this.chunks.delta({ content: d.text }) });
+        } else if (isObject(d.toolUse) && typeof d.toolUse.input === 'string' && d.toolUse.input !== '') {
+          if (b?.kind === 'json') out.push({ type: 'chunk', chunk: this.chunks.delta({ content: d.toolUse.input }) });
+          else if (b?.kind === 'tool') {
+            out.push({ type: 'chunk', chunk: this.chunks.delta({ tool_calls: [{ index: b.index, function: { arguments: d.toolUse.input } }] }) });
+          }
+        }
+        // reasoningContent deltas have no Chat Completions equivalent.
+        break;
+      }
+      case 'messageStop': {
+        this.startIfNeeded(out);
+        let finish = finishFromBedrock(ev.stopReason);
+        if (this.json && finish === 'tool_calls' && this.toolCount === 0) finish = 'stop';
+        this.finish = finish;
+        this.stopped = true;
+        this.completed = true;
+        out.push({ type: 'chunk', chunk: this.chunks.finish(finish) });
+        break;
+      }
+      case 'metadata': {
+        const u = usageFromBedrock(ev.usage);
+        if (u) {
+          this.lastUsage = u;
+          if (this.stopped) out.push({ type: 'chunk', chunk: this.chunks.usage(u) });
+        }
+        break;
+      }
+      default:
+        break; // contentBlockStop and future event types
+    }
+  }
+}
+

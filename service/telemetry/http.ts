@@ -1,0 +1,117 @@
+// The telemetry HTTP server: /metrics (Prometheus text), /healthz (liveness), /readyz (readiness + detail).
+// Binds exactly the configured address (tests use 127.0.0.1:0).
+
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Metrics } from './metrics.ts';
+
+export interface Readiness {
+  ready: boolean;
+  detail: Record<string, unknown>;
+}
+
+export type RouteHandler = (req: http.IncomingMessage, res: http.ServerResponse) => void | Promise<void>;
+
+export interface TelemetryServerOptions {
+  /** `host:port`, `[v6]:port`; port 0 picks a free one. */
+  addr: string;
+  metrics: Metrics;
+  readiness: () => Readiness | Promise<Readiness>;
+  extraRoutes?: Map<string, RouteHandler>;
+}
+
+export interface TelemetryServer {
+  port: number;
+  host: string;
+  close(): Promise<void>;
+}
+
+export function parseAddr(addr: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s[\]]+)):(\d{1,5})$/.exec(addr.trim());
+  if (!m) throw new Error(`telemetry address ${JSON.stringify(addr)} must be host:port (e.g. 127.0.0.1:9464)`);
+  const port = Number(m[3]);
+  if (port > 65535) throw new Error(`telemetry address ${JSON.stringify(addr)}: port ${port} is out of range`);
+  return { host: (m[1] ?? m[2])!, port };
+}
+
+function send(res: http.ServerResponse, status: number, type: string, body: string, head: boolean): void {
+  res.writeHead(status, {
+    'content-type': type,
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+  });
+  res.end(head ? undefined : body);
+}
+
+export async function startTelemetryServer(opts: TelemetryServerOptions): Promise<TelemetryServer> {
+  const { host, port } = parseAddr(opts.addr);
+  const server = http.createServer((req, res) => {
+    void handle(req, res).catch(() => {
+      if (!res.headersSent) send(res, 500, 'text/plain; charset=utf-8', 'internal error\n', false);
+      else res.destroy();
+    });
+  });
+
+  async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const pathOnly = (req.url ?? '/').split('?')[0]!;
+    const extra = opts.extraRoutes?.get(pathOnly);
+    if (extra) {
+      await extra(req, res);
+      return;
+    }
+    const head = req.method === 'HEAD';
+    if (req.method !== 'GET' && !head) {
+      res.setHeader('allow', 'GET, HEAD');
+      send(res, 405, 'text/plain; charset=utf-8', 'method not allowed\n', false);
+      return;
+    }
+    switch (pathOnly) {
+      case '/metrics': {
+        const body = await opts.metrics.registry.metrics();
+        send(res, 200, opts.metrics.registry.contentType, body, head);
+        return;
+      }
+      case '/healthz':
+        send(res, 200, 'text/plain; charset=utf-8', 'ok\n', head);
+        return;
+      case '/readyz': {
+        let r: Readiness;
+        try {
+          r = await opts.readiness();
+        } catch (err) {
+          r = { ready: false, detail: { error: `readiness check failed: ${(err as Error).message}` } };
+        }
+        send(
+          res,
+          r.ready ? 200 : 503,
+          'application/json',
+          JSON.stringify({ ...r.detail, ready: r.ready }) + '\n',
+          head,
+        );
+        return;
+      }
+      default:
+        send(res, 404, 'text/plain; charset=utf-8', 'not found\n', head);
+    }
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  // Scrapers use keep-alive; do not let idle sockets hold close() open.
+  server.keepAliveTimeout = 5000;
+  const address = server.address() as AddressInfo;
+  return {
+    port: address.port,
+    host: address.address,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

@@ -1,0 +1,433 @@
+// Prometheus metrics for Tollgate, on a private prom-client Registry (never the global one) so tests and
+// several instances in one process stay independent. Label cardinality is bounded: tenants, models, providers,
+// policies, detectors and budgets come from config (setKnownLabels) and anything else becomes `other`; no user
+// ids, key ids or request ids are ever labels.
+//
+// GenAI metrics follow the OpenTelemetry GenAI semantic conventions (gen_ai.client.token.usage,
+// gen_ai.client.operation.duration, gen_ai.client.operation.time_to_first_chunk) with their advised buckets,
+// translated to Prometheus names (dots → underscores, unit suffix).
+
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { LineageRecord } from '../lineage/record.ts';
+
+export const OTHER = 'other';
+export const NONE = 'none';
+
+export type LabelKind = 'tenant' | 'model' | 'provider' | 'policy' | 'detector' | 'budget';
+
+export interface KnownLabels {
+  tenants?: Iterable<string>;
+  models?: Iterable<string>;
+  providers?: Iterable<string>;
+  policies?: Iterable<string>;
+  detectors?: Iterable<string>;
+  budgets?: Iterable<string>;
+}
+
+export interface MetricsOptions {
+  /** Also collect Node process metrics (process_*, nodejs_*). Default true. */
+  collectDefault?: boolean;
+  /** For a label kind with no known set: distinct values accepted before the rest become `other`. Default 100. */
+  maxDistinctPerLabel?: number;
+  known?: KnownLabels;
+}
+
+const MAX_LABEL_LENGTH = 128;
+
+/** Maps a raw label value to a bounded one: known values pass, unknown ones become `other`. */
+class LabelClamp {
+  private allowed: Set<string> | undefined;
+  private readonly seen = new Set<string>();
+  constructor(private readonly maxDistinct: number) {}
+
+  setAllowed(values: Iterable<string> | undefined): void {
+    this.allowed = values === undefined ? undefined : new Set(values);
+  }
+
+  clamp(v: string | undefined): string {
+    if (v === undefined || v === '') return NONE;
+    if (v.length > MAX_LABEL_LENGTH) return OTHER;
+    if (this.allowed) return this.allowed.has(v) ? v : OTHER;
+    if (this.seen.has(v)) return v;
+    if (this.seen.size >= this.maxDistinct) return OTHER;
+    this.seen.add(v);
+    return v;
+  }
+}
+
+const KNOWN_STATUSES = new Set([
+  200, 201, 204, 400, 401, 403, 404, 405, 408, 409, 413, 415, 422, 429, 451, 499, 500, 501, 502, 503, 504,
+]);
+
+/** HTTP status as a bounded label: common codes verbatim, the rest as `4xx` / `5xx` / …; 0 → `none`. */
+export function statusLabel(code: number | undefined): string {
+  if (!code) return NONE;
+  if (KNOWN_STATUSES.has(code)) return String(code);
+  return code >= 100 && code < 600 ? `${Math.floor(code / 100)}xx` : OTHER;
+}
+
+/** GenAI semconv `gen_ai.operation.name` from the endpoint path. */
+export function operationName(endpoint: string | undefined): string {
+  if (!endpoint) return OTHER;
+  const p = endpoint.split('?')[0]!;
+  if (p.endsWith('/chat/completions') || p.endsWith('/messages') || p.endsWith('/responses')) return 'chat';
+  if (p.endsWith('/embeddings')) return 'embeddings';
+  if (p.endsWith('/completions')) return 'text_completion';
+  return OTHER;
+}
+
+const GENAI_TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864];
+const GENAI_DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92];
+const GENAI_TTFC_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
+/** Tollgate's own processing: microseconds to tens of milliseconds. */
+const PROCESSING_BUCKETS = [
+  0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+];
+
+export type Phase = 'request_headers' | 'request_body' | 'response_headers' | 'response_body' | 'total';
+
+export interface Metrics {
+  readonly registry: Registry;
+  /** Requests by tenant / model / provider / decision (lineage outcome) / HTTP status. */
+  readonly requests: Counter<'tenant' | 'model' | 'provider' | 'decision' | 'status'>;
+  /** Tokens by tenant / model / provider / type (input | output | cached | reasoning). */
+  readonly tokens: Counter<'tenant' | 'model' | 'provider' | 'type'>;
+  readonly costUsd: Counter<'tenant' | 'model' | 'provider'>;
+  readonly genAiTokenUsage: Histogram<
+    'gen_ai_operation_name' | 'gen_ai_provider_name' | 'gen_ai_request_model' | 'gen_ai_token_type'
+  >;
+  readonly genAiOperationDuration: Histogram<
+    'gen_ai_operation_name' | 'gen_ai_provider_name' | 'gen_ai_request_model' | 'error_type'
+  >;
+  readonly genAiTimeToFirstChunk: Histogram<'gen_ai_operation_name' | 'gen_ai_provider_name' | 'gen_ai_request_model'>;
+  /** Tollgate's own processing time per ext_proc phase (and `total`), seconds. */
+  readonly processingDuration: Histogram<'phase'>;
+  readonly policyEvalDuration: Histogram<never>;
+  readonly policyEvalErrors: Counter<'policy'>;
+  readonly redactions: Counter<'detector' | 'direction'>;
+  readonly budgetRemaining: Gauge<'budget' | 'tenant' | 'unit'>;
+  /** charged-so-far / limit in the current window, 0..1+ (last request observed). */
+  readonly budgetUtilization: Gauge<'budget' | 'tenant' | 'unit'>;
+  readonly budgetSoftLimitWarnings: Counter<'budget' | 'tenant'>;
+  readonly budgetExceeded: Counter<'budget' | 'tenant'>;
+  readonly budgetFailOpen: Counter<'budget'>;
+  readonly upstreamAttempts: Counter<'provider' | 'status'>;
+  readonly upstreamDuration: Histogram<'provider'>;
+  readonly upstreamTimeToFirstByte: Histogram<'provider'>;
+  readonly upstreamTimeToFirstToken: Histogram<'provider'>;
+  // lineage pipeline health
+  readonly lineageEmitted: Counter<never>;
+  readonly lineageQueueDepth: Gauge<never>;
+  readonly lineageWritten: Counter<'sink'>;
+  readonly lineageFailed: Counter<'sink'>;
+  readonly lineageDropped: Counter<'sink' | 'reason'>;
+  readonly lineageSpooled: Counter<'sink'>;
+  readonly lineageReplayed: Counter<'sink'>;
+  readonly lineageDuplicates: Counter<'sink'>;
+  readonly lineageSinkUp: Gauge<'sink'>;
+  readonly lineageSpoolBytes: Gauge<'sink'>;
+  readonly lineageSpoolCapacityBytes: Gauge<'sink'>;
+  readonly lineageSpoolRecords: Gauge<'sink'>;
+  readonly lineageSpoolNearFull: Gauge<'sink'>;
+  // tracing export
+  readonly otlpSpansExported: Counter<never>;
+  readonly otlpSpansDropped: Counter<'reason'>;
+  // config
+  readonly configReloads: Counter<'result'>;
+  readonly configInfo: Gauge<'revision'>;
+  readonly configLastReloadSuccess: Gauge<never>;
+
+  /** Clamp a raw value for a config-bounded label. */
+  label(kind: LabelKind, value: string | undefined): string;
+  /** Sets the known label values (call at startup and on every config reload). Undefined = keep as is. */
+  setKnownLabels(known: KnownLabels): void;
+  /** Counts a config (re)load; on success also publishes the revision as `tollgate_config_info{revision}`. */
+  recordConfigReload(ok: boolean, revision?: string): void;
+}
+
+export function createMetrics(opts: MetricsOptions = {}): Metrics {
+  const registry = new Registry();
+  if (opts.collectDefault ?? true) collectDefaultMetrics({ register: registry });
+  const maxDistinct = opts.maxDistinctPerLabel ?? 100;
+  const clamps: Record<LabelKind, LabelClamp> = {
+    tenant: new LabelClamp(maxDistinct),
+    model: new LabelClamp(maxDistinct),
+    provider: new LabelClamp(maxDistinct),
+    policy: new LabelClamp(maxDistinct),
+    detector: new LabelClamp(maxDistinct),
+    budget: new LabelClamp(maxDistinct),
+  };
+  const registers = [registry];
+
+  const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> =>
+    new Counter<L>({ name, help, labelNames, registers });
+  const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[]): Gauge<L> =>
+    new Gauge<L>({ name, help, labelNames, registers });
+  const histogram = <L extends string>(
+    name: string,
+    help: string,
+    labelNames: readonly L[],
+    buckets: number[],
+  ): Histogram<L> => new Histogram<L>({ name, help, labelNames, buckets, registers });
+
+  const revisionHolder: { current: string | undefined } = { current: undefined };
+
+  const m: Metrics = {
+    registry,
+    requests: counter('tollgate_requests_total', 'Requests handled, by tenant, model, provider, decision and HTTP status.', [
+      'tenant',
+      'model',
+      'provider',
+      'decision',
+      'status',
+    ]),
+    tokens: counter('tollgate_tokens_total', 'Tokens used, by tenant, model, provider and type.', [
+      'tenant',
+      'model',
+      'provider',
+      'type',
+    ]),
+    costUsd: counter('tollgate_cost_usd_total', 'Cost charged in US dollars.', ['tenant', 'model', 'provider']),
+    genAiTokenUsage: histogram(
+      'gen_ai_client_token_usage',
+      'Number of input and output tokens used per operation (OTel GenAI gen_ai.client.token.usage).',
+      ['gen_ai_operation_name', 'gen_ai_provider_name', 'gen_ai_request_model', 'gen_ai_token_type'],
+      GENAI_TOKEN_BUCKETS,
+    ),
+    genAiOperationDuration: histogram(
+      'gen_ai_client_operation_duration_seconds',
+      'GenAI operation duration as seen by Tollgate (OTel GenAI gen_ai.client.operation.duration).',
+      ['gen_ai_operation_name', 'gen_ai_provider_name', 'gen_ai_request_model', 'error_type'],
+      GENAI_DURATION_BUCKETS,
+    ),
+    genAiTimeToFirstChunk: histogram(
+      'gen_ai_client_operation_time_to_first_chunk_seconds',
+      'Time to the first streamed chunk (OTel GenAI gen_ai.client.operation.time_to_first_chunk).',
+      ['gen_ai_operation_name', 'gen_ai_provider_name', 'gen_ai_request_model'],
+      GENAI_TTFC_BUCKETS,
+    ),
+    processingDuration: histogram(
+      'tollgate_processing_duration_seconds',
+      "Tollgate's own processing time per ext_proc phase (total = all phases of a request).",
+      ['phase'],
+      PROCESSING_BUCKETS,
+    ),
+    policyEvalDuration: histogram(
+      'tollgate_policy_evaluation_duration_seconds',
+      'Time to evaluate all policies for one request.',
+      [],
+      PROCESSING_BUCKETS,
+    ),
+    policyEvalErrors: counter(
+      'tollgate_policy_evaluation_errors_total',
+      'Policy rule evaluations that failed (the rule failed closed unless configured otherwise).',
+      ['policy'],
+    ),
+    redactions: counter('tollgate_redactions_total', 'Values redacted, by detector and direction.', [
+      'detector',
+      'direction',
+    ]),
+    budgetRemaining: gauge(
+      'tollgate_budget_remaining',
+      'Remaining budget in the current window after the last request charged to it (unit label: usd, tokens, …).',
+      ['budget', 'tenant', 'unit'],
+    ),
+    budgetUtilization: gauge(
+      'tollgate_budget_utilization_ratio',
+      'Share of the budget limit used in the current window (1 = exhausted), as of the last request.',
+      ['budget', 'tenant', 'unit'],
+    ),
+    budgetSoftLimitWarnings: counter(
+      'tollgate_budget_soft_limit_warnings_total',
+      'Requests let through past a soft budget limit.',
+      ['budget', 'tenant'],
+    ),
+    budgetExceeded: counter('tollgate_budget_exceeded_total', 'Requests stopped by a hard budget limit.', [
+      'budget',
+      'tenant',
+    ]),
+    budgetFailOpen: counter(
+      'tollgate_budget_fail_open_total',
+      'Requests let through because the budget store was unavailable and the budget fails open.',
+      ['budget'],
+    ),
+    upstreamAttempts: counter('tollgate_upstream_attempts_total', 'Upstream attempts by provider and HTTP status (none = no response).', [
+      'provider',
+      'status',
+    ]),
+    upstreamDuration: histogram(
+      'tollgate_upstream_duration_seconds',
+      'Upstream time from request sent to last byte, by provider.',
+      ['provider'],
+      GENAI_DURATION_BUCKETS,
+    ),
+    upstreamTimeToFirstByte: histogram(
+      'tollgate_upstream_time_to_first_byte_seconds',
+      'Upstream time to response headers, by provider.',
+      ['provider'],
+      GENAI_TTFC_BUCKETS,
+    ),
+    upstreamTimeToFirstToken: histogram(
+      'tollgate_upstream_time_to_first_token_seconds',
+      'Upstream time to the first generated token, by provider.',
+      ['provider'],
+      GENAI_TTFC_BUCKETS,
+    ),
+    lineageEmitted: counter('tollgate_lineage_records_emitted_total', 'Lineage records handed to the emitter.', []),
+    lineageQueueDepth: gauge('tollgate_lineage_queue_depth', 'Lineage records in memory, not yet written or spooled.', []),
+    lineageWritten: counter('tollgate_lineage_records_written_total', 'Lineage records stored by a sink.', ['sink']),
+    lineageFailed: counter(
+      'tollgate_lineage_records_failed_total',
+      'Lineage records a sink failed to store (then spooled for durable sinks).',
+      ['sink'],
+    ),
+    lineageDropped: counter(
+      'tollgate_lineage_records_dropped_total',
+      'Lineage records LOST, by sink and reason (spool_full, spool_error, sink_error, queue_full, closed, serialize).',
+      ['sink', 'reason'],
+    ),
+    lineageSpooled: counter('tollgate_lineage_records_spooled_total', 'Lineage records written to the disk spool.', ['sink']),
+    lineageReplayed: counter(
+      'tollgate_lineage_records_replayed_total',
+      'Spooled lineage records delivered to their sink.',
+      ['sink'],
+    ),
+    lineageDuplicates: counter(
+      'tollgate_lineage_records_deduplicated_total',
+      'Replayed lineage records the sink already had (skipped, not written twice).',
+      ['sink'],
+    ),
+    lineageSinkUp: gauge('tollgate_lineage_sink_up', '1 when the sink accepted its last write, 0 when it is failing.', ['sink']),
+    lineageSpoolBytes: gauge('tollgate_lineage_spool_bytes', 'Bytes in the disk spool, by sink.', ['sink']),
+    lineageSpoolCapacityBytes: gauge('tollgate_lineage_spool_capacity_bytes', 'Configured spool bound, by sink.', ['sink']),
+    lineageSpoolRecords: gauge('tollgate_lineage_spool_records', 'Undelivered records in the disk spool, by sink.', ['sink']),
+    lineageSpoolNearFull: gauge(
+      'tollgate_lineage_spool_near_full',
+      '1 when the spool is above its near-full threshold.',
+      ['sink'],
+    ),
+    otlpSpansExported: counter('tollgate_otlp_spans_exported_total', 'Spans accepted by the OTLP collector.', []),
+    otlpSpansDropped: counter('tollgate_otlp_spans_dropped_total', 'Spans not exported, by reason (queue_full, export_error).', [
+      'reason',
+    ]),
+    configReloads: counter('tollgate_config_reloads_total', 'Config loads and reloads, by result (success, failure).', [
+      'result',
+    ]),
+    configInfo: gauge('tollgate_config_info', 'Always 1; the revision label names the active config revision.', [
+      'revision',
+    ]),
+    configLastReloadSuccess: gauge(
+      'tollgate_config_last_reload_success_timestamp_seconds',
+      'Unix time of the last successful config load.',
+      [],
+    ),
+    label(kind, value) {
+      return clamps[kind].clamp(value);
+    },
+    setKnownLabels(known) {
+      if (known.tenants) clamps.tenant.setAllowed(known.tenants);
+      if (known.models) clamps.model.setAllowed(known.models);
+      if (known.providers) clamps.provider.setAllowed(known.providers);
+      if (known.policies) clamps.policy.setAllowed(known.policies);
+      if (known.detectors) clamps.detector.setAllowed(known.detectors);
+      if (known.budgets) clamps.budget.setAllowed(known.budgets);
+    },
+    recordConfigReload(ok, revision) {
+      m.configReloads.inc({ result: ok ? 'success' : 'failure' });
+      if (!ok) return;
+      m.configLastReloadSuccess.set(Date.now() / 1000);
+      if (revision !== undefined) {
+        if (revisionHolder.current !== undefined) m.configInfo.remove({ revision: revisionHolder.current });
+        revisionHolder.current = revision.slice(0, MAX_LABEL_LENGTH);
+        m.configInfo.set({ revision: revisionHolder.current }, 1);
+      }
+    },
+  };
+  if (opts.known) m.setKnownLabels(opts.known);
+  return m;
+}
+
+/**
+ * Updates request, token, cost, latency, policy, redaction, budget and upstream metrics from one finished
+ * lineage record. One call per request (the LineageEmitter does it off the hot path when given `metrics`).
+ */
+export function recordLineageMetrics(m: Metrics, r: LineageRecord): void {
+  const tenant = m.label('tenant', r.principal.tenant);
+  const model = m.label('model', r.served?.model ?? r.request.requestedModel);
+  const provider = m.label('provider', r.served?.provider);
+  const requestModel = m.label('model', r.request.requestedModel);
+  const op = operationName(r.request.endpoint);
+
+  m.requests.inc({ tenant, model, provider, decision: r.outcome, status: statusLabel(r.statusCode) });
+
+  const t = r.tokens;
+  if (t) {
+    const add = (type: string, n: number | undefined): void => {
+      if (n !== undefined && n > 0) m.tokens.inc({ tenant, model, provider, type }, n);
+    };
+    add('input', t.input);
+    add('output', t.output);
+    add('cached', t.cached);
+    add('reasoning', t.reasoning);
+    // Semconv: report token usage only when the counts are known for an operation that reached a provider.
+    if (r.served) {
+      const base = { gen_ai_operation_name: op, gen_ai_provider_name: provider, gen_ai_request_model: requestModel };
+      m.genAiTokenUsage.observe({ ...base, gen_ai_token_type: 'input' }, t.input);
+      if (op !== 'embeddings') m.genAiTokenUsage.observe({ ...base, gen_ai_token_type: 'output' }, t.output);
+    }
+  }
+  if (r.costUsd !== undefined && r.costUsd > 0 && Number.isFinite(r.costUsd)) {
+    m.costUsd.inc({ tenant, model, provider }, r.costUsd);
+  }
+
+  if (r.served || (r.attempts && r.attempts.length > 0)) {
+    const seconds = (r.endTime.getTime() - r.startTime.getTime()) / 1000;
+    const errorType = r.outcome === 'success' ? '' : (r.errorClass ?? r.outcome);
+    const base = { gen_ai_operation_name: op, gen_ai_provider_name: provider, gen_ai_request_model: requestModel };
+    if (seconds >= 0) m.genAiOperationDuration.observe({ ...base, error_type: errorType || NONE }, seconds);
+    const ttft = r.latency?.upstreamTtftMs;
+    if (r.request.stream && ttft !== undefined && ttft >= 0) m.genAiTimeToFirstChunk.observe(base, ttft / 1000);
+  }
+
+  const l = r.latency;
+  if (l) {
+    const phase = (p: Phase, us: number | undefined): void => {
+      if (us !== undefined && us >= 0) m.processingDuration.observe({ phase: p }, us / 1e6);
+    };
+    phase('request_headers', l.requestHeadersUs);
+    phase('request_body', l.requestBodyUs);
+    phase('response_headers', l.responseHeadersUs);
+    phase('response_body', l.responseBodyUs);
+    phase('total', l.processingTotalUs);
+    if (l.policyEvalUs !== undefined && l.policyEvalUs >= 0) m.policyEvalDuration.observe(l.policyEvalUs / 1e6);
+    if (r.served) {
+      const p = { provider };
+      if (l.upstreamTotalMs !== undefined && l.upstreamTotalMs >= 0) m.upstreamDuration.observe(p, l.upstreamTotalMs / 1000);
+      if (l.upstreamTtfbMs !== undefined && l.upstreamTtfbMs >= 0) m.upstreamTimeToFirstByte.observe(p, l.upstreamTtfbMs / 1000);
+      if (l.upstreamTtftMs !== undefined && l.upstreamTtftMs >= 0) m.upstreamTimeToFirstToken.observe(p, l.upstreamTtftMs / 1000);
+    }
+  }
+
+  for (const a of r.attempts ?? []) {
+    m.upstreamAttempts.inc({ provider: m.label('provider', a.provider), status: statusLabel(a.status) });
+  }
+  for (const rule of r.policy?.rules ?? []) {
+    if (rule.outcome === 'error') m.policyEvalErrors.inc({ policy: m.label('policy', rule.policy) });
+  }
+  for (const red of r.redactions ?? []) {
+    if (red.count > 0) m.redactions.inc({ detector: m.label('detector', red.detector), direction: red.direction }, red.count);
+  }
+  for (const b of r.budgets ?? []) {
+    const budget = m.label('budget', b.name);
+    const unit = UNITS.has(b.unit) ? b.unit : OTHER;
+    if (b.remaining !== undefined && Number.isFinite(b.remaining)) m.budgetRemaining.set({ budget, tenant, unit }, b.remaining);
+    if (b.limit !== undefined && b.limit > 0 && b.remaining !== undefined && Number.isFinite(b.remaining)) {
+      m.budgetUtilization.set({ budget, tenant, unit }, Math.max(0, (b.limit - b.remaining) / b.limit));
+    }
+    if (b.softLimitWarning) m.budgetSoftLimitWarnings.inc({ budget, tenant });
+    if (b.exceeded) m.budgetExceeded.inc({ budget, tenant });
+    if (b.failOpen) m.budgetFailOpen.inc({ budget });
+  }
+}
+
+const UNITS = new Set(['usd', 'input_tokens', 'output_tokens', 'total_tokens', 'requests']);

@@ -1,0 +1,92 @@
+// Policy engine benchmark: evaluation of the whole example bundle (policies/policies) for a
+// realistic chat request, plus route checks over a handful of candidate deployments.
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { readConfigDir } from '../../service/config/documents.ts';
+import { buildRequestInput, compilePolicies, type DeploymentInfo, type PolicyInput } from '../../service/policy/index.ts';
+
+const ITERATIONS = 20_000;
+const WARMUP = 2_000;
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
+}
+
+function fmt(us: number): string {
+  return `${us.toFixed(1)}µs`;
+}
+
+export async function bench(): Promise<string[]> {
+  const root = join(import.meta.dirname, '../../policies/policies');
+  const t0 = performance.now();
+  const bundle = compilePolicies(readConfigDir(root));
+  const compileMs = performance.now() - t0;
+
+  const body = {
+    model: 'gpt-4o',
+    temperature: 0.2,
+    max_tokens: 800,
+    messages: [
+      { role: 'system', content: 'You are a helpful assistant for the ACME research team. Answer concisely and cite sources.' },
+      { role: 'user', content: 'Summarise the attached notes. '.repeat(20) },
+      { role: 'assistant', content: 'Here is a summary of the notes you sent. '.repeat(10) },
+      { role: 'user', content: 'Thanks. Now list three follow-up questions, and email them to jane@example.com.' },
+    ],
+  };
+  const makeInput = (tier: 'enterprise' | 'free'): PolicyInput => ({
+    request: buildRequestInput({
+      method: 'POST',
+      path: '/v1/chat/completions',
+      api: 'openai',
+      headers: { 'user-agent': 'openai-node/4', 'content-type': 'application/json', 'x-request-id': 'r' },
+      body: structuredClone(body),
+    }),
+    principal: tier === 'free'
+      ? { keyId: 'demo-globex', tenant: 'globex', team: 'default', user: 'carol', groups: [], claims: {}, authMethod: 'key' }
+      : { keyId: 'demo-acme-research', tenant: 'acme', team: 'research', user: 'alice', groups: ['engineering'], claims: {}, authMethod: 'key' },
+    tenant: tier === 'free' ? { name: 'globex', attributes: { tier: 'free', residency: 'any' } } : { name: 'acme', attributes: { tier: 'enterprise', residency: 'eu' } },
+    team: tier === 'free' ? { name: 'default', attributes: {} } : { name: 'research', attributes: { costCenter: 'r-and-d' } },
+    now: new Date('2025-01-15T10:00:00Z'),
+  });
+  const size = Buffer.byteLength(JSON.stringify(body));
+  const deployments: DeploymentInfo[] = [
+    { id: 'gpt-4o/0', model: 'gpt-4o', provider: 'openai', providerApi: 'openai', region: 'us-east-1', selfHosted: false, dataRetention: true, inputPricePerM: 2.5, outputPricePerM: 10, contextWindow: 128000 },
+    { id: 'gpt-4o/1', model: 'gpt-4o', provider: 'azure-eu', providerApi: 'azure', region: 'eu-west-1', selfHosted: false, dataRetention: false, inputPricePerM: 2.75, outputPricePerM: 11, contextWindow: 128000 },
+    { id: 'llama/0', model: 'llama-3.1-8b', provider: 'vllm-local', providerApi: 'openai', region: 'self-hosted', selfHosted: true, dataRetention: false, inputPricePerM: 0, outputPricePerM: 0, contextWindow: 32768 },
+  ];
+
+  const lines: string[] = [`policy: compile example bundle (${bundle.policies.length} policies) ${compileMs.toFixed(0)}ms`];
+  for (const tier of ['enterprise', 'free'] as const) {
+    const inputs = Array.from({ length: 64 }, () => makeInput(tier));
+    const evalUs: number[] = [];
+    const routeUs: number[] = [];
+    let ruleCount = 0;
+    for (let i = 0; i < WARMUP + ITERATIONS; i++) {
+      const inp = inputs[i % inputs.length] as PolicyInput;
+      // Transforms mutate the body; start every iteration from the client's body (outside the timing).
+      if (i % inputs.length === 0) for (let j = 0; j < inputs.length; j++) (inputs[j] as PolicyInput).request.body = structuredClone(body);
+      const a = performance.now();
+      const d = bundle.evaluate(inp);
+      const b = performance.now();
+      for (const dep of deployments) d.routeCheck(dep);
+      const c = performance.now();
+      if (i >= WARMUP) {
+        evalUs.push((b - a) * 1000);
+        routeUs.push((c - b) * 1000);
+        ruleCount = d.rules.length;
+      }
+    }
+    evalUs.sort((x, y) => x - y);
+    routeUs.sort((x, y) => x - y);
+    const throughput = (1e6 / (evalUs.reduce((s, x) => s + x, 0) / evalUs.length)).toFixed(0);
+    lines.push(
+      `policy: evaluate ${tier} request (${(size / 1024).toFixed(1)}KB, ${ruleCount} rule records) p50 ${fmt(percentile(evalUs, 50))} p99 ${fmt(percentile(evalUs, 99))}; ${throughput} decisions/s`,
+      `policy: routeCheck x${deployments.length} deployments (${tier}) p50 ${fmt(percentile(routeUs, 50))} p99 ${fmt(percentile(routeUs, 99))}`,
+    );
+  }
+  return lines;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  for (const l of await bench()) console.log(l);
+}

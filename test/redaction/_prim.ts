@@ -1,0 +1,18 @@
+const PROSE = 'Thanks for the update on the quarterly report. The team reviewed the numbers in the meeting on Tuesday and agreed that revenue grew 12% while costs stayed flat at 3.4 million. Please prepare the slides for version 2.1.0 of the deck, including the chart from section 4 and the customer quotes. Order 100234 shipped on 2024-05-06 at 10:30:00 UTC; tracking will follow. ';
+let big = ''; while (big.length < 1_000_000) big += PROSE; big = JSON.parse(JSON.stringify(big));
+const t = (name: string, f: () => unknown) => { for (let i = 0; i < 20; i++) f(); const s = performance.now(); for (let i = 0; i < 20; i++) f(); console.log(name.padEnd(20), ((performance.now() - s) / 20).toFixed(3), 'ms'); };
+t('includes sk-', () => big.includes('sk-'));
+t('includes ghp_', () => big.includes('ghp_'));
+t('indexOf @', () => big.indexOf('@'));
+t('includes PRIVATE KEY', () => big.includes('PRIVATE KEY'));
+t('re trigger', () => /sk-|[srp]k_|gh[pousr]_|github_pat_|xox[abposer]-|xapp-|AIza|A[KS]IA|ABIA|ACCA|eyJ|whsec_|PRIVATE KEY/.test(big));
+t('re aws /i', () => /aws|amazon|secret|akia|asia/i.test(big));
+t('re ssn /i', () => /ssn|social|soc\.? ?sec|ss#|ss no/i.test(big));
+t('byteLength', () => Buffer.byteLength(big, 'utf8'));
+t('fold re', () => /[\u00A0\u00AD\u2007\u2010-\u2015\u2212\u200B-\u200D\u2060\u202F\uFEFF\u3000\uFF01-\uFF5E]/.test(big));
+t('nonascii re', () => /[^\x00-\x7f]/.test(big));
+t('lower', () => big.toLowerCase());
+t('loop', () => { let n = 0; for (let i = 0; i < big.length; i++) { const c = big.charCodeAt(i); if (c < 58 && c > 47) n++; } return n; });
+t('iban lc', () => { const r = /(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}/g; while (r.exec(big)); });
+t('iban uc', () => { const r = /(?<![A-Za-z0-9])[A-Z]{2}\d{2}/g; while (r.exec(big)); });
+t('iban uc2', () => { const r = /[A-Z]{2}\d{2}/g; while (r.exec(big)); });

@@ -1,0 +1,11 @@
+const PROSE = 'Thanks for the update on the quarterly report. The team reviewed the numbers in the meeting on Tuesday and agreed that revenue grew 12% while costs stayed flat at 3.4 million. Please prepare the slides for version 2.1.0 of the deck, including the chart from section 4 and the customer quotes. Order 100234 shipped on 2024-05-06 at 10:30:00 UTC; tracking will follow. ';
+let big = ''; while (big.length < 1_000_000) big += PROSE; big = JSON.parse(JSON.stringify(big));
+const t = (name: string, re: RegExp) => { let n = 0; re.lastIndex = 0; while (re.exec(big)) n++; let best = 1e9; for (let i = 0; i < 10; i++) { const s = performance.now(); re.lastIndex = 0; while (re.exec(big)) {} best = Math.min(best, performance.now() - s); } console.log(name.padEnd(12), best.toFixed(2), 'ms', n); };
+t('cur', /[+(]{0,2}\d(?:[ \-.()]{0,2}\d){6,16}/g);
+t('lb', /(?<![\d+(])[+(]{0,2}\d(?:[ \-.()]{0,2}\d){6,16}/g);
+t('lb-d', /(?<!\d)\d(?:[ \-.()]{0,2}\d){6,16}/g);
+t('d-first', /\d(?<!\d\d)(?:[ \-.()]{0,2}\d){6,16}/g);
+t('old', /(?<![\w+\-.\/])(?:\+|\(\+?)?\d[\d \-.()]{5,26}/g);
+t('card', /\d(?:[ \-]?\d){11,18}/g);
+t('card-lb', /(?<!\d)\d(?:[ \-]?\d){11,18}/g);
+t('digits', /\d+/g);
