@@ -64,6 +64,30 @@ local function settleCounter(key, c, now, A, held, charge)
   if #fields > 0 then write(key, c, now, existed, fields) end
 end
 
+-- The plan as flat ARGV from index i: requestId, now, expiresAt, u, i, o, q, #counters, #checks,
+-- then per counter key, bucketMs, buckets, bucket, expireAt, scopeKey, window, windowId, start,
+-- resetAt, then per check counter (0-based), metric, limit, hard (1/0), name. Flat strings cost
+-- nothing to decode; cjson.decode of the same plan was the most expensive step of the script.
+local function readPlan(i)
+  local p = { requestId = ARGV[i], now = tonumber(ARGV[i + 1]), expiresAt = tonumber(ARGV[i + 2]),
+    amounts = { u = tonumber(ARGV[i + 3]), i = tonumber(ARGV[i + 4]), o = tonumber(ARGV[i + 5]), q = tonumber(ARGV[i + 6]) },
+    counters = {}, checks = {} }
+  local nc, nk = tonumber(ARGV[i + 7]), tonumber(ARGV[i + 8])
+  local j = i + 9
+  for n = 1, nc do
+    p.counters[n] = { key = ARGV[j], bucketMs = tonumber(ARGV[j + 1]), buckets = tonumber(ARGV[j + 2]),
+      bucket = tonumber(ARGV[j + 3]), expireAt = tonumber(ARGV[j + 4]), scopeKey = ARGV[j + 5], window = ARGV[j + 6],
+      windowId = ARGV[j + 7], start = tonumber(ARGV[j + 8]), resetAt = tonumber(ARGV[j + 9]) }
+    j = j + 10
+  end
+  for n = 1, nk do
+    p.checks[n] = { counter = tonumber(ARGV[j]), metric = ARGV[j + 1], limit = tonumber(ARGV[j + 2]),
+      hard = ARGV[j + 3] == '1', name = ARGV[j + 4] }
+    j = j + 5
+  end
+  return p
+end
+
 local function sweep(rx, now, cpre, rpre, grace, max)
   local ids = redis.call('ZRANGEBYSCORE', rx, '-inf', fmt(now), 'LIMIT', 0, max)
   for _, id in ipairs(ids) do
@@ -83,12 +107,13 @@ end
 
 /**
  * KEYS[1] = res key, KEYS[2] = rx, KEYS[3..] = counters (plan order).
- * ARGV[1] = plan JSON, ARGV[2] = counter prefix, ARGV[3] = res prefix, ARGV[4] = settled-id memory ms.
+ * ARGV[1] = plan JSON (stored as the hold record; only the expiry sweep decodes it), ARGV[2] =
+ * counter prefix, ARGV[3] = res prefix, ARGV[4] = settled-id memory ms, ARGV[5..] = flat plan.
  * Returns JSON {ok, dup?, st: [[cu,ci,co,cq,ru,ri,ro,rq]...] (before this request, as strings),
  * ra: [[check, ms]...]}.
  */
 export const RESERVE_LUA = `${COMMON}
-local plan = cjson.decode(ARGV[1])
+local plan = readPlan(5)
 local now = plan.now
 local grace = tonumber(ARGV[4])
 sweep(KEYS[2], now, ARGV[2], ARGV[3], grace, 32)
@@ -194,9 +219,10 @@ return cjson.encode({ ok = ok, st = st, ra = ra })
 `;
 
 /**
- * Commit or release. KEYS as in reserve. ARGV[1] = plan JSON (from the replica that reserved),
- * ARGV[2] = counter prefix, ARGV[3] = res prefix, ARGV[4] = settled-id memory ms, ARGV[5] = now,
- * ARGV[6] = charge "u:i:o:q" or "" (release). Returns settled | expired | duplicate | unknown.
+ * Commit or release. KEYS as in reserve. ARGV[1] = unused, ARGV[2] = counter prefix, ARGV[3] = res
+ * prefix, ARGV[4] = settled-id memory ms, ARGV[5] = now, ARGV[6] = charge "u:i:o:q" or "" (release),
+ * ARGV[7..] = flat plan (from the replica that reserved; checks omitted).
+ * Returns settled | expired | duplicate | unknown.
  */
 export const SETTLE_LUA = `${COMMON}
 local now = tonumber(ARGV[5])
@@ -204,7 +230,7 @@ local grace = tonumber(ARGV[4])
 sweep(KEYS[2], now, ARGV[2], ARGV[3], grace, 32)
 local rec = redis.call('GET', KEYS[1])
 if rec == 'done' then return 'duplicate' end
-local plan = cjson.decode(ARGV[1])
+local plan = readPlan(7)
 local status = 'unknown'
 local held = rec and string.sub(rec, 1, 1) == '{'
 if held then status = 'settled' elseif rec == 'expired' then status = 'expired' end

@@ -79,7 +79,6 @@ const SCRIPTS = { reserve: script(RESERVE_LUA), settle: script(SETTLE_LUA), appl
 
 interface Inflight {
   plan: Plan;
-  planJson: string;
   where: 'redis' | 'local';
   at: number;
 }
@@ -87,7 +86,6 @@ interface Inflight {
 interface PendingSettle {
   requestId: string;
   plan: Plan;
-  planJson: string;
   charge: Amounts | null;
 }
 
@@ -191,16 +189,19 @@ export class RedisStore implements BudgetStore {
       now: this.now(),
     });
     if (plan.counters.length === 0) return { ok: true, checks: [], denied: [], warnings: [] };
-    const planJson = JSON.stringify(plan);
-    if (!this.available()) return this.fallback(plan, planJson);
+    if (!this.available()) return this.fallback(plan);
+    // The hold record: what the expiry sweep needs to undo the hold if this replica dies.
+    const record = JSON.stringify({ amounts: plan.amounts, counters: plan.counters });
     let raw: string;
     try {
-      raw = String(await this.run('reserve', SCRIPTS.reserve, this.keysFor(plan), [planJson, this.cpre(plan.tenant), this.rpre(plan.tenant), String(this.settledMemoryMs)]));
+      raw = String(
+        await this.run('reserve', SCRIPTS.reserve, this.keysFor(plan), [record, this.cpre(plan.tenant), this.rpre(plan.tenant), String(this.settledMemoryMs), ...flatPlan(plan, true)]),
+      );
     } catch (err) {
       this.failed(err, 'reserve');
       // The script may still have run (timeout after send): queue a release so the hold can't linger.
-      this.enqueue({ requestId, plan, planJson, charge: null });
-      return this.fallback(plan, planJson);
+      this.enqueue({ requestId, plan, charge: null });
+      return this.fallback(plan);
     }
     const out = JSON.parse(raw) as { ok: number; dup?: 'held' | 'settled'; st: string[][]; ra: Array<[number, number]> | Record<string, never> };
     const states: CounterState[] = out.st.map((v) => {
@@ -212,7 +213,7 @@ export class RedisStore implements BudgetStore {
     const result = evaluate(plan, states, ok, (i) => retry.get(i) ?? 1000);
     if (out.dup) return { ...result, duplicate: out.dup };
     this.remember(plan, states, ok);
-    if (ok) this.inflight.set(requestId, { plan, planJson, where: 'redis', at: plan.now });
+    if (ok) this.inflight.set(requestId, { plan, where: 'redis', at: plan.now });
     return result;
   }
 
@@ -238,7 +239,7 @@ export class RedisStore implements BudgetStore {
       if (this.available()) void this.flush();
       return r;
     }
-    const p: PendingSettle = { requestId, plan: f.plan, planJson: f.planJson, charge };
+    const p: PendingSettle = { requestId, plan: f.plan, charge };
     if (!this.available()) {
       this.enqueue(p);
       return { status: 'queued' };
@@ -320,7 +321,7 @@ export class RedisStore implements BudgetStore {
 
   // ---- fallback ----
 
-  private fallback(plan: Plan, planJson: string): ReserveResult {
+  private fallback(plan: Plan): ReserveResult {
     const closed = [...new Set(plan.checks.filter((c) => c.mode === 'failClosed').map((c) => c.name))];
     if (closed.length > 0) {
       return { ok: false, checks: [], denied: [], warnings: [], storeUnavailable: true, unavailableSpecs: closed };
@@ -334,7 +335,7 @@ export class RedisStore implements BudgetStore {
     }
     const localPlan: Plan = { ...plan, checks };
     const r = this.local.reservePlan(localPlan);
-    if (r.ok && !r.duplicate) this.inflight.set(plan.requestId, { plan: localPlan, planJson, where: 'local', at: plan.now });
+    if (r.ok && !r.duplicate) this.inflight.set(plan.requestId, { plan: localPlan, where: 'local', at: plan.now });
     return { ...r, degraded: hasLocal ? 'local' : 'failOpen' };
   }
 
@@ -419,7 +420,7 @@ export class RedisStore implements BudgetStore {
 
   private async settleRemote(p: PendingSettle): Promise<SettleResult['status']> {
     const charge = p.charge ? `${p.charge.u}:${p.charge.i}:${p.charge.o}:${p.charge.q}` : '';
-    const args = [p.planJson, this.cpre(p.plan.tenant), this.rpre(p.plan.tenant), String(this.settledMemoryMs), String(this.now()), charge];
+    const args = ['', this.cpre(p.plan.tenant), this.rpre(p.plan.tenant), String(this.settledMemoryMs), String(this.now()), charge, ...flatPlan(p.plan, false)];
     return String(await this.run('settle', SCRIPTS.settle, this.keysFor(p.plan), args)) as SettleResult['status'];
   }
 
@@ -525,6 +526,17 @@ export class RedisStore implements BudgetStore {
       }
     }
   }
+}
+
+/** The plan as the flat ARGV layout readPlan() in lua.ts expects. */
+function flatPlan(plan: Plan, withChecks: boolean): string[] {
+  const a = plan.amounts;
+  const out: string[] = [plan.requestId, String(plan.now), String(plan.expiresAt), String(a.u), String(a.i), String(a.o), String(a.q), String(plan.counters.length), String(withChecks ? plan.checks.length : 0)];
+  for (const c of plan.counters) {
+    out.push(c.key, String(c.bucketMs), String(c.buckets), String(c.bucket), String(c.expireAt), c.scopeKey, c.window, c.windowId, String(c.start), String(c.resetAt));
+  }
+  if (withChecks) for (const k of plan.checks) out.push(String(k.counter), k.metric, String(k.limit), k.hard ? '1' : '0', k.name);
+  return out;
 }
 
 function globEscape(s: string): string {

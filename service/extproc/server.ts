@@ -68,12 +68,11 @@ export async function startExtProcServer(addr: string, opts: ExtProcServerOption
               opts.onProtocolError?.(err);
             } else opts.log.error({ err }, 'ext_proc stream failed');
             close('protocol_error', detail);
-            call.destroy(
-              Object.assign(new Error(detail), {
-                code: err instanceof ProtocolError ? grpc.status.FAILED_PRECONDITION : grpc.status.INTERNAL,
-                details: detail,
-              }),
-            );
+            // grpc-js ends a server stream with a status when 'error' is emitted on the call.
+            call.emit('error', {
+              code: err instanceof ProtocolError ? grpc.status.FAILED_PRECONDITION : grpc.status.INTERNAL,
+              details: detail,
+            });
           }
         });
       });

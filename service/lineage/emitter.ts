@@ -527,6 +527,9 @@ export class LineageEmitter {
   private readonly validate: boolean;
   private readonly throttle = new Throttle(10_000);
   private queue: LineageRecord[] = [];
+  /** A swapped-out queue being drained in slices (records before `backlogPos` are done). */
+  private backlog: LineageRecord[] = [];
+  private backlogPos = 0;
   private epoch: number;
   private counter = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -621,7 +624,7 @@ export class LineageEmitter {
       this.recordDrop('*', 'closed', 1);
       return;
     }
-    if (this.queue.length >= this.maxInMemory) {
+    if (this.queue.length + this.backlog.length - this.backlogPos >= this.maxInMemory) {
       this.recordDrop('*', 'queue_full', 1);
       return;
     }
@@ -634,7 +637,7 @@ export class LineageEmitter {
 
   /** Hands everything emitted so far to the sinks and waits until each record is stored or spooled. */
   async flush(): Promise<void> {
-    this.drain();
+    this.drainAll();
     await Promise.all(this.pipelines.map((p) => p.idle()));
   }
 
@@ -653,7 +656,7 @@ export class LineageEmitter {
     return {
       ok,
       degraded,
-      queueDepth: this.queue.length + pending,
+      queueDepth: this.queued() + pending,
       dropped: this.droppedTotal,
       writerId: this.writerId,
       sinks,
@@ -671,7 +674,7 @@ export class LineageEmitter {
   }
 
   private async doClose(timeoutMs: number): Promise<void> {
-    this.drain();
+    this.drainAll();
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     for (const p of this.pipelines) {
@@ -711,20 +714,37 @@ export class LineageEmitter {
   private drainSome(): void {
     this.drainScheduled = false;
     this.drain(DRAIN_SLICE);
-    if (this.queue.length > 0 && !this.drainScheduled && !this.closed) {
+    if (this.queued() > 0 && !this.drainScheduled && !this.closed) {
       this.drainScheduled = true;
       setImmediate(() => this.drainSome());
     }
   }
 
+  private drainAll(): void {
+    while (this.queued() > 0) this.drain();
+  }
+
+  private queued(): number {
+    return this.queue.length + this.backlog.length - this.backlogPos;
+  }
+
   private drain(max = Infinity): void {
-    if (this.queue.length === 0) return;
-    let records: LineageRecord[];
-    if (this.queue.length <= max) {
-      records = this.queue;
+    if (this.backlogPos >= this.backlog.length) {
+      if (this.queue.length === 0) return;
+      this.backlog = this.queue;
+      this.backlogPos = 0;
       this.queue = [];
+    }
+    let records: LineageRecord[];
+    if (this.backlogPos === 0 && this.backlog.length <= max) {
+      records = this.backlog;
     } else {
-      records = this.queue.splice(0, max);
+      records = this.backlog.slice(this.backlogPos, Math.min(this.backlog.length, this.backlogPos + max));
+    }
+    this.backlogPos += records.length;
+    if (this.backlogPos >= this.backlog.length) {
+      this.backlog = [];
+      this.backlogPos = 0;
     }
     const entries: SinkEntry[] = [];
     for (const rec of records) {
@@ -765,7 +785,7 @@ export class LineageEmitter {
   }
 
   private updateDepth(): void {
-    this.metrics?.lineageQueueDepth.set(this.queue.length + this.pipelines.reduce((n, p) => n + p.pendingCount, 0));
+    this.metrics?.lineageQueueDepth.set(this.queued() + this.pipelines.reduce((n, p) => n + p.pendingCount, 0));
   }
 
   private nextSeq(): number {

@@ -157,6 +157,7 @@ const IDENT = /^[A-Za-z_$][\w$]*$/;
 // Property names that are left context for a detector ("phone": "4155552671", "aws_secret": "…").
 const CONTEXT_KEY = /phone|tel|mobile|cell|fax|sms|whatsapp|call|contact|ssn|social|soc_?sec|secret|aws|amazon|akia|asia/i;
 const CLEAN_KEY_CACHE = 10_000;
+const IDENT_KEY = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 
 type Seg = string | number;
 
@@ -230,6 +231,9 @@ export class Redactor {
   private readonly requestPlans: Map<Detector, Plan>;
   private readonly responsePlans: Map<Detector, Plan>;
   private readonly requestScanner: Scanner;
+  /** For object keys that are plain identifiers ("text", "content"): built-ins only, so a custom keyword can't
+   * rename a structural field; built-ins still catch identifier-shaped secrets (AKIA…, ghp_…). */
+  private readonly identKeyScanner: Scanner;
   private readonly responseScanner: Scanner | undefined;
   private readonly needsKey: boolean;
   private readonly cleanKeys = new Set<string>();
@@ -248,6 +252,7 @@ export class Redactor {
     this.requestPlans = request;
     this.responsePlans = response;
     this.requestScanner = new Scanner([...request.keys()]);
+    this.identKeyScanner = new Scanner([...request.keys()].filter((d) => BUILTIN_BY_NAME.get(d.name) === d));
     this.responseScanner = response.size > 0 ? new Scanner([...response.keys()]) : undefined;
     this.requestDetectors = [...request.keys()].map((d) => d.name);
     this.responseDetectors = [...response.keys()].map((d) => d.name);
@@ -361,7 +366,7 @@ export class Redactor {
       if (!this.cleanKeys.has(k)) {
         segs.push(`\u0000[#key${i}]`);
         const before = s.report.size;
-        nk = this.redactString(k, segs, undefined, s);
+        nk = this.redactString(k, segs, undefined, s, IDENT_KEY.test(k) ? this.identKeyScanner : this.requestScanner);
         segs.pop();
         // Keys repeat across requests ("role", "content"…): remember the ones that matched nothing.
         if (s.report.size === before && this.cleanKeys.size < CLEAN_KEY_CACHE) this.cleanKeys.add(k);
@@ -426,12 +431,18 @@ export class Redactor {
   }
 
   /** Redacts one string; `key` (the property name) is left context for detectors that need it. */
-  private redactString(text: string, segs: readonly Seg[], key: string | undefined, s: Session): string {
+  private redactString(
+    text: string,
+    segs: readonly Seg[],
+    key: string | undefined,
+    s: Session,
+    scanner: Scanner = this.requestScanner,
+  ): string {
     if (text.length === 0) return text;
     let findings: Finding[];
     if (key !== undefined && key.length <= REDACTION_LIMITS.maxContextKey && CONTEXT_KEY.test(key)) {
       const prefix = `${key}: `;
-      findings = this.requestScanner.scan(prefix + text);
+      findings = scanner.scan(prefix + text);
       const p = prefix.length;
       findings = findings.filter((f) => f.end > p);
       for (const f of findings) {
@@ -439,7 +450,7 @@ export class Redactor {
         f.end -= p;
       }
     } else {
-      findings = this.requestScanner.scan(text);
+      findings = scanner.scan(text);
     }
     if (findings.length === 0) return text;
     const path = formatPath(segs);

@@ -376,3 +376,16 @@ test('emitting updates request metrics once per record', async () => {
   assert.equal(sampleValue(samples, 'tollgate_lineage_records_emitted_total'), 3);
   assert.equal(sampleValue(samples, 'tollgate_lineage_records_written_total', { sink: 'm' }), 3);
 });
+
+test('a large burst is drained in slices without reordering or loss', async () => {
+  const sink = new FlakySink('burst', false);
+  const metrics = createMetrics({ collectDefault: false });
+  const em = await LineageEmitter.open({ sinks: [sink], metrics, flushIntervalMs: 5, batchSize: 100, logger: captureLogger().logger });
+  for (let i = 0; i < 5000; i++) em.emit(rec(i));
+  await until(() => sink.seqs.length === 5000, 20_000, 'burst delivered');
+  for (let i = 1; i < sink.seqs.length; i++) assert.equal(sink.seqs[i], sink.seqs[i - 1]! + 1);
+  await em.close();
+  const samples = parsePromText(await metrics.registry.metrics());
+  assert.equal(sampleValue(samples, 'tollgate_lineage_records_emitted_total'), 5000);
+  assert.equal(sampleValue(samples, 'tollgate_lineage_queue_depth'), 0);
+});

@@ -1,0 +1,102 @@
+// The gRPC layer: a protocol violation fails that stream only; pipelined chunks are answered in
+// order; drain lets in-flight streams finish.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import pino from 'pino';
+import type { ProcessingRequest, ProcessingResponse } from '../../service/extproc/messages.ts';
+import { MutationBuilder } from '../../service/extproc/mutations.ts';
+import type { Exchange } from '../../service/extproc/processor.ts';
+import { extProcClientCtor } from '../../service/extproc/proto.ts';
+import { startExtProcServer } from '../../service/extproc/server.ts';
+
+function exchange(delayMs = 0): Exchange {
+  const wait = () => new Promise((r) => setTimeout(r, delayMs));
+  return {
+    clientApi: () => 'openai',
+    requestHeaders: async () => ({ kind: 'continue', mutation: new MutationBuilder() }),
+    requestBody: async () => ({ kind: 'continue', mutation: new MutationBuilder() }),
+    responseHeaders: async () => ({ mutation: new MutationBuilder(), stream: true }),
+    responseBody: async () => ({}),
+    // Uneven delays: a later chunk finishing first must not overtake an earlier one.
+    responseChunk: async (c: Buffer) => {
+      await new Promise((r) => setTimeout(r, c.toString() === 'slow' ? 30 : 0));
+      await wait();
+      return { body: Buffer.from(c.toString().toUpperCase()) };
+    },
+    end: () => undefined,
+  };
+}
+
+const hdr = (kv: Record<string, string>) => ({ headers: Object.entries(kv).map(([key, v]) => ({ key, raw_value: Buffer.from(v) })) });
+
+function open(port: number): { call: grpc.ClientDuplexStream<ProcessingRequest, ProcessingResponse>; client: grpc.Client; replies: ProcessingResponse[]; done: Promise<grpc.StatusObject | Error> } {
+  const Ctor = extProcClientCtor();
+  const client = new Ctor(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  const call = (client as unknown as { Process(): grpc.ClientDuplexStream<ProcessingRequest, ProcessingResponse> }).Process();
+  const replies: ProcessingResponse[] = [];
+  call.on('data', (r: ProcessingResponse) => replies.push(r));
+  const done = new Promise<grpc.StatusObject | Error>((resolve) => {
+    call.on('status', (s: grpc.StatusObject) => resolve(s));
+    call.on('error', (e: Error) => resolve(e));
+  });
+  return { call, client, replies, done };
+}
+
+describe('ext_proc gRPC server', { timeout: 20000 }, () => {
+  it('a protocol violation fails only that stream with FAILED_PRECONDITION; the server keeps serving', async () => {
+    const srv = await startExtProcServer('127.0.0.1:0', { newExchange: () => exchange(), log: pino({ level: 'silent' }) });
+    try {
+      const bad = open(srv.port);
+      bad.call.write({ response_body: { body: Buffer.from('x'), end_of_stream: true } });
+      const res = await bad.done;
+      assert.equal((res as grpc.ServiceError).code, grpc.status.FAILED_PRECONDITION);
+      bad.client.close();
+
+      const good = open(srv.port);
+      good.call.write({ request_headers: { headers: hdr({ ':method': 'GET', ':path': '/v1/models' }), end_of_stream: true } });
+      good.call.end();
+      await good.done;
+      assert.equal(good.replies.length, 1);
+      assert.ok(good.replies[0]!.request_headers);
+      good.client.close();
+    } finally {
+      await srv.drain(100);
+    }
+  });
+
+  it('pipelined STREAMED chunks are answered strictly in order, one reply each', async () => {
+    const srv = await startExtProcServer('127.0.0.1:0', { newExchange: () => exchange(), log: pino({ level: 'silent' }) });
+    try {
+      const s = open(srv.port);
+      s.call.write({ request_headers: { headers: hdr({ ':method': 'POST', ':path': '/x' }), end_of_stream: true } });
+      s.call.write({ response_headers: { headers: hdr({ ':status': '200' }) } });
+      for (const c of ['slow', 'b', 'c']) s.call.write({ response_body: { body: Buffer.from(c), end_of_stream: false } });
+      s.call.write({ response_body: { body: Buffer.from(''), end_of_stream: true } });
+      s.call.end();
+      await s.done;
+      const bodies = s.replies.filter((r) => r.response_body).map((r) => r.response_body!.response?.body_mutation);
+      assert.deepEqual(bodies.map((b) => (b?.clear_body ? '' : b?.body?.toString())), ['SLOW', 'B', 'C', '']);
+      s.client.close();
+    } finally {
+      await srv.drain(100);
+    }
+  });
+
+  it('drain lets an in-flight stream finish, then stops', async () => {
+    const srv = await startExtProcServer('127.0.0.1:0', { newExchange: () => exchange(50), log: pino({ level: 'silent' }) });
+    const s = open(srv.port);
+    s.call.write({ request_headers: { headers: hdr({ ':method': 'POST', ':path': '/x' }), end_of_stream: true } });
+    s.call.write({ response_headers: { headers: hdr({ ':status': '200' }) } });
+    await new Promise((r) => setTimeout(r, 50));
+    const drained = srv.drain(5000);
+    for (const c of ['a', 'b']) s.call.write({ response_body: { body: Buffer.from(c), end_of_stream: false } });
+    s.call.write({ response_body: { body: Buffer.from(''), end_of_stream: true } });
+    s.call.end();
+    const st = await s.done;
+    assert.equal((st as grpc.StatusObject).code, grpc.status.OK);
+    assert.equal(s.replies.filter((r) => r.response_body).length, 3);
+    await drained;
+    s.client.close();
+  });
+});
