@@ -217,7 +217,8 @@ export class GatewayExchange implements Exchange {
         inputTokens: input.request.tokenEstimate,
         outputTokens: ep.op === 'embeddings' ? 0 : maxOut,
       };
-      this.admission = await this.svc.budgets.admit(this.requestId, decision.budgets, decision.rateLimits, estimate, principal.tenant);
+      // Reservation ids are ours: x-request-id can come from the client and need not be unique.
+      this.admission = await this.svc.budgets.admit(randomUUID(), decision.budgets, decision.rateLimits, estimate, principal.tenant);
 
       const upstream = await this.translator.request(req, {
         provider: cand.provider,

@@ -236,6 +236,7 @@ class SinkPipeline {
   /** What the loop is awaiting: a sink write (records in flight) or spool I/O. */
   private waitingOn: 'sink' | 'spool' | undefined;
   private inflight = 0;
+  private stopped = false;
 
   constructor(sink: LineageSink, spool: Spool | undefined, ctx: PipelineContext) {
     this.sink = sink;
@@ -287,9 +288,15 @@ class SinkPipeline {
     this.kick();
   }
 
-  /** Starts the delivery loop if it is not running; safe to call any time. */
+  /** Starts the delivery loop if it is not running; safe to call any time (no-op once stopped). */
   kick(): void {
-    if (!this.running) void this.run();
+    if (!this.running && !this.stopped) void this.run();
+  }
+
+  /** Final: no more deliveries (the emitter closed the sink and the spool). */
+  stop(): void {
+    this.stopped = true;
+    this.disarm();
   }
 
   idle(): Promise<void> {
@@ -699,7 +706,7 @@ export class LineageEmitter {
       }
     }
     for (const p of this.pipelines) {
-      p.disarm();
+      p.stop();
       await p.sink.close().catch((err: Error) => this.logger.warn({ sink: p.sink.name, err: err.message }, 'lineage sink close failed'));
       await p.spool?.close();
     }

@@ -5,7 +5,7 @@ import { CelScalar, celEnv, celFunc, celMethod, isCelError, listType, parse, pla
 import { strings } from '@bufbuild/cel/ext';
 import { astDepth, checkExpr, fromCelType, tyName, type Expr, type Overload, type ParsedExpr, type Ty } from './checker.ts';
 import { cidrContains, parseCidr } from './cidr.ts';
-import { compileNative, FALLBACK, NErr } from './fast.ts';
+import { compileNative, FALLBACK, NErr, TIME_METHOD_NAMES, timeGetter } from './fast.ts';
 import { globMatch } from './glob.ts';
 
 export const LIMITS = {
@@ -55,7 +55,30 @@ const tollgateFuncs: CelFunc[] = [
   tick,
 ];
 
-export const env = celEnv({ funcs: [...strings, ...tollgateFuncs] });
+// @bufbuild/cel 0.6.1's timestamp getters with a time zone are wrong during the midnight hour
+// (they format with hour12:false, V8 prints hour "24", and the rebuilt Date rolls to the next day)
+// and depend on the host's TZ. Replace them with the fast path's implementation.
+const TIMESTAMP_T = (() => {
+  for (const f of celEnv().funcs) if (f.name === 'getHours' && f.target?.name === 'google.protobuf.Timestamp') return f.target;
+  throw new Error('@bufbuild/cel: timestamp type not found');
+})();
+
+function epochMs(ts: unknown): number {
+  const m = (ts as { message?: { seconds?: bigint; nanos?: number } }).message;
+  if (!m || typeof m.seconds !== 'bigint') throw new Error('not a timestamp');
+  return Number(m.seconds) * 1000 + Math.floor((m.nanos ?? 0) / 1_000_000);
+}
+
+const timeFuncs: CelFunc[] = TIME_METHOD_NAMES.flatMap((name) => [
+  celMethod(name, TIMESTAMP_T, [], CelScalar.INT, function (this: unknown) {
+    return BigInt(timeGetter(name, epochMs(this)));
+  }),
+  celMethod(name, TIMESTAMP_T, [CelScalar.STRING], CelScalar.INT, function (this: unknown, tz: string) {
+    return BigInt(timeGetter(name, epochMs(this), tz));
+  }),
+]);
+
+export const env = celEnv({ funcs: [...strings, ...tollgateFuncs, ...timeFuncs] });
 
 /** Overload table for the checker, straight from the environment (one source of truth). */
 const overloads: Map<string, Overload[]> = (() => {

@@ -155,6 +155,35 @@ const TIME_GETTERS: Record<string, (p: TimeParts, ms: number) => number> = {
   getMilliseconds: (_p, ms) => ((ms % 1000) + 1000) % 1000,
 };
 
+const OFFSET_RE = /^([+-]?)(\d\d):(\d\d)$/;
+
+/**
+ * CEL timestamp getter `name` for epoch milliseconds in time zone `tz` (IANA name or fixed
+ * "+hh:mm" offset; UTC when absent). Throws on an unknown zone. Independent of the host's TZ.
+ */
+export function timeGetter(name: string, ms: number, tz?: string): number {
+  const getter = TIME_GETTERS[name];
+  if (!getter) throw new Error(`unknown timestamp method ${name}`);
+  const off = tz === undefined ? undefined : OFFSET_RE.exec(tz);
+  if (tz === undefined || off) {
+    const shift = off ? (off[1] === '-' ? -1 : 1) * (Number(off[2]) * 3_600_000 + Number(off[3]) * 60_000) : 0;
+    const d = new Date(ms + shift);
+    const p: TimeParts = {
+      year: d.getUTCFullYear(),
+      month: d.getUTCMonth() + 1,
+      day: d.getUTCDate(),
+      hour: d.getUTCHours(),
+      minute: d.getUTCMinutes(),
+      second: d.getUTCSeconds(),
+      weekday: d.getUTCDay(),
+    };
+    return getter(p, ms);
+  }
+  return getter(timeParts(ms, tz), ms);
+}
+
+export const TIME_METHOD_NAMES: readonly string[] = Object.keys(TIME_GETTERS);
+
 /** Activation key holding `now` as epoch milliseconds (not a CEL identifier, so not user-visible). */
 export const NOW_MS = '@nowMs';
 
@@ -299,23 +328,17 @@ function compileCall(e: Expr): Node {
     const targetExpr = call.target;
     // Time getters on `now` itself, with an optional constant IANA time zone.
     if (fn in TIME_GETTERS && targetExpr.exprKind.case === 'identExpr' && targetExpr.exprKind.value.name === 'now') {
-      const getter = TIME_GETTERS[fn] as (p: TimeParts, ms: number) => number;
-      if (call.args.length === 0) {
-        return (a) => {
-          const ms = a[NOW_MS];
-          if (typeof ms !== 'number') return fallback();
-          return BigInt(getter(timeParts(ms, 'UTC'), ms));
-        };
-      }
       const tzArg = call.args[0];
-      if (call.args.length !== 1 || tzArg?.exprKind.case !== 'constExpr' || tzArg.exprKind.value.constantKind.case !== 'stringValue') return unsupported();
-      const tz = tzArg.exprKind.value.constantKind.value;
-      // Fixed offsets ("+01:00") follow the library's own parsing; only IANA names are native.
-      if (!/^[A-Za-z_]+(\/[A-Za-z0-9_+-]+)*$/.test(tz)) return unsupported();
+      if (call.args.length > 1 || (tzArg && (tzArg.exprKind.case !== 'constExpr' || tzArg.exprKind.value.constantKind.case !== 'stringValue'))) return unsupported();
+      const tz = tzArg?.exprKind.case === 'constExpr' && tzArg.exprKind.value.constantKind.case === 'stringValue' ? tzArg.exprKind.value.constantKind.value : undefined;
       return (a) => {
         const ms = a[NOW_MS];
         if (typeof ms !== 'number') return fallback();
-        return BigInt(getter(timeParts(ms, tz), ms));
+        try {
+          return BigInt(timeGetter(fn, ms, tz));
+        } catch (err) {
+          return new NErr((err as Error).message);
+        }
       };
     }
     const target = compileNode(targetExpr);

@@ -361,14 +361,21 @@ export class AnthropicClientTranslator implements Translator {
     this.provider = core.provider;
   }
 
-  private convert(req: ClientRequest): { body: OpenAIChatBody; ctx: CoreContext } {
+  /** Cached per body object: request() converts afresh, response()/stream() reuse it (see openAIBody). */
+  private readonly converted = new WeakMap<object, OpenAIChatBody>();
+
+  private convert(req: ClientRequest, fresh = false): { body: OpenAIChatBody; ctx: CoreContext } {
+    const ctx = { model: req.model, stream: req.stream };
+    const hit = fresh ? undefined : this.converted.get(req.body);
+    if (hit) return { body: hit, ctx };
     const a = validate(AnthropicMessagesBody, req.body);
     const body = validate(OpenAIChatBody, anthropicToOpenAIBody(a, this.provider));
-    return { body, ctx: { model: req.model, stream: req.stream } };
+    this.converted.set(req.body, body);
+    return { body, ctx };
   }
 
   async request(req: ClientRequest, target: UpstreamTarget): Promise<UpstreamRequest> {
-    const { body, ctx } = this.convert(req);
+    const { body, ctx } = this.convert(req, true);
     return this.core.request(body, ctx, target);
   }
 

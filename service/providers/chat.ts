@@ -125,9 +125,20 @@ export function usageToOpenAI(u: Usage): OAUsage {
   return out;
 }
 
-/** Re-validate: policies/redaction may have mutated the body after parseClientRequest. */
-export function openAIBody(req: ClientRequest): OpenAIChatBody {
-  return validate(OpenAIChatBody, req.body);
+const validated = new WeakMap<object, OpenAIChatBody>();
+
+/**
+ * Validated view of the client body. request() always re-validates (policies/redaction may have mutated the body
+ * after parseClientRequest); response()/stream() reuse that result instead of re-parsing a large body.
+ */
+export function openAIBody(req: ClientRequest, fresh = false): OpenAIChatBody {
+  if (!fresh) {
+    const hit = validated.get(req.body);
+    if (hit) return hit;
+  }
+  const b = validate(OpenAIChatBody, req.body);
+  validated.set(req.body, b);
+  return b;
 }
 
 function ctxOf(req: ClientRequest): CoreContext {
@@ -236,7 +247,7 @@ export class OpenAIChatTranslator implements Translator {
   }
 
   async request(req: ClientRequest, target: UpstreamTarget): Promise<UpstreamRequest> {
-    return this.core.request(openAIBody(req), ctxOf(req), target);
+    return this.core.request(openAIBody(req, true), ctxOf(req), target);
   }
 
   response(status: number, headers: Record<string, string>, body: Buffer, req: ClientRequest): TranslatedResponse {

@@ -609,7 +609,7 @@ export const awsAccessKey: Detector = regexDetector({
 
 // Only text after an AWS word is examined: find the words first, then 40-char runs within 200 characters after.
 const AWS_CONTEXT = /aws|amazon|secret[_ \-]?access|secret[_ \-]?key|AKIA|ASIA/gi;
-const AWS_SECRET_RE = /(?<![A-Za-z0-9\/+=])[A-Za-z0-9\/+]{40}/g;
+const AWS_SECRET_RE = /(?<![A-Za-z0-9\/+])[A-Za-z0-9\/+]{40}/g;
 const AWS_WINDOW = 200;
 const isB64 = (c: number): boolean => isAlnum(c) || c === 47 || c === 43;
 

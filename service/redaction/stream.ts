@@ -84,8 +84,9 @@ export class RedactStream {
     const kept = findings.filter((f) => f.end <= hold);
     const out = buf.slice(0, hold);
     const redacted = this.apply(out, kept, this.released);
-    if (force) {
-      const open = kept.find((f) => f.end === buf.length && f.detector.name === 'private_key');
+    // A private key released without its END line (hold-back bound reached): drop what follows until END.
+    if (!final) {
+      const open = kept.find((f) => f.end === hold && f.detector.name === 'private_key' && !PEM_END.test(out.slice(f.start, f.end)));
       if (open !== undefined) this.suppressing = true;
     }
     this.ctx = (this.ctx + out).slice(-CONTEXT);

@@ -85,6 +85,7 @@ export interface LoadResult {
   cpuPerRequestUs: number;
   concurrency: number;
   errors: number;
+  firstError?: string;
 }
 
 const svc = extProcService();
@@ -132,6 +133,7 @@ export async function runLoad(addr: string, pid: number, msgs: Exchange4, opts: 
   let stop = false;
   let requests = 0;
   let errors = 0;
+  let firstError: string | undefined;
 
   const one = async (client: grpc.Client): Promise<void> => {
     const call = (client as unknown as { Process(): grpc.ClientDuplexStream<Buffer, Buffer> }).Process();
@@ -159,8 +161,8 @@ export async function runLoad(addr: string, pid: number, msgs: Exchange4, opts: 
     while (!stop) {
       try {
         await one(client);
-      } catch {
-        errors++;
+      } catch (e) {
+        if (errors++ === 0) firstError = e instanceof Error ? e.message : String(e);
       }
     }
   };
@@ -184,6 +186,7 @@ export async function runLoad(addr: string, pid: number, msgs: Exchange4, opts: 
     cpuPerRequestUs: ((cpu1 - cpu0) * 1e6) / Math.max(1, requests),
     concurrency: opts.concurrency,
     errors,
+    firstError,
   };
 }
 

@@ -14,6 +14,11 @@ describe('envoy/envoy.yaml', () => {
     assert.deepEqual(validateEnvoyMessage(BOOTSTRAP, config), []);
   });
 
+  it('the docker-compose variant also matches the schema', () => {
+    const compose = parse(readFileSync('envoy/envoy.compose.yaml', 'utf8')) as Record<string, unknown>;
+    assert.deepEqual(validateEnvoyMessage(BOOTSTRAP, compose), []);
+  });
+
   it('wires ext_proc the way Tollgate needs it', () => {
     const text = JSON.stringify(config);
     const hcm = (config as any).static_resources.listeners[0].filter_chains[0].filters[0].typed_config;

@@ -1,0 +1,146 @@
+// `npm run bench`: end-to-end ext_proc throughput/latency for Tollgate vs a do-nothing echo
+// processor (same gRPC stack), then each module's micro-benchmarks. Numbers are for comparing
+// run to run on the same machine, not absolute truths.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cpus } from 'node:os';
+import { pathToFileURL } from 'node:url';
+import type { ProcessingRequest } from '../../service/extproc/messages.ts';
+import { freePort, pct, probe, runLoad, startChild, stopChild, PHASES, type Exchange4, type LoadResult } from './extproc-load.ts';
+
+const hdr = (kv: [string, string][]) => ({ headers: kv.map(([key, v]) => ({ key, raw_value: Buffer.from(v) })) });
+
+/** A ~1.5 KB chat request from the demo acme/research key, as Envoy would deliver it. */
+function workload(): Exchange4 {
+  const messages = [
+    { role: 'system', content: 'You are a helpful assistant for the research team. Answer precisely and cite sources when you can.' },
+    { role: 'user', content: 'Summarise the following notes for the weekly report. '.repeat(8) },
+    { role: 'assistant', content: 'Here is a short summary of the notes you sent: the experiments converged, the baseline held, two regressions were fixed. '.repeat(2) },
+    { role: 'user', content: 'Now list three risks for next week, one line each, and keep it under fifty words in total. Thanks!'.repeat(3) },
+  ];
+  const body = Buffer.from(JSON.stringify({ model: 'gpt-4o-mini', messages, max_tokens: 256, temperature: 0.2 }));
+  const response = Buffer.from(
+    JSON.stringify({
+      id: 'chatcmpl-bench',
+      object: 'chat.completion',
+      created: 1700000000,
+      model: 'gpt-4o-mini-eu',
+      choices: [{ index: 0, message: { role: 'assistant', content: '1. Data drift. 2. GPU quota. 3. Holiday staffing.' }, finish_reason: 'stop' }],
+      usage: { prompt_tokens: 380, completion_tokens: 18, total_tokens: 398 },
+    }),
+  );
+  const rh: ProcessingRequest = {
+    request: 'request_headers',
+    request_headers: {
+      headers: hdr([
+        [':method', 'POST'],
+        [':path', '/v1/chat/completions'],
+        [':authority', 'llm.internal'],
+        [':scheme', 'https'],
+        ['content-type', 'application/json'],
+        ['content-length', String(body.length)],
+        ['authorization', 'Bearer tg-demo-acme-research-0000000000000001'],
+        ['x-request-id', '0d6c2f5e-bench-4a1b-9a3e-000000000001'],
+      ]),
+      end_of_stream: false,
+    },
+  };
+  return {
+    request_headers: rh,
+    request_body: { request: 'request_body', request_body: { body, end_of_stream: true } },
+    response_headers: {
+      request: 'response_headers',
+      response_headers: { headers: hdr([[':status', '200'], ['content-type', 'application/json'], ['content-length', String(response.length)]]), end_of_stream: false },
+    },
+    response_body: { request: 'response_body', response_body: { body: response, end_of_stream: true } },
+  };
+}
+
+function fmt(r: LoadResult): string[] {
+  const lines = [
+    `  ${r.requests} requests in ${r.seconds.toFixed(1)} s at concurrency ${r.concurrency}: ${r.rps.toFixed(0)} req/s, ${r.errors} errors`,
+    `  service CPU per request: ${r.cpuPerRequestUs.toFixed(0)} µs`,
+  ];
+  if (r.firstError) lines.push(`  first error: ${r.firstError}`);
+  for (const p of [...PHASES, 'total'] as const) {
+    const xs = r.phaseUs[p];
+    lines.push(`  ${p.padEnd(17)} p50 ${pct(xs, 50).toFixed(0).padStart(6)} µs  p90 ${pct(xs, 90).toFixed(0).padStart(6)} µs  p99 ${pct(xs, 99).toFixed(0).padStart(6)} µs`);
+  }
+  return lines;
+}
+
+async function extprocBench(): Promise<void> {
+  const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 32);
+  const durationMs = Number(process.env.BENCH_SECONDS ?? 8) * 1000;
+  const msgs = workload();
+  const cores = cpus().length;
+  const serverCore = cores > 1 ? 1 : 0;
+  console.log(`ext_proc four-phase exchange, ~${msgs.request_body.request_body!.body!.length} B chat request; service on core ${serverCore}, load generator on core 0 (${cores} cores)`);
+
+  // Echo floor.
+  const echoPort = await freePort();
+  const echo = await startChild('test/bench/echo-server.ts', { TOLLGATE_GRPC_ADDR: `127.0.0.1:${echoPort}` }, serverCore, `127.0.0.1:${echoPort}`);
+  const echoRes = await runLoad(`127.0.0.1:${echoPort}`, echo.pid!, msgs, { concurrency, warmupMs: 1500, durationMs });
+  await stopChild(echo);
+  console.log('echo processor (floor):');
+  for (const l of fmt(echoRes)) console.log(l);
+
+  // Tollgate with the example config, in-memory budgets, lineage to a JSONL file.
+  const tmp = mkdtempSync(join(tmpdir(), 'tollgate-bench-'));
+  const port = await freePort();
+  const httpPort = await freePort();
+  const tg = await startChild(
+    'service/main.ts',
+    {
+      TOLLGATE_GRPC_ADDR: `127.0.0.1:${port}`,
+      TOLLGATE_HTTP_ADDR: `127.0.0.1:${httpPort}`,
+      TOLLGATE_CONFIG: './policies',
+      TOLLGATE_LINEAGE: `file:${join(tmp, 'lineage.jsonl')}`,
+      TOLLGATE_SPOOL_DIR: join(tmp, 'spool'),
+      TOLLGATE_LOG_LEVEL: 'warn',
+      OPENAI_API_KEY: 'bench-openai',
+      ANTHROPIC_API_KEY: 'bench-anthropic',
+      AZURE_OPENAI_API_KEY: 'bench-azure',
+      REDIS_URL: '',
+    },
+    serverCore,
+    `127.0.0.1:${port}`,
+  );
+  try {
+    const replies = await probe(`127.0.0.1:${port}`, msgs);
+    const rejected = replies.find((r) => r.immediate_response);
+    if (rejected) throw new Error(`the bench request was rejected: ${rejected.immediate_response!.body?.toString()}`);
+    const res = await runLoad(`127.0.0.1:${port}`, tg.pid!, msgs, { concurrency, warmupMs: 2000, durationMs });
+    console.log('tollgate (example policies: auth, CEL policies, redaction, routing, budgets, translation, lineage):');
+    for (const l of fmt(res)) console.log(l);
+    console.log(`  tollgate ÷ echo CPU per request: ${(res.cpuPerRequestUs / echoRes.cpuPerRequestUs).toFixed(2)} (goal ≤ 2.0)`);
+  } finally {
+    await stopChild(tg);
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+const MODULES = ['policy', 'providers', 'routing', 'budget', 'redaction', 'lineage'];
+
+async function moduleBenches(only: string | undefined): Promise<void> {
+  for (const m of MODULES) {
+    if (only && only !== m) continue;
+    const url = pathToFileURL(join(process.cwd(), 'test', 'bench', `${m}.ts`)).href;
+    let mod: { bench?: () => Promise<string[]> };
+    try {
+      mod = (await import(url)) as { bench?: () => Promise<string[]> };
+    } catch (e) {
+      console.log(`${m}: could not load (${e instanceof Error ? e.message : String(e)})`);
+      continue;
+    }
+    if (!mod.bench) continue;
+    console.log(`${m}:`);
+    for (const l of await mod.bench()) console.log(`  ${l}`);
+  }
+}
+
+const only = process.argv[2];
+if (!only || only === 'extproc') await extprocBench();
+if (only !== 'extproc') await moduleBenches(only);
+process.exit(0);
