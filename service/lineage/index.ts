@@ -5,6 +5,7 @@ export {
   toProtoJson,
   fromProtoJson,
   isOutcome,
+  contentSha256,
 } from './record.ts';
 export type {
   LineageRecord,

@@ -3,6 +3,8 @@
 // proto3 JSON form every sink writes, fromProtoJson() reads it back (for `tollgate lineage` queries).
 // There is deliberately no field for a credential: principals are identified by their public key id.
 
+import { createHash } from 'node:crypto';
+
 export const LINEAGE_SCHEMA_VERSION = 1;
 
 export type Outcome =
@@ -615,4 +617,9 @@ export function fromProtoJson(json: unknown): LineageRecord | undefined {
   const gi = str(j.gatewayInstance);
   if (gi !== undefined) rec.gatewayInstance = gi;
   return clean(rec);
+}
+
+/** Hex SHA-256 of content (prompt or response text), for `content.promptSha256` / `responseSha256`. */
+export function contentSha256(text: string | Uint8Array): string {
+  return createHash('sha256').update(text).digest('hex');
 }

@@ -221,7 +221,24 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
     }
   };
 
+  const clock = opts.now ?? (() => new Date());
+
+  // Never throws: an unexpected failure (a bug, a hostile value) denies the request.
   function evaluate(input: PolicyInput): Decision {
+    if (!(input.now instanceof Date) || Number.isNaN(input.now.getTime())) input = { ...input, now: clock() };
+    try {
+      return evaluateUnsafe(input);
+    } catch (e) {
+      const d = new DecisionImpl(revision, reportError);
+      const rec: RuleRecord = { policy: '', rule: '', kind: 'deny', outcome: 'error', durationUs: 0, message: `policy evaluation failed: ${e instanceof Error ? e.message : String(e)}` };
+      d.rules.push(rec);
+      reportError(rec);
+      d.denied = { status: 403, reason: 'policy_error', message: 'request denied: policy evaluation failed', rule: '' };
+      return d;
+    }
+  }
+
+  function evaluateUnsafe(input: PolicyInput): Decision {
     const d = new DecisionImpl(revision, reportError);
     const act = baseActivation(input, usesBody);
     const active: PolicyState[] = [];

@@ -151,14 +151,23 @@ const AToolResultBlock = z.looseObject({
 const AThinkingBlock = z.looseObject({ type: z.literal('thinking'), thinking: str, signature: str.optional() });
 const ARedactedThinkingBlock = z.looseObject({ type: z.literal('redacted_thinking'), data: str });
 
-const AContentBlock = z.discriminatedUnion('type', [
-  ATextBlock,
-  AImageBlock,
-  ADocumentBlock,
-  AToolUseBlock,
-  AToolResultBlock,
-  AThinkingBlock,
-  ARedactedThinkingBlock,
+const KNOWN_BLOCKS = new Set(['text', 'image', 'document', 'tool_use', 'tool_result', 'thinking', 'redacted_thinking']);
+/**
+ * Block types we do not model (server tool results, search results, …) still validate, so Anthropic → Anthropic
+ * passthrough keeps working as the API grows; cross-provider translators refuse them with 422.
+ */
+const AOtherBlock = z.looseObject({ type: str.refine((t) => !KNOWN_BLOCKS.has(t)) });
+const AContentBlock = z.union([
+  z.discriminatedUnion('type', [
+    ATextBlock,
+    AImageBlock,
+    ADocumentBlock,
+    AToolUseBlock,
+    AToolResultBlock,
+    AThinkingBlock,
+    ARedactedThinkingBlock,
+  ]),
+  AOtherBlock,
 ]);
 
 const AMessage = z.looseObject({

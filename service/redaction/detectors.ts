@@ -1,8 +1,8 @@
-// Built-in detectors. Each one finds candidate spans with a V8 regex written to run in linear time (every
-// regex starts with a look-behind boundary so a long run of candidate characters is entered once, has bounded
-// quantifiers, and has no trailing look-ahead that could force backtracking through alternatives), then checks
-// boundaries and validity in code (Luhn, mod-97, SSN ranges, JWT header, net.isIPv6, key-material shape).
-// Policy-supplied patterns never reach V8's backtracking engine: see custom.ts.
+// Built-in detectors. Each finds candidates cheaply — by an anchor character (`@` for email, `:` for IPv6, an AWS
+// word for AWS secrets), a literal prefix gate (sk-, ghp_, AIza…), or a V8 regex written to run in linear time
+// (bounded quantifiers, no nested quantifiers over the same characters, no trailing look-ahead that could force
+// backtracking) — then checks boundaries and validity in code (Luhn, mod-97, SSN ranges, JWT header, net.isIPv6,
+// key-material shape). Policy-supplied patterns never reach V8's backtracking engine: see custom.ts.
 //
 // Decisions worth knowing (see DETECTORS.md for the full list):
 // - phone: `+` international (8–15 digits), NANP 3-3-4 with separators, trunk-prefix national numbers
@@ -57,11 +57,6 @@ const isAlnum = (c: number): boolean => isDigit(c) || isAlpha(c);
 const isWord = (c: number): boolean => isAlnum(c) || c === 95;
 const isHex = (c: number): boolean => isDigit(c) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102);
 const digitsOf = (s: string): string => s.replace(/\D+/g, '');
-function countDigits(s: string): number {
-  let n = 0;
-  for (let i = 0; i < s.length; i++) if (isDigit(s.charCodeAt(i))) n++;
-  return n;
-}
 const identity = (s: string): string => s;
 
 /** Index of the start of the trailing run of `inRun` characters (at most maxLen long), moved to a possible start. */

@@ -550,6 +550,22 @@ describe('label', () => {
   });
 });
 
+describe('robustness', () => {
+  it('an unexpected exception during evaluation denies instead of throwing', () => {
+    const b = compile(`  rules:\n    - name: r\n      deny: {expression: "request.model == 'x'"}\n`);
+    const broken = input();
+    (broken.request as { headers: unknown }).headers = null; // not a valid PolicyInput
+    const d = b.evaluate(broken);
+    assert.deepEqual([d.denied?.status, d.denied?.reason], [403, 'policy_error']);
+    assert.match(d.rules[0]?.message ?? '', /policy evaluation failed/);
+  });
+
+  it('an invalid clock value falls back to the bundle clock', () => {
+    const b = compilePolicies(policyDocs(`  rules:\n    - name: r\n      deny: {expression: "now.getFullYear() == 2030"}\n`), { now: () => new Date('2030-05-05T00:00:00Z') });
+    assert.equal(b.evaluate({ ...input(), now: new Date('garbage') }).denied?.rule, 'p/r');
+  });
+});
+
 describe('decision record', () => {
   it('has a random 32-hex id, the bundle revision and per-rule durations', () => {
     const b = compile(`  rules:\n    - name: r\n      deny: {expression: "false"}\n`);
