@@ -3,15 +3,15 @@
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
-import { BudgetManager, createBudgetStore, estimateTokens, type BudgetStore } from './budget/index.ts';
+import { BudgetManager, createBudgetStore, RedisStore, type BudgetStore } from './budget/index.ts';
+import { budgetPort, redactionPort } from './gateway/adapters.ts';
 import { ConfigHolder } from './config/snapshot.ts';
-import { GatewayError } from './errors.ts';
 import type { Services } from './gateway/context.ts';
 import { GatewayExchange } from './gateway/exchange.ts';
-import type { Admission, BudgetPort, LineagePort, MetricsPort, RedactionPort } from './gateway/ports.ts';
+import type { LineagePort, MetricsPort, RedactionPort } from './gateway/ports.ts';
 import { startExtProcServer, type ExtProcServer } from './extproc/server.ts';
 import { LineageEmitter } from './lineage/emitter.ts';
-import type { BudgetEffect, LineageRecord } from './lineage/record.ts';
+import type { LineageRecord } from './lineage/record.ts';
 import type { LineageSink } from './lineage/sinks.ts';
 import { FileSink, StdoutSink } from './lineage/sinks.ts';
 import { RedisSink } from './lineage/redis-sink.ts';
@@ -19,8 +19,6 @@ import { RedactorCache } from './redaction/index.ts';
 import { HealthTracker } from './routing/index.ts';
 import { startTelemetryServer, type TelemetryServer } from './telemetry/http.ts';
 import { createMetrics, type Metrics } from './telemetry/metrics.ts';
-import type { CheckResult } from './budget/store.ts';
-import type { Reservation } from './budget/manager.ts';
 
 export interface TollgateOptions {
   configDir: string;
@@ -55,77 +53,6 @@ export interface Tollgate {
   telemetry: TelemetryServer;
   /** Drain streams within `graceMs`, flush lineage, close stores and servers. */
   close(graceMs?: number): Promise<void>;
-}
-
-function effectsOf(checks: readonly CheckResult[], extra: Partial<BudgetEffect> = {}): BudgetEffect[] {
-  return checks
-    .filter((c) => c.kind === 'budget')
-    .map((c) => ({
-      name: c.name,
-      scopeKey: c.scopeKey,
-      unit: c.metric === 'usd' ? 'usd' : c.metric === 'inputTokens' ? 'input_tokens' : c.metric === 'outputTokens' ? 'output_tokens' : c.metric === 'totalTokens' ? 'total_tokens' : c.metric,
-      limit: c.limit,
-      reserved: c.requested,
-      remaining: c.remaining,
-      enforcement: c.hard ? 'hard' : 'soft',
-      softLimitWarning: !c.hard && c.exceeded,
-      exceeded: c.exceeded,
-      ...extra,
-    }));
-}
-
-function budgetPort(manager: BudgetManager): BudgetPort {
-  return {
-    async admit(requestId, budgets, limits, estimate, tenant): Promise<Admission> {
-      const r = await manager.admit(requestId, budgets, limits, estimate, { tenant });
-      if (r instanceof GatewayError) throw r;
-      return {
-        headers: r.headers,
-        effects: effectsOf(r.checks, r.degraded === 'failOpen' ? { failOpen: true } : {}),
-        handle: r.reservation,
-      };
-    },
-    async settle(admission, actual) {
-      const reservation = admission.handle as Reservation;
-      await manager.settle(reservation, actual);
-      // Charged = actual cost for USD budgets; tokens for token budgets.
-      return admission.effects.map((e) => ({
-        ...e,
-        charged: actual
-          ? e.unit === 'usd'
-            ? actual.usd
-            : e.unit === 'input_tokens'
-              ? actual.inputTokens
-              : e.unit === 'output_tokens'
-                ? actual.outputTokens
-                : e.unit === 'total_tokens'
-                  ? actual.inputTokens + actual.outputTokens
-                  : e.unit === 'requests'
-                    ? 1
-                    : undefined
-          : 0,
-        remaining: e.remaining !== undefined && e.reserved !== undefined ? e.remaining + e.reserved - (actual ? chargedOf(e.unit, actual) : 0) : e.remaining,
-      }));
-    },
-    estimatePromptTokens: (text) => estimateTokens(text),
-  };
-}
-
-function chargedOf(unit: string, a: { usd: number; inputTokens: number; outputTokens: number }): number {
-  switch (unit) {
-    case 'usd':
-      return a.usd;
-    case 'input_tokens':
-      return a.inputTokens;
-    case 'output_tokens':
-      return a.outputTokens;
-    case 'total_tokens':
-      return a.inputTokens + a.outputTokens;
-    case 'requests':
-      return 1;
-    default:
-      return 0;
-  }
 }
 
 function makeSinks(specs: string[], redisUrl: string | undefined, log: Logger): LineageSink[] {
@@ -163,6 +90,10 @@ export async function startTollgate(opts: TollgateOptions): Promise<Tollgate> {
 
   const store: BudgetStore = createBudgetStore({ redisUrl: opts.redisUrl, logger: log.child({ component: 'budget' }) });
   const budgets = new BudgetManager(store, { logger: log.child({ component: 'budget' }) });
+  if (store instanceof RedisStore) {
+    // failClosed budgets deny until Redis answers: give it a moment at start-up, but never block on it.
+    if (!(await store.ready(2000))) log.warn('budget store: Redis not reachable yet; budgets follow their onStoreError mode until it is');
+  }
   const lineage = await LineageEmitter.open({
     sinks: makeSinks(opts.lineageSinks ?? ['stdout'], opts.redisUrl, log),
     spoolDir: opts.spoolDir,
@@ -172,9 +103,7 @@ export async function startTollgate(opts: TollgateOptions): Promise<Tollgate> {
   });
   const redactors = new RedactorCache({ secret: opts.redactionSecret ?? process.env.TOLLGATE_REDACTION_SECRET });
 
-  const redaction: RedactionPort = {
-    redactRequest: (body, rules, custom, tenant) => redactors.get(rules, custom).redactRequest(body, { tenant }),
-  };
+  const redaction: RedactionPort = redactionPort(redactors);
   const lineagePort: LineagePort = { emit: (r: LineageRecord) => lineage.emit(r) };
   const metricsPort: MetricsPort = {
     record: () => undefined, // the lineage emitter updates request metrics from each record, off the hot path

@@ -8,6 +8,7 @@ import { GatewayError } from '../errors.ts';
 import type { Services } from '../gateway/context.ts';
 import { GatewayExchange } from '../gateway/exchange.ts';
 import type { BudgetPort } from '../gateway/ports.ts';
+import { redactionPort } from '../gateway/adapters.ts';
 import { JWT_AUTHN_NAMESPACE } from '../identity/principal.ts';
 import { RedactorCache } from '../redaction/index.ts';
 import { HealthTracker } from '../routing/index.ts';
@@ -43,7 +44,7 @@ export async function explain(input: ExplainInput): Promise<Record<string, unkno
     snapshot: () => snap,
     health: new HealthTracker(),
     budgets,
-    redaction: { redactRequest: (body, rules, custom, tenant) => redactors.get(rules, custom).redactRequest(body, { tenant }) },
+    redaction: redactionPort(redactors),
     lineage: { emit: () => undefined },
     metrics: { record: () => undefined, policyError: () => undefined, protocolError: () => undefined },
     log: pino({ level: 'silent' }),

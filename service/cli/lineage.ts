@@ -1,6 +1,7 @@
 // `tollgate lineage`: recent lineage records from the Redis stream or the JSONL files.
 import { parseArgs } from 'node:util';
 import { queryLineage } from '../lineage/query.ts';
+import { toProtoJson } from '../lineage/record.ts';
 
 export async function runLineageCommand(args: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -18,13 +19,14 @@ export async function runLineageCommand(args: string[]): Promise<void> {
   const redisUrl = values.redis ?? (values.file ? undefined : process.env.REDIS_URL);
   const res = await queryLineage({
     source: redisUrl ? 'redis' : 'file',
-    redisUrl,
-    filePath: values.file ?? process.env.TOLLGATE_LINEAGE_FILE ?? './var/lineage.jsonl',
+    redis: redisUrl,
+    path: values.file ?? process.env.TOLLGATE_LINEAGE_FILE ?? './var/lineage.jsonl',
     requestId: values['request-id'],
     tenant: values.tenant,
     since: values.since ? new Date(values.since) : undefined,
     until: values.until ? new Date(values.until) : undefined,
     limit: values.limit ? Number(values.limit) : 20,
   });
-  for (const r of res.records) process.stdout.write(`${JSON.stringify(r)}\n`);
+  for (const r of res.records) process.stdout.write(`${JSON.stringify(toProtoJson(r))}\n`);
+  if (res.truncated) process.stderr.write(`(stopped after scanning ${res.scanned} entries)\n`);
 }

@@ -22,7 +22,7 @@ import { parseRetryAfter, type Candidate } from '../routing/index.ts';
 import type { Services, Snapshot } from './context.ts';
 import { apiForPath, matchEndpoint, pathOnly, type Endpoint } from './endpoints.ts';
 import { buildPolicyInput, listAllowedModels } from './policy-input.ts';
-import type { Admission, CostEstimate, RedactionResult, TextStream } from './ports.ts';
+import type { Admission, CostEstimate, RedactionResult } from './ports.ts';
 import { rewriteClientJson, SseTextRewriter } from './text-rewrite.ts';
 import { formatTraceparent, startSpan, type SpanContext } from '../telemetry/tracing.ts';
 
@@ -277,7 +277,8 @@ export class GatewayExchange implements Exchange {
       for (const [k, v] of Object.entries(this.admission?.headers ?? {})) m.setHeader(k, v);
       if (streaming) {
         this.stream = this.translator.stream(this.clientReq);
-        if (this.streamTextFilters().length) this.sseRewriter = new SseTextRewriter(this.api, () => this.streamTextFilters());
+        const output = this.redaction?.output;
+        if (output) this.sseRewriter = new SseTextRewriter(this.api, () => [output.stream()]);
         m.setHeader('content-type', this.translator.streamContentType).setHeader('cache-control', 'no-cache').removeHeader('content-length');
       }
       if (endOfStream) {
@@ -294,8 +295,9 @@ export class GatewayExchange implements Exchange {
       if (this.stage !== 'responding' || !this.translator || !this.clientReq) return {};
       const tr = this.translator.response(this.upstreamStatus, this.upstreamHeaders, body, this.clientReq);
       let out = tr.body;
-      if (tr.status >= 200 && tr.status < 300 && (this.redaction?.restorer || this.redaction?.responseFilter)) {
-        out = rewriteClientJson(this.api, out, (text) => this.filterWholeText(text));
+      if (tr.status >= 200 && tr.status < 300 && this.redaction?.output) {
+        const output = this.redaction.output;
+        out = rewriteClientJson(this.api, out, (text) => output.text(text));
       }
       this.responseHash.update(out);
       this.responseBytes = out.length;
@@ -404,20 +406,6 @@ export class GatewayExchange implements Exchange {
   private credentialFor(c: Candidate): string | undefined | null {
     if (c.provider.credential.kind === 'none') return undefined;
     return this.snap.core.credentials.get(c.provider.name) ?? null;
-  }
-
-  private streamTextFilters(): TextStream[] {
-    const out: TextStream[] = [];
-    if (this.redaction?.restorer) out.push(this.redaction.restorer.stream());
-    if (this.redaction?.responseFilter) out.push(this.redaction.responseFilter.stream());
-    return out;
-  }
-
-  private filterWholeText(text: string): string {
-    let t = text;
-    if (this.redaction?.restorer) t = this.redaction.restorer.text(t);
-    if (this.redaction?.responseFilter) t = this.redaction.responseFilter.text(t);
-    return t;
   }
 
   private noteUpstreamError(status: number): void {
@@ -557,7 +545,7 @@ export class GatewayExchange implements Exchange {
             labels: Object.keys(d.labels).length ? d.labels : undefined,
           }
         : undefined,
-      redactions: [...this.redactionReport, ...(this.redaction?.responseFilter?.report() ?? [])],
+      redactions: [...this.redactionReport, ...(this.redaction?.output?.report() ?? [])],
       budgets,
       tokens: u
         ? { input: u.inputTokens, output: u.outputTokens, cached: u.cachedInputTokens, reasoning: u.reasoningTokens, estimated: u.estimated }

@@ -34,10 +34,11 @@ export interface TextStream {
 
 export interface RedactionResult {
   report: RedactionCount[];
-  /** Restores pseudonymized values in model output, when pseudonymization was used. */
-  restorer?: { text(text: string): string; stream(): TextStream };
-  /** Redacts model output, when a rule asked for response redaction. */
-  responseFilter?: { text(text: string): string; stream(): TextStream; report(): RedactionCount[] };
+  /**
+   * Model-output transform, present when pseudonyms must be restored and/or a rule asked for
+   * response redaction: one stream per text channel (choice / content block).
+   */
+  output?: { text(text: string): string; stream(): TextStream; report(): RedactionCount[] };
 }
 
 export interface RedactionPort {

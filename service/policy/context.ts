@@ -183,7 +183,7 @@ export function endpointOf(path: string): string {
 }
 
 // Headers a policy must never see: credentials and Tollgate's internal ones.
-const HIDDEN_HEADERS = new Set(['authorization', 'proxy-authorization', 'x-api-key', 'api-key', 'cookie']);
+const HIDDEN_HEADERS = new Set(['authorization', 'proxy-authorization', 'x-api-key', 'api-key', 'x-goog-api-key', 'cookie']);
 
 export function policyHeaders(headers: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
@@ -232,7 +232,7 @@ export function messagesOf(body: Record<string, unknown>, api: 'openai' | 'anthr
   }
   if (body.input !== undefined) {
     const inputs = Array.isArray(body.input) ? body.input : [body.input];
-    for (const i of inputs) if (typeof i === 'string') out.push({ role: 'input', text: i });
+    for (const i of inputs) if (typeof i === 'string') out.push({ role: 'user', text: i });
   }
   if (typeof body.prompt === 'string') out.push({ role: 'user', text: body.prompt });
   return out;

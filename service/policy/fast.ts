@@ -232,7 +232,8 @@ function compileNode(e: Expr): Node {
         return (a) => {
           const v = operand(a);
           if (v instanceof NErr) return v;
-          if (v instanceof Map) return v.has(field);
+          // As @bufbuild/cel: a key whose value is null counts as absent.
+          if (v instanceof Map) return v.get(field) != null;
           return fallback();
         };
       }
@@ -419,7 +420,7 @@ function compileCall(e: Expr): Node {
           for (const el of c) if (eq(x, el)) return true;
           return false;
         }
-        if (c instanceof Map && typeof x === 'string') return c.has(x);
+        if (c instanceof Map && typeof x === 'string') return c.get(x) != null;
         return fallback();
       });
     case '_<_':

@@ -78,7 +78,7 @@ export function anthropicToOpenAIBody(b: AnthropicMessagesBody, provider: Provid
           parts.push({ type: 'text', text: block.text });
           break;
         case 'image':
-          parts.push(imagePart(block));
+          parts.push(imagePart(block as Extract<AnthropicContentBlock, { type: 'image' }>));
           break;
         case 'document': {
           const src = block.source as Json;

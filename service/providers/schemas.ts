@@ -151,29 +151,38 @@ const AToolResultBlock = z.looseObject({
 const AThinkingBlock = z.looseObject({ type: z.literal('thinking'), thinking: str, signature: str.optional() });
 const ARedactedThinkingBlock = z.looseObject({ type: z.literal('redacted_thinking'), data: str });
 
-const KNOWN_BLOCKS = new Set(['text', 'image', 'document', 'tool_use', 'tool_result', 'thinking', 'redacted_thinking']);
-/**
- * Block types we do not model (server tool results, search results, …) still validate, so Anthropic → Anthropic
- * passthrough keeps working as the API grows; cross-provider translators refuse them with 422.
- */
-const AOtherBlock = z.looseObject({ type: str.refine((t) => !KNOWN_BLOCKS.has(t)) });
-const AContentBlock = z.union([
-  z.discriminatedUnion('type', [
-    ATextBlock,
-    AImageBlock,
-    ADocumentBlock,
-    AToolUseBlock,
-    AToolResultBlock,
-    AThinkingBlock,
-    ARedactedThinkingBlock,
-  ]),
-  AOtherBlock,
+const AKnownBlock = z.discriminatedUnion('type', [
+  ATextBlock,
+  AImageBlock,
+  ADocumentBlock,
+  AToolUseBlock,
+  AToolResultBlock,
+  AThinkingBlock,
+  ARedactedThinkingBlock,
 ]);
+const KNOWN_BLOCKS = new Set(['text', 'image', 'document', 'tool_use', 'tool_result', 'thinking', 'redacted_thinking']);
+type RefineIssue = Parameters<Parameters<z.ZodType['superRefine']>[0]>[1]['addIssue'] extends (i: infer I) => void ? I : never;
+
+/**
+ * Known block types are fully validated; other types (server tool results, search results, …) still pass, so
+ * Anthropic → Anthropic passthrough keeps working as the API grows. Cross-provider translators refuse them (422).
+ */
+
+
+const AContentBlock = z.looseObject({ type: str }).superRefine((block, ctx) => {
+  if (!KNOWN_BLOCKS.has(block.type)) return;
+  const r = AKnownBlock.safeParse(block);
+  if (!r.success) for (const issue of r.error.issues) ctx.addIssue({ ...issue } as unknown as RefineIssue);
+}) as unknown as z.ZodType<AnthropicContentBlock>; // the refinement guarantees known kinds have their full shape
 
 const AMessage = z.looseObject({
   role: z.enum(['user', 'assistant']),
   content: z.union([str, z.array(AContentBlock)]),
 });
+type AKnown = z.infer<typeof AKnownBlock>;
+type AOther = { type: string; [k: string]: unknown };
+/** Content blocks as translators see them: the typed known kinds, or an opaque other kind. */
+export type AnthropicContentBlock = AKnown | AOther;
 
 const ATool = z.looseObject({
   name: str.min(1),
@@ -206,7 +215,6 @@ export const AnthropicMessagesBody = z.looseObject({
   thinking: z.looseObject({ type: z.enum(['enabled', 'disabled']), budget_tokens: int.optional() }).optional(),
 });
 export type AnthropicMessagesBody = z.infer<typeof AnthropicMessagesBody>;
-export type AnthropicContentBlock = z.infer<typeof AContentBlock>;
 export type AnthropicMessage = z.infer<typeof AMessage>;
 
 // ---------------------------------------------------------------- validation → GatewayError
@@ -262,7 +270,9 @@ function deepestIssue(issue: Issue): { issue: Issue; path: PropertyKey[] } {
     let best: Issue | undefined;
     for (const branch of issue.errors) {
       const first = branch[0];
-      if (first && (!best || first.path.length > best.path.length)) best = first;
+      // The catch-all "unknown block type" branch fails with a custom issue; it never names the real culprit.
+      if (!first || (first.code === 'custom' && issue.errors.length > 1)) continue;
+      if (!best || first.path.length > best.path.length) best = first;
     }
     if (best && best.path.length > 0) {
       const inner = deepestIssue(best);

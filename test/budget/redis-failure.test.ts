@@ -22,7 +22,7 @@ async function privateRedis(): Promise<PrivateRedis> {
 }
 
 function newStore(url: string): RedisStore {
-  return new RedisStore({ url, prefix: 'tgfail:', commandTimeoutMs: 100, breakerMs: 200, replicas: 2, tickMs: 50 });
+  return new RedisStore({ url, prefix: 'tgfail:', commandTimeoutMs: 300, breakerMs: 200, replicas: 2, tickMs: 50 });
 }
 
 const isAdmission = (r: Admission | GatewayError): r is Admission => !(r instanceof GatewayError);

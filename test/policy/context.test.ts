@@ -48,12 +48,12 @@ describe('buildRequestInput', () => {
     assert.deepEqual(r.params, { max_tokens: 10 });
   });
 
-  it('embeddings input becomes messages with role input', () => {
+  it('embeddings input becomes user messages', () => {
     const r = buildRequestInput({ method: 'POST', path: '/v1/embeddings', api: 'openai', headers: {}, body: { model: 'e', input: ['x', 'y'] } });
     assert.equal(r.endpoint, 'embeddings');
     assert.deepEqual(r.messages, [
-      { role: 'input', text: 'x' },
-      { role: 'input', text: 'y' },
+      { role: 'user', text: 'x' },
+      { role: 'user', text: 'y' },
     ]);
   });
 

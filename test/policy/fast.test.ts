@@ -78,6 +78,8 @@ const EXPRESSIONS = [
   "[request.model, principal.user].size() == 2",
   "request.model in [1, 'gpt-4o-mini']",
   'request.params.n == null',
+  'has(request.params.n)',
+  "'n' in request.params",
   'request.params.top_p == 1',
 ];
 

@@ -85,6 +85,12 @@ describe('parseClientRequest accepts valid requests', () => {
     },
     { name: 'Anthropic message', api: 'anthropic', body: { model: 'm', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }], stream: true }, stream: true },
     { name: 'embeddings with token arrays', api: 'openai', op: 'embeddings', body: { model: 'e', input: [[1, 2, 3]] }, stream: false },
+    {
+      name: 'Anthropic block types we do not model still parse (passthrough keeps up with the API)',
+      api: 'anthropic',
+      body: { model: 'm', max_tokens: 10, messages: [{ role: 'user', content: [{ type: 'search_result', source: 'https://x', title: 't', content: [] }] }] },
+      stream: false,
+    },
   ];
   for (const g of GOOD) {
     test(g.name, () => {
@@ -116,5 +122,11 @@ describe('getTranslator', () => {
         assert.match(t.streamContentType, /^text\/event-stream/);
       }
     }
+  });
+
+  test('an unmodelled Anthropic block is refused (422) when crossing to another provider', async () => {
+    const req = parseClientRequest('anthropic', 'chat', Buffer.from(JSON.stringify({ model: 'm', max_tokens: 10, messages: [{ role: 'user', content: [{ type: 'search_result', title: 't' }] }] })));
+    const t = (await import('./helpers.ts')).target('openai');
+    await assert.rejects(getTranslator('anthropic', 'chat', 'openai').request(req, t), (e: unknown) => e instanceof GatewayError && e.status === 422 && e.param === 'messages[0].content[0].type');
   });
 });

@@ -1,0 +1,88 @@
+// Adapts the budget and redaction modules to the narrow ports the request path uses. One place, so
+// the server and `tollgate explain` behave identically.
+import type { BudgetManager, Reservation } from '../budget/manager.ts';
+import type { CheckResult } from '../budget/store.ts';
+import { estimateTokens } from '../budget/index.ts';
+import { GatewayError } from '../errors.ts';
+import type { BudgetEffect } from '../lineage/record.ts';
+import { toRedactionCounts, type RedactorCache } from '../redaction/redactor.ts';
+import type { Admission, BudgetPort, CostEstimate, RedactionPort } from './ports.ts';
+
+const UNIT: Record<string, string> = {
+  usd: 'usd',
+  inputTokens: 'input_tokens',
+  outputTokens: 'output_tokens',
+  totalTokens: 'total_tokens',
+  requests: 'requests',
+};
+
+function amountOf(unit: string, a: CostEstimate): number {
+  switch (unit) {
+    case 'usd':
+      return a.usd;
+    case 'input_tokens':
+      return a.inputTokens;
+    case 'output_tokens':
+      return a.outputTokens;
+    case 'total_tokens':
+      return a.inputTokens + a.outputTokens;
+    case 'requests':
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+function effectsOf(checks: readonly CheckResult[], failOpen: boolean): BudgetEffect[] {
+  return checks
+    .filter((c) => c.kind === 'budget')
+    .map((c) => ({
+      name: c.name,
+      scopeKey: c.scopeKey,
+      unit: UNIT[c.metric] ?? c.metric,
+      limit: c.limit,
+      reserved: c.requested,
+      remaining: c.remaining,
+      enforcement: c.hard ? 'hard' : 'soft',
+      softLimitWarning: !c.hard && c.exceeded,
+      exceeded: c.exceeded,
+      failOpen: failOpen || undefined,
+    }));
+}
+
+export function budgetPort(manager: BudgetManager): BudgetPort {
+  return {
+    async admit(requestId, budgets, limits, estimate, tenant): Promise<Admission> {
+      const r = await manager.admit(requestId, budgets, limits, estimate, { tenant });
+      if (r instanceof GatewayError) throw r;
+      return { headers: r.headers, effects: effectsOf(r.checks, r.degraded === 'failOpen'), handle: r.reservation };
+    },
+    async settle(admission, actual) {
+      await manager.settle(admission.handle as Reservation, actual);
+      // Remaining after settle = remaining at admission + what was reserved − what was charged.
+      return admission.effects.map((e) => {
+        const charged = actual ? amountOf(e.unit, actual) : 0;
+        const remaining = e.remaining !== undefined && e.reserved !== undefined ? e.remaining + e.reserved - charged : e.remaining;
+        return { ...e, charged, remaining };
+      });
+    },
+    estimatePromptTokens: (text) => estimateTokens(text),
+  };
+}
+
+export function redactionPort(cache: RedactorCache): RedactionPort {
+  return {
+    redactRequest(body, rules, custom, tenant) {
+      const res = cache.get(rules, custom).redactRequest(body, { tenant });
+      const out = res.output;
+      return {
+        report: toRedactionCounts(res.report, 'request'),
+        output: out && {
+          text: (t) => out.text(t),
+          stream: () => out.stream(),
+          report: () => toRedactionCounts(out.report(), 'response'),
+        },
+      };
+    },
+  };
+}
