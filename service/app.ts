@@ -15,7 +15,8 @@ import type { LineageRecord } from './lineage/record.ts';
 import type { LineageSink } from './lineage/sinks.ts';
 import { FileSink, StdoutSink } from './lineage/sinks.ts';
 import { RedisSink } from './lineage/redis-sink.ts';
-import { RedactorCache } from './redaction/index.ts';
+import { BUILTIN_DETECTOR_NAMES, RedactorCache } from './redaction/index.ts';
+import { createOtlpExporter } from './telemetry/otlp.ts';
 import { HealthTracker } from './routing/index.ts';
 import { startTelemetryServer, type TelemetryServer } from './telemetry/http.ts';
 import { createMetrics, type Metrics } from './telemetry/metrics.ts';
@@ -37,6 +38,8 @@ export interface TollgateOptions {
   instance?: string;
   /** Secret for keyed-hash redaction (per-tenant keys are derived from it). */
   redactionSecret?: string;
+  /** OTLP/HTTP JSON endpoint for one span per request (optional). */
+  otlpEndpoint?: string;
   /** Validate every lineage record against the proto schema (tests). */
   validateLineage?: boolean;
 }
@@ -80,14 +83,29 @@ export async function startTollgate(opts: TollgateOptions): Promise<Tollgate> {
     onPolicyError: () => undefined,
     onReload: (ok, detail) => {
       metrics.recordConfigReload(ok, ok ? detail : undefined);
-      if (ok) log.info({ revision: detail }, 'config reloaded');
+      if (ok) {
+        publishLabels();
+        log.info({ revision: detail }, 'config reloaded');
+      }
       else log.error({ error: detail }, 'config reload failed; keeping the last good config');
     },
   });
+  const publishLabels = (): void => {
+    const snap = holder.snapshot();
+    metrics.setKnownLabels({
+      tenants: snap.core.tenants.keys(),
+      models: snap.core.models.flatMap((m) => [m.name, ...m.aliases]),
+      providers: snap.core.providers.keys(),
+      policies: snap.policy.policies,
+      detectors: BUILTIN_DETECTOR_NAMES,
+    });
+  };
+  publishLabels();
   metrics.recordConfigReload(true, holder.snapshot().revision);
   for (const w of holder.snapshot().core.warnings) log.warn(w);
   if (opts.watchConfig !== false) holder.watch();
 
+  const otlp = createOtlpExporter(opts.otlpEndpoint ? { endpoint: opts.otlpEndpoint } : undefined);
   const store: BudgetStore = createBudgetStore({ redisUrl: opts.redisUrl, logger: log.child({ component: 'budget' }) });
   const budgets = new BudgetManager(store, { logger: log.child({ component: 'budget' }) });
   if (store instanceof RedisStore) {
@@ -100,6 +118,7 @@ export async function startTollgate(opts: TollgateOptions): Promise<Tollgate> {
     metrics,
     logger: log.child({ component: 'lineage' }),
     validate: opts.validateLineage,
+    observers: otlp ? [otlp] : [],
   });
   const redactors = new RedactorCache({ secret: opts.redactionSecret ?? process.env.TOLLGATE_REDACTION_SECRET });
 

@@ -17,6 +17,7 @@ export async function serve(): Promise<void> {
       lineageSinks: (process.env.TOLLGATE_LINEAGE ?? 'stdout').split(',').map((s) => s.trim()),
       spoolDir: process.env.TOLLGATE_SPOOL_DIR ?? defaultSpoolDir(),
       instance: process.env.TOLLGATE_INSTANCE,
+      otlpEndpoint: process.env.TOLLGATE_OTLP_ENDPOINT || undefined,
       log,
     });
   } catch (err) {

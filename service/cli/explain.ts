@@ -2,7 +2,6 @@
 // the point where Envoy would call the provider, and prints every decision. Nothing is reserved,
 // nothing is sent, no credential is printed.
 import pino from 'pino';
-import { estimateTokens } from '../budget/index.ts';
 import { buildSnapshot } from '../config/snapshot.ts';
 import { GatewayError } from '../errors.ts';
 import type { Services } from '../gateway/context.ts';
@@ -37,7 +36,6 @@ export async function explain(input: ExplainInput): Promise<Record<string, unkno
     async settle() {
       return [];
     },
-    estimatePromptTokens: (t) => estimateTokens(t),
   };
   const redactors = new RedactorCache({ secret: process.env.TOLLGATE_REDACTION_SECRET });
   const services: Services = {

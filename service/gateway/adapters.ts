@@ -2,7 +2,6 @@
 // the server and `tollgate explain` behave identically.
 import type { BudgetManager, Reservation } from '../budget/manager.ts';
 import type { CheckResult } from '../budget/store.ts';
-import { estimateTokens } from '../budget/index.ts';
 import { GatewayError } from '../errors.ts';
 import type { BudgetEffect } from '../lineage/record.ts';
 import { toRedactionCounts, type RedactorCache } from '../redaction/redactor.ts';
@@ -66,7 +65,6 @@ export function budgetPort(manager: BudgetManager): BudgetPort {
         return { ...e, charged, remaining };
       });
     },
-    estimatePromptTokens: (text) => estimateTokens(text),
   };
 }
 

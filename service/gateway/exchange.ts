@@ -164,9 +164,7 @@ export class GatewayExchange implements Exchange {
       this.promptHash = createHash('sha256').update(body).digest('hex');
 
       // Policy: allow/deny, transforms (mutate req.body), route constraints, redaction, budgets.
-      const input: PolicyInput = buildPolicyInput(this.snap, ep, req, principal, this.headers, this.method, this.path, body.length, this.svc.now(), (t, m) =>
-        this.svc.budgets.estimatePromptTokens(t, m),
-      );
+      const input: PolicyInput = buildPolicyInput(this.snap, ep.api, req.body, principal, this.headers, this.method, this.path, body.length, this.svc.now());
       const tp = process.hrtime.bigint();
       const decision = this.snap.policy.evaluate(input);
       this.policyUs = Number(process.hrtime.bigint() - tp) / 1000;

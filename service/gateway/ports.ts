@@ -23,7 +23,6 @@ export interface BudgetPort {
   admit(requestId: string, budgets: BudgetSpec[], limits: RateLimitSpec[], estimate: CostEstimate, tenant: string): Promise<Admission>;
   /** Charges actual usage (or releases everything when `actual` is null). Never throws. */
   settle(admission: Admission, actual: CostEstimate | null): Promise<BudgetEffect[]>;
-  estimatePromptTokens(text: string, model: string): number;
 }
 
 /** Incremental text filter: push text, get what is safe to release now; end() flushes. */
