@@ -59,6 +59,7 @@ export class GatewayExchange implements Exchange {
   private translator: Translator | undefined;
   private admission: Admission | undefined;
   private requestBytes = 0;
+  private promptTokens = 0;
   private responseBytes = 0;
   private upstreamStatus = 0;
   private clientStatus = 0;
@@ -191,6 +192,7 @@ export class GatewayExchange implements Exchange {
       delete req.body.provider;
 
       const maxOut = maxOutputTokens(req.body);
+      this.promptTokens = input.request.tokenEstimate;
       const route = this.snap.router.route({
         model: req.model,
         models: modelsHint,
@@ -449,7 +451,13 @@ export class GatewayExchange implements Exchange {
     let budgets = this.admission?.effects ?? [];
     try {
       if (this.admission) {
-        const u = this.usage;
+        let u = this.usage;
+        if (!u && reason === 'aborted' && this.stream && this.responseBytes > 0) {
+          // The provider already billed this stream: charge what it reported so far, else the prompt
+          // estimate plus output estimated from the bytes relayed (~20 SSE bytes per token).
+          u = this.stream.usage() ?? { inputTokens: this.promptTokens, outputTokens: Math.ceil(this.responseBytes / 20), estimated: true };
+          this.usage = u;
+        }
         const actual: CostEstimate | null =
           u && (this.outcome === 'success' || reason === 'aborted' || u.outputTokens > 0)
             ? { usd: this.costOf(u), inputTokens: u.inputTokens, outputTokens: u.outputTokens }

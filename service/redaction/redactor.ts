@@ -546,6 +546,9 @@ export function redactorKey(rules: readonly RedactionRule[], custom: readonly Cu
   ]);
 }
 
+/** Default `hash` secret when none is configured: random, one per process. */
+const PROCESS_SECRET = randomBytes(32);
+
 /**
  * Compiled redactors by rule set (LRU). Keep one per config snapshot so a reload drops stale entries;
  * a request's policy decision yields (rules, custom) and get() returns the compiled redactor in ~µs.
@@ -557,7 +560,10 @@ export class RedactorCache {
 
   constructor(opts: RedactorOptions & { max?: number } = {}) {
     this.max = opts.max ?? 256;
-    this.opts = { secret: opts.secret };
+    // No configured secret (TOLLGATE_REDACTION_SECRET unset or empty): a random one per process, as documented —
+    // `hash` stays keyed (unguessable) and stable for the life of the process instead of failing every request.
+    const configured = opts.secret !== undefined && opts.secret.length > 0 ? opts.secret : undefined;
+    this.opts = { secret: configured ?? PROCESS_SECRET };
   }
 
   get(rules: readonly RedactionRule[], custom: readonly CustomDetectorSpec[] = []): Redactor {

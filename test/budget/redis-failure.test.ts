@@ -131,7 +131,9 @@ test('Redis killed and restarted empty: local spend is replayed into the new Red
     assert.equal(store.health(), 'degraded');
 
     await redis.start();
-    await until(() => store.health() === 'ok', 15_000, 'reconnect and replay');
+    await until(() => store.health() === 'ok', 15_000, 'reconnect');
+    // The replay runs right after the reconnect; wait for it to land rather than racing it.
+    await until(async () => (await store.spend({ tenant: 'acme' })).length > 0, 15_000, 'replay');
     const [row] = await store.spend({ tenant: 'acme' });
     // The restarted Redis lost the $1 from before; it holds exactly the replayed local spend.
     assert.equal(row.usd, 4.5);

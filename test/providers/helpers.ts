@@ -8,11 +8,6 @@ import type { StreamTranslator, UpstreamRequest, UpstreamTarget } from '../../se
 import type { FakeProvider } from '../support/fake-providers.ts';
 
 export const FIXED_NOW = 1_700_000_000;
-let idCounter = 0;
-export const fixedOptions = {
-  now: (): number => FIXED_NOW,
-  newId: (prefix: string): string => `${prefix}fixed${String(++idCounter).padStart(4, '0')}`,
-};
 /** Deterministic ids per test (golden files must not depend on test order). */
 export function freshOptions(): { now: () => number; newId: (p: string) => string } {
   let n = 0;
