@@ -1,5 +1,6 @@
 // Assembles a running Tollgate: config holder, long-lived services, the ext_proc gRPC server and the
 // telemetry HTTP server. main.ts calls it with settings from the environment; tests call it directly.
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
@@ -120,7 +121,9 @@ export async function startTollgate(opts: TollgateOptions): Promise<Tollgate> {
     validate: opts.validateLineage,
     observers: otlp ? [otlp] : [],
   });
-  const redactors = new RedactorCache({ secret: opts.redactionSecret ?? process.env.TOLLGATE_REDACTION_SECRET });
+  const secret = opts.redactionSecret ?? process.env.TOLLGATE_REDACTION_SECRET;
+  if (!secret) log.warn('TOLLGATE_REDACTION_SECRET is not set: `hash` redaction uses a per-process key, so hashes change on restart');
+  const redactors = new RedactorCache({ secret: secret ?? randomBytes(32) });
 
   const redaction: RedactionPort = redactionPort(redactors);
   const lineagePort: LineagePort = { emit: (r: LineageRecord) => lineage.emit(r) };

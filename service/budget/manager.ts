@@ -150,6 +150,7 @@ export function budgetHeaders(checks: readonly CheckResult[] = EMPTY): Record<st
   let tk: CheckResult | undefined;
   let usd: CheckResult | undefined;
   for (const c of checks) {
+    if (c.degraded) continue; // not enforced (store down, fail open): its numbers are only a guess
     if (c.kind === 'rate') {
       if (c.metric === 'requests' && tighter(c, rq)) rq = c;
       else if (c.metric === 'totalTokens' && tighter(c, tk)) tk = c;

@@ -15,7 +15,10 @@ import { APPLY_LUA, RESERVE_LUA, SETTLE_LUA, SWEEP_LUA } from './lua.ts';
 import {
   currentValue,
   evaluate,
+  metricValue,
+  toUnit,
   type BudgetStore,
+  type CheckResult,
   type CounterState,
   type ReserveResult,
   type ReserveSpecs,
@@ -336,7 +339,34 @@ export class RedisStore implements BudgetStore {
     const localPlan: Plan = { ...plan, checks };
     const r = this.local.reservePlan(localPlan);
     if (r.ok && !r.duplicate) this.inflight.set(plan.requestId, { plan: localPlan, where: 'local', at: plan.now });
-    return { ...r, degraded: hasLocal ? 'local' : 'failOpen' };
+    // failOpen specs are not enforced, but they still apply to the request: report them (flagged) so
+    // lineage can say which budgets were skipped, with what this replica last knew of them.
+    const skipped = plan.checks.filter((c) => c.mode === 'failOpen').map((chk) => this.unenforced(plan, chk, r.ok));
+    return { ...r, checks: [...r.checks, ...skipped], degraded: hasLocal ? 'local' : 'failOpen' };
+  }
+
+  private unenforced(plan: Plan, chk: CheckPlan, admitted: boolean): CheckResult {
+    const c = plan.counters[chk.counter];
+    const lk = this.lastKnown.get(`${plan.tenant}\u0000${c.key}`);
+    const fresh = lk && (c.bucketMs === 0 || plan.now - lk.at < c.bucketMs * c.buckets);
+    const cur = fresh ? currentValue(chk.metric, lk.s) : 0;
+    const need = metricValue(chk.metric, plan.amounts);
+    const used = admitted ? cur + need : cur;
+    return {
+      name: chk.name,
+      kind: chk.kind,
+      metric: chk.metric,
+      scopeKey: chk.scopeKey,
+      hard: chk.hard,
+      limit: toUnit(chk.metric, chk.limit),
+      used: toUnit(chk.metric, used),
+      remaining: toUnit(chk.metric, Math.max(0, chk.limit - used)),
+      requested: toUnit(chk.metric, need),
+      exceeded: cur + need > chk.limit,
+      resetAt: c.resetAt,
+      retryAfterMs: 0,
+      degraded: 'failOpen',
+    };
   }
 
   /** This replica's share of what was left when Redis was last seen. Unknown counter: limit/replicas. */

@@ -34,6 +34,9 @@ export interface CheckResult {
   resetAt: number;
   /** For exceeded checks: ms until the request could fit; -1 = never (request larger than the limit). */
   retryAfterMs: number;
+  /** Not enforced: the shared store was unavailable and this spec fails open. used/remaining/exceeded
+   *  are then this replica's last knowledge of the counter (0 used when it never saw it). */
+  degraded?: 'failOpen';
 }
 
 export type Degraded = 'failOpen' | 'local';
@@ -137,7 +140,7 @@ export function exceeds(chk: CheckPlan, s: CounterState, amounts: Amounts): bool
   return currentValue(chk.metric, s) + metricValue(chk.metric, amounts) > chk.limit;
 }
 
-const toUnit = (m: Metric, v: number): number => (m === 'usd' ? v / NANO : v);
+export const toUnit = (m: Metric, v: number): number => (m === 'usd' ? v / NANO : v);
 
 /**
  * Check results from counter states taken *before* this request. `admitted` adds the request to

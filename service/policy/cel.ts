@@ -164,7 +164,10 @@ export function sourceNesting(src: string): number {
   return max;
 }
 
-export type Expect = 'bool' | 'string' | 'any';
+/** `scalar`: a string, or an int/uint/double/bool converted to one (label values). */
+export type Expect = 'bool' | 'string' | 'scalar' | 'any';
+
+const SCALAR_KINDS = new Set(['string', 'int', 'uint', 'double', 'bool']);
 
 export interface CompiledExpr {
   source: string;
@@ -275,7 +278,11 @@ export function compileExpression(source: string, vars: ReadonlyMap<string, Ty>,
   const checked = checkExpr(parsed.expr, { vars, overloads, constCheck });
   if (checked.issue) return { ok: false, message: checked.issue.message, offset: offsetOf(parsed, checked.issue.exprId) };
   const t = checked.type;
-  if (expect !== 'any' && t.k !== 'dyn' && t.k !== expect) {
+  if (expect === 'scalar') {
+    if (t.k !== 'dyn' && !SCALAR_KINDS.has(t.k)) {
+      return { ok: false, message: `expression must evaluate to a string (or an int, double or bool, converted), but it has type ${tyName(t)}` };
+    }
+  } else if (expect !== 'any' && t.k !== 'dyn' && t.k !== expect) {
     return { ok: false, message: `expression must evaluate to ${expect}, but it has type ${tyName(t)}` };
   }
   const native = compileNative(parsed.expr);

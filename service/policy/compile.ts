@@ -305,7 +305,8 @@ function readRule(ctx: Ctx, policy: { name: string; mode: Mode; onError: OnError
           v.fail(`${v.label}: label name "${k}" must be letters, digits and _ (Prometheus label rules)`);
           continue;
         }
-        const e = compileAt(ctx, v, 'string');
+        // Label values may be any scalar: ints, doubles and bools are converted (docs/policies.md).
+        const e = compileAt(ctx, v, 'scalar');
         if (e) labels.push([k, e]);
       }
       return { ...base, kind, labels };
@@ -441,7 +442,7 @@ function sampleCheck(doc: ConfigDocument, errors: ConfigError[], policy: CPolicy
           if (isTypeError(err)) report(e, `type error with sample input: ${describeTypeError(err)}`);
         } else if (e.expect === 'bool' && typeof r !== 'boolean') {
           report(e, `expression must evaluate to bool, but it produced ${valueTypeName(r)}`);
-        } else if (e.expect === 'string' && asString(r) === undefined) {
+        } else if ((e.expect === 'string' || e.expect === 'scalar') && asString(r) === undefined) {
           report(e, `expression must evaluate to a string, but it produced ${valueTypeName(r)}`);
         }
         delete act.deployment;

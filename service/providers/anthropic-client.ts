@@ -208,6 +208,7 @@ class AnthropicClientStream implements StreamTranslator {
   private started = false;
   private stopped = false;
   private failed = false;
+  private failure: GatewayError | undefined;
   private nextBlock = 0;
   private open: { kind: 'text'; block: number } | { kind: 'tool'; block: number; oaIndex: number } | undefined;
   /** OpenAI tool_call index → Anthropic block index, for argument deltas that arrive out of order. */
@@ -252,6 +253,10 @@ class AnthropicClientStream implements StreamTranslator {
     return this.finish;
   }
 
+  error(): GatewayError | undefined {
+    return this.failure;
+  }
+
   private render(events: CoreEvent[]): string {
     let out = '';
     for (const ev of events) {
@@ -259,6 +264,7 @@ class AnthropicClientStream implements StreamTranslator {
       if (ev.type === 'error') {
         out += sseEvent(renderError(ev.error, 'anthropic').body.toString('utf8'), 'error');
         this.failed = true;
+        this.failure = ev.error;
       } else if (ev.type === 'done') {
         out += this.stop();
       } else {
@@ -331,6 +337,7 @@ class AnthropicClientStream implements StreamTranslator {
     if (!this.started) {
       this.failed = true;
       const err = new GatewayError('upstream', 'upstream stream ended without any content', { code: 'upstream_incomplete' });
+      this.failure = err;
       return sseEvent(renderError(err, 'anthropic').body.toString('utf8'), 'error');
     }
     this.stopped = true;

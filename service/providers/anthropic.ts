@@ -462,9 +462,7 @@ export class AnthropicToOpenAIStream extends SseCoreStream {
         break;
       }
       case 'error': {
-        const e = isObject(ev.error) ? ev.error : {};
-        const status = e.type === 'overloaded_error' ? 529 : e.type === 'rate_limit_error' ? 429 : 500;
-        out.push({ type: 'error', error: upstreamError(P, status, {}, Buffer.from(data)) });
+        out.push({ type: 'error', error: upstreamError(P, statusOfStreamError(ev.error), {}, Buffer.from(data)) });
         break;
       }
       default:
@@ -487,12 +485,19 @@ export class AnthropicToOpenAIStream extends SseCoreStream {
  * Re-emits each complete upstream event unchanged (`event:` + `data:`), reading usage and stop_reason on the way.
  * Only whole events are forwarded, so a stream cut mid-event can still be closed with a well-formed error event.
  */
+/** HTTP status Anthropic uses for an error type, for an in-stream `error` event (which has no status). */
+function statusOfStreamError(e: unknown): number {
+  const type = isObject(e) ? e.type : undefined;
+  return type === 'overloaded_error' ? 529 : type === 'rate_limit_error' ? 429 : 500;
+}
+
 class AnthropicPassthroughStream implements StreamTranslator {
   private readonly sse = new SseDecoder();
   private readonly usageRaw: Json = {};
   private stop: string | undefined;
   private finished = false;
   private failed = false;
+  private failure: GatewayError | undefined;
 
   push(chunk: Buffer): Buffer {
     return this.forward(() => this.sse.push(chunk));
@@ -503,9 +508,14 @@ class AnthropicPassthroughStream implements StreamTranslator {
     if (!this.finished && !this.failed) {
       this.failed = true;
       const err = new GatewayError('upstream', 'upstream stream ended before the response was complete', { code: 'upstream_incomplete' });
+      this.failure = err;
       out += sseEvent(renderError(err, 'anthropic').body.toString('utf8'), 'error');
     }
     return Buffer.from(out);
+  }
+
+  error(): GatewayError | undefined {
+    return this.failure;
   }
 
   usage(): Usage | undefined {
@@ -524,7 +534,8 @@ class AnthropicPassthroughStream implements StreamTranslator {
       events = next();
     } catch (err) {
       this.failed = true;
-      return Buffer.from(sseEvent(renderError(toGatewayError(err), 'anthropic').body.toString('utf8'), 'error'));
+      this.failure = toGatewayError(err);
+      return Buffer.from(sseEvent(renderError(this.failure, 'anthropic').body.toString('utf8'), 'error'));
     }
     for (const ev of events) {
       if (this.failed || this.finished) break;
@@ -544,7 +555,9 @@ class AnthropicPassthroughStream implements StreamTranslator {
       } else if (j.type === 'message_stop') {
         this.finished = true;
       } else if (j.type === 'error') {
+        // Forwarded verbatim (already Anthropic's shape); remembered for the request's outcome.
         this.failed = true;
+        this.failure = upstreamError(P, statusOfStreamError(j.error), {}, Buffer.from(ev.data));
       }
     }
     return out === '' ? Buffer.alloc(0) : Buffer.from(out);

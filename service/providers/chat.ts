@@ -170,6 +170,7 @@ class OpenAIClientStream implements StreamTranslator {
   private readonly keepUsage: boolean;
   private failed = false;
   private doneSent = false;
+  private failure: GatewayError | undefined;
 
   constructor(inner: CoreStream, keepUsage: boolean) {
     this.inner = inner;
@@ -212,6 +213,10 @@ class OpenAIClientStream implements StreamTranslator {
     return this.inner.finishReason();
   }
 
+  error(): GatewayError | undefined {
+    return this.failure;
+  }
+
   private render(events: CoreEvent[]): Buffer {
     let out = '';
     for (const ev of events) {
@@ -222,6 +227,7 @@ class OpenAIClientStream implements StreamTranslator {
       } else if (ev.type === 'error') {
         out += openAIStreamError(ev.error);
         this.failed = true;
+        this.failure = ev.error;
       } else {
         out += 'data: [DONE]\n\n';
         this.doneSent = true;

@@ -1,6 +1,6 @@
 // Public contract of the translation layer. Translators take and return plain values: no gRPC, no I/O
 // (except SigV4 signing, which is why request() is async).
-import type { ClientApi } from '../errors.ts';
+import type { ClientApi, GatewayError } from '../errors.ts';
 import type { ProviderApi, ProviderConfig, DeploymentConfig } from '../config/types.ts';
 
 export type Operation = 'chat' | 'embeddings';
@@ -70,6 +70,12 @@ export interface StreamTranslator {
   end(): Buffer;
   usage(): Usage | undefined;
   finishReason(): string | undefined;
+  /**
+   * Set once the stream has failed: an upstream in-stream error (Anthropic `error` event, Bedrock exception frame,
+   * OpenAI/Gemini `{"error":…}`), a stream that ended before the provider's end marker, or an untranslatable event.
+   * The client already got it as an error event (the HTTP status was 200); callers use it for the request's outcome.
+   */
+  error?(): GatewayError | undefined;
 }
 
 export interface Translator {

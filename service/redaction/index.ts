@@ -12,6 +12,7 @@ export {
   type RedactionCountRow,
   type RedactorOptions,
   type OutputTransform,
+  type OutputTextOptions,
   type RedactionResult,
   type RequestContext,
 } from './redactor.ts';

@@ -24,12 +24,21 @@ export interface RedactorOptions {
   secret?: string | Buffer;
 }
 
+/** How an output channel's text is written. */
+export interface OutputTextOptions {
+  /**
+   * The text is JSON source, whole or a streamed fragment (OpenAI tool-call `arguments`, Anthropic
+   * `input_json_delta.partial_json`): restored originals are inserted JSON-string-escaped so it stays valid JSON.
+   */
+  json?: boolean;
+}
+
 /** Response-side work for one request: redact model output (rules with `responses: true`), then restore surrogates. */
 export interface OutputTransform {
   /** A whole (non-streamed) text field of the response. `channel` names it in the report. */
-  text(text: string, channel?: string): string;
+  text(text: string, channel?: string, opts?: OutputTextOptions): string;
   /** One stream per text channel (e.g. per choice's `delta.content`, per tool call's arguments). */
-  stream(channel?: string): TextStream;
+  stream(channel?: string, opts?: OutputTextOptions): TextStream;
   /** Findings on the response path so far. */
   report(): RedactionReport;
 }
@@ -506,14 +515,14 @@ export class Redactor {
     };
     const detectors = scanner?.detectors ?? [];
     return {
-      text(text: string, channel = 'response'): string {
+      text(text: string, channel = 'response', opts: OutputTextOptions = {}): string {
         const redacted = scanner === undefined ? text : apply(text, scan(text), 0, channel);
-        return restore ? restorer.restoreText(redacted) : redacted;
+        return restore ? restorer.restoreText(redacted, opts.json === true) : redacted;
       },
-      stream(channel = 'response'): TextStream {
+      stream(channel = 'response', opts: OutputTextOptions = {}): TextStream {
         const redact = scanner === undefined ? undefined : new RedactStream(detectors, scan, (t, f, base) => apply(t, f, base, channel));
         if (!restore) return redact ?? { push: (t: string) => t, end: () => '' };
-        const back = restorer.stream();
+        const back = restorer.stream({ json: opts.json === true });
         if (redact === undefined) return back;
         return {
           push: (t: string): string => back.push(redact.push(t)),

@@ -67,12 +67,20 @@ export class Restorer {
     return this.restoreText(text);
   }
 
-  /** Replaces every surrogate in text with its original. */
-  restoreText(text: string): string {
+  /**
+   * Replaces every surrogate in text with its original. `json`: the text is JSON source (tool-call arguments,
+   * possibly a fragment of them) — originals are inserted JSON-string-escaped, so quotes, backslashes and newlines
+   * in an original (a custom detector's match, a private key) keep the JSON valid.
+   */
+  restoreText(text: string, json = false): string {
     const re = this.regex();
     if (re === undefined || text.length === 0) return text;
     re.lastIndex = 0;
-    return text.replace(re, (s) => this.map.get(s) ?? s);
+    return text.replace(re, (s) => {
+      const o = this.map.get(s);
+      if (o === undefined) return s;
+      return json ? JSON.stringify(o).slice(1, -1) : o;
+    });
   }
 
   /** Length of the longest suffix of `text` that is a proper prefix of some surrogate. */
@@ -92,12 +100,13 @@ export class Restorer {
    * A streaming restorer for one text channel. Holds back only the shortest tail that could still grow into a
    * surrogate, so a surrogate split across SSE chunks (even one byte per chunk) is restored whole.
    */
-  stream(): TextStream {
+  stream(opts: { json?: boolean } = {}): TextStream {
+    const json = opts.json === true;
     let buf = '';
     const release = (final: boolean): string => {
       if (buf.length === 0) return '';
       if (this.map.size === 0 || final) {
-        const out = this.restoreText(buf);
+        const out = this.restoreText(buf, json);
         buf = '';
         return out;
       }
@@ -105,7 +114,7 @@ export class Restorer {
       const spans = this.spans(buf);
       const after = spans.length > 0 ? spans[spans.length - 1].end : 0;
       const cut = buf.length - this.pendingPrefix(buf.slice(after));
-      const out = this.restoreText(buf.slice(0, cut));
+      const out = this.restoreText(buf.slice(0, cut), json);
       buf = buf.slice(cut);
       return out;
     };

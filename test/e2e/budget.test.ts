@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import OpenAI from 'openai';
+import OpenAI, { APIError, RateLimitError } from 'openai';
 import type { SpendRow } from '../../service/budget/index.ts';
 import { hashKey } from '../../service/identity/keys.ts';
 import { eventually, startHarness, type Harness } from '../support/harness.ts';
@@ -176,13 +176,13 @@ spec:
 
 const HI: OpenAI.ChatCompletionMessageParam[] = [{ role: 'user', content: 'hi' }];
 
-function rateLimited(e: unknown): OpenAI.RateLimitError {
+function rateLimited(e: unknown): RateLimitError {
   assert.ok(e instanceof OpenAI.RateLimitError, `expected RateLimitError, got ${String(e)}`);
   assert.equal(e.status, 429);
   return e;
 }
 
-async function expect429(p: Promise<unknown>): Promise<OpenAI.RateLimitError> {
+async function expect429(p: Promise<unknown>): Promise<RateLimitError> {
   try {
     await p;
   } catch (e) {

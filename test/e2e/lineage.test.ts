@@ -24,9 +24,12 @@ import { parsePromText, sampleValue, type Sample } from '../telemetry/promtext.t
 const run = promisify(execFile);
 const SLOW_KEY_ENV = 'TG_TEST_SLOW_OPENAI_KEY';
 const SLOW_CREDENTIAL = 'test-slow-openai-credential-7f3a';
+const SLOW_ANTHROPIC_KEY_ENV = 'TG_TEST_SLOW_ANTHROPIC_KEY';
+const SLOW_ANTHROPIC_CREDENTIAL = 'test-slow-anthropic-credential-91c2';
+const LONG_REPLY = { text: Array.from({ length: 120 }, (_, i) => `word${i}`).join(' '), usage: { input: 20, output: 120 } };
 
 // ── policies and an extra slow provider, added to the harness config ─────────────────────────────────────
-function extraYaml(slow: FakeProvider): string {
+function extraYaml(slow: FakeProvider, slowAnthropic: FakeProvider): string {
   return `apiVersion: tollgate.dev/v1alpha1
 kind: Policy
 metadata: {name: lineage-e2e}
@@ -52,7 +55,7 @@ spec:
       budget:
         scope: key
         limit: {requests: 1}
-        window: day
+        window: {rollingSeconds: 86400}
     - name: tiny-spender
       when: principal.authMethod == 'jwt' && principal.user == 'tiny-spender'
       budget:
@@ -84,6 +87,24 @@ metadata: {name: slow-gpt}
 spec:
   deployments:
   - {provider: slow-openai, model: slow-gpt-upstream, region: us-east-1, pricing: {inputPerMillion: 1, outputPerMillion: 2}}
+---
+apiVersion: tollgate.dev/v1alpha1
+kind: Provider
+metadata: {name: slow-anthropic}
+spec:
+  api: anthropic
+  cluster: slow_anthropic
+  host: ${slowAnthropic.host}
+  basePath: ${JSON.stringify(slowAnthropic.basePath)}
+  apiVersion: "2023-06-01"
+  credential: {env: ${SLOW_ANTHROPIC_KEY_ENV}}
+---
+apiVersion: tollgate.dev/v1alpha1
+kind: Model
+metadata: {name: slow-claude}
+spec:
+  deployments:
+  - {provider: slow-anthropic, model: slow-claude-upstream, region: us-east-1, pricing: {inputPerMillion: 3, outputPerMillion: 15}}
 `;
 }
 
@@ -102,6 +123,7 @@ function memoryLogger(): { log: pino.Logger; text: () => string } {
 interface Started {
   h: Harness;
   slow: FakeProvider;
+  slowAnthropic: FakeProvider;
   logs: () => string;
   dir: string;
   lineageFile: string;
@@ -109,34 +131,35 @@ interface Started {
 }
 
 async function start(): Promise<Started> {
-  const slow = await startFakeProvider('openai', {
-    apiKey: SLOW_CREDENTIAL,
-    writeDelayMs: 40,
-    reply: { text: Array.from({ length: 120 }, (_, i) => `word${i}`).join(' '), usage: { input: 20, output: 120 } },
-  });
+  const slow = await startFakeProvider('openai', { apiKey: SLOW_CREDENTIAL, writeDelayMs: 40, reply: LONG_REPLY });
+  const slowAnthropic = await startFakeProvider('anthropic', { apiKey: SLOW_ANTHROPIC_CREDENTIAL, writeDelayMs: 40, reply: LONG_REPLY });
   process.env[SLOW_KEY_ENV] = SLOW_CREDENTIAL;
+  process.env[SLOW_ANTHROPIC_KEY_ENV] = SLOW_ANTHROPIC_CREDENTIAL;
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-lineage-e2e-'));
   const lineageFile = join(dir, 'lineage.jsonl');
   const { log, text } = memoryLogger();
   // The stand-in looks clusters up per request: fill this object once the harness fakes have ports.
   const clusters: Record<string, StandinCluster> = {};
   const h = await startHarness({
-    extraYaml: extraYaml(slow),
+    extraYaml: extraYaml(slow, slowAnthropic),
     standin: { clusters, messageTimeoutMs: 5000 },
     tollgate: { log, lineageSinks: ['stdout', `file:${lineageFile}`] },
   });
   clusters.fake_openai = { host: '127.0.0.1', port: h.fakes.openai!.port };
   clusters.fake_anthropic = { host: '127.0.0.1', port: h.fakes.anthropic!.port };
   clusters.slow_openai = { host: '127.0.0.1', port: slow.port };
+  clusters.slow_anthropic = { host: '127.0.0.1', port: slowAnthropic.port };
   return {
     h,
     slow,
+    slowAnthropic,
     logs: text,
     dir,
     lineageFile,
     close: async () => {
       await h.close();
       await slow.close();
+      await slowAnthropic.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -438,11 +461,31 @@ describe('e2e lineage: exactly one complete record per outcome', { timeout: 1800
     seen.push({ requestId: id.requestId, outcome: r.outcome });
   });
 
-  it('client abort mid-stream (AbortController, slow provider): outcome aborted, one record, reservation settled', async () => {
-    const id = ids('abort');
+  it('unauthenticated (unknown virtual key): 401; one record with no principal, no policy, no provider', async () => {
+    const id = ids('unauth');
+    const e = await expectApiError(
+      client(h, 'tg-test-no-such-key-000000000000000000077').chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }, { headers: id.headers }),
+      401,
+    );
+    assert.equal(e.code, 'invalid_api_key');
+    const r = await onlyRecord(h, id.requestId);
+    assert.deepEqual(validateLineageRecord(toProtoJson(r)), []);
+    assert.equal(r.outcome, 'client_error');
+    assert.equal(r.statusCode, 401);
+    assert.equal(r.errorClass, 'authentication');
+    assert.equal(r.errorCode, 'invalid_api_key');
+    assert.deepEqual(r.principal, { authMethod: 'none' });
+    assert.equal(r.policy, undefined, 'no policy was evaluated');
+    assert.equal(r.served, undefined);
+    assert.equal(r.trace?.traceId, id.traceId);
+    seen.push({ requestId: id.requestId, outcome: r.outcome });
+  });
+
+  /** Streams `model` and aborts with an AbortController after three content chunks. */
+  async function streamAndAbort(model: string, id: Ids): Promise<void> {
     const ac = new AbortController();
     const stream = await client(h).chat.completions.create(
-      { model: 'slow-gpt', messages: [{ role: 'user', content: 'a long answer please' }], stream: true },
+      { model, messages: [{ role: 'user', content: 'a long answer please' }], stream: true },
       { headers: id.headers, signal: ac.signal },
     );
     let chunks = 0;
@@ -455,22 +498,54 @@ describe('e2e lineage: exactly one complete record per outcome', { timeout: 1800
     }
     assert.equal(chunks, 3, 'aborted after three content chunks');
     assert.equal(finish, undefined, 'the answer was cut short');
-    const r = await onlyRecord(h, id.requestId);
-    assertComplete(r, id);
-    assertAcmePrincipal(r);
-    assert.equal(r.outcome, 'aborted');
-    assert.equal(r.errorClass, 'aborted');
-    assert.equal(r.statusCode, 200, 'the status that went downstream before the abort');
-    assert.equal(r.served?.provider, 'slow-openai');
-    assert.equal(r.attempts?.[0]?.errorClass, 'aborted');
-    assert.equal(r.request.stream, true);
-    const b = r.budgets?.find((x) => x.name === 'lineage-e2e/acme-monthly');
-    assert.ok(b, 'the reservation appears in the record');
-    assertUpstreamTrace(s.slow, r, id);
-    seen.push({ requestId: id.requestId, outcome: r.outcome });
-    // The stream did not go on in the background: no second record, and the emitter is still healthy.
-    await new Promise((res) => setTimeout(res, 500));
-    assert.equal(h.lineage.filter((x) => x.requestId === id.requestId).length, 1);
+  }
+
+  // OpenAI streams report usage only at the end: the aborted stream is charged an estimate. Anthropic reports
+  // input tokens in message_start, before any text: those are recorded and charged as reported.
+  const aborts = [
+    { model: 'slow-gpt', provider: 'slow-openai', fake: () => s.slow, estimated: true, input: undefined, inPrice: 1, outPrice: 2 },
+    { model: 'slow-claude', provider: 'slow-anthropic', fake: () => s.slowAnthropic, estimated: false, input: LONG_REPLY.usage.input, inPrice: 3, outPrice: 15 },
+  ];
+  for (const a of aborts) {
+    it(`client abort mid-stream (${a.model}, AbortController): one record, outcome aborted, the usage so far charged`, async () => {
+      const id = ids(`abort-${a.model}`);
+      await streamAndAbort(a.model, id);
+      const r = await onlyRecord(h, id.requestId);
+      assertComplete(r, id);
+      assertAcmePrincipal(r);
+      assert.equal(r.outcome, 'aborted');
+      assert.equal(r.errorClass, 'aborted');
+      assert.equal(r.statusCode, 200, 'the status that went downstream before the abort');
+      assert.equal(r.served?.provider, a.provider);
+      assert.equal(r.attempts?.[0]?.errorClass, 'aborted');
+      assert.equal(r.request.stream, true);
+      const t = r.tokens;
+      assert.ok(t && t.input > 0, `tokens recorded: ${JSON.stringify(t)}`);
+      if (a.input !== undefined) assert.equal(t.input, a.input, 'input tokens as the provider reported them');
+      assert.equal(t.estimated === true, a.estimated, `estimated flag: ${JSON.stringify(t)}`);
+      // Anthropic's message_start reports 1 output token; the full count only comes with message_delta.
+      if (!a.estimated) assert.equal(t.output, 1, 'output tokens reported so far');
+      approx(r.costUsd, (t.input * a.inPrice + t.output * a.outPrice) / 1e6, 'cost of the usage so far');
+      const b = r.budgets?.find((x) => x.name === 'lineage-e2e/acme-monthly');
+      approx(b?.charged, r.costUsd!, 'the budget is charged what the aborted stream cost');
+      assertUpstreamTrace(a.fake(), r, id);
+      seen.push({ requestId: id.requestId, outcome: r.outcome });
+      // The upstream stream is not drained in the background into a second record.
+      await new Promise((res) => setTimeout(res, 500));
+      assert.equal(h.lineage.filter((x) => x.requestId === id.requestId).length, 1);
+    });
+  }
+
+  it('without a traceparent Tollgate starts the trace and propagates it upstream', async () => {
+    const requestId = `lin-notrace-${randomBytes(6).toString('hex')}`;
+    await client(h).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'no trace' }] }, { headers: { 'x-request-id': requestId } });
+    const r = await onlyRecord(h, requestId);
+    assert.deepEqual(validateLineageRecord(toProtoJson(r)), []);
+    assert.match(r.trace?.traceId ?? '', /^[0-9a-f]{32}$/);
+    assert.equal(r.trace?.parentSpanId, undefined, 'Tollgate is the root span');
+    const up = providerRequest(h.fakes.openai!, requestId);
+    assert.equal(up?.headers.traceparent, `00-${r.trace!.traceId}-${r.trace!.spanId}-01`);
+    seen.push({ requestId, outcome: r.outcome });
   });
 
   it('Envoy dynamic metadata (namespace tollgate) carries decision id, tenant, model, provider, tokens, cost', async () => {
@@ -509,7 +584,7 @@ describe('e2e lineage: exactly one complete record per outcome', { timeout: 1800
         client(h).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }, { headers: id.headers }),
         pe.clientStatus,
       );
-      assert.ok(e.status >= 400);
+      if (pe.status === 429) assert.ok(Number(e.headers?.get('retry-after')) >= 1, "the provider's retry-after reaches the client");
       const r = await onlyRecord(h, id.requestId);
       assertComplete(r, id);
       assertAcmePrincipal(r);
@@ -615,12 +690,28 @@ describe('e2e observability: /metrics matches the traffic; nothing secret or per
     assert.equal(sampleValue(samples, 'tollgate_config_info', { revision: h.tollgate.holder.snapshot().revision }), 1);
   });
 
+  it('a hard budget denial names the exceeded budget in lineage and counts in tollgate_budget_exceeded_total', async () => {
+    // The previous test spent globex's one request of the day.
+    const requestId = `lin-budget-metric-${randomBytes(6).toString('hex')}`;
+    await expectApiError(client(h, KEYS.globex).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'again' }] }, { headers: { 'x-request-id': requestId } }), 429);
+    const r = await onlyRecord(h, requestId);
+    assert.equal(r.outcome, 'budget_exceeded');
+    const b = r.budgets?.find((x) => x.name === 'lineage-e2e/globex-one-request');
+    assert.ok(b, `the exceeded budget is in the record: ${JSON.stringify(r.budgets)}`);
+    assert.deepEqual(
+      { exceeded: b.exceeded, enforcement: b.enforcement, unit: b.unit, limit: b.limit, remaining: b.remaining, charged: b.charged ?? 0 },
+      { exceeded: true, enforcement: 'hard', unit: 'requests', limit: 1, remaining: 0, charged: 0 },
+    );
+    const { samples } = await scrape();
+    assert.equal(sampleValue(samples, 'tollgate_budget_exceeded_total', { budget: 'lineage-e2e/globex-one-request', tenant: 'globex' }), 1);
+  });
+
   it('no secret and no raw PII in logs, lineage (all sinks), /metrics or dynamic metadata', async () => {
     const email = 'jane.doe.lineage@example.com';
     const card = '4111 1111 1111 1111';
     const openaiCred = h.fakes.openai!.credential!;
     const anthropicCred = h.fakes.anthropic!.credential!;
-    const secrets = [KEYS.acme, KEYS.globex, openaiCred, anthropicCred, SLOW_CREDENTIAL, email, card, card.replace(/ /g, ''), JWT_SECRET];
+    const secrets = [KEYS.acme, KEYS.globex, openaiCred, anthropicCred, SLOW_CREDENTIAL, SLOW_ANTHROPIC_CREDENTIAL, email, card, card.replace(/ /g, ''), JWT_SECRET];
     const content = `My email is ${email}, card ${card}. My key is ${KEYS.acme} and the upstream key is ${openaiCred}.`;
     const id = ids('pii');
     await client(h).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content }] }, { headers: id.headers });
@@ -639,7 +730,7 @@ describe('e2e observability: /metrics matches the traffic; nothing secret or per
     const unknownKey = 'tg-test-unknown-key-00000000000000000042';
     secrets.push(unknownKey);
     await expectApiError(client(h, unknownKey).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content }] }), 401);
-    await eventually(() => h.lineage.length >= 14, 10000);
+    await eventually(() => h.lineage.length >= 15, 10000);
     await h.tollgate.lineage.flush();
 
     // The request was redacted before it left: the provider saw masks, and lineage counts them (no values).

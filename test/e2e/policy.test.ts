@@ -4,6 +4,7 @@
 // SDK's error class/status/message/code, what the provider received, response headers and lineage.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { hashKey } from '../../service/identity/keys.ts';
 import type { LineageRecord } from '../../service/lineage/record.ts';
@@ -96,6 +97,21 @@ spec:
         maxTokens: 50
         forceUser: true
         prependSystem: You are assisting ACME support.
+---
+apiVersion: tollgate.dev/v1alpha1
+kind: Policy
+metadata: {name: header-transforms}
+spec:
+  matchConditions:
+    - {name: selected, expression: "${H('transform')}"}
+  rules:
+    - name: all-of-them
+      transform:
+        maxTokens: 50
+        forceUser: true
+        prependSystem: Policy preamble.
+        set: {temperature: 0.1}
+        remove: [seed]
 ---
 apiVersion: tollgate.dev/v1alpha1
 kind: Policy
@@ -222,7 +238,7 @@ function chat(h: Harness, opts: { key?: string; model?: string; content?: string
 }
 
 /** Asserts the SDK throws an APIError with these properties; returns it. */
-async function rejectsWith(p: Promise<unknown>, want: { cls?: new (...a: any[]) => OpenAI.APIError; status: number; code: string; message: string | RegExp }): Promise<OpenAI.APIError> {
+async function rejectsWith(p: Promise<unknown>, want: { cls?: new (...a: any[]) => InstanceType<typeof OpenAI.APIError>; status: number; code: string; message: string | RegExp }): Promise<InstanceType<typeof OpenAI.APIError>> {
   let caught: unknown;
   try {
     await p;
@@ -263,7 +279,7 @@ describe('e2e: CEL policies through the Envoy stand-in', { timeout: 120000 }, ()
       assert.equal(rec.outcome, 'denied');
       assert.equal(rec.statusCode, 403);
       assert.equal(rec.errorCode, 'policy_denied');
-      const rule = rec.policy?.rules.find((r) => r.policy === 'access' && r.rule === 'forbidden-word');
+      const rule = rec.policy?.rules?.find((r) => r.policy === 'access' && r.rule === 'forbidden-word');
       assert.equal(rule?.outcome, 'matched');
     });
 
@@ -369,7 +385,7 @@ describe('e2e: CEL policies through the Envoy stand-in', { timeout: 120000 }, ()
       assert.ok(got.includes('+1 415 555 0100'), `phone not selected for research: ${got}`);
       assert.match(got, /^mail \S+ or call/);
       const rec = await lineageOf(h, id);
-      assert.ok(rec.redactions.some((r) => r.detector === 'email' && r.count >= 1), JSON.stringify(rec.redactions));
+      assert.ok((rec.redactions ?? []).some((r) => r.detector === 'email' && r.count >= 1), JSON.stringify(rec.redactions));
     });
 
     it('support: a different selection masks email and phone', async () => {
@@ -389,7 +405,7 @@ describe('e2e: CEL policies through the Envoy stand-in', { timeout: 120000 }, ()
   describe('budget attachment', () => {
     it('a tiny budget answers 429 with retry-after once used up; the provider is not called then', async () => {
       let served = 0;
-      let denied: OpenAI.APIError | undefined;
+      let denied: InstanceType<typeof OpenAI.APIError> | undefined;
       for (let i = 0; i < 10 && !denied; i++) {
         try {
           await chat(h, { key: BUDGET_KEY, content: 'spend', extra: { max_tokens: 10 } });
@@ -405,8 +421,8 @@ describe('e2e: CEL policies through the Envoy stand-in', { timeout: 120000 }, ()
       assert.equal(denied.status, 429);
       assert.equal(denied.code, 'budget_exceeded');
       assert.match((denied.error as any).message, /tiny-budget\/per-user-usd|user:acme\/bert/);
-      const ra = denied.headers?.['retry-after'];
-      assert.ok(ra && /^\d+$/.test(ra) && Number(ra) > 0 && Number(ra) <= 3600, `retry-after ${ra}`);
+      const ra = denied.headers?.get('retry-after');
+      assert.ok(ra && /^\d+$/.test(ra) && Number(ra) > 0 && Number(ra) <= 3660, `retry-after ${ra} (rolling 3600 s window of 60 s buckets)`);
       // Still denied, and nothing more reaches the provider.
       const before = h.fakes.openai!.requests.length;
       await rejectsWith(chat(h, { key: BUDGET_KEY, content: 'spend', extra: { max_tokens: 10 } }), { cls: OpenAI.RateLimitError, status: 429, code: 'budget_exceeded', message: /exceeded/ });
@@ -438,7 +454,7 @@ describe('e2e: CEL policies through the Envoy stand-in', { timeout: 120000 }, ()
           ],
         );
         const rec = await lineageOf(h, id);
-        assert.equal(rec.policy?.rules.find((r) => r.rule === 'support-transforms')?.outcome, 'matched');
+        assert.equal(rec.policy?.rules?.find((r) => r.rule === 'support-transforms')?.outcome, 'matched');
       });
     }
 
@@ -508,7 +524,10 @@ describe('e2e: CEL policies through the Envoy stand-in', { timeout: 120000 }, ()
       assert.equal(h.fakes.openai!.requests.length, before);
       const rec = await lineageOf(h, id);
       assert.equal(rec.outcome, 'denied');
-      assert.equal(rec.policy?.rules.find((r) => r.policy === 'fragile' && r.rule === 'reads-missing')?.outcome, 'error');
+      assert.equal(rec.policy?.rules?.find((r) => r.policy === 'fragile' && r.rule === 'reads-missing')?.outcome, 'error');
+      const metrics = await (await fetch(`http://127.0.0.1:${h.tollgate.httpPort}/metrics`)).text();
+      const m = /^tollgate_policy_evaluation_errors_total\{policy="fragile"\} (\d+)$/m.exec(metrics);
+      assert.ok(m && Number(m[1]) >= 1, 'the evaluation error is counted in /metrics');
     });
 
     it('the same rule with onError: skip is recorded as error and the request is allowed', async () => {
@@ -516,7 +535,7 @@ describe('e2e: CEL policies through the Envoy stand-in', { timeout: 120000 }, ()
       const res = await chat(h, { case: 'fail-skip', id });
       assert.equal(res.object, 'chat.completion');
       const rec = await lineageOf(h, id);
-      assert.equal(rec.policy?.rules.find((r) => r.policy === 'fragile-skip' && r.rule === 'reads-missing')?.outcome, 'error');
+      assert.equal(rec.policy?.rules?.find((r) => r.policy === 'fragile-skip' && r.rule === 'reads-missing')?.outcome, 'error');
     });
 
     it('when the field exists, the rule evaluates normally', async () => {
@@ -530,6 +549,65 @@ describe('e2e: CEL policies through the Envoy stand-in', { timeout: 120000 }, ()
         status: 403,
         code: 'policy_error',
         message: /^request denied: policy "fragile-condition" .*could not be evaluated$/,
+      });
+    });
+  });
+
+  describe('transforms across client APIs (set/remove too)', () => {
+    const anthropic = (key = KEYS.acme) => new Anthropic({ apiKey: key, baseURL: h.standin.url, maxRetries: 0, timeout: 15000 });
+
+    it('OpenAI client → OpenAI provider: cap, user, leading system message, set and remove', async () => {
+      await client(h).chat.completions.create(
+        { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], max_tokens: 999, seed: 7, temperature: 1.5, user: 'spoof' },
+        { headers: { 'x-e2e-case': 'transform' } },
+      );
+      const body = h.fakes.openai!.requests.at(-1)!.json as any;
+      assert.equal(body.max_tokens, 50);
+      assert.equal(body.user, 'alice');
+      assert.equal(body.temperature, 0.1);
+      assert.equal('seed' in body, false);
+      assert.deepEqual(body.messages[0], { role: 'system', content: 'Policy preamble.' });
+    });
+
+    it('Anthropic client → Anthropic provider: cap, metadata.user_id, system prepended to the client system', async () => {
+      const msg = await anthropic().messages.create(
+        { model: 'claude-sonnet', max_tokens: 1000, system: 'Client system.', metadata: { user_id: 'spoof' }, messages: [{ role: 'user', content: 'hi' }] },
+        { headers: { 'x-e2e-case': 'transform' } },
+      );
+      assert.equal(msg.type, 'message');
+      const body = h.fakes.anthropic!.requests.at(-1)!.json as any;
+      assert.equal(body.max_tokens, 50);
+      assert.deepEqual(body.metadata, { user_id: 'alice' });
+      assert.equal(body.system, 'Policy preamble.\n\nClient system.');
+      assert.equal(body.temperature, 0.1);
+    });
+
+    it('OpenAI client → Anthropic provider (translated): the preamble comes before the client system prompt', async () => {
+      await client(h).chat.completions.create(
+        { model: 'claude-sonnet', messages: [{ role: 'system', content: 'Client system.' }, { role: 'user', content: 'hi' }], max_tokens: 999 },
+        { headers: { 'x-e2e-case': 'transform' } },
+      );
+      const body = h.fakes.anthropic!.requests.at(-1)!.json as any;
+      assert.equal(body.max_tokens, 50);
+      const system = typeof body.system === 'string' ? body.system : (body.system as { text: string }[]).map((b) => b.text).join('\n\n');
+      assert.ok(system.indexOf('Policy preamble.') === 0 && system.includes('Client system.'), JSON.stringify(body.system));
+      assert.deepEqual(body.messages.map((m: any) => m.role), ['user']);
+    });
+
+    it('Anthropic client: a deny is an Anthropic-shaped 403 permission_error with the rule message', async () => {
+      const p = anthropic().messages.create(
+        // temperature satisfies the access policy's require rule, so the deny rule is what stops it
+        { model: 'claude-sonnet', max_tokens: 100, messages: [{ role: 'user', content: 'the forbidden-word' }], temperature: 0.5 } as unknown as Anthropic.MessageCreateParamsNonStreaming,
+        { headers: { 'x-e2e-case': 'deny' } },
+      );
+      await assert.rejects(p, (e: unknown) => {
+        assert.ok(e instanceof Anthropic.PermissionDeniedError, String(e));
+        assert.equal(e.status, 403);
+        const err = e.error as { type: string; error: { type: string; message: string } };
+        assert.equal(err.type, 'error');
+        assert.equal(err.error.type, 'permission_error');
+        assert.equal(err.error.message, 'prompts may not mention the forbidden word');
+        return true;
       });
     });
   });

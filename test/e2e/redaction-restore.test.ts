@@ -219,7 +219,22 @@ ${rules}
 const POLICIES =
   policy('pseudo', 'pseudo', `    - name: contact\n      redact: {detectors: [email, phone, credit_card, iban], action: pseudonymize}\n    - name: secrets\n      redact: {detectors: [secrets], action: mask}`) +
   policy('pseudo-out', 'pseudo-out', `    - name: contact\n      redact: {detectors: [email, phone], action: pseudonymize, responses: true}`) +
-  policy('respond', 'respond', `    - name: everything\n      redact: {detectors: ['*'], action: mask, responses: true}`);
+  policy('respond', 'respond', `    - name: everything\n      redact: {detectors: ['*'], action: mask, responses: true}`) +
+  // Originals that need escaping inside JSON: a PEM block (newlines) and a custom match with quotes and a backslash.
+  `apiVersion: tollgate.dev/v1alpha1
+kind: Policy
+metadata: {name: pseudo-json}
+spec:
+  matchConditions:
+    - name: selected
+      expression: "'x-redaction-mode' in request.headers && request.headers['x-redaction-mode'] == 'pseudo-json'"
+  detectors:
+    - {name: quoted_ref, regex: 'ref="[a-z]+\\\\[0-9]+"'}
+  rules:
+    - name: reversible
+      redact: {detectors: [private_key, quoted_ref, email], action: pseudonymize}
+---
+`;
 
 const ORIG = {
   EMAIL: 'jane.doe@example.com',
@@ -430,6 +445,30 @@ describe('e2e redaction: pseudonyms restored, response-path redaction', { timeou
       }
     }
 
+    for (const client of ['openai', 'anthropic'] as const) {
+      for (const provider of ['openai', 'anthropic'] as const) {
+        for (const stream of [false, true]) {
+          it(`restored tool arguments stay valid JSON when originals hold newlines, quotes, backslashes: ${client} SDK → ${provider} provider, ${stream ? 'stream' : 'non-stream'}`, async () => {
+            const fake = echo[provider];
+            const pem = `-----BEGIN PRIVATE KEY-----\n${PEM_LINES.join('\n')}\n-----END PRIVATE KEY-----`;
+            const quoted = 'ref="abc\\42"';
+            fake.answer = (t) => {
+              const sur = t.match(/\b(?:PRIVATE_KEY|QUOTED_REF|EMAIL)_[0-9A-HJKMNP-TV-Z]{8}\b/g) ?? [];
+              return { text: '', toolCalls: [{ id: 'call_echo_2', name: 'store', args: { values: sur, note: `first=${sur[0]}` } }] };
+            };
+            const before = fake.requests.length;
+            const r = await chat(h, client, MODELS[provider], 'pseudo-json', `key ${pem} and ${quoted} for ${ORIG.EMAIL}`, stream);
+            const up = fake.requests[before]!.body.toString('utf8');
+            for (const l of PEM_LINES) assert.ok(!up.includes(l), 'the key never reached the provider');
+            assert.ok(!up.includes('abc\\\\42') && !up.includes(ORIG.EMAIL));
+            assert.equal((fake.answers.at(-1)!.toolCalls![0]!.args.values as string[]).length, 3, 'the model echoed three surrogates');
+            assert.equal(r.toolArgs.length, 1, JSON.stringify(r));
+            assert.deepEqual(JSON.parse(r.toolArgs[0]!), { values: [pem, quoted, ORIG.EMAIL], note: `first=${pem}` });
+          });
+        }
+      }
+    }
+
     it('with responses: true, a NEW email the model invents is masked while the restored original is kept', async () => {
       const fake = echo.openai;
       fake.answer = (t) => ({ text: `${t} — also try bob.smith@other-corp.org` });
@@ -445,6 +484,27 @@ describe('e2e redaction: pseudonyms restored, response-path redaction', { timeou
   });
 
   describe('response-path redaction (responses: true): PII the model generates is masked', () => {
+    for (const client of ['openai', 'anthropic'] as const) {
+      for (const provider of ['openai', 'anthropic'] as const) {
+        for (const stream of [false, true]) {
+          it(`in tool-call arguments the model writes: ${client} SDK → ${provider} provider, ${stream ? 'stream' : 'non-stream'}`, async () => {
+            echo[provider].answer = () => ({
+              text: '',
+              toolCalls: [{ id: 'call_echo_3', name: 'charge', args: { card: pii(2), contact: { email: pii(0) }, amount: 12 } }],
+            });
+            const r = await chat(h, client, MODELS[provider], 'respond', 'Charge the customer', stream);
+            assert.equal(r.toolArgs.length, 1, JSON.stringify(r));
+            assert.deepEqual(leaked(r.toolArgs[0]!), [], r.toolArgs[0]);
+            assert.deepEqual(JSON.parse(r.toolArgs[0]!), { card: '[CREDIT_CARD_1]', contact: { email: '[EMAIL_1]' }, amount: 12 });
+            const rec = await lineageFor(h, r.requestId);
+            const rows = (rec.redactions ?? []).filter((x) => x.direction === 'response');
+            assert.equal(rows.find((x) => x.detector === 'credit_card')?.count, 1, JSON.stringify(rows));
+            assert.equal(rows.find((x) => x.detector === 'email')?.count, 1);
+          });
+        }
+      }
+    }
+
     const cases: { name: string; client: ClientKind; model: string; via: 'stock' | 'echo'; fake: 'openai' | 'anthropic' }[] = [
       { name: 'OpenAI SDK → stock OpenAI fake (word-split stream)', client: 'openai', model: 'gpt-4o-mini', via: 'stock', fake: 'openai' },
       { name: 'OpenAI SDK → stock Anthropic fake', client: 'openai', model: 'claude-sonnet', via: 'stock', fake: 'anthropic' },
