@@ -1,7 +1,7 @@
 // The façade the request path calls: admit() before the request goes upstream, settle() when it
 // ends. Turns store results into client-facing headers and typed GatewayErrors.
 
-import { GatewayError } from '../errors.ts';
+import { GatewayError, type GatewayErrorOptions } from '../errors.ts';
 import type { BudgetSpec, RateLimitSpec } from './types.ts';
 import type { Usage, UsageEstimate } from './plan.ts';
 import type { BudgetLogger } from './redis.ts';
@@ -185,6 +185,17 @@ function describe(metric: CheckResult['metric'], v: number): string {
   }
 }
 
+/** A budget or rate limit refused the request (429). Carries the hard checks that failed, for lineage and metrics. */
+export class LimitExceededError extends GatewayError {
+  readonly limitKind: 'budget' | 'rate';
+  readonly denied: readonly CheckResult[];
+  constructor(message: string, opts: GatewayErrorOptions, limitKind: 'budget' | 'rate', denied: readonly CheckResult[]) {
+    super('rate_limit', message, opts);
+    this.limitKind = limitKind;
+    this.denied = denied;
+  }
+}
+
 function deniedError(r: ReserveResult, headers: Record<string, string>): GatewayError {
   // The request fits only when every denied check fits: the longest wait decides.
   const never = r.denied.find((d) => d.retryAfterMs < 0);
@@ -192,26 +203,29 @@ function deniedError(r: ReserveResult, headers: Record<string, string>): Gateway
   const h: Record<string, string> = { ...headers, 'x-tollgate-budget-name': primary.name };
   const what = primary.kind === 'rate' ? 'Rate limit' : 'Budget';
   if (never) {
-    return new GatewayError(
-      'rate_limit',
+    return new LimitExceededError(
       `${what} "${primary.name}" (${primary.scopeKey}) can never admit this request: it needs up to ${describe(primary.metric, primary.requested)} but the limit is ${describe(primary.metric, primary.limit)}. Lower max_tokens or the prompt size.`,
       { code: 'request_exceeds_limit', headers: h },
+      primary.kind,
+      r.denied,
     );
   }
   const secs = Math.max(1, Math.ceil(primary.retryAfterMs / 1000));
   h['retry-after'] = String(secs);
   if (primary.metric === 'parallel') {
-    return new GatewayError(
-      'rate_limit',
+    return new LimitExceededError(
       `Concurrency limit "${primary.name}" (${primary.scopeKey}) reached: ${primary.used} requests in flight, maximum ${primary.limit}. Retry after ${secs} s.`,
       { code: 'concurrency_limit_exceeded', headers: h },
+      'rate',
+      r.denied,
     );
   }
   const window = primary.kind === 'rate' ? ' per minute' : '';
   const reset = primary.resetAt ? `; the window resets at ${iso(primary.resetAt)}` : '';
-  return new GatewayError(
-    'rate_limit',
+  return new LimitExceededError(
     `${what} "${primary.name}" (${primary.scopeKey}) exceeded: this request needs up to ${describe(primary.metric, primary.requested)}, ${describe(primary.metric, primary.remaining)} of ${describe(primary.metric, primary.limit)}${window} remain${reset}. Retry after ${secs} s.`,
     { code: primary.kind === 'rate' ? 'rate_limit_exceeded' : 'budget_exceeded', headers: h },
+    primary.kind,
+    r.denied,
   );
 }

@@ -64,6 +64,8 @@ export interface Exchange {
   responseChunk(chunk: Buffer, last: boolean): Promise<BodyOutput>;
   /** Called exactly once when the stream ends, however it ends. */
   end(reason: EndReason, detail?: string): void;
+  /** Headers and dynamic metadata to attach to an error response (request id, decision id). */
+  errorContext?(): { headers: Record<string, string>; metadata: Record<string, unknown> };
 }
 
 type Phase =
@@ -256,7 +258,9 @@ export class Processor {
   rejection(err: unknown): Extract<RequestDecision, { kind: 'respond' }> {
     const r = renderError(err, this.exchange.clientApi());
     const code = err instanceof GatewayError ? err.code : 'internal_error';
-    return { kind: 'respond', status: r.status, headers: r.headers, body: r.body, details: `tollgate_${code}` };
+    // A denied client can quote the request id, and Envoy's access log gets the decision id.
+    const ctx = this.exchange.errorContext?.();
+    return { kind: 'respond', status: r.status, headers: { ...ctx?.headers, ...r.headers }, body: r.body, details: `tollgate_${code}`, metadata: ctx?.metadata };
   }
 
   private immediate(d: Extract<RequestDecision, { kind: 'respond' }>): ProcessingResponse {

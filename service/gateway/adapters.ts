@@ -1,6 +1,6 @@
 // Adapts the budget and redaction modules to the narrow ports the request path uses. One place, so
 // the server and `tollgate explain` behave identically.
-import type { BudgetManager, Reservation } from '../budget/manager.ts';
+import { LimitExceededError, type BudgetManager, type Reservation } from '../budget/manager.ts';
 import type { CheckResult } from '../budget/store.ts';
 import { GatewayError } from '../errors.ts';
 import type { BudgetEffect } from '../lineage/record.ts';
@@ -47,6 +47,12 @@ function effectsOf(checks: readonly CheckResult[], failOpen: boolean): BudgetEff
       exceeded: c.exceeded,
       failOpen: failOpen || undefined,
     }));
+}
+
+/** The budgets that stopped a request (nothing reserved or charged), for its lineage record. */
+export function deniedBudgetEffects(err: unknown): BudgetEffect[] {
+  if (!(err instanceof LimitExceededError)) return [];
+  return effectsOf(err.denied, false).map((e) => ({ ...e, reserved: 0, charged: 0 }));
 }
 
 export function budgetPort(manager: BudgetManager): BudgetPort {

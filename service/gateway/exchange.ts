@@ -22,6 +22,8 @@ import { parseRetryAfter, type Candidate } from '../routing/index.ts';
 import type { Services, Snapshot } from './context.ts';
 import { apiForPath, matchEndpoint, pathOnly, type Endpoint } from './endpoints.ts';
 import { buildPolicyInput, listAllowedModels } from './policy-input.ts';
+import { deniedBudgetEffects } from './adapters.ts';
+import { LimitExceededError } from '../budget/manager.ts';
 import type { Admission, CostEstimate, RedactionResult } from './ports.ts';
 import { rewriteClientJson, SseTextRewriter } from './text-rewrite.ts';
 import { formatTraceparent, startSpan, type SpanContext } from '../telemetry/tracing.ts';
@@ -362,6 +364,13 @@ export class GatewayExchange implements Exchange {
     this.clientStatus = this.error.status;
   }
 
+  errorContext(): { headers: Record<string, string>; metadata: Record<string, unknown> } {
+    const headers: Record<string, string> = {};
+    if (this.requestId) headers['x-request-id'] = this.requestId;
+    if (this.decision) headers['x-tollgate-decision-id'] = this.decision.id;
+    return { headers, metadata: this.requestId ? this.metadata() : {} };
+  }
+
   /** What was decided so far (for `tollgate explain`; never includes credentials). */
   inspect(): {
     requestId: string;
@@ -448,7 +457,7 @@ export class GatewayExchange implements Exchange {
   }
 
   private async settleAndRecord(reason: EndReason, detail: string | undefined): Promise<void> {
-    let budgets = this.admission?.effects ?? [];
+    let budgets = this.admission?.effects ?? deniedBudgetEffects(this.error);
     try {
       if (this.admission) {
         let u = this.usage;
@@ -512,7 +521,7 @@ export class GatewayExchange implements Exchange {
         requestBytes: this.requestBytes,
         responseBytes: this.responseBytes,
       },
-      served: c
+      served: c && this.upstreamSentAt
         ? {
             provider: c.provider.name,
             model: c.model.name,
@@ -626,6 +635,7 @@ function outcomeOfRejection(err: GatewayError | undefined): Outcome {
     case 'permission':
       return 'denied';
     case 'rate_limit':
+      if (err instanceof LimitExceededError) return err.limitKind === 'budget' ? 'budget_exceeded' : 'rate_limited';
       return err.code.includes('budget') ? 'budget_exceeded' : 'rate_limited';
     case 'internal':
       return 'gateway_error';

@@ -192,8 +192,11 @@ function scopeKey(rule: Extract<CRule, { kind: 'budget' | 'rateLimit' }>, state:
       return need(p.team, 'team', `team:${p.tenant}/${p.team}`);
     case 'tenant':
       return need(p.tenant, 'tenant', `tenant:${p.tenant}`);
-    case 'model':
-      return need(input.request.model, 'model', `model:${input.request.model}`);
+    case 'model': {
+      // Aliases share their model's bucket.
+      const m = input.request.canonicalModel || input.request.model;
+      return need(m, 'model', `model:${m}`);
+    }
     case 'custom': {
       if (!rule.scopeExpr) return { ok: false, error: 'scope custom without scopeExpression' };
       const r = state.string(rule.scopeExpr);
@@ -203,10 +206,20 @@ function scopeKey(rule: Extract<CRule, { kind: 'budget' | 'rateLimit' }>, state:
   }
 }
 
-function modelAllowed(rule: Extract<CRule, { kind: 'models' }>, model: string): boolean {
-  if (rule.deny?.some((g) => globMatch(model, g))) return false;
-  if (rule.allow && !rule.allow.some((g) => globMatch(model, g))) return false;
+/**
+ * `names`: the requested name and, when it is an alias, the model's canonical name. Denied when any
+ * name matches a deny glob (an alias must not bypass a deny written against the model's name);
+ * allowed by an allow list when any name matches it.
+ */
+function modelAllowed(rule: Extract<CRule, { kind: 'models' }>, names: readonly string[]): boolean {
+  if (rule.deny?.some((g) => names.some((n) => globMatch(n, g)))) return false;
+  if (rule.allow && !rule.allow.some((g) => names.some((n) => globMatch(n, g)))) return false;
   return true;
+}
+
+function modelNames(r: PolicyInput['request']): string[] {
+  const c = r.canonicalModel;
+  return c && c !== r.model ? [r.model, c] : [r.model];
 }
 
 export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = {}): PolicyBundle {
@@ -327,7 +340,7 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
         let violated: boolean;
         let fallback: string;
         if (rule.kind === 'models') {
-          violated = !modelAllowed(rule, input.request.model);
+          violated = !modelAllowed(rule, modelNames(input.request));
           fallback = `model "${input.request.model}" is not allowed by policy "${state.policy.name}"`;
         } else if (rule.kind === 'deny' || rule.kind === 'require') {
           const r = state.bool(rule.expr);

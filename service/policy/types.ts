@@ -18,6 +18,12 @@ export interface PolicyInput {
     /** Lower-cased; internal x-tollgate-* and credentials stripped. */
     headers: Record<string, string>;
     model: string;
+    /**
+     * The catalog's canonical name of `model` when the client named it by an alias (set by the
+     * gateway; absent or equal to `model` otherwise). `models` rules and `model`-scoped budgets
+     * use it so an alias cannot bypass a rule written against the model's name.
+     */
+    canonicalModel?: string;
     stream: boolean;
     /** Every other top-level body field (temperature, max_tokens, tools, …). */
     params: Record<string, unknown>;
