@@ -28,6 +28,10 @@ export interface TollgateOptions {
   httpAddr: string;
   /** Unset → in-process budget store (the embedded default). */
   redisUrl?: string;
+  /** Key prefix for budget state in Redis (default `tg`): separates gateways sharing one Redis. */
+  redisPrefix?: string;
+  /** Per-command Redis timeout for budgets, ms (default 150): past it, the budget's onStoreError mode decides. */
+  redisTimeoutMs?: number;
   /** Lineage sinks: `stdout`, `file:<path>`, `redis`, or `none`. */
   lineageSinks?: string[];
   /** Durable spool for lineage sinks. */
@@ -107,7 +111,12 @@ export async function startTollgate(opts: TollgateOptions): Promise<Tollgate> {
   if (opts.watchConfig !== false) holder.watch();
 
   const otlp = createOtlpExporter(opts.otlpEndpoint ? { endpoint: opts.otlpEndpoint } : undefined);
-  const store: BudgetStore = createBudgetStore({ redisUrl: opts.redisUrl, logger: log.child({ component: 'budget' }) });
+  const store: BudgetStore = createBudgetStore({
+    redisUrl: opts.redisUrl,
+    prefix: opts.redisPrefix,
+    commandTimeoutMs: opts.redisTimeoutMs,
+    logger: log.child({ component: 'budget' }),
+  });
   const budgets = new BudgetManager(store, { logger: log.child({ component: 'budget' }) });
   if (store instanceof RedisStore) {
     // failClosed budgets deny until Redis answers: give it a moment at start-up, but never block on it.

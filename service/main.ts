@@ -14,6 +14,8 @@ export async function serve(): Promise<void> {
       grpcAddr: process.env.TOLLGATE_GRPC_ADDR ?? '127.0.0.1:50051',
       httpAddr: process.env.TOLLGATE_HTTP_ADDR ?? '127.0.0.1:9464',
       redisUrl: process.env.REDIS_URL || undefined,
+      redisPrefix: process.env.TOLLGATE_REDIS_PREFIX || undefined,
+      redisTimeoutMs: process.env.TOLLGATE_REDIS_TIMEOUT_MS ? Number(process.env.TOLLGATE_REDIS_TIMEOUT_MS) : undefined,
       lineageSinks: (process.env.TOLLGATE_LINEAGE ?? 'stdout').split(',').map((s) => s.trim()),
       spoolDir: process.env.TOLLGATE_SPOOL_DIR ?? defaultSpoolDir(),
       instance: process.env.TOLLGATE_INSTANCE,

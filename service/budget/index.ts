@@ -14,7 +14,10 @@ import { RedisStore, type BudgetLogger } from './redis.ts';
 import type { BudgetStore } from './store.ts';
 
 /** REDIS_URL set → RedisStore (shared across replicas); unset → in-process MemoryStore. */
-export function createBudgetStore(opts: { redisUrl?: string; prefix?: string; logger?: BudgetLogger; replicas?: number } = {}): BudgetStore {
-  if (opts.redisUrl) return new RedisStore({ url: opts.redisUrl, prefix: opts.prefix, logger: opts.logger, replicas: opts.replicas });
+export function createBudgetStore(
+  opts: { redisUrl?: string; prefix?: string; logger?: BudgetLogger; replicas?: number; commandTimeoutMs?: number } = {},
+): BudgetStore {
+  if (opts.redisUrl)
+    return new RedisStore({ url: opts.redisUrl, prefix: opts.prefix, logger: opts.logger, replicas: opts.replicas, commandTimeoutMs: opts.commandTimeoutMs });
   return new MemoryStore();
 }

@@ -45,7 +45,7 @@ function effectsOf(checks: readonly CheckResult[], failOpen: boolean): BudgetEff
       enforcement: c.hard ? 'hard' : 'soft',
       softLimitWarning: !c.hard && c.exceeded,
       exceeded: c.exceeded,
-      failOpen: failOpen || undefined,
+      failOpen: failOpen || c.degraded === 'failOpen' || undefined,
     }));
 }
 

@@ -293,6 +293,10 @@ describe('e2e budgets and rate limits (memory store)', { timeout: 120_000 }, () 
         assert.equal(err.headers.get('x-tollgate-budget-remaining-usd'), '0.000022');
         assert.ok(Number(err.headers.get('retry-after')) >= 1);
         assert.match(err.message, /Budget "e2e-budgets\/usd-key" \(key:usd-key\) exceeded: this request needs up to \$0\.0000\d+, \$0\.000022 of \$0\.0001 remain; the window resets at \d{4}-/);
+        // Lineage records the refusal and the budget that caused it.
+        const rec = await lineageOf(err.headers.get('x-request-id'));
+        assert.equal(rec.outcome, 'budget_exceeded');
+        assert.ok(rec.budgets?.some((b) => b.name === 'e2e-budgets/usd-key' && b.exceeded === true), JSON.stringify(rec.budgets));
         break;
       }
     }
