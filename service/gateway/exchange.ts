@@ -308,6 +308,8 @@ export class GatewayExchange implements Exchange {
       this.finishUsage(tr.usage);
       const m = new MutationBuilder();
       m.setHeader('content-length', String(out.length));
+      // The translated body is never encoded (a provider that ignored accept-encoding: identity was decoded).
+      if (this.upstreamHeaders['content-encoding'] !== undefined) m.removeHeader('content-encoding');
       for (const [k, v] of Object.entries(tr.headers)) if (k !== 'content-length') m.setHeader(k, v);
       if (tr.status !== this.upstreamStatus) m.setHeader(':status', String(tr.status));
       return { body: out, mutation: m, metadata: this.metadata() };
@@ -324,6 +326,12 @@ export class GatewayExchange implements Exchange {
       this.responseBytes += out.length;
       if (!last) return { body: out };
       this.finishUsage(this.stream.usage());
+      const failed = this.stream.error?.();
+      if (failed) {
+        // The client got an error event after a 200: the answer is incomplete.
+        this.error = failed;
+        this.noteUpstreamError(failed.status);
+      }
       return { body: out, metadata: this.metadata() };
     });
   }

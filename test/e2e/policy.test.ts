@@ -381,9 +381,7 @@ describe('e2e: CEL policies through the Envoy stand-in', { timeout: 120000 }, ()
       const id = rid('redact');
       await chat(h, { case: 'redact', id, content: 'mail jane.doe@example.com or call +1 415 555 0100' });
       const got = (h.fakes.openai!.requests.at(-1)!.json as any).messages[0].content as string;
-      assert.ok(!got.includes('jane.doe@example.com'), got);
-      assert.ok(got.includes('+1 415 555 0100'), `phone not selected for research: ${got}`);
-      assert.match(got, /^mail \S+ or call/);
+      assert.equal(got, 'mail [EMAIL_1] or call +1 415 555 0100', 'email masked, phone (not selected for research) untouched');
       const rec = await lineageOf(h, id);
       assert.ok((rec.redactions ?? []).some((r) => r.detector === 'email' && r.count >= 1), JSON.stringify(rec.redactions));
     });
@@ -391,9 +389,7 @@ describe('e2e: CEL policies through the Envoy stand-in', { timeout: 120000 }, ()
     it('support: a different selection masks email and phone', async () => {
       await chat(h, { key: KEYS.acmeSupport, case: 'redact', content: 'mail jane.doe@example.com or call +1 415 555 0100' });
       const msgs = (h.fakes.openai!.requests.at(-1)!.json as any).messages as { role: string; content: string }[];
-      const got = msgs.at(-1)!.content;
-      assert.ok(!got.includes('jane.doe@example.com'), got);
-      assert.ok(!got.includes('415 555 0100'), got);
+      assert.equal(msgs.at(-1)!.content, 'mail [EMAIL_1] or call [PHONE_1]');
     });
 
     it('without the policy, the text is forwarded as is', async () => {
@@ -525,9 +521,14 @@ describe('e2e: CEL policies through the Envoy stand-in', { timeout: 120000 }, ()
       const rec = await lineageOf(h, id);
       assert.equal(rec.outcome, 'denied');
       assert.equal(rec.policy?.rules?.find((r) => r.policy === 'fragile' && r.rule === 'reads-missing')?.outcome, 'error');
-      const metrics = await (await fetch(`http://127.0.0.1:${h.tollgate.httpPort}/metrics`)).text();
-      const m = /^tollgate_policy_evaluation_errors_total\{policy="fragile"\} (\d+)$/m.exec(metrics);
-      assert.ok(m && Number(m[1]) >= 1, 'the evaluation error is counted in /metrics');
+      // The emitter updates metrics from the lineage record off the hot path: poll for it.
+      let counted = 0;
+      for (let i = 0; i < 100 && counted < 1; i++) {
+        const metrics = await (await fetch(`http://127.0.0.1:${h.tollgate.httpPort}/metrics`)).text();
+        counted = Number(/^tollgate_policy_evaluation_errors_total\{policy="fragile"\} (\d+)$/m.exec(metrics)?.[1] ?? 0);
+        if (counted < 1) await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.ok(counted >= 1, 'the evaluation error is counted in /metrics');
     });
 
     it('the same rule with onError: skip is recorded as error and the request is allowed', async () => {
