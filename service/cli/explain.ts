@@ -25,6 +25,14 @@ const SECRET_HEADERS = new Set(['authorization', 'x-api-key', 'api-key', 'x-goog
 
 export async function explain(input: ExplainInput): Promise<Record<string, unknown>> {
   const snap = buildSnapshot(input.dir);
+  // Nothing is sent, so a provider whose credential is unset here still shows how it would route.
+  const unsetCredentials: string[] = [];
+  for (const p of snap.core.providers.values()) {
+    if (p.credential.kind !== 'none' && !snap.core.credentials.has(p.name)) {
+      snap.core.credentials.set(p.name, '<unset>');
+      unsetCredentials.push(p.name);
+    }
+  }
   const wouldApply: { budgets: BudgetSpec[]; rateLimits: RateLimitSpec[]; estimate?: unknown } = { budgets: [], rateLimits: [] };
   const budgets: BudgetPort = {
     async admit(_id, b, l, estimate) {
@@ -62,6 +70,7 @@ export async function explain(input: ExplainInput): Promise<Record<string, unkno
     ? { [JWT_AUTHN_NAMESPACE]: { [snap.core.settings.jwt.payloadKey]: input.claims } }
     : {};
   const out: Record<string, unknown> = { configRevision: snap.revision, policyRevision: snap.policy.revision };
+  if (unsetCredentials.length) out.warnings = unsetCredentials.map((p) => `provider "${p}" has no credential in this environment; a real request routed to it would get 503`);
   try {
     const h = await ex.requestHeaders({ headers, endOfStream: false, metadata, attributes: {} });
     if (h.kind === 'respond') throw new Error('unexpected immediate response on headers');

@@ -104,6 +104,8 @@ export interface Metrics {
   readonly processingDuration: Histogram<'phase'>;
   readonly policyEvalDuration: Histogram<never>;
   readonly policyEvalErrors: Counter<'policy'>;
+  /** Rules in dryRun mode that would have denied (the request proceeded). */
+  readonly policyDryRunDenials: Counter<'policy'>;
   readonly redactions: Counter<'detector' | 'direction'>;
   readonly budgetRemaining: Gauge<'budget' | 'tenant' | 'unit'>;
   /** charged-so-far / limit in the current window, 0..1+ (last request observed). */
@@ -221,6 +223,11 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     policyEvalErrors: counter(
       'tollgate_policy_evaluation_errors_total',
       'Policy rule evaluations that failed (the rule failed closed unless configured otherwise).',
+      ['policy'],
+    ),
+    policyDryRunDenials: counter(
+      'tollgate_policy_dry_run_denials_total',
+      'Requests a dryRun rule would have denied (they proceeded): watch this before switching to enforce.',
       ['policy'],
     ),
     redactions: counter('tollgate_redactions_total', 'Values redacted, by detector and direction.', [
@@ -414,6 +421,7 @@ export function recordLineageMetrics(m: Metrics, r: LineageRecord): void {
   for (const rule of r.policy?.rules ?? []) {
     if (rule.outcome === 'error') m.policyEvalErrors.inc({ policy: m.label('policy', rule.policy) });
   }
+  for (const d of r.policy?.dryRunDenies ?? []) m.policyDryRunDenials.inc({ policy: m.label('policy', d.policy) });
   for (const red of r.redactions ?? []) {
     if (red.count > 0) m.redactions.inc({ detector: m.label('detector', red.detector), direction: red.direction }, red.count);
   }

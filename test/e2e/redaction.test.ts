@@ -524,10 +524,58 @@ describe('e2e redaction actions selected by CEL policies', { timeout: 120000 }, 
       });
     }
 
+    it('lineage of a blocked request names the blocking detector, action and path (never the value)', async () => {
+      const lineageBefore = h.lineage.length;
+      await assert.rejects(
+        openai(h, 'block').chat.completions.create({
+          model: 'gpt-4o-mini',
+          messages: [{ role: 'user', content: `card ${PII.credit_card}, mail ${PII.email}` }],
+        }),
+        (e: unknown) => e instanceof OpenAI.PermissionDeniedError,
+      );
+      await eventually(() => h.lineage.length > lineageBefore);
+      const rec = h.lineage.at(-1)!;
+      assert.equal(rec.errorCode, 'pii_blocked');
+      const row = (rec.redactions ?? []).find((r) => r.detector === 'credit_card');
+      assert.ok(row, `the blocking detector is in lineage: ${JSON.stringify(rec.redactions)}`);
+      assert.equal(row.action, 'block');
+      assert.equal(row.count, 1);
+      assert.deepEqual(row.locations, ['messages[0].content']);
+      assert.deepEqual(leaksIn(JSON.stringify(rec)), []);
+    });
+
     it('with no blocked detector present the same policy masks the rest and forwards', async () => {
       const before = h.fakes.openai!.requests.length;
       await openai(h, 'block').chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: `mail ${PII.email}` }] });
       assert.equal((lastRequest(h, 'openai', before).json as any).messages[0].content, 'mail [EMAIL_1]');
     });
+  });
+});
+
+// ---------------------------------------------------------------------------------------------- hash without a secret
+
+describe('e2e redaction: hash with no configured secret (TOLLGATE_REDACTION_SECRET unset)', { timeout: 60000 }, () => {
+  let h: Harness;
+  let saved: string | undefined;
+  before(async () => {
+    saved = process.env.TOLLGATE_REDACTION_SECRET;
+    delete process.env.TOLLGATE_REDACTION_SECRET;
+    h = await startHarness({ extraYaml: EXTRA });
+  });
+  after(async () => {
+    await h.close();
+    if (saved !== undefined) process.env.TOLLGATE_REDACTION_SECRET = saved;
+  });
+
+  it('uses a random per-process key as documented: requests succeed, hashes are keyed and stable', async () => {
+    const contents: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const before = h.fakes.openai!.requests.length;
+      const r = await openai(h, 'hash').chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: `mail ${PII.email}` }] });
+      assert.equal(r.object, 'chat.completion');
+      contents.push((lastRequest(h, 'openai', before).json as any).messages[0].content);
+    }
+    assert.match(contents[0]!, /^mail \[EMAIL:[0-9a-f]{8}\]$/);
+    assert.equal(contents[0], contents[1]);
   });
 });
