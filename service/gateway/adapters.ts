@@ -82,8 +82,8 @@ export function redactionPort(cache: RedactorCache): RedactionPort {
       return {
         report: toRedactionCounts(res.report, 'request'),
         output: out && {
-          text: (t) => out.text(t),
-          stream: () => out.stream(),
+          text: (t, json) => out.text(t, json ? 'response.tool_arguments' : 'response', { json }),
+          stream: (json) => out.stream(json ? 'response.tool_arguments' : 'response', { json }),
           report: () => toRedactionCounts(out.report(), 'response'),
         },
       };

@@ -24,6 +24,7 @@ import { apiForPath, matchEndpoint, pathOnly, type Endpoint } from './endpoints.
 import { buildPolicyInput, listAllowedModels } from './policy-input.ts';
 import { deniedBudgetEffects } from './adapters.ts';
 import { LimitExceededError } from '../budget/manager.ts';
+import { RedactionBlockedError, toRedactionCounts } from '../redaction/index.ts';
 import type { Admission, CostEstimate, RedactionResult } from './ports.ts';
 import { rewriteClientJson, SseTextRewriter } from './text-rewrite.ts';
 import { formatTraceparent, startSpan, type SpanContext } from '../telemetry/tracing.ts';
@@ -182,9 +183,16 @@ export class GatewayExchange implements Exchange {
       // Redaction runs on the client-format body before translation, so no provider path can bypass it.
       if (decision.redactions.length) {
         const tr = process.hrtime.bigint();
-        this.redaction = this.svc.redaction.redactRequest(req.body, decision.redactions, decision.customDetectors, principal.tenant);
-        this.redactionUs = Number(process.hrtime.bigint() - tr) / 1000;
-        this.redactionReport = this.redaction.report;
+        try {
+          this.redaction = this.svc.redaction.redactRequest(req.body, decision.redactions, decision.customDetectors, principal.tenant);
+          this.redactionReport = this.redaction.report;
+        } catch (err) {
+          // A `block`: lineage still records which detectors stopped the request, where (counts and paths, never values).
+          if (err instanceof RedactionBlockedError) this.redactionReport = toRedactionCounts(err.report, 'request');
+          throw err;
+        } finally {
+          this.redactionUs = Number(process.hrtime.bigint() - tr) / 1000;
+        }
       }
 
       // OpenRouter-style routing hints are ours; providers reject unknown fields.
@@ -280,7 +288,7 @@ export class GatewayExchange implements Exchange {
       if (streaming) {
         this.stream = this.translator.stream(this.clientReq);
         const output = this.redaction?.output;
-        if (output) this.sseRewriter = new SseTextRewriter(this.api, () => [output.stream()]);
+        if (output) this.sseRewriter = new SseTextRewriter(this.api, (json) => [output.stream(json)]);
         m.setHeader('content-type', this.translator.streamContentType).setHeader('cache-control', 'no-cache').removeHeader('content-length');
       }
       if (endOfStream) {
@@ -299,7 +307,7 @@ export class GatewayExchange implements Exchange {
       let out = tr.body;
       if (tr.status >= 200 && tr.status < 300 && this.redaction?.output) {
         const output = this.redaction.output;
-        out = rewriteClientJson(this.api, out, (text) => output.text(text));
+        out = rewriteClientJson(this.api, out, (text, json) => output.text(text, json));
       }
       this.responseHash.update(out);
       this.responseBytes = out.length;

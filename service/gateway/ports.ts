@@ -37,7 +37,12 @@ export interface RedactionResult {
    * Model-output transform, present when pseudonyms must be restored and/or a rule asked for
    * response redaction: one stream per text channel (choice / content block).
    */
-  output?: { text(text: string): string; stream(): TextStream; report(): RedactionCount[] };
+  output?: {
+    /** `json`: the text is JSON source (tool-call arguments): restored values are inserted JSON-escaped. */
+    text(text: string, json?: boolean): string;
+    stream(json?: boolean): TextStream;
+    report(): RedactionCount[];
+  };
 }
 
 export interface RedactionPort {

@@ -3,8 +3,54 @@
 import type { ClientApi } from '../errors.ts';
 import type { TextStream } from './ports.ts';
 
-/** Rewrites the assistant text of a non-streamed client response. Unparseable bodies pass unchanged. */
-export function rewriteClientJson(api: ClientApi, body: Buffer, fn: (text: string) => string): Buffer {
+/**
+ * A text filter: `json` is false for prose (message content, text blocks) and true for JSON source (tool-call
+ * arguments, whole or streamed in fragments), where restored values must be inserted JSON-escaped.
+ */
+export type TextFilter = (text: string, json: boolean) => string;
+
+/** Applies `fn` to every string leaf of a JSON value; returns the same value when nothing changed. */
+function mapStrings(v: unknown, fn: (s: string) => string): unknown {
+  if (typeof v === 'string') return fn(v);
+  if (Array.isArray(v)) {
+    let changed = false;
+    const out = v.map((x) => {
+      const y = mapStrings(x, fn);
+      if (y !== x) changed = true;
+      return y;
+    });
+    return changed ? out : v;
+  }
+  if (v && typeof v === 'object') {
+    let changed = false;
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) {
+      const y = mapStrings(x, fn);
+      if (y !== x) changed = true;
+      out[k] = y;
+    }
+    return changed ? out : v;
+  }
+  return v;
+}
+
+/** Tool-call arguments as JSON text: filter each string value; text that is not JSON is filtered as JSON source. */
+function rewriteArguments(args: string, fn: TextFilter): string {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(args);
+  } catch {
+    return fn(args, true);
+  }
+  const out = mapStrings(parsed, (s) => fn(s, false));
+  return out === parsed ? args : JSON.stringify(out);
+}
+
+/**
+ * Rewrites the assistant output of a non-streamed client response: message text and tool-call arguments
+ * (OpenAI `tool_calls[].function.arguments`, Anthropic `tool_use.input`). Unparseable bodies pass unchanged.
+ */
+export function rewriteClientJson(api: ClientApi, body: Buffer, fn: TextFilter): Buffer {
   let json: unknown;
   try {
     json = JSON.parse(body.toString('utf8'));
@@ -16,12 +62,20 @@ export function rewriteClientJson(api: ClientApi, body: Buffer, fn: (text: strin
   if (api === 'openai' && Array.isArray(o.choices)) {
     for (const c of o.choices) {
       const msg = (c as { message?: Record<string, unknown> }).message;
-      if (msg && typeof msg.content === 'string') msg.content = fn(msg.content);
+      if (!msg) continue;
+      if (typeof msg.content === 'string') msg.content = fn(msg.content, false);
+      if (Array.isArray(msg.tool_calls)) {
+        for (const t of msg.tool_calls) {
+          const f = (t as { function?: Record<string, unknown> } | null)?.function;
+          if (f && typeof f.arguments === 'string') f.arguments = rewriteArguments(f.arguments, fn);
+        }
+      }
     }
   } else if (api === 'anthropic' && Array.isArray(o.content)) {
     for (const block of o.content) {
       const b = block as Record<string, unknown>;
-      if (b.type === 'text' && typeof b.text === 'string') b.text = fn(b.text);
+      if (b.type === 'text' && typeof b.text === 'string') b.text = fn(b.text, false);
+      else if (b.type === 'tool_use' && b.input !== undefined) b.input = mapStrings(b.input, (s) => fn(s, false));
     }
   }
   return Buffer.from(JSON.stringify(json));
@@ -40,26 +94,36 @@ class Chain {
 }
 
 /**
- * Streaming version over SSE bytes: keeps one filter chain per choice (OpenAI) or content block
- * (Anthropic), holds partial events across chunks, and flushes held text before the choice/block ends.
+ * Streaming version over SSE bytes: keeps one filter chain per text channel — each choice's content and each of
+ * its tool calls' arguments (OpenAI), each content block's text or input JSON (Anthropic) — holds partial events
+ * across chunks, and flushes held text before the choice/block ends.
  */
 export class SseTextRewriter {
   private pending = '';
-  private readonly chains = new Map<number, Chain>();
+  /** Keys: `<choice>` / `<choice>:<tool index>` (OpenAI), `<block>` (Anthropic). */
+  private readonly chains = new Map<string, { chain: Chain; json: boolean }>();
   private lastChunk: Record<string, unknown> | undefined;
 
   constructor(
     private readonly api: ClientApi,
-    private readonly newFilters: () => TextStream[],
+    /** Filters for one channel; `json` is true for tool-call arguments (JSON source). */
+    private readonly newFilters: (json: boolean) => TextStream[],
   ) {}
 
-  private chain(i: number): Chain {
-    let c = this.chains.get(i);
+  private chain(key: string, json: boolean): Chain {
+    let c = this.chains.get(key);
     if (!c) {
-      c = new Chain(this.newFilters());
-      this.chains.set(i, c);
+      c = { chain: new Chain(this.newFilters(json)), json };
+      this.chains.set(key, c);
     }
-    return c;
+    return c.chain;
+  }
+
+  /** Ends a channel: what it still held. */
+  private endChain(key: string): string {
+    const c = this.chains.get(key);
+    this.chains.delete(key);
+    return c?.chain.end() ?? '';
   }
 
   push(bytes: Buffer, last: boolean): Buffer {
@@ -106,33 +170,51 @@ export class SseTextRewriter {
     for (const c of json.choices as Record<string, unknown>[]) {
       const idx = typeof c.index === 'number' ? c.index : 0;
       const delta = (c.delta ?? {}) as Record<string, unknown>;
-      if (typeof delta.content === 'string') delta.content = this.chain(idx).push(delta.content);
-      if (c.finish_reason !== null && c.finish_reason !== undefined) {
-        const rest = this.chains.get(idx)?.end() ?? '';
-        this.chains.delete(idx);
-        if (rest) {
-          delta.content = (typeof delta.content === 'string' ? delta.content : '') + rest;
-          c.delta = delta;
+      if (typeof delta.content === 'string') delta.content = this.chain(String(idx), false).push(delta.content);
+      if (Array.isArray(delta.tool_calls)) {
+        for (const t of delta.tool_calls as Record<string, unknown>[]) {
+          const f = t.function as Record<string, unknown> | undefined;
+          const ti = typeof t.index === 'number' ? t.index : 0;
+          if (f && typeof f.arguments === 'string') f.arguments = this.chain(`${idx}:${ti}`, true).push(f.arguments);
         }
+      }
+      if (c.finish_reason !== null && c.finish_reason !== undefined) {
+        const rest = this.endChain(String(idx));
+        if (rest) delta.content = (typeof delta.content === 'string' ? delta.content : '') + rest;
+        for (const key of [...this.chains.keys()].filter((k) => k.startsWith(`${idx}:`))) {
+          const args = this.endChain(key);
+          if (!args) continue;
+          const ti = Number(key.slice(key.indexOf(':') + 1));
+          const calls = (Array.isArray(delta.tool_calls) ? delta.tool_calls : (delta.tool_calls = [])) as Record<string, unknown>[];
+          const same = calls.find((t) => t.index === ti);
+          const f = same?.function as Record<string, unknown> | undefined;
+          if (f) f.arguments = (typeof f.arguments === 'string' ? f.arguments : '') + args;
+          else calls.push({ index: ti, function: { arguments: args } });
+        }
+        c.delta = delta;
       }
     }
     return emit(json);
+  }
+
+  private anthropicDelta(idx: number, json: boolean, rest: string): string {
+    const delta = json ? { type: 'input_json_delta', partial_json: rest } : { type: 'text_delta', text: rest };
+    return `event: content_block_delta\ndata: ${JSON.stringify({ type: 'content_block_delta', index: idx, delta })}\n\n`;
   }
 
   private anthropicEvent(json: Record<string, unknown>, emit: (j: unknown) => string): string {
     const idx = typeof json.index === 'number' ? json.index : 0;
     if (json.type === 'content_block_delta') {
       const delta = json.delta as Record<string, unknown> | undefined;
-      if (delta?.type === 'text_delta' && typeof delta.text === 'string') delta.text = this.chain(idx).push(delta.text);
+      if (delta?.type === 'text_delta' && typeof delta.text === 'string') delta.text = this.chain(String(idx), false).push(delta.text);
+      else if (delta?.type === 'input_json_delta' && typeof delta.partial_json === 'string')
+        delta.partial_json = this.chain(String(idx), true).push(delta.partial_json);
       return emit(json);
     }
     if (json.type === 'content_block_stop') {
-      const rest = this.chains.get(idx)?.end() ?? '';
-      this.chains.delete(idx);
-      const flush = rest
-        ? `event: content_block_delta\ndata: ${JSON.stringify({ type: 'content_block_delta', index: idx, delta: { type: 'text_delta', text: rest } })}\n\n`
-        : '';
-      return flush + emit(json);
+      const json_ = this.chains.get(String(idx))?.json ?? false;
+      const rest = this.endChain(String(idx));
+      return (rest ? this.anthropicDelta(idx, json_, rest) : '') + emit(json);
     }
     return emit(json);
   }
@@ -140,14 +222,16 @@ export class SseTextRewriter {
   /** Anything still held when the stream ends goes out as one more delta. */
   private flushAll(): string {
     let out = '';
-    for (const [idx, chain] of this.chains) {
+    for (const [key, { chain, json }] of this.chains) {
       const rest = chain.end();
       if (!rest) continue;
       if (this.api === 'anthropic') {
-        out += `event: content_block_delta\ndata: ${JSON.stringify({ type: 'content_block_delta', index: idx, delta: { type: 'text_delta', text: rest } })}\n\n`;
+        out += this.anthropicDelta(Number(key), json, rest);
       } else {
         const base = this.lastChunk ?? {};
-        out += `data: ${JSON.stringify({ id: base.id, object: 'chat.completion.chunk', created: base.created, model: base.model, choices: [{ index: idx, delta: { content: rest }, finish_reason: null }] })}\n\n`;
+        const [choice, tool] = key.split(':');
+        const delta = tool === undefined ? { content: rest } : { tool_calls: [{ index: Number(tool), function: { arguments: rest } }] };
+        out += `data: ${JSON.stringify({ id: base.id, object: 'chat.completion.chunk', created: base.created, model: base.model, choices: [{ index: Number(choice), delta, finish_reason: null }] })}\n\n`;
       }
     }
     this.chains.clear();
