@@ -2,6 +2,9 @@
 // streams and exits 0.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
 import { freePort } from '../bench/extproc-load.ts';
@@ -57,6 +60,7 @@ describe('process lifecycle', { timeout: 90000 }, () => {
         TOLLGATE_HTTP_ADDR: `127.0.0.1:${httpPort}`,
         TOLLGATE_CONFIG: './policies',
         TOLLGATE_LINEAGE: 'none',
+        TOLLGATE_SPOOL_DIR: mkdtempSync(join(tmpdir(), 'tg-spool-')),
         TOLLGATE_LOG_LEVEL: 'warn',
         TOLLGATE_DRAIN_MS: '20000',
         REDIS_URL: '',
