@@ -132,6 +132,18 @@ describe('Envoy stand-in strictness', { timeout: 30000 }, () => {
     assert.notEqual(seen.at(-1)!.headers.host, 'evil.example');
   });
 
+  it('failure_mode_allow: a processor that stops answering on the response path is skipped, the response passes through', async () => {
+    const r = await run((m) => (m.request === 'response_headers' ? null : ok(m)), { messageTimeoutMs: 300, failureModeAllow: true });
+    assert.equal(r.status, 200);
+    assert.equal(r.text, '{"ok":true}');
+    assert.ok(r.events.some((e) => e.kind === 'timeout' && /failure_mode_allow/.test(e.detail)));
+  });
+
+  it('the same processor without failure_mode_allow → 504 (fail closed)', async () => {
+    const r = await run((m) => (m.request === 'response_headers' ? null : ok(m)), { messageTimeoutMs: 300 });
+    assert.equal(r.status, 504);
+  });
+
   it('processor down → 500 (fail closed)', async () => {
     const s = await startStandin({ extProcAddr: '127.0.0.1:1', clusters: {}, messageTimeoutMs: 500 });
     try {

@@ -367,10 +367,26 @@ export async function startStandin(opts: StandinOptions): Promise<Standin> {
       let cluster = get(headers, cfg.clusterHeader);
 
       stream = new ProcessorStream(client, cfg.timeout);
+      const st = stream;
+      // failure_mode_allow: a timeout or gRPC error lets the request continue without the processor.
+      let processorGone = false;
+      const ask = async (msg: ProcessingRequest, what: string): Promise<ProcessingResponse | null> => {
+        if (processorGone) return null;
+        try {
+          return await st.send(msg, what);
+        } catch (e) {
+          if (!opts.failureModeAllow || e instanceof LocalReply) throw e;
+          note(e instanceof TimeoutError ? 'timeout' : 'grpc_error', `${what}: ${(e as Error).message}; continuing without the processor (failure_mode_allow)`);
+          processorGone = true;
+          st.cancel();
+          return null;
+        }
+      };
       const first: { metadata_context?: typeof metadata } = { metadata_context: metadata };
 
       if (m.request_header_mode !== 'SKIP') {
-        const r = await stream.send({ request_headers: { headers: headerList(headers), end_of_stream: !hasBody }, ...first }, 'request_headers');
+        const r = await ask({ request_headers: { headers: headerList(headers), end_of_stream: !hasBody }, ...first }, 'request_headers');
+        if (r) {
         mergeMetadata(record.dynamicMetadata, r);
         const c = expectReply(r, 'request_headers');
         if (c === 'immediate') throw immediateToLocal(r);
@@ -384,10 +400,12 @@ export async function startStandin(opts: StandinOptions): Promise<Standin> {
           body = Buffer.from(c.body_mutation.body);
           headers = del(headers, 'content-length');
         }
+        }
       }
 
       if (hasBody && m.request_body_mode === 'BUFFERED') {
-        const r = await stream.send({ request_body: { body, end_of_stream: true } }, 'request_body');
+        const r = await ask({ request_body: { body, end_of_stream: true } }, 'request_body');
+        if (r) {
         mergeMetadata(record.dynamicMetadata, r);
         const c = expectReply(r, 'request_body');
         if (c === 'immediate') throw immediateToLocal(r);
@@ -399,6 +417,7 @@ export async function startStandin(opts: StandinOptions): Promise<Standin> {
         if (c.clear_route_cache) {
           if (c.header_mutation) cluster = get(headers, cfg.clusterHeader);
           else note('clear_route_cache_ignored', 'request_body reply without header_mutation');
+        }
         }
       }
 
@@ -444,7 +463,8 @@ export async function startStandin(opts: StandinOptions): Promise<Standin> {
       let respMode: BodySendMode = m.response_body_mode;
       const upstreamEnded = upstream.complete && upstream.readableEnded;
       if (m.response_header_mode !== 'SKIP') {
-        const r = await stream.send({ response_headers: { headers: headerList(rh), end_of_stream: upstreamEnded } }, 'response_headers');
+        const r = await ask({ response_headers: { headers: headerList(rh), end_of_stream: upstreamEnded } }, 'response_headers');
+        if (r) {
         mergeMetadata(record.dynamicMetadata, r);
         const c = expectReply(r, 'response_headers');
         if (c === 'immediate') throw immediateToLocal(r);
@@ -453,6 +473,7 @@ export async function startStandin(opts: StandinOptions): Promise<Standin> {
           respMode = r.mode_override.response_body_mode ?? 'NONE';
         }
         rh = applyMutation(rh, c.header_mutation, respMode !== 'BUFFERED');
+        }
       }
       if (respMode !== 'BUFFERED') rh = del(rh, 'content-length');
 
@@ -479,7 +500,8 @@ export async function startStandin(opts: StandinOptions): Promise<Standin> {
         }
         let rbody = Buffer.concat(parts);
         if (rbody.length > 0 || get(rh, 'content-length') !== undefined) {
-          const r = await stream.send({ response_body: { body: rbody, end_of_stream: true } }, 'response_body');
+          const r = await ask({ response_body: { body: rbody, end_of_stream: true } }, 'response_body');
+          if (r) {
           mergeMetadata(record.dynamicMetadata, r);
           const c = expectReply(r, 'response_body');
           if (c === 'immediate') throw immediateToLocal(r);
@@ -487,6 +509,7 @@ export async function startStandin(opts: StandinOptions): Promise<Standin> {
           if (c.body_mutation?.clear_body) rbody = Buffer.alloc(0);
           else if (c.body_mutation?.body !== undefined && c.body_mutation.body !== null) rbody = Buffer.from(c.body_mutation.body);
           checkContentLength(rh, rbody, 'response');
+          }
         }
         writeHead(rh);
         res.end(rbody);
@@ -496,9 +519,13 @@ export async function startStandin(opts: StandinOptions): Promise<Standin> {
         const pending: Promise<void>[] = [];
         let chain: Promise<void> = Promise.resolve();
         const sendChunk = (chunk: Buffer, eos: boolean): void => {
-          const reply = stream!.send({ response_body: { body: chunk, end_of_stream: eos } }, 'response_body');
+          const reply = ask({ response_body: { body: chunk, end_of_stream: eos } }, 'response_body');
           const done = chain.then(async () => {
             const r = await reply;
+            if (!r) {
+              if (chunk.length && !downstreamClosed) res.write(chunk); // processor gone: pass through
+              return;
+            }
             mergeMetadata(record.dynamicMetadata, r);
             const c = expectReply(r, 'response_body');
             if (c === 'immediate') throw new LocalReply(500, 'immediate_response_after_headers');

@@ -65,6 +65,26 @@ describe('ext_proc gRPC server', { timeout: 20000 }, () => {
     }
   });
 
+  it('answers grpc.health.v1 Health/Check for the ext_proc service and the server as a whole', async () => {
+    const srv = await startExtProcServer('127.0.0.1:0', { newExchange: () => exchange(), log: pino({ level: 'silent' }) });
+    const check = (service: string) =>
+      new Promise<string>((resolve, reject) => {
+        const c = new grpc.Client(`127.0.0.1:${srv.port}`, grpc.credentials.createInsecure());
+        // HealthCheckRequest {service = 1}: encoded by hand to avoid another proto dependency in the test.
+        const req = Buffer.concat([Buffer.from([0x0a, Buffer.byteLength(service)]), Buffer.from(service)]);
+        c.makeUnaryRequest('/grpc.health.v1.Health/Check', (b: Buffer) => b, (b: Buffer) => b, req, (err, res) => {
+          c.close();
+          if (err) return reject(err);
+          // HealthCheckResponse {status = 1}: 1 SERVING, 2 NOT_SERVING
+          resolve(res![1] === 1 ? 'SERVING' : res![1] === 2 ? 'NOT_SERVING' : `status ${res![1]}`);
+        });
+      });
+    assert.equal(await check('envoy.service.ext_proc.v3.ExternalProcessor'), 'SERVING');
+    assert.equal(await check(''), 'SERVING');
+    const drained = srv.drain(2000);
+    await drained;
+  });
+
   it('pipelined STREAMED chunks are answered strictly in order, one reply each', async () => {
     const srv = await startExtProcServer('127.0.0.1:0', { newExchange: () => exchange(), log: pino({ level: 'silent' }) });
     try {
