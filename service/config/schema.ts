@@ -6,6 +6,12 @@ const name = z.string().regex(/^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$/, 'lower-case l
 
 export const gatewaySpec = z.strictObject({
   maxRequestBytes: z.number().int().positive().max(64 * 1024 * 1024).default(4 * 1024 * 1024),
+  /**
+   * Request bodies at least this large get `override_message_timeout: largeBodyTimeoutMs` before they are
+   * processed (redacting MBs of text can take longer than Envoy's message_timeout). 0 disables.
+   */
+  largeBodyBytes: z.number().int().nonnegative().default(256 * 1024),
+  largeBodyTimeoutMs: z.number().int().positive().max(600000).default(10000),
   clusterHeader: z.string().default('x-tollgate-cluster'),
   hostHeader: z.string().default('x-tollgate-host'),
   jwt: z

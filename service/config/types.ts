@@ -91,6 +91,9 @@ export interface JwtMapping {
 export interface GatewaySettings {
   /** Largest request body accepted, bytes. */
   maxRequestBytes: number;
+  /** Bodies at least this large ask Envoy for `largeBodyTimeoutMs` (override_message_timeout); 0 = never. */
+  largeBodyBytes: number;
+  largeBodyTimeoutMs: number;
   /** Header name used for cluster selection. */
   clusterHeader: string;
   hostHeader: string;

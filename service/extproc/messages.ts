@@ -115,6 +115,8 @@ export interface ProcessingResponse {
   immediate_response?: ImmediateResponse;
   dynamic_metadata?: PbStruct;
   mode_override?: ProcessingMode;
+  /** Asks Envoy for more time on the current message (needs max_message_timeout); the real reply must follow. */
+  override_message_timeout?: { seconds?: number | string; nanos?: number };
   /** oneofs: true on decode. */
   response?: string;
 }

@@ -64,6 +64,8 @@ export interface Exchange {
   responseChunk(chunk: Buffer, last: boolean): Promise<BodyOutput>;
   /** Called exactly once when the stream ends, however it ends. */
   end(reason: EndReason, detail?: string): void;
+  /** More time Envoy should allow for this request body (ms), e.g. for very large bodies; undefined = default. */
+  requestBodyTimeoutMs?(size: number): number | undefined;
   /** Headers and dynamic metadata to attach to an error response (request id, decision id). */
   errorContext?(): { headers: Record<string, string>; metadata: Record<string, unknown> };
 }
@@ -97,6 +99,17 @@ export class Processor {
 
   get finished(): boolean {
     return this.ended;
+  }
+
+  /**
+   * A reply to send *before* handling `msg`, asking Envoy for more time (override_message_timeout):
+   * Envoy accepts one per state and still waits for the real reply.
+   */
+  preflight(msg: ProcessingRequest): ProcessingResponse | undefined {
+    if (msg.request !== 'request_body' || this.phase !== 'request_body' || msg.observability_mode) return undefined;
+    const ms = this.exchange.requestBodyTimeoutMs?.(msg.request_body?.body?.length ?? 0);
+    if (!ms) return undefined;
+    return { override_message_timeout: { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1e6 } };
   }
 
   /**

@@ -55,6 +55,8 @@ export async function startExtProcServer(addr: string, opts: ExtProcServerOption
         queue = queue.then(async () => {
           if (closed) return;
           try {
+            const early = processor.preflight(msg);
+            if (early && !closed) call.write(early);
             const reply = await processor.handle(msg);
             if (reply && !closed) call.write(reply);
             if (processor.lastError !== undefined && !(processor.lastError as { kind?: unknown }).kind) {

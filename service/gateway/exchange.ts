@@ -380,6 +380,11 @@ export class GatewayExchange implements Exchange {
     this.clientStatus = this.error.status;
   }
 
+  requestBodyTimeoutMs(size: number): number | undefined {
+    const s = this.snap.core.settings;
+    return s.largeBodyBytes > 0 && size >= s.largeBodyBytes ? s.largeBodyTimeoutMs : undefined;
+  }
+
   errorContext(): { headers: Record<string, string>; metadata: Record<string, unknown> } {
     const headers: Record<string, string> = {};
     if (this.requestId) headers['x-request-id'] = this.requestId;

@@ -61,6 +61,33 @@ describe('Envoy stand-in strictness', { timeout: 30000 }, () => {
     }
   }
 
+  /** Like run(), but the behaviour may answer later through `reply`. */
+  async function runAsync(
+    behaviour: (m: ProcessingRequest, reply: (r: ProcessingResponse) => void) => ProcessingResponse | null,
+    opts: Partial<Parameters<typeof startStandin>[0]> = {},
+  ) {
+    const server = new grpc.Server();
+    server.addService(extProcService(), {
+      Process: (call: grpc.ServerDuplexStream<ProcessingRequest, ProcessingResponse>) => {
+        call.on('data', (m: ProcessingRequest) => {
+          const r = behaviour(m, (late) => call.write(late));
+          if (r) call.write(r);
+        });
+        call.on('end', () => call.end());
+        call.on('error', () => undefined);
+      },
+    });
+    const port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
+    const s: Standin = await startStandin({ extProcAddr: `127.0.0.1:${port}`, clusters: { up: { host: '127.0.0.1', port: upstreamPort } }, ...opts });
+    try {
+      const res = await fetch(`${s.url}/v1/x`, { method: 'POST', body: '{"a":1}', headers: { 'content-type': 'application/json' } });
+      return { status: res.status, text: await res.text(), events: s.events };
+    } finally {
+      await s.close();
+      server.forceShutdown();
+    }
+  }
+
   const ok: Behaviour = (m) => {
     if (m.request === 'request_headers') return { request_headers: { response: {} } };
     if (m.request === 'request_body') return { request_body: { response: route } };
@@ -93,6 +120,20 @@ describe('Envoy stand-in strictness', { timeout: 30000 }, () => {
     const r = await run((m) => (m.request === 'request_body' ? null : ok(m)), { messageTimeoutMs: 300 });
     assert.equal(r.status, 504);
     assert.equal(r.exchange.localReplyDetails, 'ext_proc_error_per-message_timeout_exceeded');
+  });
+
+  it('override_message_timeout extends the wait for that message (with max_message_timeout set)', async () => {
+    const slow = (m: ProcessingRequest, reply: (r: ProcessingResponse) => void): ProcessingResponse | null => {
+      if (m.request !== 'request_body') return ok(m);
+      setTimeout(() => reply(ok(m)!), 600);
+      return { override_message_timeout: { seconds: 5 } };
+    };
+    const withMax = await runAsync(slow, { messageTimeoutMs: 200, maxMessageTimeoutMs: 10000 });
+    assert.equal(withMax.status, 200);
+    assert.ok(withMax.events.some((e) => e.kind === 'timeout_override'));
+    const withoutMax = await runAsync(slow, { messageTimeoutMs: 200 });
+    assert.equal(withoutMax.status, 504, 'without max_message_timeout the override is ignored');
+    assert.ok(withoutMax.events.some((e) => e.kind === 'timeout_override_ignored'));
   });
 
   it('clear_route_cache without a header mutation is ignored (route stays unresolved → 503)', async () => {

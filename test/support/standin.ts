@@ -35,6 +35,8 @@ export interface StandinOptions {
   allowModeOverride?: boolean;
   /** Per-message timeout, ms (Envoy default 200 ms). */
   messageTimeoutMs?: number;
+  /** max_message_timeout, ms: enables override_message_timeout (unset → overrides are ignored). */
+  maxMessageTimeoutMs?: number;
   failureModeAllow?: boolean;
   /** Listener per_connection_buffer_limit_bytes (Envoy default 1 MiB). */
   bufferLimitBytes?: number;
@@ -50,7 +52,7 @@ export interface StandinOptions {
 }
 
 export interface StandinEvent {
-  kind: 'spurious' | 'rejected_mutation' | 'local_reply' | 'clear_route_cache_ignored' | 'timeout' | 'grpc_error';
+  kind: 'spurious' | 'rejected_mutation' | 'local_reply' | 'clear_route_cache_ignored' | 'timeout' | 'grpc_error' | 'timeout_override' | 'timeout_override_ignored';
   detail: string;
 }
 
@@ -109,16 +111,25 @@ export function signJwt(payload: Record<string, unknown>, secret: string): strin
 /** One gRPC Process stream with a FIFO of outstanding messages, like Envoy's ChunkQueue. */
 class ProcessorStream {
   private readonly call: grpc.ClientDuplexStream<ProcessingRequest, ProcessingResponse>;
-  private waiters: { resolve: (r: ProcessingResponse) => void; reject: (e: Error) => void; timer: NodeJS.Timeout; what: string }[] = [];
+  private waiters: { resolve: (r: ProcessingResponse) => void; reject: (e: Error) => void; timer: NodeJS.Timeout; what: string; overridden: boolean }[] = [];
   private failed: Error | undefined;
   readonly sent: string[] = [];
 
-  constructor(client: grpc.Client, private readonly timeoutMs: number) {
+  constructor(
+    client: grpc.Client,
+    private readonly timeoutMs: number,
+    private readonly maxTimeoutMs: number | undefined,
+    private readonly note: (kind: StandinEvent['kind'], detail: string) => void,
+  ) {
     const c = client as unknown as {
       Process(): grpc.ClientDuplexStream<ProcessingRequest, ProcessingResponse>;
     };
     this.call = c.Process();
     this.call.on('data', (r: ProcessingResponse) => {
+      if (r.override_message_timeout && !r.response) {
+        this.override(r.override_message_timeout);
+        return;
+      }
       const w = this.waiters.shift();
       if (!w) {
         this.fail(new Error('spurious: reply with nothing outstanding'));
@@ -129,6 +140,29 @@ class ProcessorStream {
     });
     this.call.on('error', (e: Error) => this.fail(e));
     this.call.on('end', () => this.fail(new Error('processor closed the stream')));
+  }
+
+  /** Filter::onNewTimeout: needs max_message_timeout, 1 ms ≤ value ≤ max, once per state; re-arms the timer. */
+  private override(d: { seconds?: number | string; nanos?: number }): void {
+    const w = this.waiters[0];
+    const ms = Number(d.seconds ?? 0) * 1000 + Math.floor((d.nanos ?? 0) / 1e6);
+    if (!w || this.maxTimeoutMs === undefined || ms < 1 || ms > this.maxTimeoutMs || w.overridden) {
+      this.note('timeout_override_ignored', `${ms} ms`);
+      return;
+    }
+    w.overridden = true;
+    clearTimeout(w.timer);
+    w.timer = this.arm(w, ms);
+    this.note('timeout_override', `${w.what}: ${ms} ms`);
+  }
+
+  private arm(w: { reject: (e: Error) => void; what: string }, ms: number): NodeJS.Timeout {
+    const timer = setTimeout(() => {
+      const idx = this.waiters.findIndex((x) => x.timer === timer);
+      if (idx >= 0) this.waiters.splice(idx, 1);
+      w.reject(new TimeoutError(`${w.what}: no reply within ${ms} ms`));
+    }, ms);
+    return timer;
   }
 
   private fail(e: Error): void {
@@ -145,12 +179,9 @@ class ProcessorStream {
     this.sent.push(what);
     return new Promise((resolve, reject) => {
       // Envoy re-arms one timer per message sent.
-      const timer = setTimeout(() => {
-        const idx = this.waiters.findIndex((w) => w.timer === timer);
-        if (idx >= 0) this.waiters.splice(idx, 1);
-        reject(new TimeoutError(`${what}: no reply within ${this.timeoutMs} ms`));
-      }, this.timeoutMs);
-      this.waiters.push({ resolve, reject, timer, what });
+      const w = { resolve, reject, what, overridden: false, timer: undefined as unknown as NodeJS.Timeout };
+      w.timer = this.arm(w, this.timeoutMs);
+      this.waiters.push(w);
       this.call.write(msg);
     });
   }
@@ -366,7 +397,7 @@ export async function startStandin(opts: StandinOptions): Promise<Standin> {
       // Route resolved (and cached) before ext_proc runs.
       let cluster = get(headers, cfg.clusterHeader);
 
-      stream = new ProcessorStream(client, cfg.timeout);
+      stream = new ProcessorStream(client, cfg.timeout, opts.maxMessageTimeoutMs, note);
       const st = stream;
       // failure_mode_allow: a timeout or gRPC error lets the request continue without the processor.
       let processorGone = false;

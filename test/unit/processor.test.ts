@@ -146,6 +146,18 @@ describe('Processor: legal sequences', () => {
   });
 });
 
+describe('Processor: preflight override_message_timeout', () => {
+  it('asks for the exchange\'s timeout before a request body it says is large, never otherwise', async () => {
+    const ex = Object.assign(new FakeExchange(), { requestBodyTimeoutMs: (n: number) => (n >= 10 ? 12500 : undefined) });
+    const p = new Processor(ex);
+    assert.equal(p.preflight(M.reqBody('0123456789')), undefined, 'not in the request_body state yet');
+    await p.handle(M.reqHeaders(false));
+    assert.equal(p.preflight(M.reqBody('small')), undefined);
+    assert.deepEqual(p.preflight(M.reqBody('0123456789abc')), { override_message_timeout: { seconds: 12, nanos: 500e6 } });
+    assert.equal(p.preflight({ ...M.reqBody('0123456789abc'), observability_mode: true }), undefined);
+  });
+});
+
 describe('Processor: decisions and errors', () => {
   const table: { name: string; opts: FakeOptions; msgs: ProcessingRequest[]; status: number; errType: string }[] = [
     { name: 'auth failure on headers', opts: { failOn: 'headers' }, msgs: [M.reqHeaders(false)], status: 401, errType: 'authentication_error' },
