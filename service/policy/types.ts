@@ -1,5 +1,6 @@
 // Public types of the policy engine: what the request path hands in (PolicyInput), what it gets
 // back (Decision), and the compiled bundle.
+import type { Principal } from '../identity/principal.ts';
 import type { BudgetSpec, RateLimitSpec } from '../budget/types.ts';
 import type { CustomDetectorSpec, RedactionRule } from '../redaction/types.ts';
 
@@ -35,15 +36,8 @@ export interface PolicyInput {
     /** The parsed body; transforms mutate it in place. */
     body: Record<string, unknown>;
   };
-  principal: {
-    keyId: string;
-    tenant: string;
-    team: string;
-    user: string;
-    groups: string[];
-    claims: Record<string, unknown>;
-    authMethod: 'key' | 'jwt';
-  };
+  /** Who is calling (service/identity): the same shape the gateway authenticates. */
+  principal: Principal;
   tenant: { name: string; attributes: Record<string, unknown> };
   team: { name: string; attributes: Record<string, unknown> };
   now: Date;
