@@ -126,6 +126,13 @@ export class GatewayExchange implements Exchange {
       const cl = input.headers.get('content-length');
       if (cl !== undefined && Number(cl) > max) throw tooLarge(Number(cl), max);
       if (input.endOfStream) throw new GatewayError('invalid_request', 'This endpoint needs a JSON request body.', { code: 'missing_body' });
+      const enc = input.headers.get('content-encoding');
+      if (enc && enc.toLowerCase() !== 'identity')
+        // Policies and redaction must read the body: a compressed one would pass unseen.
+        throw new GatewayError('invalid_request', `Compressed request bodies (content-encoding: ${enc}) are not supported; send plain JSON.`, {
+          code: 'unsupported_content_encoding',
+          status: 415,
+        });
 
       const m = new MutationBuilder();
       this.stripInternalHeaders(m);

@@ -151,6 +151,7 @@ describe('e2e: OpenAI SDK through the Envoy stand-in', { timeout: 60000 }, () =>
       { name: 'body over the limit', key: KEYS.acme, body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x'.repeat(300000) }] }), status: 413, code: 'request_too_large', type: 'invalid_request_error' },
       { name: 'unknown endpoint', path: '/v1/fine_tuning/jobs', key: KEYS.acme, body: '{}', status: 404, code: 'unknown_endpoint', type: 'invalid_request_error' },
       { name: 'wrong method', path: '/v1/chat/completions', method: 'GET', key: KEYS.acme, status: 405, code: 'method_not_allowed', type: 'invalid_request_error' },
+      { name: 'compressed body', key: KEYS.acme, body: '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}]}', headers: { 'content-encoding': 'gzip' }, status: 415, code: 'unsupported_content_encoding', type: 'invalid_request_error' },
     ];
     for (const c of cases) {
       it(`${c.name} → ${c.status}`, async () => {
