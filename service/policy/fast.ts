@@ -80,7 +80,7 @@ function checkedInt(v: bigint): bigint {
 const formatters = new Map<string, Intl.DateTimeFormat>();
 const partsCache = new Map<string, { ms: number; parts: TimeParts }>();
 
-interface TimeParts {
+export interface TimeParts {
   year: number;
   month: number; // 1-12
   day: number; // 1-31
@@ -92,7 +92,7 @@ interface TimeParts {
 
 const WEEKDAYS: Record<string, number> = { Sun: 0, Mon: 1, Tue: 2, Wed: 3, Thu: 4, Fri: 5, Sat: 6 };
 
-function timeParts(ms: number, tz: string): TimeParts {
+export function formatParts(ms: number, tz: string): TimeParts {
   const hit = partsCache.get(tz);
   if (hit && hit.ms === ms) return hit.parts;
   let f = formatters.get(tz);
@@ -140,6 +140,40 @@ function timeParts(ms: number, tz: string): TimeParts {
   }
   if (partsCache.size < 256 || partsCache.has(tz)) partsCache.set(tz, { ms, parts: p });
   return p;
+}
+
+/**
+ * Wall-clock parts in `tz`. Intl formatting costs ~10 µs, so the zone's UTC offset is computed once per
+ * 15-minute bucket (real-world offset changes happen on 15-minute boundaries) and the parts are derived
+ * arithmetically; instants in the minute around a bucket's start still go through Intl.
+ */
+const offsetCache = new Map<string, { bucket: number; offset: number }>();
+const BUCKET_MS = 15 * 60_000;
+
+export function timeParts(ms: number, tz: string): TimeParts {
+  if (!Number.isFinite(ms) || Math.abs(ms) > 8.64e15) return formatParts(ms, tz);
+  const bucket = Math.floor(ms / BUCKET_MS);
+  if (ms - bucket * BUCKET_MS < 60_000) return formatParts(ms, tz);
+  let o = offsetCache.get(tz);
+  if (!o || o.bucket !== bucket) {
+    const probe = bucket * BUCKET_MS + 60_000;
+    const p = formatParts(probe, tz);
+    const wall = Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second);
+    // Years below 100 are mapped to 19xx by Date.UTC; leave those to Intl.
+    if (p.year < 100) return formatParts(ms, tz);
+    o = { bucket, offset: wall - probe };
+    if (offsetCache.size < 256 || offsetCache.has(tz)) offsetCache.set(tz, o);
+  }
+  const d = new Date(ms + o.offset);
+  return {
+    year: d.getUTCFullYear(),
+    month: d.getUTCMonth() + 1,
+    day: d.getUTCDate(),
+    hour: d.getUTCHours(),
+    minute: d.getUTCMinutes(),
+    second: d.getUTCSeconds(),
+    weekday: d.getUTCDay(),
+  };
 }
 
 const TIME_GETTERS: Record<string, (p: TimeParts, ms: number) => number> = {
