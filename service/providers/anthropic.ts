@@ -29,6 +29,7 @@ import {
   type ChatCore,
   type CoreContext,
   type CoreEvent,
+  type OAChoice,
   type OAToolCall,
 } from './chat.ts';
 import type {
@@ -46,6 +47,36 @@ const P = 'anthropic' as const;
 const IMAGE_TYPES = new Set(['image/jpeg', 'image/png', 'image/gif', 'image/webp']);
 /** Name of the forced tool that carries `response_format` JSON output (see jsonModeTool). */
 export const JSON_TOOL = 'json_response';
+
+/** A content block of an Anthropic or Bedrock (Converse) answer, reduced to what Chat Completions can carry. */
+export type AssistantPart = { text: string } | { toolUse: { id: string; name: string; input: unknown } };
+
+/**
+ * One Chat Completions choice from text and tool-use parts. In JSON mode the forced `json_response`
+ * tool's input is the answer text, and a tool_calls finish without real tool calls becomes `stop`.
+ */
+export function assistantChoice(parts: readonly AssistantPart[], json: boolean, finish: string): OAChoice {
+  let text = '';
+  let hasText = false;
+  const toolCalls: OAToolCall[] = [];
+  for (const p of parts) {
+    if ('text' in p) {
+      text += p.text;
+      hasText = true;
+    } else if (json && p.toolUse.name === JSON_TOOL) {
+      text += JSON.stringify(p.toolUse.input ?? {});
+      hasText = true;
+    } else {
+      toolCalls.push({ id: p.toolUse.id, type: 'function', function: { name: p.toolUse.name, arguments: JSON.stringify(p.toolUse.input ?? {}) } });
+    }
+  }
+  return {
+    index: 0,
+    message: { role: 'assistant', content: hasText ? text : null, refusal: null, ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}) },
+    logprobs: null,
+    finish_reason: json && finish === 'tool_calls' && toolCalls.length === 0 ? 'stop' : finish,
+  };
+}
 
 /**
  * OpenAI request fields this translator understands. Fields listed in DROPPED are harmless to drop: they only
@@ -314,50 +345,21 @@ export class AnthropicCore implements ChatCore {
     if (!isObject(body) || !Array.isArray(body.content)) {
       throw new GatewayError('upstream', 'upstream response is not an Anthropic message', { code: 'upstream_protocol' });
     }
-    const json = isJsonMode(requestBody);
-    let text = '';
-    let hasText = false;
-    const toolCalls: OAToolCall[] = [];
+    const parts: AssistantPart[] = [];
     for (const block of body.content) {
       if (!isObject(block)) continue;
-      if (block.type === 'text' && typeof block.text === 'string') {
-        text += block.text;
-        hasText = true;
-      } else if (block.type === 'tool_use') {
-        if (json && block.name === JSON_TOOL) {
-          text += JSON.stringify(block.input ?? {});
-          hasText = true;
-        } else {
-          toolCalls.push({
-            id: String(block.id),
-            type: 'function',
-            function: { name: String(block.name), arguments: JSON.stringify(block.input ?? {}) },
-          });
-        }
-      }
+      if (block.type === 'text' && typeof block.text === 'string') parts.push({ text: block.text });
+      else if (block.type === 'tool_use') parts.push({ toolUse: { id: String(block.id), name: String(block.name), input: block.input } });
       // thinking / redacted_thinking blocks have no Chat Completions equivalent.
     }
-    let finish = finishFromAnthropic(body.stop_reason);
-    if (json && finish === 'tool_calls' && toolCalls.length === 0) finish = 'stop';
+    const choice = assistantChoice(parts, isJsonMode(requestBody), finishFromAnthropic(body.stop_reason));
     const usage = usageFromAnthropic(body.usage);
     const completion: ChatCompletion = {
       id: typeof body.id === 'string' ? body.id : this.opts.newId('chatcmpl-'),
       object: 'chat.completion',
       created: this.opts.now(),
       model: typeof body.model === 'string' ? body.model : ctx.model,
-      choices: [
-        {
-          index: 0,
-          message: {
-            role: 'assistant',
-            content: hasText ? text : null,
-            refusal: null,
-            ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}),
-          },
-          logprobs: null,
-          finish_reason: finish,
-        },
-      ],
+      choices: [choice],
     };
     if (usage) completion.usage = usageToOpenAI(usage);
     return completion;

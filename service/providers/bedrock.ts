@@ -17,7 +17,7 @@ import {
   upstreamError,
   type Json,
 } from './common.ts';
-import { JSON_TOOL, isJsonMode, jsonModeSchema, rejectOpenAIOnlyParams, stopList } from './anthropic.ts';
+import { JSON_TOOL, assistantChoice, isJsonMode, jsonModeSchema, rejectOpenAIOnlyParams, stopList, type AssistantPart } from './anthropic.ts';
 import {
   ChunkFactory,
   usageToOpenAI,
@@ -277,45 +277,23 @@ export class BedrockCore implements ChatCore {
     if (!isObject(body) || !message || !Array.isArray(message.content)) {
       throw new GatewayError('upstream', 'upstream response is not a Converse response', { code: 'upstream_protocol' });
     }
-    const json = isJsonMode(requestBody);
-    let text = '';
-    let hasText = false;
-    const toolCalls: OAToolCall[] = [];
+    const parts: AssistantPart[] = [];
     for (const block of message.content) {
       if (!isObject(block)) continue;
-      if (typeof block.text === 'string') {
-        text += block.text;
-        hasText = true;
-      } else if (isObject(block.toolUse)) {
+      if (typeof block.text === 'string') parts.push({ text: block.text });
+      else if (isObject(block.toolUse)) {
         const tu = block.toolUse;
-        if (json && tu.name === JSON_TOOL) {
-          text += JSON.stringify(tu.input ?? {});
-          hasText = true;
-        } else {
-          toolCalls.push({
-            id: String(tu.toolUseId),
-            type: 'function',
-            function: { name: String(tu.name), arguments: JSON.stringify(tu.input ?? {}) },
-          });
-        }
+        parts.push({ toolUse: { id: String(tu.toolUseId), name: String(tu.name), input: tu.input } });
       }
     }
-    let finish = finishFromBedrock(body.stopReason);
-    if (json && finish === 'tool_calls' && toolCalls.length === 0) finish = 'stop';
+    const choice = assistantChoice(parts, isJsonMode(requestBody), finishFromBedrock(body.stopReason));
     const usage = usageFromBedrock(body.usage);
     const completion: ChatCompletion = {
       id: this.opts.newId('chatcmpl-'),
       object: 'chat.completion',
       created: this.opts.now(),
       model: ctx.model,
-      choices: [
-        {
-          index: 0,
-          message: { role: 'assistant', content: hasText ? text : null, refusal: null, ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}) },
-          logprobs: null,
-          finish_reason: finish,
-        },
-      ],
+      choices: [choice],
     };
     if (usage) completion.usage = usageToOpenAI(usage);
     return completion;
