@@ -26,7 +26,6 @@ import {
   type CoreContext,
   type CoreEvent,
   type CoreStream,
-  type OAToolCall,
 } from './chat.ts';
 import type { TranslatorOptions, UpstreamRequest, UpstreamTarget, Usage } from './types.ts';
 
