@@ -9,7 +9,7 @@ import { budgetPort, redactionPort } from './gateway/adapters.ts';
 import { ConfigHolder } from './config/snapshot.ts';
 import type { Services } from './gateway/context.ts';
 import { GatewayExchange } from './gateway/exchange.ts';
-import type { LineagePort, MetricsPort, RedactionPort } from './gateway/ports.ts';
+import type { LineagePort, RedactionPort } from './gateway/ports.ts';
 import { startExtProcServer, type ExtProcServer } from './extproc/server.ts';
 import { LineageEmitter } from './lineage/emitter.ts';
 import type { LineageRecord } from './lineage/record.ts';
@@ -85,7 +85,6 @@ export async function startTollgate(opts: TollgateOptions): Promise<Tollgate> {
 
   const holder = new ConfigHolder(opts.configDir, {
     health,
-    onPolicyError: () => undefined,
     onReload: (ok, detail) => {
       metrics.recordConfigReload(ok, ok ? detail : undefined);
       if (ok) {
@@ -136,18 +135,12 @@ export async function startTollgate(opts: TollgateOptions): Promise<Tollgate> {
 
   const redaction: RedactionPort = redactionPort(redactors);
   const lineagePort: LineagePort = { emit: (r: LineageRecord) => lineage.emit(r) };
-  const metricsPort: MetricsPort = {
-    record: () => undefined, // the lineage emitter updates request metrics from each record, off the hot path
-    policyError: () => metrics.policyEvalErrors.inc({ policy: 'other' }),
-    protocolError: () => undefined,
-  };
   const services: Services = {
     snapshot: () => holder.snapshot(),
     health,
     budgets: budgetPort(budgets),
     redaction,
     lineage: lineagePort,
-    metrics: metricsPort,
     log,
     now,
     instance: opts.instance ?? hostname(),
@@ -156,7 +149,7 @@ export async function startTollgate(opts: TollgateOptions): Promise<Tollgate> {
   const extproc = await startExtProcServer(opts.grpcAddr, {
     newExchange: () => new GatewayExchange(services),
     log: log.child({ component: 'extproc' }),
-    onProtocolError: () => metricsPort.protocolError(),
+    onProtocolError: () => metrics.extprocProtocolErrors.inc(),
   });
 
   const telemetry = await startTelemetryServer({

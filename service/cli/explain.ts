@@ -52,7 +52,6 @@ export async function explain(input: ExplainInput): Promise<Record<string, unkno
     budgets,
     redaction: redactionPort(redactors),
     lineage: { emit: () => undefined },
-    metrics: { record: () => undefined, policyError: () => undefined, protocolError: () => undefined },
     log: pino({ level: 'silent' }),
     now: () => new Date(),
     instance: 'explain',

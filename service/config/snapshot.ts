@@ -11,7 +11,6 @@ import { buildCoreConfig } from './loader.ts';
 export interface BuildOptions {
   health?: HealthTracker;
   now?: () => Date;
-  onPolicyError?: () => void;
 }
 
 /** Reads and compiles a config directory. Throws ConfigErrors (every problem, file:line:col) or ConfigError. */
@@ -24,7 +23,7 @@ export function buildSnapshot(dir: string, opts: BuildOptions = {}): Snapshot {
     throw new ConfigErrors(
       unknown.map((d) => d.error(`unknown kind "${d.kind}" (expected Gateway, Provider, Model, Tenant, Team, VirtualKey, Policy, PolicyTest)`, ['kind'])),
     );
-  const policy = compilePolicies(policyDocs, { now: opts.now, onEvalError: opts.onPolicyError });
+  const policy = compilePolicies(policyDocs, { now: opts.now });
   const catalog = new Catalog(core.models, [...core.providers.values()]);
   const router = new Router({ catalog, health: opts.health });
   return {

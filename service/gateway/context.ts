@@ -5,7 +5,7 @@ import type { CoreConfig } from '../config/loader.ts';
 import type { KeyStore } from '../identity/keys.ts';
 import type { PolicyBundle } from '../policy/types.ts';
 import type { Catalog, HealthTracker, Router } from '../routing/index.ts';
-import type { BudgetPort, LineagePort, MetricsPort, RedactionPort } from './ports.ts';
+import type { BudgetPort, LineagePort, RedactionPort } from './ports.ts';
 
 export interface Snapshot {
   /** Content hash of the whole config directory. */
@@ -23,8 +23,8 @@ export interface Services {
   health: HealthTracker;
   budgets: BudgetPort;
   redaction: RedactionPort;
+  /** Request metrics are derived from each lineage record by the emitter, off the hot path. */
   lineage: LineagePort;
-  metrics: MetricsPort;
   log: Logger;
   now: () => Date;
   /** Name of this replica, for lineage. */

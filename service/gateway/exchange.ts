@@ -300,7 +300,7 @@ export class GatewayExchange implements Exchange {
       }
       if (endOfStream) {
         // A response without a body (rare for LLM APIs): translate the empty body as an error/empty answer.
-        this.finishUsage(undefined);
+        this.usage = undefined;
       }
       return { mutation: m, stream: streaming };
     });
@@ -320,7 +320,7 @@ export class GatewayExchange implements Exchange {
       this.responseBytes = out.length;
       this.clientStatus = tr.status;
       if (tr.status >= 400) this.noteUpstreamError(tr.status);
-      this.finishUsage(tr.usage);
+      this.usage = tr.usage;
       const m = new MutationBuilder();
       m.setHeader('content-length', String(out.length));
       // The translated body is never encoded (a provider that ignored accept-encoding: identity was decoded).
@@ -340,7 +340,7 @@ export class GatewayExchange implements Exchange {
       this.responseHash.update(out);
       this.responseBytes += out.length;
       if (!last) return { body: out };
-      this.finishUsage(this.stream.usage());
+      this.usage = this.stream.usage();
       const failed = this.stream.error?.();
       if (failed) {
         // The client got an error event after a 200: the answer is incomplete.
@@ -449,10 +449,6 @@ export class GatewayExchange implements Exchange {
     if (!this.outcome) this.outcome = status === 429 || status >= 500 ? 'provider_error' : 'client_error';
   }
 
-  private finishUsage(u: Usage | undefined): void {
-    this.usage = u;
-  }
-
   private costOf(u: Usage | undefined): number {
     if (!u || !this.candidate) return 0;
     const d = this.candidate.deployment;
@@ -507,7 +503,6 @@ export class GatewayExchange implements Exchange {
     const record = this.lineage(reason, detail, budgets);
     try {
       this.svc.lineage.emit(record);
-      this.svc.metrics.record(record);
     } catch (err) {
       this.svc.log.error({ err, requestId: this.requestId }, 'lineage emit failed');
     }

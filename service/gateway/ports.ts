@@ -58,10 +58,3 @@ export interface RedactionPort {
 export interface LineagePort {
   emit(record: LineageRecord): void;
 }
-
-export interface MetricsPort {
-  /** One call per finished request. */
-  record(record: LineageRecord): void;
-  policyError(): void;
-  protocolError(): void;
-}

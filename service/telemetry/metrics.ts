@@ -136,6 +136,8 @@ export interface Metrics {
   readonly otlpSpansDropped: Counter<'reason'>;
   // config
   readonly configReloads: Counter<'result'>;
+  /** ext_proc streams failed because Envoy sent a message out of order (a protocol bug or a misconfiguration). */
+  readonly extprocProtocolErrors: Counter<never>;
   readonly configInfo: Gauge<'revision'>;
   readonly configLastReloadSuccess: Gauge<never>;
 
@@ -317,6 +319,11 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     otlpSpansDropped: counter('tollgate_otlp_spans_dropped_total', 'Spans not exported, by reason (queue_full, export_error).', [
       'reason',
     ]),
+    extprocProtocolErrors: counter(
+      'tollgate_extproc_protocol_errors_total',
+      'ext_proc streams failed with FAILED_PRECONDITION: a message Envoy would not send in that state.',
+      [],
+    ),
     configReloads: counter('tollgate_config_reloads_total', 'Config loads and reloads, by result (success, failure).', [
       'result',
     ]),

@@ -44,13 +44,15 @@ function open(port: number): { call: grpc.ClientDuplexStream<ProcessingRequest, 
 }
 
 describe('ext_proc gRPC server', { timeout: 20000 }, () => {
-  it('a protocol violation fails only that stream with FAILED_PRECONDITION; the server keeps serving', async () => {
-    const srv = await startExtProcServer('127.0.0.1:0', { newExchange: () => exchange(), log: pino({ level: 'silent' }) });
+  it('a protocol violation fails only that stream with FAILED_PRECONDITION, is counted, and the server keeps serving', async () => {
+    let violations = 0;
+    const srv = await startExtProcServer('127.0.0.1:0', { newExchange: () => exchange(), log: pino({ level: 'silent' }), onProtocolError: () => violations++ });
     try {
       const bad = open(srv.port);
       bad.call.write({ response_body: { body: Buffer.from('x'), end_of_stream: true } });
       const res = await bad.done;
       assert.equal((res as grpc.ServiceError).code, grpc.status.FAILED_PRECONDITION);
+      assert.equal(violations, 1);
       bad.client.close();
 
       const good = open(srv.port);
