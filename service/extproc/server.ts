@@ -3,6 +3,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from 'pino';
+import { GatewayError } from '../errors.ts';
 import type { ProcessingRequest, ProcessingResponse } from './messages.ts';
 import { Processor, ProtocolError, type Exchange } from './processor.ts';
 import { extProcService } from './proto.ts';
@@ -59,7 +60,8 @@ export async function startExtProcServer(addr: string, opts: ExtProcServerOption
             if (early && !closed) call.write(early);
             const reply = await processor.handle(msg);
             if (reply && !closed) call.write(reply);
-            if (processor.lastError !== undefined && !(processor.lastError as { kind?: unknown }).kind) {
+            // Typed errors are the client's answer; anything else is our bug and must be visible.
+            if (processor.lastError !== undefined && !(processor.lastError instanceof GatewayError)) {
               opts.log.error({ err: processor.lastError }, 'request failed with an internal error');
               processor.lastError = undefined;
             }
