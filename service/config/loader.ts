@@ -9,6 +9,7 @@ import {
   ConfigError,
   ConfigErrors,
   readConfigDir,
+  type SourcePos,
 } from './documents.ts';
 import {
   gatewaySpec,
@@ -164,6 +165,7 @@ export function buildCoreConfig(dir: string, docs: ConfigDocument[]): CoreConfig
             weight: d.weight,
             priority: d.priority,
           })),
+          fallbackChains: s.fallbackChains,
         });
         break;
       }
@@ -202,12 +204,29 @@ export function buildCoreConfig(dir: string, docs: ConfigDocument[]): CoreConfig
   }
 
   // Cross references, reported at the referring field.
+  const chainClusters = new Map<string, string>();
   for (const doc of docs) {
     if (doc.kind === 'Model') {
       const m = models.find((x) => x.name === doc.name);
       m?.deployments.forEach((d, i) => {
         if (!providers.has(d.provider))
           errors.push(new ConfigError(`Model "${m.name}": unknown provider "${d.provider}"`, doc.specPos(['deployments', i, 'provider'])));
+      });
+      m?.fallbackChains.forEach((c, i) => {
+        const at = (...p: (string | number)[]): SourcePos => doc.specPos(['fallbackChains', i, ...p]);
+        const seen = new Set<string>();
+        c.deployments.forEach((id, j) => {
+          if (!m.deployments.some((d) => d.id === id))
+            errors.push(new ConfigError(`Model "${m.name}": fallback chain "${c.cluster}" names unknown deployment "${id}" (ids: ${m.deployments.map((d) => d.id).join(', ')})`, at('deployments', j)));
+          if (seen.has(id)) errors.push(new ConfigError(`Model "${m.name}": fallback chain "${c.cluster}" lists deployment "${id}" twice`, at('deployments', j)));
+          seen.add(id);
+        });
+        const owner = chainClusters.get(c.cluster);
+        if (owner) errors.push(new ConfigError(`Model "${m.name}": fallback chain cluster "${c.cluster}" is already used by model "${owner}"`, at('cluster')));
+        chainClusters.set(c.cluster, m.name);
+        for (const p of providers.values())
+          if (p.cluster === c.cluster)
+            errors.push(new ConfigError(`Model "${m.name}": fallback chain cluster "${c.cluster}" is provider "${p.name}"'s cluster; a chain needs its own cluster`, at('cluster')));
       });
     }
     if (doc.kind === 'Team') {

@@ -70,6 +70,18 @@ export const modelSpec = z.strictObject({
   kind: z.enum(['chat', 'embedding']).default('chat'),
   strategy: z.enum(['priority', 'weighted', 'lowest-cost', 'lowest-latency']).default('priority'),
   deployments: z.array(deployment).min(1),
+  /**
+   * In-request fallback: each chain is an Envoy cluster with one priority per deployment (in this
+   * order) and Tollgate's upstream ext_proc stage; Envoy's retries walk the priorities.
+   */
+  fallbackChains: z
+    .array(
+      z.strictObject({
+        cluster: z.string().min(1),
+        deployments: z.array(z.string().min(1)).min(2, 'a chain needs at least two deployments'),
+      }),
+    )
+    .default([]),
 });
 
 export const tenantSpec = z.strictObject({

@@ -51,6 +51,15 @@ export interface ModelConfig {
   /** How routing orders this model's deployments (service/routing). */
   strategy: 'priority' | 'weighted' | 'lowest-cost' | 'lowest-latency';
   deployments: DeploymentConfig[];
+  /** Envoy chain clusters for in-request fallback (see docs/design/provider-fallback.md). */
+  fallbackChains: FallbackChain[];
+}
+
+/** An Envoy cluster whose priorities are these deployments, in order; Envoy retries walk them. */
+export interface FallbackChain {
+  cluster: string;
+  /** Deployment ids, priority 0 first. */
+  deployments: string[];
 }
 
 export interface TenantConfig {

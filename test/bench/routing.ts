@@ -33,7 +33,7 @@ function catalogModels(): ModelConfig[] {
       weight: d + 1,
       priority: d,
     }));
-    models.push({ name: `model-${m}`, aliases: [`alias-${m}`], kind: 'chat', strategy: ROUTING_STRATEGIES[m % 4]!, deployments });
+    models.push({ name: `model-${m}`, aliases: [`alias-${m}`], kind: 'chat', strategy: ROUTING_STRATEGIES[m % 4]!, deployments, fallbackChains: [] });
   }
   models.push({
     name: 'local/*',
@@ -41,6 +41,7 @@ function catalogModels(): ModelConfig[] {
     kind: 'chat',
     strategy: 'priority',
     deployments: [{ id: 'local/0', provider: 'vllm', upstreamModel: '*', region: 'eu-west-1', inputPricePerM: 0, outputPricePerM: 0, contextWindow: 32_000, weight: 1, priority: 0 }],
+    fallbackChains: [],
   });
   return models;
 }

@@ -32,7 +32,7 @@ export function dep(id: string, providerName: string, over: Partial<DeploymentCo
 }
 
 export function model(name: string, deployments: DeploymentConfig[], over: Partial<ModelConfig> = {}): ModelConfig {
-  return { name, aliases: [], kind: 'chat', strategy: 'priority', deployments, ...over };
+  return { name, aliases: [], kind: 'chat', strategy: 'priority', deployments, fallbackChains: [], ...over };
 }
 
 export const PROVIDERS: ProviderConfig[] = [
