@@ -9,6 +9,8 @@ import { budgetPort, redactionPort } from './gateway/adapters.ts';
 import { ConfigHolder } from './config/snapshot.ts';
 import type { Services } from './gateway/context.ts';
 import { GatewayExchange } from './gateway/exchange.ts';
+import { UpstreamExchange } from './gateway/upstream-exchange.ts';
+import { AttemptLog } from './fallback/attempts.ts';
 import type { LineagePort, RedactionPort } from './gateway/ports.ts';
 import { startExtProcServer, type ExtProcServer } from './extproc/server.ts';
 import { LineageEmitter } from './lineage/emitter.ts';
@@ -144,10 +146,11 @@ export async function startTollgate(opts: TollgateOptions): Promise<Tollgate> {
     log,
     now,
     instance: opts.instance ?? hostname(),
+    attempts: new AttemptLog(),
   };
 
   const extproc = await startExtProcServer(opts.grpcAddr, {
-    newExchange: () => new GatewayExchange(services),
+    newExchange: (stage) => (stage === 'upstream' ? new UpstreamExchange(services) : new GatewayExchange(services)),
     log: log.child({ component: 'extproc' }),
     onProtocolError: () => metrics.extprocProtocolErrors.inc(),
   });

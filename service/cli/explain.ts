@@ -1,6 +1,7 @@
 // `tollgate explain`: runs the real request path (the same GatewayExchange the server uses) up to
 // the point where Envoy would call the provider, and prints every decision. Nothing is reserved,
 // nothing is sent, no credential is printed.
+import { AttemptLog } from '../fallback/attempts.ts';
 import pino from 'pino';
 import { buildSnapshot } from '../config/snapshot.ts';
 import { GatewayError } from '../errors.ts';
@@ -55,6 +56,7 @@ export async function explain(input: ExplainInput): Promise<Record<string, unkno
     log: pino({ level: 'silent' }),
     now: () => new Date(),
     instance: 'explain',
+    attempts: new AttemptLog(),
   };
   const ex = new GatewayExchange(services);
   const path = input.path ?? '/v1/chat/completions';

@@ -39,6 +39,8 @@ export interface ResponseHeadersDecision {
   /** Switch the response body to STREAMED (SSE) via mode_override. */
   stream: boolean;
   metadata?: Record<string, unknown>;
+  /** The exchange ends here: the filter is configured with response body mode NONE (upstream stage). */
+  final?: boolean;
 }
 
 export interface BodyOutput {
@@ -213,7 +215,7 @@ export class Processor {
     if (!Number.isInteger(status) || status < 100 || status > 599)
       throw new ProtocolError(`response headers without a valid :status (${map.get(':status') ?? 'none'})`);
     const d = await this.exchange.responseHeaders(status, map, eos);
-    if (eos) {
+    if (eos || d.final) {
       this.finish('completed');
       return this.withMetadata({ response_headers: { response: this.common({ mutation: d.mutation }) } }, d.metadata);
     }

@@ -7,11 +7,15 @@ import { GatewayError } from '../errors.ts';
 import type { ProcessingRequest, ProcessingResponse } from './messages.ts';
 import { Processor, ProtocolError, type Exchange } from './processor.ts';
 import { extProcService } from './proto.ts';
+import { STAGE_METADATA_KEY, UPSTREAM_STAGE } from '../fallback/contract.ts';
 
 export const EXTPROC_SERVICE_NAME = 'envoy.service.ext_proc.v3.ExternalProcessor';
 
+/** Which of Envoy's two ext_proc filters opened the stream (gRPC initial metadata, see fallback/contract.ts). */
+export type Stage = 'router' | 'upstream';
+
 export interface ExtProcServerOptions {
-  newExchange: () => Exchange;
+  newExchange: (stage: Stage) => Exchange;
   log: Logger;
   /** Called with each finished stream's protocol error, for metrics. */
   onProtocolError?: (err: ProtocolError) => void;
@@ -41,7 +45,8 @@ export async function startExtProcServer(addr: string, opts: ExtProcServerOption
   server.addService(extProcService(), {
     Process: (call: Call) => {
       streams.add(call);
-      const processor = new Processor(opts.newExchange());
+      const stage: Stage = call.metadata.get(STAGE_METADATA_KEY)[0] === UPSTREAM_STAGE ? 'upstream' : 'router';
+      const processor = new Processor(opts.newExchange(stage));
       let queue: Promise<void> = Promise.resolve();
       let closed = false;
 

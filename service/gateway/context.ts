@@ -5,6 +5,7 @@ import type { CoreConfig } from '../config/loader.ts';
 import type { KeyStore } from '../identity/keys.ts';
 import type { PolicyBundle } from '../policy/types.ts';
 import type { Catalog, HealthTracker, Router } from '../routing/index.ts';
+import type { AttemptLog } from '../fallback/attempts.ts';
 import type { BudgetPort, LineagePort, RedactionPort } from './ports.ts';
 
 export interface Snapshot {
@@ -25,6 +26,8 @@ export interface Services {
   redaction: RedactionPort;
   /** Request metrics are derived from each lineage record by the emitter, off the hot path. */
   lineage: LineagePort;
+  /** Failed fallback attempts seen by this replica's upstream stage, joined into lineage by request id. */
+  attempts: AttemptLog;
   log: Logger;
   now: () => Date;
   /** Name of this replica, for lineage. */

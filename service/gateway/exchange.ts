@@ -28,6 +28,11 @@ import { RedactionBlockedError, toRedactionCounts } from '../redaction/index.ts'
 import type { Admission, CostEstimate, RedactionResult } from './ports.ts';
 import { rewriteClientJson, SseTextRewriter } from './text-rewrite.ts';
 import { formatTraceparent, startSpan, type SpanContext } from '../telemetry/tracing.ts';
+import { chooseChain, type ChosenChain } from '../fallback/chains.ts';
+import { PLAN_KEY, SERVED_HEADER } from '../fallback/contract.ts';
+import type { FallbackPlan } from '../fallback/plan.ts';
+import type { Attempt } from '../lineage/record.ts';
+import { isFailure } from '../routing/index.ts';
 
 /** Client headers never forwarded upstream: credentials and per-account routing of the client's own provider. */
 const CLIENT_CREDENTIAL_HEADERS = ['authorization', 'x-api-key', 'api-key', 'x-goog-api-key', 'openai-organization', 'openai-project', 'cookie', 'proxy-authorization'];
@@ -59,6 +64,10 @@ export class GatewayExchange implements Exchange {
   private redaction: RedactionResult | undefined;
   private redactionReport: RedactionCount[] = [];
   private candidate: Candidate | undefined;
+  /** Set when Envoy's chain cluster runs this request's attempts (fallback inside the request). */
+  private chain: ChosenChain | undefined;
+  /** Chain mode: the attempt that answered, from the upstream stage's served header; 0 = unknown. */
+  private servedAttempt = 0;
   private translator: Translator | undefined;
   private admission: Admission | undefined;
   private requestBytes = 0;
@@ -234,8 +243,12 @@ export class GatewayExchange implements Exchange {
         inputTokens: input.request.tokenEstimate,
         outputTokens: ep.op === 'embeddings' ? 0 : maxOut,
       };
+      const chain = chooseChain(cand, route.candidates, (c) => this.credentialFor(c) !== null);
+      // Any chain member may end up serving: reserve for the most expensive one.
+      if (chain) estimate.usd = Math.max(...chain.members.map((c) => c.estimatedCostUsd));
       // Reservation ids are ours: x-request-id can come from the client and need not be unique.
       this.admission = await this.svc.budgets.admit(randomUUID(), decision.budgets, decision.rateLimits, estimate, principal.tenant);
+      if (chain) return this.routeToChain(chain, req);
 
       const upstream = await this.translator.request(req, {
         provider: cand.provider,
@@ -269,6 +282,52 @@ export class GatewayExchange implements Exchange {
     });
   }
 
+  /**
+   * Chain mode: Envoy tries the chain's deployments in priority order and the upstream stage
+   * translates each attempt. Here the body stays in client format (redacted, hints removed), and
+   * the plan rides in dynamic metadata for every attempt's stream.
+   */
+  private routeToChain(chain: ChosenChain, req: ClientRequest): RequestDecision {
+    this.chain = chain;
+    const canonical = Buffer.from(JSON.stringify(req.body));
+    const plan: FallbackPlan = {
+      v: 1,
+      api: req.api,
+      op: req.op,
+      requestId: this.requestId,
+      model: chain.members[0]!.model.name,
+      stream: req.stream,
+      cluster: chain.cluster,
+      deployments: chain.members.map((c) => c.deployment.id),
+      clientHeaders: req.headers ?? {},
+    };
+    const m = new MutationBuilder();
+    this.stripInternalHeaders(m);
+    for (const h of CLIENT_CREDENTIAL_HEADERS) m.removeHeader(h);
+    for (const h of ['anthropic-version', 'anthropic-beta', 'content-encoding']) m.removeHeader(h);
+    m.setHeader('content-type', 'application/json')
+      .setHeader('content-length', String(canonical.length))
+      .setHeader(this.snap.core.settings.clusterHeader, chain.cluster)
+      .setHeader('x-request-id', this.requestId);
+    if (this.trace) m.setHeader('traceparent', formatTraceparent(this.trace));
+    this.stage = 'routed';
+    this.upstreamSentAt = process.hrtime.bigint();
+    return { kind: 'continue', mutation: m, replaceBody: canonical, clearRouteCache: true, metadata: { ...this.metadata(), [PLAN_KEY]: plan } };
+  }
+
+  /** Chain mode: which member answered, from the upstream stage's `<deployment>;attempt=<n>`. */
+  private adoptServedAttempt(value: string | undefined): void {
+    const chain = this.chain!;
+    const m = value ? /^(.+);attempt=(\d{1,3})$/.exec(value) : null;
+    const member = m ? chain.members.find((c) => c.deployment.id === m[1]) : undefined;
+    if (!m || !member) return; // an Envoy local reply (every attempt failed without an answer)
+    this.servedAttempt = Number(m[2]);
+    if (member !== this.candidate) {
+      this.candidate = member;
+      this.translator = getTranslator(this.clientReq!.api, this.clientReq!.op, member.provider.api);
+    }
+  }
+
   // ── response headers ───────────────────────────────────────────────────────
   async responseHeaders(status: number, headers: Map<string, string>, endOfStream: boolean): Promise<ResponseHeadersDecision> {
     return this.timed('responseHeadersUs', async () => {
@@ -282,6 +341,10 @@ export class GatewayExchange implements Exchange {
         return { mutation: m, stream: false };
       }
       this.stage = 'responding';
+      if (this.chain) {
+        this.adoptServedAttempt(headers.get(SERVED_HEADER));
+        m.removeHeader(SERVED_HEADER);
+      }
       const ct = (headers.get('content-type') ?? '').toLowerCase();
       const ok = status >= 200 && status < 300;
       const streaming = ok && this.clientReq.stream && isStreamContentType(ct);
@@ -359,7 +422,8 @@ export class GatewayExchange implements Exchange {
     if (reason === 'rejected' && !this.outcome) this.outcome = outcomeOfRejection(this.error);
     if (reason === 'aborted' || reason === 'protocol_error') this.outcome = 'aborted';
     if (!this.outcome) this.outcome = this.clientStatus >= 200 && this.clientStatus < 400 ? 'success' : this.clientStatus >= 500 || this.upstreamStatus >= 500 ? 'provider_error' : 'client_error';
-    if (this.candidate) {
+    if (this.chain) this.observeChain(wasResponding);
+    else if (this.candidate) {
       const id = this.candidate.deployment.id;
       if (!wasResponding || !this.upstreamStatus) {
         // Rejected after routing, or the client went away before the upstream answered: says
@@ -379,6 +443,54 @@ export class GatewayExchange implements Exchange {
       }
     }
     void this.settleAndRecord(reason, detail);
+  }
+
+  /**
+   * Chain mode: the upstream stage observed every failed attempt; the served one is observed here,
+   * with its full latency and tokens. A primary that did not serve gives back route()'s trial.
+   */
+  private observeChain(wasResponding: boolean): void {
+    const primary = this.chain!.members[0]!.deployment.id;
+    const c = this.candidate;
+    const served = wasResponding && this.servedAttempt > 0 && c !== undefined;
+    if (served && !isFailure({ status: this.upstreamStatus, latencyMs: 0 })) {
+      const latencyMs = this.upstreamSentAt ? Number(process.hrtime.bigint() - this.upstreamSentAt) / 1e6 : 0;
+      this.svc.health.observe(c.deployment.id, {
+        status: this.upstreamStatus,
+        latencyMs,
+        ttftMs: this.firstByteAt && this.upstreamSentAt ? Number(this.firstByteAt - this.upstreamSentAt) / 1e6 : undefined,
+        outputTokens: this.usage?.outputTokens,
+      });
+    }
+    if (!served || c.deployment.id !== primary) this.svc.health.releaseTrial(primary);
+  }
+
+  /** Chain mode: every attempt, from this replica's upstream stage log plus the served one. */
+  private chainAttempts(reason: EndReason, upstreamTotalMs: number | undefined): Attempt[] {
+    const logged = this.svc.attempts.take(this.requestId);
+    const last = Math.max(this.servedAttempt, ...logged.map((a) => a.attempt), 0);
+    const out: Attempt[] = [];
+    for (let n = 1; n <= last; n++) {
+      const c = this.candidate;
+      if (n === this.servedAttempt && c) {
+        out.push({
+          provider: c.provider.name,
+          deployment: c.deployment.id,
+          status: this.upstreamStatus,
+          latencyMs: round3(upstreamTotalMs ?? 0) ?? 0,
+          errorClass: this.upstreamStatus >= 400 ? `http_${this.upstreamStatus}` : reason === 'aborted' ? 'aborted' : undefined,
+        });
+        continue;
+      }
+      const a = logged.find((x) => x.attempt === n);
+      // Handled by another replica's upstream stage: known to have happened, not what it got.
+      out.push(
+        a
+          ? { provider: a.provider, deployment: a.deployment, status: a.status, latencyMs: round3(a.latencyMs) ?? 0, errorClass: a.errorClass }
+          : { provider: 'unknown', status: 0, latencyMs: 0, errorClass: 'not_observed' },
+      );
+    }
+    return out;
   }
 
   /** Called by the processor when a phase throws: remembers the error class for lineage. */
@@ -544,17 +656,19 @@ export class GatewayExchange implements Exchange {
         requestBytes: this.requestBytes,
         responseBytes: this.responseBytes,
       },
-      served: c && this.upstreamSentAt
+      served: c && this.upstreamSentAt && (!this.chain || this.servedAttempt > 0)
         ? {
             provider: c.provider.name,
             model: c.model.name,
             upstreamModel: c.deployment.upstreamModel,
             deployment: c.deployment.id,
-            cluster: c.provider.cluster,
+            cluster: this.chain?.cluster ?? c.provider.cluster,
             region: c.deployment.region,
           }
         : undefined,
-      attempts: c && this.upstreamSentAt
+      attempts: this.chain
+        ? this.chainAttempts(reason, upstreamTotalMs)
+        : c && this.upstreamSentAt
         ? [
             {
               provider: c.provider.name,
