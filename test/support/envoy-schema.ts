@@ -14,6 +14,10 @@ const EXTENSION_PROTOS = [
   'envoy/extensions/access_loggers/stream/v3/stream.proto',
   'envoy/extensions/transport_sockets/tls/v3/tls.proto',
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
+  // In-request fallback (docs/design/provider-fallback.md): the route's retry_priority and the
+  // chain cluster's upstream filter chain (ext_proc, loaded above, then the codec).
+  'envoy/extensions/retry/priority/previous_priorities/v3/previous_priorities_config.proto',
+  'envoy/extensions/filters/http/upstream_codec/v3/upstream_codec.proto',
   'envoy/type/v3/http_status.proto',
 ];
 

@@ -427,6 +427,8 @@ export type Behaviour =
   | { type: 'stream_error'; message?: string }
   /** Accept the request and never answer (for timeout tests). */
   | { type: 'hang' }
+  /** Drop the connection before any response byte (a reset Envoy may retry). */
+  | { type: 'reset' }
   /** Send the headers and the first part of a stream, then drop the connection. */
   | { type: 'truncate' }
   | { type: 'raw'; status: number; headers?: Record<string, string>; body: string | Buffer };
@@ -739,6 +741,9 @@ export async function startFakeProvider(kind: ProviderApi, opts: FakeProviderOpt
     switch (behaviour.type) {
       case 'hang':
         return; // the socket stays open until the client gives up or close() destroys it
+      case 'reset':
+        req.socket.destroy();
+        return;
       case 'error':
         return send(res, providerError(kind, behaviour.status, behaviour.message, behaviour.retryAfter ?? (behaviour.status === 429 ? 2 : undefined)));
       case 'raw': {

@@ -9,7 +9,15 @@ import type { ProviderApi } from '../../service/config/types.ts';
 import { hashKey } from '../../service/identity/keys.ts';
 import type { LineageRecord } from '../../service/lineage/record.ts';
 import { startFakeProvider, type FakeProvider } from './fake-providers.ts';
-import { startStandin, type Standin, type StandinOptions } from './standin.ts';
+import { startStandin, type Standin, type StandinOptions, type StandinUpstreamExtProc } from './standin.ts';
+import {
+  DEPLOYMENT_ATTRIBUTE,
+  ENDPOINT_DEPLOYMENT_KEY,
+  ENDPOINT_METADATA_NAMESPACE,
+  PLAN_NAMESPACE,
+  STAGE_METADATA_KEY,
+  UPSTREAM_STAGE,
+} from '../../service/fallback/contract.ts';
 
 export const KEYS = {
   acme: 'tg-test-acme-research-000000000000000001',
@@ -28,7 +36,21 @@ export interface HarnessOptions {
   /** Providers to fake (default openai + anthropic). */
   providers?: ProviderApi[];
   maxRequestBytes?: number;
+  /**
+   * Fallback chain clusters for the stand-in, as envoy/envoy.yaml builds them: cluster → deployment
+   * ids in priority order, each served by a fake provider, with Tollgate's upstream ext_proc filter.
+   */
+  chains?: Record<string, { provider: ProviderApi; deployment: string }[]>;
 }
+
+/** The upstream ext_proc filter of a chain cluster, as in envoy/envoy.yaml. */
+export const UPSTREAM_EXTPROC: StandinUpstreamExtProc = {
+  initialMetadata: { [STAGE_METADATA_KEY]: UPSTREAM_STAGE },
+  requestAttributes: [DEPLOYMENT_ATTRIBUTE],
+  forwardingNamespaces: [PLAN_NAMESPACE],
+  mutationRules: { allowAllRouting: true },
+  messageTimeoutMs: 2000,
+};
 
 export interface Harness {
   dir: string;
@@ -179,9 +201,20 @@ spec: {maxRequestBytes: ${opts.maxRequestBytes ?? 262144}}
   };
   const clusters: StandinOptions['clusters'] = {};
   for (const k of kinds) clusters[CLUSTER[k]] = { host: '127.0.0.1', port: fakes[k]!.port };
+  const chains: NonNullable<StandinOptions['chains']> = {};
+  for (const [name, members] of Object.entries(opts.chains ?? {}))
+    chains[name] = {
+      priorities: members.map((m) => ({
+        host: '127.0.0.1',
+        port: fakes[m.provider]!.port,
+        metadata: { [ENDPOINT_METADATA_NAMESPACE]: { [ENDPOINT_DEPLOYMENT_KEY]: m.deployment } },
+      })),
+      upstreamExtProc: UPSTREAM_EXTPROC,
+    };
   const standin = await startStandin({
     extProcAddr: `127.0.0.1:${tollgate.grpcPort}`,
     clusters,
+    chains,
     allowModeOverride: true,
     messageTimeoutMs: 2000,
     jwt: { secret: JWT_SECRET, payloadKey: 'jwt_payload' },
