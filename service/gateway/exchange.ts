@@ -516,7 +516,7 @@ export class GatewayExchange implements Exchange {
     requestId: string;
     principal?: Principal;
     decision?: Decision;
-    route?: { provider: string; deployment: string; upstreamModel: string; cluster: string; region: string };
+    route?: { provider: string; deployment: string; upstreamModel: string; cluster: string; region: string; fallback?: string[] };
     redactions: RedactionCount[];
     budgetHeaders: Record<string, string>;
   } {
@@ -526,7 +526,15 @@ export class GatewayExchange implements Exchange {
       principal: this.principal,
       decision: this.decision,
       route: c
-        ? { provider: c.provider.name, deployment: c.deployment.id, upstreamModel: c.deployment.upstreamModel, cluster: c.provider.cluster, region: c.deployment.region }
+        ? {
+            provider: c.provider.name,
+            deployment: c.deployment.id,
+            upstreamModel: c.deployment.upstreamModel,
+            cluster: this.chain?.cluster ?? c.provider.cluster,
+            region: c.deployment.region,
+            // With a chain, Envoy tries these in order when an attempt fails.
+            fallback: this.chain?.members.map((m) => m.deployment.id),
+          }
         : undefined,
       redactions: this.redactionReport,
       budgetHeaders: this.admission?.headers ?? {},

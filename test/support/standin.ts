@@ -22,6 +22,77 @@ export interface StandinCluster {
   port: number;
 }
 
+/** One endpoint of a chain cluster (one lb_endpoint in a LocalityLbEndpoints of that priority). */
+export interface StandinChainEndpoint {
+  host: string;
+  port: number;
+  /** Endpoint metadata.filter_metadata: namespace → key → value. */
+  metadata?: Record<string, Record<string, unknown>>;
+}
+
+/** The cluster's upstream ext_proc filter (HttpProtocolOptions.http_filters), run once per attempt. */
+export interface StandinUpstreamExtProc {
+  /** Defaults SEND / BUFFERED / SEND / NONE (trailers SKIP). Only NONE/BUFFERED request bodies and a NONE response body are emulated. */
+  processingMode?: {
+    request_header_mode?: HeaderSendMode;
+    request_body_mode?: BodySendMode;
+    response_header_mode?: HeaderSendMode;
+    response_body_mode?: BodySendMode;
+  };
+  /** ext_proc request_attributes (CEL): `xds.upstream_host_metadata.filter_metadata['ns']['key']` and `xds.cluster_name` resolve; others are omitted. */
+  requestAttributes?: string[];
+  /** metadata_options.forwarding_namespaces.untyped: copied from the downstream stream's dynamic metadata. */
+  forwardingNamespaces?: string[];
+  mutationRules?: { allowAllRouting?: boolean; allowEnvoy?: boolean; disallowIsError?: boolean };
+  /** message_timeout, ms (default 200). */
+  messageTimeoutMs?: number;
+  /** grpc_service.initial_metadata: gRPC call metadata on every Process stream of this filter. */
+  initialMetadata?: Record<string, string>;
+}
+
+/** A "chain" cluster: one endpoint per priority (index = priority), optionally with an upstream ext_proc filter. */
+export interface StandinChainCluster {
+  priorities: StandinChainEndpoint[];
+  upstreamExtProc?: StandinUpstreamExtProc;
+}
+
+/** retry_on values the stand-in understands ('refused-stream' is accepted; its HTTP/1 upstreams never refuse a stream). */
+export type StandinRetryOn = '5xx' | 'gateway-error' | 'reset' | 'connect-failure' | 'retriable-status-codes' | 'refused-stream';
+
+/** The route's retry_policy (plus the virtual host's include_request_attempt_count). */
+export interface StandinRetryPolicy {
+  retryOn: StandinRetryOn[];
+  retriableStatusCodes?: number[];
+  numRetries: number;
+  /** per_try_timeout, ms: from sending the request until the upstream's response headers. */
+  perTryTimeoutMs?: number;
+  /** retry_priority envoy.retry_priorities.previous_priorities with update_frequency: 1. */
+  previousPriorities?: boolean;
+  /** VirtualHost.include_request_attempt_count: `x-envoy-attempt-count` on every attempt. */
+  includeAttemptCount?: boolean;
+  /** Wait between attempts, ms (default 25, Envoy's base_interval; Envoy jitters it, the stand-in does not). */
+  backoffMs?: number;
+}
+
+export interface StandinAttempt {
+  attempt: number;
+  /** Chain clusters only: the priority this attempt went to. */
+  priority?: number;
+  host: string;
+  port: number;
+  /** The status the router saw (after the upstream filter); 0 = reset / connect failure / per-try timeout. */
+  status: number;
+  /** The status the upstream itself answered (0 if it did not answer or was never contacted). */
+  upstreamStatus: number;
+  upstreamPath?: string;
+  /** As sent to (and received by) the upstream. */
+  upstreamHeaders: Record<string, string>;
+  upstreamBody: string;
+  /** Messages sent on this attempt's upstream ext_proc stream. */
+  sentToProcessor: string[];
+  localReplyDetails?: string;
+}
+
 export interface StandinOptions {
   /** Tollgate's gRPC address, e.g. 127.0.0.1:50051. */
   extProcAddr: string;
@@ -49,10 +120,34 @@ export interface StandinOptions {
   jwt?: { secret: string; payloadKey: string; forward?: boolean };
   /** HCM route timeout for the upstream, ms. */
   upstreamTimeoutMs?: number;
+  /** Chain clusters by name, alongside the plain `clusters` (a name may not be in both). */
+  chains?: Record<string, StandinChainCluster>;
+  /** The route's retry_policy; applies to plain clusters too (every attempt goes to their one host). */
+  retry?: StandinRetryPolicy;
+  /** grpc_service.initial_metadata of the router-level filter. */
+  extProcMetadata?: Record<string, string>;
 }
 
 export interface StandinEvent {
-  kind: 'spurious' | 'rejected_mutation' | 'local_reply' | 'clear_route_cache_ignored' | 'timeout' | 'grpc_error' | 'timeout_override' | 'timeout_override_ignored';
+  kind:
+    | 'spurious'
+    | 'rejected_mutation'
+    | 'local_reply'
+    | 'clear_route_cache_ignored'
+    | 'timeout'
+    | 'grpc_error'
+    | 'timeout_override'
+    | 'timeout_override_ignored'
+    /** clear_route_cache from an upstream filter: a no-op (E2). */
+    | 'clear_route_cache_upstream_ignored'
+    /** An attempt is retried; the detail says why and where the next one goes. */
+    | 'retry'
+    /** The last attempt was retriable but no retries were left (Envoy's URX flag). */
+    | 'retry_limit_exceeded'
+    /** The retry policy was dropped for this request (body over the buffer limit, E11). */
+    | 'retry_disabled'
+    /** The content-length header of the shared header list does not match the attempt's body (stale after a retry, E4). */
+    | 'upstream_content_length_mismatch';
   detail: string;
 }
 
@@ -64,6 +159,8 @@ export interface ExchangeRecord {
   localReplyDetails?: string;
   dynamicMetadata: Record<string, unknown>;
   sentToProcessor: string[];
+  /** Every upstream attempt, in order (set once the router starts the first one). */
+  attempts?: StandinAttempt[];
 }
 
 export interface Standin {
@@ -75,6 +172,7 @@ export interface Standin {
 }
 
 type Headers = [string, string][];
+type MutationRules = NonNullable<StandinOptions['mutationRules']>;
 
 class LocalReply extends Error {
   constructor(
@@ -94,6 +192,12 @@ function get(h: Headers, name: string): string | undefined {
 }
 function del(h: Headers, name: string): Headers {
   return h.filter(([k]) => k !== name);
+}
+/** Overwrites a header where it stands (or appends it), as Envoy's setCopy/setReferenceKey do. */
+function put(h: Headers, name: string, value: string): Headers {
+  const i = h.findIndex(([k]) => k === name);
+  if (i < 0) return [...h, [name, value]];
+  return [...h.slice(0, i), [name, value] as [string, string], ...del(h.slice(i + 1), name)];
 }
 
 function b64urlJson(s: string): unknown {
@@ -120,11 +224,14 @@ class ProcessorStream {
     private readonly timeoutMs: number,
     private readonly maxTimeoutMs: number | undefined,
     private readonly note: (kind: StandinEvent['kind'], detail: string) => void,
+    initialMetadata?: Record<string, string>,
   ) {
     const c = client as unknown as {
-      Process(): grpc.ClientDuplexStream<ProcessingRequest, ProcessingResponse>;
+      Process(md?: grpc.Metadata): grpc.ClientDuplexStream<ProcessingRequest, ProcessingResponse>;
     };
-    this.call = c.Process();
+    const md = new grpc.Metadata();
+    for (const [k, v] of Object.entries(initialMetadata ?? {})) md.set(k, v);
+    this.call = c.Process(md);
     this.call.on('data', (r: ProcessingResponse) => {
       if (r.override_message_timeout && !r.response) {
         this.override(r.override_message_timeout);
@@ -216,17 +323,17 @@ export async function startStandin(opts: StandinOptions): Promise<Standin> {
     hostHeader: opts.hostRewriteHeader ?? 'x-tollgate-host',
     receiving: new Set(opts.receivingNamespaces ?? ['tollgate']),
   };
+  validateChains(opts);
   const events: StandinEvent[] = [];
   const exchanges: ExchangeRecord[] = [];
   const note = (kind: StandinEvent['kind'], detail: string): void => {
     events.push({ kind, detail });
   };
 
-  /** Applies a HeaderMutation with Envoy's default mutation rules (mutation_rules.cc, mutation_utils.cc). */
-  function applyMutation(h: Headers, m: HeaderMutation | undefined, stripContentLength: boolean): Headers {
+  /** Applies a HeaderMutation with a filter's mutation rules (mutation_rules.cc, mutation_utils.cc); the router-level filter's by default. */
+  function applyMutation(h: Headers, m: HeaderMutation | undefined, stripContentLength: boolean, rules: MutationRules = opts.mutationRules ?? {}): Headers {
     if (!m) return h;
     let out = [...h];
-    const rules = opts.mutationRules ?? {};
     const refuse = (what: string): void => {
       note('rejected_mutation', what);
       if (rules.disallowIsError) throw new LocalReply(500, `ext_proc_mutation_rejected ${what}`);
@@ -310,13 +417,13 @@ export async function startStandin(opts: StandinOptions): Promise<Standin> {
     return common;
   }
 
-  function immediateToLocal(r: ProcessingResponse): LocalReply {
+  function immediateToLocal(r: ProcessingResponse, rules?: MutationRules): LocalReply {
     const ir = r.immediate_response!;
     let status = statusNumber(ir.status?.code);
     if (status < 200) status = 200;
     let headers: Headers = [];
     try {
-      headers = applyMutation([], ir.headers, false);
+      headers = applyMutation([], ir.headers, false, rules);
     } catch {
       /* Envoy only logs mutation failures on immediate responses */
     }
@@ -334,10 +441,12 @@ export async function startStandin(opts: StandinOptions): Promise<Standin> {
     let stream: ProcessorStream | undefined;
     let headersSent = false;
     let downstreamClosed = false;
+    let abortAttempt: (() => void) | undefined;
     res.on('close', () => {
       if (!res.writableFinished) {
         downstreamClosed = true;
         stream?.cancel(); // Envoy resets the ext_proc stream when the downstream goes away
+        abortAttempt?.(); // ... and the upstream request in flight, with its upstream filter's stream
       }
     });
 
@@ -370,6 +479,8 @@ export async function startStandin(opts: StandinOptions): Promise<Standin> {
         headers.push([k, req.rawHeaders[i + 1]!]);
       }
       const metadata: ProcessingRequest['metadata_context'] = { filter_metadata: {} };
+      // The stream's dynamic metadata written by filters before ext_proc (jwt_authn), as plain values.
+      const earlierMetadata: Record<string, Record<string, unknown>> = {};
       if (opts.jwt) {
         const auth = get(headers, 'authorization');
         const m = auth ? /^Bearer\s+([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)$/.exec(auth) : null;
@@ -377,6 +488,7 @@ export async function startStandin(opts: StandinOptions): Promise<Standin> {
           const expected = createHmac('sha256', opts.jwt.secret).update(`${m[1]}.${m[2]}`).digest('base64url');
           if (expected !== m[3]) throw new LocalReply(401, 'jwt_authn_access_denied{Jwt_verification_fails}', 'Jwt verification fails');
           const payload = b64urlJson(m[2]!) as Record<string, unknown>;
+          earlierMetadata['envoy.filters.http.jwt_authn'] = { [opts.jwt.payloadKey]: payload };
           metadata.filter_metadata!['envoy.filters.http.jwt_authn'] = toPbStruct({ [opts.jwt.payloadKey]: payload });
           if (!opts.jwt.forward) headers = del(headers, 'authorization');
         }
@@ -453,43 +565,29 @@ export async function startStandin(opts: StandinOptions): Promise<Standin> {
       }
 
       record.cluster = cluster;
-      const target = cluster ? opts.clusters[cluster] : undefined;
-      if (!target) throw new LocalReply(503, 'cluster_not_found', 'no healthy upstream');
+      const chain = cluster ? opts.chains?.[cluster] : undefined;
+      const plain = cluster && !chain ? opts.clusters[cluster] : undefined;
+      if (!cluster || (!chain && !plain)) throw new LocalReply(503, 'cluster_not_found', 'no healthy upstream');
 
-      // Upstream request.
-      const upstreamHeaders: Record<string, string> = {};
-      for (const [k, v] of headers) if (!PSEUDO.has(k)) upstreamHeaders[k] = upstreamHeaders[k] ? `${upstreamHeaders[k]}, ${v}` : v;
+      // The router's finalizeRequestHeaders runs once, before the first attempt: host_rewrite_header
+      // rewrites :authority in the one header list all attempts share (E4).
       const hostRewrite = get(headers, cfg.hostHeader);
-      upstreamHeaders.host = hostRewrite || get(headers, ':authority') || 'localhost';
-      if (body.length || get(headers, 'content-length') !== undefined) upstreamHeaders['content-length'] = String(body.length);
-      record.upstreamPath = get(headers, ':path');
-      const upstream = await new Promise<http.IncomingMessage>((resolve, reject) => {
-        const ureq = http.request(
-          {
-            host: target.host,
-            port: target.port,
-            method: get(headers, ':method'),
-            path: get(headers, ':path'),
-            headers: upstreamHeaders,
-            timeout: opts.upstreamTimeoutMs ?? 30000,
-          },
-          resolve,
-        );
-        ureq.on('timeout', () => {
-          ureq.destroy();
-          reject(new LocalReply(504, 'upstream_response_timeout', 'upstream request timeout'));
-        });
-        ureq.on('error', (e) => reject(e instanceof LocalReply ? e : new LocalReply(503, 'upstream_reset_before_response_started', 'upstream connect error')));
-        ureq.end(body);
-      });
-
-      // Response headers.
-      let rh: Headers = [[':status', String(upstream.statusCode ?? 502)]];
-      for (let i = 0; i < upstream.rawHeaders.length; i += 2) {
-        const k = upstream.rawHeaders[i]!.toLowerCase();
-        if (k === 'connection' || k === 'transfer-encoding' || k === 'keep-alive') continue;
-        rh.push([k, upstream.rawHeaders[i + 1]!]);
-      }
+      if (hostRewrite) headers = put(headers, ':authority', hostRewrite);
+      const ctx: AttemptContext = {
+        cluster,
+        ...(chain ? { chain } : { plain: plain! }),
+        headers,
+        body,
+        record,
+        // What the router-level filter wrote through receiving_namespaces, on top of earlier filters'.
+        downstreamMetadata: () => ({ ...earlierMetadata, ...record.dynamicMetadata }),
+        closed: () => downstreamClosed,
+      };
+      abortAttempt = () => ctx.abort?.();
+      const final = await runAttempts(ctx);
+      abortAttempt = undefined;
+      const upstream = final.upstream;
+      let rh = final.rh;
       const upstreamBody = upstream; // a readable of the body
       let respMode: BodySendMode = m.response_body_mode;
       const upstreamEnded = upstream.complete && upstream.readableEnded;

@@ -1,0 +1,208 @@
+// Cross-provider fallback inside one request, the Envoy way: official SDK → stand-in (route retry
+// policy with previous_priorities, a chain cluster with one priority per deployment and Tollgate's
+// upstream ext_proc filter, one Process stream per attempt) → Tollgate's two stages → fakes.
+import assert from 'node:assert/strict';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import Anthropic from '@anthropic-ai/sdk';
+import OpenAI from 'openai';
+import { SERVED_HEADER } from '../../service/fallback/contract.ts';
+import { KEYS, eventually, startHarness, type Harness } from '../support/harness.ts';
+import type { StandinRetryPolicy } from '../support/standin.ts';
+import type { LineageRecord } from '../../service/lineage/record.ts';
+
+const CHAIN = 'tgc.resilient';
+const OPENAI_DEP = 'resilient/fake-openai/0';
+const ANTHROPIC_DEP = 'resilient/fake-anthropic/1';
+const AZURE_DEP = 'resilient/fake-azure/2';
+
+// Prices differ so the lineage shows which deployment was charged.
+const MODEL_YAML = `apiVersion: tollgate.dev/v1alpha1
+kind: Model
+metadata: {name: resilient}
+spec:
+  deployments:
+  - {provider: fake-openai, model: gpt-4o-mini-2024-07-18, region: us-east-1, pricing: {inputPerMillion: 1, outputPerMillion: 2}}
+  - {provider: fake-anthropic, model: claude-3-5-sonnet-20241022, region: us-east-1, pricing: {inputPerMillion: 3, outputPerMillion: 15}, priority: 1}
+  - {provider: fake-azure, model: my-gpt4o-deployment, region: eu-west-1, pricing: {inputPerMillion: 2, outputPerMillion: 4}, priority: 2}
+  fallbackChains:
+  - {cluster: ${CHAIN}, deployments: [${OPENAI_DEP}, ${ANTHROPIC_DEP}]}
+`;
+
+const RETRY: StandinRetryPolicy = {
+  retryOn: ['5xx', 'reset', 'connect-failure', 'retriable-status-codes'],
+  retriableStatusCodes: [429],
+  numRetries: 2,
+  previousPriorities: true,
+  includeAttemptCount: true,
+  backoffMs: 5,
+};
+
+function lastRecord(h: Harness, requestId: string): LineageRecord | undefined {
+  return h.lineage.find((r) => r.requestId === requestId);
+}
+
+describe('in-request fallback across providers', () => {
+  let h: Harness;
+  let client: OpenAI;
+  before(async () => {
+    h = await startHarness({
+      providers: ['openai', 'anthropic', 'azure'],
+      extraYaml: MODEL_YAML,
+      chains: {
+        [CHAIN]: [
+          { provider: 'openai', deployment: OPENAI_DEP },
+          { provider: 'anthropic', deployment: ANTHROPIC_DEP },
+        ],
+      },
+      standin: { retry: RETRY },
+    });
+    client = new OpenAI({ apiKey: KEYS.acme, baseURL: h.baseURL, maxRetries: 0, timeout: 10_000 });
+  });
+  after(() => h.close());
+  beforeEach(() => {
+    for (const f of Object.values(h.fakes)) f!.requests.length = 0;
+    h.tollgate.services.health.retain([]);
+  });
+
+  it('OpenAI 503 → Anthropic answers; the client gets an OpenAI answer; each provider got its own format and key', async () => {
+    h.fakes.openai!.setNext({ type: 'error', status: 503, message: 'overloaded' });
+    const { data, response } = await client.chat.completions
+      .create({ model: 'resilient', messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'hello' }], max_tokens: 50 })
+      .withResponse();
+    assert.equal(data.object, 'chat.completion');
+    assert.ok(data.choices[0]!.message.content);
+    assert.equal(response.headers.get('x-tollgate-provider'), 'fake-anthropic');
+    assert.equal(response.headers.get(SERVED_HEADER), null, 'internal header stripped');
+
+    const [o] = h.fakes.openai!.requests;
+    const [a] = h.fakes.anthropic!.requests;
+    assert.ok(o && a, 'both providers were tried, once each');
+    assert.equal(h.fakes.openai!.requests.length, 1);
+    assert.equal(o.path, '/v1/chat/completions');
+    assert.equal(o.headers.authorization, `Bearer ${h.fakes.openai!.apiKey}`);
+    assert.equal(a.path, '/v1/messages');
+    assert.equal(a.headers['x-api-key'], h.fakes.anthropic!.apiKey);
+    assert.equal(a.headers.authorization, undefined, "attempt 1's OpenAI key must not reach Anthropic");
+    assert.equal(a.headers['x-envoy-attempt-count'], '2');
+    assert.equal((a.json as { system?: unknown }).system, 'be brief', 'translated to Anthropic Messages');
+    assert.equal((a.json as { model?: unknown }).model, 'claude-3-5-sonnet-20241022');
+    assert.notEqual(a.headers.authorization, o.headers.authorization);
+
+    const rid = response.headers.get('x-request-id')!;
+    await eventually(() => lastRecord(h, rid) !== undefined);
+    const rec = lastRecord(h, rid)!;
+    assert.equal(rec.outcome, 'success');
+    assert.equal(rec.served?.deployment, ANTHROPIC_DEP);
+    assert.equal(rec.served?.cluster, CHAIN);
+    assert.deepEqual(rec.attempts?.map((x) => [x.deployment, x.status]), [[OPENAI_DEP, 503], [ANTHROPIC_DEP, 200]]);
+    const u = data.usage!;
+    assert.ok(Math.abs(rec.costUsd! - (u.prompt_tokens * 3 + u.completion_tokens * 15) / 1e6) < 1e-12, 'charged at the serving deployment’s price');
+  });
+
+  it('a 429 with retry-after falls back and ejects the primary: the next request goes straight to the fallback', async () => {
+    h.fakes.openai!.setNext({ type: 'error', status: 429, retryAfter: 30 });
+    const first = await client.chat.completions.create({ model: 'resilient', messages: [{ role: 'user', content: 'hi' }], max_tokens: 20 }).withResponse();
+    assert.equal(first.response.headers.get('x-tollgate-provider'), 'fake-anthropic');
+    assert.equal(h.tollgate.services.health.availability(OPENAI_DEP).kind, 'ejected');
+
+    h.fakes.anthropic!.requests.length = 0;
+    h.fakes.openai!.requests.length = 0;
+    const second = await client.chat.completions.create({ model: 'resilient', messages: [{ role: 'user', content: 'hi' }], max_tokens: 20 }).withResponse();
+    assert.equal(second.response.headers.get('x-tollgate-provider'), 'fake-anthropic');
+    assert.equal(h.fakes.openai!.requests.length, 0, 'the ejected primary is not tried again during its cool-down');
+    const ex = h.standin.exchanges.at(-1)!;
+    assert.equal(ex.cluster, 'fake_anthropic', 'routing no longer agrees with the chain: single-cluster path');
+  });
+
+  it('a reset before any response byte falls back, streaming included', async () => {
+    h.fakes.openai!.setNext({ type: 'reset' });
+    const stream = await client.chat.completions.create({ model: 'resilient', messages: [{ role: 'user', content: 'stream please' }], max_tokens: 30, stream: true });
+    let text = '';
+    let finish: string | null = null;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta?.content ?? '';
+      finish = chunk.choices[0]?.finish_reason ?? finish;
+    }
+    assert.ok(text.length > 0);
+    assert.equal(finish, 'stop');
+    const [a] = h.fakes.anthropic!.requests;
+    assert.equal((a!.json as { stream?: unknown }).stream, true);
+    assert.equal(h.fakes.openai!.requests.length, 1);
+    const ex = h.standin.exchanges.at(-1)!;
+    assert.deepEqual(ex.attempts?.map((x) => x.status), [0, 200]);
+  });
+
+  it('every attempt fails → the last error in the client API’s shape; nothing charged', async () => {
+    h.fakes.openai!.setNext({ type: 'error', status: 503 });
+    h.fakes.anthropic!.setNext({ type: 'error', status: 529, message: 'Overloaded' });
+    h.fakes.openai!.setNext({ type: 'error', status: 500 });
+    const err = await client.chat.completions
+      .create({ model: 'resilient', messages: [{ role: 'user', content: 'hi' }], max_tokens: 20 })
+      .then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof OpenAI.APIError, String(err));
+    assert.ok(err.status >= 500, String(err.status));
+    assert.equal(typeof (err.error as { message?: unknown }).message, 'string', 'OpenAI error body');
+    // num_retries 2: three attempts; previous_priorities walks 0, 1, then resets to 0.
+    assert.equal(h.fakes.openai!.requests.length, 2);
+    assert.equal(h.fakes.anthropic!.requests.length, 1);
+    const rid = err.headers?.get?.('x-request-id') ?? (err.headers as Record<string, string> | undefined)?.['x-request-id'];
+    assert.ok(rid);
+    await eventually(() => lastRecord(h, rid!) !== undefined);
+    const rec = lastRecord(h, rid!)!;
+    assert.equal(rec.outcome, 'provider_error');
+    assert.deepEqual(rec.attempts?.map((x) => x.status), [503, 529, 500]);
+    assert.equal(rec.costUsd ?? 0, 0);
+  });
+
+  it('Anthropic SDK clients fall back too (OpenAI-compatible → Anthropic passthrough)', async () => {
+    const anthropic = new Anthropic({ apiKey: KEYS.acme, baseURL: h.standin.url, maxRetries: 0, timeout: 10_000 });
+    h.fakes.openai!.setNext({ type: 'error', status: 502 });
+    const msg = await anthropic.messages.create({ model: 'resilient', max_tokens: 30, messages: [{ role: 'user', content: 'hi' }] });
+    assert.equal(msg.type, 'message');
+    const [o] = h.fakes.openai!.requests;
+    assert.ok(Array.isArray((o!.json as { messages?: unknown }).messages), 'attempt 1 went out as Chat Completions');
+    const [a] = h.fakes.anthropic!.requests;
+    assert.equal(a!.headers['anthropic-version'], '2023-06-01');
+    assert.equal(a!.headers.authorization, undefined);
+  });
+
+  it('no retry after a 4xx: the client’s own mistake is not a provider failure', async () => {
+    h.fakes.openai!.setNext({ type: 'error', status: 400, message: 'bad request' });
+    const err = await client.chat.completions
+      .create({ model: 'resilient', messages: [{ role: 'user', content: 'hi' }], max_tokens: 20 })
+      .then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof OpenAI.BadRequestError, String(err));
+    assert.equal(h.fakes.anthropic!.requests.length, 0);
+  });
+});
+
+describe('fallback fails closed when Envoy and Tollgate disagree', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({
+      providers: ['openai', 'anthropic', 'azure'],
+      extraYaml: MODEL_YAML,
+      // Envoy's chain drifted: priority 1 is the Azure deployment, which Tollgate's chain never listed.
+      chains: {
+        [CHAIN]: [
+          { provider: 'openai', deployment: OPENAI_DEP },
+          { provider: 'azure', deployment: AZURE_DEP },
+        ],
+      },
+      standin: { retry: RETRY },
+    });
+  });
+  after(() => h.close());
+
+  it('an attempt that reaches a deployment outside the plan is refused (503) and not retried', async () => {
+    const client = new OpenAI({ apiKey: KEYS.acme, baseURL: h.baseURL, maxRetries: 0, timeout: 10_000 });
+    h.fakes.openai!.setNext({ type: 'error', status: 503 });
+    const err = await client.chat.completions
+      .create({ model: 'resilient', messages: [{ role: 'user', content: 'hi' }], max_tokens: 20 })
+      .then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof OpenAI.APIError, String(err));
+    assert.equal(err.status, 503);
+    assert.match(String((err.error as { message?: unknown }).message), /not allowed for this request/);
+    assert.equal(h.fakes.azure!.requests.length, 0, 'the unplanned deployment never received the prompt');
+  });
+});
