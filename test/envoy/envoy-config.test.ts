@@ -1,5 +1,6 @@
-// envoy/envoy.yaml against Envoy's v3 protos (Envoy itself cannot run here), and against Tollgate's
-// example config (policies/): the fallback chain clusters must match Model.fallbackChains.
+// envoy/envoy.yaml and envoy/envoy.compose.yaml against Envoy's v3 protos (Envoy itself cannot run
+// here), and against Tollgate's example config (policies/, which both load): the fallback chain
+// clusters must match Model.fallbackChains.
 import assert from 'node:assert/strict';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,6 +28,23 @@ const UPSTREAM_TLS = 'envoy.extensions.transport_sockets.tls.v3.UpstreamTlsConte
 const PREVIOUS_PRIORITIES = 'envoy.retry_priorities.previous_priorities';
 const PREVIOUS_PRIORITIES_CONFIG = 'envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig';
 
+/**
+ * How a chain cluster's endpoints reach the providers.
+ * - `tls`: each priority selects its own transport_socket_matches entry, with the same SNI as the
+ *   provider's own cluster (envoy.yaml: real providers over TLS).
+ * - `plain`: no TLS anywhere, like the provider clusters (envoy.compose.yaml: plain-HTTP fakes).
+ */
+type ChainTransport = 'tls' | 'plain';
+interface EnvoyFile {
+  file: string;
+  label: string;
+  transport: ChainTransport;
+}
+const ENVOY_FILES: EnvoyFile[] = [
+  { file: 'envoy/envoy.yaml', label: 'envoy.yaml', transport: 'tls' },
+  { file: 'envoy/envoy.compose.yaml', label: 'envoy.compose.yaml', transport: 'plain' },
+];
+
 // Parsed YAML: the shape is checked by validateEnvoyMessage, not by TypeScript.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Y = any;
@@ -46,13 +64,20 @@ const isTollgateUpstreamStage = (filter: Y): boolean =>
  * Load-time rules Envoy enforces that are not proto rules, for every cluster:
  * - a typed_extension_protocol_options key names the options type it holds;
  * - an upstream filter chain ends with the codec filter, and only there (Envoy rejects a chain
- *   whose last filter is not terminal, or a terminal filter before the end).
+ *   whose last filter is not terminal, or a terminal filter before the end);
+ * - auto_config needs ALPN from every transport socket of the cluster, the default included (absent
+ *   means raw_buffer, which has none): TransportSocketMatcherImpl::allMatchesSupportAlpn.
  */
 function clusterRuleProblems(config: Y): string[] {
   const problems: string[] = [];
   for (const c of clustersOf(config)) {
     for (const [key, opts] of Object.entries<Y>(c.typed_extension_protocol_options ?? {}))
       if (typeOf(opts) !== key) problems.push(`cluster ${c.name}: typed_extension_protocol_options key ${key} holds ${typeOf(opts)}`);
+    if (c.typed_extension_protocol_options?.[HTTP_PROTOCOL_OPTIONS]?.auto_config) {
+      const sockets = [c.transport_socket, ...(c.transport_socket_matches ?? []).map((m: Y) => m.transport_socket)];
+      if (sockets.some((t) => typeOf(t?.typed_config) !== UPSTREAM_TLS))
+        problems.push(`cluster ${c.name}: auto_config needs ALPN, so every transport socket (default and matches) must be TLS`);
+    }
     const filters = upstreamFiltersOf(c);
     if (!filters) continue;
     if (!filters.length) problems.push(`cluster ${c.name}: empty http_filters`);
@@ -98,10 +123,11 @@ const socketAddress = (lbEndpoint: Y): string => {
 const sniOf = (socket: Y): string | undefined => (typeOf(socket?.typed_config) === UPSTREAM_TLS ? (socket.typed_config.sni ?? '') : undefined);
 
 /**
- * Every Model fallback chain against envoy.yaml, and every chain cluster in envoy.yaml against the
- * Models. Returns the problems (empty when the two agree).
+ * Every Model fallback chain against an Envoy config, and every chain cluster in it against the
+ * Models; provider clusters must keep the retry-free route. `label` names the file in messages.
+ * Returns the problems (empty when the two agree).
  */
-function chainProblems(config: Y, core: CoreConfig): string[] {
+function chainProblems(config: Y, core: CoreConfig, transport: ChainTransport, label: string): string[] {
   const problems: string[] = [];
   const routerExtProc = routerExtProcOf(config);
   const tollgateCluster = routerExtProc?.grpc_service?.envoy_grpc?.cluster_name;
@@ -116,7 +142,7 @@ function chainProblems(config: Y, core: CoreConfig): string[] {
     const at = `Model ${model.name} chain ${chain.cluster}`;
     const cluster = clusterNamed(config, chain.cluster);
     if (!cluster) {
-      problems.push(`${at}: envoy.yaml has no cluster ${chain.cluster}`);
+      problems.push(`${at}: ${label} has no cluster ${chain.cluster}`);
       continue;
     }
 
@@ -133,7 +159,7 @@ function chainProblems(config: Y, core: CoreConfig): string[] {
     if (JSON.stringify(found) !== JSON.stringify(chain.deployments.map((d) => [d])))
       problems.push(`${at}: priorities carry deployments ${JSON.stringify(found)}, the chain is ${JSON.stringify(chain.deployments)}`);
 
-    // Each endpoint: the provider cluster's address, a transport socket with that provider's SNI.
+    // Each endpoint: the provider cluster's address, and a transport socket as `transport` says.
     for (const p of priorities)
       for (const e of byPriority.get(p)!) {
         const id = e.metadata?.filter_metadata?.[ENDPOINT_METADATA_NAMESPACE]?.[ENDPOINT_DEPLOYMENT_KEY];
@@ -145,16 +171,24 @@ function chainProblems(config: Y, core: CoreConfig): string[] {
         }
         const own = clusterNamed(config, provider.cluster);
         if (!own) {
-          problems.push(`${at}: provider ${provider.name}'s cluster ${provider.cluster} is missing from envoy.yaml`);
+          problems.push(`${at}: provider ${provider.name}'s cluster ${provider.cluster} is missing from ${label}`);
           continue;
         }
         const ownAddresses = (own.load_assignment?.endpoints ?? []).flatMap((l: Y) => l.lb_endpoints ?? []).map(socketAddress);
         if (!ownAddresses.includes(socketAddress(e)))
           problems.push(`${at}: ${id} endpoint ${socketAddress(e)} is not cluster ${provider.cluster}'s (${ownAddresses.join(', ')})`);
-        const socket = matchedTransportSocket(cluster, e);
-        if (!socket) problems.push(`${at}: ${id} endpoint selects no transport_socket_matches entry (envoy.transport_socket_match metadata)`);
-        else if (sniOf(socket) !== sniOf(own.transport_socket) || (sniOf(socket) !== undefined && sniOf(socket) !== provider.host))
-          problems.push(`${at}: ${id} endpoint gets SNI ${sniOf(socket)}, provider ${provider.name} needs ${sniOf(own.transport_socket) ?? 'plain text'} (host ${provider.host})`);
+        const matched = matchedTransportSocket(cluster, e);
+        if (transport === 'tls') {
+          if (!matched) problems.push(`${at}: ${id} endpoint selects no transport_socket_matches entry (envoy.transport_socket_match metadata)`);
+          else if (sniOf(matched) !== sniOf(own.transport_socket) || (sniOf(matched) !== undefined && sniOf(matched) !== provider.host))
+            problems.push(`${at}: ${id} endpoint gets SNI ${sniOf(matched)}, provider ${provider.name} needs ${sniOf(own.transport_socket) ?? 'plain text'} (host ${provider.host})`);
+        } else {
+          // The socket Envoy uses: the matched entry, else the cluster's default (absent: raw_buffer).
+          const socket = matched ?? cluster.transport_socket;
+          if (sniOf(socket) !== undefined) problems.push(`${at}: ${id} endpoint gets TLS (SNI ${sniOf(socket) || 'none'}), ${label} expects plain sockets`);
+          if (sniOf(own.transport_socket) !== undefined)
+            problems.push(`${at}: provider cluster ${provider.cluster} uses TLS (SNI ${sniOf(own.transport_socket) || 'none'}), ${label} expects plain sockets`);
+        }
       }
 
     // SNI is per request with auto_sni (design E8): a chain must not use it.
@@ -197,6 +231,14 @@ function chainProblems(config: Y, core: CoreConfig): string[] {
     if (!(rp.retriable_status_codes ?? []).includes(429)) problems.push(`${at}: its route does not retry 429`);
     if (!((rp.num_retries ?? 1) >= chain.deployments.length - 1))
       problems.push(`${at}: num_retries ${rp.num_retries ?? 1} cannot reach all ${chain.deployments.length} deployments`);
+  }
+
+  // The single-cluster path: a provider's own cluster gets a route by cluster_header, without retries.
+  for (const provider of core.providers.values()) {
+    const route = selectRoute(config, '/v1/chat/completions', { [core.settings.clusterHeader]: provider.cluster });
+    if (route?.cluster_header !== core.settings.clusterHeader)
+      problems.push(`provider ${provider.name}: no route sends ${core.settings.clusterHeader}: ${provider.cluster} by cluster_header`);
+    else if (route.retry_policy) problems.push(`provider ${provider.name}: the route for cluster ${provider.cluster} has a retry_policy (only chain clusters retry)`);
   }
 
   // A chain cluster no Model declares (e.g. a chain removed from models.yaml only).
@@ -258,23 +300,27 @@ describe('envoy/envoy.yaml', () => {
     }
   });
 
-  it('the single-cluster path (a provider cluster) keeps today\'s route: no retries', () => {
-    for (const cluster of ['openai', 'anthropic', 'azure_eu', 'local_llm']) {
-      const route = selectRoute(config, '/v1/chat/completions', { 'x-tollgate-cluster': cluster });
-      assert.equal(route?.cluster_header, 'x-tollgate-cluster', cluster);
-      assert.equal(route?.retry_policy, undefined, cluster);
-    }
+  it('the single-cluster path (a provider cluster) keeps today\'s route: no retries, in both files', () => {
+    for (const { file } of ENVOY_FILES)
+      for (const cluster of ['openai', 'anthropic', 'azure_eu', 'local_llm']) {
+        const route = selectRoute(readEnvoy(file), '/v1/chat/completions', { 'x-tollgate-cluster': cluster });
+        assert.equal(route?.cluster_header, 'x-tollgate-cluster', `${file} ${cluster}`);
+        assert.equal(route?.retry_policy, undefined, `${file} ${cluster}`);
+      }
   });
 });
 
 describe('envoy/envoy.yaml: fallback chain clusters (upstream filter chain, retries)', () => {
   const config = readEnvoy();
 
-  it('the upstream filter chains and retry_priority pass the schema check, and the load-time rules', () => {
-    // Proof that the checker looks inside typed_extension_protocol_options and their http_filters.
-    assert.ok(clustersOf(config).some((c) => upstreamFiltersOf(c)?.length), 'some cluster has upstream http_filters');
-    assert.deepEqual(validateEnvoyMessage(BOOTSTRAP, config), []);
-    assert.deepEqual(clusterRuleProblems(config), []);
+  it('the upstream filter chains and retry_priority pass the schema check, and the load-time rules, in both files', () => {
+    for (const { file } of ENVOY_FILES) {
+      const c = readEnvoy(file);
+      // Proof that the checker looks inside typed_extension_protocol_options and their http_filters.
+      assert.ok(clustersOf(c).some((x) => upstreamFiltersOf(x)?.length), `${file}: some cluster has upstream http_filters`);
+      assert.deepEqual(validateEnvoyMessage(BOOTSTRAP, c), [], file);
+      assert.deepEqual(clusterRuleProblems(c), [], file);
+    }
   });
 
   it('a broken upstream filter chain or retry policy is rejected', () => {
@@ -314,81 +360,130 @@ describe('envoy/envoy.yaml: fallback chain clusters (upstream filter chain, retr
       const problems = clusterRuleProblems(broken);
       assert.ok(problems.some((p) => re.test(p)), `${name}: ${JSON.stringify(problems)}`);
     }
+
+    // auto_config without ALPN: the compose chain's plain sockets, or envoy.yaml's with a plain default.
+    const alpnCases: [string, string, (c: Y) => void][] = [
+      ['envoy/envoy.compose.yaml', 'auto_config on plain sockets', (c) => {
+        const opts = chainCluster(c).typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS];
+        delete opts.explicit_http_config;
+        opts.auto_config = { http2_protocol_options: {} };
+      }],
+      ['envoy/envoy.yaml', 'plain default socket next to auto_config', (c) => { delete chainCluster(c).transport_socket; }],
+    ];
+    for (const [file, name, edit] of alpnCases) {
+      const broken = clone(readEnvoy(file));
+      edit(broken);
+      assert.deepEqual(validateEnvoyMessage(BOOTSTRAP, broken), [], `${name}: schema-valid`);
+      const problems = clusterRuleProblems(broken);
+      assert.ok(problems.some((p) => /auto_config needs ALPN/.test(p)), `${name}: ${JSON.stringify(problems)}`);
+    }
   });
 });
 
-describe('envoy/envoy.yaml agrees with policies/ (Model.fallbackChains)', () => {
-  const config = readEnvoy();
+describe('envoy/envoy.yaml and envoy/envoy.compose.yaml agree with policies/ (Model.fallbackChains)', () => {
   const core = buildSnapshot('policies').core;
   const tmp = mkdtempSync(join(tmpdir(), 'tg-envoy-'));
   after(() => rmSync(tmp, { recursive: true, force: true }));
 
-  /** policies/ with models.yaml edited, loaded the way `tollgate check` loads a directory. */
+  /** policies/ with models.yaml edited, loaded the way `tollgate check` loads a directory (once per name). */
+  const edited = new Map<string, CoreConfig>();
   const withModels = (name: string, edit: (yaml: string) => string): CoreConfig => {
+    const known = edited.get(name);
+    if (known) return known;
     const dir = join(tmp, name);
     cpSync('policies', dir, { recursive: true });
     const file = join(dir, 'models.yaml');
     const before = readFileSync(file, 'utf8');
-    const edited = edit(before);
-    assert.notEqual(edited, before, `${name}: the edit applies`);
-    writeFileSync(file, edited);
-    return buildSnapshot(dir).core;
+    const after = edit(before);
+    assert.notEqual(after, before, `${name}: the edit applies`);
+    writeFileSync(file, after);
+    const loaded = buildSnapshot(dir).core;
+    edited.set(name, loaded);
+    return loaded;
   };
 
   it('the example config declares at least one chain', () => {
     assert.ok(core.models.some((m) => m.fallbackChains.length > 0));
   });
 
-  it('every chain has its cluster, priorities, endpoints, upstream stage and retry policy', () => {
-    assert.deepEqual(chainProblems(config, core), []);
-  });
+  for (const { file, label, transport } of ENVOY_FILES) {
+    describe(`${label} (${transport} sockets)`, () => {
+      const config = readEnvoy(file);
+      const problemsOf = (c: Y, k: CoreConfig = core): string[] => chainProblems(c, k, transport, label);
 
-  it('fails when models.yaml changes and envoy.yaml does not', () => {
-    const cases: [string, (y: string) => string, RegExp][] = [
-      ['chain order swapped', (y) => y.replace('deployments: [gpt-4o-mini/openai/0, gpt-4o-mini/azure-eu/1]', 'deployments: [gpt-4o-mini/azure-eu/1, gpt-4o-mini/openai/0]'), /priorities carry deployments/],
-      ['chain renamed', (y) => y.replace('cluster: tgc.gpt-4o-mini,', 'cluster: tgc.gpt-4o-mini.eu,'), /no cluster tgc\.gpt-4o-mini\.eu/],
-      ['chain added to another model', (y) => y.replace(
-        '{provider: azure-eu, model: gpt-4o-eu, region: eu-west-1, pricing: {inputPerMillion: 2.75, outputPerMillion: 11}, contextWindow: 128000, priority: 1}\n',
-        '{provider: azure-eu, model: gpt-4o-eu, region: eu-west-1, pricing: {inputPerMillion: 2.75, outputPerMillion: 11}, contextWindow: 128000, priority: 1}\n  fallbackChains: [{cluster: tgc.gpt-4o, deployments: [gpt-4o/openai/0, gpt-4o/azure-eu/1]}]\n'), /no cluster tgc\.gpt-4o\b/],
-      ['chain removed', (y) => y.replace(/\n  fallbackChains:\n  - \{cluster: tgc\.gpt-4o-mini,.*\}\n/, '\n'), /tgc\.gpt-4o-mini runs Tollgate's upstream stage but no Model declares it/],
-      ['deployment moved to another provider', (y) => y.replace('- {provider: openai, model: gpt-4o-mini,', '- {provider: anthropic, model: gpt-4o-mini,').replaceAll('gpt-4o-mini/openai/0', 'gpt-4o-mini/anthropic/0'), /priorities carry deployments/],
-    ];
-    for (const [name, edit, re] of cases) {
-      const problems = chainProblems(config, withModels(name.replace(/\W+/g, '-'), edit));
-      assert.ok(problems.some((p) => re.test(p)), `${name}: ${JSON.stringify(problems)}`);
-    }
-  });
+      it('every chain has its cluster, priorities, endpoints, upstream stage and retry policy', () => {
+        assert.deepEqual(problemsOf(config), []);
+      });
 
-  it('fails when envoy.yaml drifts from the contract or the provider clusters', () => {
-    const chain = core.models.flatMap((m) => m.fallbackChains)[0]!;
-    const cluster = (c: Y): Y => clusterNamed(c, chain.cluster);
-    const stage = (c: Y): Y => upstreamFiltersOf(cluster(c))![0].typed_config;
-    const endpoint = (c: Y, p: number): Y => cluster(c).load_assignment.endpoints.find((l: Y) => (l.priority ?? 0) === p).lb_endpoints[0];
-    const route = (c: Y): Y => selectRoute(c, '/v1/chat/completions', { [core.settings.clusterHeader]: chain.cluster });
-    const cases: [string, (c: Y) => void, RegExp][] = [
-      ['attribute changed', (c) => { stage(c).request_attributes = ["xds.upstream_host_metadata.filter_metadata['tollgate']['backend']"]; }, /request_attributes lack/],
-      ['initial metadata dropped', (c) => { stage(c).grpc_service.initial_metadata = []; }, /first upstream http_filter must be ext_proc with initial_metadata/],
-      ['forwarding namespace dropped', (c) => { stage(c).metadata_options.forwarding_namespaces.untyped = ['envoy.filters.http.jwt_authn']; }, /must forward metadata namespace/],
-      ['other gRPC cluster', (c) => { stage(c).grpc_service.envoy_grpc.cluster_name = 'elsewhere'; }, /upstream ext_proc talks to elsewhere/],
-      ['codec not last', (c) => upstreamFiltersOf(cluster(c))!.reverse(), /first upstream http_filter|upstream_codec must be the last/],
-      ['endpoint metadata key renamed', (c) => { const md = endpoint(c, 1).metadata.filter_metadata; md[ENDPOINT_METADATA_NAMESPACE] = { backend: md[ENDPOINT_METADATA_NAMESPACE][ENDPOINT_DEPLOYMENT_KEY] }; }, /priorities carry deployments/],
-      ['priorities swapped', (c) => { const l = cluster(c).load_assignment.endpoints; [l[0].priority, l[1].priority] = [l[1].priority, l[0].priority]; }, /priorities carry deployments/],
-      ['endpoint address differs from the provider cluster', (c) => { endpoint(c, 1).endpoint.address.socket_address.port_value = 8443; }, /is not cluster azure_eu's/],
-      ['transport socket match missing', (c) => { delete endpoint(c, 0).metadata.filter_metadata['envoy.transport_socket_match']; }, /selects no transport_socket_matches entry/],
-      ['wrong SNI', (c) => { endpoint(c, 1).metadata.filter_metadata['envoy.transport_socket_match'] = { provider: 'openai' }; }, /gets SNI api\.openai\.com/],
-      ['auto_sni', (c) => { cluster(c).typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].upstream_http_protocol_options = { auto_sni: true }; }, /auto_sni/],
-      ['no previous_priorities', (c) => { delete route(c).retry_policy.retry_priority; }, /retry_priority envoy\.retry_priorities\.previous_priorities/],
-      ['no retry policy', (c) => { delete route(c).retry_policy; }, /has no retry_policy/],
-      ['429 not retried', (c) => { route(c).retry_policy.retriable_status_codes = [503]; }, /does not retry 429/],
-      ['no attempt count', (c) => { delete hcmOf(c).route_config.virtual_hosts[0].include_request_attempt_count; }, /include_request_attempt_count/],
-      ['router stage does not receive tollgate', (c) => { routerExtProcOf(c).metadata_options.receiving_namespaces.untyped = []; }, /router-level ext_proc must receive/],
-      ['cluster missing', (c) => { c.static_resources.clusters = clustersOf(c).filter((x) => x.name !== chain.cluster); }, /envoy\.yaml has no cluster/],
-    ];
-    for (const [name, edit, re] of cases) {
-      const broken = clone(config);
-      edit(broken);
-      const problems = chainProblems(broken, core);
-      assert.ok(problems.some((p) => re.test(p)), `${name}: ${JSON.stringify(problems)}`);
-    }
-  });
+      it(`fails when models.yaml changes and ${label} does not`, () => {
+        const cases: [string, (y: string) => string, RegExp][] = [
+          ['chain order swapped', (y) => y.replace('deployments: [gpt-4o-mini/openai/0, gpt-4o-mini/azure-eu/1]', 'deployments: [gpt-4o-mini/azure-eu/1, gpt-4o-mini/openai/0]'), /priorities carry deployments/],
+          ['chain renamed', (y) => y.replace('cluster: tgc.gpt-4o-mini,', 'cluster: tgc.gpt-4o-mini.eu,'), /no cluster tgc\.gpt-4o-mini\.eu/],
+          ['chain added to another model', (y) => y.replace(
+            '{provider: azure-eu, model: gpt-4o-eu, region: eu-west-1, pricing: {inputPerMillion: 2.75, outputPerMillion: 11}, contextWindow: 128000, priority: 1}\n',
+            '{provider: azure-eu, model: gpt-4o-eu, region: eu-west-1, pricing: {inputPerMillion: 2.75, outputPerMillion: 11}, contextWindow: 128000, priority: 1}\n  fallbackChains: [{cluster: tgc.gpt-4o, deployments: [gpt-4o/openai/0, gpt-4o/azure-eu/1]}]\n'), /no cluster tgc\.gpt-4o\b/],
+          ['chain removed', (y) => y.replace(/\n  fallbackChains:\n  - \{cluster: tgc\.gpt-4o-mini,.*\}\n/, '\n'), /tgc\.gpt-4o-mini runs Tollgate's upstream stage but no Model declares it/],
+          ['deployment moved to another provider', (y) => y.replace('- {provider: openai, model: gpt-4o-mini,', '- {provider: anthropic, model: gpt-4o-mini,').replaceAll('gpt-4o-mini/openai/0', 'gpt-4o-mini/anthropic/0'), /priorities carry deployments/],
+        ];
+        for (const [name, edit, re] of cases) {
+          const problems = problemsOf(config, withModels(name.replace(/\W+/g, '-'), edit));
+          assert.ok(problems.some((p) => re.test(p)), `${name}: ${JSON.stringify(problems)}`);
+        }
+      });
+
+      it(`fails when ${label} drifts from the contract, the provider clusters or its socket kind`, () => {
+        const chain = core.models.flatMap((m) => m.fallbackChains)[0]!;
+        const cluster = (c: Y): Y => clusterNamed(c, chain.cluster);
+        const stage = (c: Y): Y => upstreamFiltersOf(cluster(c))![0].typed_config;
+        const endpoint = (c: Y, p: number): Y => cluster(c).load_assignment.endpoints.find((l: Y) => (l.priority ?? 0) === p).lb_endpoints[0];
+        const route = (c: Y): Y => selectRoute(c, '/v1/chat/completions', { [core.settings.clusterHeader]: chain.cluster });
+        const routes = (c: Y): Y[] => hcmOf(c).route_config.virtual_hosts[0].routes;
+        const tls = (sni?: string): Y => ({
+          name: 'envoy.transport_sockets.tls',
+          typed_config: { '@type': TYPE + UPSTREAM_TLS, ...(sni ? { sni } : {}), common_tls_context: {} },
+        });
+        const common: [string, (c: Y) => void, RegExp][] = [
+          ['attribute changed', (c) => { stage(c).request_attributes = ["xds.upstream_host_metadata.filter_metadata['tollgate']['backend']"]; }, /request_attributes lack/],
+          ['initial metadata dropped', (c) => { stage(c).grpc_service.initial_metadata = []; }, /first upstream http_filter must be ext_proc with initial_metadata/],
+          ['forwarding namespace dropped', (c) => { stage(c).metadata_options.forwarding_namespaces.untyped = ['envoy.filters.http.jwt_authn']; }, /must forward metadata namespace/],
+          ['other gRPC cluster', (c) => { stage(c).grpc_service.envoy_grpc.cluster_name = 'elsewhere'; }, /upstream ext_proc talks to elsewhere/],
+          ['upstream stage fails open', (c) => { stage(c).failure_mode_allow = true; }, /must fail closed/],
+          ['codec not last', (c) => upstreamFiltersOf(cluster(c))!.reverse(), /first upstream http_filter|upstream_codec must be the last/],
+          ['endpoint metadata key renamed', (c) => { const md = endpoint(c, 1).metadata.filter_metadata; md[ENDPOINT_METADATA_NAMESPACE] = { backend: md[ENDPOINT_METADATA_NAMESPACE][ENDPOINT_DEPLOYMENT_KEY] }; }, /priorities carry deployments/],
+          ['priorities swapped', (c) => { const l = cluster(c).load_assignment.endpoints; [l[0].priority, l[1].priority] = [l[1].priority, l[0].priority]; }, /priorities carry deployments/],
+          ['endpoint address differs from the provider cluster', (c) => { endpoint(c, 1).endpoint.address.socket_address.port_value = 8443; }, /is not cluster azure_eu's/],
+          ['auto_sni', (c) => { cluster(c).typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].upstream_http_protocol_options = { auto_sni: true }; }, /auto_sni/],
+          ['no previous_priorities', (c) => { delete route(c).retry_policy.retry_priority; }, /retry_priority envoy\.retry_priorities\.previous_priorities/],
+          ['no retry policy', (c) => { delete route(c).retry_policy; }, /has no retry_policy/],
+          ['chain route removed', (c) => { hcmOf(c).route_config.virtual_hosts[0].routes = routes(c).filter((r) => !r.route.retry_policy); }, /has no retry_policy/],
+          ['429 not retried', (c) => { route(c).retry_policy.retriable_status_codes = [503]; }, /does not retry 429/],
+          ['chain route catches provider clusters too', (c) => { delete routes(c).find((r) => r.route.retry_policy).match.headers; }, /route for cluster openai has a retry_policy/],
+          ['plain route removed', (c) => { hcmOf(c).route_config.virtual_hosts[0].routes = routes(c).filter((r) => r.route.retry_policy); }, /no route sends x-tollgate-cluster: openai/],
+          ['no attempt count', (c) => { delete hcmOf(c).route_config.virtual_hosts[0].include_request_attempt_count; }, /include_request_attempt_count/],
+          ['router stage does not receive tollgate', (c) => { routerExtProcOf(c).metadata_options.receiving_namespaces.untyped = []; }, /router-level ext_proc must receive/],
+          ['cluster missing', (c) => { c.static_resources.clusters = clustersOf(c).filter((x) => x.name !== chain.cluster); }, new RegExp(`${label.replaceAll('.', '\\.')} has no cluster`)],
+        ];
+        const perTransport: Record<ChainTransport, [string, (c: Y) => void, RegExp][]> = {
+          tls: [
+            ['transport socket match missing', (c) => { delete endpoint(c, 0).metadata.filter_metadata['envoy.transport_socket_match']; }, /selects no transport_socket_matches entry/],
+            ['wrong SNI', (c) => { endpoint(c, 1).metadata.filter_metadata['envoy.transport_socket_match'] = { provider: 'openai' }; }, /gets SNI api\.openai\.com/],
+          ],
+          plain: [
+            ['TLS default socket', (c) => { cluster(c).transport_socket = tls(); }, /openai\/0 endpoint gets TLS \(SNI none\)/],
+            ['TLS socket matched for one endpoint', (c) => {
+              cluster(c).transport_socket_matches = [{ name: 'azure_eu', match: { provider: 'azure-eu' }, transport_socket: tls('tollgate-demo.openai.azure.com') }];
+              endpoint(c, 1).metadata.filter_metadata['envoy.transport_socket_match'] = { provider: 'azure-eu' };
+            }, /azure-eu\/1 endpoint gets TLS \(SNI tollgate-demo\.openai\.azure\.com\)/],
+            ['provider cluster moved to TLS', (c) => { clusterNamed(c, 'openai').transport_socket = tls('api.openai.com'); }, /provider cluster openai uses TLS/],
+          ],
+        };
+        for (const [name, edit, re] of [...common, ...perTransport[transport]]) {
+          const broken = clone(config);
+          edit(broken);
+          const problems = problemsOf(broken);
+          assert.ok(problems.some((p) => re.test(p)), `${name}: ${JSON.stringify(problems)}`);
+        }
+      });
+    });
+  }
 });
