@@ -35,6 +35,8 @@ const RETRY: StandinRetryPolicy = {
   previousPriorities: true,
   includeAttemptCount: true,
   backoffMs: 5,
+  // As envoy/envoy.yaml: only the chain route (x-tollgate-cluster prefix tgc.) retries.
+  clusterPrefix: 'tgc.',
 };
 
 function lastRecord(h: Harness, requestId: string): LineageRecord | undefined {
@@ -155,15 +157,26 @@ describe('in-request fallback across providers', () => {
   });
 
   it('Anthropic SDK clients fall back too (OpenAI-compatible → Anthropic passthrough)', async () => {
-    const anthropic = new Anthropic({ apiKey: KEYS.acme, baseURL: h.standin.url, maxRetries: 0, timeout: 10_000 });
+    const anthropic = new Anthropic({ apiKey: KEYS.acme, baseURL: h.standin.url, maxRetries: 0, timeout: 10_000, defaultHeaders: { 'anthropic-version': '2023-06-01' } });
     h.fakes.openai!.setNext({ type: 'error', status: 502 });
     const msg = await anthropic.messages.create({ model: 'resilient', max_tokens: 30, messages: [{ role: 'user', content: 'hi' }] });
     assert.equal(msg.type, 'message');
     const [o] = h.fakes.openai!.requests;
     assert.ok(Array.isArray((o!.json as { messages?: unknown }).messages), 'attempt 1 went out as Chat Completions');
     const [a] = h.fakes.anthropic!.requests;
-    assert.equal(a!.headers['anthropic-version'], '2023-06-01');
+    assert.equal(a!.headers['anthropic-version'], '2023-06-01', "the client's anthropic-version, carried in the plan");
     assert.equal(a!.headers.authorization, undefined);
+  });
+
+  it('models without a chain keep the single-cluster path: a 503 is the answer, not retried', async () => {
+    h.fakes.openai!.setNext({ type: 'error', status: 503 });
+    const err = await client.chat.completions
+      .create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], max_tokens: 20 })
+      .then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof OpenAI.APIError, String(err));
+    assert.equal(err.status, 503);
+    assert.equal(h.fakes.openai!.requests.length, 1);
+    assert.equal(h.standin.exchanges.at(-1)!.cluster, 'fake_openai');
   });
 
   it('no retry after a 4xx: the client’s own mistake is not a provider failure', async () => {

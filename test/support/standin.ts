@@ -1,6 +1,9 @@
 // The Envoy stand-in: an HTTP front that drives Tollgate over real gRPC exactly as Envoy's ext_proc
 // filter does (see shared/envoy-extproc-protocol.md). It is deliberately strict: whatever Envoy
 // rejects, it rejects the same way, so bugs show up here instead of in production.
+// Behind the router-level filter it plays Envoy's router too: the route's retry policy, priority
+// "chain" clusters and a cluster's upstream ext_proc filter, run once per attempt
+// (docs/design/provider-fallback.md §1.2 E2–E11, §2.6).
 import { createHmac } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -10,6 +13,7 @@ import type {
   CommonResponse,
   HeaderMutation,
   HeaderSendMode,
+  PbStruct,
   ProcessingRequest,
   ProcessingResponse,
 } from '../../service/extproc/messages.ts';
@@ -72,6 +76,11 @@ export interface StandinRetryPolicy {
   includeAttemptCount?: boolean;
   /** Wait between attempts, ms (default 25, Envoy's base_interval; Envoy jitters it, the stand-in does not). */
   backoffMs?: number;
+  /**
+   * Only clusters whose name starts with this get the policy, like envoy.yaml's chain route (it
+   * matches `x-tollgate-cluster` prefix `tgc.`; the provider-cluster route has no retries).
+   */
+  clusterPrefix?: string;
 }
 
 export interface StandinAttempt {
@@ -434,6 +443,262 @@ export async function startStandin(opts: StandinOptions): Promise<Standin> {
     return { headers: h.map(([key, v]) => ({ key, raw_value: Buffer.from(v, 'latin1') })) };
   }
 
+  // ---- The router's attempt loop: retries, chain clusters and the upstream ext_proc filter ----
+
+  /** The retry policy of the route this cluster was reached by. */
+  function routeRetry(cluster: string): StandinRetryPolicy | undefined {
+    const r = opts.retry;
+    return r && (!r.clusterPrefix || cluster.startsWith(r.clusterPrefix)) ? r : undefined;
+  }
+
+  /** The router's retry loop (router.cc doRetry / retry_state_impl.cc); returns the final attempt's response. */
+  async function runAttempts(ctx: AttemptContext): Promise<AttemptResponse> {
+    const policy = routeRetry(ctx.cluster);
+    let maxAttempts = policy ? policy.numRetries + 1 : 1;
+    // E11: a request body the router cannot buffer silently disables retries.
+    if (policy && maxAttempts > 1 && ctx.body.length > cfg.bufferLimit) {
+      note('retry_disabled', `request body ${ctx.body.length} bytes over the buffer limit ${cfg.bufferLimit}`);
+      maxAttempts = 1;
+    }
+    const tried = new Set<number>(); // previous_priorities: priorities attempted since the last reset
+    for (let n = 1; ; n++) {
+      // include_request_attempt_count: written into the shared header list before every attempt (E4).
+      if (policy?.includeAttemptCount) ctx.headers = put(ctx.headers, 'x-envoy-attempt-count', String(n));
+      const pick = pickEndpoint(ctx, n, tried);
+      const result = await attempt(ctx, n, pick);
+      const why = retryReason(result, policy);
+      if (!why || n >= maxAttempts || ctx.closed()) {
+        if (why && n >= maxAttempts && policy) note('retry_limit_exceeded', `attempt ${n}: ${why}`);
+        ctx.record.upstreamPath = ctx.record.attempts?.at(-1)?.upstreamPath;
+        if (result.kind === 'no_response') throw result.reply(n > 1);
+        return result;
+      }
+      if (result.kind === 'response') {
+        result.upstream.destroy(); // the discarded response is never read
+        result.filterStream?.end(); // ... and its attempt (with its upstream filter) is destroyed
+      }
+      note('retry', `attempt ${n}${pick.priority !== undefined ? ` (priority ${pick.priority})` : ''}: ${why}`);
+      await new Promise((r) => setTimeout(r, policy!.backoffMs ?? 25));
+      if (ctx.closed()) throw new LocalReply(0, 'downstream_remote_disconnect');
+    }
+  }
+
+  /** Host choice: a plain cluster's one host; a chain's priority 0, or with previous_priorities (update_frequency 1) the lowest priority not yet attempted. */
+  function pickEndpoint(ctx: AttemptContext, n: number, tried: Set<number>): { endpoint: StandinCluster | StandinChainEndpoint; priority?: number } {
+    if (!ctx.chain) return { endpoint: ctx.plain! };
+    const ps = ctx.chain.priorities;
+    let p = 0;
+    // The retry priority only applies on retries; once every priority was attempted, the excluded set resets.
+    if (opts.retry?.previousPriorities && n > 1) {
+      if (tried.size >= ps.length) tried.clear();
+      p = ps.findIndex((_, i) => !tried.has(i));
+    }
+    tried.add(p);
+    return { endpoint: ps[p]!, priority: p };
+  }
+
+  /** One attempt: a fresh upstream filter (E3) on the shared headers and a copy of the body (E4), then the upstream request. */
+  async function attempt(ctx: AttemptContext, n: number, pick: { endpoint: StandinCluster | StandinChainEndpoint; priority?: number }): Promise<AttemptResult> {
+    const { endpoint, priority } = pick;
+    const rec: StandinAttempt = {
+      attempt: n,
+      ...(priority !== undefined ? { priority } : {}),
+      host: endpoint.host,
+      port: endpoint.port,
+      status: 0,
+      upstreamStatus: 0,
+      upstreamHeaders: {},
+      upstreamBody: '',
+      sentToProcessor: [],
+    };
+    (ctx.record.attempts ??= []).push(rec);
+    const filter = ctx.chain?.upstreamExtProc;
+    const us = filter ? new ProcessorStream(client, filter.messageTimeoutMs ?? 200, undefined, note, filter.initialMetadata) : undefined;
+    if (us) rec.sentToProcessor = us.sent;
+    let ureq: http.ClientRequest | undefined;
+    let upstream: http.IncomingMessage | undefined;
+    ctx.abort = () => {
+      us?.cancel();
+      ureq?.destroy();
+    };
+    let outcome: 'kept' | 'done' | 'failed' = 'failed';
+    try {
+      let body: Buffer = Buffer.from(ctx.body); // E4: a fresh copy of what the router-level filter left
+      if (us) body = await upstreamRequestPath(us, filter!, ctx, endpoint, body);
+      const sent = await sendUpstream(ctx, endpoint, body, rec, (r) => (ureq = r));
+      if (sent.kind === 'no_response') {
+        // No response headers, so nothing more goes to the upstream filter.
+        rec.localReplyDetails = sent.reply(false).details;
+        outcome = 'done';
+        return sent;
+      }
+      upstream = sent.upstream;
+      rec.upstreamStatus = upstream.statusCode ?? 0;
+      let rh = responseHeaders(upstream);
+      // The upstream filter sees the response headers before the router does, so the retry decision sees its mutation.
+      if (us && upstreamMode(filter!).response_header_mode !== 'SKIP') rh = await upstreamResponseHeaders(us, filter!, ctx, rh, upstream);
+      rec.status = Number(get(rh, ':status'));
+      outcome = 'kept';
+      return { kind: 'response', upstream, rh, status: rec.status, ...(us ? { filterStream: us } : {}) };
+    } catch (err) {
+      // The upstream filter's local replies go straight downstream, never retried (E9).
+      const lr = err instanceof LocalReply ? err : processorFailure(err);
+      rec.status = lr.status;
+      rec.localReplyDetails = lr.details;
+      upstream?.destroy();
+      throw lr;
+    } finally {
+      ctx.abort = undefined;
+      // Envoy closes the stream when it destroys the attempt: half-close, nothing outstanding.
+      // A kept response's stream is closed by whoever is done with it (retry loop or handle()).
+      if (outcome === 'done') us?.end();
+      else if (outcome === 'failed') us?.cancel();
+    }
+  }
+
+  /** A Process-stream failure of the upstream filter → the local reply Envoy sends (fail-closed). */
+  function processorFailure(err: unknown): LocalReply {
+    if (err instanceof TimeoutError) {
+      note('timeout', `upstream filter: ${err.message}`);
+      return new LocalReply(504, 'ext_proc_error_per-message_timeout_exceeded', 'ext_proc message timeout');
+    }
+    const e = err as { code?: number; details?: string; message?: string };
+    note('grpc_error', `upstream filter: ${e.code ?? ''} ${e.details ?? e.message ?? String(err)}`);
+    return new LocalReply(500, `ext_proc_error_gRPC_error_${e.code ?? 2}{${e.details ?? e.message ?? ''}}`, 'ext_proc error');
+  }
+
+  /** The upstream filter's request direction; mutates the shared header list, returns this attempt's body. */
+  async function upstreamRequestPath(us: ProcessorStream, filter: StandinUpstreamExtProc, ctx: AttemptContext, endpoint: StandinChainEndpoint, body: Buffer): Promise<Buffer> {
+    const pm = upstreamMode(filter);
+    const rules = filter.mutationRules ?? {};
+    const hasBody = body.length > 0;
+    // Attributes go on the first message of the direction; forwarded metadata on every message.
+    let attributes: ProcessingRequest['attributes'] | undefined = upstreamAttributes(filter, ctx.cluster, endpoint);
+    const decorate = (msg: ProcessingRequest): ProcessingRequest => {
+      const out: ProcessingRequest = { ...msg, metadata_context: forwardedMetadata(filter, ctx) };
+      if (attributes) out.attributes = attributes;
+      attributes = undefined;
+      return out;
+    };
+    const clearRouteCache = (c: CommonResponse, what: string): void => {
+      if (c.clear_route_cache) note('clear_route_cache_upstream_ignored', `${what} reply`); // E2: never re-routes
+    };
+    let replaced = false;
+    if (pm.request_header_mode !== 'SKIP') {
+      const r = await us.send(decorate({ request_headers: { headers: headerList(ctx.headers), end_of_stream: !hasBody } }), 'request_headers');
+      const c = expectReply(r, 'request_headers');
+      if (c === 'immediate') throw immediateToLocal(r, rules);
+      ctx.headers = applyMutation(ctx.headers, c.header_mutation, false, rules);
+      clearRouteCache(c, 'request_headers');
+      if (c.status === 'CONTINUE_AND_REPLACE' && c.body_mutation?.body) {
+        // Replaces the body, drops content-length and sends no body message (protocol §5).
+        body = Buffer.from(c.body_mutation.body);
+        ctx.headers = del(ctx.headers, 'content-length');
+        replaced = true;
+      }
+    }
+    if (hasBody && !replaced && pm.request_body_mode === 'BUFFERED') {
+      const r = await us.send(decorate({ request_body: { body, end_of_stream: true } }), 'request_body');
+      const c = expectReply(r, 'request_body');
+      if (c === 'immediate') throw immediateToLocal(r, rules);
+      ctx.headers = applyMutation(ctx.headers, c.header_mutation, false, rules); // headers still held (BUFFERED)
+      if (c.body_mutation?.clear_body) body = Buffer.alloc(0);
+      else if (c.body_mutation?.body !== undefined && c.body_mutation.body !== null) body = Buffer.from(c.body_mutation.body);
+      if (c.body_mutation) checkContentLength(ctx.headers, body, 'request');
+      clearRouteCache(c, 'request_body');
+    }
+    return body;
+  }
+
+  /** The upstream filter's response_headers message; returns the headers as the router will see them. */
+  async function upstreamResponseHeaders(us: ProcessorStream, filter: StandinUpstreamExtProc, ctx: AttemptContext, rh: Headers, upstream: http.IncomingMessage): Promise<Headers> {
+    const rules = filter.mutationRules ?? {};
+    const r = await us.send(
+      { response_headers: { headers: headerList(rh), end_of_stream: upstream.complete && upstream.readableEnded }, metadata_context: forwardedMetadata(filter, ctx) },
+      'response_headers',
+    );
+    const c = expectReply(r, 'response_headers');
+    if (c === 'immediate') throw immediateToLocal(r, rules);
+    return applyMutation(rh, c.header_mutation, false, rules); // body mode NONE keeps content-length
+  }
+
+  /** ext_proc request_attributes for this attempt: `attributes["envoy.filters.http.ext_proc"]`, keyed by expression. */
+  function upstreamAttributes(filter: StandinUpstreamExtProc, cluster: string, endpoint: StandinChainEndpoint): ProcessingRequest['attributes'] | undefined {
+    if (!filter.requestAttributes?.length) return undefined;
+    const values: Record<string, unknown> = {};
+    for (const expr of filter.requestAttributes) {
+      const v = evalAttribute(expr, cluster, endpoint);
+      if (v !== undefined) values[expr] = v; // an expression that does not resolve is left out
+    }
+    return { 'envoy.filters.http.ext_proc': toPbStruct(values) };
+  }
+
+  /** metadata_context: each forwarding namespace present in the downstream stream's dynamic metadata. */
+  function forwardedMetadata(filter: StandinUpstreamExtProc, ctx: AttemptContext): NonNullable<ProcessingRequest['metadata_context']> {
+    const md = ctx.downstreamMetadata();
+    const filter_metadata: Record<string, PbStruct> = {};
+    for (const ns of filter.forwardingNamespaces ?? []) {
+      const v = md[ns];
+      if (v && typeof v === 'object') filter_metadata[ns] = toPbStruct(v as Record<string, unknown>);
+    }
+    return { filter_metadata };
+  }
+
+  /** The upstream HTTP request of one attempt, from the shared headers (method, :path, Host = :authority). */
+  function sendUpstream(
+    ctx: AttemptContext,
+    endpoint: StandinCluster,
+    body: Buffer,
+    rec: StandinAttempt,
+    track: (r: http.ClientRequest) => void,
+  ): Promise<{ kind: 'response'; upstream: http.IncomingMessage } | NoResponse> {
+    const h = ctx.headers;
+    const upstreamHeaders: Record<string, string> = {};
+    for (const [k, v] of h) if (!PSEUDO.has(k)) upstreamHeaders[k] = upstreamHeaders[k] ? `${upstreamHeaders[k]}, ${v}` : v;
+    upstreamHeaders.host = get(h, ':authority') || 'localhost';
+    const cl = get(h, 'content-length');
+    if (cl !== undefined && Number(cl) !== body.length)
+      note('upstream_content_length_mismatch', `attempt ${rec.attempt}: content-length ${cl}, body ${body.length} bytes`);
+    if (body.length || cl !== undefined) upstreamHeaders['content-length'] = String(body.length);
+    rec.upstreamPath = get(h, ':path');
+    rec.upstreamHeaders = upstreamHeaders;
+    rec.upstreamBody = body.toString('utf8');
+    const perTry = routeRetry(ctx.cluster)?.perTryTimeoutMs;
+    return new Promise((resolve) => {
+      let settled = false;
+      let perTryTimer: NodeJS.Timeout | undefined;
+      const settle = (r: { kind: 'response'; upstream: http.IncomingMessage } | NoResponse): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(perTryTimer);
+        resolve(r);
+      };
+      const ureq = http.request(
+        {
+          host: endpoint.host,
+          port: endpoint.port,
+          method: get(h, ':method'),
+          path: get(h, ':path'),
+          headers: upstreamHeaders,
+          timeout: opts.upstreamTimeoutMs ?? 30000,
+        },
+        (upstream) => settle({ kind: 'response', upstream }),
+      );
+      track(ureq);
+      // per_try_timeout ends at the response headers.
+      if (perTry) perTryTimer = setTimeout(() => {
+        settle(noResponse('per-try-timeout'));
+        ureq.destroy();
+      }, perTry);
+      ureq.on('timeout', () => {
+        ureq.destroy();
+        settle(noResponse('timeout'));
+      });
+      ureq.on('error', (e: NodeJS.ErrnoException) => settle(noResponse(CONNECT_ERRORS.has(e.code ?? '') ? 'connect-failure' : 'reset')));
+      ureq.end(body);
+    });
+  }
+
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const m = { ...mode }; // per exchange: mode_override must not leak into other requests
     const record: ExchangeRecord = { path: req.url ?? '/', status: 0, dynamicMetadata: {}, sentToProcessor: [] };
@@ -442,11 +707,14 @@ export async function startStandin(opts: StandinOptions): Promise<Standin> {
     let headersSent = false;
     let downstreamClosed = false;
     let abortAttempt: (() => void) | undefined;
+    // The final attempt's upstream filter lives until the exchange is over (Envoy destroys it with its UpstreamRequest).
+    let filterStream: ProcessorStream | undefined;
     res.on('close', () => {
       if (!res.writableFinished) {
         downstreamClosed = true;
         stream?.cancel(); // Envoy resets the ext_proc stream when the downstream goes away
         abortAttempt?.(); // ... and the upstream request in flight, with its upstream filter's stream
+        filterStream?.cancel();
       }
     });
 
@@ -509,7 +777,7 @@ export async function startStandin(opts: StandinOptions): Promise<Standin> {
       // Route resolved (and cached) before ext_proc runs.
       let cluster = get(headers, cfg.clusterHeader);
 
-      stream = new ProcessorStream(client, cfg.timeout, opts.maxMessageTimeoutMs, note);
+      stream = new ProcessorStream(client, cfg.timeout, opts.maxMessageTimeoutMs, note, opts.extProcMetadata);
       const st = stream;
       // failure_mode_allow: a timeout or gRPC error lets the request continue without the processor.
       let processorGone = false;
@@ -586,6 +854,7 @@ export async function startStandin(opts: StandinOptions): Promise<Standin> {
       abortAttempt = () => ctx.abort?.();
       const final = await runAttempts(ctx);
       abortAttempt = undefined;
+      filterStream = final.filterStream;
       const upstream = final.upstream;
       let rh = final.rh;
       const upstreamBody = upstream; // a readable of the body
@@ -681,9 +950,11 @@ export async function startStandin(opts: StandinOptions): Promise<Standin> {
         await new Promise((r) => res.on('finish', r));
       }
       stream.end();
+      filterStream?.end();
       record.sentToProcessor = stream.sent;
     } catch (err) {
       record.sentToProcessor = stream?.sent ?? [];
+      filterStream?.end();
       if (downstreamClosed) return;
       if (err instanceof LocalReply) {
         stream?.end();
@@ -727,6 +998,141 @@ export async function startStandin(opts: StandinOptions): Promise<Standin> {
       client.close();
     },
   };
+}
+
+// ---- The attempt loop's types and pure helpers ----
+
+interface AttemptContext {
+  cluster: string;
+  chain?: StandinChainCluster;
+  plain?: StandinCluster;
+  /** The one request header list all attempts share (E4). */
+  headers: Headers;
+  /** The body as the router-level filter left it; each attempt gets a copy (E4). */
+  body: Buffer;
+  record: ExchangeRecord;
+  downstreamMetadata(): Record<string, unknown>;
+  closed(): boolean;
+  /** Cancels the attempt in flight (the downstream went away). */
+  abort?: () => void;
+}
+
+type NoResponseReason = 'reset' | 'connect-failure' | 'per-try-timeout' | 'timeout';
+interface NoResponse {
+  kind: 'no_response';
+  reason: NoResponseReason;
+  /** The router's local reply if this is the final attempt (`retried`: the body says so, like Envoy's). */
+  reply(retried: boolean): LocalReply;
+}
+interface AttemptResponse {
+  kind: 'response';
+  upstream: http.IncomingMessage;
+  /** Response headers as the router sees them (after the upstream filter). */
+  rh: Headers;
+  status: number;
+  /** The attempt's upstream filter stream, still open (no body messages in NONE mode). */
+  filterStream?: ProcessorStream;
+}
+type AttemptResult = AttemptResponse | NoResponse;
+
+/** Socket errors that mean the connection was never made (Envoy: remote connection failure). */
+const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'ECONNABORTED']);
+
+/** Envoy's router local replies for an attempt without a response (router.cc onUpstreamReset / onUpstreamTimeoutAbort). */
+function noResponse(reason: NoResponseReason): NoResponse {
+  const reset = (envoyReason: string) => (retried: boolean) =>
+    new LocalReply(
+      503,
+      `upstream_reset_before_response_started{${envoyReason.replaceAll(' ', '_')}}`,
+      `upstream connect error or disconnect/reset before headers. ${retried ? 'retried and the latest ' : ''}reset reason: ${envoyReason}`,
+    );
+  const reply =
+    reason === 'reset'
+      ? reset('connection termination')
+      : reason === 'connect-failure'
+        ? reset('remote connection failure')
+        : reason === 'per-try-timeout'
+          ? () => new LocalReply(504, 'upstream_per_try_timeout', 'upstream request timeout')
+          : () => new LocalReply(504, 'upstream_response_timeout', 'upstream request timeout');
+  return { kind: 'no_response', reason, reply };
+}
+
+/** Why this attempt is retriable under the policy (retry_state_impl.cc wouldRetryFromHeaders / wouldRetryFromReset), or undefined. */
+function retryReason(r: AttemptResult, p: StandinRetryPolicy | undefined): string | undefined {
+  if (!p) return undefined;
+  const on = new Set<string>(p.retryOn);
+  if (r.kind === 'no_response') {
+    if (r.reason === 'timeout') return undefined; // the route (global) timeout is never retried
+    // A per-try timeout is a local reset: 5xx, gateway-error and reset retry every reset.
+    if (on.has('5xx') || on.has('gateway-error') || on.has('reset')) return r.reason;
+    if (on.has('connect-failure') && r.reason === 'connect-failure') return r.reason;
+    return undefined;
+  }
+  const s = r.status;
+  if (on.has('5xx') && s >= 500 && s < 600) return `status ${s} (5xx)`;
+  if (on.has('gateway-error') && (s === 502 || s === 503 || s === 504)) return `status ${s} (gateway-error)`;
+  if (on.has('retriable-status-codes') && p.retriableStatusCodes?.includes(s)) return `status ${s} (retriable-status-codes)`;
+  return undefined;
+}
+
+function upstreamMode(f: StandinUpstreamExtProc): Required<NonNullable<StandinUpstreamExtProc['processingMode']>> {
+  const m = { request_header_mode: 'SEND', request_body_mode: 'BUFFERED', response_header_mode: 'SEND', response_body_mode: 'NONE', ...f.processingMode } as const;
+  return {
+    ...m,
+    // DEFAULT means SEND for headers.
+    request_header_mode: m.request_header_mode === 'DEFAULT' ? 'SEND' : m.request_header_mode,
+    response_header_mode: m.response_header_mode === 'DEFAULT' ? 'SEND' : m.response_header_mode,
+  };
+}
+
+/** Envoy would reject or the stand-in cannot emulate these: fail at start, not halfway through a test. */
+function validateChains(opts: StandinOptions): void {
+  for (const [name, ch] of Object.entries(opts.chains ?? {})) {
+    if (opts.clusters[name]) throw new Error(`stand-in: cluster ${name} is defined twice (clusters and chains)`);
+    if (!ch.priorities.length) throw new Error(`stand-in: chain ${name} has no priorities`);
+    if (!ch.upstreamExtProc) continue;
+    const pm = upstreamMode(ch.upstreamExtProc);
+    if (pm.request_body_mode !== 'NONE' && pm.request_body_mode !== 'BUFFERED')
+      throw new Error(`stand-in: chain ${name}: upstream request_body_mode ${pm.request_body_mode} is not emulated`);
+    if (pm.response_body_mode !== 'NONE') throw new Error(`stand-in: chain ${name}: upstream response_body_mode ${pm.response_body_mode} is not emulated`);
+  }
+  const known = new Set(['5xx', 'gateway-error', 'reset', 'connect-failure', 'retriable-status-codes', 'refused-stream']);
+  for (const r of opts.retry?.retryOn ?? []) if (!known.has(r)) throw new Error(`stand-in: retry_on ${r} is not emulated`);
+  if (opts.retry && (!Number.isInteger(opts.retry.numRetries) || opts.retry.numRetries < 0)) throw new Error('stand-in: numRetries must be a non-negative integer');
+}
+
+/** Response headers as Envoy's codec presents them (hop-by-hop headers dropped). */
+function responseHeaders(upstream: http.IncomingMessage): Headers {
+  const rh: Headers = [[':status', String(upstream.statusCode ?? 502)]];
+  for (let i = 0; i < upstream.rawHeaders.length; i += 2) {
+    const k = upstream.rawHeaders[i]!.toLowerCase();
+    if (k === 'connection' || k === 'transfer-encoding' || k === 'keep-alive') continue;
+    rh.push([k, upstream.rawHeaders[i + 1]!]);
+  }
+  return rh;
+}
+
+/**
+ * The few CEL attributes an upstream filter needs (filters/common/expr/context.cc, E6):
+ * `xds.cluster_name` and `xds.upstream_host_metadata.filter_metadata` followed by ['key'] / .key
+ * selectors. Anything else does not resolve (undefined).
+ */
+function evalAttribute(expr: string, cluster: string, endpoint: StandinChainEndpoint): unknown {
+  if (expr === 'xds.cluster_name') return cluster;
+  const prefix = 'xds.upstream_host_metadata.filter_metadata';
+  if (!expr.startsWith(prefix)) return undefined;
+  let rest = expr.slice(prefix.length);
+  let v: unknown = endpoint.metadata ?? {};
+  const selector = /^(?:\['([^']*)'\]|\["([^"]*)"\]|\.([A-Za-z_][A-Za-z0-9_]*))/;
+  while (rest) {
+    const m = selector.exec(rest);
+    if (!m) return undefined;
+    const key = m[1] ?? m[2] ?? m[3]!;
+    if (!v || typeof v !== 'object' || !Object.hasOwn(v, key)) return undefined;
+    v = (v as Record<string, unknown>)[key];
+    rest = rest.slice(m[0].length);
+  }
+  return v;
 }
 
 let statusEnum: Record<string, number> | undefined;
