@@ -420,7 +420,15 @@ export class GatewayExchange implements Exchange {
     const wasResponding = this.stage === 'responding' || this.stage === 'routed';
     this.stage = 'done';
     if (reason === 'rejected' && !this.outcome) this.outcome = outcomeOfRejection(this.error);
-    if (reason === 'aborted' || reason === 'protocol_error') this.outcome = 'aborted';
+    if (reason === 'aborted' || reason === 'protocol_error') {
+      // A client that stops reading at the provider's in-stream error event left because of it:
+      // the provider failed, whoever closed first.
+      const failed = reason === 'aborted' ? this.stream?.error?.() : undefined;
+      if (failed && !this.error) {
+        this.error = failed;
+        this.noteUpstreamError(failed.status);
+      } else this.outcome = 'aborted';
+    }
     if (!this.outcome) this.outcome = this.clientStatus >= 200 && this.clientStatus < 400 ? 'success' : this.clientStatus >= 500 || this.upstreamStatus >= 500 ? 'provider_error' : 'client_error';
     if (this.chain) this.observeChain(wasResponding);
     else if (this.candidate) {
@@ -466,7 +474,7 @@ export class GatewayExchange implements Exchange {
   }
 
   /** Chain mode: every attempt, from this replica's upstream stage log plus the served one. */
-  private chainAttempts(reason: EndReason, upstreamTotalMs: number | undefined): Attempt[] {
+  private chainAttempts(upstreamTotalMs: number | undefined): Attempt[] {
     const logged = this.svc.attempts.take(this.requestId);
     const last = Math.max(this.servedAttempt, ...logged.map((a) => a.attempt), 0);
     const out: Attempt[] = [];
@@ -478,7 +486,7 @@ export class GatewayExchange implements Exchange {
           deployment: c.deployment.id,
           status: this.upstreamStatus,
           latencyMs: round3(upstreamTotalMs ?? 0) ?? 0,
-          errorClass: this.upstreamStatus >= 400 ? `http_${this.upstreamStatus}` : reason === 'aborted' ? 'aborted' : undefined,
+          errorClass: this.upstreamStatus >= 400 ? `http_${this.upstreamStatus}` : this.outcome === 'aborted' ? 'aborted' : undefined,
         });
         continue;
       }
@@ -675,7 +683,7 @@ export class GatewayExchange implements Exchange {
           }
         : undefined,
       attempts: this.chain
-        ? this.chainAttempts(reason, upstreamTotalMs)
+        ? this.chainAttempts(upstreamTotalMs)
         : c && this.upstreamSentAt
         ? [
             {
@@ -683,7 +691,7 @@ export class GatewayExchange implements Exchange {
               deployment: c.deployment.id,
               status: this.upstreamStatus,
               latencyMs: round3(upstreamTotalMs ?? 0) ?? 0,
-              errorClass: this.upstreamStatus >= 400 ? `http_${this.upstreamStatus}` : reason === 'aborted' ? 'aborted' : undefined,
+              errorClass: this.upstreamStatus >= 400 ? `http_${this.upstreamStatus}` : this.outcome === 'aborted' ? 'aborted' : undefined,
             },
           ]
         : undefined,
