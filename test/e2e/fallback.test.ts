@@ -219,3 +219,42 @@ describe('fallback fails closed when Envoy and Tollgate disagree', () => {
     assert.equal(h.fakes.azure!.requests.length, 0, 'the unplanned deployment never received the prompt');
   });
 });
+
+describe('attempts may land on any Tollgate replica', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({
+      providers: ['openai', 'anthropic'],
+      extraYaml: MODEL_YAML.replace(/\n  - \{provider: fake-azure.*\n/, '\n'),
+      chains: {
+        [CHAIN]: [
+          { provider: 'openai', deployment: OPENAI_DEP },
+          { provider: 'anthropic', deployment: ANTHROPIC_DEP },
+        ],
+      },
+      standin: { retry: RETRY },
+      replicas: 1,
+    });
+  });
+  after(() => h.close());
+
+  it('attempt 1 on the replica, attempt 2 on the router-stage process: still correct; lineage says what it could not see', async () => {
+    const client = new OpenAI({ apiKey: KEYS.acme, baseURL: h.baseURL, maxRetries: 0, timeout: 10_000 });
+    h.fakes.openai!.setNext({ type: 'error', status: 503 });
+    const { data, response } = await client.chat.completions.create({ model: 'resilient', messages: [{ role: 'user', content: 'hi' }], max_tokens: 20 }).withResponse();
+    assert.ok(data.choices[0]!.message.content);
+    assert.equal(response.headers.get('x-tollgate-provider'), 'fake-anthropic');
+    assert.equal(h.fakes.anthropic!.requests[0]!.headers.authorization, undefined);
+    // The replica's upstream stage saw the failure; the router-stage process did not.
+    assert.equal(h.replicas[0]!.services.health.snapshot()[OPENAI_DEP]?.consecutiveFailures, 1);
+    assert.equal(h.tollgate.services.health.snapshot()[OPENAI_DEP]?.consecutiveFailures ?? 0, 0);
+    const rid = response.headers.get('x-request-id')!;
+    await eventually(() => lastRecord(h, rid) !== undefined);
+    const rec = lastRecord(h, rid)!;
+    assert.deepEqual(
+      rec.attempts?.map((a) => [a.deployment ?? null, a.status, a.errorClass ?? null]),
+      [[null, 0, 'not_observed'], [ANTHROPIC_DEP, 200, null]],
+    );
+    assert.equal(rec.served?.deployment, ANTHROPIC_DEP);
+  });
+});

@@ -41,6 +41,11 @@ export interface HarnessOptions {
    * ids in priority order, each served by a fake provider, with Tollgate's upstream ext_proc filter.
    */
   chains?: Record<string, { provider: ProviderApi; deployment: string }[]>;
+  /**
+   * Extra Tollgate processes on the same config. Chain clusters' upstream filters then reach them
+   * and the main one round-robin per stream (replicas first), as a multi-host `tollgate` cluster.
+   */
+  replicas?: number;
 }
 
 /** The upstream ext_proc filter of a chain cluster, as in envoy/envoy.yaml. */
@@ -57,6 +62,8 @@ export interface Harness {
   baseURL: string;
   standin: Standin;
   tollgate: Tollgate;
+  /** The extra processes of `replicas`. */
+  replicas: Tollgate[];
   fakes: Partial<Record<ProviderApi, FakeProvider>>;
   /** Lineage records emitted so far (captured from the in-process emitter). */
   lineage: LineageRecord[];
@@ -199,6 +206,24 @@ spec: {maxRequestBytes: ${opts.maxRequestBytes ?? 262144}}
     lineage.push(r);
     emit(r);
   };
+  const replicas: Tollgate[] = [];
+  for (let i = 0; i < (opts.replicas ?? 0); i++)
+    replicas.push(
+      await startTollgate({
+        configDir: dir,
+        grpcAddr: '127.0.0.1:0',
+        httpAddr: '127.0.0.1:0',
+        lineageSinks: ['none'],
+        log: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+        watchConfig: false,
+        validateLineage: true,
+        instance: `replica-${i + 1}`,
+        ...opts.tollgate,
+      }),
+    );
+  const upstreamExtProc: StandinUpstreamExtProc = replicas.length
+    ? { ...UPSTREAM_EXTPROC, extProcAddrs: [...replicas.map((r) => `127.0.0.1:${r.grpcPort}`), `127.0.0.1:${tollgate.grpcPort}`] }
+    : UPSTREAM_EXTPROC;
   const clusters: StandinOptions['clusters'] = {};
   for (const k of kinds) clusters[CLUSTER[k]] = { host: '127.0.0.1', port: fakes[k]!.port };
   const chains: NonNullable<StandinOptions['chains']> = {};
@@ -209,7 +234,7 @@ spec: {maxRequestBytes: ${opts.maxRequestBytes ?? 262144}}
         port: fakes[m.provider]!.port,
         metadata: { [ENDPOINT_METADATA_NAMESPACE]: { [ENDPOINT_DEPLOYMENT_KEY]: m.deployment } },
       })),
-      upstreamExtProc: UPSTREAM_EXTPROC,
+      upstreamExtProc,
     };
   const standin = await startStandin({
     extProcAddr: `127.0.0.1:${tollgate.grpcPort}`,
@@ -225,12 +250,14 @@ spec: {maxRequestBytes: ${opts.maxRequestBytes ?? 262144}}
     baseURL: `${standin.url}/v1`,
     standin,
     tollgate,
+    replicas,
     fakes,
     lineage,
     writeConfig: write,
     close: async () => {
       await standin.close();
       await tollgate.close(1000);
+      for (const r of replicas) await r.close(1000);
       for (const f of Object.values(fakes)) await f?.close();
       rmSync(dir, { recursive: true, force: true });
     },

@@ -52,6 +52,11 @@ export interface StandinUpstreamExtProc {
   messageTimeoutMs?: number;
   /** grpc_service.initial_metadata: gRPC call metadata on every Process stream of this filter. */
   initialMetadata?: Record<string, string>;
+  /**
+   * Tollgate replicas behind this filter's gRPC cluster, picked round-robin per stream (a
+   * STRICT_DNS cluster of several hosts); default: the router-level filter's `extProcAddr`.
+   */
+  extProcAddrs?: string[];
 }
 
 /** A "chain" cluster: one endpoint per priority (index = priority), optionally with an upstream ext_proc filter. */
@@ -445,6 +450,26 @@ export async function startStandin(opts: StandinOptions): Promise<Standin> {
 
   // ---- The router's attempt loop: retries, chain clusters and the upstream ext_proc filter ----
 
+  const replicaClients = new Map<string, grpc.Client>();
+  const roundRobin = new Map<StandinUpstreamExtProc, number>();
+  /** The gRPC client for the next stream of an upstream filter (round-robin over its replicas). */
+  function upstreamClient(f: StandinUpstreamExtProc): grpc.Client {
+    const addrs = f.extProcAddrs;
+    if (!addrs?.length) return client;
+    const i = roundRobin.get(f) ?? 0;
+    roundRobin.set(f, i + 1);
+    const addr = addrs[i % addrs.length]!;
+    let c = replicaClients.get(addr);
+    if (!c) {
+      c = new Ctor(addr, grpc.credentials.createInsecure(), {
+        'grpc.max_receive_message_length': 128 * 1024 * 1024,
+        'grpc.max_send_message_length': 128 * 1024 * 1024,
+      });
+      replicaClients.set(addr, c);
+    }
+    return c;
+  }
+
   /** The retry policy of the route this cluster was reached by. */
   function routeRetry(cluster: string): StandinRetryPolicy | undefined {
     const r = opts.retry;
@@ -513,7 +538,7 @@ export async function startStandin(opts: StandinOptions): Promise<Standin> {
     };
     (ctx.record.attempts ??= []).push(rec);
     const filter = ctx.chain?.upstreamExtProc;
-    const us = filter ? new ProcessorStream(client, filter.messageTimeoutMs ?? 200, undefined, note, filter.initialMetadata) : undefined;
+    const us = filter ? new ProcessorStream(upstreamClient(filter), filter.messageTimeoutMs ?? 200, undefined, note, filter.initialMetadata) : undefined;
     if (us) rec.sentToProcessor = us.sent;
     let ureq: http.ClientRequest | undefined;
     let upstream: http.IncomingMessage | undefined;
@@ -996,6 +1021,7 @@ export async function startStandin(opts: StandinOptions): Promise<Standin> {
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
       client.close();
+      for (const c of replicaClients.values()) c.close();
     },
   };
 }
