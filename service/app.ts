@@ -9,7 +9,7 @@ import { budgetPort, redactionPort } from './gateway/adapters.ts';
 import { ConfigHolder } from './config/snapshot.ts';
 import type { Services } from './gateway/context.ts';
 import { GatewayExchange } from './gateway/exchange.ts';
-import { UpstreamExchange } from './gateway/upstream-exchange.ts';
+import { UpstreamExchange, type UpstreamServices } from './gateway/upstream-exchange.ts';
 import { AttemptLog } from './fallback/attempts.ts';
 import type { LineagePort, RedactionPort } from './gateway/ports.ts';
 import { startExtProcServer, type ExtProcServer } from './extproc/server.ts';
@@ -22,7 +22,7 @@ import { BUILTIN_DETECTOR_NAMES, RedactorCache } from './redaction/index.ts';
 import { createOtlpExporter } from './telemetry/otlp.ts';
 import { HealthTracker } from './routing/index.ts';
 import { startTelemetryServer, type TelemetryServer } from './telemetry/http.ts';
-import { createMetrics, type Metrics } from './telemetry/metrics.ts';
+import { createMetrics, statusLabel, type Metrics } from './telemetry/metrics.ts';
 
 export interface TollgateOptions {
   configDir: string;
@@ -149,8 +149,12 @@ export async function startTollgate(opts: TollgateOptions): Promise<Tollgate> {
     attempts: new AttemptLog(),
   };
 
+  const upstreamServices: UpstreamServices = {
+    ...services,
+    countAttempt: (provider, status) => metrics.chainAttempts.inc({ provider: metrics.label('provider', provider), status: statusLabel(status) }),
+  };
   const extproc = await startExtProcServer(opts.grpcAddr, {
-    newExchange: (stage) => (stage === 'upstream' ? new UpstreamExchange(services) : new GatewayExchange(services)),
+    newExchange: (stage) => (stage === 'upstream' ? new UpstreamExchange(upstreamServices) : new GatewayExchange(services)),
     log: log.child({ component: 'extproc' }),
     onProtocolError: () => metrics.extprocProtocolErrors.inc(),
   });

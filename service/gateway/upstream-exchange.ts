@@ -42,6 +42,8 @@ export interface UpstreamServices {
   snapshot(): Snapshot;
   health: HealthTracker;
   attempts: AttemptLog;
+  /** Counts one attempt this stage handled (status 0 = no answer). */
+  countAttempt?(provider: string, status: number): void;
 }
 
 export class UpstreamExchange implements Exchange {
@@ -139,6 +141,7 @@ export class UpstreamExchange implements Exchange {
         latencyMs,
         retryAfterMs: parseRetryAfter(headers.get('retry-after'), Date.now(), headers.get('retry-after-ms')),
       });
+    this.svc.countAttempt?.(entry.provider.name, status);
     this.svc.attempts.record(this.plan.requestId, {
       attempt: this.attempt,
       provider: entry.provider.name,
@@ -163,7 +166,8 @@ export class UpstreamExchange implements Exchange {
   end(reason: EndReason): void {
     // Sent but never answered: reset, connect failure or per-try timeout — or the client left.
     // Envoy's own outlier detection sees resets; we only keep the attempt for lineage.
-    if (!this.answered && this.sentAt && this.plan && this.entry && reason !== 'rejected')
+    if (!this.answered && this.sentAt && this.plan && this.entry && reason !== 'rejected') {
+      this.svc.countAttempt?.(this.entry.provider.name, 0);
       this.svc.attempts.record(this.plan.requestId, {
         attempt: this.attempt,
         provider: this.entry.provider.name,
@@ -172,5 +176,6 @@ export class UpstreamExchange implements Exchange {
         latencyMs: Number(process.hrtime.bigint() - this.sentAt) / 1e6,
         errorClass: 'no_response',
       });
+    }
   }
 }

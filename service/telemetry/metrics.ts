@@ -114,6 +114,8 @@ export interface Metrics {
   readonly budgetExceeded: Counter<'budget' | 'tenant'>;
   readonly budgetFailOpen: Counter<'budget'>;
   readonly upstreamAttempts: Counter<'provider' | 'status'>;
+  /** Counted by the upstream stage, once per Envoy attempt on a fallback chain, on whichever replica ran it. */
+  readonly chainAttempts: Counter<'provider' | 'status'>;
   readonly upstreamDuration: Histogram<'provider'>;
   readonly upstreamTimeToFirstByte: Histogram<'provider'>;
   readonly upstreamTimeToFirstToken: Histogram<'provider'>;
@@ -264,6 +266,11 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
       'provider',
       'status',
     ]),
+    chainAttempts: counter(
+      'tollgate_fallback_attempts_total',
+      'Envoy attempts on fallback chain clusters, counted by the upstream stage that translated them, by provider and HTTP status (none = no response).',
+      ['provider', 'status'],
+    ),
     upstreamDuration: histogram(
       'tollgate_upstream_duration_seconds',
       'Upstream time from request sent to last byte, by provider.',
@@ -423,6 +430,8 @@ export function recordLineageMetrics(m: Metrics, r: LineageRecord): void {
   }
 
   for (const a of r.attempts ?? []) {
+    // Another replica's upstream stage ran it (and counted it in tollgate_fallback_attempts_total).
+    if (a.errorClass === 'not_observed') continue;
     m.upstreamAttempts.inc({ provider: m.label('provider', a.provider), status: statusLabel(a.status) });
   }
   for (const rule of r.policy?.rules ?? []) {

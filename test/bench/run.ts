@@ -137,7 +137,7 @@ async function extprocBench(): Promise<void> {
   }
 }
 
-const MODULES = ['exchange', 'policy', 'providers', 'routing', 'budget', 'redaction', 'lineage'];
+const MODULES = ['exchange', 'policy', 'providers', 'routing', 'fallback', 'budget', 'redaction', 'lineage'];
 
 async function moduleBenches(only: string | undefined): Promise<void> {
   for (const m of MODULES) {

@@ -256,5 +256,14 @@ describe('attempts may land on any Tollgate replica', () => {
       [[null, 0, 'not_observed'], [ANTHROPIC_DEP, 200, null]],
     );
     assert.equal(rec.served?.deployment, ANTHROPIC_DEP);
+    // Each attempt is counted once, by the process whose upstream stage ran it.
+    const metrics = async (t: { httpPort: number }): Promise<string> => (await fetch(`http://127.0.0.1:${t.httpPort}/metrics`)).text();
+    const counted = (text: string, provider: string, status: string): boolean =>
+      new RegExp(`^tollgate_fallback_attempts_total\\{[^}]*provider="${provider}"[^}]*status="${status}"[^}]*\\} 1$`, 'm').test(text);
+    const replica = await metrics(h.replicas[0]!);
+    const main = await metrics(h.tollgate);
+    assert.ok(counted(replica, 'fake-openai', '503'), replica.split('\n').filter((l) => l.includes('fallback')).join('\n'));
+    assert.ok(counted(main, 'fake-anthropic', '200'));
+    assert.equal(counted(main, 'fake-openai', '503'), false);
   });
 });
