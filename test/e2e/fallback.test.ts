@@ -39,6 +39,17 @@ const RETRY: StandinRetryPolicy = {
   clusterPrefix: 'tgc.',
 };
 
+/** The fallback rig: fakes for `providers`, the model above, one chain cluster as Envoy has it. */
+function startChainHarness(chain: { provider: 'openai' | 'anthropic' | 'azure'; deployment: string }[], opts: { providers?: ('openai' | 'anthropic' | 'azure')[]; replicas?: number; modelYaml?: string } = {}): Promise<Harness> {
+  return startHarness({
+    providers: opts.providers ?? ['openai', 'anthropic', 'azure'],
+    extraYaml: opts.modelYaml ?? MODEL_YAML,
+    chains: { [CHAIN]: chain },
+    standin: { retry: RETRY },
+    replicas: opts.replicas,
+  });
+}
+
 function lastRecord(h: Harness, requestId: string): LineageRecord | undefined {
   return h.lineage.find((r) => r.requestId === requestId);
 }
@@ -47,17 +58,10 @@ describe('in-request fallback across providers', () => {
   let h: Harness;
   let client: OpenAI;
   before(async () => {
-    h = await startHarness({
-      providers: ['openai', 'anthropic', 'azure'],
-      extraYaml: MODEL_YAML,
-      chains: {
-        [CHAIN]: [
-          { provider: 'openai', deployment: OPENAI_DEP },
-          { provider: 'anthropic', deployment: ANTHROPIC_DEP },
-        ],
-      },
-      standin: { retry: RETRY },
-    });
+    h = await startChainHarness([
+      { provider: 'openai', deployment: OPENAI_DEP },
+      { provider: 'anthropic', deployment: ANTHROPIC_DEP },
+    ]);
     client = new OpenAI({ apiKey: KEYS.acme, baseURL: h.baseURL, maxRetries: 0, timeout: 10_000 });
   });
   after(() => h.close());
@@ -192,18 +196,11 @@ describe('in-request fallback across providers', () => {
 describe('fallback fails closed when Envoy and Tollgate disagree', () => {
   let h: Harness;
   before(async () => {
-    h = await startHarness({
-      providers: ['openai', 'anthropic', 'azure'],
-      extraYaml: MODEL_YAML,
-      // Envoy's chain drifted: priority 1 is the Azure deployment, which Tollgate's chain never listed.
-      chains: {
-        [CHAIN]: [
-          { provider: 'openai', deployment: OPENAI_DEP },
-          { provider: 'azure', deployment: AZURE_DEP },
-        ],
-      },
-      standin: { retry: RETRY },
-    });
+    // Envoy's chain drifted: priority 1 is the Azure deployment, which Tollgate's chain never listed.
+    h = await startChainHarness([
+      { provider: 'openai', deployment: OPENAI_DEP },
+      { provider: 'azure', deployment: AZURE_DEP },
+    ]);
   });
   after(() => h.close());
 
@@ -223,18 +220,13 @@ describe('fallback fails closed when Envoy and Tollgate disagree', () => {
 describe('attempts may land on any Tollgate replica', () => {
   let h: Harness;
   before(async () => {
-    h = await startHarness({
-      providers: ['openai', 'anthropic'],
-      extraYaml: MODEL_YAML.replace(/\n  - \{provider: fake-azure.*\n/, '\n'),
-      chains: {
-        [CHAIN]: [
-          { provider: 'openai', deployment: OPENAI_DEP },
-          { provider: 'anthropic', deployment: ANTHROPIC_DEP },
-        ],
-      },
-      standin: { retry: RETRY },
-      replicas: 1,
-    });
+    h = await startChainHarness(
+      [
+        { provider: 'openai', deployment: OPENAI_DEP },
+        { provider: 'anthropic', deployment: ANTHROPIC_DEP },
+      ],
+      { providers: ['openai', 'anthropic'], replicas: 1, modelYaml: MODEL_YAML.replace(/\n  - \{provider: fake-azure.*\n/, '\n') },
+    );
   });
   after(() => h.close());
 

@@ -190,16 +190,19 @@ spec: {maxRequestBytes: ${opts.maxRequestBytes ?? 262144}}
   write('tenants.yaml', TENANTS);
   if (opts.extraYaml) write('extra.yaml', opts.extraYaml);
 
-  const tollgate = await startTollgate({
-    configDir: dir,
-    grpcAddr: '127.0.0.1:0',
-    httpAddr: '127.0.0.1:0',
-    lineageSinks: ['none'],
-    log: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
-    watchConfig: false,
-    validateLineage: true,
-    ...opts.tollgate,
-  });
+  const start = (instance?: string): Promise<Tollgate> =>
+    startTollgate({
+      configDir: dir,
+      grpcAddr: '127.0.0.1:0',
+      httpAddr: '127.0.0.1:0',
+      lineageSinks: ['none'],
+      log: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+      watchConfig: false,
+      validateLineage: true,
+      ...(instance ? { instance } : {}),
+      ...opts.tollgate,
+    });
+  const tollgate = await start();
   const lineage: LineageRecord[] = [];
   const emit = tollgate.services.lineage.emit;
   tollgate.services.lineage.emit = (r) => {
@@ -207,20 +210,7 @@ spec: {maxRequestBytes: ${opts.maxRequestBytes ?? 262144}}
     emit(r);
   };
   const replicas: Tollgate[] = [];
-  for (let i = 0; i < (opts.replicas ?? 0); i++)
-    replicas.push(
-      await startTollgate({
-        configDir: dir,
-        grpcAddr: '127.0.0.1:0',
-        httpAddr: '127.0.0.1:0',
-        lineageSinks: ['none'],
-        log: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
-        watchConfig: false,
-        validateLineage: true,
-        instance: `replica-${i + 1}`,
-        ...opts.tollgate,
-      }),
-    );
+  for (let i = 0; i < (opts.replicas ?? 0); i++) replicas.push(await start(`replica-${i + 1}`));
   const upstreamExtProc: StandinUpstreamExtProc = replicas.length
     ? { ...UPSTREAM_EXTPROC, extProcAddrs: [...replicas.map((r) => `127.0.0.1:${r.grpcPort}`), `127.0.0.1:${tollgate.grpcPort}`] }
     : UPSTREAM_EXTPROC;
