@@ -64,9 +64,9 @@ export async function bench(): Promise<string[]> {
     ex.end('completed');
   };
   try {
-    for (let i = 0; i < 300; i++) await one();
+    for (let i = 0; i < 3000; i++) await one();
     await tg.lineage.flush();
-    const n = 2000;
+    const n = 10000;
     const times: number[] = [];
     const c0 = process.cpuUsage();
     for (let i = 0; i < n; i++) {

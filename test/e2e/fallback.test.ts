@@ -26,6 +26,14 @@ spec:
   - {provider: fake-azure, model: my-gpt4o-deployment, region: eu-west-1, pricing: {inputPerMillion: 2, outputPerMillion: 4}, priority: 2}
   fallbackChains:
   - {cluster: ${CHAIN}, deployments: [${OPENAI_DEP}, ${ANTHROPIC_DEP}]}
+---
+apiVersion: tollgate.dev/v1alpha1
+kind: Policy
+metadata: {name: contact-pseudonyms}
+spec:
+  rules:
+  - name: emails
+    redact: {detectors: [email], action: pseudonymize}
 `;
 
 const RETRY: StandinRetryPolicy = {
@@ -158,6 +166,17 @@ describe('in-request fallback across providers', () => {
     assert.equal(rec.outcome, 'provider_error');
     assert.deepEqual(rec.attempts?.map((x) => x.status), [503, 529, 500]);
     assert.equal(rec.costUsd ?? 0, 0);
+  });
+
+  it('redaction holds on every attempt: no provider in the chain sees the raw value', async () => {
+    h.fakes.openai!.setNext({ type: 'error', status: 500 });
+    const res = await client.chat.completions.create({ model: 'resilient', messages: [{ role: 'user', content: 'mail alice.smith@example.com the report' }], max_tokens: 20 });
+    assert.ok(res.choices[0]!.message.content);
+    const sent = [h.fakes.openai!.requests[0]!, h.fakes.anthropic!.requests[0]!].map((r) => r.body.toString('utf8'));
+    for (const b of sent) assert.equal(b.includes('alice.smith@example.com'), false, b);
+    const token = (b: string): string | undefined => /mail (\S+) the report/.exec(b)?.[1];
+    assert.ok(token(sent[0]!));
+    assert.equal(token(sent[0]!), token(sent[1]!), 'the same pseudonym on both attempts (one redaction, before the chain)');
   });
 
   it('Anthropic SDK clients fall back too (OpenAI-compatible → Anthropic passthrough)', async () => {
