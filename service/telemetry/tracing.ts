@@ -47,9 +47,20 @@ export function parseTraceparent(header: string | undefined): TraceParent | unde
   return { version, traceId, parentSpanId, flags, sampled: (flags & 1) === 1 };
 }
 
+// One randomBytes call per 256 ids instead of one per id: the syscall and Buffer dominated
+// per-request tracing cost. Ids are not secrets; uniqueness is all W3C asks for.
+const POOL_SIZE = 4096;
+let pool = Buffer.alloc(0);
+let poolPos = POOL_SIZE;
+
 function randomHex(bytes: number): string {
   for (;;) {
-    const h = randomBytes(bytes).toString('hex');
+    if (poolPos + bytes > pool.length) {
+      pool = randomBytes(POOL_SIZE);
+      poolPos = 0;
+    }
+    const h = pool.toString('hex', poolPos, poolPos + bytes);
+    poolPos += bytes;
     if (!/^0+$/.test(h)) return h;
   }
 }
