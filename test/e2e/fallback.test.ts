@@ -7,7 +7,7 @@ import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { SERVED_HEADER } from '../../service/fallback/contract.ts';
 import { KEYS, eventually, startHarness, type Harness } from '../support/harness.ts';
-import type { StandinRetryPolicy } from '../support/standin.ts';
+import type { StandinRetryPolicy, StandinUpstreamExtProc } from '../support/standin.ts';
 import type { LineageRecord } from '../../service/lineage/record.ts';
 
 const CHAIN = 'tgc.resilient';
@@ -48,13 +48,17 @@ const RETRY: StandinRetryPolicy = {
 };
 
 /** The fallback rig: fakes for `providers`, the model above, one chain cluster as Envoy has it. */
-function startChainHarness(chain: { provider: 'openai' | 'anthropic' | 'azure'; deployment: string }[], opts: { providers?: ('openai' | 'anthropic' | 'azure')[]; replicas?: number; modelYaml?: string } = {}): Promise<Harness> {
+function startChainHarness(
+  chain: { provider: 'openai' | 'anthropic' | 'azure'; deployment: string }[],
+  opts: { providers?: ('openai' | 'anthropic' | 'azure')[]; replicas?: number; modelYaml?: string; retry?: Partial<StandinRetryPolicy>; upstreamFilter?: Partial<StandinUpstreamExtProc> } = {},
+): Promise<Harness> {
   return startHarness({
     providers: opts.providers ?? ['openai', 'anthropic', 'azure'],
     extraYaml: opts.modelYaml ?? MODEL_YAML,
     chains: { [CHAIN]: chain },
-    standin: { retry: RETRY },
+    standin: { retry: { ...RETRY, ...opts.retry } },
     replicas: opts.replicas,
+    upstreamFilter: opts.upstreamFilter,
   });
 }
 
@@ -213,26 +217,42 @@ describe('in-request fallback across providers', () => {
 });
 
 describe('fallback fails closed when Envoy and Tollgate disagree', () => {
-  let h: Harness;
-  before(async () => {
-    // Envoy's chain drifted: priority 1 is the Azure deployment, which Tollgate's chain never listed.
-    h = await startChainHarness([
-      { provider: 'openai', deployment: OPENAI_DEP },
-      { provider: 'azure', deployment: AZURE_DEP },
-    ]);
-  });
-  after(() => h.close());
-
-  it('an attempt that reaches a deployment outside the plan is refused (503) and not retried', async () => {
-    const client = new OpenAI({ apiKey: KEYS.acme, baseURL: h.baseURL, maxRetries: 0, timeout: 10_000 });
-    h.fakes.openai!.setNext({ type: 'error', status: 503 });
-    const err = await client.chat.completions
+  // Envoy's chain drifted: priority 1 is the Azure deployment, which Tollgate's chain never listed.
+  const DRIFTED = [
+    { provider: 'openai' as const, deployment: OPENAI_DEP },
+    { provider: 'azure' as const, deployment: AZURE_DEP },
+  ];
+  const ask = (h: Harness) =>
+    new OpenAI({ apiKey: KEYS.acme, baseURL: h.baseURL, maxRetries: 0, timeout: 10_000 }).chat.completions
       .create({ model: 'resilient', messages: [{ role: 'user', content: 'hi' }], max_tokens: 20 })
-      .then(() => undefined, (e: unknown) => e);
-    assert.ok(err instanceof OpenAI.APIError, String(err));
-    assert.equal(err.status, 503);
-    assert.match(String((err.error as { message?: unknown }).message), /not allowed for this request/);
-    assert.equal(h.fakes.azure!.requests.length, 0, 'the unplanned deployment never received the prompt');
+      .then((r) => r, (e: unknown) => e);
+
+  it('Envoy with envoyproxy/envoy#41231: the refusal reaches the client as a 503 and is not retried', async () => {
+    const h = await startChainHarness(DRIFTED, { upstreamFilter: { localReplies: 'downstream' } });
+    try {
+      h.fakes.openai!.setNext({ type: 'error', status: 503 });
+      const err = await ask(h);
+      assert.ok(err instanceof OpenAI.APIError, String(err));
+      assert.equal(err.status, 503);
+      assert.match(String((err.error as { message?: unknown }).message), /not allowed for this request/);
+      assert.equal(h.fakes.azure!.requests.length, 0, 'the unplanned deployment never received the prompt');
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('Envoy without it (v1.34, docker-compose): the refused attempt stalls to its per-try timeout and Envoy retries elsewhere; the prompt never reaches the unplanned deployment', async () => {
+    const h = await startChainHarness(DRIFTED, { retry: { perTryTimeoutMs: 300 } });
+    try {
+      h.fakes.openai!.setNext({ type: 'error', status: 503 });
+      const res = await ask(h);
+      assert.ok(!(res instanceof Error), String(res));
+      assert.equal(h.fakes.azure!.requests.length, 0, 'the unplanned deployment never received the prompt');
+      assert.equal(h.fakes.openai!.requests.length, 2, 'attempt 3 went back to priority 0');
+      assert.equal(h.standin.events.filter((e) => e.kind === 'upstream_local_reply_stalled').length, 1);
+    } finally {
+      await h.close();
+    }
   });
 });
 

@@ -153,8 +153,12 @@ const passUpstream: Script = (m) => {
   return null;
 };
 
-/** The upstream filter as envoy/envoy.yaml configures it (harness UPSTREAM_EXTPROC), plus xds.cluster_name. */
+/**
+ * The upstream filter as envoy/envoy.yaml configures it (harness UPSTREAM_EXTPROC), plus
+ * xds.cluster_name, on an Envoy with envoyproxy/envoy#41231 (its local replies reach the client).
+ */
 const FILTER: StandinUpstreamExtProc = {
+  localReplies: 'downstream',
   initialMetadata: { [STAGE_METADATA_KEY]: UPSTREAM_STAGE },
   requestAttributes: [DEPLOYMENT_ATTRIBUTE, 'xds.cluster_name', "xds.upstream_host_metadata.filter_metadata['tollgate']['missing']"],
   forwardingNamespaces: [PLAN_NAMESPACE],
@@ -524,6 +528,29 @@ describe('stand-in: the upstream ext_proc filter, once per attempt', { timeout: 
         assert.equal(f.upstreamStreams().length, 1);
         assert.equal(f.standin.exchanges.at(-1)!.localReplyDetails, 'tollgate_plan_mismatch');
         assert.equal(kinds(f.standin, 'retry').length, 0);
+      },
+    );
+  });
+
+  it('without envoyproxy/envoy#41231 (localReplies: stall) a refusal stalls the attempt until the per-try timeout, which is retried; no upstream is ever contacted', async () => {
+    await withChain(
+      {
+        upstream: (m, s) =>
+          m.request === 'request_headers'
+            ? { immediate_response: { status: { code: 503 }, body: raw('deployment not in plan'), details: 'tollgate_plan_mismatch' } }
+            : passUpstream(m, s),
+        filter: { ...FILTER, localReplies: 'stall' },
+        standin: { retry: { retryOn: ['5xx', 'reset'], numRetries: 2, previousPriorities: true, backoffMs: 5, perTryTimeoutMs: 150 } },
+      },
+      async (f) => {
+        const t0 = Date.now();
+        const r = await f.send();
+        assert.equal(r.status, 504);
+        assert.ok(Date.now() - t0 >= 3 * 150, 'each attempt waited out its per-try timeout');
+        assert.equal(f.a.seen.length + f.b.seen.length, 0, 'the refused request never reached an upstream');
+        assert.equal(f.upstreamStreams().length, 3);
+        assert.equal(kinds(f.standin, 'upstream_local_reply_stalled').length, 3);
+        assert.equal(f.standin.exchanges.at(-1)!.localReplyDetails, 'upstream_per_try_timeout');
       },
     );
   });

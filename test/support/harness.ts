@@ -46,6 +46,8 @@ export interface HarnessOptions {
    * and the main one round-robin per stream (replicas first), as a multi-host `tollgate` cluster.
    */
   replicas?: number;
+  /** Overrides for the chain clusters' upstream ext_proc filter (e.g. `localReplies`). */
+  upstreamFilter?: Partial<StandinUpstreamExtProc>;
 }
 
 /** The upstream ext_proc filter of a chain cluster, as in envoy/envoy.yaml. */
@@ -211,9 +213,11 @@ spec: {maxRequestBytes: ${opts.maxRequestBytes ?? 262144}}
   };
   const replicas: Tollgate[] = [];
   for (let i = 0; i < (opts.replicas ?? 0); i++) replicas.push(await start(`replica-${i + 1}`));
-  const upstreamExtProc: StandinUpstreamExtProc = replicas.length
-    ? { ...UPSTREAM_EXTPROC, extProcAddrs: [...replicas.map((r) => `127.0.0.1:${r.grpcPort}`), `127.0.0.1:${tollgate.grpcPort}`] }
-    : UPSTREAM_EXTPROC;
+  const upstreamExtProc: StandinUpstreamExtProc = {
+    ...UPSTREAM_EXTPROC,
+    ...(replicas.length ? { extProcAddrs: [...replicas.map((r) => `127.0.0.1:${r.grpcPort}`), `127.0.0.1:${tollgate.grpcPort}`] } : {}),
+    ...opts.upstreamFilter,
+  };
   const clusters: StandinOptions['clusters'] = {};
   for (const k of kinds) clusters[CLUSTER[k]] = { host: '127.0.0.1', port: fakes[k]!.port };
   const chains: NonNullable<StandinOptions['chains']> = {};

@@ -57,6 +57,15 @@ export interface StandinUpstreamExtProc {
    * STRICT_DNS cluster of several hosts); default: the router-level filter's `extProcAddr`.
    */
   extProcAddrs?: string[];
+  /**
+   * What Envoy does with this filter's immediate_response or processing error (fail-closed):
+   * - 'stall' (default; Envoy releases without envoyproxy/envoy#41231, e.g. the v1.34 image in
+   *   docker-compose.yml): no local reply can leave an upstream filter, so the attempt just stops
+   *   until the per-try (or route) timeout ends it — then the router may retry (AI Gateway #621, #840);
+   * - 'downstream' (with #41231): a local reply straight to the client, no retry (E9).
+   * Either way the upstream is never contacted.
+   */
+  localReplies?: 'stall' | 'downstream';
 }
 
 /** A "chain" cluster: one endpoint per priority (index = priority), optionally with an upstream ext_proc filter. */
@@ -161,7 +170,9 @@ export interface StandinEvent {
     /** The retry policy was dropped for this request (body over the buffer limit, E11). */
     | 'retry_disabled'
     /** The content-length header of the shared header list does not match the attempt's body (stale after a retry, E4). */
-    | 'upstream_content_length_mismatch';
+    | 'upstream_content_length_mismatch'
+    /** An upstream filter refused an attempt, and this Envoy cannot send that reply (localReplies: 'stall'). */
+    | 'upstream_local_reply_stalled';
   detail: string;
 }
 
@@ -566,11 +577,20 @@ export async function startStandin(opts: StandinOptions): Promise<Standin> {
       outcome = 'kept';
       return { kind: 'response', upstream, rh, status: rec.status, ...(us ? { filterStream: us } : {}) };
     } catch (err) {
-      // The upstream filter's local replies go straight downstream, never retried (E9).
       const lr = err instanceof LocalReply ? err : processorFailure(err);
       rec.status = lr.status;
       rec.localReplyDetails = lr.details;
       upstream?.destroy();
+      if (filter && !upstream && (filter.localReplies ?? 'stall') === 'stall' && !ctx.closed()) {
+        // The refusal cannot reach the client: the attempt hangs until the router's timer fires.
+        note('upstream_local_reply_stalled', `attempt ${n}: ${lr.status} ${lr.details}`);
+        const perTry = routeRetry(ctx.cluster)?.perTryTimeoutMs;
+        await new Promise((r) => setTimeout(r, perTry ?? opts.upstreamTimeoutMs ?? 30000));
+        rec.status = 0;
+        outcome = 'done';
+        return noResponse(perTry !== undefined ? 'per-try-timeout' : 'timeout');
+      }
+      // With envoyproxy/envoy#41231 the upstream filter's local reply goes straight downstream, never retried (E9).
       throw lr;
     } finally {
       ctx.abort = undefined;
