@@ -50,7 +50,7 @@ export function listAllowedModels(snap: Snapshot, principal: Principal, headers:
     const embedding = listing.kind === 'embedding';
     const body: Record<string, unknown> = embedding ? { model: listing.id, input: '' } : { model: listing.id, messages: [] };
     const path = embedding ? '/v1/embeddings' : '/v1/chat/completions';
-    const d = snap.policy.evaluate({ request: buildRequestInput({ method: 'POST', path, api: 'openai', headers: hdrs, body, size: 0 }), ...who, now });
+    const d = snap.policy.evaluate({ request: buildRequestInput({ method: 'POST', path, api: 'openai', headers: hdrs, body, size: 0 }), ...who, now }, { listing: true });
     if (d.denied) continue;
     if (model.entries.some((e) => d.routeCheck(e.info).ok)) out.push(toOpenAIModel(listing, created));
   }

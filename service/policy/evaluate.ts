@@ -18,6 +18,7 @@ import type {
   Decision,
   DeploymentInfo,
   Denial,
+  EvaluateOptions,
   PolicyBundle,
   PolicyInput,
   RouteCheckResult,
@@ -222,6 +223,25 @@ function modelNames(r: PolicyInput['request']): string[] {
   return c && c !== r.model ? [r.model, c] : [r.model];
 }
 
+/** Request fields that only a real request has: a model listing cannot be judged on them. */
+const CONTENT_ROOTS = ['request.messages', 'request.body', 'request.params', 'request.tokenEstimate', 'request.size', 'request.stream', 'request.*'];
+
+/** Access rules whose expression or `when` reads request content, directly or through variables. */
+function rulesReadingContent(policies: readonly CPolicy[]): Set<CRule> {
+  const out = new Set<CRule>();
+  const reads = (p: CPolicy, e: CExpr | undefined): boolean => {
+    if (!e) return false;
+    const exprs = [e, ...e.needs.map((i) => p.variables[i]?.expr).filter((x): x is CExpr => x !== undefined)];
+    return exprs.some((x) => CONTENT_ROOTS.some((r) => x.compiled.roots.has(r)));
+  };
+  for (const p of policies)
+    for (const rule of p.rules) {
+      if (!ACCESS_KINDS.has(rule.kind)) continue;
+      if (reads(p, rule.when) || ('expr' in rule && reads(p, rule.expr))) out.add(rule);
+    }
+  return out;
+}
+
 export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = {}): PolicyBundle {
   const { policies, revision, usesBody } = compiled;
   const onEvalError = opts.onEvalError;
@@ -235,12 +255,13 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
   };
 
   const clock = opts.now ?? (() => new Date());
+  const contentRules = rulesReadingContent(policies);
 
   // Never throws: an unexpected failure (a bug, a hostile value) denies the request.
-  function evaluate(input: PolicyInput): Decision {
+  function evaluate(input: PolicyInput, eo: EvaluateOptions = {}): Decision {
     if (!(input.now instanceof Date) || Number.isNaN(input.now.getTime())) input = { ...input, now: clock() };
     try {
-      return evaluateUnsafe(input);
+      return evaluateUnsafe(input, eo.listing === true);
     } catch (e) {
       const d = new DecisionImpl(revision, reportError);
       const rec: RuleRecord = { policy: '', rule: '', kind: 'deny', outcome: 'error', durationUs: 0, message: `policy evaluation failed: ${e instanceof Error ? e.message : String(e)}` };
@@ -251,7 +272,7 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
     }
   }
 
-  function evaluateUnsafe(input: PolicyInput): Decision {
+  function evaluateUnsafe(input: PolicyInput, listing: boolean): Decision {
     const d = new DecisionImpl(revision, reportError);
     const act = baseActivation(input, usesBody);
     const active: PolicyState[] = [];
@@ -334,6 +355,10 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
     for (const state of active) {
       for (const rule of state.policy.rules) {
         if (!ACCESS_KINDS.has(rule.kind)) continue;
+        if (listing && contentRules.has(rule)) {
+          record(state, rule.name, rule.kind, 'skipped', 'reads request content; a model listing has none');
+          continue;
+        }
         const g = guard(state, rule);
         if (g.stop) return d;
         if (!g.go) continue;

@@ -9,6 +9,7 @@ export type {
   Decision,
   Denial,
   DeploymentInfo,
+  EvaluateOptions,
   PolicyBundle,
   PolicyErrorEvent,
   PolicyInput,

@@ -94,7 +94,16 @@ export interface PolicyBundle {
   revision: string;
   /** Policy names in evaluation order. */
   readonly policies: readonly string[];
-  evaluate(input: PolicyInput): Decision;
+  evaluate(input: PolicyInput, opts?: EvaluateOptions): Decision;
+}
+
+export interface EvaluateOptions {
+  /**
+   * `GET /v1/models`: judge each model as if requested, but skip access rules (deny, require,
+   * models) that read request content — messages, body, params, size, token estimate, stream —
+   * since a listing has none; otherwise a `require` on content would hide every model.
+   */
+  listing?: boolean;
 }
 
 /** Reported for every evaluation error (wire to a metrics counter). */

@@ -585,3 +585,46 @@ describe('decision record', () => {
     assert.match(compile(spec).revision, /^[0-9a-f]{16}$/);
   });
 });
+
+describe('listing (GET /v1/models): judged without request content', () => {
+  const b = compile(`  variables:
+    - name: longPrompt
+      expression: request.tokenEstimate > 1000
+  rules:
+    - name: needs-a-user-message
+      require: {expression: "request.messages.exists(m, m.role == 'user')"}
+    - name: capped-output
+      require: {expression: "'max_tokens' in request.params && int(request.params.max_tokens) <= 4096"}
+    - name: no-long-prompts
+      deny: {expression: variables.longPrompt}
+    - name: enterprise-only-gpt4
+      deny: {expression: "request.model.startsWith('gpt-4') && tenant.attributes.tier != 'enterprise'"}
+    - name: research-only
+      require: {expression: "principal.team == 'research'"}
+`);
+  const listing = (model: string, team = 'research', tier = 'enterprise') =>
+    b.evaluate(input({ body: { model, messages: [] }, principal: { team }, tenant: { name: 'acme', attributes: { tier } } }), { listing: true });
+
+  it('content rules (directly or through a variable) are skipped, not failed', () => {
+    const d = listing('gpt-4o');
+    assert.equal(d.denied, undefined);
+    assert.deepEqual(
+      d.rules.map((r) => [r.rule, r.outcome]),
+      [
+        ['needs-a-user-message', 'skipped'],
+        ['capped-output', 'skipped'],
+        ['no-long-prompts', 'skipped'],
+        ['enterprise-only-gpt4', 'allow'],
+        ['research-only', 'allow'],
+      ],
+    );
+  });
+  it('rules on the model and the caller still decide', () => {
+    assert.equal(listing('gpt-4o', 'research', 'free').denied?.rule, 'p/enterprise-only-gpt4');
+    assert.equal(listing('claude', 'support').denied?.rule, 'p/research-only');
+  });
+  it('a real request with the same empty body is still held to every rule', () => {
+    const d = b.evaluate(input({ body: { model: 'gpt-4o', messages: [] } }));
+    assert.equal(d.denied?.rule, 'p/needs-a-user-message');
+  });
+});
