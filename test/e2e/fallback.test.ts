@@ -34,6 +34,9 @@ spec:
   rules:
   - name: emails
     redact: {detectors: [email], action: pseudonymize}
+  - name: tight-usd
+    when: "'x-budget-case' in request.headers"
+    budget: {scope: key, limit: {usd: 0.01}, window: day}
 `;
 
 const RETRY: StandinRetryPolicy = {
@@ -181,6 +184,33 @@ describe('in-request fallback across providers', () => {
     const token = (b: string): string | undefined => /mail (\S+) the report/.exec(b)?.[1];
     assert.ok(token(sent[0]!));
     assert.equal(token(sent[0]!), token(sent[1]!), 'the same pseudonym on both attempts (one redaction, before the chain)');
+  });
+
+  it('the budget reserves for the most expensive chain member, and settles at the one that served', async () => {
+    const ask = (model: string, max_tokens: number) =>
+      client.chat.completions
+        .create({ model, messages: [{ role: 'user', content: 'hi' }], max_tokens }, { headers: { 'x-budget-case': 'chain' } })
+        .withResponse()
+        .then((r) => r, (e: unknown) => e);
+    // 1,000 output tokens: $0.002 on OpenAI but $0.015 if Anthropic ends up serving; $0.01 left.
+    const refused = await ask('resilient', 1000);
+    assert.ok(refused instanceof OpenAI.RateLimitError, String(refused));
+    assert.equal(h.fakes.openai!.requests.length + h.fakes.anthropic!.requests.length, 0);
+    // The same request on a model without a chain fits.
+    const single = await ask('gpt-4o-mini', 1000);
+    assert.ok(!(single instanceof Error), String(single));
+    // 500 tokens fit even at Anthropic's price; OpenAI serves and the charge is OpenAI's.
+    const fits = await client.chat.completions
+      .create({ model: 'resilient', messages: [{ role: 'user', content: 'hi' }], max_tokens: 500 }, { headers: { 'x-budget-case': 'chain' } })
+      .withResponse();
+    const rid = fits.response.headers.get('x-request-id')!;
+    await eventually(() => lastRecord(h, rid) !== undefined);
+    const rec = lastRecord(h, rid)!;
+    const u = fits.data.usage!;
+    assert.equal(rec.served?.deployment, OPENAI_DEP);
+    assert.ok(Math.abs(rec.costUsd! - (u.prompt_tokens * 1 + u.completion_tokens * 2) / 1e6) < 1e-12);
+    const spent = rec.budgets?.find((b) => b.name.endsWith('tight-usd'));
+    assert.ok(spent, JSON.stringify(rec.budgets));
   });
 
   it('Anthropic SDK clients fall back too (OpenAI-compatible → Anthropic passthrough)', async () => {
