@@ -1,12 +1,15 @@
 // In-process BudgetStore: the embedded default for a single replica, and the local ledger the Redis
 // store falls back to. Single-threaded JS makes every operation atomic; no awaits inside.
 
-import { buildPlan, toAmounts, type Amounts, type CounterPlan, type Plan, type Usage, type UsageEstimate } from './plan.ts';
+import { toAmounts, type Amounts, type CounterPlan, type Plan, type Usage, type UsageEstimate } from './plan.ts';
 import {
   evaluate,
   exceeds,
   fits,
+  planReservation,
   retryAfterMs,
+  toUnit,
+  trimOldest,
   type BudgetStore,
   type CounterState,
   type ReserveResult,
@@ -127,23 +130,11 @@ export class MemoryStore implements BudgetStore {
   private markSettled(id: string, state: 'done' | 'expired', until: number, plan: Plan | null): void {
     this.settled.delete(id);
     this.settled.set(id, [state, until, plan]);
-    if (this.settled.size > this.maxSettled) {
-      const oldest = this.settled.keys().next().value;
-      if (oldest !== undefined) this.settled.delete(oldest);
-    }
+    trimOldest(this.settled, this.maxSettled);
   }
 
   async reserve(requestId: string, specs: ReserveSpecs, estimate: UsageEstimate): Promise<ReserveResult> {
-    const plan = buildPlan({
-      requestId,
-      budgets: specs.budgets,
-      rateLimits: specs.rateLimits ?? [],
-      estimate,
-      tenant: specs.tenant,
-      ttlMs: specs.ttlMs,
-      now: this.now(),
-    });
-    return this.reservePlan(plan);
+    return this.reservePlan(planReservation(requestId, specs, estimate, this.now()));
   }
 
   /** Reserve an already-built plan (synchronous; used directly by the Redis store's fallback). */
@@ -177,7 +168,7 @@ export class MemoryStore implements BudgetStore {
     for (const chk of plan.checks) {
       const mc = cs[chk.counter];
       const lk = `${chk.name}:${chk.metric}`;
-      const v = chk.metric === 'usd' ? chk.limit / NANO : chk.limit;
+      const v = toUnit(chk.metric, chk.limit);
       if (mc.limits[lk] !== v) mc.limits[lk] = v;
     }
     this.reservations.set(plan.requestId, { plan, expiresAt: plan.expiresAt });

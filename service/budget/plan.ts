@@ -168,16 +168,9 @@ export interface PlanInput {
 // Specs are immutable once a policy produced them: validate each object once.
 const validSpecs = new WeakSet<object>();
 
-function checkBudgetSpec(spec: BudgetSpec): void {
+function checkSpecOnce<S extends BudgetSpec | RateLimitSpec>(spec: S, validate: (spec: S) => string[]): void {
   if (validSpecs.has(spec)) return;
-  const errs = validateBudgetSpec(spec);
-  if (errs.length) throw budgetConfigError(spec.name || '(unnamed)', errs.join('; '));
-  validSpecs.add(spec);
-}
-
-function checkRateLimitSpec(spec: RateLimitSpec): void {
-  if (validSpecs.has(spec)) return;
-  const errs = validateRateLimitSpec(spec);
+  const errs = validate(spec);
   if (errs.length) throw budgetConfigError(spec.name || '(unnamed)', errs.join('; '));
   validSpecs.add(spec);
 }
@@ -250,7 +243,7 @@ export function buildPlan(input: PlanInput): Plan {
   const counters: CounterPlan[] = [];
   const checks: CheckPlan[] = [];
   for (const spec of input.budgets) {
-    checkBudgetSpec(spec);
+    checkSpecOnce(spec, validateBudgetSpec);
     const ci = counterIndex(counters, spec.scopeKey, spec.window, now, ttlMs);
     const hard = spec.enforcement === 'hard';
     const l = spec.limit;
@@ -261,7 +254,7 @@ export function buildPlan(input: PlanInput): Plan {
     if (l.requests !== undefined) pushCheck(checks, spec, 'budget', ci, 'requests', l.requests, hard);
   }
   for (const spec of input.rateLimits) {
-    checkRateLimitSpec(spec);
+    checkSpecOnce(spec, validateRateLimitSpec);
     const ci = counterIndex(counters, spec.scopeKey, 'rate', now, ttlMs);
     if (spec.rpm !== undefined) pushCheck(checks, spec, 'rate', ci, 'requests', spec.rpm, true);
     if (spec.tpm !== undefined) pushCheck(checks, spec, 'rate', ci, 'totalTokens', spec.tpm, true);

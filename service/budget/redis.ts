@@ -9,14 +9,16 @@
 
 import { createHash, randomUUID } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
-import { buildPlan, toAmounts, type Amounts, type CheckPlan, type CounterPlan, type Plan, type Usage, type UsageEstimate } from './plan.ts';
+import { toAmounts, type Amounts, type CheckPlan, type CounterPlan, type Plan, type Usage, type UsageEstimate } from './plan.ts';
 import { MemoryStore, compareRows, scopeMatches, spendRow, type JournalEntry } from './memory.ts';
 import { APPLY_LUA, RESERVE_LUA, SETTLE_LUA, SWEEP_LUA } from './lua.ts';
 import {
+  checkResult,
   currentValue,
   evaluate,
   metricValue,
-  toUnit,
+  planReservation,
+  trimOldest,
   type BudgetStore,
   type CheckResult,
   type CounterState,
@@ -182,15 +184,7 @@ export class RedisStore implements BudgetStore {
   // ---- BudgetStore ----
 
   async reserve(requestId: string, specs: ReserveSpecs, estimate: UsageEstimate): Promise<ReserveResult> {
-    const plan = buildPlan({
-      requestId,
-      budgets: specs.budgets,
-      rateLimits: specs.rateLimits ?? [],
-      estimate,
-      tenant: specs.tenant,
-      ttlMs: specs.ttlMs,
-      now: this.now(),
-    });
+    const plan = planReservation(requestId, specs, estimate, this.now());
     if (plan.counters.length === 0) return { ok: true, checks: [], denied: [], warnings: [] };
     if (!this.available()) return this.fallback(plan);
     // The hold record: what the expiry sweep needs to undo the hold if this replica dies.
@@ -233,10 +227,7 @@ export class RedisStore implements BudgetStore {
     if (!f) return { status: this.settledIds.has(requestId) ? 'duplicate' : 'unknown' };
     this.inflight.delete(requestId);
     this.settledIds.set(requestId, f.at);
-    if (this.settledIds.size > LAST_KNOWN_MAX) {
-      const oldest = this.settledIds.keys().next().value;
-      if (oldest !== undefined) this.settledIds.delete(oldest);
-    }
+    trimOldest(this.settledIds, LAST_KNOWN_MAX);
     if (f.where === 'local') {
       const r = this.local.settleSync(requestId, charge, f.plan);
       if (this.available()) void this.flush();
@@ -346,52 +337,34 @@ export class RedisStore implements BudgetStore {
   }
 
   private unenforced(plan: Plan, chk: CheckPlan, admitted: boolean): CheckResult {
-    const c = plan.counters[chk.counter];
-    const lk = this.lastKnown.get(`${plan.tenant}\u0000${c.key}`);
-    const fresh = lk && (c.bucketMs === 0 || plan.now - lk.at < c.bucketMs * c.buckets);
-    const cur = fresh ? currentValue(chk.metric, lk.s) : 0;
     const need = metricValue(chk.metric, plan.amounts);
-    const used = admitted ? cur + need : cur;
-    return {
-      name: chk.name,
-      kind: chk.kind,
-      metric: chk.metric,
-      scopeKey: chk.scopeKey,
-      hard: chk.hard,
-      limit: toUnit(chk.metric, chk.limit),
-      used: toUnit(chk.metric, used),
-      remaining: toUnit(chk.metric, Math.max(0, chk.limit - used)),
-      requested: toUnit(chk.metric, need),
-      exceeded: cur + need > chk.limit,
-      resetAt: c.resetAt,
-      retryAfterMs: 0,
-      degraded: 'failOpen',
-    };
+    const res = checkResult(chk, plan.counters[chk.counter], this.lastKnownUsage(plan, chk), need, admitted);
+    res.degraded = 'failOpen';
+    return res;
   }
 
   /** This replica's share of what was left when Redis was last seen. Unknown counter: limit/replicas. */
   private share(plan: Plan, chk: CheckPlan, replicas: number): number {
+    return Math.floor(Math.max(0, chk.limit - this.lastKnownUsage(plan, chk)) / replicas);
+  }
+
+  /** A check's usage as Redis last reported it; 0 when never seen, or seen before its sliding window. */
+  private lastKnownUsage(plan: Plan, chk: CheckPlan): number {
     const c = plan.counters[chk.counter];
-    const lk = this.lastKnown.get(`${plan.tenant}\u0000${c.key}`);
-    const windowMs = c.bucketMs * c.buckets;
-    const fresh = lk && (c.bucketMs === 0 || plan.now - lk.at < windowMs);
-    const used = fresh ? currentValue(chk.metric, lk.s) : 0;
-    return Math.floor(Math.max(0, chk.limit - used) / replicas);
+    const lk = this.lastKnown.get(lastKnownKey(plan.tenant, c));
+    const fresh = lk && (c.bucketMs === 0 || plan.now - lk.at < c.bucketMs * c.buckets);
+    return fresh ? currentValue(chk.metric, lk.s) : 0;
   }
 
   private remember(plan: Plan, states: CounterState[], admitted: boolean): void {
     plan.counters.forEach((c, i) => {
-      const k = `${plan.tenant}\u0000${c.key}`;
+      const k = lastKnownKey(plan.tenant, c);
       const s = states[i];
       const r = admitted ? { u: s.r.u + plan.amounts.u, i: s.r.i + plan.amounts.i, o: s.r.o + plan.amounts.o, q: s.r.q + plan.amounts.q } : s.r;
       this.lastKnown.delete(k);
       this.lastKnown.set(k, { at: plan.now, s: { c: s.c, r } });
     });
-    while (this.lastKnown.size > LAST_KNOWN_MAX) {
-      const oldest = this.lastKnown.keys().next().value;
-      if (oldest === undefined) break;
-      this.lastKnown.delete(oldest);
-    }
+    trimOldest(this.lastKnown, LAST_KNOWN_MAX);
   }
 
   private replicas(): number {
@@ -556,6 +529,10 @@ export class RedisStore implements BudgetStore {
       }
     }
   }
+}
+
+function lastKnownKey(tenant: string, c: CounterPlan): string {
+  return `${tenant}\u0000${c.key}`;
 }
 
 /** The plan as the flat ARGV layout readPlan() in lua.ts expects. */

@@ -117,7 +117,20 @@ export interface BudgetStore {
 
 // ---- shared evaluation --------------------------------------------------------------------------
 
-import { NANO } from './plan.ts';
+import { buildPlan, NANO, type CounterPlan } from './plan.ts';
+
+/** The plan for one reserve() call, at the store's clock. */
+export function planReservation(requestId: string, specs: ReserveSpecs, estimate: UsageEstimate, now: number): Plan {
+  return buildPlan({
+    requestId,
+    budgets: specs.budgets,
+    rateLimits: specs.rateLimits ?? [],
+    estimate,
+    tenant: specs.tenant,
+    ttlMs: specs.ttlMs,
+    now,
+  });
+}
 
 export function metricValue(m: Metric, a: Amounts): number {
   switch (m) {
@@ -143,6 +156,28 @@ export function exceeds(chk: CheckPlan, s: CounterState, amounts: Amounts): bool
 export const toUnit = (m: Metric, v: number): number => (m === 'usd' ? v / NANO : v);
 
 /**
+ * One check's result from the counter's usage before this request (`cur`) and the request's need, both in
+ * integer units. `admitted` adds the request to `used`. retryAfterMs is 0: the caller sets it for an exceeded check.
+ */
+export function checkResult(chk: CheckPlan, counter: CounterPlan, cur: number, need: number, admitted: boolean): CheckResult {
+  const used = admitted ? cur + need : cur;
+  return {
+    name: chk.name,
+    kind: chk.kind,
+    metric: chk.metric,
+    scopeKey: chk.scopeKey,
+    hard: chk.hard,
+    limit: toUnit(chk.metric, chk.limit),
+    used: toUnit(chk.metric, used),
+    remaining: toUnit(chk.metric, Math.max(0, chk.limit - used)),
+    requested: toUnit(chk.metric, need),
+    exceeded: cur + need > chk.limit,
+    resetAt: counter.resetAt,
+    retryAfterMs: 0,
+  };
+}
+
+/**
  * Check results from counter states taken *before* this request. `admitted` adds the request to
  * `used`. `retryMs(i)` gives the store's retry estimate for an exceeded check i.
  */
@@ -151,28 +186,12 @@ export function evaluate(plan: Plan, states: readonly CounterState[], admitted: 
   const denied: CheckResult[] = [];
   const warnings: CheckResult[] = [];
   plan.checks.forEach((chk, i) => {
-    const s = states[chk.counter];
-    const cur = currentValue(chk.metric, s);
+    const cur = currentValue(chk.metric, states[chk.counter]);
     const need = metricValue(chk.metric, plan.amounts);
-    const exceeded = cur + need > chk.limit;
-    const used = admitted ? cur + need : cur;
-    const c = plan.counters[chk.counter];
-    const res: CheckResult = {
-      name: chk.name,
-      kind: chk.kind,
-      metric: chk.metric,
-      scopeKey: chk.scopeKey,
-      hard: chk.hard,
-      limit: toUnit(chk.metric, chk.limit),
-      used: toUnit(chk.metric, used),
-      remaining: toUnit(chk.metric, Math.max(0, chk.limit - used)),
-      requested: toUnit(chk.metric, need),
-      exceeded,
-      resetAt: c.resetAt,
-      retryAfterMs: exceeded ? retryMs(i) : 0,
-    };
+    const res = checkResult(chk, plan.counters[chk.counter], cur, need, admitted);
+    if (res.exceeded) res.retryAfterMs = retryMs(i);
     checks.push(res);
-    if (exceeded) (chk.hard ? denied : warnings).push(res);
+    if (res.exceeded) (chk.hard ? denied : warnings).push(res);
   });
   return { ok: admitted, checks, denied, warnings };
 }
@@ -213,5 +232,14 @@ export function retryAfterMs(
 }
 
 export const ZERO: Readonly<Amounts> = Object.freeze({ u: 0, i: 0, o: 0, q: 0 });
+
+/** Bounds an insertion-ordered map (oldest first) to `max` entries by dropping its oldest ones. */
+export function trimOldest<K, V>(map: Map<K, V>, max: number): void {
+  while (map.size > max) {
+    const oldest = map.keys().next().value;
+    if (oldest === undefined) break;
+    map.delete(oldest);
+  }
+}
 
 export type { StoreFailMode };

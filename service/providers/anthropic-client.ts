@@ -1,13 +1,16 @@
 // Anthropic Messages client → any non-Anthropic provider. The request is converted to an OpenAI Chat Completions
 // body and handed to that provider's core; its OpenAI-shaped answers (completion or chunks) are converted back into
 // an Anthropic message or Anthropic SSE events.
-import { GatewayError, renderError } from '../errors.ts';
+import { GatewayError } from '../errors.ts';
 import type { ProviderApi } from '../config/types.ts';
 import { AnthropicMessagesBody, OpenAIChatBody, validate, type AnthropicContentBlock } from './schemas.ts';
 import { sseEvent } from './sse.ts';
-import { decodeBody, isObject, JSON_CT, notSupported, parseJson, rejectUnknown, SSE_CT, upstreamError, type Json } from './common.ts';
+import { decodeBody, isObject, jsonResponse, notSupported, parseJson, rejectUnknown, SSE_CT, upstreamError, type Json } from './common.ts';
 import {
-  toGatewayError,
+  anthropicStreamError,
+  errorResponse,
+  readCore,
+  streamEnded,
   usageFromOpenAI,
   type ChatChunk,
   type ChatCompletion,
@@ -223,24 +226,12 @@ class AnthropicClientStream implements StreamTranslator {
 
   push(chunk: Buffer): Buffer {
     if (this.failed || this.stopped) return Buffer.alloc(0);
-    let events: CoreEvent[];
-    try {
-      events = this.inner.push(chunk);
-    } catch (err) {
-      events = [{ type: 'error', error: toGatewayError(err) }];
-    }
-    return Buffer.from(this.render(events));
+    return Buffer.from(this.render(readCore(() => this.inner.push(chunk))));
   }
 
   end(): Buffer {
     if (this.failed || this.stopped) return Buffer.alloc(0);
-    let events: CoreEvent[];
-    try {
-      events = this.inner.end();
-    } catch (err) {
-      events = [{ type: 'error', error: toGatewayError(err) }];
-    }
-    let out = this.render(events);
+    let out = this.render(readCore(() => this.inner.end()));
     if (!this.failed && !this.stopped) out += this.stop();
     return Buffer.from(out);
   }
@@ -262,7 +253,7 @@ class AnthropicClientStream implements StreamTranslator {
     for (const ev of events) {
       if (this.failed || this.stopped) break;
       if (ev.type === 'error') {
-        out += sseEvent(renderError(ev.error, 'anthropic').body.toString('utf8'), 'error');
+        out += anthropicStreamError(ev.error);
         this.failed = true;
         this.failure = ev.error;
       } else if (ev.type === 'done') {
@@ -336,9 +327,9 @@ class AnthropicClientStream implements StreamTranslator {
     if (this.stopped) return '';
     if (!this.started) {
       this.failed = true;
-      const err = new GatewayError('upstream', 'upstream stream ended without any content', { code: 'upstream_incomplete' });
+      const err = streamEnded('without any content');
       this.failure = err;
-      return sseEvent(renderError(err, 'anthropic').body.toString('utf8'), 'error');
+      return anthropicStreamError(err);
     }
     this.stopped = true;
     let out = this.closeBlock();
@@ -393,16 +384,9 @@ export class AnthropicClientTranslator implements Translator {
       const completion = this.core.parse(parseJson(decodeBody(headers, body)), ctx, oaBody);
       const msg = completionToAnthropic(completion, req.model);
       const usage = usageFromOpenAI(completion.usage);
-      return {
-        status,
-        headers: { 'content-type': JSON_CT },
-        body: Buffer.from(JSON.stringify(msg)),
-        ...(usage ? { usage } : {}),
-        finishReason: String(msg.stop_reason),
-      };
+      return jsonResponse(status, msg, { ...(usage ? { usage } : {}), finishReason: String(msg.stop_reason) });
     } catch (err) {
-      const r = renderError(toGatewayError(err), 'anthropic');
-      return { status: r.status, headers: r.headers, body: r.body };
+      return errorResponse(err, 'anthropic');
     }
   }
 

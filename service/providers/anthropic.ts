@@ -1,9 +1,10 @@
 // OpenAI Chat Completions ⇄ Anthropic Messages (core), and Anthropic client → Anthropic passthrough.
-import { GatewayError, renderError } from '../errors.ts';
+import { GatewayError } from '../errors.ts';
 import type { OpenAIChatBody, OpenAIMessage } from './schemas.ts';
 import { AnthropicMessagesBody, validate } from './schemas.ts';
 import { SseDecoder, sseEvent, type SseEvent } from './sse.ts';
 import {
+  basePathOf,
   decodeBody,
   DEFAULT_ANTHROPIC_VERSION,
   DEFAULT_MAX_TOKENS,
@@ -11,20 +12,26 @@ import {
   invalid,
   isObject,
   JSON_CT,
+  noConversation,
   notSupported,
   parseDataUrl,
   parseJson,
   parseToolArguments,
   rejectUnknown,
   SSE_CT,
+  tokenCount,
   upstreamError,
   type Json,
 } from './common.ts';
 import {
+  anthropicStreamError,
+  assistantMessageChoice,
+  chatCompletion,
   ChunkFactory,
+  errorResponse,
   SseCoreStream,
+  streamEnded,
   toGatewayError,
-  usageToOpenAI,
   type ChatCompletion,
   type ChatCore,
   type CoreContext,
@@ -45,8 +52,9 @@ import type {
 
 const P = 'anthropic' as const;
 const IMAGE_TYPES = new Set(['image/jpeg', 'image/png', 'image/gif', 'image/webp']);
-/** Name of the forced tool that carries `response_format` JSON output (see jsonModeTool). */
+/** Name of the forced tool that carries `response_format` JSON output (see jsonModeSchema). */
 export const JSON_TOOL = 'json_response';
+export const JSON_TOOL_DESCRIPTION = 'Respond with the final answer as JSON matching this schema.';
 
 /** A content block of an Anthropic or Bedrock (Converse) answer, reduced to what Chat Completions can carry. */
 export type AssistantPart = { text: string } | { toolUse: { id: string; name: string; input: unknown } };
@@ -70,27 +78,84 @@ export function assistantChoice(parts: readonly AssistantPart[], json: boolean, 
       toolCalls.push({ id: p.toolUse.id, type: 'function', function: { name: p.toolUse.name, arguments: JSON.stringify(p.toolUse.input ?? {}) } });
     }
   }
-  return {
-    index: 0,
-    message: { role: 'assistant', content: hasText ? text : null, refusal: null, ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}) },
-    logprobs: null,
-    finish_reason: json && finish === 'tool_calls' && toolCalls.length === 0 ? 'stop' : finish,
-  };
+  return assistantMessageChoice(0, hasText ? text : null, toolCalls, jsonModeFinish(json, finish, toolCalls.length));
+}
+
+/** In JSON mode the forced tool call is the answer, so a `tool_calls` finish without real tool calls is a `stop`. */
+export function jsonModeFinish(json: boolean, finish: string, toolCalls: number): string {
+  return json && finish === 'tool_calls' && toolCalls === 0 ? 'stop' : finish;
 }
 
 /**
- * OpenAI request fields this translator understands. Fields listed in DROPPED are harmless to drop: they only
- * affect OpenAI-side bookkeeping (store, metadata, prompt_cache_key, service_tier, safety_identifier), token
- * accounting hints (image `detail`), or are best-effort anyway (seed). Anything else unknown → 422.
+ * The content blocks of a streamed Anthropic or Bedrock answer, by block index, as OpenAI deltas: a tool-use block
+ * becomes a tool call, except JSON mode's forced tool, whose input streams as the answer text (the streaming side
+ * of assistantChoice).
  */
-const KNOWN = new Set([
+export class StreamedBlocks {
+  private readonly json: boolean;
+  private readonly chunks: ChunkFactory;
+  private readonly blocks = new Map<number, { kind: 'text' } | { kind: 'json' } | { kind: 'tool'; index: number } | { kind: 'other' }>();
+  private toolCalls = 0;
+
+  constructor(json: boolean, chunks: ChunkFactory) {
+    this.json = json;
+    this.chunks = chunks;
+  }
+
+  /** A block that is not tool use starts (Anthropic: text, or thinking and the like as `other`). */
+  open(block: number, kind: 'text' | 'other'): void {
+    this.blocks.set(block, { kind });
+  }
+
+  isText(block: number): boolean {
+    return this.blocks.get(block)?.kind === 'text';
+  }
+
+  /** A tool-use block starts; `id` and `name` as the upstream sent them. */
+  openToolUse(block: number, id: unknown, name: unknown, out: CoreEvent[]): void {
+    if (this.json && name === JSON_TOOL) {
+      this.blocks.set(block, { kind: 'json' });
+      return;
+    }
+    const index = this.toolCalls++;
+    this.blocks.set(block, { kind: 'tool', index });
+    out.push({
+      type: 'chunk',
+      chunk: this.chunks.delta({ tool_calls: [{ index, id: String(id), type: 'function', function: { name: String(name), arguments: '' } }] }),
+    });
+  }
+
+  /** A piece of a tool-use block's input JSON. */
+  toolInput(block: number, partial: string, out: CoreEvent[]): void {
+    const b = this.blocks.get(block);
+    if (b?.kind === 'json') out.push({ type: 'chunk', chunk: this.chunks.delta({ content: partial }) });
+    else if (b?.kind === 'tool') {
+      out.push({ type: 'chunk', chunk: this.chunks.delta({ tool_calls: [{ index: b.index, function: { arguments: partial } }] }) });
+    }
+  }
+
+  finish(reason: string): string {
+    return jsonModeFinish(this.json, reason, this.toolCalls);
+  }
+}
+
+/**
+ * OpenAI request fields the cross-provider translators (Anthropic, Gemini, Bedrock) understand. Some are dropped
+ * because they are harmless to drop: they only affect OpenAI-side bookkeeping (store, metadata, prompt_cache_key,
+ * service_tier, safety_identifier), token accounting hints (image `detail`), or are best-effort anyway (seed).
+ * Anything else unknown → 422.
+ */
+export const OPENAI_CHAT_FIELDS: ReadonlySet<string> = new Set([
   'model', 'messages', 'stream', 'stream_options', 'max_tokens', 'max_completion_tokens', 'temperature', 'top_p',
   'top_k', 'n', 'stop', 'presence_penalty', 'frequency_penalty', 'logit_bias', 'logprobs', 'top_logprobs', 'seed',
   'tools', 'tool_choice', 'parallel_tool_calls', 'response_format', 'user', 'reasoning_effort', 'modalities',
   'metadata', 'store', 'service_tier', 'prompt_cache_key', 'safety_identifier',
 ]);
 
-/** OpenAI-only knobs that Anthropic, Bedrock and Gemini cannot honour (Gemini does support n and the penalties). */
+/**
+ * OpenAI-only knobs that Anthropic, Bedrock and Gemini cannot honour (Gemini does support n, the penalties and
+ * temperatures above 1).
+ */
 export function rejectOpenAIOnlyParams(b: OpenAIChatBody, provider: 'anthropic' | 'bedrock' | 'gemini'): void {
   if (provider !== 'gemini' && b.n != null && b.n !== 1) throw notSupported('n', provider, 'only n=1 is supported');
   if (b.logit_bias != null && Object.keys(b.logit_bias).length > 0) throw notSupported('logit_bias', provider);
@@ -104,7 +169,39 @@ export function rejectOpenAIOnlyParams(b: OpenAIChatBody, provider: 'anthropic' 
   if (provider !== 'gemini') {
     if (b.presence_penalty != null && b.presence_penalty !== 0) throw notSupported('presence_penalty', provider);
     if (b.frequency_penalty != null && b.frequency_penalty !== 0) throw notSupported('frequency_penalty', provider);
+    if (b.temperature != null && b.temperature > 1) {
+      throw new GatewayError('unprocessable', `parameter 'temperature' must be between 0 and 1 for provider ${provider}`, {
+        param: 'temperature',
+        code: 'unsupported_parameter',
+      });
+    }
   }
+}
+
+/**
+ * Appends a turn, merged into the previous one when the role repeats (Anthropic and Converse want alternating
+ * roles). An empty turn is dropped.
+ */
+export function appendTurn<R extends string>(turns: Array<{ role: R; content: Json[] }>, role: R, content: Json[]): void {
+  if (content.length === 0) return;
+  const last = turns[turns.length - 1];
+  if (last && last.role === role) last.content.push(...content);
+  else turns.push({ role, content });
+}
+
+/** The content of a system, developer, assistant or tool message (only an assistant's has refusal parts). */
+type TextContent = string | ReadonlyArray<{ type: 'text'; text: string } | { type: 'refusal'; refusal: string }> | null | undefined;
+
+/** The non-empty texts of a message, in order (refusal parts count as text). */
+export function messageTexts(content: TextContent): string[] {
+  if (typeof content === 'string') return content === '' ? [] : [content];
+  const out: string[] = [];
+  if (content == null) return out;
+  for (const p of content) {
+    const text = p.type === 'text' ? p.text : p.refusal;
+    if (text !== '') out.push(text);
+  }
+  return out;
 }
 
 export function maxTokensOf(b: OpenAIChatBody): number {
@@ -146,21 +243,15 @@ function imageBlock(url: string, param: string): Json {
   throw invalid(param, `Invalid value for '${param}': expected an http(s) URL or a base64 data URL.`);
 }
 
-function textBlocks(content: string | Array<{ type: 'text'; text: string }>): Json[] {
-  if (typeof content === 'string') return content === '' ? [] : [{ type: 'text', text: content }];
-  return content.filter((p) => p.text !== '').map((p) => ({ type: 'text', text: p.text }));
+function textBlocks(content: TextContent): Json[] {
+  return messageTexts(content).map((text) => ({ type: 'text', text }));
 }
 
 /** OpenAI messages → Anthropic `system` + alternating `messages` (consecutive same-role turns merged). */
 function convertMessages(messages: OpenAIMessage[]): { system: Json[]; messages: Json[] } {
   const system: Json[] = [];
   const out: Array<{ role: 'user' | 'assistant'; content: Json[] }> = [];
-  const push = (role: 'user' | 'assistant', blocks: Json[]): void => {
-    if (blocks.length === 0) return;
-    const last = out[out.length - 1];
-    if (last && last.role === role) last.content.push(...blocks);
-    else out.push({ role, content: blocks });
-  };
+  const push = (role: 'user' | 'assistant', blocks: Json[]): void => appendTurn(out, role, blocks);
   messages.forEach((m, i) => {
     const at = `messages[${i}]`;
     switch (m.role) {
@@ -190,14 +281,7 @@ function convertMessages(messages: OpenAIMessage[]): { system: Json[]; messages:
         break;
       }
       case 'assistant': {
-        const blocks: Json[] = [];
-        if (typeof m.content === 'string') blocks.push(...textBlocks(m.content));
-        else if (Array.isArray(m.content)) {
-          for (const p of m.content) {
-            const text = p.type === 'text' ? p.text : p.refusal;
-            if (text !== '') blocks.push({ type: 'text', text });
-          }
-        }
+        const blocks = textBlocks(m.content);
         m.tool_calls?.forEach((tc, j) => {
           blocks.push({
             type: 'tool_use',
@@ -225,7 +309,7 @@ function convertTools(b: OpenAIChatBody): { tools?: Json[]; tool_choice?: Json }
   const jsonSchema = jsonModeSchema(b, P);
   if (jsonSchema) {
     return {
-      tools: [{ name: JSON_TOOL, description: 'Respond with the final answer as JSON matching this schema.', input_schema: jsonSchema }],
+      tools: [{ name: JSON_TOOL, description: JSON_TOOL_DESCRIPTION, input_schema: jsonSchema }],
       tool_choice: { type: 'tool', name: JSON_TOOL },
     };
   }
@@ -253,21 +337,10 @@ function convertTools(b: OpenAIChatBody): { tools?: Json[]; tool_choice?: Json }
 
 /** OpenAI body → Anthropic Messages body (without model). Exported for the benchmark. */
 export function toAnthropicBody(b: OpenAIChatBody, stream: boolean): Json {
-  rejectUnknown(b as Json, KNOWN, P);
+  rejectUnknown(b as Json, OPENAI_CHAT_FIELDS, P);
   rejectOpenAIOnlyParams(b, P);
-  if (b.temperature != null && b.temperature > 1) {
-    throw new GatewayError('unprocessable', `parameter 'temperature' must be between 0 and 1 for provider anthropic`, {
-      param: 'temperature',
-      code: 'unsupported_parameter',
-    });
-  }
   const { system, messages } = convertMessages(b.messages);
-  if (messages.length === 0) {
-    throw new GatewayError('unprocessable', 'provider anthropic needs at least one user or assistant message', {
-      param: 'messages',
-      code: 'unsupported_parameter',
-    });
-  }
+  if (messages.length === 0) throw noConversation(P);
   const out: Json = { max_tokens: maxTokensOf(b), messages };
   if (system.length === 1) out.system = system[0]!.text;
   else if (system.length > 1) out.system = system;
@@ -295,21 +368,49 @@ export function anthropicHeaders(target: UpstreamTarget, clientHeaders?: Record<
 }
 
 export function anthropicPath(target: UpstreamTarget): string {
-  const base = target.provider.basePath.replace(/\/$/, '');
-  return `${base}/messages`;
+  return `${basePathOf(target.provider)}/messages`;
 }
 
-/** Anthropic usage → gateway Usage (input includes cache reads and writes, as OpenAI's prompt_tokens does). */
-export function usageFromAnthropic(u: unknown): Usage | undefined {
-  if (!isObject(u)) return undefined;
-  const num = (v: unknown): number => (typeof v === 'number' ? v : 0);
-  const input = num(u.input_tokens);
-  const read = num(u.cache_read_input_tokens);
-  const write = num(u.cache_creation_input_tokens);
-  const usage: Usage = { inputTokens: input + read + write, outputTokens: num(u.output_tokens) };
+/**
+ * Usage from counts that keep cache reads and writes apart from input (Anthropic, Bedrock). Input gets both added,
+ * as OpenAI's prompt_tokens includes them.
+ */
+export function usageWithCache(input: number, output: number, read: number, write: number): Usage {
+  const usage: Usage = { inputTokens: input + read + write, outputTokens: output };
   if (read > 0) usage.cachedInputTokens = read;
   if (write > 0) usage.cacheCreationInputTokens = write;
   return usage;
+}
+
+/** Anthropic usage → gateway Usage. */
+export function usageFromAnthropic(u: unknown): Usage | undefined {
+  if (!isObject(u)) return undefined;
+  return usageWithCache(
+    tokenCount(u.input_tokens),
+    tokenCount(u.output_tokens),
+    tokenCount(u.cache_read_input_tokens),
+    tokenCount(u.cache_creation_input_tokens),
+  );
+}
+
+/**
+ * Usage of an Anthropic stream: message_start carries the first counts, each message_delta updates some of them
+ * (null = unchanged).
+ */
+class AnthropicStreamUsage {
+  private readonly raw: Json = {};
+
+  start(u: unknown): void {
+    if (isObject(u)) Object.assign(this.raw, u);
+  }
+
+  delta(u: unknown): void {
+    if (isObject(u)) for (const [k, v] of Object.entries(u)) if (v != null) this.raw[k] = v;
+  }
+
+  usage(): Usage | undefined {
+    return Object.keys(this.raw).length > 0 ? usageFromAnthropic(this.raw) : undefined;
+  }
 }
 
 export function finishFromAnthropic(stop: unknown): string {
@@ -354,15 +455,8 @@ export class AnthropicCore implements ChatCore {
     }
     const choice = assistantChoice(parts, isJsonMode(requestBody), finishFromAnthropic(body.stop_reason));
     const usage = usageFromAnthropic(body.usage);
-    const completion: ChatCompletion = {
-      id: typeof body.id === 'string' ? body.id : this.opts.newId('chatcmpl-'),
-      object: 'chat.completion',
-      created: this.opts.now(),
-      model: typeof body.model === 'string' ? body.model : ctx.model,
-      choices: [choice],
-    };
-    if (usage) completion.usage = usageToOpenAI(usage);
-    return completion;
+    const id = typeof body.id === 'string' ? body.id : this.opts.newId('chatcmpl-');
+    return chatCompletion(id, this.opts.now(), typeof body.model === 'string' ? body.model : ctx.model, [choice], usage);
   }
 
   stream(ctx: CoreContext, requestBody: OpenAIChatBody): AnthropicToOpenAIStream {
@@ -372,20 +466,17 @@ export class AnthropicCore implements ChatCore {
 
 /** Anthropic SSE (message_start … message_stop) → OpenAI chat.completion.chunk events. */
 export class AnthropicToOpenAIStream extends SseCoreStream {
-  private readonly json: boolean;
   private readonly chunks: ChunkFactory;
   private readonly opts: Required<TranslatorOptions>;
-  /** Anthropic content block index → what it carries. */
-  private readonly blocks = new Map<number, { kind: 'text' } | { kind: 'json' } | { kind: 'tool'; index: number } | { kind: 'other' }>();
-  private toolCount = 0;
-  private usageRaw: Json = {};
+  private readonly blocks: StreamedBlocks;
+  private readonly tally = new AnthropicStreamUsage();
   private finish: string | undefined;
 
   constructor(ctx: CoreContext, json: boolean, opts: Required<TranslatorOptions>) {
     super();
-    this.json = json;
     this.opts = opts;
     this.chunks = new ChunkFactory('', ctx.model, opts.now());
+    this.blocks = new StreamedBlocks(json, this.chunks);
   }
 
   protected onEvent(data: string, event: string | undefined, out: CoreEvent[]): void {
@@ -397,7 +488,7 @@ export class AnthropicToOpenAIStream extends SseCoreStream {
         const msg = isObject(ev.message) ? ev.message : {};
         this.chunks.id = typeof msg.id === 'string' ? msg.id : this.opts.newId('chatcmpl-');
         if (typeof msg.model === 'string') this.chunks.model = msg.model;
-        if (isObject(msg.usage)) Object.assign(this.usageRaw, msg.usage);
+        this.tally.start(msg.usage);
         out.push({ type: 'chunk', chunk: this.chunks.delta({ role: 'assistant', content: '' }) });
         break;
       }
@@ -405,53 +496,33 @@ export class AnthropicToOpenAIStream extends SseCoreStream {
         const idx = Number(ev.index);
         const block = isObject(ev.content_block) ? ev.content_block : {};
         if (block.type === 'text') {
-          this.blocks.set(idx, { kind: 'text' });
+          this.blocks.open(idx, 'text');
           if (typeof block.text === 'string' && block.text !== '') {
             out.push({ type: 'chunk', chunk: this.chunks.delta({ content: block.text }) });
           }
         } else if (block.type === 'tool_use') {
-          if (this.json && block.name === JSON_TOOL) {
-            this.blocks.set(idx, { kind: 'json' });
-          } else {
-            const index = this.toolCount++;
-            this.blocks.set(idx, { kind: 'tool', index });
-            out.push({
-              type: 'chunk',
-              chunk: this.chunks.delta({
-                tool_calls: [{ index, id: String(block.id), type: 'function', function: { name: String(block.name), arguments: '' } }],
-              }),
-            });
-          }
+          this.blocks.openToolUse(idx, block.id, block.name, out);
         } else {
-          this.blocks.set(idx, { kind: 'other' });
+          this.blocks.open(idx, 'other');
         }
         break;
       }
       case 'content_block_delta': {
-        const b = this.blocks.get(Number(ev.index));
+        const idx = Number(ev.index);
         const d = isObject(ev.delta) ? ev.delta : {};
-        if (d.type === 'text_delta' && typeof d.text === 'string' && b?.kind === 'text') {
+        if (d.type === 'text_delta' && typeof d.text === 'string' && this.blocks.isText(idx)) {
           out.push({ type: 'chunk', chunk: this.chunks.delta({ content: d.text }) });
         } else if (d.type === 'input_json_delta' && typeof d.partial_json === 'string' && d.partial_json !== '') {
-          if (b?.kind === 'json') out.push({ type: 'chunk', chunk: this.chunks.delta({ content: d.partial_json }) });
-          else if (b?.kind === 'tool') {
-            out.push({
-              type: 'chunk',
-              chunk: this.chunks.delta({ tool_calls: [{ index: b.index, function: { arguments: d.partial_json } }] }),
-            });
-          }
+          this.blocks.toolInput(idx, d.partial_json, out);
         }
         // thinking_delta, signature_delta, citations_delta: no Chat Completions equivalent.
         break;
       }
       case 'message_delta': {
         const d = isObject(ev.delta) ? ev.delta : {};
-        if (isObject(ev.usage)) {
-          for (const [k, v] of Object.entries(ev.usage)) if (v != null) this.usageRaw[k] = v;
-        }
+        this.tally.delta(ev.usage);
         if (d.stop_reason != null) {
-          let finish = finishFromAnthropic(d.stop_reason);
-          if (this.json && finish === 'tool_calls' && this.toolCount === 0) finish = 'stop';
+          const finish = this.blocks.finish(finishFromAnthropic(d.stop_reason));
           this.finish = finish;
           out.push({ type: 'chunk', chunk: this.chunks.finish(finish) });
         }
@@ -473,7 +544,7 @@ export class AnthropicToOpenAIStream extends SseCoreStream {
   }
 
   usage(): Usage | undefined {
-    return Object.keys(this.usageRaw).length > 0 ? usageFromAnthropic(this.usageRaw) : undefined;
+    return this.tally.usage();
   }
 
   finishReason(): string | undefined {
@@ -483,19 +554,19 @@ export class AnthropicToOpenAIStream extends SseCoreStream {
 
 // ---------------------------------------------------------------- Anthropic client → Anthropic
 
-/**
- * Re-emits each complete upstream event unchanged (`event:` + `data:`), reading usage and stop_reason on the way.
- * Only whole events are forwarded, so a stream cut mid-event can still be closed with a well-formed error event.
- */
 /** HTTP status Anthropic uses for an error type, for an in-stream `error` event (which has no status). */
 function statusOfStreamError(e: unknown): number {
   const type = isObject(e) ? e.type : undefined;
   return type === 'overloaded_error' ? 529 : type === 'rate_limit_error' ? 429 : 500;
 }
 
+/**
+ * Re-emits each complete upstream event unchanged (`event:` + `data:`), reading usage and stop_reason on the way.
+ * Only whole events are forwarded, so a stream cut mid-event can still be closed with a well-formed error event.
+ */
 class AnthropicPassthroughStream implements StreamTranslator {
   private readonly sse = new SseDecoder();
-  private readonly usageRaw: Json = {};
+  private readonly tally = new AnthropicStreamUsage();
   private stop: string | undefined;
   private finished = false;
   private failed = false;
@@ -509,9 +580,9 @@ class AnthropicPassthroughStream implements StreamTranslator {
     let out = this.forward(() => this.sse.end()).toString('utf8');
     if (!this.finished && !this.failed) {
       this.failed = true;
-      const err = new GatewayError('upstream', 'upstream stream ended before the response was complete', { code: 'upstream_incomplete' });
+      const err = streamEnded('before the response was complete');
       this.failure = err;
-      out += sseEvent(renderError(err, 'anthropic').body.toString('utf8'), 'error');
+      out += anthropicStreamError(err);
     }
     return Buffer.from(out);
   }
@@ -521,7 +592,7 @@ class AnthropicPassthroughStream implements StreamTranslator {
   }
 
   usage(): Usage | undefined {
-    return Object.keys(this.usageRaw).length > 0 ? usageFromAnthropic(this.usageRaw) : undefined;
+    return this.tally.usage();
   }
 
   finishReason(): string | undefined {
@@ -537,7 +608,7 @@ class AnthropicPassthroughStream implements StreamTranslator {
     } catch (err) {
       this.failed = true;
       this.failure = toGatewayError(err);
-      return Buffer.from(sseEvent(renderError(this.failure, 'anthropic').body.toString('utf8'), 'error'));
+      return Buffer.from(anthropicStreamError(this.failure));
     }
     for (const ev of events) {
       if (this.failed || this.finished) break;
@@ -549,10 +620,10 @@ class AnthropicPassthroughStream implements StreamTranslator {
         continue; // forwarded verbatim; only accounting is lost
       }
       if (!isObject(j)) continue;
-      if (j.type === 'message_start' && isObject(j.message) && isObject(j.message.usage)) {
-        Object.assign(this.usageRaw, j.message.usage);
+      if (j.type === 'message_start') {
+        if (isObject(j.message)) this.tally.start(j.message.usage);
       } else if (j.type === 'message_delta') {
-        if (isObject(j.usage)) for (const [k, v] of Object.entries(j.usage)) if (v != null) this.usageRaw[k] = v;
+        this.tally.delta(j.usage);
         if (isObject(j.delta) && typeof j.delta.stop_reason === 'string') this.stop = j.delta.stop_reason;
       } else if (j.type === 'message_stop') {
         this.finished = true;
@@ -597,8 +668,7 @@ export class AnthropicPassthroughTranslator implements Translator {
         ...(typeof msg.stop_reason === 'string' ? { finishReason: msg.stop_reason } : {}),
       };
     } catch (err) {
-      const r = renderError(toGatewayError(err), 'anthropic');
-      return { status: r.status, headers: r.headers, body: r.body };
+      return errorResponse(err, 'anthropic');
     }
   }
 

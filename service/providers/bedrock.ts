@@ -6,21 +6,40 @@ import { GatewayError } from '../errors.ts';
 import type { OpenAIChatBody, OpenAIMessage } from './schemas.ts';
 import { EventStreamDecoder } from './eventstream.ts';
 import {
+  basePathOf,
+  contentText,
   defaultOptions,
   isObject,
   JSON_CT,
+  noConversation,
   notSupported,
   parseDataUrl,
   parseJson,
   parseToolArguments,
   rejectUnknown,
+  tokenCount,
   upstreamError,
   type Json,
 } from './common.ts';
-import { JSON_TOOL, assistantChoice, isJsonMode, jsonModeSchema, rejectOpenAIOnlyParams, stopList, type AssistantPart } from './anthropic.ts';
 import {
+  JSON_TOOL,
+  JSON_TOOL_DESCRIPTION,
+  OPENAI_CHAT_FIELDS,
+  StreamedBlocks,
+  appendTurn,
+  assistantChoice,
+  isJsonMode,
+  jsonModeSchema,
+  messageTexts,
+  rejectOpenAIOnlyParams,
+  stopList,
+  usageWithCache,
+  type AssistantPart,
+} from './anthropic.ts';
+import {
+  chatCompletion,
   ChunkFactory,
-  usageToOpenAI,
+  streamEnded,
   type ChatCompletion,
   type ChatCore,
   type CoreContext,
@@ -37,13 +56,6 @@ const IMAGE_FORMATS: Record<string, string> = {
   'image/gif': 'gif',
   'image/webp': 'webp',
 };
-/** `user` is dropped: Converse only has `requestMetadata` for invocation logs. Others as in anthropic.ts. */
-const KNOWN = new Set([
-  'model', 'messages', 'stream', 'stream_options', 'max_tokens', 'max_completion_tokens', 'temperature', 'top_p',
-  'top_k', 'n', 'stop', 'presence_penalty', 'frequency_penalty', 'logit_bias', 'logprobs', 'top_logprobs', 'seed',
-  'tools', 'tool_choice', 'parallel_tool_calls', 'response_format', 'user', 'reasoning_effort', 'modalities',
-  'metadata', 'store', 'service_tier', 'prompt_cache_key', 'safety_identifier',
-]);
 
 function contentBlocks(m: OpenAIMessage, at: string): Json[] {
   const blocks: Json[] = [];
@@ -68,14 +80,7 @@ function contentBlocks(m: OpenAIMessage, at: string): Json[] {
     return blocks;
   }
   if (m.role === 'assistant') {
-    if (typeof m.content === 'string') {
-      if (m.content !== '') blocks.push({ text: m.content });
-    } else if (Array.isArray(m.content)) {
-      for (const p of m.content) {
-        const t = p.type === 'text' ? p.text : p.refusal;
-        if (t !== '') blocks.push({ text: t });
-      }
-    }
+    for (const text of messageTexts(m.content)) blocks.push({ text });
     m.tool_calls?.forEach((tc, j) => {
       const input = parseToolArguments(tc.function.arguments, `${at}.tool_calls[${j}].function.arguments`);
       blocks.push({ toolUse: { toolUseId: tc.id, name: tc.function.name, input } });
@@ -86,46 +91,29 @@ function contentBlocks(m: OpenAIMessage, at: string): Json[] {
 
 /** OpenAI body → Converse request body (model goes in the path). Exported for the benchmark and tests. */
 export function toBedrockBody(b: OpenAIChatBody): Json {
-  rejectUnknown(b as Json, KNOWN, P);
+  // `user` is dropped: Converse only has `requestMetadata` for invocation logs.
+  rejectUnknown(b as Json, OPENAI_CHAT_FIELDS, P);
   rejectOpenAIOnlyParams(b, P);
-  if (b.temperature != null && b.temperature > 1) {
-    throw new GatewayError('unprocessable', `parameter 'temperature' must be between 0 and 1 for provider bedrock`, {
-      param: 'temperature',
-      code: 'unsupported_parameter',
-    });
-  }
   if (b.parallel_tool_calls === false) throw notSupported('parallel_tool_calls', P, 'Converse has no such setting');
   const system: Json[] = [];
   const messages: Array<{ role: 'user' | 'assistant'; content: Json[] }> = [];
   let usesTools = false;
-  const push = (role: 'user' | 'assistant', content: Json[]): void => {
-    if (content.length === 0) return;
-    const last = messages[messages.length - 1];
-    if (last && last.role === role) last.content.push(...content);
-    else messages.push({ role, content });
-  };
+  const push = (role: 'user' | 'assistant', content: Json[]): void => appendTurn(messages, role, content);
   b.messages.forEach((m, i) => {
     const at = `messages[${i}]`;
     if (m.role === 'system' || m.role === 'developer') {
-      const texts = typeof m.content === 'string' ? [m.content] : m.content.map((p) => p.text);
-      for (const t of texts) if (t !== '') system.push({ text: t });
+      for (const text of messageTexts(m.content)) system.push({ text });
     } else if (m.role === 'user' || m.role === 'assistant') {
       if (m.role === 'assistant' && m.tool_calls && m.tool_calls.length > 0) usesTools = true;
       push(m.role, contentBlocks(m, at));
     } else if (m.role === 'tool') {
       usesTools = true;
-      const text = typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join('');
-      push('user', [{ toolResult: { toolUseId: m.tool_call_id, content: [{ text }] } }]);
+      push('user', [{ toolResult: { toolUseId: m.tool_call_id, content: [{ text: contentText(m.content) }] } }]);
     } else {
       throw notSupported(`${at}.role`, P, "the deprecated 'function' role; use tools");
     }
   });
-  if (messages.length === 0) {
-    throw new GatewayError('unprocessable', 'provider bedrock needs at least one user or assistant message', {
-      param: 'messages',
-      code: 'unsupported_parameter',
-    });
-  }
+  if (messages.length === 0) throw noConversation(P);
   const out: Json = { messages };
   if (system.length > 0) out.system = system;
   const inf: Json = {};
@@ -141,7 +129,7 @@ export function toBedrockBody(b: OpenAIChatBody): Json {
   const jsonSchema = jsonModeSchema(b, P);
   if (jsonSchema) {
     out.toolConfig = {
-      tools: [{ toolSpec: { name: JSON_TOOL, description: 'Respond with the final answer as JSON matching this schema.', inputSchema: { json: jsonSchema } } }],
+      tools: [{ toolSpec: { name: JSON_TOOL, description: JSON_TOOL_DESCRIPTION, inputSchema: { json: jsonSchema } } }],
       toolChoice: { tool: { name: JSON_TOOL } },
     };
   } else if (b.tools && b.tools.length > 0) {
@@ -233,13 +221,12 @@ function finishFromBedrock(stop: unknown): string {
 
 export function usageFromBedrock(u: unknown): Usage | undefined {
   if (!isObject(u)) return undefined;
-  const num = (v: unknown): number => (typeof v === 'number' ? v : 0);
-  const read = num(u.cacheReadInputTokens);
-  const write = num(u.cacheWriteInputTokens);
-  const usage: Usage = { inputTokens: num(u.inputTokens) + read + write, outputTokens: num(u.outputTokens) };
-  if (read > 0) usage.cachedInputTokens = read;
-  if (write > 0) usage.cacheCreationInputTokens = write;
-  return usage;
+  return usageWithCache(
+    tokenCount(u.inputTokens),
+    tokenCount(u.outputTokens),
+    tokenCount(u.cacheReadInputTokens),
+    tokenCount(u.cacheWriteInputTokens),
+  );
 }
 
 const EXCEPTION_STATUS: Record<string, number> = {
@@ -262,8 +249,7 @@ export class BedrockCore implements ChatCore {
 
   async request(body: OpenAIChatBody, ctx: CoreContext, target: UpstreamTarget): Promise<UpstreamRequest> {
     const payload = Buffer.from(JSON.stringify(toBedrockBody(body)));
-    const base = target.provider.basePath.replace(/\/$/, '');
-    const path = `${base}/model/${encodeURIComponent(target.deployment.upstreamModel)}/${ctx.stream ? 'converse-stream' : 'converse'}`;
+    const path = `${basePathOf(target.provider)}/model/${encodeURIComponent(target.deployment.upstreamModel)}/${ctx.stream ? 'converse-stream' : 'converse'}`;
     const headers = await signBedrock(target, path, payload, new Date(this.opts.now() * 1000));
     headers.accept = ctx.stream ? 'application/vnd.amazon.eventstream' : JSON_CT;
     headers['accept-encoding'] = 'identity';
@@ -287,15 +273,7 @@ export class BedrockCore implements ChatCore {
     }
     const choice = assistantChoice(parts, isJsonMode(requestBody), finishFromBedrock(body.stopReason));
     const usage = usageFromBedrock(body.usage);
-    const completion: ChatCompletion = {
-      id: this.opts.newId('chatcmpl-'),
-      object: 'chat.completion',
-      created: this.opts.now(),
-      model: ctx.model,
-      choices: [choice],
-    };
-    if (usage) completion.usage = usageToOpenAI(usage);
-    return completion;
+    return chatCompletion(this.opts.newId('chatcmpl-'), this.opts.now(), ctx.model, [choice], usage);
   }
 
   stream(ctx: CoreContext, requestBody: OpenAIChatBody): BedrockStream {
@@ -307,9 +285,7 @@ export class BedrockCore implements ChatCore {
 export class BedrockStream implements CoreStream {
   private readonly decoder = new EventStreamDecoder();
   private readonly chunks: ChunkFactory;
-  private readonly json: boolean;
-  private readonly blocks = new Map<number, { kind: 'tool'; index: number } | { kind: 'json' }>();
-  private toolCount = 0;
+  private readonly blocks: StreamedBlocks;
   private started = false;
   private stopped = false;
   private completed = false;
@@ -318,8 +294,8 @@ export class BedrockStream implements CoreStream {
   private finish: string | undefined;
 
   constructor(ctx: CoreContext, json: boolean, opts: Required<TranslatorOptions>) {
-    this.json = json;
     this.chunks = new ChunkFactory(opts.newId('chatcmpl-'), ctx.model, opts.now());
+    this.blocks = new StreamedBlocks(json, this.chunks);
   }
 
   push(chunk: Buffer): CoreEvent[] {
@@ -337,7 +313,7 @@ export class BedrockStream implements CoreStream {
     if (!this.completed) {
       this.failed = true;
       const why = this.decoder.pending ? 'in the middle of an event' : 'before the response was complete';
-      return [{ type: 'error', error: new GatewayError('upstream', `upstream stream ended ${why}`, { code: 'upstream_incomplete' }) }];
+      return [{ type: 'error', error: streamEnded(why) }];
     }
     return [];
   }
@@ -376,39 +352,23 @@ export class BedrockStream implements CoreStream {
         this.startIfNeeded(out);
         const idx = Number(ev.contentBlockIndex);
         const start = isObject(ev.start) ? ev.start : {};
-        if (isObject(start.toolUse)) {
-          const tu = start.toolUse;
-          if (this.json && tu.name === JSON_TOOL) this.blocks.set(idx, { kind: 'json' });
-          else {
-            const index = this.toolCount++;
-            this.blocks.set(idx, { kind: 'tool', index });
-            out.push({
-              type: 'chunk',
-              chunk: this.chunks.delta({ tool_calls: [{ index, id: String(tu.toolUseId), type: 'function', function: { name: String(tu.name), arguments: '' } }] }),
-            });
-          }
-        }
+        if (isObject(start.toolUse)) this.blocks.openToolUse(idx, start.toolUse.toolUseId, start.toolUse.name, out);
         break;
       }
       case 'contentBlockDelta': {
         this.startIfNeeded(out);
         const d = isObject(ev.delta) ? ev.delta : {};
-        const b = this.blocks.get(Number(ev.contentBlockIndex));
         if (typeof d.text === 'string' && d.text !== '') {
           out.push({ type: 'chunk', chunk: this.chunks.delta({ content: d.text }) });
         } else if (isObject(d.toolUse) && typeof d.toolUse.input === 'string' && d.toolUse.input !== '') {
-          if (b?.kind === 'json') out.push({ type: 'chunk', chunk: this.chunks.delta({ content: d.toolUse.input }) });
-          else if (b?.kind === 'tool') {
-            out.push({ type: 'chunk', chunk: this.chunks.delta({ tool_calls: [{ index: b.index, function: { arguments: d.toolUse.input } }] }) });
-          }
+          this.blocks.toolInput(Number(ev.contentBlockIndex), d.toolUse.input, out);
         }
         // reasoningContent deltas have no Chat Completions equivalent.
         break;
       }
       case 'messageStop': {
         this.startIfNeeded(out);
-        let finish = finishFromBedrock(ev.stopReason);
-        if (this.json && finish === 'tool_calls' && this.toolCount === 0) finish = 'stop';
+        const finish = this.blocks.finish(finishFromBedrock(ev.stopReason));
         this.finish = finish;
         this.stopped = true;
         this.completed = true;

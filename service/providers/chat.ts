@@ -114,6 +114,23 @@ export function usageFromOpenAI(u: unknown): Usage | undefined {
   return usage;
 }
 
+/** One Chat Completions choice holding an assistant message; `tool_calls` is left out when there are none. */
+export function assistantMessageChoice(index: number, content: string | null, toolCalls: OAToolCall[], finish: string): OAChoice {
+  return {
+    index,
+    message: { role: 'assistant', content, refusal: null, ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}) },
+    logprobs: null,
+    finish_reason: finish,
+  };
+}
+
+/** A translated (non-OpenAI) answer as a Chat Completion; `usage` is left out when the provider reported none. */
+export function chatCompletion(id: string, created: number, model: string, choices: OAChoice[], usage: Usage | undefined): ChatCompletion {
+  const completion: ChatCompletion = { id, object: 'chat.completion', created, model, choices };
+  if (usage) completion.usage = usageToOpenAI(usage);
+  return completion;
+}
+
 export function usageToOpenAI(u: Usage): OAUsage {
   const out: OAUsage = {
     prompt_tokens: u.inputTokens,
@@ -159,9 +176,34 @@ export function openAIStreamError(err: GatewayError): string {
   return sseEvent(renderError(err, 'openai').body.toString('utf8'));
 }
 
+/** Serialize a streamed error the way Anthropic does mid-stream: an `event: error` holding its error body. */
+export function anthropicStreamError(err: GatewayError): string {
+  return sseEvent(renderError(err, 'anthropic').body.toString('utf8'), 'error');
+}
+
+/** The upstream stream stopped short (`why`: how); the client gets it as an in-stream error. */
+export function streamEnded(why: string): GatewayError {
+  return new GatewayError('upstream', `upstream stream ended ${why}`, { code: 'upstream_incomplete' });
+}
+
 export function toGatewayError(err: unknown): GatewayError {
   if (err instanceof GatewayError) return err;
   return new GatewayError('upstream', 'upstream response could not be translated', { code: 'upstream_protocol', cause: err });
+}
+
+/** A failed translation as the response the client gets: the error in the client API's shape. */
+export function errorResponse(err: unknown, api: 'openai' | 'anthropic'): TranslatedResponse {
+  const r = renderError(toGatewayError(err), api);
+  return { status: r.status, headers: r.headers, body: r.body };
+}
+
+/** Events from a core stream step; a throw becomes an error event, so the client still gets a well-formed end. */
+export function readCore(step: () => CoreEvent[]): CoreEvent[] {
+  try {
+    return step();
+  } catch (err) {
+    return [{ type: 'error', error: toGatewayError(err) }];
+  }
 }
 
 /** Turns a CoreStream into OpenAI SSE bytes: strips the forced usage chunk unless asked for, ends with [DONE]. */
@@ -179,24 +221,11 @@ class OpenAIClientStream implements StreamTranslator {
 
   push(chunk: Buffer): Buffer {
     if (this.failed || this.doneSent) return Buffer.alloc(0);
-    let events: CoreEvent[];
-    try {
-      events = this.inner.push(chunk);
-    } catch (err) {
-      events = [{ type: 'error', error: toGatewayError(err) }];
-    }
-    return this.render(events);
+    return this.render(readCore(() => this.inner.push(chunk)));
   }
 
   end(): Buffer {
-    let events: CoreEvent[] = [];
-    if (!this.failed && !this.doneSent) {
-      try {
-        events = this.inner.end();
-      } catch (err) {
-        events = [{ type: 'error', error: toGatewayError(err) }];
-      }
-    }
+    const events = this.failed || this.doneSent ? [] : readCore(() => this.inner.end());
     let out = this.render(events).toString('utf8');
     if (!this.doneSent) {
       out += 'data: [DONE]\n\n';
@@ -257,10 +286,7 @@ export class OpenAIChatTranslator implements Translator {
   }
 
   response(status: number, headers: Record<string, string>, body: Buffer, req: ClientRequest): TranslatedResponse {
-    if (status < 200 || status >= 300) {
-      const r = renderError(upstreamError(this.provider, status, headers, body), 'openai');
-      return { status: r.status, headers: r.headers, body: r.body };
-    }
+    if (status < 200 || status >= 300) return errorResponse(upstreamError(this.provider, status, headers, body), 'openai');
     try {
       const completion = this.core.parse(parseJson(decodeBody(headers, body)), ctxOf(req), openAIBody(req));
       const usage = usageFromOpenAI(completion.usage);
@@ -270,8 +296,7 @@ export class OpenAIChatTranslator implements Translator {
         ...(finish ? { finishReason: finish } : {}),
       });
     } catch (err) {
-      const r = renderError(toGatewayError(err), 'openai');
-      return { status: r.status, headers: r.headers, body: r.body };
+      return errorResponse(err, 'openai');
     }
   }
 
@@ -296,34 +321,21 @@ export class ChunkFactory {
   }
 
   delta(delta: OAChunkChoice['delta'], index = 0): ChatChunk {
-    return {
-      id: this.id,
-      object: 'chat.completion.chunk',
-      created: this.created,
-      model: this.model,
-      choices: [{ index, delta, logprobs: null, finish_reason: null }],
-    };
+    return this.chunk([{ index, delta, logprobs: null, finish_reason: null }]);
   }
 
   finish(reason: string, index = 0): ChatChunk {
-    return {
-      id: this.id,
-      object: 'chat.completion.chunk',
-      created: this.created,
-      model: this.model,
-      choices: [{ index, delta: {}, logprobs: null, finish_reason: reason }],
-    };
+    return this.chunk([{ index, delta: {}, logprobs: null, finish_reason: reason }]);
   }
 
   usage(u: Usage): ChatChunk {
-    return {
-      id: this.id,
-      object: 'chat.completion.chunk',
-      created: this.created,
-      model: this.model,
-      choices: [],
-      usage: usageToOpenAI(u),
-    };
+    const chunk = this.chunk([]);
+    chunk.usage = usageToOpenAI(u); // after `choices`, where OpenAI puts it
+    return chunk;
+  }
+
+  private chunk(choices: OAChunkChoice[]): ChatChunk {
+    return { id: this.id, object: 'chat.completion.chunk', created: this.created, model: this.model, choices };
   }
 }
 
@@ -345,12 +357,7 @@ export abstract class SseCoreStream implements CoreStream {
     if (!this.failed) this.onEnd(out);
     if (!this.completed && !this.failed) {
       this.failed = true;
-      out.push({
-        type: 'error',
-        error: new GatewayError('upstream', 'upstream stream ended before the response was complete', {
-          code: 'upstream_incomplete',
-        }),
-      });
+      out.push({ type: 'error', error: streamEnded('before the response was complete') });
     }
     return out;
   }

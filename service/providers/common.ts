@@ -2,7 +2,7 @@
 import { gunzipSync, inflateSync, brotliDecompressSync } from 'node:zlib';
 import { randomBytes } from 'node:crypto';
 import { GatewayError, type ErrorKind } from '../errors.ts';
-import type { ProviderApi } from '../config/types.ts';
+import type { ProviderApi, ProviderConfig } from '../config/types.ts';
 import type { TranslatedResponse, TranslatorOptions } from './types.ts';
 
 export const JSON_CT = 'application/json';
@@ -64,6 +64,14 @@ export function invalid(param: string, message: string): GatewayError {
   return new GatewayError('invalid_request', message, { param, code: 'invalid_request' });
 }
 
+/** A cross-provider body whose messages left nothing to send (only system turns, or only empty ones). */
+export function noConversation(provider: ProviderApi): GatewayError {
+  return new GatewayError('unprocessable', `provider ${provider} needs at least one user or assistant message`, {
+    param: 'messages',
+    code: 'unsupported_parameter',
+  });
+}
+
 /** Fail closed on fields a cross-provider translator does not know: it cannot tell whether dropping them is safe. */
 export function rejectUnknown(body: Json, known: ReadonlySet<string>, provider: ProviderApi): void {
   for (const key of Object.keys(body)) {
@@ -100,6 +108,17 @@ export function parseToolArguments(args: string, param: string): Json {
   }
   if (!isObject(v)) throw invalid(param, `Invalid value for '${param}': tool call arguments must be a JSON object.`);
   return v;
+}
+
+/** A token count field of a provider's usage object; absent or malformed counts as 0. */
+export function tokenCount(v: unknown): number {
+  return typeof v === 'number' ? v : 0;
+}
+
+/** The provider's base path without a trailing slash, ready for `${base}/…`. */
+export function basePathOf(provider: ProviderConfig): string {
+  const p = provider.basePath;
+  return p.endsWith('/') ? p.slice(0, -1) : p;
 }
 
 export function contentText(content: string | ReadonlyArray<{ type: string; text?: string }> | null | undefined): string {

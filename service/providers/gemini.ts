@@ -2,30 +2,35 @@
 // `streamGenerateContent?alt=sse`, `embedContent`, `batchEmbedContents`).
 // Tool parameter schemas and json_schema response formats are sent as `parametersJsonSchema` /
 // `responseJsonSchema` (full JSON Schema, v1beta), so OpenAI schemas need no lossy conversion to OpenAPI subsets.
-import { GatewayError, renderError } from '../errors.ts';
+import { GatewayError } from '../errors.ts';
 import type { OpenAIChatBody, OpenAIMessage } from './schemas.ts';
 import {
+  basePathOf,
+  contentText,
   decodeBody,
   defaultOptions,
   invalid,
   isObject,
   JSON_CT,
   jsonResponse,
+  noConversation,
   notSupported,
   parseDataUrl,
   parseJson,
   parseToolArguments,
   rejectUnknown,
   SSE_CT,
+  tokenCount,
   upstreamError,
   type Json,
 } from './common.ts';
-import { maxTokensOf, rejectOpenAIOnlyParams, stopList } from './anthropic.ts';
+import { maxTokensOf, messageTexts, OPENAI_CHAT_FIELDS, rejectOpenAIOnlyParams, stopList } from './anthropic.ts';
 import {
+  assistantMessageChoice,
+  chatCompletion,
   ChunkFactory,
+  errorResponse,
   SseCoreStream,
-  toGatewayError,
-  usageToOpenAI,
   type ChatCompletion,
   type ChatCore,
   type CoreContext,
@@ -47,21 +52,13 @@ import type {
 
 const P = 'gemini' as const;
 
-/** `user` is an abuse-monitoring id Gemini has no field for; the rest as for Anthropic (see anthropic.ts). */
-const KNOWN = new Set([
-  'model', 'messages', 'stream', 'stream_options', 'max_tokens', 'max_completion_tokens', 'temperature', 'top_p',
-  'top_k', 'n', 'stop', 'presence_penalty', 'frequency_penalty', 'logit_bias', 'logprobs', 'top_logprobs', 'seed',
-  'tools', 'tool_choice', 'parallel_tool_calls', 'response_format', 'user', 'reasoning_effort', 'modalities',
-  'metadata', 'store', 'service_tier', 'prompt_cache_key', 'safety_identifier',
-]);
-
 /** `gemini-2.0-flash` → `models/gemini-2.0-flash`; `tunedModels/x` and `models/x` are kept. */
 function resourceName(model: string): string {
   return model.includes('/') ? model : `models/${model}`;
 }
 
 function geminiPath(target: UpstreamTarget, method: string): string {
-  const base = target.provider.basePath.replace(/\/$/, '');
+  const base = basePathOf(target.provider);
   const name = resourceName(target.deployment.upstreamModel).split('/').map(encodeURIComponent).join('/');
   return `${base}/${name}:${method}`;
 }
@@ -95,11 +92,9 @@ function convertMessages(messages: OpenAIMessage[]): { system: Json[]; contents:
     const at = `messages[${i}]`;
     switch (m.role) {
       case 'system':
-      case 'developer': {
-        const text = typeof m.content === 'string' ? [m.content] : m.content.map((p) => p.text);
-        for (const t of text) if (t !== '') system.push({ text: t });
+      case 'developer':
+        for (const text of messageTexts(m.content)) system.push({ text });
         break;
-      }
       case 'user': {
         if (typeof m.content === 'string') {
           push('user', [{ text: m.content }]);
@@ -121,15 +116,7 @@ function convertMessages(messages: OpenAIMessage[]): { system: Json[]; contents:
         break;
       }
       case 'assistant': {
-        const parts: Json[] = [];
-        if (typeof m.content === 'string') {
-          if (m.content !== '') parts.push({ text: m.content });
-        } else if (Array.isArray(m.content)) {
-          for (const p of m.content) {
-            const t = p.type === 'text' ? p.text : p.refusal;
-            if (t !== '') parts.push({ text: t });
-          }
-        }
+        const parts: Json[] = messageTexts(m.content).map((text) => ({ text }));
         m.tool_calls?.forEach((tc, j) => {
           toolNames.set(tc.id, tc.function.name);
           const args = parseToolArguments(tc.function.arguments, `${at}.tool_calls[${j}].function.arguments`);
@@ -143,8 +130,7 @@ function convertMessages(messages: OpenAIMessage[]): { system: Json[]; contents:
         if (!name) {
           throw invalid(`${at}.tool_call_id`, `Invalid value for '${at}.tool_call_id': no earlier assistant tool call has id '${m.tool_call_id}'.`);
         }
-        const text = typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join('');
-        push('user', [{ functionResponse: { name, response: { output: text } } }]);
+        push('user', [{ functionResponse: { name, response: { output: contentText(m.content) } } }]);
         break;
       }
       case 'function':
@@ -156,18 +142,13 @@ function convertMessages(messages: OpenAIMessage[]): { system: Json[]; contents:
 
 /** OpenAI body → Gemini GenerateContentRequest. Exported for tests. */
 export function toGeminiBody(b: OpenAIChatBody): Json {
-  rejectUnknown(b as Json, KNOWN, P);
+  rejectUnknown(b as Json, OPENAI_CHAT_FIELDS, P); // `user` (an abuse-monitoring id) has no Gemini field: dropped
   rejectOpenAIOnlyParams(b, P);
   if (b.parallel_tool_calls === false) {
     throw notSupported('parallel_tool_calls', P, 'Gemini cannot be told to avoid parallel calls');
   }
   const { system, contents } = convertMessages(b.messages);
-  if (contents.length === 0) {
-    throw new GatewayError('unprocessable', 'provider gemini needs at least one user or assistant message', {
-      param: 'messages',
-      code: 'unsupported_parameter',
-    });
-  }
+  if (contents.length === 0) throw noConversation(P);
   const out: Json = { contents };
   if (system.length > 0) out.systemInstruction = { parts: system };
   const gc: Json = {};
@@ -230,13 +211,12 @@ function finishFromGemini(reason: unknown, hasToolCalls: boolean): string {
 
 export function usageFromGemini(u: unknown): Usage | undefined {
   if (!isObject(u)) return undefined;
-  const num = (v: unknown): number => (typeof v === 'number' ? v : 0);
-  const thoughts = num(u.thoughtsTokenCount);
+  const thoughts = tokenCount(u.thoughtsTokenCount);
   const usage: Usage = {
-    inputTokens: num(u.promptTokenCount) + num(u.toolUsePromptTokenCount),
-    outputTokens: num(u.candidatesTokenCount) + thoughts,
+    inputTokens: tokenCount(u.promptTokenCount) + tokenCount(u.toolUsePromptTokenCount),
+    outputTokens: tokenCount(u.candidatesTokenCount) + thoughts,
   };
-  const cached = num(u.cachedContentTokenCount);
+  const cached = tokenCount(u.cachedContentTokenCount);
   if (cached > 0) usage.cachedInputTokens = cached;
   if (thoughts > 0) usage.reasoningTokens = thoughts;
   return usage;
@@ -293,32 +273,16 @@ export class GeminiCore implements ChatCore {
         type: 'function',
         function: { name: call.name, arguments: JSON.stringify(call.args) },
       }));
-      choices.push({
-        index: typeof c.index === 'number' ? c.index : i,
-        message: {
-          role: 'assistant',
-          content: r.hasText ? r.text : null,
-          refusal: null,
-          ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}),
-        },
-        logprobs: null,
-        finish_reason: finishFromGemini(c.finishReason, toolCalls.length > 0),
-      });
+      const index = typeof c.index === 'number' ? c.index : i;
+      choices.push(assistantMessageChoice(index, r.hasText ? r.text : null, toolCalls, finishFromGemini(c.finishReason, toolCalls.length > 0)));
     });
     if (choices.length === 0) {
       // The prompt itself was blocked (promptFeedback.blockReason): no candidates at all.
-      choices.push({ index: 0, message: { role: 'assistant', content: null, refusal: null }, logprobs: null, finish_reason: 'content_filter' });
+      choices.push(assistantMessageChoice(0, null, [], 'content_filter'));
     }
     const usage = usageFromGemini(body.usageMetadata);
-    const completion: ChatCompletion = {
-      id,
-      object: 'chat.completion',
-      created: this.opts.now(),
-      model: typeof body.modelVersion === 'string' ? body.modelVersion : ctx.model,
-      choices,
-    };
-    if (usage) completion.usage = usageToOpenAI(usage);
-    return completion;
+    const model = typeof body.modelVersion === 'string' ? body.modelVersion : ctx.model;
+    return chatCompletion(id, this.opts.now(), model, choices, usage);
   }
 
   stream(ctx: CoreContext): GeminiStream {
@@ -483,8 +447,7 @@ export class GeminiEmbeddingsTranslator implements Translator {
       const out = { object: 'list', data, model: req.model, usage: { prompt_tokens: tokens, total_tokens: tokens } };
       return jsonResponse(200, out, { usage: { inputTokens: tokens, outputTokens: 0, estimated: true } });
     } catch (err) {
-      const r = renderError(toGatewayError(err), 'openai');
-      return { status: r.status, headers: r.headers, body: r.body };
+      return errorResponse(err, 'openai');
     }
   }
 

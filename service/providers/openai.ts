@@ -2,10 +2,11 @@
 // Only `model` is replaced (and `stream_options.include_usage` forced on, so every stream can be charged);
 // unknown fields pass through untouched because the upstream speaks the same API and will judge them itself.
 import { GatewayError } from '../errors.ts';
-import type { ProviderApi, ProviderConfig } from '../config/types.ts';
+import type { ProviderApi } from '../config/types.ts';
 import type { OpenAIChatBody } from './schemas.ts';
 import { OpenAIEmbeddingsBody, validate } from './schemas.ts';
 import {
+  basePathOf,
   decodeBody,
   DEFAULT_AZURE_API_VERSION,
   isObject,
@@ -16,10 +17,9 @@ import {
   upstreamError,
   type Json,
 } from './common.ts';
-import { renderError } from '../errors.ts';
 import {
+  errorResponse,
   SseCoreStream,
-  toGatewayError,
   usageFromOpenAI,
   type ChatChunk,
   type ChatCompletion,
@@ -37,19 +37,15 @@ import type {
   Usage,
 } from './types.ts';
 
-function trimSlash(p: string): string {
-  return p.endsWith('/') ? p.slice(0, -1) : p;
-}
-
 /** Path and auth headers for an OpenAI-shaped endpoint (`chat/completions`, `embeddings`). */
 export function openAIEndpoint(
   kind: 'openai' | 'azure',
-  provider: ProviderConfig,
-  upstreamModel: string,
+  target: UpstreamTarget,
   endpoint: 'chat/completions' | 'embeddings',
-  credential: string | undefined,
 ): { path: string; headers: Record<string, string> } {
-  const base = trimSlash(provider.basePath);
+  const { provider, credential } = target;
+  const upstreamModel = target.deployment.upstreamModel;
+  const base = basePathOf(provider);
   const headers: Record<string, string> = { 'content-type': JSON_CT, 'accept-encoding': 'identity' };
   if (kind === 'azure') {
     const version = provider.apiVersion ?? DEFAULT_AZURE_API_VERSION;
@@ -122,13 +118,7 @@ export class OpenAICore implements ChatCore {
       out.stream = true;
       out.stream_options = { ...so, include_usage: true };
     }
-    const { path, headers } = openAIEndpoint(
-      this.provider,
-      target.provider,
-      target.deployment.upstreamModel,
-      'chat/completions',
-      target.credential,
-    );
+    const { path, headers } = openAIEndpoint(this.provider, target, 'chat/completions');
     if (ctx.stream) headers.accept = 'text/event-stream';
     return { path, headers, body: Buffer.from(JSON.stringify(out)) };
   }
@@ -146,11 +136,6 @@ export class OpenAICore implements ChatCore {
 }
 
 // ---------------------------------------------------------------- embeddings
-
-function errorResponse(err: unknown, api: 'openai' | 'anthropic'): TranslatedResponse {
-  const r = renderError(toGatewayError(err), api);
-  return { status: r.status, headers: r.headers, body: r.body };
-}
 
 export function embeddingsBody(req: ClientRequest): OpenAIEmbeddingsBody {
   return validate(OpenAIEmbeddingsBody, req.body);
@@ -174,13 +159,7 @@ export class OpenAIEmbeddingsTranslator implements Translator {
   async request(req: ClientRequest, target: UpstreamTarget): Promise<UpstreamRequest> {
     const body = embeddingsBody(req);
     const out = { ...body, model: target.deployment.upstreamModel };
-    const { path, headers } = openAIEndpoint(
-      this.provider,
-      target.provider,
-      target.deployment.upstreamModel,
-      'embeddings',
-      target.credential,
-    );
+    const { path, headers } = openAIEndpoint(this.provider, target, 'embeddings');
     return { path, headers, body: Buffer.from(JSON.stringify(out)) };
   }
 
