@@ -488,6 +488,12 @@ const SCENARIOS: Scenario[] = [
     reply: { text: 'Hi.' },
   },
   {
+    name: 'temperature above 1 → 422 where the provider caps it at 1',
+    openai: { model: 'smart', messages: [user('Hi')], temperature: 1.5 },
+    unsupported: { anthropic: 'temperature', bedrock: 'temperature' },
+    reply: { text: 'Hi.' },
+  },
+  {
     name: 'unknown field is refused by cross-provider translators',
     openai: { model: 'smart', messages: [user('Hi')], web_search_options: {} },
     anthropic: { model: 'smart', max_tokens: 64, messages: [user('Hi')], container: 'c1' },
