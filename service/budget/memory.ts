@@ -105,6 +105,10 @@ class ExpiryHeap {
       i = m;
     }
   }
+  /** Replaces the contents (sorted, so already a valid min-heap). */
+  reset(entries: Array<[number, string]>): void {
+    this.h = entries.sort((a, b) => a[0] - b[0]);
+  }
 }
 
 export class MemoryStore implements BudgetStore {
@@ -198,6 +202,7 @@ export class MemoryStore implements BudgetStore {
     if (!plan) return { status: 'unknown' };
     if (res) {
       this.reservations.delete(requestId);
+      this.compactExpiry();
       for (const c of plan.counters) {
         const mc = this.counters.get(this.keyOf(plan.tenant, c));
         if (mc) addInto(mc.r, plan.amounts, -1);
@@ -328,6 +333,23 @@ export class MemoryStore implements BudgetStore {
     if (!mc.buckets) return [];
     const cur = Math.floor(now / c.bucketMs);
     return [...mc.buckets.entries()].filter(([b]) => b >= cur - c.buckets).sort((a, b) => a[0] - b[0]);
+  }
+
+  /**
+   * Settled holds leave their heap entry behind (lazy deletion); at thousands of requests a second
+   * and a 10-minute hold TTL that is a million dead entries. Rebuild from the live holds once dead
+   * ones dominate: amortized O(1) per settle, heap ≤ 2× live holds + slack.
+   */
+  private compactExpiry(): void {
+    if (this.expiry.size < 2 * this.reservations.size + 4096) return;
+    const live: Array<[number, string]> = [];
+    for (const [id, r] of this.reservations) live.push([r.expiresAt, id]);
+    this.expiry.reset(live);
+  }
+
+  /** Entries in the expiry heap (live and not yet compacted); for tests. */
+  get expiryEntries(): number {
+    return this.expiry.size;
   }
 
   private sweep(now: number): void {

@@ -207,3 +207,22 @@ test('store unavailable with failClosed specs → 503 naming them', async () => 
   assert.equal(e.headers['retry-after'], '1');
   assert.match(e.message, /budget store is unavailable and "acme\/monthly" is configured to fail closed/);
 });
+
+test('settled holds do not pile up in the expiry index under sustained traffic, and live holds still expire', async () => {
+  const { m, store, clock } = setup();
+  const specs = [budget('key/daily', 'key:k', { usd: 1000 }, { kind: 'day' })];
+  // One hold that stays open (a request in flight) …
+  const open = admitted(await m.admit('open', specs, [], usd(1)));
+  for (let i = 0; i < 20_000; i++) {
+    const a = admitted(await m.admit(`r${i}`, specs, [], usd(0.001)));
+    await m.settle(a.reservation, usd(0.001));
+  }
+  assert.ok(store.expiryEntries < 5_000, `expiry index holds ${store.expiryEntries} entries for 1 live hold`);
+  assert.equal(store.inFlight, 1);
+  // … and still expires on time: its reserved dollar comes back.
+  clock.advance(11 * 60_000);
+  const after = admitted(await m.admit('late', specs, [], usd(1)));
+  assert.equal(store.inFlight, 1, 'the open hold expired; only the new one is live');
+  await m.settle(after.reservation, usd(0));
+  assert.deepEqual(await m.settle(open.reservation, usd(1)), { status: 'expired' });
+});
