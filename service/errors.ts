@@ -117,3 +117,24 @@ export function renderError(err: unknown, api: ClientApi): RenderedError {
 export function statusOfKind(kind: ErrorKind): number {
   return STATUS[kind];
 }
+
+function kindOfStatus(status: number): ErrorKind {
+  const found = (Object.entries(STATUS) as [ErrorKind, number][]).find(([, s]) => s === status);
+  if (found) return found[0];
+  return status >= 500 ? 'internal' : 'invalid_request';
+}
+
+/**
+ * Envoy's own error reply for a request Tollgate never saw (a filter before ext_proc, e.g. jwt_authn
+ * refusing a token), rewritten into a JSON error both SDKs read: Anthropic's envelope
+ * (`type: "error"`) with OpenAI's fields inside (`message`, `type`, `code`, `param`). The client API
+ * is unknown here (no request headers reached Tollgate), so the body satisfies both.
+ */
+export function renderLocalReply(status: number, envoyText: string): RenderedError {
+  const kind = kindOfStatus(status);
+  const text = envoyText.replace(/\s+/g, ' ').trim().slice(0, 300);
+  const message = text ? `${text} (refused by the gateway before policy evaluation)` : 'refused by the gateway before policy evaluation';
+  const code = kind === 'authentication' ? 'invalid_api_key' : 'gateway_refused';
+  const payload = { type: 'error', error: { type: ANTHROPIC_TYPE[kind], message, code, param: null } };
+  return { status, headers: { 'content-type': 'application/json' }, body: Buffer.from(JSON.stringify(payload)) };
+}

@@ -1,7 +1,7 @@
 // The per-stream state machine: one Processor per ext_proc `Process` stream (= one HTTP request).
 // It owns Envoy's protocol — which message may come when, which reply each needs, how bodies and
 // headers are mutated — and delegates every decision to an Exchange (plain values, no gRPC).
-import { GatewayError, renderError, type ClientApi } from '../errors.ts';
+import { GatewayError, renderError, renderLocalReply, type ClientApi } from '../errors.ts';
 import type {
   BodySendMode,
   CommonResponse,
@@ -74,6 +74,8 @@ export interface Exchange {
 
 type Phase =
   | 'request_headers'
+  /** Envoy's own local reply reached us before any request message (see dispatch). */
+  | 'passthrough'
   | 'request_body'
   | 'request_trailers'
   | 'response_headers'
@@ -90,6 +92,8 @@ export class Processor {
   private requestChunks: Buffer[] = [];
   private responseChunks: Buffer[] = [];
   private requestBodyHandled = false;
+  /** :status of an Envoy local reply that reached us before any request message. */
+  private localReplyStatus = 0;
   private ended = false;
   /** The error that ended the exchange, if any (for the stream handler's log line). */
   lastError: unknown;
@@ -141,6 +145,7 @@ export class Processor {
   }
 
   private async dispatch(kind: NonNullable<ProcessingRequest['request']>, msg: ProcessingRequest): Promise<ProcessingResponse> {
+    if (this.phase === 'passthrough' || (this.phase === 'request_headers' && kind.startsWith('response_'))) return this.passThrough(kind, msg);
     switch (kind) {
       case 'request_headers':
         this.expect(kind, ['request_headers']);
@@ -163,6 +168,33 @@ export class Processor {
         this.expect(kind, ['response_body', 'response_trailers']);
         return this.onResponseTrailers();
     }
+  }
+
+  /**
+   * A stream that starts with response messages: a filter before ext_proc (jwt_authn rejecting a
+   * token, rbac, …) answered the request itself, and Envoy runs that local reply through our
+   * encode path (seen on Envoy 1.36–1.40). Tollgate never saw the request: it leaves Envoy's answer
+   * exactly as it is and records nothing (the exchange never started; Envoy's access log has it).
+   */
+  private passThrough(kind: NonNullable<ProcessingRequest['request']>, msg: ProcessingRequest): ProcessingResponse {
+    if (kind.startsWith('request_')) throw new ProtocolError(`unexpected ${kind} after a local reply`);
+    const eos =
+      kind === 'response_trailers' ||
+      (kind === 'response_headers' && msg.response_headers?.end_of_stream === true) ||
+      (kind === 'response_body' && msg.response_body?.end_of_stream === true);
+    if (kind === 'response_headers') this.localReplyStatus = Number(headerMap(msg.response_headers?.headers).get(':status') ?? '0');
+    this.phase = eos ? 'done' : 'passthrough';
+    if (eos) this.ended = true;
+    if (kind === 'response_headers') return { response_headers: { response: {} } };
+    if (kind === 'response_trailers') return { response_trailers: {} };
+    // Buffered body: the headers are still held, so the error can become JSON in the SDKs' shape.
+    const status = this.localReplyStatus;
+    if (status < 400 || this.responseMode === 'streamed') return { response_body: { response: {} } };
+    const r = renderLocalReply(status, (msg.response_body?.body ?? Buffer.alloc(0)).toString('utf8'));
+    const m = new MutationBuilder();
+    for (const [k, v] of Object.entries(r.headers)) m.setHeader(k, v);
+    m.setHeader('content-length', String(r.body.length));
+    return { response_body: { response: { header_mutation: m.build(), body_mutation: { body: r.body } } } };
   }
 
   private async onRequestHeaders(msg: ProcessingRequest): Promise<ProcessingResponse> {

@@ -215,9 +215,9 @@ describe('e2e budgets and rate limits (memory store)', { timeout: 120_000 }, () 
     // The harness hands its own clusters to the stand-in unless we pass ours; the stand-in looks
     // clusters up per request, so we fill this object with the fakes' clusters after start.
     clusters.gated = { host: '127.0.0.1', port: gated.port };
-    h = await startHarness({ extraYaml: extraYaml(gated.port), standin: { clusters } });
-    clusters.fake_openai = { host: '127.0.0.1', port: h.fakes.openai!.port };
-    clusters.fake_anthropic = { host: '127.0.0.1', port: h.fakes.anthropic!.port };
+    h = await startHarness({ extraYaml: extraYaml(gated.port), envoy: { clusters } });
+    // (fake provider clusters come from the harness)
+    // (fake provider clusters come from the harness)
   });
   after(async () => {
     await h?.close();

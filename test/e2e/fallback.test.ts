@@ -214,7 +214,7 @@ describe('in-request fallback across providers', () => {
   });
 
   it('Anthropic SDK clients fall back too (OpenAI-compatible → Anthropic passthrough)', async () => {
-    const anthropic = new Anthropic({ apiKey: KEYS.acme, baseURL: h.standin.url, maxRetries: 0, timeout: 10_000, defaultHeaders: { 'anthropic-version': '2023-06-01' } });
+    const anthropic = new Anthropic({ apiKey: KEYS.acme, baseURL: h.url, maxRetries: 0, timeout: 10_000, defaultHeaders: { 'anthropic-version': '2023-06-01' } });
     h.fakes.openai!.setNext({ type: 'error', status: 502 });
     const msg = await anthropic.messages.create({ model: 'resilient', max_tokens: 30, messages: [{ role: 'user', content: 'hi' }] });
     assert.equal(msg.type, 'message');

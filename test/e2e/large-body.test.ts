@@ -26,7 +26,7 @@ describe('large request bodies and override_message_timeout', { timeout: 120000 
     h = await startHarness({
       extraYaml: MASK_ALL,
       maxRequestBytes: 4 * 1024 * 1024,
-      standin: { messageTimeoutMs: 2000, maxMessageTimeoutMs: 30000, bufferLimitBytes: 8 * 1024 * 1024 },
+      envoy: { messageTimeoutMs: 2000, maxMessageTimeoutMs: 30000, bufferLimitBytes: 8 * 1024 * 1024 },
     });
   });
   after(async () => {

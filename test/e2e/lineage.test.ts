@@ -142,11 +142,11 @@ async function start(): Promise<Started> {
   const clusters: Record<string, StandinCluster> = {};
   const h = await startHarness({
     extraYaml: extraYaml(slow, slowAnthropic),
-    standin: { clusters, messageTimeoutMs: 5000 },
+    envoy: { clusters, messageTimeoutMs: 5000 },
     tollgate: { log, lineageSinks: ['stdout', `file:${lineageFile}`] },
   });
-  clusters.fake_openai = { host: '127.0.0.1', port: h.fakes.openai!.port };
-  clusters.fake_anthropic = { host: '127.0.0.1', port: h.fakes.anthropic!.port };
+  // (fake provider clusters come from the harness)
+  // (fake provider clusters come from the harness)
   clusters.slow_openai = { host: '127.0.0.1', port: slow.port };
   clusters.slow_anthropic = { host: '127.0.0.1', port: slowAnthropic.port };
   return {

@@ -156,9 +156,9 @@ describe('e2e: policy hot reload', { timeout: 120000 }, () => {
   before(async () => {
     up = await startGatedUpstream(STREAM_TEXT);
     clusters.gated_openai = { host: '127.0.0.1', port: up.port };
-    h = await startHarness({ extraYaml: extraYaml(up.host, POLICY_V1), tollgate: { watchConfig: true }, standin: { clusters } });
-    clusters.fake_openai = { host: '127.0.0.1', port: h.fakes.openai!.port };
-    clusters.fake_anthropic = { host: '127.0.0.1', port: h.fakes.anthropic!.port };
+    h = await startHarness({ extraYaml: extraYaml(up.host, POLICY_V1), tollgate: { watchConfig: true }, envoy: { clusters } });
+    // (fake provider clusters come from the harness)
+    // (fake provider clusters come from the harness)
     telemetry = `http://127.0.0.1:${h.tollgate.httpPort}`;
   });
   after(async () => {

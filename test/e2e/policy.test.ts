@@ -555,7 +555,7 @@ describe('e2e: CEL policies through the Envoy stand-in', { timeout: 120000 }, ()
   });
 
   describe('transforms across client APIs (set/remove too)', () => {
-    const anthropic = (key = KEYS.acme) => new Anthropic({ apiKey: key, baseURL: h.standin.url, maxRetries: 0, timeout: 15000 });
+    const anthropic = (key = KEYS.acme) => new Anthropic({ apiKey: key, baseURL: h.url, maxRetries: 0, timeout: 15000 });
 
     it('OpenAI client → OpenAI provider: cap, user, leading system message, set and remove', async () => {
       await client(h).chat.completions.create(

@@ -59,7 +59,7 @@ const recordingFetch: typeof fetch = async (input, init) => {
   return fetch(input, init);
 };
 const anthropic = (h: Harness, key = KEYS.acme) =>
-  new Anthropic({ apiKey: key, baseURL: h.standin.url, maxRetries: 0, timeout: 15000, fetch: recordingFetch });
+  new Anthropic({ apiKey: key, baseURL: h.url, maxRetries: 0, timeout: 15000, fetch: recordingFetch });
 
 async function captured<T>(fake: FakeProvider, fn: () => Promise<T>): Promise<{ result: T; got: RecordedRequest }> {
   const before = fake.requests.length;
@@ -430,7 +430,7 @@ describe('e2e providers: Anthropic SDK → Anthropic passthrough and via the Ope
   it('passthrough without a client anthropic-version uses the Provider apiVersion (2023-06-01)', async () => {
     const fake = h.fakes.anthropic!;
     const { result: res, got } = await captured(fake, () =>
-      fetch(`${h.standin.url}/v1/messages`, {
+      fetch(`${h.url}/v1/messages`, {
         method: 'POST',
         headers: { 'x-api-key': KEYS.acme, 'content-type': 'application/json' },
         body: JSON.stringify({ model: 'claude-sonnet', max_tokens: 20, messages: [{ role: 'user', content: 'hi' }] }),
@@ -442,7 +442,7 @@ describe('e2e providers: Anthropic SDK → Anthropic passthrough and via the Ope
   });
 
   it('a virtual key in Authorization: Bearer also works on /v1/messages', async () => {
-    const c = new Anthropic({ authToken: KEYS.acme, apiKey: null, baseURL: h.standin.url, maxRetries: 0, timeout: 15000 });
+    const c = new Anthropic({ authToken: KEYS.acme, apiKey: null, baseURL: h.url, maxRetries: 0, timeout: 15000 });
     const fake = h.fakes.anthropic!;
     const { result, got } = await captured(fake, () => c.messages.create({ model: 'claude-sonnet', max_tokens: 20, messages: [{ role: 'user', content: 'hi' }] }));
     assert.equal(result.type, 'message');

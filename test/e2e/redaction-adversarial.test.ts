@@ -56,7 +56,7 @@ describe('e2e redaction: adversarial input', { timeout: 240000 }, () => {
       maxRequestBytes: 2 * 1024 * 1024,
       // Envoy's listener buffer must hold the body; the ext_proc message timeout is raised far above production's
       // 2 s because this machine is shared (tests never assert on timing; a stall shows as the test timeout).
-      standin: { bufferLimitBytes: 4 * 1024 * 1024, messageTimeoutMs: 60000 },
+      envoy: { bufferLimitBytes: 4 * 1024 * 1024, messageTimeoutMs: 60000 },
     });
   });
   after(async () => {

@@ -277,7 +277,7 @@ type ClientKind = 'openai' | 'anthropic';
 const openai = (h: Harness, mode: string) =>
   new OpenAI({ apiKey: KEYS.acme, baseURL: h.baseURL, maxRetries: 0, timeout: 20000, defaultHeaders: { 'x-redaction-mode': mode } });
 const anthropic = (h: Harness, mode: string) =>
-  new Anthropic({ apiKey: KEYS.acme, baseURL: h.standin.url, maxRetries: 0, timeout: 20000, defaultHeaders: { 'x-redaction-mode': mode } });
+  new Anthropic({ apiKey: KEYS.acme, baseURL: h.url, maxRetries: 0, timeout: 20000, defaultHeaders: { 'x-redaction-mode': mode } });
 
 interface ChatResult {
   text: string;
@@ -351,9 +351,9 @@ describe('e2e redaction: pseudonyms restored, response-path redaction', { timeou
       echo_openai: { host: '127.0.0.1', port: echo.openai.port },
       echo_anthropic: { host: '127.0.0.1', port: echo.anthropic.port },
     };
-    h = await startHarness({ extraYaml: echoYaml(echo.openai.port, echo.anthropic.port) + POLICIES, standin: { clusters } });
-    clusters.fake_openai = { host: '127.0.0.1', port: h.fakes.openai!.port };
-    clusters.fake_anthropic = { host: '127.0.0.1', port: h.fakes.anthropic!.port };
+    h = await startHarness({ extraYaml: echoYaml(echo.openai.port, echo.anthropic.port) + POLICIES, envoy: { clusters } });
+    // (fake provider clusters come from the harness)
+    // (fake provider clusters come from the harness)
   });
   after(async () => {
     await h?.close();

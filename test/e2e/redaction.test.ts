@@ -118,7 +118,7 @@ const REDACTION_SECRET = 'e2e-redaction-secret-0123456789abcdef';
 const openai = (h: Harness, mode: string, key = KEYS.acme) =>
   new OpenAI({ apiKey: key, baseURL: h.baseURL, maxRetries: 0, timeout: 20000, defaultHeaders: { 'x-redaction-mode': mode } });
 const anthropic = (h: Harness, mode: string, key = KEYS.acme) =>
-  new Anthropic({ apiKey: key, baseURL: h.standin.url, maxRetries: 0, timeout: 20000, defaultHeaders: { 'x-redaction-mode': mode } });
+  new Anthropic({ apiKey: key, baseURL: h.url, maxRetries: 0, timeout: 20000, defaultHeaders: { 'x-redaction-mode': mode } });
 
 async function lineageFor(h: Harness, requestId: string | null): Promise<LineageRecord> {
   assert.ok(requestId, 'x-request-id header');

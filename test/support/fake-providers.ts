@@ -2,6 +2,7 @@
 // everything it received, and answers realistic JSON, SSE or AWS eventstream bodies (written in several TCP
 // writes so chunk boundaries split events). Also exports the canned-body builders the conformance tests use.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { createHash, createHmac } from 'node:crypto';
 import type { ProviderApi } from '../../service/config/types.ts';
@@ -445,6 +446,8 @@ export interface FakeProviderOptions {
   reply?: ReplySpec;
   /** Milliseconds between the TCP writes of a streamed answer (default 2). */
   writeDelayMs?: number;
+  /** Serve HTTPS with this certificate (from test/support/test-ca.ts); `host` is then `hostname` (the name Envoy must send as SNI and check the SAN of). */
+  tls?: { key: string; cert: string; hostname: string };
 }
 
 export interface FakeProvider {
@@ -787,20 +790,21 @@ export async function startFakeProvider(kind: ProviderApi, opts: FakeProviderOpt
     res.end();
   };
 
-  const server: Server = createServer((req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     handle(req, res).catch((err: unknown) => {
       if (!res.headersSent) send(res, providerError(kind, 500, `fake provider crashed: ${String(err)}`));
       else res.destroy();
     });
-  });
-  server.on('connection', (s) => {
+  };
+  const server: Server = opts.tls ? createTlsServer({ key: opts.tls.key, cert: opts.tls.cert }, onRequest) : createServer(onRequest);
+  server.on('connection', (s: Socket) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
   fake.port = port;
-  fake.url = `http://127.0.0.1:${port}`;
-  fake.host = `127.0.0.1:${port}`;
+  fake.url = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+  fake.host = opts.tls ? opts.tls.hostname : `127.0.0.1:${port}`;
   return fake;
 }

@@ -1,5 +1,6 @@
-// End-to-end rig: fake providers + an in-process Tollgate (real gRPC on a loopback socket) + the
-// Envoy stand-in in front, with a config directory written for the test.
+// End-to-end rig: fake providers + an in-process Tollgate (real gRPC on a loopback socket) + a real
+// Envoy in front (the shipped envoy/envoy.yaml rendered for loopback, test/support/envoy.ts), with a
+// config directory written for the test.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,15 +10,8 @@ import type { ProviderApi } from '../../service/config/types.ts';
 import { hashKey } from '../../service/identity/keys.ts';
 import type { LineageRecord } from '../../service/lineage/record.ts';
 import { startFakeProvider, type FakeProvider } from './fake-providers.ts';
-import { startStandin, type Standin, type StandinOptions, type StandinUpstreamExtProc } from './standin.ts';
-import {
-  DEPLOYMENT_ATTRIBUTE,
-  ENDPOINT_DEPLOYMENT_KEY,
-  ENDPOINT_METADATA_NAMESPACE,
-  PLAN_NAMESPACE,
-  STAGE_METADATA_KEY,
-  UPSTREAM_STAGE,
-} from '../../service/fallback/contract.ts';
+import { startEnvoy, type EnvoyFront, type EnvoyFrontOptions } from './envoy.ts';
+import { createHmac } from 'node:crypto';
 
 export const KEYS = {
   acme: 'tg-test-acme-research-000000000000000001',
@@ -27,42 +21,56 @@ export const KEYS = {
 };
 
 export const JWT_SECRET = 'test-jwt-secret-not-for-production';
+/** The issuer and audience of the shipped jwt_authn block (envoy/envoy.yaml). */
+export const JWT_ISSUER = 'https://sso.example.com';
+export const JWT_AUDIENCE = 'llm-gateway';
+
+/**
+ * An HS256 JWT as the SSO provider would issue it (iss/aud of the shipped jwt_authn block, valid for
+ * an hour unless `exp` is given); Envoy's jwt_authn verifies it against the test JWKS.
+ */
+export function signJwt(claims: Record<string, unknown>, secret = JWT_SECRET): string {
+  const payload = { iss: JWT_ISSUER, aud: JWT_AUDIENCE, exp: Math.floor(Date.now() / 1000) + 3600, ...claims };
+  const head = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'JWT', kid: 'test' })).toString('base64url');
+  const body = Buffer.from(JSON.stringify(payload)).toString('base64url');
+  const sig = createHmac('sha256', secret).update(`${head}.${body}`).digest('base64url');
+  return `${head}.${body}.${sig}`;
+}
+
+/** Options for the real Envoy in front; `clusters` are added to the fake providers' clusters. */
+export type HarnessEnvoyOptions = Partial<Omit<EnvoyFrontOptions, 'extProcAddrs' | 'clusters' | 'chains'>> & {
+  clusters?: EnvoyFrontOptions['clusters'];
+};
 
 export interface HarnessOptions {
   /** Extra YAML documents (policies, models, …) written to `extra.yaml`. */
   extraYaml?: string;
-  standin?: Partial<StandinOptions>;
+  envoy?: HarnessEnvoyOptions;
   tollgate?: Partial<TollgateOptions>;
   /** Providers to fake (default openai + anthropic). */
   providers?: ProviderApi[];
   maxRequestBytes?: number;
   /**
-   * Fallback chain clusters for the stand-in, as envoy/envoy.yaml builds them: cluster → deployment
-   * ids in priority order, each served by a fake provider, with Tollgate's upstream ext_proc filter.
+   * Fallback chain clusters, built from the shipped chain cluster (envoy/envoy.yaml): cluster →
+   * deployment ids in priority order, each served by a fake provider, with Tollgate's upstream
+   * ext_proc filter.
    */
   chains?: Record<string, { provider: ProviderApi; deployment: string }[]>;
   /**
-   * Extra Tollgate processes on the same config. Chain clusters' upstream filters then reach them
-   * and the main one round-robin per stream (replicas first), as a multi-host `tollgate` cluster.
+   * Extra Tollgate processes on the same config, behind the `tollgate` cluster with the main one
+   * (Envoy round-robins Process streams over them, router-level and upstream alike).
    */
   replicas?: number;
-  /** Overrides for the chain clusters' upstream ext_proc filter (e.g. `localReplies`). */
-  upstreamFilter?: Partial<StandinUpstreamExtProc>;
+  /** Serve these fake providers over HTTPS with certificates from a test CA (SNI/SAN checked by Envoy). */
+  tls?: Partial<Record<ProviderApi, { hostname: string; caFile: string; key: string; cert: string }>>;
 }
-
-/** The upstream ext_proc filter of a chain cluster, as in envoy/envoy.yaml. */
-export const UPSTREAM_EXTPROC: StandinUpstreamExtProc = {
-  initialMetadata: { [STAGE_METADATA_KEY]: UPSTREAM_STAGE },
-  requestAttributes: [DEPLOYMENT_ATTRIBUTE],
-  forwardingNamespaces: [PLAN_NAMESPACE],
-  mutationRules: { allowAllRouting: true },
-  messageTimeoutMs: 2000,
-};
 
 export interface Harness {
   dir: string;
   baseURL: string;
-  standin: Standin;
+  /** Envoy's listener, e.g. http://127.0.0.1:PORT (the Anthropic SDK's baseURL). */
+  url: string;
+  envoy: EnvoyFront;
   tollgate: Tollgate;
   /** The extra processes of `replicas`. */
   replicas: Tollgate[];
@@ -72,6 +80,15 @@ export interface Harness {
   writeConfig(name: string, yaml: string): void;
   close(): Promise<void>;
 }
+
+/** The shipped cluster each fake's cluster copies (TLS, SNI and protocol options as shipped). */
+const TEMPLATE: Record<ProviderApi, string> = {
+  openai: 'openai',
+  anthropic: 'anthropic',
+  azure: 'azure_eu',
+  gemini: 'openai',
+  bedrock: 'openai',
+};
 
 const CLUSTER: Record<ProviderApi, string> = {
   openai: 'fake_openai',
@@ -176,7 +193,10 @@ spec: {sha256: ${hashKey(KEYS.disabled)}, tenant: acme, disabled: true}
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
   const kinds = opts.providers ?? ['openai', 'anthropic'];
   const fakes: Partial<Record<ProviderApi, FakeProvider>> = {};
-  for (const k of kinds) fakes[k] = await startFakeProvider(k);
+  for (const k of kinds) {
+    const tls = opts.tls?.[k];
+    fakes[k] = await startFakeProvider(k, tls ? { tls } : {});
+  }
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-e2e-'));
   const write = (name: string, yaml: string) => writeFileSync(join(dir, name), yaml);
   write(
@@ -206,50 +226,60 @@ spec: {maxRequestBytes: ${opts.maxRequestBytes ?? 262144}}
     });
   const tollgate = await start();
   const lineage: LineageRecord[] = [];
-  const emit = tollgate.services.lineage.emit;
-  tollgate.services.lineage.emit = (r) => {
-    lineage.push(r);
-    emit(r);
-  };
-  const replicas: Tollgate[] = [];
-  for (let i = 0; i < (opts.replicas ?? 0); i++) replicas.push(await start(`replica-${i + 1}`));
-  const upstreamExtProc: StandinUpstreamExtProc = {
-    ...UPSTREAM_EXTPROC,
-    ...(replicas.length ? { extProcAddrs: [...replicas.map((r) => `127.0.0.1:${r.grpcPort}`), `127.0.0.1:${tollgate.grpcPort}`] } : {}),
-    ...opts.upstreamFilter,
-  };
-  const clusters: StandinOptions['clusters'] = {};
-  for (const k of kinds) clusters[CLUSTER[k]] = { host: '127.0.0.1', port: fakes[k]!.port };
-  const chains: NonNullable<StandinOptions['chains']> = {};
-  for (const [name, members] of Object.entries(opts.chains ?? {}))
-    chains[name] = {
-      priorities: members.map((m) => ({
-        host: '127.0.0.1',
-        port: fakes[m.provider]!.port,
-        metadata: { [ENDPOINT_METADATA_NAMESPACE]: { [ENDPOINT_DEPLOYMENT_KEY]: m.deployment } },
-      })),
-      upstreamExtProc,
+  const capture = (t: Tollgate): void => {
+    const emit = t.services.lineage.emit;
+    t.services.lineage.emit = (r) => {
+      lineage.push(r);
+      emit(r);
     };
-  const standin = await startStandin({
-    extProcAddr: `127.0.0.1:${tollgate.grpcPort}`,
-    clusters,
-    chains,
-    allowModeOverride: true,
-    messageTimeoutMs: 2000,
-    jwt: { secret: JWT_SECRET, payloadKey: 'jwt_payload' },
-    ...opts.standin,
-  });
+  };
+  capture(tollgate);
+  const replicas: Tollgate[] = [];
+  for (let i = 0; i < (opts.replicas ?? 0); i++) {
+    const r = await start(`replica-${i + 1}`);
+    capture(r);
+    replicas.push(r);
+  }
+  const upstream = (k: ProviderApi) => {
+    const tls = opts.tls?.[k];
+    return { host: '127.0.0.1', port: fakes[k]!.port, ...(tls ? { tls: { caFile: tls.caFile, sni: tls.hostname } } : {}) };
+  };
+  const clusters: EnvoyFrontOptions['clusters'] = {};
+  for (const k of kinds) clusters[CLUSTER[k]] = { ...upstream(k), template: TEMPLATE[k] };
+  Object.assign(clusters, opts.envoy?.clusters);
+  const chains: NonNullable<EnvoyFrontOptions['chains']> = {};
+  for (const [name, members] of Object.entries(opts.chains ?? {}))
+    chains[name] = { priorities: members.map((m) => ({ ...upstream(m.provider), deployment: m.deployment })) };
+  const { clusters: _extra, ...envoyOpts } = opts.envoy ?? {};
+  let envoy: EnvoyFront;
+  try {
+    envoy = await startEnvoy({
+      extProcAddrs: [tollgate, ...replicas].map((t) => `127.0.0.1:${t.grpcPort}`),
+      clusters,
+      chains,
+      allowModeOverride: true,
+      messageTimeoutMs: 2000,
+      jwt: { secret: JWT_SECRET, issuer: JWT_ISSUER, audiences: [JWT_AUDIENCE] },
+      ...envoyOpts,
+    });
+  } catch (err) {
+    await tollgate.close(100);
+    for (const r of replicas) await r.close(100);
+    for (const f of Object.values(fakes)) await f?.close();
+    throw err;
+  }
   return {
     dir,
-    baseURL: `${standin.url}/v1`,
-    standin,
+    baseURL: `${envoy.url}/v1`,
+    url: envoy.url,
+    envoy,
     tollgate,
     replicas,
     fakes,
     lineage,
     writeConfig: write,
     close: async () => {
-      await standin.close();
+      await envoy.close();
       await tollgate.close(1000);
       for (const r of replicas) await r.close(1000);
       for (const f of Object.values(fakes)) await f?.close();
@@ -265,4 +295,10 @@ export async function eventually(pred: () => boolean, ms = 3000): Promise<void> 
     if (Date.now() > end) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/** Envoy's access log entry for a request (waits for it: Envoy logs when the stream ends). */
+export async function accessLogFor(h: Harness, requestId: string, ms = 3000): Promise<import('./envoy.ts').AccessLogEntry> {
+  await eventually(() => h.envoy.accessLog.some((e) => e.request_id === requestId), ms);
+  return h.envoy.accessLog.findLast((e) => e.request_id === requestId)!;
 }
