@@ -9,8 +9,8 @@ import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
 import { freePort } from '../bench/extproc-load.ts';
 import { startFakeProvider } from '../support/fake-providers.ts';
-import { JWT_SECRET, eventually, startHarness, type Harness } from '../support/harness.ts';
-import { signJwt, startStandin } from '../support/standin.ts';
+import { JWT_SECRET, KEYS, eventually, signJwt, startHarness, type Harness } from '../support/harness.ts';
+import { startEnvoy } from '../support/envoy.ts';
 
 describe('identity from jwt_authn claims', { timeout: 60000 }, () => {
   let h: Harness;
@@ -39,6 +39,35 @@ describe('identity from jwt_authn claims', { timeout: 60000 }, () => {
     const token = signJwt({ sub: 'x', tenant: 'initech' }, JWT_SECRET);
     const client = new OpenAI({ apiKey: token, baseURL: h.baseURL, maxRetries: 0 });
     await assert.rejects(client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }), (e: unknown) => e instanceof OpenAI.PermissionDeniedError);
+  });
+
+  it('an expired token, or one for another audience, is stopped by jwt_authn', async () => {
+    // jwt_authn's answers: 401 for an expired token, 403 for a token minted for another audience.
+    const cases: [Record<string, unknown>, typeof OpenAI.AuthenticationError | typeof OpenAI.PermissionDeniedError][] = [
+      [{ tenant: 'acme', exp: Math.floor(Date.now() / 1000) - 600 /* past jwt_authn's 60 s clock skew */ }, OpenAI.AuthenticationError],
+      [{ tenant: 'acme', aud: 'another-app' }, OpenAI.PermissionDeniedError],
+    ];
+    for (const [claims, cls] of cases) {
+      const client = new OpenAI({ apiKey: signJwt(claims), baseURL: h.baseURL, maxRetries: 0 });
+      await assert.rejects(client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }), (e: unknown) => e instanceof cls, JSON.stringify(claims));
+    }
+    assert.equal(h.fakes.openai!.requests.filter((r) => r.headers.authorization?.includes('eyJ')).length, 0, 'no token reaches the provider');
+  });
+
+  it('virtual keys and SSO tokens side by side: the OpenAI SDK with a tg- key, the Anthropic-style x-api-key, and a JWT', async () => {
+    const viaKey = new OpenAI({ apiKey: KEYS.globex, baseURL: h.baseURL, maxRetries: 0 });
+    await viaKey.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+    const xApiKey = await fetch(`${h.baseURL}/chat/completions`, {
+      method: 'POST',
+      headers: { 'x-api-key': KEYS.acme, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    assert.equal(xApiKey.status, 200);
+    const viaJwt = new OpenAI({ apiKey: signJwt({ sub: 'u1', tenant: 'acme', team: 'research' }), baseURL: h.baseURL, maxRetries: 0 });
+    await viaJwt.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+    // An unknown tg- key is not a JWT: jwt_authn lets it by, Tollgate refuses it in its own words.
+    const bad = new OpenAI({ apiKey: 'tg-not-a-real-key-000000000000000000000', baseURL: h.baseURL, maxRetries: 0 });
+    await assert.rejects(bad.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }), (e: unknown) => e instanceof OpenAI.AuthenticationError && /Incorrect API key/.test(e.message));
   });
 
   it('a forged token is stopped by jwt_authn; unverified claims never reach Tollgate', async () => {
@@ -71,8 +100,8 @@ describe('process lifecycle', { timeout: 90000 }, () => {
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.stdout.resume();
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-    const standin = await startStandin({
-      extProcAddr: `127.0.0.1:${grpcPort}`,
+    const envoy = await startEnvoy({
+      extProcAddrs: [`127.0.0.1:${grpcPort}`],
       clusters: { local_llm: { host: '127.0.0.1', port: fake.port } },
       allowModeOverride: true,
       messageTimeoutMs: 5000,
@@ -82,7 +111,7 @@ describe('process lifecycle', { timeout: 90000 }, () => {
         void fetch(`http://127.0.0.1:${httpPort}/healthz`).then((r) => (ready = r.ok)).catch(() => undefined);
         return ready;
       }, 30000);
-      const client = new OpenAI({ apiKey: 'tg-demo-globex-default-0000000000000001', baseURL: `${standin.url}/v1`, maxRetries: 0 });
+      const client = new OpenAI({ apiKey: 'tg-demo-globex-default-0000000000000001', baseURL: `${envoy.url}/v1`, maxRetries: 0 });
       const stream = await client.chat.completions.create({ model: 'llama-3.1-8b', messages: [{ role: 'user', content: 'a slow answer please' }], stream: true });
       const it = stream[Symbol.asyncIterator]();
       const first = await it.next();
@@ -96,11 +125,11 @@ describe('process lifecycle', { timeout: 90000 }, () => {
       }
       assert.ok(text.length > 0, 'the in-flight stream completed');
       assert.equal(await exited, 0, stderr);
-      const after = await fetch(`${standin.url}/v1/models`, { headers: { authorization: 'Bearer tg-demo-globex-default-0000000000000001' } });
-      assert.equal(after.status, 500, 'Tollgate is gone: the stand-in fails closed');
+      const after = await fetch(`${envoy.url}/v1/models`, { headers: { authorization: 'Bearer tg-demo-globex-default-0000000000000001' } });
+      assert.equal(after.status, 500, 'Tollgate is gone: Envoy fails closed (failure_mode_allow: false)');
     } finally {
       child.kill('SIGKILL');
-      await standin.close();
+      await envoy.close();
       await fake.close();
     }
   });

@@ -1,4 +1,4 @@
-// Lineage and observability, end to end: the official OpenAI SDK → Envoy stand-in → Tollgate (real gRPC) →
+// Lineage and observability, end to end: the official OpenAI SDK → real Envoy → Tollgate (real gRPC) →
 // fake providers. Every outcome must leave exactly one complete, schema-valid lineage record; Envoy dynamic
 // metadata, /metrics and `tollgate lineage` must agree with the traffic; and no secret or raw PII may appear
 // in anything Tollgate writes (logs, lineage, metrics, dynamic metadata).
@@ -17,8 +17,7 @@ import type { LineageRecord, Outcome } from '../../service/lineage/record.ts';
 import { toProtoJson } from '../../service/lineage/record.ts';
 import { validateLineageRecord } from '../../service/lineage/schema.ts';
 import { startFakeProvider, type FakeProvider, type RecordedRequest } from '../support/fake-providers.ts';
-import { JWT_SECRET, KEYS, eventually, startHarness, type Harness } from '../support/harness.ts';
-import { signJwt, type StandinCluster } from '../support/standin.ts';
+import { JWT_SECRET, KEYS, eventually, signJwt, startHarness, type Harness } from '../support/harness.ts';
 import { parsePromText, sampleValue, type Sample } from '../telemetry/promtext.ts';
 
 const run = promisify(execFile);
@@ -138,17 +137,15 @@ async function start(): Promise<Started> {
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-lineage-e2e-'));
   const lineageFile = join(dir, 'lineage.jsonl');
   const { log, text } = memoryLogger();
-  // The stand-in looks clusters up per request: fill this object once the harness fakes have ports.
-  const clusters: Record<string, StandinCluster> = {};
+  const clusters = {
+    slow_openai: { host: '127.0.0.1', port: slow.port },
+    slow_anthropic: { host: '127.0.0.1', port: slowAnthropic.port },
+  };
   const h = await startHarness({
     extraYaml: extraYaml(slow, slowAnthropic),
     envoy: { clusters, messageTimeoutMs: 5000 },
     tollgate: { log, lineageSinks: ['stdout', `file:${lineageFile}`] },
   });
-  // (fake provider clusters come from the harness)
-  // (fake provider clusters come from the harness)
-  clusters.slow_openai = { host: '127.0.0.1', port: slow.port };
-  clusters.slow_anthropic = { host: '127.0.0.1', port: slowAnthropic.port };
   return {
     h,
     slow,
@@ -397,7 +394,7 @@ describe('e2e lineage: exactly one complete record per outcome', { timeout: 1800
 
   it('budget that can never admit the request (tiny USD limit): 429, outcome budget_exceeded (not rate_limited)', async () => {
     const id = ids('budget-tiny');
-    const token = signJwt({ sub: 'tiny-spender', tenant: 'acme', team: 'research' }, JWT_SECRET);
+    const token = signJwt({ sub: 'tiny-spender', tenant: 'acme', team: 'research' });
     const e = await expectApiError(
       new OpenAI({ apiKey: token, baseURL: h.baseURL, maxRetries: 0 }).chat.completions.create(
         { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] },
@@ -554,21 +551,20 @@ describe('e2e lineage: exactly one complete record per outcome', { timeout: 1800
       .chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'metadata' }] }, { headers: id.headers })
       .withResponse();
     const r = await onlyRecord(h, id.requestId);
-    const ex = h.standin.exchanges.findLast((x) => (x.dynamicMetadata.tollgate as Record<string, unknown> | undefined)?.request_id === id.requestId);
-    assert.ok(ex, 'an exchange with our request id in its metadata');
-    const md = ex.dynamicMetadata.tollgate as Record<string, unknown>;
-    assert.equal(md.decision_id, r.decisionId);
-    assert.equal(md.decision_id, response.headers.get('x-tollgate-decision-id'));
-    assert.equal(md.policy_revision, r.policy?.bundleRevision);
-    assert.equal(md.tenant, 'acme');
-    assert.equal(md.team, 'research');
-    assert.equal(md.key_id, 'test-acme');
-    assert.equal(md.model, 'gpt-4o-mini');
-    assert.equal(md.provider, 'fake-openai');
-    assert.equal(md.upstream_model, 'gpt-4o-mini-2024-07-18');
-    assert.equal(md.input_tokens, r.tokens?.input);
-    assert.equal(md.output_tokens, r.tokens?.output);
-    approx(md.cost_usd as number, r.costUsd!, 'metadata cost_usd');
+    // What Envoy's access log (the shipped json_format) printed from Tollgate's dynamic metadata.
+    await eventually(() => h.envoy.accessLog.some((e) => e.tollgate_decision === r.decisionId));
+    const md = h.envoy.accessLog.findLast((e) => e.tollgate_decision === r.decisionId)!;
+    assert.equal(md.tollgate_decision, response.headers.get('x-tollgate-decision-id'));
+    assert.equal(md.tollgate_policy_revision, r.policy?.bundleRevision);
+    assert.equal(md.tollgate_tenant, 'acme');
+    assert.equal(md.tollgate_team, 'research');
+    assert.equal(md.tollgate_key, 'test-acme');
+    assert.equal(md.tollgate_model, 'gpt-4o-mini');
+    assert.equal(md.tollgate_provider, 'fake-openai');
+    assert.equal(md.tollgate_upstream_model, 'gpt-4o-mini-2024-07-18');
+    assert.equal(md.tollgate_input_tokens, r.tokens?.input);
+    assert.equal(md.tollgate_output_tokens, r.tokens?.output);
+    approx(md.tollgate_cost_usd as number, r.costUsd!, 'metadata cost_usd');
   });
 
   const providerErrors: { status: number; clientStatus: number }[] = [
@@ -747,7 +743,7 @@ describe('e2e observability: /metrics matches the traffic; nothing secret or per
       lineageRecords: h.lineage.map((x) => JSON.stringify(toProtoJson(x))).join('\n'),
       lineageFile: readFileSync(s.lineageFile, 'utf8'),
       metrics: (await scrape()).text,
-      dynamicMetadata: JSON.stringify(h.standin.exchanges.map((x) => x.dynamicMetadata)),
+      envoyAccessLog: JSON.stringify(h.envoy.accessLog),
     };
     assert.ok(outputs.logs!.includes('"msg":"lineage"'), 'the stdout sink wrote lineage into the captured log');
     assert.ok(outputs.lineageFile!.includes(id.requestId));
