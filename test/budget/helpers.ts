@@ -9,8 +9,9 @@ import type { BudgetSpec, BudgetWindow, RateLimitSpec, StoreFailMode } from '../
 import { MemoryStore } from '../../service/budget/memory.ts';
 import { RedisStore, type RedisStoreOptions } from '../../service/budget/redis.ts';
 import type { BudgetStore } from '../../service/budget/store.ts';
+import { testRedisUrl } from '../support/redis.ts';
 
-export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+export const REDIS_URL = testRedisUrl();
 
 export class Clock {
   t: number;

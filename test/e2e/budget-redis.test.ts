@@ -15,8 +15,9 @@ import type { SpendRow } from '../../service/budget/index.ts';
 import { hashKey } from '../../service/identity/keys.ts';
 import { eventually, startHarness, type Harness } from '../support/harness.ts';
 import { PrivateRedis } from '../lineage/redis-server.ts';
+import { testRedisUrl } from '../support/redis.ts';
 
-const SHARED_REDIS = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const SHARED_REDIS = testRedisUrl();
 const HI: OpenAI.ChatCompletionMessageParam[] = [{ role: 'user', content: 'hi' }];
 
 const doc = (kind: string, name: string, spec: string): string =>

@@ -16,7 +16,7 @@ import { hashKey } from '../../service/identity/keys.ts';
 import { validateLineageRecord } from '../../service/lineage/schema.ts';
 import { freePort } from '../bench/extproc-load.ts';
 import { startFakeProvider, type FakeProvider } from '../support/fake-providers.ts';
-import { startStandin, type Standin } from '../support/standin.ts';
+import { startEnvoy, type EnvoyFront } from '../support/envoy.ts';
 import { parsePromText, sampleValue } from '../telemetry/promtext.ts';
 
 const run = promisify(execFile);
@@ -79,7 +79,7 @@ class PersistentRedis {
 interface Instance {
   child: ChildProcess;
   httpPort: number;
-  standin: Standin;
+  envoy: EnvoyFront;
   output: () => string;
   exited: Promise<number | null>;
 }
@@ -138,7 +138,7 @@ describe('e2e lineage: Redis sink outage across a Tollgate restart, real process
   after(async () => {
     for (const i of instances) {
       i.child.kill('SIGKILL');
-      await i.standin.close();
+      await i.envoy.close();
     }
     await redis?.kill();
     await fake?.close();
@@ -169,13 +169,13 @@ describe('e2e lineage: Redis sink outage across a Tollgate restart, real process
     child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
     await until('tollgate /healthz', async () => (await fetch(`http://127.0.0.1:${httpPort}/healthz`)).ok, 60000);
-    const standin = await startStandin({
-      extProcAddr: `127.0.0.1:${grpcPort}`,
+    const envoy = await startEnvoy({
+      extProcAddrs: [`127.0.0.1:${grpcPort}`],
       clusters: { fake_openai: { host: '127.0.0.1', port: fake.port } },
       allowModeOverride: true,
       messageTimeoutMs: 5000,
     });
-    const inst = { child, httpPort, standin, output: () => output, exited };
+    const inst = { child, httpPort, envoy, output: () => output, exited };
     instances.push(inst);
     return inst;
   }
@@ -183,12 +183,12 @@ describe('e2e lineage: Redis sink outage across a Tollgate restart, real process
   async function stopTollgate(i: Instance): Promise<void> {
     i.child.kill('SIGTERM');
     assert.equal(await i.exited, 0, `graceful exit; output:\n${i.output()}`);
-    await i.standin.close();
+    await i.envoy.close();
   }
 
   /** Sends `n` chat requests; returns the request ids from the x-request-id response headers. */
   async function send(i: Instance, n: number, tag: string): Promise<string[]> {
-    const client = new OpenAI({ apiKey: VIRTUAL_KEY, baseURL: `${i.standin.url}/v1`, maxRetries: 0, timeout: 20000 });
+    const client = new OpenAI({ apiKey: VIRTUAL_KEY, baseURL: `${i.envoy.url}/v1`, maxRetries: 0, timeout: 20000 });
     const ids: string[] = [];
     for (let k = 0; k < n; k++) {
       const { data, response } = await client.chat.completions
