@@ -4,6 +4,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { createHash, createHmac } from 'node:crypto';
 import type { ProviderApi } from '../../service/config/types.ts';
 import { encodeEventStreamMessage } from '../../service/providers/eventstream.ts';
@@ -418,6 +419,8 @@ export interface RecordedRequest {
   body: Buffer;
   /** Parsed body, or undefined when it was not JSON. */
   json: Json | undefined;
+  /** TLS fakes: the server name the client sent (SNI). */
+  sni?: string;
 }
 
 export type Behaviour =
@@ -730,7 +733,8 @@ export async function startFakeProvider(kind: ProviderApi, opts: FakeProviderOpt
     } catch {
       json = undefined;
     }
-    const rec: RecordedRequest = { method: req.method ?? 'GET', path: req.url ?? '/', headers, body, json };
+    const servername = (req.socket as TLSSocket).servername;
+    const rec: RecordedRequest = { method: req.method ?? 'GET', path: req.url ?? '/', headers, body, json, ...(typeof servername === 'string' ? { sni: servername } : {}) };
     fake.requests.push(rec);
 
     let route: Route;
