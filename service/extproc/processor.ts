@@ -145,7 +145,7 @@ export class Processor {
   }
 
   private async dispatch(kind: NonNullable<ProcessingRequest['request']>, msg: ProcessingRequest): Promise<ProcessingResponse> {
-    if (this.phase === 'passthrough' || (this.phase === 'request_headers' && kind.startsWith('response_'))) return this.passThrough(kind, msg);
+    if (this.phase === 'passthrough' || (this.phase === 'request_headers' && kind === 'response_headers')) return this.passThrough(kind, msg);
     switch (kind) {
       case 'request_headers':
         this.expect(kind, ['request_headers']);

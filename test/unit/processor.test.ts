@@ -191,10 +191,33 @@ describe('Processor: decisions and errors', () => {
   });
 });
 
+describe('Processor: a stream that starts with response headers (a filter before ext_proc answered)', () => {
+  it('passes Envoy\'s reply through untouched; an error body becomes JSON both SDKs parse; nothing reaches the exchange', async () => {
+    const ex = new FakeExchange();
+    const p = new Processor(ex);
+    const h = await p.handle(M.respHeaders(401));
+    assert.deepEqual(h, { response_headers: { response: {} } });
+    const b = await p.handle(M.respBody('Jwt is expired', true));
+    const body = JSON.parse(Buffer.from(b!.response_body!.response!.body_mutation!.body!).toString()) as { type: string; error: { type: string; message: string; code: string } };
+    assert.equal(body.type, 'error');
+    assert.equal(body.error.type, 'authentication_error');
+    assert.match(body.error.message, /^Jwt is expired/);
+    assert.equal(body.error.code, 'invalid_api_key');
+    assert.ok(p.finished);
+    assert.deepEqual(ex.ends, [], 'the exchange never started, so it records nothing');
+  });
+  it('a 2xx local reply (e.g. a direct response) is left exactly as it is', async () => {
+    const p = new Processor(new FakeExchange());
+    await p.handle(M.respHeaders(200));
+    assert.deepEqual(await p.handle(M.respBody('ok', true)), { response_body: { response: {} } });
+  });
+});
+
 describe('Processor: hostile sequences fail the stream, never the process', () => {
   const cases: [string, ProcessingRequest[]][] = [
     ['body before headers', [M.reqBody('x')]],
-    ['response headers first', [M.respHeaders(200)]],
+    ['response body first', [M.respBody('x')]],
+    ['request headers after a local reply went through', [M.respHeaders(401), M.reqHeaders(false)]],
     ['duplicate request headers', [M.reqHeaders(false), M.reqHeaders(false)]],
     ['response body before response headers', [M.reqHeaders(false), M.reqBody('x'), M.respBody('x')]],
     ['message after the exchange finished', [M.reqHeaders(true), M.respHeaders(200, true), M.respBody('x')]],
