@@ -79,6 +79,23 @@ describe('start-up posture', { timeout: 30_000 }, () => {
     await refused({ planKeys: ['too-short-plan-key'] }, /TOLLGATE_PLAN_KEY must be at least 32 bytes/);
   });
 
+  it('`tollgate serve` reads the mode and credentials from the environment and exits 1 when refused', async () => {
+    const serve = (env: Record<string, string>) =>
+      new Promise<{ code: number; out: string }>((resolve) => {
+        const e: NodeJS.ProcessEnv = { ...process.env, TOLLGATE_GRPC_ADDR: '127.0.0.1:0', TOLLGATE_HTTP_ADDR: '127.0.0.1:0', TOLLGATE_LINEAGE: 'none', TOLLGATE_CONFIG: `${ROOT}policies`, ...env };
+        for (const k of ['NODE_ENV', 'TOLLGATE_GRPC_SHARED_SECRET', 'TOLLGATE_GRPC_SHARED_SECRET_FILE', 'TOLLGATE_PLAN_KEY', 'TOLLGATE_PLAN_KEY_FILE']) if (!(k in env)) delete e[k];
+        execFile(process.execPath, [`${ROOT}bin/tollgate.js`, 'serve'], { env: e, timeout: 20_000 }, (err, out, stderr) =>
+          resolve({ code: err ? ((err as { code?: number }).code ?? -1) : 0, out: out + stderr }),
+        );
+      });
+    const prod = await serve({ TOLLGATE_MODE: 'production' });
+    assert.equal(prod.code, 1);
+    assert.match(prod.out, /refusing to start: production mode: the ext_proc port has no peer authentication/);
+    const nodeEnv = await serve({ NODE_ENV: 'production', TOLLGATE_GRPC_SHARED_SECRET: SECRET });
+    assert.equal(nodeEnv.code, 1);
+    assert.match(nodeEnv.out, /refusing to start: production mode: set TOLLGATE_PLAN_KEY/);
+  });
+
   it('production with a shared secret and a plan key: starts, and serves only streams carrying the secret', async () => {
     const t = await startTollgate(base({ mode: 'production', grpcAuth: { sharedSecrets: [SECRET] }, planKeys: [PLAN_KEY], adminTokens: [ADMIN] }));
     try {
