@@ -23,7 +23,7 @@ import { createOtlpExporter } from './telemetry/otlp.ts';
 import { HealthTracker } from './routing/index.ts';
 import { startTelemetryServer, type TelemetryServer } from './telemetry/http.ts';
 import { PlanSealer, processPlanKey } from './fallback/seal.ts';
-import { adminGuard, buildGrpcAuth, checkPosture, modeFromEnv, type GrpcAuthOptions, type RunMode } from './security/index.ts';
+import { adminGuard, buildGrpcAuth, checkPosture, modeFromEnv, throttledDenials, type GrpcAuthOptions, type RunMode } from './security/index.ts';
 import { createMetrics, statusLabel, type Metrics } from './telemetry/metrics.ts';
 
 export interface TollgateOptions {
@@ -198,7 +198,11 @@ export async function startTollgate(opts: TollgateOptions): Promise<Tollgate> {
     onProtocolError: () => metrics.extprocProtocolErrors.inc(),
     auth: grpcAuth,
   });
-  await grpcAuth.ready();
+  await grpcAuth.ready().catch(async (err: unknown) => {
+    await extproc.drain(0);
+    grpcAuth.close();
+    throw err;
+  });
 
   const telemetry = await startTelemetryServer({
     addr: opts.httpAddr,
@@ -268,24 +272,6 @@ export async function startTollgate(opts: TollgateOptions): Promise<Tollgate> {
         await store.close?.();
         grpcAuth.close();
       })()),
-  };
-}
-
-/** Refused ext_proc streams, logged at most once per 10 s (an attacker must not flood the log). */
-function throttledDenials(log: Logger): { note(reason: string, method: string, peer: string): void } {
-  let last = 0;
-  let suppressed = 0;
-  return {
-    note: (reason, method, peer) => {
-      const t = Date.now();
-      if (t - last < 10_000) {
-        suppressed++;
-        return;
-      }
-      log.warn({ reason, method, peer, suppressed }, 'ext_proc call refused: peer not authenticated');
-      last = t;
-      suppressed = 0;
-    },
   };
 }
 

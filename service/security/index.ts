@@ -6,6 +6,7 @@ export type { AuthFailure, GrpcAuth, GrpcAuthOptions, GrpcTlsOptions } from './g
 export { adminGuard } from './admin-auth.ts';
 export type { AdminGuard, AdminVerdict } from './admin-auth.ts';
 export { checkPosture } from './posture.ts';
+export { throttledDenials } from './denials.ts';
 export type { Posture, PostureInput } from './posture.ts';
 export { securityFromEnv } from './env.ts';
 export type { SecuritySettings } from './env.ts';
