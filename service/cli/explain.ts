@@ -2,6 +2,7 @@
 // the point where Envoy would call the provider, and prints every decision. Nothing is reserved,
 // nothing is sent, no credential is printed.
 import { AttemptLog } from '../fallback/attempts.ts';
+import { PlanSealer, processPlanKey } from '../fallback/seal.ts';
 import pino from 'pino';
 import { buildSnapshot } from '../config/snapshot.ts';
 import { GatewayError } from '../errors.ts';
@@ -57,6 +58,7 @@ export async function explain(input: ExplainInput): Promise<Record<string, unkno
     now: () => new Date(),
     instance: 'explain',
     attempts: new AttemptLog(),
+    plans: new PlanSealer({ key: processPlanKey() }),
   };
   const ex = new GatewayExchange(services);
   const path = input.path ?? '/v1/chat/completions';

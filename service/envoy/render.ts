@@ -55,7 +55,11 @@ export interface RenderOptions {
   routeTimeoutMs?: number;
   /** Switch on the shipped jwt_authn block, with this JWKS inline instead of remote_jwks. */
   jwt?: { jwks: string; issuer?: string; audiences?: string[] };
+  /** Fills the shipped `${TOLLGATE_GRPC_SHARED_SECRET}` placeholders (Envoy does not expand variables). */
+  sharedSecret?: string;
 }
+
+export const SHARED_SECRET_PLACEHOLDER = '${TOLLGATE_GRPC_SHARED_SECRET}';
 
 export class RenderError extends Error {
   override readonly name = 'RenderError';
@@ -210,7 +214,9 @@ function extProcFilters(cfg: Obj): Obj[] {
   return out;
 }
 
-export function renderEnvoyConfig(source: string, opts: RenderOptions): string {
+export function renderEnvoyConfig(shipped: string, opts: RenderOptions): string {
+  if (opts.sharedSecret !== undefined && !/^[\x21-\x7e]+$/.test(opts.sharedSecret)) throw new RenderError('shared secret: printable ASCII without spaces only');
+  const source = opts.sharedSecret === undefined ? shipped : shipped.split(SHARED_SECRET_PLACEHOLDER).join(opts.sharedSecret);
   const cfg = obj(parse(source), 'document');
   const sr = obj(cfg.static_resources, 'static_resources');
   const listener = obj(arr(sr.listeners, 'listeners')[0], 'listener');

@@ -8,6 +8,7 @@ import type { ProcessingRequest, ProcessingResponse } from './messages.ts';
 import { Processor, ProtocolError, type Exchange } from './processor.ts';
 import { extProcService } from './proto.ts';
 import { STAGE_METADATA_KEY, UPSTREAM_STAGE } from '../fallback/contract.ts';
+import type { GrpcAuth } from '../security/index.ts';
 
 export const EXTPROC_SERVICE_NAME = 'envoy.service.ext_proc.v3.ExternalProcessor';
 
@@ -19,6 +20,8 @@ export interface ExtProcServerOptions {
   log: Logger;
   /** Called with each finished stream's protocol error, for metrics. */
   onProtocolError?: (err: ProtocolError) => void;
+  /** Peer authentication (security/grpc-auth.ts): TLS credentials and the interceptor that refuses unauthenticated calls. Unset: plaintext, none. */
+  auth?: Pick<GrpcAuth, 'credentials' | 'interceptors'>;
 }
 
 export interface ExtProcServer {
@@ -37,6 +40,7 @@ export async function startExtProcServer(addr: string, opts: ExtProcServerOption
     'grpc.max_receive_message_length': 128 * 1024 * 1024,
     'grpc.max_send_message_length': 128 * 1024 * 1024,
     'grpc.keepalive_permit_without_calls': 1,
+    interceptors: opts.auth?.interceptors ?? [],
   });
   const health = new HealthImplementation({ '': 'SERVING', [EXTPROC_SERVICE_NAME]: 'SERVING' });
   health.addToServer(server);
@@ -107,7 +111,7 @@ export async function startExtProcServer(addr: string, opts: ExtProcServerOption
   });
 
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(addr, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(addr, opts.auth?.credentials ?? grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
 
   return {

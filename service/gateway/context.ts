@@ -6,6 +6,7 @@ import type { KeyStore } from '../identity/keys.ts';
 import type { PolicyBundle } from '../policy/types.ts';
 import type { Catalog, HealthTracker, Router } from '../routing/index.ts';
 import type { AttemptLog } from '../fallback/attempts.ts';
+import type { PlanSealer } from '../fallback/seal.ts';
 import type { BudgetPort, LineagePort, RedactionPort } from './ports.ts';
 
 export interface Snapshot {
@@ -28,6 +29,8 @@ export interface Services {
   lineage: LineagePort;
   /** Failed fallback attempts seen by this replica's upstream stage, joined into lineage by request id. */
   attempts: AttemptLog;
+  /** Seals the fallback plan the router stage writes to dynamic metadata (docs/security.md). */
+  plans: PlanSealer;
   log: Logger;
   now: () => Date;
   /** Name of this replica, for lineage. */

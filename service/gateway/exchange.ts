@@ -312,7 +312,7 @@ export class GatewayExchange implements Exchange {
     if (this.trace) m.setHeader('traceparent', formatTraceparent(this.trace));
     this.stage = 'routed';
     this.upstreamSentAt = process.hrtime.bigint();
-    return { kind: 'continue', mutation: m, replaceBody: canonical, clearRouteCache: true, metadata: { ...this.metadata(), [PLAN_KEY]: plan } };
+    return { kind: 'continue', mutation: m, replaceBody: canonical, clearRouteCache: true, metadata: { ...this.metadata(), [PLAN_KEY]: this.svc.plans.seal(plan) } };
   }
 
   /** Chain mode: which member answered, from the upstream stage's `<deployment>;attempt=<n>`. */

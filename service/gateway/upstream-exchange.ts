@@ -17,6 +17,7 @@ import type {
 import type { AttemptLog } from '../fallback/attempts.ts';
 import { DEPLOYMENT_ATTRIBUTE, SERVED_HEADER } from '../fallback/contract.ts';
 import { readPlan, type FallbackPlan } from '../fallback/plan.ts';
+import type { PlanSealer } from '../fallback/seal.ts';
 import { getTranslator, parseClientRequest } from '../providers/index.ts';
 import { isFailure, parseRetryAfter, type CatalogEntry, type HealthTracker } from '../routing/index.ts';
 import type { Snapshot } from './context.ts';
@@ -42,6 +43,8 @@ export interface UpstreamServices {
   snapshot(): Snapshot;
   health: HealthTracker;
   attempts: AttemptLog;
+  /** Verifies the router stage's seal on the plan (shared TOLLGATE_PLAN_KEY). */
+  plans: PlanSealer;
   /** Counts one attempt this stage handled (status 0 = no answer). */
   countAttempt?(provider: string, status: number): void;
 }
@@ -69,7 +72,7 @@ export class UpstreamExchange implements Exchange {
     // Only the router stage sets x-envoy-attempt-count (include_request_attempt_count); 1 without it.
     const n = Number(input.headers.get('x-envoy-attempt-count') ?? '1');
     this.attempt = Number.isInteger(n) && n >= 1 && n <= 100 ? n : 1;
-    const plan = readPlan(input.metadata);
+    const plan = readPlan(input.metadata, this.svc.plans);
     this.plan = plan;
     const id = input.attributes[DEPLOYMENT_ATTRIBUTE];
     if (typeof id !== 'string' || id === '')

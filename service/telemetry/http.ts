@@ -1,9 +1,11 @@
-// The telemetry HTTP server: /metrics (Prometheus text), /healthz (liveness), /readyz (readiness + detail).
+// The telemetry HTTP server: /metrics (Prometheus text), /healthz (liveness), /readyz (readiness;
+// the detail only with the admin credential) and admin routes (/v1/spend) behind the admin guard.
 // Binds exactly the configured address (tests use 127.0.0.1:0).
 
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Metrics } from './metrics.ts';
+import type { AdminGuard, AdminVerdict } from '../security/index.ts';
 
 export interface Readiness {
   ready: boolean;
@@ -17,7 +19,14 @@ export interface TelemetryServerOptions {
   addr: string;
   metrics: Metrics;
   readiness: () => Readiness | Promise<Readiness>;
+  /** Open routes (no credential). */
   extraRoutes?: Map<string, RouteHandler>;
+  /** Routes that need the admin credential. */
+  adminRoutes?: Map<string, RouteHandler>;
+  /** Decides admin access; unset → admin routes and /readyz detail are refused. */
+  admin?: AdminGuard;
+  /** Called for each refused admin request (metrics). */
+  onAdminDenied?: (verdict: Exclude<AdminVerdict, 'allowed'>) => void;
 }
 
 export interface TelemetryServer {
@@ -52,11 +61,25 @@ export async function startTelemetryServer(opts: TelemetryServerOptions): Promis
     });
   });
 
+  const adminVerdict = (req: http.IncomingMessage): AdminVerdict => opts.admin?.check(req) ?? 'disabled';
+
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const pathOnly = (req.url ?? '/').split('?')[0]!;
     const extra = opts.extraRoutes?.get(pathOnly);
     if (extra) {
       await extra(req, res);
+      return;
+    }
+    const adminRoute = opts.adminRoutes?.get(pathOnly);
+    if (adminRoute) {
+      const verdict = adminVerdict(req);
+      if (verdict === 'allowed') await adminRoute(req, res);
+      else {
+        opts.onAdminDenied?.(verdict);
+        if (verdict === 'unauthenticated') res.setHeader('www-authenticate', 'Bearer realm="tollgate-admin"');
+        const message = verdict === 'unauthenticated' ? 'admin credential required (Authorization: Bearer <TOLLGATE_ADMIN_TOKEN>)' : 'admin endpoints are disabled: set TOLLGATE_ADMIN_TOKEN';
+        send(res, verdict === 'unauthenticated' ? 401 : 403, 'application/json', JSON.stringify({ error: message }) + '\n', req.method === 'HEAD');
+      }
       return;
     }
     const head = req.method === 'HEAD';
@@ -81,13 +104,9 @@ export async function startTelemetryServer(opts: TelemetryServerOptions): Promis
         } catch (err) {
           r = { ready: false, detail: { error: `readiness check failed: ${(err as Error).message}` } };
         }
-        send(
-          res,
-          r.ready ? 200 : 503,
-          'application/json',
-          JSON.stringify({ ...r.detail, ready: r.ready }) + '\n',
-          head,
-        );
+        // Probes get the status; the detail (config errors, store state, stream counts) is for admins.
+        const detail = adminVerdict(req) === 'allowed' ? r.detail : {};
+        send(res, r.ready ? 200 : 503, 'application/json', JSON.stringify({ ...detail, ready: r.ready }) + '\n', head);
         return;
       }
       default:

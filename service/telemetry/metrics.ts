@@ -140,6 +140,8 @@ export interface Metrics {
   readonly configReloads: Counter<'result'>;
   /** ext_proc streams failed because Envoy sent a message out of order (a protocol bug or a misconfiguration). */
   readonly extprocProtocolErrors: Counter<never>;
+  /** Refused credentials: ext_proc streams (surface grpc) and admin HTTP requests (surface admin). */
+  readonly authFailures: Counter<'surface' | 'reason'>;
   readonly configInfo: Gauge<'revision'>;
   readonly configLastReloadSuccess: Gauge<never>;
 
@@ -330,6 +332,11 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
       'tollgate_extproc_protocol_errors_total',
       'ext_proc streams failed with FAILED_PRECONDITION: a message Envoy would not send in that state.',
       [],
+    ),
+    authFailures: counter(
+      'tollgate_auth_failures_total',
+      'Refused credentials, by surface (grpc: ext_proc streams; admin: /v1/spend, /readyz detail) and reason.',
+      ['surface', 'reason'],
     ),
     configReloads: counter('tollgate_config_reloads_total', 'Config loads and reloads, by result (success, failure).', [
       'result',

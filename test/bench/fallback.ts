@@ -4,6 +4,7 @@ import { buildSnapshot } from '../../service/config/snapshot.ts';
 import { AttemptLog } from '../../service/fallback/attempts.ts';
 import { DEPLOYMENT_ATTRIBUTE, PLAN_KEY, PLAN_NAMESPACE } from '../../service/fallback/contract.ts';
 import type { FallbackPlan } from '../../service/fallback/plan.ts';
+import { PlanSealer } from '../../service/fallback/seal.ts';
 import { UpstreamExchange } from '../../service/gateway/upstream-exchange.ts';
 import { HealthTracker } from '../../service/routing/index.ts';
 
@@ -11,7 +12,8 @@ export async function bench(): Promise<string[]> {
   Object.assign(process.env, { OPENAI_API_KEY: 'bench', AZURE_OPENAI_API_KEY: 'bench' });
   const snap = buildSnapshot('policies');
   const chain = snap.core.models.find((m) => m.fallbackChains.length)!;
-  const svc = { snapshot: () => snap, health: new HealthTracker(), attempts: new AttemptLog() };
+  const plans = new PlanSealer({ key: 'bench-plan-key-bench-plan-key-0001' });
+  const svc = { snapshot: () => snap, health: new HealthTracker(), attempts: new AttemptLog(), plans };
   const body = Buffer.from(
     JSON.stringify({
       model: chain.name,
@@ -35,6 +37,8 @@ export async function bench(): Promise<string[]> {
       deployments: chain.fallbackChains[0]!.deployments,
       clientHeaders: {},
     };
+    // Sealed once, as the router stage does; every attempt verifies it.
+    const sealed = plans.seal(plan);
     const headers = new Map([
       [':path', '/v1/chat/completions'],
       ['content-length', String(body.length)],
@@ -42,7 +46,7 @@ export async function bench(): Promise<string[]> {
     ]);
     const one = async (): Promise<void> => {
       const ex = new UpstreamExchange(svc);
-      await ex.requestHeaders({ headers, endOfStream: false, metadata: { [PLAN_NAMESPACE]: { [PLAN_KEY]: plan } }, attributes: { [DEPLOYMENT_ATTRIBUTE]: id } });
+      await ex.requestHeaders({ headers, endOfStream: false, metadata: { [PLAN_NAMESPACE]: { [PLAN_KEY]: sealed } }, attributes: { [DEPLOYMENT_ATTRIBUTE]: id } });
       await ex.requestBody(body);
       await ex.responseHeaders(200, new Map([[':status', '200']]));
       ex.end('completed');

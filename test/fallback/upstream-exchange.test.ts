@@ -13,6 +13,7 @@ import type { RequestDecision } from '../../service/extproc/processor.ts';
 import { AttemptLog } from '../../service/fallback/attempts.ts';
 import { DEPLOYMENT_ATTRIBUTE, PLAN_KEY, PLAN_NAMESPACE, SERVED_HEADER } from '../../service/fallback/contract.ts';
 import type { FallbackPlan } from '../../service/fallback/plan.ts';
+import { PlanSealer } from '../../service/fallback/seal.ts';
 import type { Snapshot } from '../../service/gateway/context.ts';
 import { PROVIDER_REQUEST_HEADERS, UpstreamExchange } from '../../service/gateway/upstream-exchange.ts';
 import { getTranslator, parseClientRequest } from '../../service/providers/index.ts';
@@ -87,8 +88,16 @@ function apply(h: Map<string, string>, m: MutationBuilder): void {
   for (const s of built?.set_headers ?? []) h.set(s.header.key, Buffer.from(s.header.raw_value!).toString('latin1'));
 }
 
-function svc(health = new HealthTracker(), attempts = new AttemptLog()) {
-  return { snapshot: () => snap, health, attempts };
+// The replicas' shared TOLLGATE_PLAN_KEY, and a clock the expiry cases move.
+const PLAN_KEY_A = 'test-plan-key-A-0123456789abcdef0123456789';
+let clock = Date.parse('2026-01-01T00:00:00Z');
+const sealer = (key: string, previousKeys: string[] = []) => new PlanSealer({ key, previousKeys, ttlMs: 60_000, now: () => clock });
+const SEALER = sealer(PLAN_KEY_A);
+/** What the router stage writes: the plan sealed with the shared key. */
+const sealed = (p: unknown): string => SEALER.seal(p as object);
+
+function svc(health = new HealthTracker(), attempts = new AttemptLog(), plans = SEALER) {
+  return { snapshot: () => snap, health, attempts, plans };
 }
 
 async function attempt(
@@ -97,7 +106,7 @@ async function attempt(
   opts: { plan?: unknown; body?: Buffer; services?: ReturnType<typeof svc> } = {},
 ): Promise<{ ex: UpstreamExchange; body: RequestDecision }> {
   const ex = new UpstreamExchange(opts.services ?? svc());
-  const metadata: Record<string, Record<string, unknown>> = opts.plan === null ? {} : { [PLAN_NAMESPACE]: { request_id: 'x', [PLAN_KEY]: opts.plan ?? plan() } };
+  const metadata: Record<string, Record<string, unknown>> = opts.plan === null ? {} : { [PLAN_NAMESPACE]: { request_id: 'x', [PLAN_KEY]: sealed(opts.plan ?? plan()) } };
   const h = await ex.requestHeaders({ headers, endOfStream: false, metadata, attributes: deployment === undefined ? {} : { [DEPLOYMENT_ATTRIBUTE]: deployment } });
   assert.equal(h.kind, 'continue');
   if (h.kind === 'continue') apply(headers, h.mutation);
@@ -187,8 +196,9 @@ describe('upstream stage: translates each attempt for the deployment it reached'
 });
 
 describe('upstream stage: fails closed', () => {
-  async function failure(deployment: unknown, p: unknown): Promise<GatewayError> {
+  async function failure(deployment: unknown, p: unknown, raw = false): Promise<GatewayError> {
     const ex = new UpstreamExchange(svc());
+    if (p !== null && !raw) p = sealed(p);
     const metadata: Record<string, Record<string, unknown>> = p === null ? {} : { [PLAN_NAMESPACE]: { [PLAN_KEY]: p } };
     try {
       await ex.requestHeaders({ headers: routerHeaders(), endOfStream: false, metadata, attributes: deployment === undefined ? {} : { [DEPLOYMENT_ATTRIBUTE]: deployment } });
@@ -212,6 +222,52 @@ describe('upstream stage: fails closed', () => {
       assert.equal(e.status, status);
       assert.equal(e.code, code);
     });
+
+  // The plan is sealed (HMAC-SHA256 + expiry) by the router stage; anything else is refused before
+  // the plan is used, so no credential is injected for it.
+  const tamper = (token: string, edit: (json: Record<string, unknown>) => void): string => {
+    const [prefix, payload, sig] = token.split('.');
+    const json = JSON.parse(Buffer.from(payload!, 'base64url').toString()) as Record<string, unknown>;
+    edit(json);
+    return `${prefix}.${Buffer.from(JSON.stringify(json)).toString('base64url')}.${sig}`;
+  };
+  const forged: [string, () => unknown, string][] = [
+    ['an unsigned plan object (the pre-signing format, or a forged stream)', () => plan(), 'fallback_plan_invalid'],
+    ['a plan signed with another key', () => sealer('some-other-key-0123456789abcdef0123456789').seal(plan()), 'fallback_plan_invalid'],
+    ['a tampered plan (deployment list widened, signature kept)', () => tamper(sealed(plan({ deployments: ['d-openai'] })), (j) => (j.deployments = ['d-openai', 'd-gemini'])), 'fallback_plan_invalid'],
+    ['a tampered plan (expiry extended, signature kept)', () => tamper(sealed(plan()), (j) => (j.exp = (j.exp as number) + 3_600_000)), 'fallback_plan_invalid'],
+    ['a plan with its signature cut off', () => sealed(plan()).replace(/\.[^.]*$/, '.'), 'fallback_plan_invalid'],
+    ['an expired plan', () => sealed(plan()), 'fallback_plan_expired'],
+  ];
+  for (const [name, make, code] of forged)
+    it(`${name} → 500 ${code}`, async () => {
+      const token = make();
+      const saved = clock;
+      if (code === 'fallback_plan_expired') clock += 60_000 + 31_000; // past TTL and the 30 s skew
+      try {
+        const e = await failure('d-openai', token, true);
+        assert.equal(e.status, 500);
+        assert.equal(e.code, code);
+      } finally {
+        clock = saved;
+      }
+    });
+
+  it('accepts a plan within its TTL and the clock skew, and one sealed with a previous key (rotation)', async () => {
+    const rotated = svc(undefined, undefined, sealer('new-plan-key-0123456789abcdef0123456789', [PLAN_KEY_A]));
+    const token = sealed(plan());
+    const saved = clock;
+    clock += 60_000 + 29_000;
+    try {
+      for (const services of [svc(), rotated]) {
+        const ex = new UpstreamExchange(services);
+        const d = await ex.requestHeaders({ headers: routerHeaders(), endOfStream: false, metadata: { [PLAN_NAMESPACE]: { [PLAN_KEY]: token } }, attributes: { [DEPLOYMENT_ATTRIBUTE]: 'd-openai' } });
+        assert.equal(d.kind, 'continue');
+      }
+    } finally {
+      clock = saved;
+    }
+  });
 });
 
 describe('upstream stage: response headers', () => {

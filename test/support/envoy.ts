@@ -21,8 +21,10 @@ export interface EnvoyFrontOptions {
   allowModeOverride?: boolean;
   bufferLimitBytes?: number;
   upstreamTimeoutMs?: number;
-  /** gRPC initial metadata on every ext_proc stream (e.g. the processor's shared secret). */
+  /** gRPC initial metadata on every ext_proc stream. */
   extProcMetadata?: Record<string, string>;
+  /** The processor's shared secret, filled into the shipped `${TOLLGATE_GRPC_SHARED_SECRET}` placeholders. */
+  sharedSecret?: string;
   /** Switch on the shipped jwt_authn block with an HS256 key (JWKS kty "oct") and this issuer/audience. */
   jwt?: { secret: string; issuer: string; audiences: string[] };
   /** Another source config (default envoy/envoy.yaml). */
@@ -87,6 +89,7 @@ export async function startEnvoy(opts: EnvoyFrontOptions): Promise<EnvoyFront> {
     },
     ...(opts.bufferLimitBytes !== undefined ? { bufferLimitBytes: opts.bufferLimitBytes } : {}),
     ...(opts.upstreamTimeoutMs !== undefined ? { routeTimeoutMs: opts.upstreamTimeoutMs } : {}),
+    ...(opts.sharedSecret !== undefined ? { sharedSecret: opts.sharedSecret } : {}),
     ...(opts.jwt ? { jwt: { jwks: hs256Jwks(opts.jwt.secret), issuer: opts.jwt.issuer, audiences: opts.jwt.audiences } } : {}),
   });
   const accessLog: AccessLogEntry[] = [];

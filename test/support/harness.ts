@@ -11,7 +11,7 @@ import { hashKey } from '../../service/identity/keys.ts';
 import type { LineageRecord } from '../../service/lineage/record.ts';
 import { startFakeProvider, type FakeProvider } from './fake-providers.ts';
 import { startEnvoy, type EnvoyFront, type EnvoyFrontOptions } from './envoy.ts';
-import { createHmac } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 
 export const KEYS = {
   acme: 'tg-test-acme-research-000000000000000001',
@@ -212,8 +212,14 @@ spec: {maxRequestBytes: ${opts.maxRequestBytes ?? 262144}}
   write('tenants.yaml', TENANTS);
   if (opts.extraYaml) write('extra.yaml', opts.extraYaml);
 
+  // Envoy authenticates to Tollgate as in production: the shared secret on every ext_proc stream
+  // (rendered into the shipped envoy.yaml), and one plan key for every Tollgate process.
+  const sharedSecret = `test-${randomBytes(16).toString('hex')}`;
+  const planKey = randomBytes(32);
   const start = (instance?: string): Promise<Tollgate> =>
     startTollgate({
+      grpcAuth: { sharedSecrets: [sharedSecret] },
+      planKeys: [planKey],
       configDir: dir,
       grpcAddr: '127.0.0.1:0',
       httpAddr: '127.0.0.1:0',
@@ -260,6 +266,7 @@ spec: {maxRequestBytes: ${opts.maxRequestBytes ?? 262144}}
       allowModeOverride: true,
       messageTimeoutMs: 2000,
       jwt: { secret: JWT_SECRET, issuer: JWT_ISSUER, audiences: [JWT_AUDIENCE] },
+      sharedSecret,
       ...envoyOpts,
     });
   } catch (err) {

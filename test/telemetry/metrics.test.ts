@@ -5,6 +5,7 @@ import { createMetrics, recordLineageMetrics, statusLabel, operationName } from 
 import { startTelemetryServer, parseAddr, type Readiness } from '../../service/telemetry/http.ts';
 import { completeRecord } from '../lineage/fixtures.ts';
 import { parsePromText, sampleValue } from './promtext.ts';
+import { adminGuard } from '../../service/security/index.ts';
 
 function get(port: number, path: string, method = 'GET'): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
   return new Promise((resolve, reject) => {
@@ -157,6 +158,8 @@ test('/healthz, /readyz (200/503 with detail), 404, 405, HEAD and extra routes',
       return readiness;
     },
     extraRoutes: new Map([['/debug/config', (_req, res) => void res.end('cfg')]]),
+    // The detail is admin-only (test/security covers the guard); here every caller is admin.
+    admin: adminGuard({ openWithoutToken: true }),
   });
   try {
     assert.equal(server.host, '127.0.0.1');

@@ -1,0 +1,186 @@
+// Start-up posture, the admin credential and the `tollgate spend` CLI, on a real startTollgate.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, it } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import pino from 'pino';
+import { startTollgate, type TollgateOptions } from '../../service/app.ts';
+import type { ProcessingRequest, ProcessingResponse } from '../../service/extproc/messages.ts';
+import { extProcClientCtor } from '../../service/extproc/proto.ts';
+import { AUTH_METADATA_KEY, SecurityConfigError } from '../../service/security/index.ts';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const SECRET = 'app-test-shared-secret-0123456789abcdef';
+const PLAN_KEY = 'app-test-plan-key-0123456789abcdef0123456789';
+const ADMIN = 'app-test-admin-token-0123456789abcdef';
+
+const base = (over: Partial<TollgateOptions> = {}): TollgateOptions => ({
+  configDir: `${ROOT}policies`,
+  grpcAddr: '127.0.0.1:0',
+  httpAddr: '127.0.0.1:0',
+  lineageSinks: ['none'],
+  watchConfig: false,
+  log: pino({ level: 'silent' }),
+  mode: 'development',
+  ...over,
+});
+
+async function refused(over: Partial<TollgateOptions>, message: RegExp): Promise<void> {
+  await assert.rejects(
+    startTollgate(base(over)).then(async (t) => {
+      await t.close(100);
+      return t;
+    }),
+    (err: unknown) => err instanceof SecurityConfigError && message.test(err.message),
+  );
+}
+
+/** GET /v1/models through ext_proc request headers; the status and whether Tollgate replied. */
+async function processOnce(port: number, md: Record<string, string>): Promise<{ code: number; replies: number }> {
+  const Ctor = extProcClientCtor();
+  const client = new Ctor(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  try {
+    const metadata = new grpc.Metadata();
+    for (const [k, v] of Object.entries(md)) metadata.set(k, v);
+    const call = (client as unknown as { Process(md: grpc.Metadata, o: grpc.CallOptions): grpc.ClientDuplexStream<ProcessingRequest, ProcessingResponse> }).Process(metadata, { deadline: Date.now() + 5000 });
+    let replies = 0;
+    call.on('data', () => {
+      replies++;
+      call.end();
+    });
+    const done = new Promise<grpc.StatusObject>((resolve) => {
+      call.on('status', resolve);
+      call.on('error', () => undefined);
+    });
+    const h = { ':method': 'GET', ':path': '/v1/models', authorization: 'Bearer tg-demo-acme-research-0000000000000001' };
+    call.write({ request_headers: { headers: { headers: Object.entries(h).map(([key, v]) => ({ key, raw_value: Buffer.from(v) })) }, end_of_stream: true } });
+    const status = await done;
+    return { code: status.code, replies };
+  } finally {
+    client.close();
+  }
+}
+
+describe('start-up posture', { timeout: 30_000 }, () => {
+  it('refuses a non-loopback ext_proc listener without peer authentication, even outside production', async () => {
+    // 192.0.2.1 (TEST-NET-1) is on no interface here: nothing would be bound even if it were tried.
+    await refused({ grpcAddr: '192.0.2.1:0' }, /not loopback and has no peer authentication/);
+  });
+
+  it('production refuses an unauthenticated ext_proc port (even on loopback) and a missing plan key', async () => {
+    await refused({ mode: 'production' }, /production mode: the ext_proc port has no peer authentication/);
+    await refused({ mode: 'production', grpcAuth: { sharedSecrets: [SECRET] } }, /TOLLGATE_PLAN_KEY/);
+  });
+
+  it('refuses weak or placeholder secrets', async () => {
+    await refused({ grpcAuth: { sharedSecrets: ['short'] } }, /at least 16 bytes/);
+    await refused({ grpcAuth: { sharedSecrets: ['${TOLLGATE_GRPC_SHARED_SECRET}'] } }, /placeholder/);
+    await refused({ planKeys: ['too-short-plan-key'] }, /TOLLGATE_PLAN_KEY must be at least 32 bytes/);
+  });
+
+  it('`tollgate serve` reads the mode and credentials from the environment and exits 1 when refused', async () => {
+    const serve = (env: Record<string, string>) =>
+      new Promise<{ code: number; out: string }>((resolve) => {
+        const e: NodeJS.ProcessEnv = { ...process.env, TOLLGATE_GRPC_ADDR: '127.0.0.1:0', TOLLGATE_HTTP_ADDR: '127.0.0.1:0', TOLLGATE_LINEAGE: 'none', TOLLGATE_CONFIG: `${ROOT}policies`, ...env };
+        for (const k of ['NODE_ENV', 'TOLLGATE_GRPC_SHARED_SECRET', 'TOLLGATE_GRPC_SHARED_SECRET_FILE', 'TOLLGATE_PLAN_KEY', 'TOLLGATE_PLAN_KEY_FILE']) if (!(k in env)) delete e[k];
+        execFile(process.execPath, [`${ROOT}bin/tollgate.js`, 'serve'], { env: e, timeout: 20_000 }, (err, out, stderr) =>
+          resolve({ code: err ? ((err as { code?: number }).code ?? -1) : 0, out: out + stderr }),
+        );
+      });
+    const prod = await serve({ TOLLGATE_MODE: 'production' });
+    assert.equal(prod.code, 1);
+    assert.match(prod.out, /refusing to start: production mode: the ext_proc port has no peer authentication/);
+    const nodeEnv = await serve({ NODE_ENV: 'production', TOLLGATE_GRPC_SHARED_SECRET: SECRET });
+    assert.equal(nodeEnv.code, 1);
+    assert.match(nodeEnv.out, /refusing to start: production mode: set TOLLGATE_PLAN_KEY/);
+  });
+
+  it('production with a shared secret and a plan key: starts, and serves only streams carrying the secret', async () => {
+    const t = await startTollgate(base({ mode: 'production', grpcAuth: { sharedSecrets: [SECRET] }, planKeys: [PLAN_KEY], adminTokens: [ADMIN] }));
+    try {
+      assert.deepEqual(await processOnce(t.grpcPort, {}), { code: grpc.status.UNAUTHENTICATED, replies: 0 });
+      assert.deepEqual(await processOnce(t.grpcPort, { [AUTH_METADATA_KEY]: SECRET }), { code: grpc.status.OK, replies: 1 });
+      const metrics = await (await fetch(`http://127.0.0.1:${t.httpPort}/metrics`)).text();
+      assert.match(metrics, /tollgate_auth_failures_total\{surface="grpc",reason="missing_secret"\} 1/);
+    } finally {
+      await t.close(100);
+    }
+  });
+});
+
+describe('admin endpoints', { timeout: 30_000 }, () => {
+  const get = async (port: number, path: string, token?: string) => {
+    const res = await fetch(`http://127.0.0.1:${port}${path}`, token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } });
+    return { status: res.status, body: await res.text(), auth: res.headers.get('www-authenticate') };
+  };
+
+  it('with TOLLGATE_ADMIN_TOKEN: /v1/spend needs it, /readyz shows detail only with it, /metrics and /healthz stay open', async () => {
+    const t = await startTollgate(base({ adminTokens: [ADMIN] }));
+    try {
+      const p = t.httpPort;
+      const none = await get(p, '/v1/spend?tenant=acme');
+      assert.equal(none.status, 401);
+      assert.match(none.auth ?? '', /^Bearer/);
+      assert.doesNotMatch(none.body, /rows/);
+      assert.equal((await get(p, '/v1/spend', 'wrong-token-0123456789abcdef')).status, 401);
+      const ok = await get(p, '/v1/spend?tenant=acme', ADMIN);
+      assert.equal(ok.status, 200);
+      assert.ok(Array.isArray((JSON.parse(ok.body) as { rows: unknown }).rows));
+
+      assert.deepEqual(JSON.parse((await get(p, '/readyz')).body), { ready: true });
+      const detail = JSON.parse((await get(p, '/readyz', ADMIN)).body) as Record<string, unknown>;
+      assert.equal(detail.ready, true);
+      assert.ok(detail.config && detail.budgetStore && detail.lineage, JSON.stringify(detail));
+
+      assert.equal((await get(p, '/healthz')).status, 200);
+      assert.equal((await get(p, '/metrics')).status, 200);
+      assert.match((await get(p, '/metrics')).body, /tollgate_auth_failures_total\{surface="admin",reason="unauthenticated"\} 2/);
+    } finally {
+      await t.close(100);
+    }
+  });
+
+  it('production without a token: /v1/spend is refused (403) and /readyz is status only', async () => {
+    const t = await startTollgate(base({ mode: 'production', grpcAuth: { sharedSecrets: [SECRET] }, planKeys: [PLAN_KEY] }));
+    try {
+      assert.equal((await get(t.httpPort, '/v1/spend')).status, 403);
+      assert.deepEqual(JSON.parse((await get(t.httpPort, '/readyz')).body), { ready: true });
+    } finally {
+      await t.close(100);
+    }
+  });
+
+  it('development on loopback without a token: open, as before (tests and a local npm start)', async () => {
+    const t = await startTollgate(base());
+    try {
+      assert.equal((await get(t.httpPort, '/v1/spend')).status, 200);
+      assert.ok('config' in (JSON.parse((await get(t.httpPort, '/readyz')).body) as object));
+    } finally {
+      await t.close(100);
+    }
+  });
+
+  it('`tollgate spend` sends TOLLGATE_ADMIN_TOKEN; without it the CLI exits 1 naming the variable', async () => {
+    const t = await startTollgate(base({ adminTokens: [ADMIN] }));
+    const cli = (env: Record<string, string>) =>
+      new Promise<{ code: number; out: string; err: string }>((resolve) => {
+        const e: NodeJS.ProcessEnv = { ...process.env, ...env };
+        if (!('TOLLGATE_ADMIN_TOKEN' in env)) delete e.TOLLGATE_ADMIN_TOKEN;
+        delete e.TOLLGATE_ADMIN_TOKEN_FILE;
+        execFile(process.execPath, [`${ROOT}bin/tollgate.js`, 'spend', '--url', `http://127.0.0.1:${t.httpPort}`], { env: e, timeout: 20_000 }, (err, out, stderr) =>
+          resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out, err: stderr }),
+        );
+      });
+    try {
+      const ok = await cli({ TOLLGATE_ADMIN_TOKEN: ADMIN });
+      assert.equal(ok.code, 0, ok.err);
+      assert.ok(Array.isArray(JSON.parse(ok.out)));
+      const no = await cli({});
+      assert.equal(no.code, 1);
+      assert.match(no.err, /401.*TOLLGATE_ADMIN_TOKEN/);
+    } finally {
+      await t.close(100);
+    }
+  });
+});
