@@ -23,7 +23,8 @@ import { BUILTIN_DETECTOR_NAMES, RedactorCache } from './redaction/index.ts';
 import { createOtlpExporter } from './telemetry/otlp.ts';
 import { HealthTracker } from './routing/index.ts';
 import { startTelemetryServer, type TelemetryServer } from './telemetry/http.ts';
-import { createMetrics, recordRequestMetrics, statusLabel, type Metrics } from './telemetry/metrics.ts';
+import { createMetrics, statusLabel, type Metrics } from './telemetry/metrics.ts';
+import { RequestMetricsConsumer } from './telemetry/request-metrics.ts';
 
 export interface TollgateOptions {
   configDir: string;
@@ -141,7 +142,8 @@ export async function startTollgate(opts: TollgateOptions): Promise<Tollgate> {
   const redaction: RedactionPort = redactionPort(redactors);
   const lineagePort: LineagePort = { emit: (r: LineageRecord) => lineage.emit(r) };
   // Metrics and traces consume each finished request's record next to lineage, not through it.
-  const consumers: OutcomeConsumer[] = [{ name: 'metrics', consume: (r) => recordRequestMetrics(metrics, r) }];
+  const requestMetrics = new RequestMetricsConsumer(metrics, log.child({ component: 'metrics' }));
+  const consumers: OutcomeConsumer[] = [requestMetrics];
   if (otlp) consumers.push({ name: 'traces', consume: (r) => otlp.observe(r) });
   const services: Services = {
     snapshot: () => holder.snapshot(),
@@ -225,6 +227,7 @@ export async function startTollgate(opts: TollgateOptions): Promise<Tollgate> {
         // published once their budgets settle. Wait for that, bounded, before lineage stops accepting.
         if (!(await services.finishing.idle(FINISHING_TIMEOUT_MS)))
           log.error({ pending: services.finishing.size }, 'shutdown: requests still settling; their lineage records will be counted as dropped');
+        requestMetrics.flush();
         await lineage.close(Math.min(graceMs, 5000));
         await otlp?.close();
         await telemetry.close();
