@@ -11,7 +11,8 @@ import type { Services } from './gateway/context.ts';
 import { GatewayExchange } from './gateway/exchange.ts';
 import { UpstreamExchange, type UpstreamServices } from './gateway/upstream-exchange.ts';
 import { AttemptLog } from './fallback/attempts.ts';
-import type { LineagePort, RedactionPort } from './gateway/ports.ts';
+import { PendingOutcomes } from './gateway/outcome.ts';
+import type { LineagePort, OutcomeConsumer, RedactionPort } from './gateway/ports.ts';
 import { startExtProcServer, type ExtProcServer } from './extproc/server.ts';
 import { LineageEmitter } from './lineage/emitter.ts';
 import type { LineageRecord } from './lineage/record.ts';
@@ -25,6 +26,7 @@ import { startTelemetryServer, type TelemetryServer } from './telemetry/http.ts'
 import { PlanSealer, processPlanKey } from './fallback/seal.ts';
 import { adminGuard, buildGrpcAuth, checkPosture, modeFromEnv, throttledDenials, type GrpcAuthOptions, type RunMode } from './security/index.ts';
 import { createMetrics, statusLabel, type Metrics } from './telemetry/metrics.ts';
+import { RequestMetricsConsumer } from './telemetry/request-metrics.ts';
 
 export interface TollgateOptions {
   configDir: string;
@@ -67,6 +69,8 @@ export interface TollgateOptions {
   planTtlMs?: number;
   /** Bearer tokens for /v1/spend and /readyz detail. Unset: open on a loopback httpAddr outside production, else refused. */
   adminTokens?: string[];
+  /** Lineage emitter queue bounds (defaults: 200,000 records in memory, drained every 50 ms). */
+  lineageQueue?: { maxInMemory?: number; flushIntervalMs?: number };
 }
 
 export interface Tollgate {
@@ -167,7 +171,7 @@ export async function startTollgate(opts: TollgateOptions): Promise<Tollgate> {
     metrics,
     logger: log.child({ component: 'lineage' }),
     validate: opts.validateLineage,
-    observers: otlp ? [otlp] : [],
+    ...opts.lineageQueue,
   });
   const secret = opts.redactionSecret ?? process.env.TOLLGATE_REDACTION_SECRET;
   if (!secret) log.warn('TOLLGATE_REDACTION_SECRET is not set: `hash` redaction uses a per-process key, so hashes change on restart');
@@ -175,12 +179,18 @@ export async function startTollgate(opts: TollgateOptions): Promise<Tollgate> {
 
   const redaction: RedactionPort = redactionPort(redactors);
   const lineagePort: LineagePort = { emit: (r: LineageRecord) => lineage.emit(r) };
+  // Metrics and traces consume each finished request's record next to lineage, not through it.
+  const requestMetrics = new RequestMetricsConsumer(metrics, log.child({ component: 'metrics' }));
+  const consumers: OutcomeConsumer[] = [requestMetrics];
+  if (otlp) consumers.push({ name: 'traces', consume: (r) => otlp.observe(r) });
   const services: Services = {
     snapshot: () => holder.snapshot(),
     health,
     budgets: budgetPort(budgets),
     redaction,
     lineage: lineagePort,
+    consumers,
+    finishing: new PendingOutcomes((err) => log.error({ err }, 'recording a finished request failed')),
     log,
     now,
     instance: opts.instance ?? hostname(),
@@ -267,13 +277,22 @@ export async function startTollgate(opts: TollgateOptions): Promise<Tollgate> {
       (closing ??= (async () => {
         holder.close();
         await extproc.drain(graceMs);
+        // Every stream has ended by now (the drain cuts what is left at its deadline); their records are
+        // published once their budgets settle. Wait for that, bounded, before lineage stops accepting.
+        if (!(await services.finishing.idle(FINISHING_TIMEOUT_MS)))
+          log.error({ pending: services.finishing.size }, 'shutdown: requests still settling; their lineage records will be counted as dropped');
+        requestMetrics.flush();
         await lineage.close(Math.min(graceMs, 5000));
+        await otlp?.close();
         await telemetry.close();
         await store.close?.();
         grpcAuth.close();
       })()),
   };
 }
+
+/** How long a graceful shutdown waits for ended requests to settle their budgets and publish their record. */
+const FINISHING_TIMEOUT_MS = 3000;
 
 export function defaultSpoolDir(): string {
   return join(process.cwd(), 'var', 'spool');

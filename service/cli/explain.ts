@@ -7,6 +7,7 @@ import pino from 'pino';
 import { buildSnapshot } from '../config/snapshot.ts';
 import { GatewayError } from '../errors.ts';
 import type { Services } from '../gateway/context.ts';
+import { PendingOutcomes } from '../gateway/outcome.ts';
 import { GatewayExchange } from '../gateway/exchange.ts';
 import type { BudgetPort } from '../gateway/ports.ts';
 import { redactionPort } from '../gateway/adapters.ts';
@@ -54,6 +55,8 @@ export async function explain(input: ExplainInput): Promise<Record<string, unkno
     budgets,
     redaction: redactionPort(redactors),
     lineage: { emit: () => undefined },
+    consumers: [],
+    finishing: new PendingOutcomes(() => undefined),
     log: pino({ level: 'silent' }),
     now: () => new Date(),
     instance: 'explain',

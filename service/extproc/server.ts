@@ -11,6 +11,8 @@ import { STAGE_METADATA_KEY, UPSTREAM_STAGE } from '../fallback/contract.ts';
 import type { GrpcAuth } from '../security/index.ts';
 
 export const EXTPROC_SERVICE_NAME = 'envoy.service.ext_proc.v3.ExternalProcessor';
+/** End detail of a stream still open when drain() ran out of time (lineage `errorCode`). */
+export const DRAIN_DEADLINE_DETAIL = 'cut at the shutdown drain deadline';
 
 /** Which of Envoy's two ext_proc filters opened the stream (gRPC initial metadata, see fallback/contract.ts). */
 export type Stage = 'router' | 'upstream';
@@ -29,7 +31,7 @@ export interface ExtProcServer {
   port: number;
   /** In-flight streams right now. */
   active(): number;
-  /** Stop accepting, let in-flight streams finish within `graceMs`, then cut the rest. */
+  /** Stop accepting, let in-flight streams finish within `graceMs`, then cut the rest (each ends as aborted first). */
   drain(graceMs: number): Promise<void>;
 }
 
@@ -44,11 +46,11 @@ export async function startExtProcServer(addr: string, opts: ExtProcServerOption
   });
   const health = new HealthImplementation({ '': 'SERVING', [EXTPROC_SERVICE_NAME]: 'SERVING' });
   health.addToServer(server);
-  const streams = new Set<Call>();
+  /** Open streams, each with the function that ends it. */
+  const streams = new Map<Call, (reason: 'aborted' | 'protocol_error', detail: string) => void>();
 
   server.addService(extProcService(), {
     Process: (call: Call) => {
-      streams.add(call);
       const stage: Stage = call.metadata.get(STAGE_METADATA_KEY)[0] === UPSTREAM_STAGE ? 'upstream' : 'router';
       const processor = new Processor(opts.newExchange(stage));
       let queue: Promise<void> = Promise.resolve();
@@ -60,6 +62,7 @@ export async function startExtProcServer(addr: string, opts: ExtProcServerOption
         streams.delete(call);
         processor.abort(reason, detail);
       };
+      streams.set(call, close);
 
       call.on('data', (msg: ProcessingRequest) => {
         queue = queue.then(async () => {
@@ -123,6 +126,8 @@ export async function startExtProcServer(addr: string, opts: ExtProcServerOption
       health.setStatus(EXTPROC_SERVICE_NAME, 'NOT_SERVING');
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
+          // End what is left ourselves, now: each exchange records itself as aborted before the server goes.
+          for (const cut of [...streams.values()]) cut('aborted', DRAIN_DEADLINE_DETAIL);
           server.forceShutdown();
           resolve();
         }, graceMs);

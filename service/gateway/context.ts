@@ -7,7 +7,8 @@ import type { PolicyBundle } from '../policy/types.ts';
 import type { Catalog, HealthTracker, Router } from '../routing/index.ts';
 import type { AttemptLog } from '../fallback/attempts.ts';
 import type { PlanSealer } from '../fallback/seal.ts';
-import type { BudgetPort, LineagePort, RedactionPort } from './ports.ts';
+import type { PendingOutcomes } from './outcome.ts';
+import type { BudgetPort, LineagePort, OutcomeConsumer, RedactionPort } from './ports.ts';
 
 export interface Snapshot {
   /** Content hash of the whole config directory. */
@@ -25,8 +26,12 @@ export interface Services {
   health: HealthTracker;
   budgets: BudgetPort;
   redaction: RedactionPort;
-  /** Request metrics are derived from each lineage record by the emitter, off the hot path. */
+  /** Audit: each finished request's record (bounded queue and spool: a loss there is counted, and only there). */
   lineage: LineagePort;
+  /** The other consumers of the same record (request metrics, traces), each fed independently of lineage. */
+  consumers: OutcomeConsumer[];
+  /** Ended requests whose record is not published yet: a graceful shutdown waits for them. */
+  finishing: PendingOutcomes;
   /** Failed fallback attempts seen by this replica's upstream stage, joined into lineage by request id. */
   attempts: AttemptLog;
   /** Seals the fallback plan the router stage writes to dynamic metadata (docs/security.md). */

@@ -14,7 +14,7 @@ import type {
   ResponseHeadersDecision,
 } from '../extproc/processor.ts';
 import { authenticate, extractToken, JWT_AUTHN_NAMESPACE, type Principal } from '../identity/principal.ts';
-import type { LineageRecord, Outcome, RedactionCount } from '../lineage/record.ts';
+import { ruleResult, type LineageRecord, type Outcome, type RedactionCount } from '../lineage/record.ts';
 import type { Decision, PolicyInput } from '../policy/types.ts';
 import { getTranslator, parseClientRequest } from '../providers/index.ts';
 import type { ClientRequest, StreamTranslator, Translator, Usage } from '../providers/types.ts';
@@ -22,6 +22,7 @@ import { parseRetryAfter, type Candidate } from '../routing/index.ts';
 import type { Services, Snapshot } from './context.ts';
 import { apiForPath, matchEndpoint, pathOnly, type Endpoint } from './endpoints.ts';
 import { buildPolicyInput, listAllowedModels } from './policy-input.ts';
+import { publishOutcome } from './outcome.ts';
 import { deniedBudgetEffects } from './adapters.ts';
 import { LimitExceededError } from '../budget/manager.ts';
 import { RedactionBlockedError, toRedactionCounts } from '../redaction/index.ts';
@@ -450,7 +451,7 @@ export class GatewayExchange implements Exchange {
         });
       }
     }
-    void this.settleAndRecord(reason, detail);
+    this.svc.finishing.track(this.settleAndRecord(reason, detail));
   }
 
   /**
@@ -628,12 +629,7 @@ export class GatewayExchange implements Exchange {
     } catch (err) {
       this.svc.log.error({ err, requestId: this.requestId }, 'budget settle failed');
     }
-    const record = this.lineage(reason, detail, budgets);
-    try {
-      this.svc.lineage.emit(record);
-    } catch (err) {
-      this.svc.log.error({ err, requestId: this.requestId }, 'lineage emit failed');
-    }
+    publishOutcome(this.lineage(reason, detail, budgets), this.svc.lineage, this.svc.consumers, this.svc.log);
   }
 
   private lineage(reason: EndReason, detail: string | undefined, budgets: LineageRecord['budgets']): LineageRecord {
@@ -702,8 +698,7 @@ export class GatewayExchange implements Exchange {
               policy: r.policy,
               rule: r.rule,
               kind: r.kind,
-              outcome:
-                r.outcome === 'error' ? 'error' : r.outcome === 'skipped' ? 'skipped' : r.outcome === 'not-matched' || r.outcome === 'allow' ? 'not_matched' : 'matched',
+              outcome: ruleResult(r.outcome),
               message: r.message,
             })),
             dryRunDenies: d.dryRunDenials.map((x) => {

@@ -1,4 +1,4 @@
-// The narrow interfaces the request path needs from budgets, redaction, lineage and metrics.
+// The narrow interfaces the request path needs from budgets, redaction, lineage, metrics and traces.
 // app.ts adapts the real modules to them; tests can pass simple fakes.
 import type { BudgetSpec, RateLimitSpec } from '../budget/types.ts';
 import type { BudgetEffect, LineageRecord, RedactionCount } from '../lineage/record.ts';
@@ -55,6 +55,16 @@ export interface RedactionPort {
   ): RedactionResult;
 }
 
+/** Audit: takes each finished request's record into the lineage pipeline (enqueue only). */
 export interface LineagePort {
   emit(record: LineageRecord): void;
+}
+
+/**
+ * Another consumer of the same finished-request record (request metrics, traces). Each consumer is fed on its
+ * own: one that throws, drops or falls behind never changes what another one sees. Must not mutate the record.
+ */
+export interface OutcomeConsumer {
+  readonly name: string;
+  consume(record: LineageRecord): void;
 }

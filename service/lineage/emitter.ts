@@ -1,6 +1,8 @@
 // LineageEmitter: emit() is the only call on the request path; it appends the record to an in-memory queue and
 // returns. A timer (or a full batch) drains the queue off the hot path: each record gets a sequence number, is
-// serialized once to proto3 JSON, metrics are updated, and every sink's pipeline receives the batch.
+// serialized once to proto3 JSON, and every sink's pipeline receives the batch. Request metrics and traces are
+// not derived here: they consume the same record on their own (service/gateway/outcome.ts), so nothing lost in
+// this pipeline ever skews them.
 //
 // Per sink, one async pipeline delivers in sequence order:
 //   direct mode    batches go straight to the sink; a failed batch (and everything after it) goes to the
@@ -30,12 +32,7 @@ import { toProtoJson, type LineageRecord } from './record.ts';
 import { validateLineageRecord } from './schema.ts';
 import { Spool, type SpoolOptions, type SpooledEntry } from './spool.ts';
 import type { LineageSink, SinkEntry, WriteResult } from './sinks.ts';
-import { recordLineageMetrics, type Metrics } from '../telemetry/metrics.ts';
-
-export interface RecordObserver {
-  /** Called off the hot path for each record (e.g. the OTLP span exporter). Must not throw. */
-  observe(record: LineageRecord): void;
-}
+import type { Metrics } from '../telemetry/metrics.ts';
 
 export interface LineageEmitterOptions {
   sinks: LineageSink[];
@@ -45,11 +42,10 @@ export interface LineageEmitterOptions {
     /** Spool fill ratio that raises the near-full warning / metric / readiness detail. Default 0.8. */
     nearFullRatio?: number;
   };
-  /** Pipeline health metrics, plus per-request metrics (recordLineageMetrics) for every record emitted. */
+  /** Pipeline health metrics (tollgate_lineage_*). */
   metrics?: Metrics;
   /** Operational log (warnings/errors about sinks and the spool; never record contents). */
   logger?: Logger;
-  observers?: RecordObserver[];
   /** Drain interval. Default 50 ms. */
   flushIntervalMs?: number;
   /** Records per sink write. Default 256. */
@@ -528,7 +524,6 @@ export class LineageEmitter {
   private readonly pipelines: SinkPipeline[];
   private readonly metrics: Metrics | undefined;
   private readonly logger: Logger;
-  private readonly observers: RecordObserver[];
   private readonly batchSize: number;
   private readonly maxInMemory: number;
   private readonly validate: boolean;
@@ -557,7 +552,6 @@ export class LineageEmitter {
     this.pipelines = pipelines;
     this.metrics = opts.metrics;
     this.logger = logger;
-    this.observers = opts.observers ?? [];
     this.batchSize = opts.batchSize ?? 256;
     this.maxInMemory = opts.maxInMemory ?? 200_000;
     this.validate = opts.validate ?? false;
@@ -770,20 +764,6 @@ export class LineageEmitter {
         continue;
       }
       entries.push(entry);
-      if (this.metrics) {
-        try {
-          recordLineageMetrics(this.metrics, rec);
-        } catch (err) {
-          if (this.throttle.allow('metrics')) this.logger.error({ err: (err as Error).message }, 'lineage metrics failed');
-        }
-      }
-      for (const o of this.observers) {
-        try {
-          o.observe(rec);
-        } catch (err) {
-          if (this.throttle.allow('observer')) this.logger.error({ err: (err as Error).message }, 'lineage observer failed');
-        }
-      }
     }
     this.metrics?.lineageEmitted.inc(records.length);
     if (entries.length === 0) return;

@@ -5,6 +5,7 @@ export {
   toProtoJson,
   fromProtoJson,
   isOutcome,
+  ruleResult,
   contentSha256,
 } from './record.ts';
 export type {
@@ -14,6 +15,7 @@ export type {
   AuthMethod,
   LineageClientApi,
   RuleResult,
+  LegacyRuleResult,
   Direction,
   TraceIds,
   Principal,
@@ -31,7 +33,7 @@ export type {
 } from './record.ts';
 export { validateLineageRecord, lineageRoot, lineageRecordType, LINEAGE_PROTO_PATH, LINEAGE_RECORD_TYPE } from './schema.ts';
 export { LineageEmitter } from './emitter.ts';
-export type { LineageEmitterOptions, LineageHealth, SinkHealth, RecordObserver } from './emitter.ts';
+export type { LineageEmitterOptions, LineageHealth, SinkHealth } from './emitter.ts';
 export { StdoutSink, FileSink, rotatedFiles } from './sinks.ts';
 export type { LineageSink, SinkEntry, WriteResult, StdoutSinkOptions, FileSinkOptions } from './sinks.ts';
 export { RedisSink } from './redis-sink.ts';

@@ -4,8 +4,10 @@
 // There is deliberately no field for a credential: principals are identified by their public key id.
 
 import { createHash } from 'node:crypto';
+import type { RuleOutcome as PolicyRuleOutcome } from '../policy/types.ts';
 
-export const LINEAGE_SCHEMA_VERSION = 1;
+/** Written in every new record. Version 1 records (rule outcomes folded into `matched`) still read back. */
+export const LINEAGE_SCHEMA_VERSION = 2;
 
 export type Outcome =
   | 'success'
@@ -19,7 +21,13 @@ export type Outcome =
 
 export type AuthMethod = 'none' | 'virtual_key' | 'jwt';
 export type LineageClientApi = 'openai' | 'anthropic';
-export type RuleResult = 'matched' | 'not_matched' | 'error' | 'skipped';
+/** One per policy engine outcome (service/policy/types.ts RuleOutcome), nothing folded together. */
+export type RuleResult = 'allow' | 'deny' | 'would_deny' | 'applied' | 'not_matched' | 'error' | 'skipped';
+/**
+ * Schema version 1 only, read back from old records: `deny`, `would_deny` or `applied` (and version 1's
+ * `not_matched` may be a passed access check, i.e. `allow`). Never written by this version.
+ */
+export type LegacyRuleResult = 'matched';
 export type Direction = 'request' | 'response';
 
 export interface TraceIds {
@@ -73,9 +81,9 @@ export interface Attempt {
 export interface RuleOutcome {
   policy: string;
   rule: string;
-  /** deny | allow | redact | route | budget | rate_limit | label | retain | … */
+  /** deny | require | models | route | redact | budget | rateLimit | label | transform | matchCondition */
   kind: string;
-  outcome: RuleResult;
+  outcome: RuleResult | LegacyRuleResult;
   message?: string;
 }
 
@@ -192,8 +200,32 @@ const OUTCOMES: readonly Outcome[] = [
 ];
 const AUTH_METHODS: readonly AuthMethod[] = ['none', 'virtual_key', 'jwt'];
 const CLIENT_APIS: readonly LineageClientApi[] = ['openai', 'anthropic'];
-const RULE_RESULTS: readonly RuleResult[] = ['matched', 'not_matched', 'error', 'skipped'];
+const RULE_RESULTS: readonly (RuleResult | LegacyRuleResult)[] = [
+  'allow',
+  'deny',
+  'would_deny',
+  'applied',
+  'not_matched',
+  'error',
+  'skipped',
+  'matched',
+];
+/** Exhaustive over the policy engine's outcomes: a new one fails to compile until lineage records it. */
+const RULE_RESULT_OF: Readonly<Record<PolicyRuleOutcome, RuleResult>> = {
+  allow: 'allow',
+  deny: 'deny',
+  'would-deny': 'would_deny',
+  applied: 'applied',
+  'not-matched': 'not_matched',
+  error: 'error',
+  skipped: 'skipped',
+};
 const DIRECTIONS: readonly Direction[] = ['request', 'response'];
+
+/** The lineage value for a policy rule outcome: the same outcome, never a coarser one. */
+export function ruleResult(o: PolicyRuleOutcome): RuleResult {
+  return RULE_RESULT_OF[o];
+}
 
 export function isOutcome(v: unknown): v is Outcome {
   return typeof v === 'string' && (OUTCOMES as readonly string[]).includes(v);

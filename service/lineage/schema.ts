@@ -2,6 +2,8 @@
 // Two checks: (1) a strict walk of the JSON over the reflected message types, applying the proto3 JSON mapping
 // rules and the schema's own `(required)` / `(pattern)` field options; (2) a binary round trip
 // (fromObject → encode → decode → toObject) whose result must equal the input, field for field.
+// Records of every schema version this code understands validate (version 1: rule outcomes folded into
+// RULE_RESULT_MATCHED), each against its own version's rules.
 
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
@@ -350,6 +352,23 @@ function roundTrip(t: protobuf.Type, json: Json): string[] {
   return problems;
 }
 
+/** Rule outcomes only one schema version may hold (the enum carries both for reading old records). */
+const V1_ONLY_RULE_RESULTS = new Set(['RULE_RESULT_MATCHED']);
+const V2_RULE_RESULTS = new Set(['RULE_RESULT_ALLOW', 'RULE_RESULT_DENY', 'RULE_RESULT_WOULD_DENY', 'RULE_RESULT_APPLIED']);
+
+function ruleOutcomeProblems(rec: Json, version: number): string[] {
+  const policy = rec.policy;
+  const rules = isObject(policy) && Array.isArray(policy.rules) ? policy.rules : [];
+  const out: string[] = [];
+  rules.forEach((r, i) => {
+    const o = isObject(r) ? r.outcome : undefined;
+    if (typeof o !== 'string') return;
+    const wrong = version >= 2 ? V1_ONLY_RULE_RESULTS.has(o) : V2_RULE_RESULTS.has(o);
+    if (wrong) out.push(`policy.rules[${i}].outcome: ${o} is not a rule outcome of schema version ${version}`);
+  });
+  return out;
+}
+
 /**
  * Checks a lineage record in proto3 JSON form against the schema. Returns a list of problems, each starting with
  * the JSON path (`principal.authMethod: …`); an empty list means the record is valid.
@@ -364,6 +383,8 @@ export function validateLineageRecord(json: unknown): string[] {
   const version = rec.schemaVersion;
   if (typeof version === 'number' && version > LINEAGE_SCHEMA_VERSION) {
     problems.push(`schemaVersion: ${version} is newer than this validator understands (${LINEAGE_SCHEMA_VERSION})`);
+  } else if (typeof version === 'number') {
+    problems.push(...ruleOutcomeProblems(rec, version));
   }
   const start = parseRfc3339(String(rec.startTime));
   const end = parseRfc3339(String(rec.endTime));

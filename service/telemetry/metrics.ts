@@ -88,7 +88,7 @@ export type Phase = 'request_headers' | 'request_body' | 'response_headers' | 'r
 
 export interface Metrics {
   readonly registry: Registry;
-  /** Requests by tenant / model / provider / decision (lineage outcome) / HTTP status. */
+  /** Requests by tenant / model / provider / decision (the request's outcome) / HTTP status. */
   readonly requests: Counter<'tenant' | 'model' | 'provider' | 'decision' | 'status'>;
   /** Tokens by tenant / model / provider / type (input | output | cached | reasoning). */
   readonly tokens: Counter<'tenant' | 'model' | 'provider' | 'type'>;
@@ -377,9 +377,10 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
 
 /**
  * Updates request, token, cost, latency, policy, redaction, budget and upstream metrics from one finished
- * lineage record. One call per request (the LineageEmitter does it off the hot path when given `metrics`).
+ * request's record. One call per request, as a consumer of its own (service/gateway/outcome.ts): lineage
+ * delivery (a full queue, a sink outage) never changes what is counted here.
  */
-export function recordLineageMetrics(m: Metrics, r: LineageRecord): void {
+export function recordRequestMetrics(m: Metrics, r: LineageRecord): void {
   const tenant = m.label('tenant', r.principal.tenant);
   const model = m.label('model', r.served?.model ?? r.request.requestedModel);
   const provider = m.label('provider', r.served?.provider);

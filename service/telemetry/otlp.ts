@@ -1,12 +1,12 @@
-// Optional OTLP/HTTP (JSON encoding) span export: one SERVER span per request, built from its lineage record,
-// named and attributed after the OTel GenAI conventions. Batched and POSTed off the hot path; best effort
-// (a failed export is counted and dropped, never retried into memory growth).
+// Optional OTLP/HTTP (JSON encoding) span export: one SERVER span per request, built from its record, named
+// and attributed after the OTel GenAI conventions. Batched and POSTed off the hot path; best effort (a failed
+// export is counted and dropped, never retried into memory growth).
 //
-// Attach to the emitter as an observer: `LineageEmitter.open({ …, observers: [exporter] })`.
+// A consumer of each finished request's record in its own right (app.ts wires `observe` next to lineage and
+// metrics): what the lineage pipeline drops never costs a span.
 
 import type { Logger } from 'pino';
 import type { LineageRecord } from '../lineage/record.ts';
-import type { RecordObserver } from '../lineage/emitter.ts';
 import type { Metrics } from './metrics.ts';
 import { operationName } from './metrics.ts';
 
@@ -107,7 +107,7 @@ export function spanFromLineage(r: LineageRecord): OtlpSpan | undefined {
   return span;
 }
 
-export class OtlpSpanExporter implements RecordObserver {
+export class OtlpSpanExporter {
   readonly url: string;
   private readonly opts: OtlpOptions;
   private readonly batchSize: number;
@@ -146,7 +146,7 @@ export class OtlpSpanExporter implements RecordObserver {
     this.timer.unref();
   }
 
-  /** RecordObserver: exports a span for each sampled record. */
+  /** Exports a span for each sampled record. Never throws. */
   observe(record: LineageRecord): void {
     if (!record.trace?.sampled) return;
     const span = spanFromLineage(record);

@@ -289,7 +289,7 @@ describe('e2e lineage: exactly one complete record per outcome', { timeout: 1800
     // Decision: the id the client saw, the active policy bundle revision, the rules that applied.
     assert.equal(response.headers.get('x-tollgate-decision-id'), r.decisionId);
     assert.equal(r.policy?.bundleRevision, h.tollgate.holder.snapshot().policy.revision);
-    assert.ok(r.policy?.rules?.some((x) => x.policy === 'lineage-e2e' && x.rule === 'acme-monthly' && x.outcome === 'matched'), JSON.stringify(r.policy?.rules));
+    assert.ok(r.policy?.rules?.some((x) => x.policy === 'lineage-e2e' && x.rule === 'acme-monthly' && x.outcome === 'applied'), JSON.stringify(r.policy?.rules));
     assert.equal(r.policy?.labels?.team, 'research');
     // Budget effects: reserved at admission, charged what the request cost, remaining after the charge.
     const b = r.budgets?.find((x) => x.name === 'lineage-e2e/acme-monthly');
@@ -355,7 +355,7 @@ describe('e2e lineage: exactly one complete record per outcome', { timeout: 1800
     assert.equal(r.costUsd, undefined);
     assert.equal(r.policy?.bundleRevision, h.tollgate.holder.snapshot().policy.revision);
     const rule = r.policy?.rules?.find((x) => x.rule === 'forbidden-topic');
-    assert.equal(rule?.outcome, 'matched', JSON.stringify(r.policy?.rules));
+    assert.equal(rule?.outcome, 'deny', JSON.stringify(r.policy?.rules));
     assert.equal(rule?.kind, 'deny');
     assert.deepEqual(r.budgets ?? [], [], 'a denied request reserves and charges nothing');
     seen.push({ requestId: id.requestId, outcome: r.outcome });

@@ -280,7 +280,7 @@ describe('e2e: CEL policies through the Envoy stand-in', { timeout: 120000 }, ()
       assert.equal(rec.statusCode, 403);
       assert.equal(rec.errorCode, 'policy_denied');
       const rule = rec.policy?.rules?.find((r) => r.policy === 'access' && r.rule === 'forbidden-word');
-      assert.equal(rule?.outcome, 'matched');
+      assert.equal(rule?.outcome, 'deny');
     });
 
     it('a custom status (451) and reason pass through, with the messageExpression text', async () => {
@@ -450,7 +450,7 @@ describe('e2e: CEL policies through the Envoy stand-in', { timeout: 120000 }, ()
           ],
         );
         const rec = await lineageOf(h, id);
-        assert.equal(rec.policy?.rules?.find((r) => r.rule === 'support-transforms')?.outcome, 'matched');
+        assert.equal(rec.policy?.rules?.find((r) => r.rule === 'support-transforms')?.outcome, 'applied');
       });
     }
 

@@ -3,7 +3,7 @@ import type { LineageRecord } from '../../service/lineage/record.ts';
 
 export function completeRecord(overrides: Partial<LineageRecord> = {}): LineageRecord {
   return {
-    schemaVersion: 1,
+    schemaVersion: 2,
     requestId: 'req-0001',
     decisionId: 'dec-0001',
     trace: {
@@ -46,8 +46,11 @@ export function completeRecord(overrides: Partial<LineageRecord> = {}): LineageR
     policy: {
       bundleRevision: 'rev-42',
       rules: [
-        { policy: 'pii', rule: 'mask-emails', kind: 'redact', outcome: 'matched' },
-        { policy: 'models', rule: 'allow-list', kind: 'deny', outcome: 'not_matched' },
+        { policy: 'pii', rule: 'mask-emails', kind: 'redact', outcome: 'applied' },
+        { policy: 'models', rule: 'allow-list', kind: 'models', outcome: 'allow' },
+        { policy: 'residency', rule: 'eu-only', kind: 'deny', outcome: 'would_deny', message: 'would deny: model outside EU' },
+        { policy: 'free-tier', rule: 'matchConditions/free', kind: 'matchCondition', outcome: 'not_matched' },
+        { policy: 'pii', rule: 'block-ssn', kind: 'redact', outcome: 'skipped', message: 'dry run: would block ssn' },
       ],
       dryRunDenies: [{ policy: 'residency', rule: 'eu-only', message: 'would deny: model outside EU' }],
       labels: { costCenter: 'cc-1' },
@@ -95,3 +98,29 @@ export function completeRecord(overrides: Partial<LineageRecord> = {}): LineageR
     ...overrides,
   };
 }
+
+/**
+ * A record exactly as schema version 1 wrote it (proto3 JSON, before rule outcomes were recorded exactly):
+ * `RULE_RESULT_MATCHED` for a deny / would-deny / applied rule, `RULE_RESULT_NOT_MATCHED` for a passed check.
+ */
+export const V1_RECORD_JSON = JSON.stringify({
+  schemaVersion: 1,
+  requestId: 'req-v1-0001',
+  decisionId: '0123456789abcdef0123456789abcdef',
+  startTime: '2025-02-01T09:00:00.000Z',
+  endTime: '2025-02-01T09:00:00.040Z',
+  principal: { keyId: 'vk_acme_ops', tenant: 'acme', authMethod: 'AUTH_METHOD_VIRTUAL_KEY' },
+  request: { clientApi: 'CLIENT_API_OPENAI', endpoint: '/v1/chat/completions', method: 'POST', requestedModel: 'gpt-4o', requestBytes: '210', responseBytes: '0' },
+  policy: {
+    bundleRevision: 'rev-7',
+    rules: [
+      { policy: 'models', rule: 'allow-list', kind: 'models', outcome: 'RULE_RESULT_NOT_MATCHED' },
+      { policy: 'baseline', rule: 'no-secrets', kind: 'deny', outcome: 'RULE_RESULT_MATCHED', message: 'secrets are not allowed' },
+    ],
+  },
+  statusCode: 403,
+  outcome: 'OUTCOME_DENIED',
+  errorClass: 'permission',
+  errorCode: 'policy_denied',
+  gatewayInstance: 'tollgate-0',
+});

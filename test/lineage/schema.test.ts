@@ -20,9 +20,12 @@ test('a complete record validates against the proto schema', () => {
   assert.equal(j.principal.authMethod, 'AUTH_METHOD_VIRTUAL_KEY');
   assert.equal(j.tokens.input, '1200');
   assert.equal(j.request.requestBytes, '1532');
-  assert.equal(j.policy.rules[0].outcome, 'RULE_RESULT_MATCHED');
+  assert.deepEqual(
+    j.policy.rules.map((r: Json) => r.outcome),
+    ['RULE_RESULT_APPLIED', 'RULE_RESULT_ALLOW', 'RULE_RESULT_WOULD_DENY', 'RULE_RESULT_NOT_MATCHED', 'RULE_RESULT_SKIPPED'],
+  );
   assert.equal(j.redactions[0].count, '2');
-  assert.equal(j.schemaVersion, 1);
+  assert.equal(j.schemaVersion, 2);
 });
 
 test('a minimal denied record validates (optional parts absent)', () => {
@@ -88,7 +91,10 @@ const broken: [string, (j: Json) => void, RegExp][] = [
   ['double as string', (j) => (j.costUsd = '0.1'), /^costUsd: expected a number/],
   ['rule without policy', (j) => delete j.policy.rules[0].policy, /^policy\.rules\[0\]\.policy: required/],
   ['budget without unit', (j) => delete j.budgets[0].unit, /^budgets\[0\]\.unit: required/],
-  ['newer schema version', (j) => (j.schemaVersion = 2), /^schemaVersion: 2 is newer/],
+  ['newer schema version', (j) => (j.schemaVersion = 3), /^schemaVersion: 3 is newer/],
+  ['version 1 outcome in a version 2 record', (j) => (j.policy.rules[1].outcome = 'RULE_RESULT_MATCHED'), /^policy\.rules\[1\]\.outcome: RULE_RESULT_MATCHED is not a rule outcome of schema version 2/],
+  ['version 2 outcome in a version 1 record', (j) => (j.schemaVersion = 1), /^policy\.rules\[0\]\.outcome: RULE_RESULT_APPLIED is not a rule outcome of schema version 1/],
+  ['unknown rule outcome', (j) => (j.policy.rules[0].outcome = 'RULE_RESULT_FIRED'), /^policy\.rules\[0\]\.outcome: "RULE_RESULT_FIRED" is not a value of RuleResult/],
   ['not an object', (j) => Object.assign(j, { request: [] }), /^request: expected a JSON object/],
 ];
 
@@ -141,7 +147,7 @@ test('fromProtoJson(toProtoJson(r)) gives back r', () => {
     statusCode: 499,
     outcome: 'aborted',
   };
-  assert.deepEqual(fromProtoJson(json(minimal)), { ...minimal, schemaVersion: 1 });
+  assert.deepEqual(fromProtoJson(json(minimal)), { ...minimal, schemaVersion: 2 });
 });
 
 test('content text is present only when retained, and locations are capped', () => {

@@ -963,6 +963,8 @@ export async function startStandin(opts: StandinOptions): Promise<Standin> {
         let chain: Promise<void> = Promise.resolve();
         const sendChunk = (chunk: Buffer, eos: boolean): void => {
           const reply = ask({ response_body: { body: chunk, end_of_stream: eos } }, 'response_body');
+          // Awaited below unless an earlier chunk already failed the chain: never an unhandled rejection.
+          reply.catch(() => undefined);
           const done = chain.then(async () => {
             const r = await reply;
             if (!r) {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { createMetrics, recordLineageMetrics, statusLabel, operationName } from '../../service/telemetry/metrics.ts';
+import { createMetrics, recordRequestMetrics, statusLabel, operationName } from '../../service/telemetry/metrics.ts';
 import { startTelemetryServer, parseAddr, type Readiness } from '../../service/telemetry/http.ts';
 import { completeRecord } from '../lineage/fixtures.ts';
 import { parsePromText, sampleValue } from './promtext.ts';
@@ -24,9 +24,9 @@ test('/metrics is scraped, parses as Prometheus text, and matches what was recor
   const metrics = createMetrics();
   metrics.setKnownLabels({ tenants: ['acme'], models: ['gpt-4o'], providers: ['openai', 'azure'], policies: ['pii', 'models'] });
   const ok = completeRecord();
-  recordLineageMetrics(metrics, ok);
-  recordLineageMetrics(metrics, ok);
-  recordLineageMetrics(
+  recordRequestMetrics(metrics, ok);
+  recordRequestMetrics(metrics, ok);
+  recordRequestMetrics(
     metrics,
     completeRecord({
       principal: { authMethod: 'jwt', tenant: 'acme' },
@@ -103,11 +103,11 @@ test('label cardinality is bounded: unknown values become "other"', async () => 
   const metrics = createMetrics({ collectDefault: false, maxDistinctPerLabel: 3 });
   metrics.setKnownLabels({ tenants: ['acme'] });
   for (const tenant of ['acme', 'evil-1', 'evil-2']) {
-    recordLineageMetrics(metrics, completeRecord({ principal: { authMethod: 'jwt', tenant } }));
+    recordRequestMetrics(metrics, completeRecord({ principal: { authMethod: 'jwt', tenant } }));
   }
   // Models have no known set here: the first 3 distinct are kept, the rest clamp.
   for (let i = 0; i < 6; i++) {
-    recordLineageMetrics(metrics, completeRecord({ served: { provider: 'openai', model: `m${i}` } }));
+    recordRequestMetrics(metrics, completeRecord({ served: { provider: 'openai', model: `m${i}` } }));
   }
   const s = parsePromText(await metrics.registry.metrics());
   const tenants = new Set(s.filter((x) => x.name === 'tollgate_requests_total').map((x) => x.labels.tenant));
@@ -121,7 +121,7 @@ test('label cardinality is bounded: unknown values become "other"', async () => 
 test('fresh registries are independent', async () => {
   const a = createMetrics({ collectDefault: false });
   const b = createMetrics({ collectDefault: false });
-  recordLineageMetrics(a, completeRecord());
+  recordRequestMetrics(a, completeRecord());
   const sb = parsePromText(await b.registry.metrics());
   assert.equal(sampleValue(sb, 'tollgate_requests_total'), undefined);
 });

@@ -10,11 +10,9 @@ import {
   startSpan,
 } from '../../service/telemetry/tracing.ts';
 import { OtlpSpanExporter, createOtlpExporter, spanFromLineage } from '../../service/telemetry/otlp.ts';
-import { LineageEmitter } from '../../service/lineage/emitter.ts';
 import { createMetrics } from '../../service/telemetry/metrics.ts';
 import { completeRecord } from '../lineage/fixtures.ts';
 import { parsePromText, sampleValue } from './promtext.ts';
-import type { LineageSink } from '../../service/lineage/sinks.ts';
 
 const T = '4bf92f3577b34da6a3ce929d0e0e4736';
 const S = '00f067aa0ba902b7';
@@ -97,7 +95,7 @@ async function fakeCollector(status = 200): Promise<{ url: string; requests: Cap
   };
 }
 
-test('OTLP/HTTP JSON export to a loopback collector, driven by lineage records', async () => {
+test('OTLP/HTTP JSON export to a loopback collector, driven by request records', async () => {
   const collector = await fakeCollector();
   const metrics = createMetrics({ collectDefault: false });
   const exporter = new OtlpSpanExporter({
@@ -107,11 +105,9 @@ test('OTLP/HTTP JSON export to a loopback collector, driven by lineage records',
     metrics,
     flushIntervalMs: 10_000,
   });
-  const sink: LineageSink = { name: 'null', durable: false, write: async (b) => ({ written: b.length }), close: async () => {} };
-  const em = await LineageEmitter.open({ sinks: [sink], observers: [exporter], flushIntervalMs: 5 });
   try {
-    em.emit(completeRecord());
-    em.emit(
+    exporter.observe(completeRecord());
+    exporter.observe(
       completeRecord({
         requestId: 'req-denied',
         trace: { traceId: T, spanId: 'aaaaaaaaaaaaaaaa', sampled: true },
@@ -121,8 +117,7 @@ test('OTLP/HTTP JSON export to a loopback collector, driven by lineage records',
         errorCode: 'policy_denied',
       }),
     );
-    em.emit(completeRecord({ requestId: 'req-unsampled', trace: { traceId: T, spanId: 'bbbbbbbbbbbbbbbb', sampled: false } }));
-    await em.close();
+    exporter.observe(completeRecord({ requestId: 'req-unsampled', trace: { traceId: T, spanId: 'bbbbbbbbbbbbbbbb', sampled: false } }));
     await exporter.close();
     assert.equal(collector.requests.length, 1, 'one batch');
     const req = collector.requests[0]!;

@@ -8,7 +8,7 @@ import type { ProcessingRequest, ProcessingResponse } from '../../service/extpro
 import { MutationBuilder } from '../../service/extproc/mutations.ts';
 import type { Exchange } from '../../service/extproc/processor.ts';
 import { extProcClientCtor } from '../../service/extproc/proto.ts';
-import { startExtProcServer } from '../../service/extproc/server.ts';
+import { DRAIN_DEADLINE_DETAIL, startExtProcServer } from '../../service/extproc/server.ts';
 
 function exchange(delayMs = 0): Exchange {
   const wait = () => new Promise((r) => setTimeout(r, delayMs));
@@ -119,6 +119,27 @@ describe('ext_proc gRPC server', { timeout: 20000 }, () => {
     assert.equal((st as grpc.StatusObject).code, grpc.status.OK);
     assert.equal(s.replies.filter((r) => r.response_body).length, 3);
     await drained;
+    s.client.close();
+  });
+
+  it('at the drain deadline every stream still open is ended as aborted before drain returns', async () => {
+    const ends: [string, string | undefined][] = [];
+    const srv = await startExtProcServer('127.0.0.1:0', {
+      newExchange: () => ({ ...exchange(), end: (reason, detail) => void ends.push([reason, detail]) }),
+      log: pino({ level: 'silent' }),
+    });
+    const s = open(srv.port);
+    s.call.write({ request_headers: { headers: hdr({ ':method': 'POST', ':path': '/x' }), end_of_stream: true } });
+    s.call.write({ response_headers: { headers: hdr({ ':status': '200' }) } });
+    s.call.write({ response_body: { body: Buffer.from('a'), end_of_stream: false } });
+    while (s.replies.length < 3) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(srv.active(), 1);
+    await srv.drain(100); // the stream never ends on its own
+    assert.deepEqual(ends, [['aborted', DRAIN_DEADLINE_DETAIL]], 'ended once, by the drain, before it returned');
+    assert.equal(srv.active(), 0);
+    await s.done;
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(ends.length, 1, 'the cancellation that follows does not end it again');
     s.client.close();
   });
 });
