@@ -814,7 +814,7 @@ function droppedCandidate(x: PolicyDrop, names: ModelNameScrubber): DroppedCandi
   return {
     model: names.name(x.model),
     param: x.param,
-    deployment: x.deployment,
+    ...(x.deployment !== undefined ? { deployment: x.deployment } : {}),
     // A denial without a rule is Tollgate failing closed (e.g. a model it could not evaluate).
     policy: slash > 0 ? x.rule.slice(0, slash) : 'tollgate',
     rule: slash > 0 ? x.rule.slice(slash + 1) : x.rule || 'policy_error',
