@@ -19,7 +19,6 @@ import type { Decision, ModelVerdict, PolicyInput } from '../policy/types.ts';
 import { getTranslator, parseClientRequest } from '../providers/index.ts';
 import type { ClientRequest, StreamTranslator, Translator, Usage } from '../providers/types.ts';
 import { parseRetryAfter, type Candidate, type ModelCheckResult, type PolicyDrop, type RouteResult } from '../routing/index.ts';
-import type { BudgetSpec, RateLimitSpec } from '../budget/types.ts';
 import { checkModelNames, ModelNameScrubber } from './model-names.ts';
 import type { Services, Snapshot } from './context.ts';
 import { apiForPath, matchEndpoint, pathOnly, type Endpoint } from './endpoints.ts';
@@ -794,19 +793,15 @@ function modelCheck(v: ModelVerdict): ModelCheckResult {
 }
 
 /**
- * Budgets and rate limits to admit: those of every model that may serve (a chain's members share
- * one model today). Fails closed when a model was not judged.
+ * Budgets and rate limits to admit: the verdict of the model that serves. A fallback chain's
+ * members are deployments of one model (config validation), so one verdict covers every attempt
+ * Envoy may make; anything else fails closed.
  */
-function limitsFor(members: readonly Candidate[], verdicts: ReadonlyMap<string, ModelVerdict>): { budgets: BudgetSpec[]; rateLimits: RateLimitSpec[] } {
-  const budgets = new Map<string, BudgetSpec>();
-  const rateLimits = new Map<string, RateLimitSpec>();
-  for (const c of members) {
-    const v = verdicts.get(c.model.name);
-    if (!v || v.denied) throw new GatewayError('internal', `model '${c.model.name}' was routed without a policy verdict`);
-    for (const b of v.budgets) budgets.set(`${b.name}\u0000${b.scopeKey}`, b);
-    for (const l of v.rateLimits) rateLimits.set(`${l.name}\u0000${l.scopeKey}`, l);
-  }
-  return { budgets: [...budgets.values()], rateLimits: [...rateLimits.values()] };
+function limitsFor(members: readonly Candidate[], verdicts: ReadonlyMap<string, ModelVerdict>): ModelVerdict {
+  const names = new Set(members.map((c) => c.model.name));
+  const v = names.size === 1 ? verdicts.get(members[0]!.model.name) : undefined;
+  if (!v || v.denied) throw new GatewayError('internal', `no single policy verdict for the models routed to: ${[...names].join(', ')}`);
+  return v;
 }
 
 function droppedCandidate(x: PolicyDrop, names: ModelNameScrubber): DroppedCandidate {

@@ -24,6 +24,14 @@ export interface ModelDependence {
   rules: ReadonlySet<CRule>;
   /** `<policy>/<rule>` of every rule in `rules`. */
   ruleIds: ReadonlySet<string>;
+  /** Policies with at least one rule in `rules` (a candidate pass skips the others entirely). */
+  touched: ReadonlySet<CPolicy>;
+  /** Per policy, per variable: whether its value can depend on the model (else a candidate reuses it). */
+  variables: ReadonlyMap<CPolicy, readonly boolean[]>;
+}
+
+function readsModelDirectly(e: CExpr): boolean {
+  return MODEL_ROOTS.some((r) => e.compiled.roots.has(r));
 }
 
 function readsModel(p: CPolicy, e: CExpr | undefined): boolean {
@@ -51,7 +59,13 @@ function ruleReadsModel(p: CPolicy, rule: CRule): boolean {
 export function modelDependence(policies: readonly CPolicy[]): ModelDependence {
   const deps = new Set<CPolicy>();
   const rules = new Set<CRule>();
+  const variables = new Map<CPolicy, boolean[]>();
   for (const p of policies) {
+    // `needs` is transitive: a variable depends on the model when it or any variable it needs reads it.
+    variables.set(
+      p,
+      p.variables.map((v) => readsModelDirectly(v.expr) || v.expr.needs.some((i) => { const n = p.variables[i]; return n !== undefined && readsModelDirectly(n.expr); })),
+    );
     const matchDepends = p.matchConditions.some((mc) => readsModel(p, mc.expr));
     if (matchDepends) deps.add(p);
     for (const rule of p.rules) {
@@ -59,7 +73,8 @@ export function modelDependence(policies: readonly CPolicy[]): ModelDependence {
       if (matchDepends || ruleReadsModel(p, rule)) rules.add(rule);
     }
   }
-  return { policies: deps, rules, ruleIds: new Set([...rules].map((r) => r.id)) };
+  const touched = new Set(policies.filter((p) => p.rules.some((r) => rules.has(r))));
+  return { policies: deps, rules, ruleIds: new Set([...rules].map((r) => r.id)), touched, variables };
 }
 
 /**
@@ -76,8 +91,8 @@ export function candidateActivation(base: Activation, model: string, canonical: 
     copy.set('model', model);
     request.set('body', copy);
   }
-  const act: Activation = { ...base, request };
-  delete act.variables;
-  delete act.deployment;
-  return act;
+  // Without the primary's `variables` / `deployment` (each PolicyState sets its own); no `delete`,
+  // which would turn the object into a slow dictionary.
+  const { variables: _variables, deployment: _deployment, ...rest } = base;
+  return { ...rest, request };
 }

@@ -37,11 +37,30 @@ class PolicyState {
   private readonly varErrors = new Map<number, string>();
   private readonly done: boolean[];
 
+  /**
+   * `seed`: a candidate pass takes the primary pass's values of variables that do not read the
+   * model (`dependent[i]` false) instead of computing them again.
+   */
   constructor(
     readonly policy: CPolicy,
     private readonly act: Activation,
+    private readonly seed?: { state: PolicyState; dependent: readonly boolean[] },
   ) {
     this.done = new Array<boolean>(policy.variables.length).fill(false);
+  }
+
+  /** Takes the seed's value (or error) of a model-independent variable it already computed. */
+  private adopt(i: number, name: string): boolean {
+    const s = this.seed;
+    if (!s || s.dependent[i] !== false || !s.state.done[i]) return false;
+    const err = s.state.varErrors.get(i);
+    if (err !== undefined) {
+      this.varErrors.set(i, err);
+      return true;
+    }
+    if (!s.state.vars.has(name)) return false;
+    this.vars.set(name, s.state.vars.get(name));
+    return true;
   }
 
   private ensure(needs: number[]): string | undefined {
@@ -50,6 +69,11 @@ class PolicyState {
         this.done[i] = true;
         const v = this.policy.variables[i];
         if (!v) continue;
+        if (this.adopt(i, v.name)) {
+          const e = this.varErrors.get(i);
+          if (e !== undefined) return e;
+          continue;
+        }
         const failedDep = v.expr.needs.find((n) => this.varErrors.has(n));
         if (failedDep !== undefined) {
           this.varErrors.set(i, this.varErrors.get(failedDep) as string);
@@ -110,6 +134,16 @@ interface Pass {
   applies?: (p: CPolicy) => boolean | undefined;
   /** Candidate pass: only these rules are judged. */
   only?: ReadonlySet<CRule>;
+  /** Candidate pass: the primary pass's states, whose model-independent variables are reused. */
+  seeds?: ReadonlyMap<CPolicy, PolicyState>;
+}
+
+/** What a pass leaves behind for candidate passes. */
+interface PassOut {
+  /** Every policy's state (variables computed so far). */
+  states: Map<CPolicy, PolicyState>;
+  /** Policies whose matchConditions held. */
+  active: Set<CPolicy>;
 }
 
 // randomBytes(16) costs ~10 µs per call; fill a pool and hand out 16-byte slices.
@@ -359,22 +393,24 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
     d.primaryModel = input.request.model;
     d.primaryCanonical = input.request.canonicalModel || input.request.model;
     const act = baseActivation(input, usesBody);
-    const applying: CPolicy[] = [];
-    runPass(d, input, act, { listing: eo.listing === true }, applying);
-    if (eo.candidates === true && !d.denied) {
-      const applies = new Set(applying);
-      d.judge = (model, canonical) => judge(d, input, act, applies, model, canonical);
-    }
+    const out: PassOut = { states: new Map(), active: new Set() };
+    runPass(d, input, act, { listing: eo.listing === true }, out);
+    if (eo.candidates === true && !d.denied) d.judge = (model, canonical) => judge(d, input, act, out, model, canonical);
     return d;
   }
 
   /** One candidate model: the model-dependent rules, evaluated as if the request had named it. */
-  function judge(d: DecisionImpl, input: PolicyInput, act: Activation, applies: ReadonlySet<CPolicy>, model: string, canonical: string): ModelVerdict {
+  function judge(d: DecisionImpl, input: PolicyInput, act: Activation, primary: PassOut, model: string, canonical: string): ModelVerdict {
     const pass = new DecisionImpl(revision, reportError);
     try {
       const request = { ...input.request, model, canonicalModel: canonical === model ? undefined : canonical };
-      const pass_: Pass = { listing: false, applies: (p) => (deps.policies.has(p) ? undefined : applies.has(p)), only: deps.rules };
-      runPass(pass, { ...input, request }, candidateActivation(act, model, canonical), pass_, []);
+      const how: Pass = {
+        listing: false,
+        applies: (p) => (deps.policies.has(p) ? undefined : primary.active.has(p)),
+        only: deps.rules,
+        seeds: primary.states,
+      };
+      runPass(pass, { ...input, request }, candidateActivation(act, model, canonical), how, { states: new Map(), active: new Set() });
     } catch (e) {
       const rec: RuleRecord = { policy: '', rule: '', kind: 'deny', outcome: 'error', durationUs: 0, message: `policy evaluation failed: ${e instanceof Error ? e.message : String(e)}` };
       pass.rules.push(rec);
@@ -389,7 +425,7 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
    * pass (`only` set) judges only those rules, reuses the primary's policy applicability where
    * `applies` says so, and records transforms without applying them.
    */
-  function runPass(d: DecisionImpl, input: PolicyInput, act: Activation, pass: Pass, applying: CPolicy[]): void {
+  function runPass(d: DecisionImpl, input: PolicyInput, act: Activation, pass: Pass, out: PassOut): void {
     const listing = pass.listing;
     const candidate = pass.only !== undefined;
     const active: PolicyState[] = [];
@@ -432,7 +468,10 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
 
     // matchConditions decide which policies apply.
     for (const policy of policies) {
-      const state = new PolicyState(policy, act);
+      if (candidate && !deps.touched.has(policy)) continue;
+      const seed = pass.seeds?.get(policy);
+      const state = new PolicyState(policy, act, seed ? { state: seed, dependent: deps.variables.get(policy) ?? [] } : undefined);
+      out.states.set(policy, state);
       const known = pass.applies?.(policy);
       if (known !== undefined) {
         if (known) active.push(state);
@@ -455,7 +494,7 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
       }
       if (applies) {
         active.push(state);
-        applying.push(policy);
+        out.active.add(policy);
       }
     }
 

@@ -195,7 +195,7 @@ describe('e2e: model access rules hold for every model a request can end up on',
     { name: 'an alias of the forbidden model', body: { model: 'cheap-chat', models: ['smart'], provider: { ignore: ['fake-openai'] } } },
     { name: 'a wildcard model the deny glob covers', body: { model: 'cheap-chat', models: ['gpt-4o-tuned/v2'], provider: { ignore: ['fake-openai'] } } },
     { name: 'provider.only naming the forbidden model\'s provider', body: { model: 'cheap-chat', models: ['gpt-4o'], provider: { only: ['fake-azure'] } } },
-    { name: 'no primary at all, only models', body: { model: 'cheap-chat', models: ['smart', 'gpt-4o'], provider: { ignore: ['fake-openai'] } } },
+    { name: 'two forbidden fallbacks (an alias, then the name)', body: { model: 'cheap-chat', models: ['smart', 'gpt-4o'], provider: { ignore: ['fake-openai'] } } },
   ];
   for (const d of disguises) {
     it(`${d.name} cannot route around the rule`, async () => {
