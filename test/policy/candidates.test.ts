@@ -191,6 +191,28 @@ describe('Decision.forModel: matchConditions, budgets, rate limits, routes', () 
     assert.ok(d.rules.some((r) => r.outcome === 'error' && r.message?.startsWith("model 'gpt-4o': ")), JSON.stringify(d.rules));
   });
 
+  it('variables reading the model (directly or through another variable) are computed per candidate; the others are reused', () => {
+    const m = compile(`  variables:
+    - name: family
+      expression: request.model.split('-')[0]
+    - name: premium
+      expression: variables.family == 'gpt'
+    - name: hour
+      expression: now.getHours('Europe/Berlin')
+  rules:
+    - name: premium-daytime
+      deny:
+        expression: variables.premium && variables.hour < 20
+        message: premium models only after 20:00
+`);
+    const d = m.evaluate(input(chat('llama-3')), FALLBACK);
+    assert.equal(d.denied, undefined);
+    assert.equal(d.forModel('gpt-4o').denied?.message, 'premium models only after 20:00');
+    assert.equal(d.forModel('claude-3').denied, undefined);
+    const late = m.evaluate({ ...input(chat('llama-3')), now: new Date('2025-01-15T21:00:00Z') }, FALLBACK);
+    assert.equal(late.forModel('gpt-4o').denied, undefined);
+  });
+
   it('dry-run would-denies of a candidate are recorded, naming the model, and do not deny it', () => {
     const m = compile(`  rules:
     - name: opus-trial
