@@ -18,7 +18,7 @@ import type { DroppedCandidate, LineageRecord, Outcome, RedactionCount } from '.
 import type { Decision, ModelVerdict, PolicyInput } from '../policy/types.ts';
 import { getTranslator, parseClientRequest } from '../providers/index.ts';
 import type { ClientRequest, StreamTranslator, Translator, Usage } from '../providers/types.ts';
-import { parseRetryAfter, type Candidate, type ModelCheckResult, type PolicyDrop, type RouteResult } from '../routing/index.ts';
+import { parseRetryAfter, type Candidate, type ModelCheckResult, type PolicyDrop } from '../routing/index.ts';
 import { checkModelNames, ModelNameScrubber } from './model-names.ts';
 import type { Services, Snapshot } from './context.ts';
 import { apiForPath, matchEndpoint, pathOnly, type Endpoint } from './endpoints.ts';
@@ -238,28 +238,24 @@ export class GatewayExchange implements Exchange {
       this.promptTokens = input.request.tokenEstimate;
       // Every model the request can end up on is judged as if the request had named it.
       const verdicts = new Map<string, ModelVerdict>();
-      const tp2 = process.hrtime.bigint();
-      let route: RouteResult;
-      try {
-        route = this.snap.router.route({
-          model: req.model,
-          models: modelsHint,
-          provider: providerHint,
-          tokenEstimate: input.request.tokenEstimate,
-          maxOutputTokens: ep.op === 'embeddings' ? 0 : maxOut,
-          check: (d) => decision.routeCheck(d),
-          checkModel: (requested, canonical) => {
-            const v = decision.forModel(requested, canonical);
-            verdicts.set(canonical, v);
-            return modelCheck(v);
-          },
-          kind: ep.op === 'embeddings' ? 'embedding' : 'chat',
-          stream: req.stream,
-          dropped: this.dropped,
-        });
-      } finally {
-        this.policyUs += Number(process.hrtime.bigint() - tp2) / 1000;
-      }
+      const route = this.snap.router.route({
+        model: req.model,
+        models: modelsHint,
+        provider: providerHint,
+        tokenEstimate: input.request.tokenEstimate,
+        maxOutputTokens: ep.op === 'embeddings' ? 0 : maxOut,
+        check: (d) => decision.routeCheck(d),
+        checkModel: (requested, canonical) => {
+          const t = process.hrtime.bigint();
+          const v = decision.forModel(requested, canonical);
+          this.policyUs += Number(process.hrtime.bigint() - t) / 1000;
+          verdicts.set(canonical, v);
+          return modelCheck(v);
+        },
+        kind: ep.op === 'embeddings' ? 'embedding' : 'chat',
+        stream: req.stream,
+        dropped: this.dropped,
+      });
       const cand = route.candidates.find((c) => this.credentialFor(c) !== null);
       const primary = route.candidates[0];
       // route() may have claimed the primary's single half-open trial; give it back if unused.
@@ -755,7 +751,7 @@ export class GatewayExchange implements Exchange {
           }
         : undefined,
       redactions: [...this.redactionReport, ...(this.redaction?.output?.report() ?? [])],
-      budgets: budgets?.map((b) => (b.scopeKey ? { ...b, scopeKey: names.text(b.scopeKey) } : b)),
+      budgets: names.changed ? budgets?.map((b) => (b.scopeKey ? { ...b, scopeKey: names.text(b.scopeKey) } : b)) : budgets,
       tokens: u
         ? { input: u.inputTokens, output: u.outputTokens, cached: u.cachedInputTokens, reasoning: u.reasoningTokens, estimated: u.estimated }
         : undefined,

@@ -38,19 +38,24 @@ function scrub(text: string): string {
  * are the operator's text and stay as they are; other names (wildcard matches) are scrubbed.
  */
 export class ModelNameScrubber {
-  private readonly changed = new Map<string, string>();
+  private readonly scrubbed = new Map<string, string>();
 
   constructor(private readonly catalog: Catalog) {}
+
+  /** Whether any name seen so far was scrubbed (text() then has something to replace). */
+  get changed(): boolean {
+    return this.scrubbed.size > 0;
+  }
 
   /** The name as lineage and access logs may carry it. */
   name(n: string): string;
   name(n: string | undefined): string | undefined;
   name(n: string | undefined): string | undefined {
     if (n === undefined || n === '' || this.catalog.isConfiguredName(n)) return n;
-    const known = this.changed.get(n);
+    const known = this.scrubbed.get(n);
     if (known !== undefined) return known;
     const safe = scrub(n);
-    if (safe !== n) this.changed.set(n, safe);
+    if (safe !== n) this.scrubbed.set(n, safe);
     return safe;
   }
 
@@ -63,9 +68,9 @@ export class ModelNameScrubber {
   text(t: string): string;
   text(t: string | undefined): string | undefined;
   text(t: string | undefined): string | undefined {
-    if (t === undefined || this.changed.size === 0) return t;
+    if (t === undefined || this.scrubbed.size === 0) return t;
     let out = t;
-    for (const [raw, safe] of this.changed) out = out.split(raw).join(safe);
+    for (const [raw, safe] of this.scrubbed) out = out.split(raw).join(safe);
     return out;
   }
 }

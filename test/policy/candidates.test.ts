@@ -4,7 +4,10 @@
 // whose outcome can depend on the model.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { join } from 'node:path';
+import { readConfigDir } from '../../service/config/documents.ts';
 import { compileDocuments } from '../../service/policy/compile.ts';
+import { compilePolicies } from '../../service/policy/index.ts';
 import { modelDependence } from '../../service/policy/candidates.ts';
 import { compile, deployment, input, policyDocs } from './helpers.ts';
 
@@ -223,5 +226,25 @@ describe('Decision.forModel: matchConditions, budgets, rate limits, routes', () 
     assert.equal(d.forModel('claude-3-opus').denied, undefined);
     assert.equal(d.dryRunDenials.length, 1);
     assert.match(d.dryRunDenials[0]!.message, /\(model 'claude-3-opus'\)$/);
+  });
+});
+
+describe('the example policies (policies/policies): the free tier cannot reach premium models as a fallback', () => {
+  const bundle = compilePolicies(readConfigDir(join(import.meta.dirname, '../../policies/policies')));
+  const free = {
+    ...input(chat('llama-3.1-8b', { models: ['gpt-4o', 'claude-3-opus', 'claude-sonnet'] })),
+    principal: { keyId: 'demo-globex', tenant: 'globex', team: 'default', user: 'carol', groups: [], claims: {}, authMethod: 'key' as const },
+    tenant: { name: 'globex', attributes: { tier: 'free', residency: 'any' } },
+    team: { name: 'default', attributes: {} },
+  };
+
+  it('gpt-4o and claude-3-opus are denied by free-tier/premium-models; claude-sonnet is allowed with the same budgets', () => {
+    const d = bundle.evaluate(free, FALLBACK);
+    assert.equal(d.denied, undefined);
+    assert.deepEqual(d.forModel('gpt-4o').denied, { status: 403, reason: 'model_not_allowed', rule: 'free-tier/premium-models', message: 'the free tier cannot use gpt-4o; use llama-3.1-8b or claude-sonnet, or upgrade' });
+    assert.equal(d.forModel('claude-3-opus').denied?.rule, 'free-tier/premium-models');
+    const sonnet = d.forModel('claude-sonnet');
+    assert.equal(sonnet.denied, undefined);
+    assert.deepEqual(sonnet.budgets.map((b) => b.scopeKey), d.budgets.map((b) => b.scopeKey));
   });
 });
