@@ -107,6 +107,7 @@ export async function explain(input: ExplainInput): Promise<Record<string, unkno
     ? { id: d.id, denied: d.denied, rules: d.rules, transforms: d.transforms, labels: d.labels, dryRunDenials: d.dryRunDenials, redactionRules: d.redactions }
     : undefined;
   out.route = state.route;
+  if (state.droppedCandidates.length) out.droppedCandidates = state.droppedCandidates;
   out.redactions = state.redactions;
   out.budgets = wouldApply;
   return out;

@@ -14,11 +14,12 @@ import type {
   ResponseHeadersDecision,
 } from '../extproc/processor.ts';
 import { authenticate, extractToken, JWT_AUTHN_NAMESPACE, type Principal } from '../identity/principal.ts';
-import { ruleResult, type LineageRecord, type Outcome, type RedactionCount } from '../lineage/record.ts';
-import type { Decision, PolicyInput } from '../policy/types.ts';
+import { ruleResult, type DroppedCandidate, type LineageRecord, type Outcome, type RedactionCount } from '../lineage/record.ts';
+import type { Decision, ModelVerdict, PolicyInput } from '../policy/types.ts';
 import { getTranslator, parseClientRequest } from '../providers/index.ts';
 import type { ClientRequest, StreamTranslator, Translator, Usage } from '../providers/types.ts';
-import { parseRetryAfter, type Candidate } from '../routing/index.ts';
+import { parseRetryAfter, type Candidate, type ModelCheckResult, type PolicyDrop } from '../routing/index.ts';
+import { checkModelNames, ModelNameScrubber } from './model-names.ts';
 import type { Services, Snapshot } from './context.ts';
 import { apiForPath, matchEndpoint, pathOnly, type Endpoint } from './endpoints.ts';
 import { buildPolicyInput, listAllowedModels } from './policy-input.ts';
@@ -53,7 +54,10 @@ export class GatewayExchange implements Exchange {
   private readonly t0 = process.hrtime.bigint();
   private stage: Stage = 'new';
   private api: ClientApi = 'openai';
+  /** Tollgate's own id for this request (lineage record id, x-request-id to the client and upstream). */
   private requestId = '';
+  /** The client's x-request-id, when well-formed: an attribute, never the record id (clients can collide). */
+  private clientRequestId: string | undefined;
   private trace: SpanContext | undefined;
   private method = '';
   private path = '';
@@ -65,6 +69,12 @@ export class GatewayExchange implements Exchange {
   private redaction: RedactionResult | undefined;
   private redactionReport: RedactionCount[] = [];
   private candidate: Candidate | undefined;
+  /** Candidates policy rules removed from the route (for lineage). */
+  private readonly dropped: PolicyDrop[] = [];
+  /** Lineage-safe forms of client-chosen model names. */
+  private readonly names: ModelNameScrubber;
+  /** The `models` fallbacks the client named (scrubbed for lineage like `model`). */
+  private readonly namedModels: string[] = [];
   /** Set when Envoy's chain cluster runs this request's attempts (fallback inside the request). */
   private chain: ChosenChain | undefined;
   /** Chain mode: the attempt that answered, from the upstream stage's served header; 0 = unknown. */
@@ -94,6 +104,7 @@ export class GatewayExchange implements Exchange {
     this.svc = svc;
     this.snap = svc.snapshot();
     this.started = svc.now();
+    this.names = new ModelNameScrubber(this.snap.catalog);
   }
 
   clientApi(): ClientApi {
@@ -107,7 +118,8 @@ export class GatewayExchange implements Exchange {
       this.method = input.headers.get(':method') ?? '';
       this.path = input.headers.get(':path') ?? '';
       this.api = apiForPath(this.path);
-      this.requestId = validRequestId(input.headers.get('x-request-id')) ?? randomUUID();
+      this.requestId = randomUUID();
+      this.clientRequestId = validRequestId(input.headers.get('x-request-id'));
       this.trace = startSpan(input.headers.get('traceparent'));
 
       const route = matchEndpoint(this.path);
@@ -180,6 +192,8 @@ export class GatewayExchange implements Exchange {
       if (body.length > max) throw tooLarge(body.length, max);
 
       const req = parseClientRequest(ep.api, ep.op, body);
+      // Before anything records the names (lineage, access-log metadata, policy messages).
+      checkModelNames(this.snap.catalog, req.body);
       req.headers = pickHeaders(this.headers, ['anthropic-version', 'anthropic-beta']);
       this.clientReq = req;
       this.promptHash = createHash('sha256').update(body).digest('hex');
@@ -187,7 +201,9 @@ export class GatewayExchange implements Exchange {
       // Policy: allow/deny, transforms (mutate req.body), route constraints, redaction, budgets.
       const input: PolicyInput = buildPolicyInput(this.snap, ep.api, req.body, principal, this.headers, this.method, this.path, body.length, this.svc.now());
       const tp = process.hrtime.bigint();
-      const decision = this.snap.policy.evaluate(input);
+      // With `models` fallbacks every listed model is judged too (Decision.forModel).
+      const fallbacks = Array.isArray(req.body.models) && req.body.models.length > 0;
+      const decision = this.snap.policy.evaluate(input, { candidates: fallbacks });
       this.policyUs = Number(process.hrtime.bigint() - tp) / 1000;
       this.decision = decision;
       if (decision.denied) {
@@ -215,11 +231,14 @@ export class GatewayExchange implements Exchange {
       // OpenRouter-style routing hints are ours; providers reject unknown fields.
       const modelsHint = req.body.models;
       const providerHint = req.body.provider;
+      if (Array.isArray(modelsHint)) for (const m of modelsHint) if (typeof m === 'string') this.namedModels.push(m);
       delete req.body.models;
       delete req.body.provider;
 
       const maxOut = maxOutputTokens(req.body);
       this.promptTokens = input.request.tokenEstimate;
+      // Every model the request can end up on is judged as if the request had named it.
+      const verdicts = new Map<string, ModelVerdict>();
       const route = this.snap.router.route({
         model: req.model,
         models: modelsHint,
@@ -227,8 +246,16 @@ export class GatewayExchange implements Exchange {
         tokenEstimate: input.request.tokenEstimate,
         maxOutputTokens: ep.op === 'embeddings' ? 0 : maxOut,
         check: (d) => decision.routeCheck(d),
+        checkModel: (requested, canonical) => {
+          const t = process.hrtime.bigint();
+          const v = decision.forModel(requested, canonical);
+          this.policyUs += Number(process.hrtime.bigint() - t) / 1000;
+          verdicts.set(canonical, v);
+          return modelCheck(v);
+        },
         kind: ep.op === 'embeddings' ? 'embedding' : 'chat',
         stream: req.stream,
+        dropped: this.dropped,
       });
       const cand = route.candidates.find((c) => this.credentialFor(c) !== null);
       const primary = route.candidates[0];
@@ -247,8 +274,9 @@ export class GatewayExchange implements Exchange {
       const chain = chooseChain(cand, route.candidates, (c) => this.credentialFor(c) !== null);
       // Any chain member may end up serving: reserve for the most expensive one.
       if (chain) estimate.usd = Math.max(...chain.members.map((c) => c.estimatedCostUsd));
-      // Reservation ids are ours: x-request-id can come from the client and need not be unique.
-      this.admission = await this.svc.budgets.admit(randomUUID(), decision.budgets, decision.rateLimits, estimate, principal.tenant);
+      // Budgets and rate limits of every model that can serve inside this request (model-scoped ones differ).
+      const limits = limitsFor(chain ? chain.members : [cand], verdicts);
+      this.admission = await this.svc.budgets.admit(randomUUID(), limits.budgets, limits.rateLimits, estimate, principal.tenant);
       if (chain) return this.routeToChain(chain, req);
 
       const upstream = await this.translator.request(req, {
@@ -528,6 +556,7 @@ export class GatewayExchange implements Exchange {
     route?: { provider: string; deployment: string; upstreamModel: string; cluster: string; region: string; fallback?: string[] };
     redactions: RedactionCount[];
     budgetHeaders: Record<string, string>;
+    droppedCandidates: PolicyDrop[];
   } {
     const c = this.candidate;
     return {
@@ -547,6 +576,7 @@ export class GatewayExchange implements Exchange {
         : undefined,
       redactions: this.redactionReport,
       budgetHeaders: this.admission?.headers ?? {},
+      droppedCandidates: this.dropped,
     };
   }
 
@@ -595,11 +625,11 @@ export class GatewayExchange implements Exchange {
       md.decision_id = this.decision.id;
       md.policy_revision = this.decision.revision;
     }
-    if (this.clientReq) md.model = this.clientReq.model;
+    if (this.clientReq) md.model = this.names.name(this.clientReq.model);
     if (this.candidate) {
       md.provider = this.candidate.provider.name;
       md.deployment = this.candidate.deployment.id;
-      md.upstream_model = this.candidate.deployment.upstreamModel;
+      md.upstream_model = this.names.upstream(this.candidate.deployment.upstreamModel, this.candidate.model.name);
     }
     if (this.usage) {
       md.input_tokens = this.usage.inputTokens;
@@ -641,6 +671,11 @@ export class GatewayExchange implements Exchange {
     const procUs = Object.values(this.phaseUs).reduce((a, b) => a + b, 0);
     const upstreamTotalMs = this.upstreamSentAt ? Number(process.hrtime.bigint() - this.upstreamSentAt) / 1e6 : undefined;
     const err = this.error;
+    const names = this.names;
+    // Every client-chosen name first, so names.text() knows what to replace in messages and keys.
+    const requestedModel = names.name(this.clientReq?.model);
+    for (const m of this.namedModels) names.name(m);
+    const dropped = this.dropped.map((x) => droppedCandidate(x, names));
     const record: LineageRecord = {
       requestId: this.requestId || randomUUID(),
       decisionId: d?.id ?? randomBytes(16).toString('hex'),
@@ -663,16 +698,17 @@ export class GatewayExchange implements Exchange {
         clientApi: this.api,
         endpoint: pathOnly(this.path) || '/',
         method: this.method || undefined,
-        requestedModel: this.clientReq?.model,
+        requestedModel,
         stream: this.clientReq?.stream,
         requestBytes: this.requestBytes,
         responseBytes: this.responseBytes,
+        clientRequestId: this.clientRequestId,
       },
       served: c && this.upstreamSentAt && (!this.chain || this.servedAttempt > 0)
         ? {
             provider: c.provider.name,
-            model: c.model.name,
-            upstreamModel: c.deployment.upstreamModel,
+            model: names.name(c.model.name),
+            upstreamModel: names.upstream(c.deployment.upstreamModel, c.model.name),
             deployment: c.deployment.id,
             cluster: this.chain?.cluster ?? c.provider.cluster,
             region: c.deployment.region,
@@ -699,17 +735,18 @@ export class GatewayExchange implements Exchange {
               rule: r.rule,
               kind: r.kind,
               outcome: ruleResult(r.outcome),
-              message: r.message,
+              message: names.text(r.message),
             })),
             dryRunDenies: d.dryRunDenials.map((x) => {
               const [policy, ...rest] = x.rule.split('/');
-              return { policy: policy ?? x.rule, rule: rest.join('/') || x.rule, message: x.message };
+              return { policy: policy ?? x.rule, rule: rest.join('/') || x.rule, message: names.text(x.message) };
             }),
             labels: Object.keys(d.labels).length ? d.labels : undefined,
+            droppedCandidates: dropped.length ? dropped : undefined,
           }
         : undefined,
       redactions: [...this.redactionReport, ...(this.redaction?.output?.report() ?? [])],
-      budgets,
+      budgets: names.changed ? budgets?.map((b) => (b.scopeKey ? { ...b, scopeKey: names.text(b.scopeKey) } : b)) : budgets,
       tokens: u
         ? { input: u.inputTokens, output: u.outputTokens, cached: u.cachedInputTokens, reasoning: u.reasoningTokens, estimated: u.estimated }
         : undefined,
@@ -738,6 +775,37 @@ export class GatewayExchange implements Exchange {
     };
     return record;
   }
+}
+
+/** A model verdict as the router's model check. */
+function modelCheck(v: ModelVerdict): ModelCheckResult {
+  if (!v.denied) return { ok: true, check: (d) => v.routeCheck(d) };
+  return { ok: false, rule: v.denied.rule, message: v.denied.message, status: v.denied.status, code: v.denied.reason };
+}
+
+/**
+ * Budgets and rate limits to admit: the verdict of the model that serves. A fallback chain's
+ * members are deployments of one model (config validation), so one verdict covers every attempt
+ * Envoy may make; anything else fails closed.
+ */
+function limitsFor(members: readonly Candidate[], verdicts: ReadonlyMap<string, ModelVerdict>): ModelVerdict {
+  const names = new Set(members.map((c) => c.model.name));
+  const v = names.size === 1 ? verdicts.get(members[0]!.model.name) : undefined;
+  if (!v || v.denied) throw new GatewayError('internal', `no single policy verdict for the models routed to: ${[...names].join(', ')}`);
+  return v;
+}
+
+function droppedCandidate(x: PolicyDrop, names: ModelNameScrubber): DroppedCandidate {
+  const slash = x.rule.indexOf('/');
+  return {
+    model: names.name(x.model),
+    param: x.param,
+    ...(x.deployment !== undefined ? { deployment: x.deployment } : {}),
+    // A denial without a rule is Tollgate failing closed (e.g. a model it could not evaluate).
+    policy: slash > 0 ? x.rule.slice(0, slash) : 'tollgate',
+    rule: slash > 0 ? x.rule.slice(slash + 1) : x.rule || 'policy_error',
+    message: names.text(x.message),
+  };
 }
 
 function round3(n: number | undefined): number | undefined {

@@ -58,6 +58,8 @@ export interface RequestInfo {
   stream?: boolean;
   requestBytes?: number;
   responseBytes?: number;
+  /** The client's own `x-request-id` (the record's `requestId` is always Tollgate's). */
+  clientRequestId?: string;
 }
 
 export interface ServedBy {
@@ -93,11 +95,24 @@ export interface DryRunDeny {
   message?: string;
 }
 
+/** A candidate (fallback model, or one deployment) a policy rule removed from the route. */
+export interface DroppedCandidate {
+  model: string;
+  /** `model`, `models[0]`, … */
+  param?: string;
+  /** Set when a route rule removed this one deployment. */
+  deployment?: string;
+  policy: string;
+  rule: string;
+  message?: string;
+}
+
 export interface PolicyEvaluation {
   bundleRevision?: string;
   rules?: RuleOutcome[];
   dryRunDenies?: DryRunDeny[];
   labels?: Record<string, string>;
+  droppedCandidates?: DroppedCandidate[];
 }
 
 export interface RedactionCount {
@@ -307,6 +322,7 @@ export function toProtoJson(r: LineageRecord): LineageRecordJson {
   put(request, 'stream', q.stream);
   put(request, 'requestBytes', opt(q.requestBytes, u64));
   put(request, 'responseBytes', opt(q.responseBytes, u64));
+  put(request, 'clientRequestId', q.clientRequestId);
   out.request = request;
   if (r.served) {
     const s = r.served;
@@ -361,6 +377,20 @@ export function toProtoJson(r: LineageRecord): LineageRecordJson {
       }),
     );
     if (pe.labels && Object.keys(pe.labels).length > 0) o.labels = { ...pe.labels };
+    put(
+      o,
+      'droppedCandidates',
+      pe.droppedCandidates?.map((x) => {
+        const d: Record<string, unknown> = {};
+        put(d, 'model', x.model);
+        put(d, 'param', x.param);
+        put(d, 'deployment', x.deployment);
+        put(d, 'policy', x.policy);
+        put(d, 'rule', x.rule);
+        put(d, 'message', x.message);
+        return d;
+      }),
+    );
     out.policy = o;
   }
   put(
@@ -515,6 +545,7 @@ export function fromProtoJson(json: unknown): LineageRecord | undefined {
       stream: bool(q.stream),
       requestBytes: num(q.requestBytes),
       responseBytes: num(q.responseBytes),
+      clientRequestId: str(q.clientRequestId),
     }),
     statusCode: num(j.statusCode) ?? 0,
     outcome,
@@ -573,6 +604,19 @@ export function fromProtoJson(json: unknown): LineageRecord | undefined {
         : undefined,
       labels: labels
         ? Object.fromEntries(Object.entries(labels).filter((e): e is [string, string] => typeof e[1] === 'string'))
+        : undefined,
+      droppedCandidates: Array.isArray(pe.droppedCandidates)
+        ? arr(pe.droppedCandidates).map((x) => {
+            const o = obj(x) ?? {};
+            return clean({
+              model: str(o.model) ?? '',
+              param: str(o.param),
+              deployment: str(o.deployment),
+              policy: str(o.policy) ?? '',
+              rule: str(o.rule) ?? '',
+              message: str(o.message),
+            });
+          })
         : undefined,
     });
   }

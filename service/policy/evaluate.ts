@@ -10,6 +10,7 @@ import type { BudgetSpec, RateLimitSpec } from '../budget/types.ts';
 import type { CustomDetectorSpec, RedactionRule } from '../redaction/types.ts';
 import { asString, errorMessage, type Activation } from './cel.ts';
 import type { CExpr, CompiledPolicies, CPolicy, CRule, DenyLike } from './compile.ts';
+import { candidateActivation, modelDependence, type ModelDependence } from './candidates.ts';
 import { baseActivation, deploymentValue } from './context.ts';
 import { globMatch } from './glob.ts';
 import { applyTransform } from './transforms.ts';
@@ -19,6 +20,7 @@ import type {
   DeploymentInfo,
   Denial,
   EvaluateOptions,
+  ModelVerdict,
   PolicyBundle,
   PolicyInput,
   RouteCheckResult,
@@ -35,11 +37,30 @@ class PolicyState {
   private readonly varErrors = new Map<number, string>();
   private readonly done: boolean[];
 
+  /**
+   * `seed`: a candidate pass takes the primary pass's values of variables that do not read the
+   * model (`dependent[i]` false) instead of computing them again.
+   */
   constructor(
     readonly policy: CPolicy,
     private readonly act: Activation,
+    private readonly seed?: { state: PolicyState; dependent: readonly boolean[] },
   ) {
     this.done = new Array<boolean>(policy.variables.length).fill(false);
+  }
+
+  /** Takes the seed's value (or error) of a model-independent variable it already computed. */
+  private adopt(i: number, name: string): boolean {
+    const s = this.seed;
+    if (!s || s.dependent[i] !== false || !s.state.done[i]) return false;
+    const err = s.state.varErrors.get(i);
+    if (err !== undefined) {
+      this.varErrors.set(i, err);
+      return true;
+    }
+    if (!s.state.vars.has(name)) return false;
+    this.vars.set(name, s.state.vars.get(name));
+    return true;
   }
 
   private ensure(needs: number[]): string | undefined {
@@ -48,6 +69,11 @@ class PolicyState {
         this.done[i] = true;
         const v = this.policy.variables[i];
         if (!v) continue;
+        if (this.adopt(i, v.name)) {
+          const e = this.varErrors.get(i);
+          if (e !== undefined) return e;
+          continue;
+        }
         const failedDep = v.expr.needs.find((n) => this.varErrors.has(n));
         if (failedDep !== undefined) {
           this.varErrors.set(i, this.varErrors.get(failedDep) as string);
@@ -101,6 +127,25 @@ interface ActiveRoute {
 
 const ACCESS_KINDS = new Set<RuleKind>(['deny', 'require', 'models']);
 
+/** How one evaluation pass runs (see runPass). */
+interface Pass {
+  listing: boolean;
+  /** Whether a policy applies without evaluating its matchConditions; undefined → evaluate them. */
+  applies?: (p: CPolicy) => boolean | undefined;
+  /** Candidate pass: only these rules are judged. */
+  only?: ReadonlySet<CRule>;
+  /** Candidate pass: the primary pass's states, whose model-independent variables are reused. */
+  seeds?: ReadonlyMap<CPolicy, PolicyState>;
+}
+
+/** What a pass leaves behind for candidate passes. */
+interface PassOut {
+  /** Every policy's state (variables computed so far). */
+  states: Map<CPolicy, PolicyState>;
+  /** Policies whose matchConditions held. */
+  active: Set<CPolicy>;
+}
+
 // randomBytes(16) costs ~10 µs per call; fill a pool and hand out 16-byte slices.
 const idPool = Buffer.alloc(16 * 256);
 let idOffset = idPool.length;
@@ -129,23 +174,93 @@ class DecisionImpl implements Decision {
   /** Route rules in force for this request. */
   routes: ActiveRoute[] = [];
   private readonly routeDryRunSeen = new Set<string>();
+  /** The model this decision was made for (the request's `model`) and its canonical name. */
+  primaryModel = '';
+  primaryCanonical = '';
+  /** Set by a `candidates: true` evaluation: judges another candidate model of the request. */
+  judge: ((model: string, canonical: string) => ModelVerdict) | undefined;
+  private readonly verdicts = new Map<string, ModelVerdict>();
 
   constructor(
     readonly revision: string,
     private readonly onError: (r: RuleRecord) => void,
   ) {}
 
+  routeCheck(d: DeploymentInfo): RouteCheckResult {
+    return this.checkRoutes(this.routes, d);
+  }
+
+  forModel(model: string, canonicalModel?: string): ModelVerdict {
+    const canonical = canonicalModel || model;
+    if (model === this.primaryModel && canonical === this.primaryCanonical) {
+      return { model, denied: this.denied, budgets: this.budgets, rateLimits: this.rateLimits, routeCheck: (d) => this.routeCheck(d) };
+    }
+    const key = `${model}\u0000${canonical}`;
+    let v = this.verdicts.get(key);
+    if (!v) {
+      // Fail closed: a caller that did not ask for candidates cannot route to another model.
+      v = this.judge?.(model, canonical) ?? {
+        model,
+        denied: { status: 403, reason: 'policy_error', message: `model '${model}' was not evaluated for this request`, rule: '' },
+        budgets: [],
+        rateLimits: [],
+        routeCheck: () => ({ ok: false, rule: '', message: 'not evaluated' }),
+      };
+      this.verdicts.set(key, v);
+    }
+    return v;
+  }
+
+  /**
+   * The verdict for `model` from a candidate pass (`pass`: only model-dependent rules, evaluated
+   * with the candidate's activation) combined with this decision's model-independent outcome.
+   * Errors and dry-run would-denies of the pass are recorded here, naming the model.
+   */
+  verdictFrom(model: string, pass: DecisionImpl, deps: ModelDependence): ModelVerdict {
+    for (const r of pass.rules) if (r.outcome === 'error') this.rules.push({ ...r, message: `model '${model}': ${r.message ?? ''}` });
+    for (const x of pass.dryRunDenials) {
+      const key = `${x.rule}\u0000model\u0000${model}`;
+      if (this.routeDryRunSeen.has(key)) continue;
+      this.routeDryRunSeen.add(key);
+      this.dryRunDenials.push({ rule: x.rule, message: `${x.message} (model '${model}')` });
+    }
+    let denied = pass.denied;
+    if (!denied) {
+      // The body was redacted and transformed once, for the primary: a candidate needing more cannot serve it.
+      const had = new Set(this.redactions.map((r) => r.source));
+      const redact = pass.redactions.find((r) => !had.has(r.source))?.source;
+      const transform = pass.transforms.find((t) => !this.transforms.includes(t));
+      const rule = redact ?? transform;
+      if (rule !== undefined) {
+        denied = {
+          status: 403,
+          reason: 'fallback_not_allowed',
+          message: `rule "${rule}" applies to model '${model}' but not to the model this request named, so '${model}' cannot serve it`,
+          rule,
+        };
+      }
+    }
+    const routes = [...this.routes.filter((r) => !deps.ruleIds.has(r.rule.id)), ...pass.routes];
+    return {
+      model,
+      denied,
+      budgets: [...this.budgets.filter((b) => !deps.ruleIds.has(b.name)), ...pass.budgets],
+      rateLimits: [...this.rateLimits.filter((l) => !deps.ruleIds.has(l.name)), ...pass.rateLimits],
+      routeCheck: (d) => this.checkRoutes(routes, d),
+    };
+  }
+
   // Enforced rules first; dry-run rules only for deployments that still pass, so a would-deny
   // means "enforcing this rule would change the outcome".
-  routeCheck(d: DeploymentInfo): RouteCheckResult {
-    if (this.routes.length === 0) return { ok: true };
+  private checkRoutes(routes: readonly ActiveRoute[], d: DeploymentInfo): RouteCheckResult {
+    if (routes.length === 0) return { ok: true };
     const dep = deploymentValue(d);
-    for (const { state, rule } of this.routes) {
+    for (const { state, rule } of routes) {
       if (rule.mode === 'dryRun') continue;
       const fail = this.checkRoute(state, rule, d, dep);
       if (fail !== undefined) return { ok: false, rule: rule.id, message: fail };
     }
-    for (const { state, rule } of this.routes) {
+    for (const { state, rule } of routes) {
       if (rule.mode !== 'dryRun') continue;
       const t0 = performance.now();
       const fail = this.checkRoute(state, rule, d, dep);
@@ -170,7 +285,7 @@ class DecisionImpl implements Decision {
     return rule.onError === 'skip' ? undefined : `${rule.message} (route rule could not be evaluated)`;
   }
 
-  toJSON(): Omit<Decision, 'routeCheck'> {
+  toJSON(): Omit<Decision, 'routeCheck' | 'forModel'> {
     const { id, revision, denied, rules, redactions, customDetectors, budgets, rateLimits, transforms, labels, dryRunDenials } = this;
     return { id, revision, denied, rules, redactions, customDetectors, budgets, rateLimits, transforms, labels, dryRunDenials };
   }
@@ -256,12 +371,13 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
 
   const clock = opts.now ?? (() => new Date());
   const contentRules = rulesReadingContent(policies);
+  const deps = modelDependence(policies);
 
   // Never throws: an unexpected failure (a bug, a hostile value) denies the request.
   function evaluate(input: PolicyInput, eo: EvaluateOptions = {}): Decision {
     if (!(input.now instanceof Date) || Number.isNaN(input.now.getTime())) input = { ...input, now: clock() };
     try {
-      return evaluateUnsafe(input, eo.listing === true);
+      return evaluateUnsafe(input, eo);
     } catch (e) {
       const d = new DecisionImpl(revision, reportError);
       const rec: RuleRecord = { policy: '', rule: '', kind: 'deny', outcome: 'error', durationUs: 0, message: `policy evaluation failed: ${e instanceof Error ? e.message : String(e)}` };
@@ -272,9 +388,46 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
     }
   }
 
-  function evaluateUnsafe(input: PolicyInput, listing: boolean): Decision {
+  function evaluateUnsafe(input: PolicyInput, eo: EvaluateOptions): Decision {
     const d = new DecisionImpl(revision, reportError);
+    d.primaryModel = input.request.model;
+    d.primaryCanonical = input.request.canonicalModel || input.request.model;
     const act = baseActivation(input, usesBody);
+    const out: PassOut = { states: new Map(), active: new Set() };
+    runPass(d, input, act, { listing: eo.listing === true }, out);
+    if (eo.candidates === true && !d.denied) d.judge = (model, canonical) => judge(d, input, act, out, model, canonical);
+    return d;
+  }
+
+  /** One candidate model: the model-dependent rules, evaluated as if the request had named it. */
+  function judge(d: DecisionImpl, input: PolicyInput, act: Activation, primary: PassOut, model: string, canonical: string): ModelVerdict {
+    const pass = new DecisionImpl(revision, reportError);
+    try {
+      const request = { ...input.request, model, canonicalModel: canonical === model ? undefined : canonical };
+      const how: Pass = {
+        listing: false,
+        applies: (p) => (deps.policies.has(p) ? undefined : primary.active.has(p)),
+        only: deps.rules,
+        seeds: primary.states,
+      };
+      runPass(pass, { ...input, request }, candidateActivation(act, model, canonical), how, { states: new Map(), active: new Set() });
+    } catch (e) {
+      const rec: RuleRecord = { policy: '', rule: '', kind: 'deny', outcome: 'error', durationUs: 0, message: `policy evaluation failed: ${e instanceof Error ? e.message : String(e)}` };
+      pass.rules.push(rec);
+      reportError(rec);
+      pass.denied = { status: 403, reason: 'policy_error', message: 'request denied: policy evaluation failed', rule: '' };
+    }
+    return d.verdictFrom(model, pass, deps);
+  }
+
+  /**
+   * Evaluates into `d`. The primary pass judges every rule and applies transforms; a candidate
+   * pass (`only` set) judges only those rules, reuses the primary's policy applicability where
+   * `applies` says so, and records transforms without applying them.
+   */
+  function runPass(d: DecisionImpl, input: PolicyInput, act: Activation, pass: Pass, out: PassOut): void {
+    const listing = pass.listing;
+    const candidate = pass.only !== undefined;
     const active: PolicyState[] = [];
     // One clock reading per recorded rule: a rule's duration is the time since the previous record.
     let last = performance.now();
@@ -315,14 +468,22 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
 
     // matchConditions decide which policies apply.
     for (const policy of policies) {
-      const state = new PolicyState(policy, act);
+      if (candidate && !deps.touched.has(policy)) continue;
+      const seed = pass.seeds?.get(policy);
+      const state = new PolicyState(policy, act, seed ? { state: seed, dependent: deps.variables.get(policy) ?? [] } : undefined);
+      out.states.set(policy, state);
+      const known = pass.applies?.(policy);
+      if (known !== undefined) {
+        if (known) active.push(state);
+        continue;
+      }
       let applies = true;
       for (const mc of policy.matchConditions) {
         const r = state.bool(mc.expr);
         const rname = `matchConditions/${mc.name}`;
         if (!r.ok) {
           applies = false;
-          if (failed(state, rname, `${policy.name}/${rname}`, 'matchCondition', policy.mode, policy.onError, r.error)) return d;
+          if (failed(state, rname, `${policy.name}/${rname}`, 'matchCondition', policy.mode, policy.onError, r.error)) return;
           break;
         }
         if (!r.value) {
@@ -331,7 +492,10 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
           break;
         }
       }
-      if (applies) active.push(state);
+      if (applies) {
+        active.push(state);
+        out.active.add(policy);
+      }
     }
 
     /** The rule's `when` guard: true to go on; false when not matched or failed (stop set if evaluation must end). */
@@ -355,12 +519,13 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
     for (const state of active) {
       for (const rule of state.policy.rules) {
         if (!ACCESS_KINDS.has(rule.kind)) continue;
+        if (pass.only && !pass.only.has(rule)) continue;
         if (listing && contentRules.has(rule)) {
           record(state, rule.name, rule.kind, 'skipped', 'reads request content; a model listing has none');
           continue;
         }
         const g = guard(state, rule);
-        if (g.stop) return d;
+        if (g.stop) return;
         if (!g.go) continue;
         let violated: boolean;
         let fallback: string;
@@ -370,7 +535,7 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
         } else if (rule.kind === 'deny' || rule.kind === 'require') {
           const r = state.bool(rule.expr);
           if (!r.ok) {
-            if (failed(state, rule.name, rule.id, rule.kind, rule.mode, rule.onError, r.error)) return d;
+            if (failed(state, rule.name, rule.id, rule.kind, rule.mode, rule.onError, r.error)) return;
             continue;
           }
           violated = rule.kind === 'deny' ? r.value : !r.value;
@@ -382,7 +547,7 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
         }
         const message = denyMessage(state, rule, fallback);
         record(state, rule.name, rule.kind, rule.mode === 'dryRun' ? 'would-deny' : 'deny', message);
-        if (deny(state, rule.id, rule.mode, { status: rule.status, reason: rule.reason, message })) return d;
+        if (deny(state, rule.id, rule.mode, { status: rule.status, reason: rule.reason, message })) return;
       }
     }
 
@@ -390,8 +555,9 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
     for (const state of active) {
       for (const rule of state.policy.rules) {
         if (ACCESS_KINDS.has(rule.kind) || rule.kind === 'transform') continue;
+        if (pass.only && !pass.only.has(rule)) continue;
         const g = guard(state, rule);
-        if (g.stop) return d;
+        if (g.stop) return;
         if (!g.go) continue;
         const dry = rule.mode === 'dryRun';
         switch (rule.kind) {
@@ -411,7 +577,7 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
           case 'budget': {
             const k = scopeKey(rule, state, input);
             if (!k.ok) {
-              if (failed(state, rule.name, rule.id, rule.kind, rule.mode, rule.onError, k.error)) return d;
+              if (failed(state, rule.name, rule.id, rule.kind, rule.mode, rule.onError, k.error)) return;
               break;
             }
             // A dry-run budget is tracked and reported but never blocks.
@@ -430,7 +596,7 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
           case 'rateLimit': {
             const k = scopeKey(rule, state, input);
             if (!k.ok) {
-              if (failed(state, rule.name, rule.id, rule.kind, rule.mode, rule.onError, k.error)) return d;
+              if (failed(state, rule.name, rule.id, rule.kind, rule.mode, rule.onError, k.error)) return;
               break;
             }
             if (dry) {
@@ -457,7 +623,7 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
                 if (stop) break;
               }
             }
-            if (stop) return d;
+            if (stop) return;
             if (!errored) record(state, rule.name, rule.kind, 'applied');
             break;
           }
@@ -469,11 +635,17 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
     for (const state of active) {
       for (const rule of state.policy.rules) {
         if (rule.kind !== 'transform') continue;
+        if (pass.only && !pass.only.has(rule)) continue;
         const g = guard(state, rule);
-        if (g.stop) return d;
+        if (g.stop) return;
         if (!g.go) continue;
         if (rule.mode === 'dryRun') {
           record(state, rule.name, rule.kind, 'skipped', 'dry run: not applied');
+          continue;
+        }
+        if (candidate) {
+          // The body is transformed once, for the primary; a candidate only says what it would need.
+          d.transforms.push(rule.id);
           continue;
         }
         const changes = applyTransform(rule.transform, input);
@@ -481,7 +653,6 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
         record(state, rule.name, rule.kind, 'applied', changes.length ? changes.join(', ') : 'no change');
       }
     }
-    return d;
   }
 
   return { revision, policies: policies.map((p) => p.name), evaluate };

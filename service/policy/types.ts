@@ -79,6 +79,13 @@ export interface Decision {
   rules: RuleRecord[];
   /** Checks one candidate deployment against every active route rule. */
   routeCheck(d: DeploymentInfo): RouteCheckResult;
+  /**
+   * The outcome for one candidate model of this request (the primary, an OpenRouter `models`
+   * fallback, what an alias or wildcard resolves to): what a request naming that model would get.
+   * Only rules whose outcome can depend on the model are evaluated again. For any model but the
+   * primary this needs `evaluate(…, { candidates: true })`; without it the verdict is a denial.
+   */
+  forModel(model: string, canonicalModel?: string): ModelVerdict;
   redactions: RedactionRule[];
   customDetectors: CustomDetectorSpec[];
   budgets: BudgetSpec[];
@@ -87,6 +94,22 @@ export interface Decision {
   transforms: string[];
   labels: Record<string, string>;
   dryRunDenials: { rule: string; message: string }[];
+}
+
+/** The policy outcome for one candidate model of a request (see Decision.forModel). */
+export interface ModelVerdict {
+  /** The model as the client named it. */
+  model: string;
+  /**
+   * Why this model may not serve the request: an enforce-mode access rule denies it, or a
+   * redact / transform rule applies to it that the request (as evaluated for its primary) did not get.
+   */
+  denied?: Denial;
+  /** Budgets and rate limits to admit when this model serves the request. */
+  budgets: BudgetSpec[];
+  rateLimits: RateLimitSpec[];
+  /** Route rules in force for this model, checked against one of its deployments. */
+  routeCheck(d: DeploymentInfo): RouteCheckResult;
 }
 
 export interface PolicyBundle {
@@ -104,6 +127,12 @@ export interface EvaluateOptions {
    * since a listing has none; otherwise a `require` on content would hide every model.
    */
   listing?: boolean;
+  /**
+   * The request names other candidate models (OpenRouter `models` fallbacks): keep what
+   * Decision.forModel needs to judge each of them (the request's activation). Off by default, so
+   * a request without fallbacks retains nothing extra.
+   */
+  candidates?: boolean;
 }
 
 /** Reported for every evaluation error (wire to a metrics counter). */

@@ -7,8 +7,12 @@
 // prefix wins. Each deployment of a wildcard model must have `*` in its upstream model; the `*`
 // is replaced by the suffix (`model: "*"` passes the suffix through unchanged,
 // `model: "accounts/acme/models/*"` prefixes it). Suffixes are restricted to
-// [A-Za-z0-9._:@+/-] (no `..`, `//` or leading `/`, ≤ 200 chars) because some providers (Azure,
+// [A-Za-z0-9._:+/-] (no `..`, `//` or leading `/`, ≤ 200 chars) because some providers (Azure,
 // Bedrock) put the model in the URL path.
+//
+// Client-chosen names: any name a client sends (`model`, `models[i]`) that is not a configured
+// name or alias must match MODEL_NAME_RE — the same characters, no `@`, no spaces — so a name
+// cannot carry an email address (or other free text) to a provider, lineage or logs.
 import { ConfigError, ConfigErrors } from '../config/documents.ts';
 import type { DeploymentConfig, ModelConfig, ProviderConfig } from '../config/types.ts';
 import { GatewayError } from '../errors.ts';
@@ -72,8 +76,11 @@ interface WildcardModel extends CompiledModel {
   prefix: string;
 }
 
-const SUFFIX_RE = /^[A-Za-z0-9._:@+-][A-Za-z0-9._:@+/-]*$/;
+const SUFFIX_RE = /^[A-Za-z0-9._:+-][A-Za-z0-9._:+/-]*$/;
 const MAX_SUFFIX = 200;
+/** The characters of a client-chosen model name (see the header comment). */
+export const MODEL_NAME_RE = /^[A-Za-z0-9._:+-][A-Za-z0-9._:+/-]{0,255}$/;
+export const MODEL_NAME_CHARS = 'letters, digits and . _ : + / -';
 // Bounded: suffixes come from clients.
 const WILDCARD_CACHE_MAX = 1024;
 
@@ -198,7 +205,7 @@ export class Catalog {
       ) {
         throw new GatewayError(
           'invalid_request',
-          `model '${name.slice(0, 300)}' is not a valid name for '${w.model.name}': the part matched by '*' may only contain letters, digits and . _ : @ + / -`,
+          `the name in '${param}' is not valid for '${w.model.name}': the part matched by '*' may only contain ${MODEL_NAME_CHARS} (no '..' or '//')`,
           { code: 'invalid_model', param },
         );
       }
@@ -208,6 +215,16 @@ export class Catalog {
       return resolved;
     }
     return undefined;
+  }
+
+  /** Whether a client may send this name: a configured name or alias, or one of MODEL_NAME_RE's characters. */
+  acceptsName(name: string): boolean {
+    return this.byName.has(name) || this.byAlias.has(name) || MODEL_NAME_RE.test(name);
+  }
+
+  /** A configured model name or alias (operator text), as opposed to a wildcard match or unknown name. */
+  isConfiguredName(name: string): boolean {
+    return this.byName.has(name) || this.byAlias.has(name);
   }
 
   /** Like resolve() but unknown → GatewayError not_found (`model_not_found`). */

@@ -1,9 +1,12 @@
 // route(): requested model (+ OpenRouter `models` fallbacks and `provider` preferences) →
 // ordered candidate deployments (first = primary, rest = fallbacks for retries).
 //
-// Per model, in the order [model, ...models] (duplicates dropped), each deployment passes:
+// Per model, in the order [model, ...models] (duplicates dropped, also two names of one model),
+// each deployment passes:
 //   1. provider preferences: only / ignore / data_collection: deny / zdr / max_price
-//   2. the policy route check (residency, self-hosted only, …)
+//   2. policy: the model itself must be allowed (checkModel: access rules judged as if the request
+//      had named it — a fallback is held to the same rules as the primary), then the route check
+//      in force for that model (residency, self-hosted only, …)
 //   3. context window ≥ tokenEstimate + maxOutputTokens
 // then the model's strategy (or provider.sort) orders the survivors, provider.order moves the
 // listed providers to the front, and allow_fallbacks: false keeps only the primary (or, with
@@ -12,7 +15,8 @@
 //
 // When nothing survives, the error names the furthest stage any deployment reached, because
 // that is the one the caller can act on: allow_fallbacks → 400, context window → 400
-// `context_length_exceeded`, policy → 403 `route_denied` with the policy's message, preferences → 400.
+// `context_length_exceeded`, policy → the denying model rule's error (e.g. 403 `model_not_allowed`)
+// or 403 `route_denied` with the route rule's message, preferences → 400.
 // When health alone removes everything: if some ejections are "soft" (failures) we route to them
 // anyway, soonest-to-recover first, and set `degraded` (Envoy's panic mode: a passive detector
 // only knows the past, and a request is the cheapest probe). If every one is "hard" (the provider
@@ -27,7 +31,10 @@ import type {
   Candidate,
   DeploymentInfo,
   Exclusion,
+  ModelCheckResult,
+  PolicyDrop,
   ProviderPreferences,
+  RouteCheck,
   RouteCheckResult,
   RouteInput,
   RouteResult,
@@ -86,6 +93,15 @@ function prefsReason(e: CatalogEntry, p: ProviderPreferences | undefined): strin
   return undefined;
 }
 
+type Denial = Extract<RouteCheckResult, { ok: false }> & { status?: number; code?: string; param?: string };
+
+/** A model named by the client, resolved. */
+interface Named {
+  resolved: ResolvedModel;
+  requested: string;
+  param: string;
+}
+
 function article(word: string): string {
   return /^[aeiou]/.test(word) ? 'an' : 'a';
 }
@@ -110,17 +126,21 @@ export class Router {
     const stream = input.stream === true;
 
     const excluded: Exclusion[] = [];
+    const dropped: PolicyDrop[] = input.dropped ?? [];
     const prefsReasons: string[] = [];
     let reachedPolicy = 0;
     let reachedContext = 0;
     let cutByFallbacks = 0;
-    let firstDenial: Extract<RouteCheckResult, { ok: false }> | undefined;
+    let firstDenial: Denial | undefined;
     let maxWindow = 0;
     const ordered: Ranked[] = [];
     const ctx = { random: this.random, health: this.health, stream };
 
-    for (const m of models) {
+    for (const named of models) {
+      const m = named.resolved;
       const ranked: Ranked[] = [];
+      // Judged once, when the first deployment gets past the provider preferences.
+      let modelVerdict: ModelCheckResult | undefined;
       m.entries.forEach((entry, index) => {
         const id = entry.deployment.id;
         const pr = prefsReason(entry, prefs);
@@ -130,7 +150,18 @@ export class Router {
           return;
         }
         reachedPolicy++;
-        const verdict = input.check(entry.info);
+        let check: RouteCheck = input.check;
+        if (input.checkModel) {
+          modelVerdict ??= judgeModel(input.checkModel, named, dropped);
+          if (modelVerdict.ok !== true) {
+            const v = modelVerdict;
+            excluded.push({ deployment: id, reason: `policy rule '${v.rule}': ${v.message}` });
+            firstDenial ??= { ok: false, rule: v.rule, message: v.message, status: v.status, code: v.code, param: named.param };
+            return;
+          }
+          check = modelVerdict.check;
+        }
+        const verdict = check(entry.info);
         if (verdict.ok !== true) {
           // Anything but an explicit ok denies (fail closed on a malformed verdict).
           const denial =
@@ -138,6 +169,7 @@ export class Router {
               ? verdict
               : { ok: false as const, rule: '<invalid verdict>', message: 'route check returned an invalid verdict' };
           excluded.push({ deployment: id, reason: `policy rule '${denial.rule}': ${denial.message}` });
+          dropped.push({ model: named.requested, param: named.param, deployment: id, rule: denial.rule, message: denial.message });
           firstDenial ??= denial;
           return;
         }
@@ -182,8 +214,9 @@ export class Router {
       ordered.push(...list);
     }
 
+    const resolved = models.map((n) => n.resolved);
     if (ordered.length === 0) {
-      throw this.emptyError(input, models, {
+      throw this.emptyError(input, resolved, {
         cutByFallbacks,
         reachedContext,
         reachedPolicy,
@@ -194,10 +227,10 @@ export class Router {
         prefsReasons,
       });
     }
-    return this.applyHealth(ordered, models, excluded);
+    return this.applyHealth(ordered, resolved, excluded, dropped);
   }
 
-  private resolveModels(input: RouteInput): ResolvedModel[] {
+  private resolveModels(input: RouteInput): Named[] {
     const fallbacks = parseModels(input.models) ?? [];
     const names: { name: string; param: string }[] = [];
     if (typeof input.model === 'string' && input.model.length > 0) names.push({ name: input.model, param: 'model' });
@@ -210,7 +243,8 @@ export class Router {
         param: 'model',
       });
     }
-    return names.map(({ name, param }) => {
+    const out: Named[] = [];
+    for (const { name, param } of names) {
       const r = this.catalog.lookup(name, param);
       if (r.model.kind !== input.kind) {
         throw new GatewayError(
@@ -219,8 +253,11 @@ export class Router {
           { code: 'invalid_model', param },
         );
       }
-      return r;
-    });
+      // An alias of a model already listed adds nothing but a second judgement of the same deployments.
+      if (out.some((n) => n.resolved.model.name === r.model.name)) continue;
+      out.push({ resolved: r, requested: name, param });
+    }
+    return out;
   }
 
   private emptyError(
@@ -230,7 +267,7 @@ export class Router {
       cutByFallbacks: number;
       reachedContext: number;
       reachedPolicy: number;
-      firstDenial: Extract<RouteCheckResult, { ok: false }> | undefined;
+      firstDenial: Denial | undefined;
       maxWindow: number;
       tokenEstimate: number;
       maxOut: number;
@@ -257,7 +294,10 @@ export class Router {
       });
     }
     if (s.reachedPolicy > 0 && s.firstDenial) {
-      return new GatewayError('permission', `${s.firstDenial.message} (policy rule '${s.firstDenial.rule}')`, {
+      const d = s.firstDenial;
+      // A model rule: the error a request naming that model gets, pointing at where it was named.
+      if (d.code) return new GatewayError('permission', d.message, { code: d.code, status: d.status, param: d.param });
+      return new GatewayError('permission', `${d.message} (policy rule '${d.rule}')`, {
         code: 'route_denied',
       });
     }
@@ -268,7 +308,7 @@ export class Router {
     );
   }
 
-  private applyHealth(ordered: Ranked[], models: ResolvedModel[], excluded: Exclusion[]): RouteResult {
+  private applyHealth(ordered: Ranked[], models: ResolvedModel[], excluded: Exclusion[], dropped: PolicyDrop[]): RouteResult {
     const toCandidate = (r: Ranked): Candidate => ({
       model: r.model,
       deployment: r.entry.deployment,
@@ -278,7 +318,7 @@ export class Router {
     });
 
     const health = this.health;
-    if (!health) return { candidates: ordered.map(toCandidate), excluded, degraded: false };
+    if (!health) return { candidates: ordered.map(toCandidate), excluded, dropped, degraded: false };
 
     const available: { r: Ranked; a: Availability }[] = [];
     const ejected: { r: Ranked; a: Extract<Availability, { kind: 'ejected' }> }[] = [];
@@ -298,14 +338,14 @@ export class Router {
       for (const x of ejected) note(x);
       const first = available[0]!;
       if (first.a.kind === 'trial') health.claimTrial(first.r.entry.deployment.id);
-      return { candidates: available.map((x) => toCandidate(x.r)), excluded, degraded: false };
+      return { candidates: available.map((x) => toCandidate(x.r)), excluded, dropped, degraded: false };
     }
 
     const soft = ejected.filter((x) => !x.a.hard);
     if (soft.length > 0) {
       for (const x of ejected) if (x.a.hard) note(x);
       soft.sort((a, b) => a.a.until - b.a.until); // stable: strategy order among equals
-      return { candidates: soft.map((x) => toCandidate(x.r)), excluded, degraded: true };
+      return { candidates: soft.map((x) => toCandidate(x.r)), excluded, dropped, degraded: true };
     }
 
     for (const x of ejected) note(x);
@@ -318,4 +358,14 @@ export class Router {
       { code: 'no_healthy_deployment', headers: { 'retry-after': String(secs) } },
     );
   }
+}
+
+/** Runs the model check, failing closed on anything but a well-formed verdict; records a denial. */
+function judgeModel(checkModel: NonNullable<RouteInput['checkModel']>, n: Named, dropped: PolicyDrop[]): ModelCheckResult {
+  const v = checkModel(n.requested, n.resolved.model.name, n.param);
+  if (v.ok === true && typeof v.check === 'function') return v;
+  const denied: ModelCheckResult =
+    v.ok === false ? v : { ok: false, rule: '<invalid verdict>', message: 'model check returned an invalid verdict', status: 403, code: 'policy_error' };
+  if (denied.ok === false) dropped.push({ model: n.requested, param: n.param, rule: denied.rule, message: denied.message });
+  return denied;
 }

@@ -26,6 +26,36 @@ export type RouteCheckResult = { ok: true } | { ok: false; rule: string; message
 /** Policy route constraint (residency, self-hosted only, …). Called once per deployment per request. */
 export type RouteCheck = (d: DeploymentInfo) => RouteCheckResult;
 
+/**
+ * The policy verdict on one candidate model (the primary, a `models` fallback): ok with the route
+ * check that applies to its deployments, or denied like a request naming it (status / code are
+ * the client error's).
+ */
+export type ModelCheckResult =
+  | { ok: true; check: RouteCheck }
+  | { ok: false; rule: string; message: string; status: number; code: string };
+
+/**
+ * Judges a candidate model. `requested`: the name as the client wrote it; `canonical`: the
+ * catalog's name for it (the concrete name for a wildcard match); `param`: where the client wrote
+ * it (`model`, `models[0]`, …). Called at most once per model, and only once one of its
+ * deployments passed the provider preferences.
+ */
+export type ModelCheck = (requested: string, canonical: string, param: string) => ModelCheckResult;
+
+/** A candidate a policy rule removed from the route: a whole model, or one deployment of it. */
+export interface PolicyDrop {
+  /** The model as the client named it. */
+  model: string;
+  /** `model`, `models[0]`, … */
+  param: string;
+  /** Set when a route rule removed this one deployment (the model itself was allowed). */
+  deployment?: string;
+  /** `<policy>/<rule>` */
+  rule: string;
+  message: string;
+}
+
 /** OpenRouter `provider` preferences, validated (see preferences.ts). Provider names are lower-cased. */
 export interface ProviderPreferences {
   order?: string[];
@@ -52,7 +82,15 @@ export interface RouteInput {
   tokenEstimate: number;
   /** Output tokens the request may produce (max_tokens / max_completion_tokens, or the lead's default). 0 for embeddings. */
   maxOutputTokens: number;
+  /** Route check for every model (when `checkModel` is absent). */
   check: RouteCheck;
+  /**
+   * Per-model policy verdict. When given, every model in `[model, ...models]` is judged as if the
+   * request had named it, and its deployments use the route check it returns (`check` is unused).
+   */
+  checkModel?: ModelCheck;
+  /** Filled with policy drops as they happen, so the caller has them also when route() throws. */
+  dropped?: PolicyDrop[];
   kind: 'chat' | 'embedding';
   /** Streaming requests rank `lowest-latency` by time to first token; others by total latency. */
   stream?: boolean;
@@ -79,6 +117,8 @@ export interface RouteResult {
   /** Ordered, ≥ 1: first = primary, rest = fallbacks for retries (in order). */
   candidates: Candidate[];
   excluded: Exclusion[];
+  /** Candidates removed by policy (model rules and route rules), in the order they were judged. */
+  dropped: PolicyDrop[];
   /**
    * true when every allowed deployment was ejected by passive health checks and the router
    * routed to them anyway (least-bad first, like Envoy's panic threshold). Worth a metric.

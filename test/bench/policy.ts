@@ -1,5 +1,6 @@
 // Policy engine benchmark: evaluation of the whole example bundle (policies/policies) for a
-// realistic chat request, plus route checks over a handful of candidate deployments.
+// realistic chat request, plus route checks over a handful of candidate deployments, and the cost of
+// judging one more candidate model (a `models` fallback).
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { readConfigDir } from '../../service/config/documents.ts';
@@ -83,6 +84,22 @@ export async function bench(): Promise<string[]> {
       `policy: evaluate ${tier} request (${(size / 1024).toFixed(1)}KB, ${ruleCount} rule records) p50 ${fmt(percentile(evalUs, 50))} p99 ${fmt(percentile(evalUs, 99))}; ${throughput} decisions/s`,
       `policy: routeCheck x${deployments.length} deployments (${tier}) p50 ${fmt(percentile(routeUs, 50))} p99 ${fmt(percentile(routeUs, 99))}`,
     );
+  }
+  // A request with `models` fallbacks: each other candidate model re-runs only the model-dependent rules.
+  for (const tier of ['enterprise', 'free'] as const) {
+    const input = makeInput(tier);
+    const candUs: number[] = [];
+    for (let i = 0; i < WARMUP + ITERATIONS / 4; i++) {
+      input.request.body = structuredClone(body);
+      const d = bundle.evaluate(input, { candidates: true });
+      const a = performance.now();
+      d.forModel('claude-sonnet');
+      d.forModel('llama-3.1-8b');
+      const b = performance.now();
+      if (i >= WARMUP) candUs.push(((b - a) * 1000) / 2);
+    }
+    candUs.sort((x, y) => x - y);
+    lines.push(`policy: forModel per fallback candidate (${tier}) p50 ${fmt(percentile(candUs, 50))} p99 ${fmt(percentile(candUs, 99))}`);
   }
   return lines;
 }

@@ -178,12 +178,16 @@ function ids(tag: string): Ids {
   return { requestId, traceId, parentSpanId, headers: { 'x-request-id': requestId, traceparent: `00-${traceId}-${parentSpanId}-01` } };
 }
 
-/** Waits for the record of `requestId`, gives a possible duplicate time to show up, and returns the only one. */
+/**
+ * Waits for the record of the request sent with x-request-id `requestId` (kept as the record's
+ * `request.clientRequestId`; the record id is Tollgate's own), gives a possible duplicate time to
+ * show up, and returns the only one.
+ */
 async function onlyRecord(h: Harness, requestId: string): Promise<LineageRecord> {
-  await eventually(() => h.lineage.some((r) => r.requestId === requestId), 10000);
+  await eventually(() => h.lineage.some((r) => r.request.clientRequestId === requestId), 10000);
   await h.tollgate.lineage.flush();
   await new Promise((r) => setTimeout(r, 150));
-  const all = h.lineage.filter((r) => r.requestId === requestId);
+  const all = h.lineage.filter((r) => r.request.clientRequestId === requestId);
   assert.equal(all.length, 1, `exactly one lineage record for ${requestId}, got ${all.length}`);
   return all[0]!;
 }
@@ -192,7 +196,8 @@ async function onlyRecord(h: Harness, requestId: string): Promise<LineageRecord>
 function assertComplete(r: LineageRecord, id: Ids, opts: { parsed?: boolean } = {}): void {
   const json = toProtoJson(r);
   assert.deepEqual(validateLineageRecord(json), [], `record matches lineage.proto: ${JSON.stringify(json)}`);
-  assert.equal(r.requestId, id.requestId);
+  assert.equal(r.request.clientRequestId, id.requestId, "the client's x-request-id is kept as an attribute");
+  assert.match(r.requestId, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, "the record id is Tollgate's own");
   assert.match(r.decisionId, /^\S{8,}$/);
   assert.ok(r.startTime.getTime() <= r.endTime.getTime(), 'startTime <= endTime');
   assert.ok(r.endTime.getTime() - Date.now() < 5000, 'endTime is now-ish');
@@ -213,13 +218,14 @@ function assertComplete(r: LineageRecord, id: Ids, opts: { parsed?: boolean } = 
   assert.equal(r.trace?.sampled, true);
 }
 
-function providerRequest(f: FakeProvider, requestId: string): RecordedRequest | undefined {
-  return f.requests.find((q) => q.headers['x-request-id'] === requestId);
+/** What the provider received for the request of record `r` (Tollgate sends its own id upstream). */
+function providerRequest(f: FakeProvider, r: LineageRecord): RecordedRequest | undefined {
+  return f.requests.find((q) => q.headers['x-request-id'] === r.requestId);
 }
 
 /** The upstream got a traceparent in the same trace, naming Tollgate's span as parent. */
 function assertUpstreamTrace(f: FakeProvider, r: LineageRecord, id: Ids): void {
-  const up = providerRequest(f, id.requestId);
+  const up = providerRequest(f, r);
   assert.ok(up, 'the provider received the request (found by x-request-id)');
   assert.equal(up.headers.traceparent, `00-${id.traceId}-${r.trace!.spanId}-01`, 'upstream traceparent: same trace, Tollgate span as parent');
 }
@@ -265,8 +271,8 @@ describe('e2e lineage: exactly one complete record per outcome', { timeout: 1800
       .chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Say hi' }] }, { headers: id.headers })
       .withResponse();
     assert.equal(data.object, 'chat.completion');
-    assert.equal(response.headers.get('x-request-id'), id.requestId);
     const r = await onlyRecord(h, id.requestId);
+    assert.equal(response.headers.get('x-request-id'), r.requestId, "the client gets Tollgate's id back");
     assertComplete(r, id);
     assertAcmePrincipal(r);
     assert.equal(r.outcome, 'success');
@@ -433,7 +439,7 @@ describe('e2e lineage: exactly one complete record per outcome', { timeout: 1800
     assert.equal(r.errorCode, 'rate_limit_exceeded');
     assert.equal(r.attempts, undefined, 'no upstream attempt');
     assert.equal(r.tokens, undefined);
-    assert.equal(providerRequest(h.fakes.openai!, id.requestId), undefined, 'the provider was not called');
+    assert.equal(providerRequest(h.fakes.openai!, r), undefined, 'the provider was not called');
     seen.push({ requestId: id.requestId, outcome: r.outcome });
   });
 
@@ -529,7 +535,7 @@ describe('e2e lineage: exactly one complete record per outcome', { timeout: 1800
       seen.push({ requestId: id.requestId, outcome: r.outcome });
       // The upstream stream is not drained in the background into a second record.
       await new Promise((res) => setTimeout(res, 500));
-      assert.equal(h.lineage.filter((x) => x.requestId === id.requestId).length, 1);
+      assert.equal(h.lineage.filter((x) => x.request.clientRequestId === id.requestId).length, 1);
     });
   }
 
@@ -540,7 +546,7 @@ describe('e2e lineage: exactly one complete record per outcome', { timeout: 1800
     assert.deepEqual(validateLineageRecord(toProtoJson(r)), []);
     assert.match(r.trace?.traceId ?? '', /^[0-9a-f]{32}$/);
     assert.equal(r.trace?.parentSpanId, undefined, 'Tollgate is the root span');
-    const up = providerRequest(h.fakes.openai!, requestId);
+    const up = providerRequest(h.fakes.openai!, r);
     assert.equal(up?.headers.traceparent, `00-${r.trace!.traceId}-${r.trace!.spanId}-01`);
     seen.push({ requestId, outcome: r.outcome });
   });
@@ -604,24 +610,26 @@ describe('e2e lineage: exactly one complete record per outcome', { timeout: 1800
     const lines = readFileSync(s.lineageFile, 'utf8').split('\n').filter((l) => l.trim() !== '');
     const byId = new Map<string, number>();
     for (const l of lines) {
-      const j = JSON.parse(l) as { requestId: string };
+      const j = JSON.parse(l) as { requestId: string; request: { clientRequestId?: string } };
       assert.deepEqual(validateLineageRecord(j), [], 'every line of the sink matches the schema');
-      byId.set(j.requestId, (byId.get(j.requestId) ?? 0) + 1);
+      const cid = j.request.clientRequestId ?? '';
+      byId.set(cid, (byId.get(cid) ?? 0) + 1);
     }
     assert.ok(seen.length >= 10, `outcomes covered so far: ${seen.length}`);
     for (const x of seen) assert.equal(byId.get(x.requestId), 1, `${x.requestId} (${x.outcome}) written once`);
     assert.equal(lines.length, h.lineage.length, 'one line per emitted record');
 
-    const target = seen.find((x) => x.outcome === 'denied')!;
+    const seenDenied = seen.find((x) => x.outcome === 'denied')!;
+    const target = h.lineage.find((r) => r.request.clientRequestId === seenDenied.requestId)!;
     const one = await run(process.execPath, ['bin/tollgate.js', 'lineage', '--file', s.lineageFile, '--request-id', target.requestId], { cwd: process.cwd(), timeout: 60000 });
     const got = one.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.equal(got.length, 1, one.stdout + one.stderr);
-    assert.deepEqual(got[0], toProtoJson(h.lineage.find((r) => r.requestId === target.requestId)!), 'the CLI prints the stored record');
+    assert.deepEqual(got[0], toProtoJson(target), 'the CLI prints the stored record');
 
     const acme = await run(process.execPath, ['bin/tollgate.js', 'lineage', '--file', s.lineageFile, '--tenant', 'globex', '--limit', '5'], { cwd: process.cwd(), timeout: 60000 });
-    const globex = acme.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { requestId: string; principal: { tenant: string }; outcome: string });
+    const globex = acme.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { request: { clientRequestId: string }; principal: { tenant: string }; outcome: string });
     assert.deepEqual(
-      globex.map((g) => [g.requestId, g.outcome]),
+      globex.map((g) => [g.request.clientRequestId, g.outcome]),
       seen.filter((x) => x.requestId.includes('budget-')).map((x) => [x.requestId, `OUTCOME_${x.outcome.toUpperCase()}`]).filter((x) => !x[0]!.includes('tiny')).reverse(),
       'tenant filter, newest first',
     );
@@ -730,10 +738,10 @@ describe('e2e observability: /metrics matches the traffic; nothing secret or per
     await h.tollgate.lineage.flush();
 
     // The request was redacted before it left: the provider saw masks, and lineage counts them (no values).
-    const up = providerRequest(h.fakes.openai!, id.requestId)!;
+    const r = await onlyRecord(h, id.requestId);
+    const up = providerRequest(h.fakes.openai!, r)!;
     const upText = up.body.toString('utf8');
     assert.ok(!upText.includes(email) && !upText.includes(card), 'the provider never saw the raw PII');
-    const r = await onlyRecord(h, id.requestId);
     const counted = new Map((r.redactions ?? []).map((x) => [x.detector, x.count]));
     assert.equal(counted.get('email'), 1, JSON.stringify(r.redactions));
     assert.equal(counted.get('credit_card'), 1, JSON.stringify(r.redactions));

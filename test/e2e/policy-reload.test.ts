@@ -218,8 +218,8 @@ describe('e2e: policy hot reload', { timeout: 120000 }, () => {
     assert.equal(finish, 'stop');
     assert.equal(usage?.completion_tokens, 20);
 
-    await eventually(() => h.lineage.some((r) => r.requestId === streamId), 5000);
-    const rec = h.lineage.find((r) => r.requestId === streamId)!;
+    await eventually(() => h.lineage.some((r) => r.request.clientRequestId === streamId), 5000);
+    const rec = h.lineage.find((r) => r.request.clientRequestId === streamId)!;
     assert.equal(rec.outcome, 'success');
     assert.equal(rec.policy?.bundleRevision, oldRevision, 'the stream kept the snapshot it started with');
 

@@ -222,9 +222,10 @@ const rid = (tag: string) => `e2e-policy-${tag}-${process.pid}-${++seq}`;
 
 const client = (h: Harness, key = KEYS.acme) => new OpenAI({ apiKey: key, baseURL: h.baseURL, maxRetries: 0, timeout: 15000 });
 
+/** The record of the request sent with x-request-id `requestId` (kept as `request.clientRequestId`). */
 async function lineageOf(h: Harness, requestId: string): Promise<LineageRecord> {
-  await eventually(() => h.lineage.some((r) => r.requestId === requestId), 5000);
-  return h.lineage.find((r) => r.requestId === requestId)!;
+  await eventually(() => h.lineage.some((r) => r.request.clientRequestId === requestId), 5000);
+  return h.lineage.find((r) => r.request.clientRequestId === requestId)!;
 }
 
 /** Sends one chat request with an e2e case header and a known request id. */
