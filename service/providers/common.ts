@@ -212,8 +212,8 @@ export function upstreamError(
   // credentials it may echo are scrubbed, the length is bounded, and code/param must look like one.
   const text = message !== undefined ? safeProviderText(message) : `provider ${provider} returned HTTP ${status}`;
   return new GatewayError(kind, text, {
-    code: code !== undefined && SAFE_CODE.test(code) ? code : `upstream_${status}`,
-    param: param !== undefined && SAFE_PARAM.test(param) ? param : undefined,
+    code: code !== undefined && safeToken(code, SAFE_CODE) ? code : `upstream_${status}`,
+    param: param !== undefined && safeToken(param, SAFE_PARAM) ? param : undefined,
     headers: out,
   });
 }
@@ -221,6 +221,11 @@ export function upstreamError(
 const SAFE_CODE = /^[A-Za-z0-9_.:-]{1,64}$/;
 const SAFE_PARAM = /^[A-Za-z0-9_.[\]-]{1,128}$/;
 const MAX_PROVIDER_MESSAGE = 1000;
+
+/** A code or param shown as is: shaped like one and not a credential. */
+function safeToken(v: string, shape: RegExp): boolean {
+  return shape.test(v) && scrubSecrets(v) === v;
+}
 
 function safeProviderText(message: string): string {
   const m = scrubSecrets(message);
