@@ -10,6 +10,7 @@ import type { SpendRow } from '../../service/budget/index.ts';
 import { hashKey } from '../../service/identity/keys.ts';
 import type { LineageRecord } from '../../service/lineage/record.ts';
 import { eventually, startHarness, type Harness } from '../support/harness.ts';
+import { PrivateRedis } from '../lineage/redis-server.ts';
 
 const K = {
   n4: 'tg-e2e-billing-n4-key-00000000000000000001',
@@ -46,8 +47,9 @@ function completionBody(usageJson?: string): string {
   return usageJson === undefined ? `${base}}` : `${base},"usage":${usageJson}}`;
 }
 
-describe('e2e: what budgets reserve and charge', { timeout: 120_000 }, () => {
+for (const store of ['memory', 'redis'] as const) describe(`e2e: what budgets reserve and charge (${store} store)`, { timeout: 120_000 }, () => {
   let h: Harness;
+  let redis: PrivateRedis | undefined;
   const client = (key: string): OpenAI => new OpenAI({ apiKey: key, baseURL: h.baseURL, maxRetries: 0, timeout: 15_000 });
   const row = async (key: string): Promise<SpendRow> => {
     const rows = await h.tollgate.budgets.spend({ tenant: 'e2e-billing', scopeKey: `key:${key}` });
@@ -76,12 +78,17 @@ describe('e2e: what budgets reserve and charge', { timeout: 120_000 }, () => {
   };
 
   before(async () => {
-    h = await startHarness({ extraYaml: extraYaml(), maxRequestBytes: 1_000_000 });
+    // A private Redis; a roomy command timeout so a busy test machine does not trip failClosed.
+    if (store === 'redis') redis = await PrivateRedis.start();
+    const tollgate = redis ? { redisUrl: redis.url, redisTimeoutMs: 2000 } : undefined;
+    h = await startHarness({ extraYaml: extraYaml(), maxRequestBytes: 1_000_000, tollgate });
+    if (redis) await eventually(() => h.tollgate.budgets.health() === 'ok', 10_000);
   });
   after(async () => {
-    h.fakes.openai?.setDefault(undefined);
-    h.fakes.anthropic?.setDefault(undefined);
+    h?.fakes.openai?.setDefault(undefined);
+    h?.fakes.anthropic?.setDefault(undefined);
     await h?.close();
+    await redis?.stop();
   });
 
   it('10 concurrent n=4 requests against a hard USD budget: the reservation is max_tokens × n, total charged ≤ limit', async () => {
@@ -91,7 +98,7 @@ describe('e2e: what budgets reserve and charge', { timeout: 120_000 }, () => {
     try {
       const { ok, refused } = await burst(10, () => client(K.n4).chat.completions.create({ model: 'gpt-4o-mini', messages: HI, n: 4, max_tokens: 500 }));
       const r = await row('n4');
-      process.stdout.write(`# n=4 burst: ${ok} admitted, ${refused} refused, charged $${r.usd} of $0.01\n`);
+      process.stdout.write(`# ${store}: n=4 burst: ${ok} admitted, ${refused} refused, charged $${r.usd} of $0.01\n`);
       assert.ok(r.usd <= 0.01, `charged $${r.usd} > $0.01 limit`);
       assert.equal(ok, 2);
       assert.equal(r.requests, 2);
@@ -118,7 +125,7 @@ describe('e2e: what budgets reserve and charge', { timeout: 120_000 }, () => {
     try {
       const { ok } = await burst(10, () => client(K.tools).chat.completions.create({ model: 'gpt-4o-mini', messages: HI, tools, max_tokens: 16 }));
       const r = await row('tools');
-      process.stdout.write(`# 200 KB tools burst: ${ok} admitted, charged ${r.inputTokens} input tokens of 120000\n`);
+      process.stdout.write(`# ${store}: 200 KB tools burst: ${ok} admitted, charged ${r.inputTokens} input tokens of 120000\n`);
       assert.ok(r.inputTokens <= 120_000, `charged ${r.inputTokens} input tokens > 120000`);
       assert.ok(ok >= 1 && ok <= 2, `admitted ${ok}`);
       assert.equal(r.inputTokens, ok * billed);
