@@ -825,7 +825,7 @@ function hasOutputLimit(body: Record<string, unknown>): boolean {
 }
 
 export function maxOutputTokens(body: Record<string, unknown>): number {
-  for (const k of ['max_completion_tokens', 'max_tokens', 'max_output_tokens']) {
+  for (const k of OUTPUT_LIMIT_FIELDS) {
     const v = body[k];
     if (typeof v === 'number' && Number.isFinite(v) && v > 0) return Math.floor(v);
   }
