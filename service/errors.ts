@@ -96,6 +96,51 @@ export interface RenderedError {
   body: Buffer;
 }
 
+// ---- credentials in provider text ----------------------------------------------------------
+// A provider error can quote what it received (some echo request headers): its text is scrubbed
+// before it becomes a client body, a log line or lineage. Known values are the configured provider
+// credentials (registered by every config load); patterns catch credential-shaped text.
+
+const knownSecrets = new Set<string>();
+const MAX_KNOWN_SECRETS = 4096;
+/** Shorter values are not scrubbed by value (they would match ordinary words); patterns still apply. */
+const MIN_SECRET_LENGTH = 8;
+export const SCRUBBED = '[redacted]';
+
+/** Registers credential values to scrub from provider text (AWS `AKID:SECRET[:TOKEN]`: each part too). */
+export function registerSecrets(values: Iterable<string>): void {
+  for (const v of values) {
+    for (const part of [v, ...v.split(':')]) {
+      if (part.length >= MIN_SECRET_LENGTH && knownSecrets.size < MAX_KNOWN_SECRETS) knownSecrets.add(part);
+    }
+  }
+}
+
+const SECRET_PATTERNS: ReadonlyArray<readonly [RegExp, string]> = [
+  // Echoed headers: `Authorization: Bearer …`, `"x-api-key": "…"`, `api-key=…`.
+  [/\b(authorization|proxy-authorization|x-api-key|api-key|x-goog-api-key|x-amz-security-token|cookie|set-cookie)(["']?\s*[:=]\s*["']?)(?:(?:bearer|basic|aws4-hmac-sha256)\s+)?[^\s"',;}]+/gi, `$1$2${SCRUBBED}`],
+  // A token after Bearer/Basic: 8+ token characters with a digit or symbol (not an ordinary word).
+  [/\b(bearer|basic)\s+(?=[A-Za-z]*[0-9._~+/=-])[A-Za-z0-9._~+/=-]{8,}/gi, `$1 ${SCRUBBED}`],
+  [/\b(Credential|Signature)=[^\s,"']+/g, `$1=${SCRUBBED}`],
+  [/\bsk-[A-Za-z0-9_-]{8,}/g, SCRUBBED], // OpenAI, Anthropic (sk-ant-…)
+  [/\b(?:AKIA|ASIA)[A-Z0-9]{16}\b/g, SCRUBBED], // AWS access key ids
+  [/\bAIza[0-9A-Za-z_-]{30,}/g, SCRUBBED], // Google API keys
+  [/\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*/g, SCRUBBED], // JWTs
+];
+
+function scrubKnown(text: string): string {
+  let out = text;
+  for (const s of knownSecrets) if (out.includes(s)) out = out.split(s).join(SCRUBBED);
+  return out;
+}
+
+/** Text from a provider, safe to show: credentials removed (known values and credential-shaped text). */
+export function scrubSecrets(text: string): string {
+  let out = scrubKnown(text);
+  for (const [re, sub] of SECRET_PATTERNS) out = out.replace(re, sub);
+  return out;
+}
+
 /** Any thrown value → the client API's error shape. Unknown errors become a 500 that reveals nothing. */
 export function renderError(err: unknown, api: ClientApi): RenderedError {
   const e =
@@ -103,12 +148,15 @@ export function renderError(err: unknown, api: ClientApi): RenderedError {
       ? err
       : new GatewayError('internal', 'internal error in the gateway', { code: 'internal_error' });
   const headers: Record<string, string> = { 'content-type': 'application/json', ...e.headers };
+  // Provider text was scrubbed where it entered (providers/common.ts upstreamError); a configured
+  // credential never leaves in any message, whoever built it.
+  const message = knownSecrets.size ? scrubKnown(e.message) : e.message;
   let payload: unknown;
   if (api === 'anthropic') {
-    payload = { type: 'error', error: { type: ANTHROPIC_TYPE[e.kind], message: e.message } };
+    payload = { type: 'error', error: { type: ANTHROPIC_TYPE[e.kind], message } };
   } else {
     payload = {
-      error: { message: e.message, type: OPENAI_TYPE[e.kind], param: e.param ?? null, code: e.code },
+      error: { message, type: OPENAI_TYPE[e.kind], param: e.param ?? null, code: e.code },
     };
   }
   return { status: e.status, headers, body: Buffer.from(JSON.stringify(payload)) };

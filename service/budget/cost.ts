@@ -32,6 +32,18 @@ export function estimateRequest(promptTokens: number, maxOutputTokens: number, p
   return { usd: estimateCost(i, o, prices), inputTokens: i, outputTokens: o };
 }
 
+// ASCII character classes for estimateTokens (a table lookup is ~1.5× faster than comparisons).
+const OTHER = 0; // control characters other than \t \n \r: start a punctuation run
+const LETTER = 1;
+const DIGIT = 2;
+const SPACE = 3;
+const PUNCT = 4;
+const ASCII_CLASS = new Uint8Array(128);
+for (let c = 0; c < 128; c++) {
+  ASCII_CLASS[c] =
+    (c >= 65 && c <= 90) || (c >= 97 && c <= 122) ? LETTER : c >= 48 && c <= 57 ? DIGIT : c === 32 || c === 9 || c === 10 || c === 13 ? SPACE : c > 32 ? PUNCT : OTHER;
+}
+
 /** Roughly the tokens a GPT-family BPE tokenizer (o200k/cl100k) produces for `text`. */
 export function estimateTokens(text: string): number {
   let n = 0;
@@ -41,30 +53,41 @@ export function estimateTokens(text: string): number {
     const c = text.charCodeAt(i);
     if (c < 128) {
       const start = i;
-      if (isLetter(c)) {
+      const k = ASCII_CLASS[c];
+      i++;
+      if (k === LETTER) {
         // A word: ~1 token per 6 letters; case changes (camelCase, base64) split tokens.
         let transitions = 0;
         let prev = c;
-        i++;
-        while (i < len && isLetter(text.charCodeAt(i))) {
+        while (i < len) {
           const d = text.charCodeAt(i);
+          if (d >= 128 || ASCII_CLASS[d] !== LETTER) break;
           if (prev >= 97 && d <= 90) transitions++;
           prev = d;
           i++;
         }
         const l = i - start;
         n += Math.ceil(l / 6) + (l > 12 ? 1 : 0) + transitions * 0.7;
-      } else if (c >= 48 && c <= 57) {
-        i++;
-        while (i < len && text.charCodeAt(i) >= 48 && text.charCodeAt(i) <= 57) i++;
+      } else if (k === DIGIT) {
+        while (i < len) {
+          const d = text.charCodeAt(i);
+          if (d < 48 || d > 57) break;
+          i++;
+        }
         n += Math.ceil((i - start) / 3); // numbers split in groups of up to three digits
-      } else if (c === 32 || c === 9 || c === 10 || c === 13) {
-        i++;
-        while (i < len && isSpace(text.charCodeAt(i))) i++;
+      } else if (k === SPACE) {
+        while (i < len) {
+          const d = text.charCodeAt(i);
+          if (d >= 128 || ASCII_CLASS[d] !== SPACE) break;
+          i++;
+        }
         if (i - start > 1) n += 1; // single spaces merge into the next word
       } else {
-        i++;
-        while (i < len && isPunct(text.charCodeAt(i))) i++;
+        while (i < len) {
+          const d = text.charCodeAt(i);
+          if (d >= 128 || ASCII_CLASS[d] !== PUNCT) break;
+          i++;
+        }
         n += Math.ceil((i - start) / 2);
       }
       continue;
@@ -79,16 +102,6 @@ export function estimateTokens(text: string): number {
     i++;
   }
   return Math.ceil(n);
-}
-
-function isLetter(c: number): boolean {
-  return (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
-}
-function isSpace(c: number): boolean {
-  return c === 32 || c === 9 || c === 10 || c === 13;
-}
-function isPunct(c: number): boolean {
-  return c < 128 && !isLetter(c) && !(c >= 48 && c <= 57) && !isSpace(c) && c > 32;
 }
 
 /**

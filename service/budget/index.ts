@@ -7,6 +7,8 @@ export { RedisStore, budgetRedisOptions, type RedisStoreOptions, type RedisStore
 export type { BudgetStore, CheckResult, ReserveResult, ReserveSpecs, SettleResult, SpendQuery, SpendRow, Degraded } from './store.ts';
 export { validateBudgetSpec, validateRateLimitSpec, DEFAULT_RESERVATION_TTL_MS, type Usage, type UsageEstimate } from './plan.ts';
 export { estimateCost, estimateRequest, estimateTokens, estimateChatTokens, type Prices } from './cost.ts';
+export { estimateBillable, MEDIA_TOKENS, type BillableEstimate } from './billable.ts';
+export { plausibleBounds, settlementUsage, validateUsage, type Settlement, type SettlementFacts, type UsageAnomaly } from './usage.ts';
 export { fixedWindowAt, describeWindow, isValidTimeZone } from './windows.ts';
 
 import { MemoryStore } from './memory.ts';

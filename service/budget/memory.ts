@@ -1,7 +1,7 @@
 // In-process BudgetStore: the embedded default for a single replica, and the local ledger the Redis
 // store falls back to. Single-threaded JS makes every operation atomic; no awaits inside.
 
-import { toAmounts, type Amounts, type CounterPlan, type Plan, type Usage, type UsageEstimate } from './plan.ts';
+import { commitAmounts, type Amounts, type CounterPlan, type Plan, type Usage, type UsageEstimate } from './plan.ts';
 import {
   evaluate,
   exceeds,
@@ -181,7 +181,8 @@ export class MemoryStore implements BudgetStore {
   }
 
   async commit(requestId: string, actual: Usage): Promise<SettleResult> {
-    return this.settleSync(requestId, toAmounts(actual, 1, 'nearest'), null);
+    const plan = this.reservations.get(requestId)?.plan ?? this.settled.get(requestId)?.[2] ?? undefined;
+    return this.settleSync(requestId, commitAmounts(actual, plan?.amounts), null);
   }
 
   async release(requestId: string): Promise<SettleResult> {

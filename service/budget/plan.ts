@@ -143,6 +143,33 @@ export function toAmounts(e: UsageEstimate, requests: number, round: 'up' | 'nea
   return { u: Math.max(0, u), i: f(e.inputTokens), o: f(e.outputTokens), q: requests };
 }
 
+/**
+ * Largest amount one commit charges per field (≈ 8.8e12: $8,796 in nano-USD, or tokens). Keeps
+ * counters exact integers (sums stay far below 2^53) whatever a caller passes.
+ */
+export const MAX_CHARGE = 2 ** 43;
+
+function chargeField(v: unknown, scale: number, hold: number): number {
+  // Not a finite number ≥ 0 (NaN, ±Infinity from `1e400`, negative, not a number): charge the hold,
+  // so a broken usage report neither poisons a counter nor goes uncharged.
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) return Math.min(hold, MAX_CHARGE);
+  return Math.min(Math.round(v * scale), MAX_CHARGE);
+}
+
+/**
+ * Commit amounts from actual usage. Every store applies this, so no store can be driven negative,
+ * to Infinity, or past exact integers; callers validate plausibility first (usage.ts). `hold` is
+ * the reservation's amounts (undefined when the hold is unknown: invalid fields then charge 0).
+ */
+export function commitAmounts(actual: Usage, hold: Amounts | undefined): Amounts {
+  return {
+    u: chargeField(actual.usd, NANO, hold?.u ?? 0),
+    i: chargeField(actual.inputTokens, 1, hold?.i ?? 0),
+    o: chargeField(actual.outputTokens, 1, hold?.o ?? 0),
+    q: 1,
+  };
+}
+
 /** Tag-safe tenant (a `{` or `}` inside a hash tag would move the slot). */
 export function tagOf(tenant: string | undefined): string {
   if (!tenant) return '_';

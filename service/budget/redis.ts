@@ -9,7 +9,7 @@
 
 import { createHash, randomUUID } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
-import { toAmounts, type Amounts, type CheckPlan, type CounterPlan, type Plan, type Usage, type UsageEstimate } from './plan.ts';
+import { commitAmounts, type Amounts, type CheckPlan, type CounterPlan, type Plan, type Usage, type UsageEstimate } from './plan.ts';
 import { MemoryStore, compareRows, scopeMatches, spendRow, type JournalEntry } from './memory.ts';
 import { APPLY_LUA, RESERVE_LUA, SETTLE_LUA, SWEEP_LUA } from './lua.ts';
 import {
@@ -215,16 +215,17 @@ export class RedisStore implements BudgetStore {
   }
 
   async commit(requestId: string, actual: Usage): Promise<SettleResult> {
-    return this.settle(requestId, toAmounts(actual, 1, 'nearest'));
+    return this.settle(requestId, actual);
   }
 
   async release(requestId: string): Promise<SettleResult> {
     return this.settle(requestId, null);
   }
 
-  private async settle(requestId: string, charge: Amounts | null): Promise<SettleResult> {
+  private async settle(requestId: string, actual: Usage | null): Promise<SettleResult> {
     const f = this.inflight.get(requestId);
     if (!f) return { status: this.settledIds.has(requestId) ? 'duplicate' : 'unknown' };
+    const charge = actual ? commitAmounts(actual, f.plan.amounts) : null;
     this.inflight.delete(requestId);
     this.settledIds.set(requestId, f.at);
     trimOldest(this.settledIds, LAST_KNOWN_MAX);
@@ -443,17 +444,20 @@ export class RedisStore implements BudgetStore {
   }
 
   private async doFlush(): Promise<void> {
+    /** Counters whose Redis state this flush changed: their last-known usage is re-read at the end. */
+    const touched = new Map<string, { tenant: string; counter: CounterPlan }>();
     while (this.pending.length > 0 && this.available()) {
       const p = this.pending[0];
       try {
         await this.settleRemote(p);
         this.pending.shift();
+        for (const c of p.plan.counters) touched.set(lastKnownKey(p.plan.tenant, c), { tenant: p.plan.tenant, counter: c });
       } catch (err) {
         this.failed(err, 'replay');
-        return;
+        return this.refreshKnown([...touched.values()]);
       }
     }
-    if (!this.available()) return;
+    if (!this.available()) return this.refreshKnown([...touched.values()]);
     const entries = this.local.drainJournal();
     if (entries.length > 0) {
       const byTenant = new Map<string, JournalEntry[]>();
@@ -472,6 +476,12 @@ export class RedisStore implements BudgetStore {
           }
           try {
             await this.applyBatch(tenant, batch);
+            // The spend is in Redis now, and the local counters that held it are reset below: count it in
+            // the last-known usage, or the next outage's `local` shares would hand the same headroom out again.
+            for (const e of batch) {
+              this.foldKnown(e.tenant, e.counter, e.amounts);
+              touched.set(lastKnownKey(e.tenant, e.counter), { tenant: e.tenant, counter: e.counter });
+            }
           } catch (err) {
             this.failed(err, 'reconcile');
             left.push(...batch);
@@ -480,7 +490,49 @@ export class RedisStore implements BudgetStore {
       }
       if (left.length) this.local.restoreJournal(left);
     }
+    if (touched.size > 0) await this.refreshKnown([...touched.values()]);
     if (this.local.journalSize === 0 && this.local.inFlight === 0 && this.pending.length === 0) this.local.resetCounters();
+  }
+
+  /** Adds replayed spend to a counter's last-known usage (creating it: a counter never seen had none). */
+  private foldKnown(tenant: string, c: CounterPlan, a: Amounts): void {
+    const k = lastKnownKey(tenant, c);
+    const lk = this.lastKnown.get(k);
+    const s: CounterState = lk ? lk.s : { c: { u: 0, i: 0, o: 0, q: 0 }, r: { u: 0, i: 0, o: 0, q: 0 } };
+    const next: CounterState = { c: { u: s.c.u + a.u, i: s.c.i + a.i, o: s.c.o + a.o, q: s.c.q + a.q }, r: s.r };
+    this.lastKnown.delete(k);
+    this.lastKnown.set(k, { at: lk?.at ?? this.now(), s: next });
+    trimOldest(this.lastKnown, LAST_KNOWN_MAX);
+  }
+
+  /**
+   * Re-reads counters from Redis after a replay, so last-known usage includes what other replicas
+   * replayed before us. Best effort: on failure the folded values stand (they include our own spend).
+   * Replies arrive in command order on the one connection, so a reserve answered earlier cannot
+   * overwrite this newer state.
+   */
+  private async refreshKnown(list: Array<{ tenant: string; counter: CounterPlan }>): Promise<void> {
+    if (list.length === 0 || !this.available()) return;
+    const pipe = this.redis.pipeline();
+    for (const { tenant, counter } of list) pipe.hgetall(this.cpre(tenant) + counter.key);
+    let res: Array<[Error | null, unknown]>;
+    try {
+      res = (await pipe.exec()) ?? [];
+    } catch (err) {
+      this.failed(err, 'refresh');
+      return;
+    }
+    const now = this.now();
+    list.forEach(({ tenant, counter }, i) => {
+      const [err, h] = res[i] ?? [null, null];
+      if (err || !h || typeof h !== 'object') return;
+      const s = stateFromHash(h as Record<string, string>, now);
+      if (!s) return;
+      const k = lastKnownKey(tenant, counter);
+      this.lastKnown.delete(k);
+      this.lastKnown.set(k, { at: now, s });
+    });
+    trimOldest(this.lastKnown, LAST_KNOWN_MAX);
   }
 
   private async applyBatch(tenant: string, batch: JournalEntry[]): Promise<void> {
@@ -556,15 +608,15 @@ function parse4(v: string | undefined): Amounts {
   return { u, i, o, q };
 }
 
-function rowFromHash(tenant: string, h: Record<string, string>, now: number): SpendRow | null {
+/** A counter hash's committed (in-window) and reserved usage; null when the counter does not exist. */
+function stateFromHash(h: Record<string, string>, now: number): CounterState | null {
   if (h.sk === undefined) return null;
-  const num = (k: string): number => Number(h[k] ?? 0);
-  const bucketMs = num('bm');
+  const bucketMs = Number(h.bm ?? 0);
   let c: Amounts;
   if (bucketMs === 0) c = parse4(h.c);
   else {
     c = { u: 0, i: 0, o: 0, q: 0 };
-    const minb = Math.floor(now / bucketMs) - num('bn');
+    const minb = Math.floor(now / bucketMs) - Number(h.bn ?? 0);
     for (const [f, v] of Object.entries(h)) {
       if (f[0] !== '#' || Number(f.slice(1)) < minb) continue;
       const a = parse4(v);
@@ -574,13 +626,20 @@ function rowFromHash(tenant: string, h: Record<string, string>, now: number): Sp
       c.q += a.q;
     }
   }
+  return { c, r: parse4(h.r) };
+}
+
+function rowFromHash(tenant: string, h: Record<string, string>, now: number): SpendRow | null {
+  const s = stateFromHash(h, now);
+  if (!s) return null;
+  const num = (k: string): number => Number(h[k] ?? 0);
   const limits: Record<string, number> = {};
   for (const [f, v] of Object.entries(h)) {
     if (!f.startsWith('l:')) continue;
     const name = f.slice(2);
     limits[name] = name.endsWith(':usd') ? Number(v) / NANO : Number(v);
   }
-  return spendRow(tenant, { scopeKey: h.sk, window: h.w, windowId: h.wid ?? '', start: num('st'), resetAt: num('ra') }, { c, r: parse4(h.r) }, limits);
+  return spendRow(tenant, { scopeKey: h.sk, window: h.w, windowId: h.wid ?? '', start: num('st'), resetAt: num('ra') }, s, limits);
 }
 
 export type { CounterPlan };

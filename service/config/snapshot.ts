@@ -3,6 +3,7 @@
 import { watch, type FSWatcher } from 'node:fs';
 import type { Snapshot } from '../gateway/context.ts';
 import { ConfigKeyStore } from '../identity/keys.ts';
+import { registerSecrets } from '../errors.ts';
 import { compilePolicies } from '../policy/index.ts';
 import { Catalog, Router, type HealthTracker } from '../routing/index.ts';
 import { ConfigErrors, readConfigDir } from './documents.ts';
@@ -17,6 +18,8 @@ export interface BuildOptions {
 export function buildSnapshot(dir: string, opts: BuildOptions = {}): Snapshot {
   const docs = readConfigDir(dir);
   const core = buildCoreConfig(dir, docs);
+  // Provider errors that echo a credential are scrubbed of it before anyone sees them.
+  registerSecrets(core.credentials.values());
   const policyDocs = core.otherDocs.filter((d) => d.kind === 'Policy');
   const unknown = core.otherDocs.filter((d) => d.kind !== 'Policy' && d.kind !== 'PolicyTest');
   if (unknown.length)

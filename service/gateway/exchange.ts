@@ -26,6 +26,8 @@ import { buildPolicyInput, listAllowedModels } from './policy-input.ts';
 import { publishOutcome } from './outcome.ts';
 import { deniedBudgetEffects } from './adapters.ts';
 import { LimitExceededError } from '../budget/manager.ts';
+import { estimateBillable } from '../budget/billable.ts';
+import { plausibleBounds, settlementUsage, validateUsage, type TokenCounts, type UsageAnomaly } from '../budget/usage.ts';
 import { RedactionBlockedError, toRedactionCounts } from '../redaction/index.ts';
 import type { Admission, CostEstimate, RedactionResult } from './ports.ts';
 import { rewriteClientJson, SseTextRewriter } from './text-rewrite.ts';
@@ -82,7 +84,12 @@ export class GatewayExchange implements Exchange {
   private translator: Translator | undefined;
   private admission: Admission | undefined;
   private requestBytes = 0;
-  private promptTokens = 0;
+  /** What admission reserved (prompt incl. tools/schemas/media; output limit × n), and for how many choices. */
+  private reserved: TokenCounts | undefined;
+  private choices = 1;
+  private explicitOutputLimit = false;
+  /** Set when the charged usage differs from the provider's report (lineage `tokens.anomaly`). */
+  private usageAnomaly: UsageAnomaly | undefined;
   private responseBytes = 0;
   private upstreamStatus = 0;
   private clientStatus = 0;
@@ -236,7 +243,6 @@ export class GatewayExchange implements Exchange {
       delete req.body.provider;
 
       const maxOut = maxOutputTokens(req.body);
-      this.promptTokens = input.request.tokenEstimate;
       // Every model the request can end up on is judged as if the request had named it.
       const verdicts = new Map<string, ModelVerdict>();
       const route = this.snap.router.route({
@@ -266,15 +272,18 @@ export class GatewayExchange implements Exchange {
       this.candidate = cand;
       this.translator = getTranslator(ep.api, ep.op, cand.provider.api);
 
-      const estimate: CostEstimate = {
-        usd: cand.estimatedCostUsd,
-        inputTokens: input.request.tokenEstimate,
-        outputTokens: ep.op === 'embeddings' ? 0 : maxOut,
-      };
+      // The reservation covers everything the provider bills: tools, schemas and media in the
+      // prompt, and the output limit for each of the n choices.
+      const bill = estimateBillable(ep.api, ep.op, req.body, maxOut);
+      this.reserved = { inputTokens: bill.inputTokens, outputTokens: bill.outputTokens };
+      this.choices = bill.choices;
+      this.explicitOutputLimit = ep.op === 'embeddings' || hasOutputLimit(req.body);
+      const estimate: CostEstimate = { usd: priceOf(cand, this.reserved), ...this.reserved };
       const chain = chooseChain(cand, route.candidates, (c) => this.credentialFor(c) !== null);
       // Any chain member may end up serving: reserve for the most expensive one.
-      if (chain) estimate.usd = Math.max(...chain.members.map((c) => c.estimatedCostUsd));
+      if (chain) estimate.usd = Math.max(...chain.members.map((c) => priceOf(c, this.reserved!)));
       // Budgets and rate limits of every model that can serve inside this request (model-scoped ones differ).
+      // Reservation ids are ours: x-request-id can come from the client and need not be unique.
       const limits = limitsFor(chain ? chain.members : [cand], verdicts);
       this.admission = await this.svc.budgets.admit(randomUUID(), limits.budgets, limits.rateLimits, estimate, principal.tenant);
       if (chain) return this.routeToChain(chain, req);
@@ -412,7 +421,7 @@ export class GatewayExchange implements Exchange {
       this.responseBytes = out.length;
       this.clientStatus = tr.status;
       if (tr.status >= 400) this.noteUpstreamError(tr.status);
-      this.usage = tr.usage;
+      this.usage = this.checkedUsage(tr.usage);
       const m = new MutationBuilder();
       m.setHeader('content-length', String(out.length));
       // The translated body is never encoded (a provider that ignored accept-encoding: identity was decoded).
@@ -432,7 +441,7 @@ export class GatewayExchange implements Exchange {
       this.responseHash.update(out);
       this.responseBytes += out.length;
       if (!last) return { body: out };
-      this.usage = this.stream.usage();
+      this.usage = this.checkedUsage(this.stream.usage());
       const failed = this.stream.error?.();
       if (failed) {
         // The client got an error event after a 200: the answer is incomplete.
@@ -608,6 +617,25 @@ export class GatewayExchange implements Exchange {
     if (!this.outcome) this.outcome = status === 429 || status >= 500 ? 'provider_error' : 'client_error';
   }
 
+  /** The most this request can plausibly be billed at the deployment that served it. */
+  private usageBounds(reserved: TokenCounts): TokenCounts {
+    return plausibleBounds({
+      contextWindow: this.candidate?.deployment.contextWindow ?? 0,
+      requestBytes: this.requestBytes,
+      reserved,
+      explicitOutputLimit: this.explicitOutputLimit,
+      choices: this.choices,
+    });
+  }
+
+  /** Provider-reported usage, validated and bounded before anything (metadata, lineage, budgets) uses it. */
+  private checkedUsage(u: Usage | undefined): Usage | undefined {
+    if (!u || !this.reserved) return u;
+    const v = validateUsage(u, this.reserved, this.usageBounds(this.reserved));
+    if (v.anomaly) this.usageAnomaly = v.anomaly;
+    return v.usage;
+  }
+
   private costOf(u: Usage | undefined): number {
     if (!u || !this.candidate) return 0;
     const d = this.candidate.deployment;
@@ -643,17 +671,25 @@ export class GatewayExchange implements Exchange {
     let budgets = this.admission?.effects ?? deniedBudgetEffects(this.error);
     try {
       if (this.admission) {
-        let u = this.usage;
-        if (!u && reason === 'aborted' && this.stream && this.responseBytes > 0) {
-          // The provider already billed this stream: charge what it reported so far, else the prompt
-          // estimate plus output estimated from the bytes relayed (~20 SSE bytes per token).
-          u = this.stream.usage() ?? { inputTokens: this.promptTokens, outputTokens: Math.ceil(this.responseBytes / 20), estimated: true };
-          this.usage = u;
+        // Whatever reached a provider is charged and counted (usage.ts): its validated usage, or an
+        // estimate when it reported none (an aborted stream: what it reported so far, if anything).
+        const reported = this.usage ?? this.stream?.usage();
+        const s = this.reserved
+          ? settlementUsage({
+              sentUpstream: this.upstreamSentAt !== undefined,
+              status: this.upstreamStatus,
+              reported,
+              reserved: this.reserved,
+              bounds: this.usageBounds(this.reserved),
+              responseBytes: this.responseBytes,
+              streamed: this.stream !== undefined,
+            })
+          : null;
+        if (s && (reported || s.anomaly)) {
+          this.usage = s.usage;
+          this.usageAnomaly = s.anomaly ?? this.usageAnomaly;
         }
-        const actual: CostEstimate | null =
-          u && (this.outcome === 'success' || reason === 'aborted' || u.outputTokens > 0)
-            ? { usd: this.costOf(u), inputTokens: u.inputTokens, outputTokens: u.outputTokens }
-            : null;
+        const actual: CostEstimate | null = s ? { usd: this.costOf(s.usage), inputTokens: s.usage.inputTokens, outputTokens: s.usage.outputTokens } : null;
         budgets = await this.svc.budgets.settle(this.admission, actual);
       }
     } catch (err) {
@@ -748,7 +784,7 @@ export class GatewayExchange implements Exchange {
       redactions: [...this.redactionReport, ...(this.redaction?.output?.report() ?? [])],
       budgets: names.changed ? budgets?.map((b) => (b.scopeKey ? { ...b, scopeKey: names.text(b.scopeKey) } : b)) : budgets,
       tokens: u
-        ? { input: u.inputTokens, output: u.outputTokens, cached: u.cachedInputTokens, reasoning: u.reasoningTokens, estimated: u.estimated }
+        ? { input: u.inputTokens, output: u.outputTokens, cached: u.cachedInputTokens, reasoning: u.reasoningTokens, estimated: u.estimated, anomaly: this.usageAnomaly }
         : undefined,
       costUsd: u ? this.costOf(u) : undefined,
       latency: {
@@ -837,8 +873,23 @@ function isStreamContentType(ct: string): boolean {
   return ct.startsWith('text/event-stream') || ct.startsWith('application/vnd.amazon.eventstream');
 }
 
+/** The reservation's price at a candidate's rates. */
+function priceOf(c: Candidate, t: TokenCounts): number {
+  return (t.inputTokens * c.deployment.inputPricePerM + t.outputTokens * c.deployment.outputPricePerM) / 1e6;
+}
+
+const OUTPUT_LIMIT_FIELDS = ['max_completion_tokens', 'max_tokens', 'max_output_tokens'];
+
+/** The client set an output limit (providers never exceed it); else the provider's default applies. */
+function hasOutputLimit(body: Record<string, unknown>): boolean {
+  return OUTPUT_LIMIT_FIELDS.some((k) => {
+    const v = body[k];
+    return typeof v === 'number' && Number.isFinite(v) && v > 0;
+  });
+}
+
 export function maxOutputTokens(body: Record<string, unknown>): number {
-  for (const k of ['max_completion_tokens', 'max_tokens', 'max_output_tokens']) {
+  for (const k of OUTPUT_LIMIT_FIELDS) {
     const v = body[k];
     if (typeof v === 'number' && Number.isFinite(v) && v > 0) return Math.floor(v);
   }

@@ -146,6 +146,9 @@ export interface TokenUsage {
   cached?: number;
   reasoning?: number;
   estimated?: boolean;
+  /** The charged counts differ from the provider's report: `missing` (none; estimated), `invalid`
+   *  (negative / not a number; the reservation's count used), `clamped` (above the plausible maximum). */
+  anomaly?: 'missing' | 'invalid' | 'clamped';
 }
 
 export interface Latencies {
@@ -433,6 +436,7 @@ export function toProtoJson(r: LineageRecord): LineageRecordJson {
     put(o, 'cached', opt(t.cached, u64));
     put(o, 'reasoning', opt(t.reasoning, u64));
     put(o, 'estimated', t.estimated);
+    put(o, 'anomaly', t.anomaly);
     out.tokens = o;
   }
   put(out, 'costUsd', opt(r.costUsd, dbl));
@@ -493,6 +497,9 @@ function num(v: unknown): number | undefined {
 }
 function bool(v: unknown): boolean | undefined {
   return typeof v === 'boolean' ? v : undefined;
+}
+function usageAnomaly(v: unknown): TokenUsage['anomaly'] {
+  return v === 'missing' || v === 'invalid' || v === 'clamped' ? v : undefined;
 }
 function arr(v: unknown): unknown[] {
   return Array.isArray(v) ? v : [];
@@ -659,6 +666,7 @@ export function fromProtoJson(json: unknown): LineageRecord | undefined {
       cached: num(tk.cached),
       reasoning: num(tk.reasoning),
       estimated: bool(tk.estimated),
+      anomaly: usageAnomaly(tk.anomaly),
     });
   const cost = num(j.costUsd);
   if (cost !== undefined) rec.costUsd = cost;

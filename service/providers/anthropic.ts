@@ -612,13 +612,22 @@ class AnthropicPassthroughStream implements StreamTranslator {
     }
     for (const ev of events) {
       if (this.failed || this.finished) break;
-      out += sseEvent(ev.data, ev.event);
       let j: unknown;
       try {
         j = JSON.parse(ev.data);
       } catch {
+        out += sseEvent(ev.data, ev.event);
         continue; // forwarded verbatim; only accounting is lost
       }
+      if (isObject(j) && j.type === 'error') {
+        // Re-rendered, not forwarded: the provider's message may echo a credential (scrubbed by
+        // upstreamError). Remembered for the request's outcome.
+        this.failed = true;
+        this.failure = upstreamError(P, statusOfStreamError(j.error), {}, Buffer.from(ev.data));
+        out += anthropicStreamError(this.failure);
+        break;
+      }
+      out += sseEvent(ev.data, ev.event);
       if (!isObject(j)) continue;
       if (j.type === 'message_start') {
         if (isObject(j.message)) this.tally.start(j.message.usage);
@@ -627,10 +636,6 @@ class AnthropicPassthroughStream implements StreamTranslator {
         if (isObject(j.delta) && typeof j.delta.stop_reason === 'string') this.stop = j.delta.stop_reason;
       } else if (j.type === 'message_stop') {
         this.finished = true;
-      } else if (j.type === 'error') {
-        // Forwarded verbatim (already Anthropic's shape); remembered for the request's outcome.
-        this.failed = true;
-        this.failure = upstreamError(P, statusOfStreamError(j.error), {}, Buffer.from(ev.data));
       }
     }
     return out === '' ? Buffer.alloc(0) : Buffer.from(out);

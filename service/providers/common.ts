@@ -1,7 +1,7 @@
 // Helpers shared by every translator: upstream error mapping, JSON bodies, data URLs, parameter checks.
 import { gunzipSync, inflateSync, brotliDecompressSync } from 'node:zlib';
 import { randomBytes } from 'node:crypto';
-import { GatewayError, type ErrorKind } from '../errors.ts';
+import { GatewayError, scrubSecrets, type ErrorKind } from '../errors.ts';
 import type { ProviderApi, ProviderConfig } from '../config/types.ts';
 import type { TranslatedResponse, TranslatorOptions } from './types.ts';
 
@@ -208,6 +208,26 @@ export function upstreamError(
       headers: out,
     });
   }
-  const text = message ?? `provider ${provider} returned HTTP ${status}`;
-  return new GatewayError(kind, text, { code: code ?? `upstream_${status}`, param, headers: out });
+  // The provider's own words help the client (e.g. a context-length error), but they are untrusted:
+  // credentials it may echo are scrubbed, the length is bounded, and code/param must look like one.
+  const text = message !== undefined ? safeProviderText(message) : `provider ${provider} returned HTTP ${status}`;
+  return new GatewayError(kind, text, {
+    code: code !== undefined && safeToken(code, SAFE_CODE) ? code : `upstream_${status}`,
+    param: param !== undefined && safeToken(param, SAFE_PARAM) ? param : undefined,
+    headers: out,
+  });
+}
+
+const SAFE_CODE = /^[A-Za-z0-9_.:-]{1,64}$/;
+const SAFE_PARAM = /^[A-Za-z0-9_.[\]-]{1,128}$/;
+const MAX_PROVIDER_MESSAGE = 1000;
+
+/** A code or param shown as is: shaped like one and not a credential. */
+function safeToken(v: string, shape: RegExp): boolean {
+  return shape.test(v) && scrubSecrets(v) === v;
+}
+
+function safeProviderText(message: string): string {
+  const m = scrubSecrets(message);
+  return m.length > MAX_PROVIDER_MESSAGE ? `${m.slice(0, MAX_PROVIDER_MESSAGE)}…` : m;
 }

@@ -113,6 +113,8 @@ export interface Metrics {
   readonly budgetSoftLimitWarnings: Counter<'budget' | 'tenant'>;
   readonly budgetExceeded: Counter<'budget' | 'tenant'>;
   readonly budgetFailOpen: Counter<'budget'>;
+  /** Requests charged other than the provider reported (lineage `tokens.anomaly`: missing | invalid | clamped). */
+  readonly usageAnomalies: Counter<'provider' | 'anomaly'>;
   readonly upstreamAttempts: Counter<'provider' | 'status'>;
   /** Counted by the upstream stage, once per Envoy attempt on a fallback chain, on whichever replica ran it. */
   readonly chainAttempts: Counter<'provider' | 'status'>;
@@ -264,6 +266,11 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
       'Requests let through because the budget store was unavailable and the budget fails open.',
       ['budget'],
     ),
+    usageAnomalies: counter(
+      'tollgate_usage_anomalies_total',
+      'Requests whose provider usage was missing (estimated), invalid (reservation charged) or implausibly large (clamped).',
+      ['provider', 'anomaly'],
+    ),
     upstreamAttempts: counter('tollgate_upstream_attempts_total', 'Upstream attempts by provider and HTTP status (none = no response).', [
       'provider',
       'status',
@@ -398,6 +405,7 @@ export function recordRequestMetrics(m: Metrics, r: LineageRecord): void {
     add('output', t.output);
     add('cached', t.cached);
     add('reasoning', t.reasoning);
+    if (t.anomaly) m.usageAnomalies.inc({ provider, anomaly: t.anomaly });
     // Semconv: report token usage only when the counts are known for an operation that reached a provider.
     if (r.served) {
       const base = { gen_ai_operation_name: op, gen_ai_provider_name: provider, gen_ai_request_model: requestModel };

@@ -346,6 +346,47 @@ const scenarios: Scenario[] = [
     },
   },
   {
+    name: 'a broken usage report (Infinity from 1e400, NaN, negative) charges the hold, counts the request and never poisons the counter',
+    async run(s) {
+      const b = [budget('t', 'tenant:acme', { usd: 1, inputTokens: 1000, outputTokens: 1000, requests: 10 })];
+      const hold = { usd: 0.1, inputTokens: 20, outputTokens: 30 };
+      const reports: Array<Record<string, number>> = [
+        { usd: JSON.parse('1e400') as number, inputTokens: JSON.parse('1e400') as number, outputTokens: 5 },
+        { usd: Number.NaN, inputTokens: -7, outputTokens: Number.NEGATIVE_INFINITY },
+        { usd: -0.5, inputTokens: 10, outputTokens: -1 },
+      ];
+      for (const [i, r] of reports.entries()) {
+        assert.equal((await s.reserve(`bad-${i}`, { budgets: b, ...T }, hold)).ok, true);
+        assert.equal((await s.commit(`bad-${i}`, r as { usd: number; inputTokens: number; outputTokens: number })).status, 'settled');
+      }
+      const sp = await row(s, 'tenant:acme');
+      // usd: hold, hold, hold; input: hold, hold, 10; output: 5, hold, hold.
+      assert.ok(Math.abs(sp.usd - 0.3) < 1e-9, `usd ${sp.usd}`);
+      assert.equal(sp.inputTokens, 20 + 20 + 10);
+      assert.equal(sp.outputTokens, 5 + 30 + 30);
+      assert.equal(sp.requests, 3);
+      assert.equal(sp.reservedUsd, 0);
+      assert.equal(sp.inFlight, 0);
+      // The counter still admits what fits.
+      assert.equal((await s.reserve('after', { budgets: b, ...T }, usd(0.5))).ok, true);
+    },
+  },
+  {
+    name: 'a huge usage report is charged as a bounded exact integer (no overflow, later requests still evaluated)',
+    async run(s) {
+      const b = [budget('t', 'tenant:acme', { usd: 1e6, outputTokens: 1e15 })];
+      assert.equal((await s.reserve('big', { budgets: b, ...T }, usd(0.1))).ok, true);
+      await s.commit('big', { usd: 7.5e8, inputTokens: 1e15, outputTokens: 1e15 });
+      const sp = await row(s, 'tenant:acme');
+      // Capped per commit at MAX_CHARGE (2^43 units): $8,796.09 and 8.8e12 tokens, exact integers.
+      assert.equal(sp.usd, 2 ** 43 / 1e9);
+      assert.equal(sp.inputTokens, 2 ** 43);
+      assert.equal(sp.outputTokens, 2 ** 43);
+      assert.equal(sp.requests, 1);
+      assert.equal((await s.reserve('next', { budgets: b, ...T }, usd(1))).ok, true);
+    },
+  },
+  {
     name: 'malformed specs and estimates are typed errors, not crashes',
     async run(s) {
       const bad: Array<[string, () => Promise<unknown>]> = [

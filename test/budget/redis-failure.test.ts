@@ -163,3 +163,49 @@ test('Redis absent from the start: failClosed denies, no crash, health is degrad
     await store.close();
   }
 });
+
+test('onStoreError=local over repeated outages: the headroom is spent once, not once per outage (exact across outages)', async () => {
+  const redis = await privateRedis();
+  // One replica: its `local` share is everything Redis last reported as left.
+  const store = new RedisStore({ url: redis.url, prefix: 'tgfail:', commandTimeoutMs: 300, breakerMs: 200, replicas: 1, tickMs: 50 });
+  const m = new BudgetManager(store);
+  try {
+    assert.equal(await store.ready(3000), true);
+    const specs = [budget('acme/daily', 'tenant:acme', { usd: 10 }, { kind: 'day' }, { onStoreError: 'local' })];
+    const ctx = { tenant: 'acme' };
+    for (let i = 0; i < 4; i++) {
+      const a = await m.admit(`before-${i}`, specs, [], usd(1), ctx);
+      assert.ok(isAdmission(a));
+      await m.settle(a.reservation, usd(1));
+    }
+    const admittedPerOutage: number[] = [];
+    for (let outage = 0; outage < 3; outage++) {
+      redis.pause();
+      let n = 0;
+      for (let i = 0; i < 8; i++) {
+        const r = await m.admit(`outage${outage}-${i}`, specs, [], usd(1), ctx);
+        if (!isAdmission(r)) {
+          // A share of 0 can never admit anything: `request_exceeds_limit`.
+          assert.ok(r.code === 'budget_exceeded' || r.code === 'request_exceeds_limit', r.code);
+          continue;
+        }
+        assert.equal(r.degraded, 'local');
+        n++;
+        await m.settle(r.reservation, usd(1));
+      }
+      admittedPerOutage.push(n);
+      redis.resume();
+      // Recovered and replayed; the next outage starts before any request touches Redis again.
+      await until(() => store.health() === 'ok', 10_000, `recovery after outage ${outage}`);
+      await store.flush();
+    }
+    // $4 spent before; the first outage may use the $6 left, later ones nothing.
+    assert.deepEqual(admittedPerOutage, [6, 0, 0]);
+    const [row] = await store.spend({ tenant: 'acme' });
+    assert.equal(row.usd, 10);
+    assert.equal(row.requests, 10);
+  } finally {
+    await store.close();
+    await redis.stop();
+  }
+});

@@ -424,7 +424,8 @@ export interface RecordedRequest {
 }
 
 export type Behaviour =
-  | { type: 'reply'; reply?: ReplySpec }
+  /** `delayMs`: wait this long before answering (requests overlap, e.g. for concurrency tests). */
+  | { type: 'reply'; reply?: ReplySpec; delayMs?: number }
   /** An error in the provider's real shape (429 carries `retry-after`). */
   | { type: 'error'; status: number; message?: string; retryAfter?: number }
   /** A streamed answer that fails half-way with the provider's in-stream error (Anthropic `error` event, Bedrock exception frame, OpenAI `{"error":…}` data). */
@@ -467,6 +468,8 @@ export interface FakeProvider {
   requests: RecordedRequest[];
   /** Queue one behaviour for the next request (FIFO); without one, the default reply is sent. */
   setNext(b: Behaviour): void;
+  /** Replace the default behaviour (used when nothing is queued); undefined restores the default reply. */
+  setDefault(b: Behaviour | undefined): void;
   close(): Promise<void>;
 }
 
@@ -689,6 +692,7 @@ function midStreamError(kind: ProviderApi, message: string): Buffer {
 
 export async function startFakeProvider(kind: ProviderApi, opts: FakeProviderOptions = {}): Promise<FakeProvider> {
   const queue: Behaviour[] = [];
+  let fallback: Behaviour | undefined;
   const sockets = new Set<Socket>();
   const awsCredential = opts.awsCredential ?? 'AKIDFAKE:fake-secret';
   const [akid, secret, token] = awsCredential.split(':');
@@ -708,6 +712,9 @@ export async function startFakeProvider(kind: ProviderApi, opts: FakeProviderOpt
     requests: [],
     setNext: (b) => {
       queue.push(b);
+    },
+    setDefault: (b) => {
+      fallback = b;
     },
     close: async () => {
       for (const s of sockets) s.destroy();
@@ -744,7 +751,8 @@ export async function startFakeProvider(kind: ProviderApi, opts: FakeProviderOpt
       if (err instanceof Reject) return send(res, providerError(kind, err.status, err.message));
       throw err;
     }
-    const behaviour = queue.shift() ?? { type: 'reply' as const, reply: opts.reply };
+    const behaviour = queue.shift() ?? fallback ?? { type: 'reply' as const, reply: opts.reply };
+    if (behaviour.type === 'reply' && behaviour.delayMs) await sleep(behaviour.delayMs);
     switch (behaviour.type) {
       case 'hang':
         return; // the socket stays open until the client gives up or close() destroys it
