@@ -48,6 +48,14 @@ function digitValue(cp: number): string | undefined {
   return zero >= 0 && v >= 0 && v <= 9 ? String.fromCharCode(48 + v) : undefined;
 }
 
+/** True when the UTF-16 unit at `i` of `text` is dropped by folding (an invisible character, or half of a tag). */
+export function droppedAt(text: string, i: number): boolean {
+  const c = text.charCodeAt(i);
+  if (c >= 0xdc00 && c <= 0xdfff) return i > 0 && text.charCodeAt(i - 1) === 0xdb40;
+  if (c === 0xdb40) return true;
+  return ignorable(c);
+}
+
 function ignorable(c: number): boolean {
   return (
     c === 0x00ad ||

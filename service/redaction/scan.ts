@@ -10,7 +10,7 @@
 // first ≤ 3 KiB of each candidate run, plus one scan of decoded text (at most ¾ of the run's size).
 
 import type { Detector } from './detectors.ts';
-import { fold } from './fold.ts';
+import { droppedAt, fold } from './fold.ts';
 import { base64Text } from './encoded.ts';
 
 export { fold, foldString } from './fold.ts';
@@ -48,23 +48,35 @@ interface Joined {
   map: Int32Array;
 }
 
-/** The text with each line break (and the blanks around it) between two token runs removed, or undefined if none. */
+/**
+ * The text with each line break (and the blanks around it) between two token runs removed, or undefined if none.
+ * Hard wrapping cuts a value into lines of the wrap width and a shorter last line: after a joined break, the next
+ * break is joined only if the line before it is as long as the previous line (± 2), so the line after a wrapped
+ * value's last fragment is not glued to it.
+ */
 function joinWrapped(t: string): Joined | undefined {
   let nl = t.indexOf('\n');
   if (nl < 0) return undefined;
   const cuts: [number, number][] = [];
+  let lineStart = t.lastIndexOf('\n', nl - 1) + 1;
+  let prevLen = -1; // length of the line before the last joined break; -1: the last break was not joined
   while (nl >= 0) {
     let a = nl;
     while (a > 0 && isHSpace(t.charCodeAt(a - 1))) a--;
     let b = nl + 1;
     while (b < t.length && isHSpace(t.charCodeAt(b))) b++;
-    if (a > 0 && b < t.length && isTokenChar(t.charCodeAt(a - 1)) && isTokenChar(t.charCodeAt(b))) {
+    const lineLen = a - lineStart;
+    let joined = false;
+    if (a > 0 && b < t.length && isTokenChar(t.charCodeAt(a - 1)) && isTokenChar(t.charCodeAt(b)) && (prevLen < 0 || lineLen >= prevLen - 2)) {
       let l = a;
       while (l > 0 && a - l < WRAP_MIN_JOIN && isTokenChar(t.charCodeAt(l - 1))) l--;
       let r = b;
       while (r < t.length && r - b < WRAP_MIN_JOIN && isTokenChar(t.charCodeAt(r))) r++;
-      if (a - l + (r - b) >= WRAP_MIN_JOIN) cuts.push([a, b]);
+      joined = a - l + (r - b) >= WRAP_MIN_JOIN;
     }
+    if (joined) cuts.push([a, b]);
+    prevLen = joined ? lineLen : -1;
+    lineStart = nl + 1;
     nl = t.indexOf('\n', b);
   }
   if (cuts.length === 0) return undefined;
@@ -139,9 +151,14 @@ export class Scanner {
     if (t.length >= B64_MIN_RUN) this.encoded(t, raws);
     if (raws.length === 0) return [];
     if (folded !== undefined) {
+      const map = folded.map;
       for (const r of raws) {
-        r.start = folded.map[r.start];
-        r.end = folded.map[r.end];
+        // The end is where the next folded character starts, less the invisible characters just before it.
+        const last = map[r.end - 1];
+        let e = map[r.end];
+        while (e - 1 > last && droppedAt(text, e - 1)) e--;
+        r.start = map[r.start];
+        r.end = e;
       }
     }
     return merge(raws);
