@@ -193,7 +193,13 @@ function emailAt(text: string, at: number): Span | undefined {
   if (at > 0 && text.charCodeAt(at - 1) >= 0x80) {
     while (s > 0 && at - s < 64 && isUniLocal(text, s - 1)) s--;
   } else {
-    while (s > 0 && isLocalChar(text.charCodeAt(s - 1))) s--;
+    // ASCII right before '@': letters of spaced scripts continue the local part (`jörg.müller@`), CJK does not.
+    for (;;) {
+      if (s === 0) break;
+      const c = text.charCodeAt(s - 1);
+      if (c < 0x80 ? !isLocalChar(c) : isUnspaced(c) || !isUniLocal(text, s - 1)) break;
+      s--;
+    }
     if (at - s > 64) return undefined;
   }
   if (s === at) return undefined;
@@ -277,10 +283,10 @@ const PHONE_WORDS =
   'tel[ée]fono|tfno|tlf|m[óo]vil|celular|ll[áa]mame|llamar|llame|telefone|ligue|contato|telem[óo]vel|' +
   'cellulare|chiamami|chiamare|telefoon|telefoonnummer|mobiel|bel|kom[óo]rka|' +
   'телефон|тел|моб|мобильный|звоните|позвоните|τηλέφωνο|τηλ|هاتف|جوال|फ़ोन|फोन|मोबाइल';
-const PHONE_WORDS_CJK = '电话|手机|電話|手機|携帯|전화|휴대폰|연락처';
+const PHONE_WORDS_CJK = '电话号码|电话|手机号码|手机号|手机|電話番号|電話|手機|携帯番号|携帯|전화번호|전화|휴대폰|연락처';
 const PHONE_FILLERS =
   'me|us|him|her|them|at|on|number|num|no|is|nr|my|our|his|their|' +
-  'ist|unter|mein|meine|nummer|privat|est|au|mon|ma|es|al|mi|n[úu]mero|é|meu|minha|è|mio|op|mijn|de|di|do|da|del';
+  'ist|unter|mein|meine|mich|uns|an|nummer|privat|est|au|mon|ma|moi|nous|le|la|es|al|mi|n[úu]mero|é|meu|minha|è|mio|op|mijn|de|di|do|da|del';
 const PHONE_CONTEXT = new RegExp(
   `(?:(?<![\\p{L}\\p{N}])(?:${PHONE_WORDS})(?![\\p{L}\\p{N}])|${PHONE_WORDS_CJK})` +
     `(?:[\\s:#.\\-=(°º]|(?<![\\p{L}])(?:${PHONE_FILLERS})(?![\\p{L}])){0,12}$`,
@@ -357,7 +363,9 @@ function phoneWindowValid(text: string, cStart: number, groups: Group[], seps: s
   }
   // A phone starts its candidate: a window further in would be the tail of some longer number (IBAN groups…).
   if (i > 0) return false;
-  const lead = text.slice(cStart, first.start);
+  let lead = text.slice(cStart, first.start);
+  // A '(' that does not close after the first group opens a parenthetical, not an area code: "(030/1234567)".
+  if (lead.endsWith('(') && !(seps[i + 1] ?? '').startsWith(')')) lead = lead.slice(0, -1);
   // Cheap structural rejection before building the digit string (keeps long digit runs linear, see below).
   if (j < groups.length && j - 1 > i && seps[j] === seps[j - 1] && !lead.includes('+')) return false;
   const lens: number[] = [];
@@ -378,7 +386,7 @@ function phoneWindowValid(text: string, cStart: number, groups: Group[], seps: s
     return inner.every((s) => /^(?:[ .\-]|\) ?| ?\(|\)-| ?\/ ?)$/.test(s));
   }
   // 00 international access prefix
-  if (digits.startsWith('00') && j - i >= 2 && n >= 10 && n <= 17 && digits[2] !== '0') {
+  if (first.digits.startsWith('00') && j - i >= 2 && n >= 10 && n <= 17 && digits[2] !== '0') {
     return inner.every((s) => s === ' ' || s === '-');
   }
   // NANP: [1] NXX NXX XXXX
@@ -398,6 +406,9 @@ function phoneWindowValid(text: string, cStart: number, groups: Group[], seps: s
       }
     }
   }
+  // The weaker national rules below yield to an identifier word right before the number ("serial 0881-3094-7762",
+  // "ISBN 0306406152", "order 98765 43210").
+  if (idContext(text, cStart)) return false;
   // National with trunk prefix 0 (UK, EU, AU…): one separator kind, groups of ≥2 digits.
   if (digits[0] === '0' && digits[1] !== '0' && lens.length >= 2 && n >= 10 && n <= 12 && lens.every((l) => l >= 2)) {
     const paren = lead.endsWith('(');
@@ -444,7 +455,7 @@ function nationalFormat(text: string, lead: string, start: number, end: number, 
     if (subOk && (paren || sep === ' ')) return true;
   }
   // Spain: 9 digits starting 6–9, one separator kind.
-  if (n === 9 && d0 >= '6' && oneKind && (sep === ' ' || sep === '.' || sep === '-')) {
+  if (n === 9 && d0 >= '6' && oneKind && sep === ' ') {
     const shape = lens.join('-');
     if (shape === '3-3-3' || shape === '3-2-2-2' || shape === '2-3-2-2') return notAmount(text, start, end);
   }
@@ -453,6 +464,20 @@ function nationalFormat(text: string, lead: string, start: number, end: number, 
 
 function notAmount(text: string, start: number, end: number): boolean {
   return !CURRENCY_BEFORE.test(text.slice(Math.max(0, start - 5), start)) && !CURRENCY_AFTER.test(text.slice(end, end + 9));
+}
+
+const ID_CONTEXT =
+  /\b(?:order|invoice|serial|sku|isbn|issn|ref|reference|part|account|acct|tracking|id|ticket|case|po|zip|postcode|iban|bic|imei|item|build|batch|lot|model|version|bestellung|bestellnummer|rechnung|pedido|commande|facture|n[°º])\b\.?[\s:#=\-]*(?:no\.?|nr\.?|number|num|#)?[\s:#=\-]*$/i;
+let idText = '';
+let idAt = -1;
+let idResult = false;
+function idContext(text: string, at: number): boolean {
+  if (at !== idAt || text !== idText) {
+    idText = text;
+    idAt = at;
+    idResult = ID_CONTEXT.test(text.slice(Math.max(0, at - 30), at));
+  }
+  return idResult;
 }
 
 let ctxText = '';
@@ -488,8 +513,12 @@ export const phone: Detector = {
       // "1 1 1 1 …" (19 one-digit groups per candidate) otherwise costs ~0.5 s per MB.
       for (let j = groups.length; j > 0; j--) {
         if (phoneWindowValid(text, cStart, groups, seps, 0, j)) {
-          // A leading `+` / `(` belongs to the number when the window starts the candidate.
-          out.push({ start: cStart, end: groups[j - 1].end });
+          // A leading `+` belongs to the number; a leading `(` only when it encloses the area code ("(415) 555…"),
+          // not when it opens a parenthetical ("(+44 20 …)").
+          const lead = text.slice(cStart, groups[0].start);
+          const paren = lead.lastIndexOf('(');
+          const start = paren < 0 ? cStart : cStart + paren + ((seps[1] ?? '').startsWith(')') ? 0 : 1);
+          out.push({ start, end: groups[j - 1].end });
           break;
         }
       }
@@ -673,7 +702,8 @@ export const iban: Detector = {
 
 const OCTET = '(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
 const IPV4_RE = new RegExp(`(?<![\\w.\\-])(?:${OCTET}\\.){3}${OCTET}`, 'g');
-const VERSION_CONTEXT = /(?:\bv|\bversion|\bver|\brelease|\bbuild|\brev|\bfirmware|\bfw|\bsdk|\bapi)\.?\s*[:=#]?\s*$/i;
+const VERSION_CONTEXT =
+  /(?:\bv|\bversion|\bver|\brelease|\bbuild|\brev|\bfirmware|\bfw|\bsdk|\bapi|\bsection|\bsec|\bchapter|\bch|\bclause|\bfigure|\bfig|\btable|\bstep|\bitem|\brule|\bparagraph|\bpara|\bart|\barticle|§)\.?\s*[:=#]?\s*$/i;
 
 export const ipv4: Detector = regexDetector({
   name: 'ipv4',

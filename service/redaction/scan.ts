@@ -50,15 +50,17 @@ interface Joined {
 
 /**
  * The text with each line break (and the blanks around it) between two token runs removed, or undefined if none.
- * Hard wrapping cuts a value into lines of the wrap width and a shorter last line: after a joined break, the next
- * break is joined only if the line before it is as long as the previous line (± 2), so the line after a wrapped
- * value's last fragment is not glued to it.
+ * Hard wrapping cuts a value into lines of the wrap width and a last line no longer than them. So a break is joined
+ * only if the line before it is at least as long as the line after it, and, continuing a chain of joined breaks, at
+ * least as long as the line before the previous break: "Bearer\n<token line>" and "<last fragment>\nthanks" stay
+ * apart. Line lengths are measured without their leading and trailing blanks.
  */
 function joinWrapped(t: string): Joined | undefined {
   let nl = t.indexOf('\n');
   if (nl < 0) return undefined;
   const cuts: [number, number][] = [];
   let lineStart = t.lastIndexOf('\n', nl - 1) + 1;
+  while (lineStart < nl && isHSpace(t.charCodeAt(lineStart))) lineStart++;
   let prevLen = -1; // length of the line before the last joined break; -1: the last break was not joined
   while (nl >= 0) {
     let a = nl;
@@ -67,16 +69,21 @@ function joinWrapped(t: string): Joined | undefined {
     while (b < t.length && isHSpace(t.charCodeAt(b))) b++;
     const lineLen = a - lineStart;
     let joined = false;
-    if (a > 0 && b < t.length && isTokenChar(t.charCodeAt(a - 1)) && isTokenChar(t.charCodeAt(b)) && (prevLen < 0 || lineLen >= prevLen - 2)) {
+    if (a > 0 && b < t.length && isTokenChar(t.charCodeAt(a - 1)) && isTokenChar(t.charCodeAt(b)) && lineLen >= prevLen) {
       let l = a;
       while (l > 0 && a - l < WRAP_MIN_JOIN && isTokenChar(t.charCodeAt(l - 1))) l--;
       let r = b;
       while (r < t.length && r - b < WRAP_MIN_JOIN && isTokenChar(t.charCodeAt(r))) r++;
-      joined = a - l + (r - b) >= WRAP_MIN_JOIN;
+      if (a - l + (r - b) >= WRAP_MIN_JOIN) {
+        let next = t.indexOf('\n', b);
+        if (next < 0) next = t.length;
+        while (next > b && isHSpace(t.charCodeAt(next - 1))) next--;
+        joined = lineLen >= next - b;
+      }
     }
     if (joined) cuts.push([a, b]);
     prevLen = joined ? lineLen : -1;
-    lineStart = nl + 1;
+    lineStart = b;
     nl = t.indexOf('\n', b);
   }
   if (cuts.length === 0) return undefined;
