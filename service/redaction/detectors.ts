@@ -6,13 +6,14 @@
 //
 // Decisions worth knowing (see DETECTORS.md for the full list):
 // - phone: `+` international (8–15 digits), NANP 3-3-4 with separators, trunk-prefix national numbers
-//   (0…, 9–12 digits, one separator kind). Bare digit runs count only after a phone word ("tel", "call me at"…),
-//   so order numbers, timestamps and ids are not phones.
-// - ssn: 3-2-4 with `-` or space; bare 9 digits only after an SSN word.
+//   (0…, 9–12 digits, one separator kind), and named national formats (DE slash, compact UK/FR, IN 5-5, BR, ES).
+//   Bare digit runs count only after a phone word (a dozen languages), so order numbers, timestamps and ids are not
+//   phones; the weaker national rules also yield to an identifier word ("order", "ISBN", "serial") before them.
+// - ssn: 3-2-4 with `-`, space or `.`; bare 9 digits only after an SSN word.
 // - ipv4: dotted quads with valid octets, except when written as a version (`v1.2.3.4`, `version 1.2.3.4`,
-//   `Chrome/1.2.3.4`) or followed by a pre-release tag (`1.2.3.4-beta`).
+//   `Chrome/1.2.3.4`), a section number (`section 1.2.3.4`) or followed by a pre-release tag (`1.2.3.4-beta`).
 // - aws_secret_key: 40 base64 characters with upper, lower and digit, within 200 characters after an AWS word
-//   (aws, amazon, secret access key, secret key, an AKIA/ASIA id).
+//   (aws, amazon, secret access key, secret key, an AKIA/ASIA id); every AWS word opens its own window.
 
 import { isIPv6 } from 'node:net';
 import {
