@@ -288,6 +288,12 @@ const PHONE_WORDS_CJK = '电话号码|电话|手机号码|手机号|手机|電�
 const PHONE_FILLERS =
   'me|us|him|her|them|at|on|number|num|no|is|nr|my|our|his|their|' +
   'ist|unter|mein|meine|mich|uns|an|nummer|privat|est|au|mon|ma|moi|nous|le|la|es|al|mi|n[úu]mero|é|meu|minha|è|mio|op|mijn|de|di|do|da|del';
+// Slices without non-ASCII characters (the usual case) use the same pattern without the Unicode flag (≈3× faster).
+const PHONE_CONTEXT_ASCII = new RegExp(
+  `(?:(?<![A-Za-z0-9])(?:${PHONE_WORDS})(?![A-Za-z0-9]))` +
+    `(?:[\\s:#.\\-=(°º]|(?<![A-Za-z])(?:${PHONE_FILLERS})(?![A-Za-z])){0,12}$`,
+  'i',
+);
 const PHONE_CONTEXT = new RegExp(
   `(?:(?<![\\p{L}\\p{N}])(?:${PHONE_WORDS})(?![\\p{L}\\p{N}])|${PHONE_WORDS_CJK})` +
     `(?:[\\s:#.\\-=(°º]|(?<![\\p{L}])(?:${PHONE_FILLERS})(?![\\p{L}])){0,12}$`,
@@ -408,23 +414,31 @@ function phoneWindowValid(text: string, cStart: number, groups: Group[], seps: s
     }
   }
   // The weaker national rules below yield to an identifier word right before the number ("serial 0881-3094-7762",
-  // "ISBN 0306406152", "order 98765 43210").
-  if (idContext(text, cStart)) return false;
-  // National with trunk prefix 0 (UK, EU, AU…): one separator kind, groups of ≥2 digits.
-  if (digits[0] === '0' && digits[1] !== '0' && lens.length >= 2 && n >= 10 && n <= 12 && lens.every((l) => l >= 2)) {
-    const paren = lead.endsWith('(');
-    const s = paren ? inner.slice(1) : inner;
-    if (paren && !/^\) ?$/.test(inner[0] ?? '')) return false;
-    const kind = s[0] ?? ' ';
-    const pairs = lens.every((l) => l === 2); // French style 01 23 45 67 89
-    if (s.every((x) => x === kind) && (kind === ' ' || kind === '-' || (kind === '.' && lens.length >= 3))) {
-      return lens[0] <= 5 && (pairs || lens[lens.length - 1] >= 3);
-    }
-  }
-  if (nationalFormat(text, lead, groups[i].start, last.end, digits, lens, inner)) return true;
+  // "ISBN 0306406152", "order 98765 43210"); that context is only looked at once a rule accepts.
+  const trunk = trunkFormat(lead, digits, lens, inner);
+  if (trunk !== undefined) return trunk && !idContext(text, cStart);
+  if (nationalFormat(text, lead, groups[i].start, last.end, digits, lens, inner)) return !idContext(text, cStart);
   // Anything 7–15 digits right after a phone word.
   if (n >= 7 && n <= 15 && inner.every((s) => /^(?:[ .\-]|\) ?| ?\(| ?\/ ?)$/.test(s))) return hasPhoneContext(text, cStart);
   return false;
+}
+
+/**
+ * National number with trunk prefix 0 (UK, EU, AU…): one separator kind, groups of ≥ 2 digits. undefined when the
+ * number does not have that shape (other rules may still accept it), else whether it is a phone.
+ */
+function trunkFormat(lead: string, digits: string, lens: number[], inner: string[]): boolean | undefined {
+  const n = digits.length;
+  if (!(digits[0] === '0' && digits[1] !== '0' && lens.length >= 2 && n >= 10 && n <= 12 && lens.every((l) => l >= 2))) return undefined;
+  const paren = lead.endsWith('(');
+  const s = paren ? inner.slice(1) : inner;
+  if (paren && !/^\) ?$/.test(inner[0] ?? '')) return false;
+  const kind = s[0] ?? ' ';
+  const pairs = lens.every((l) => l === 2); // French style 01 23 45 67 89
+  if (s.every((x) => x === kind) && (kind === ' ' || kind === '-' || (kind === '.' && lens.length >= 3))) {
+    return lens[0] <= 5 && (pairs || lens[lens.length - 1] >= 3);
+  }
+  return undefined;
 }
 
 /**
@@ -488,7 +502,8 @@ function hasPhoneContext(text: string, at: number): boolean {
   if (at !== ctxAt || text !== ctxText) {
     ctxText = text;
     ctxAt = at;
-    ctxResult = PHONE_CONTEXT.test(text.slice(Math.max(0, at - 40), at));
+    const slice = text.slice(Math.max(0, at - 40), at);
+    ctxResult = (Buffer.byteLength(slice, 'utf8') === slice.length ? PHONE_CONTEXT_ASCII : PHONE_CONTEXT).test(slice);
   }
   return ctxResult;
 }
@@ -690,13 +705,25 @@ export const iban: Detector = {
   },
   normalize: (s) => s.replace(/[\s\-]+/g, '').toUpperCase(),
   holdFrom(text) {
-    // An IBAN in progress starts with two letters and two digits; only such a start (or its prefix) is held.
-    const w = Math.max(0, text.length - 60);
-    const tail = text.slice(w);
-    const m = /(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}[A-Za-z0-9 \-\t\r\n]*$|(?<![A-Za-z0-9])[A-Za-z]{1,2}\d?$/.exec(tail);
-    return m === null ? text.length : w + m.index;
+    // An IBAN in progress starts with two letters and two digits at a word start, followed only by IBAN characters
+    // (alnum, blanks, '-', one line break) to the end; or its start is being written ("D", "DE", "DE8").
+    const len = text.length;
+    let i = len;
+    while (i > 0 && len - i < 60 && isIbanRunChar(text.charCodeAt(i - 1))) i--;
+    for (let k = i; k + 4 <= len; k++) {
+      if (k > 0 && isAlnum(text.charCodeAt(k - 1))) continue;
+      if (isAlpha(text.charCodeAt(k)) && isAlpha(text.charCodeAt(k + 1)) && isDigit(text.charCodeAt(k + 2)) && isDigit(text.charCodeAt(k + 3))) return k;
+    }
+    let j = len;
+    if (j > 0 && isDigit(text.charCodeAt(j - 1))) j--;
+    let l = j;
+    while (l > 0 && j - l < 2 && isAlpha(text.charCodeAt(l - 1))) l--;
+    if (l < j && (l === 0 || !isAlnum(text.charCodeAt(l - 1)))) return l;
+    return len;
   },
 };
+
+const isIbanRunChar = (c: number): boolean => isAlnum(c) || c === 32 || c === 45 || c === 9 || c === 13 || c === 10;
 
 // ---------------------------------------------------------------------------------------------------------------
 // ipv4 / ipv6

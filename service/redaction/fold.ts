@@ -16,8 +16,6 @@ export interface Folded {
 
 const FOLD_TEST =
   /[\u00A0\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u2000-\u2015\u2024\u2028-\u202F\u205F-\u2064\u2066-\u206F\u2212\u3000\u3002\u3164\uFE00-\uFE0F\uFE52\uFE58\uFE63\uFE6B\uFEFF\uFF01-\uFF5E\uFF61\uFFA0]|[\u{E0000}-\u{E0FFF}]|(?![0-9])\p{Nd}/u;
-const ND = /\p{Nd}/u;
-const PCT = /%[0-9A-Fa-f]{2}/;
 
 // First code point ("zero") of each block of ten decimal digits outside ASCII (Unicode 17 \p{Nd}).
 const DIGIT_ZEROS = [
@@ -29,9 +27,9 @@ const DIGIT_ZEROS = [
   0x1d7e2, 0x1d7ec, 0x1d7f6, 0x1e140, 0x1e2f0, 0x1e4f0, 0x1e5f1, 0x1e950, 0x1fbf0,
 ];
 
-/** ASCII digit for a non-ASCII decimal digit code point, else undefined. */
+/** ASCII digit for a non-ASCII decimal digit code point, else undefined (binary search in DIGIT_ZEROS). */
 function digitValue(cp: number): string | undefined {
-  if (!ND.test(String.fromCodePoint(cp))) return undefined;
+  if (cp < 0x660) return undefined;
   let lo = 0;
   let hi = DIGIT_ZEROS.length - 1;
   let zero = -1;
@@ -45,8 +43,9 @@ function digitValue(cp: number): string | undefined {
     }
   }
   const v = cp - zero;
-  return zero >= 0 && v >= 0 && v <= 9 ? String.fromCharCode(48 + v) : undefined;
+  return zero >= 0 && v <= 9 ? DIGITS[v] : undefined;
 }
+const DIGITS = '0123456789';
 
 /** True when the UTF-16 unit at `i` of `text` is dropped by folding (an invisible character, or half of a tag). */
 export function droppedAt(text: string, i: number): boolean {
@@ -92,6 +91,16 @@ function foldChar(c: number): string | undefined {
 
 const hexVal = (c: number): number =>
   c >= 48 && c <= 57 ? c - 48 : c >= 65 && c <= 70 ? c - 55 : c >= 97 && c <= 102 ? c - 87 : -1;
+
+/** True when `text` holds a `%XX` escape (native indexOf between candidates: "12% off" costs nothing). */
+function hasPercentEscape(text: string): boolean {
+  let i = text.indexOf('%');
+  while (i >= 0 && i + 2 < text.length) {
+    if (hexVal(text.charCodeAt(i + 1)) >= 0 && hexVal(text.charCodeAt(i + 2)) >= 0) return true;
+    i = text.indexOf('%', i + 1);
+  }
+  return false;
+}
 
 /** Decodes the run of `%XX` triplets at i; returns [decoded chars with their original offsets], consumed length. */
 function percentRun(text: string, i: number): { chars: string[]; offs: number[]; len: number } {
@@ -150,49 +159,62 @@ function percentRun(text: string, i: number): { chars: string[]; offs: number[];
 /** Folds `text`, or returns undefined when nothing in it folds (the common, pure-ASCII case costs two native scans). */
 export function fold(text: string): Folded | undefined {
   const ascii = Buffer.byteLength(text, 'utf8') === text.length;
-  const pct = text.includes('%') && PCT.test(text);
+  const pct = hasPercentEscape(text);
   if (!pct && (ascii || !FOLD_TEST.test(text))) return undefined;
   const map = new Int32Array(text.length + 1);
   const parts: string[] = [];
   let n = 0;
+  // Unchanged stretches are copied as slices (one part each), so plain text between look-alikes costs a map fill.
+  let keep = 0;
+  const flush = (to: number): void => {
+    if (to > keep) {
+      parts.push(text.slice(keep, to));
+      for (let k = keep; k < to; k++) map[n++] = k;
+    }
+  };
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
-    if (c === 37 && pct) {
+    if (c === 37) {
+      if (!pct) continue;
       const run = percentRun(text, i);
-      if (run.len > 0) {
-        for (let k = 0; k < run.chars.length; k++) {
-          parts.push(run.chars[k]);
-          map[n++] = run.offs[k];
-        }
-        i += run.len - 1;
-        continue;
+      if (run.len === 0) continue;
+      flush(i);
+      for (let k = 0; k < run.chars.length; k++) {
+        parts.push(run.chars[k]);
+        map[n++] = run.offs[k];
       }
-    }
-    if (c < 0x80) {
-      parts.push(text[i]);
-      map[n++] = i;
+      i += run.len - 1;
+      keep = i + 1;
       continue;
     }
+    if (c < 0x80) continue;
     if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
       const cp = text.codePointAt(i) as number;
       if (cp > 0xffff) {
-        if (cp >= 0xe0000 && cp <= 0xe0fff) {
-          i++;
-          continue;
+        const tag = cp >= 0xe0000 && cp <= 0xe0fff;
+        const d = tag ? undefined : digitValue(cp);
+        if (tag || d !== undefined) {
+          flush(i);
+          if (d !== undefined) {
+            parts.push(d);
+            map[n++] = i;
+          }
+          keep = i + 2;
         }
-        const d = digitValue(cp);
-        parts.push(d ?? text.slice(i, i + 2));
-        map[n++] = i;
-        if (d === undefined) map[n++] = i + 1;
         i++;
         continue;
       }
     }
     const f = foldChar(c) ?? digitValue(c);
-    if (f === '') continue;
-    parts.push(f ?? text[i]);
-    map[n++] = i;
+    if (f === undefined) continue;
+    flush(i);
+    if (f !== '') {
+      parts.push(f);
+      map[n++] = i;
+    }
+    keep = i + 1;
   }
+  flush(text.length);
   map[n] = text.length;
   return { text: parts.join(''), map: map.subarray(0, n + 1) };
 }
