@@ -6,13 +6,14 @@
 //
 // Decisions worth knowing (see DETECTORS.md for the full list):
 // - phone: `+` international (8–15 digits), NANP 3-3-4 with separators, trunk-prefix national numbers
-//   (0…, 9–12 digits, one separator kind). Bare digit runs count only after a phone word ("tel", "call me at"…),
-//   so order numbers, timestamps and ids are not phones.
-// - ssn: 3-2-4 with `-` or space; bare 9 digits only after an SSN word.
+//   (0…, 9–12 digits, one separator kind), and named national formats (DE slash, compact UK/FR, IN 5-5, BR, ES).
+//   Bare digit runs count only after a phone word (a dozen languages), so order numbers, timestamps and ids are not
+//   phones; the weaker national rules also yield to an identifier word ("order", "ISBN", "serial") before them.
+// - ssn: 3-2-4 with `-`, space or `.`; bare 9 digits only after an SSN word.
 // - ipv4: dotted quads with valid octets, except when written as a version (`v1.2.3.4`, `version 1.2.3.4`,
-//   `Chrome/1.2.3.4`) or followed by a pre-release tag (`1.2.3.4-beta`).
+//   `Chrome/1.2.3.4`), a section number (`section 1.2.3.4`) or followed by a pre-release tag (`1.2.3.4-beta`).
 // - aws_secret_key: 40 base64 characters with upper, lower and digit, within 200 characters after an AWS word
-//   (aws, amazon, secret access key, secret key, an AKIA/ASIA id).
+//   (aws, amazon, secret access key, secret key, an AKIA/ASIA id); every AWS word opens its own window.
 
 import { isIPv6 } from 'node:net';
 import {
@@ -40,6 +41,8 @@ export interface Detector {
   readonly maxLen: number;
   /** True when every match contains an ASCII digit (the scanner then skips it for digit-free text). */
   readonly needsDigit?: boolean;
+  /** Keys and tokens: also searched across hard line wraps (the scanner joins wrapped lines for these). */
+  readonly wrappable?: boolean;
   /** Appends every match in `text` to `out`. */
   find(text: string, out: Span[]): void;
   /** Canonical form, so one value written two ways gets one placeholder. */
@@ -97,6 +100,7 @@ function regexDetector(opts: {
   runChar: (c: number) => boolean;
   startChar?: (c: number) => boolean;
   needsDigit?: boolean;
+  wrappable?: boolean;
 }): Detector {
   const { re, quick, accept } = opts;
   return {
@@ -105,6 +109,7 @@ function regexDetector(opts: {
     priority: opts.priority,
     maxLen: opts.maxLen,
     needsDigit: opts.needsDigit === true,
+    wrappable: opts.wrappable === true,
     find(text, out) {
       if (quick !== undefined && !quick(text)) return;
       each(re, text, (m) => {
@@ -129,16 +134,48 @@ function endsClean(text: string, end: number, alsoDash = false): boolean {
 // email
 
 // Driven by '@' (rare in prose): scan the local part backwards, match the domain with a sticky regex.
+// Internationalized addresses (RFC 6531: `иван@пример.рф`, `jane@münchen.de`) are read too: a local part whose
+// last character is non-ASCII may hold any letters, and a domain may be Unicode labels with a Unicode or ASCII
+// TLD. A local part ending in ASCII stays ASCII, so CJK prose right before an address is not swallowed.
 const EMAIL_DOMAIN_RE = /(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24}/y;
+const IDN_DOMAIN_RE = /[\p{L}\p{N}\p{M}\-]{1,63}(?:\.[\p{L}\p{N}\p{M}\-]{1,63}){1,8}/uy;
+// A TLD is ASCII letters, punycode, or letters with no ASCII at all (`рф`, `广告`) — not a mix (`com请回复`).
+const IDN_TLD = /^(?:[A-Za-z]{2,24}|xn--[a-z0-9\-]{1,59}|(?![A-Za-z])\p{L}(?:(?![A-Za-z])[\p{L}\p{M}]){1,23})$/iu;
+const UNI_LETTER = /[\p{L}\p{N}\p{M}]/u;
 // File extensions that follow `@` in asset names (`icon@2x.png`), never top-level domains people mail to.
 const NOT_TLD = new Set(['png', 'jpg', 'jpeg', 'gif', 'svg', 'webp', 'ico', 'bmp', 'tif', 'tiff', 'pdf', 'js', 'ts', 'css', 'html', 'htm', 'json', 'mjs', 'cjs', 'map', 'txt', 'md', 'py', 'go', 'rs', 'java', 'rb', 'php', 'yaml', 'yml', 'toml', 'lock', 'tsx', 'jsx']);
 const isLocalChar = (c: number): boolean => isAlnum(c) || c === 46 || c === 95 || c === 37 || c === 43 || c === 45;
 const isEmailChar = (c: number): boolean => isLocalChar(c) || c === 64;
+// Scripts written without spaces between words: a trailing run of them is held only once an '@' follows it.
+const isUnspaced = (c: number): boolean => (c >= 0x2e80 && c <= 0x9fff) || (c >= 0xac00 && c <= 0xd7af) || (c >= 0xf900 && c <= 0xfaff);
+const isUniLocal = (text: string, i: number): boolean => {
+  const c = text.charCodeAt(i);
+  return c < 0x80 ? isLocalChar(c) : UNI_LETTER.test(text[i]) || (c >= 0xd800 && c <= 0xdfff);
+};
 
-function emailAt(text: string, at: number): number {
-  let s = at;
-  while (s > 0 && isLocalChar(text.charCodeAt(s - 1))) s--;
-  if (s === at || at - s > 64) return -1;
+/** End of the domain after `at` (exclusive), or -1. */
+function emailDomainEnd(text: string, at: number): number {
+  // Unicode domain first (only when one of its first characters is non-ASCII): its last label must be a TLD.
+  let uni = false;
+  for (let i = at + 1; i < text.length && i < at + 256; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0x80) {
+      uni = UNI_LETTER.test(text[i]) || (c >= 0xd800 && c <= 0xdfff);
+      break;
+    }
+    if (!(isAlnum(c) || c === 45 || c === 46)) break;
+  }
+  if (uni) {
+    IDN_DOMAIN_RE.lastIndex = at + 1;
+    const m = IDN_DOMAIN_RE.exec(text);
+    if (m !== null) {
+      const labels = m[0].split('.');
+      const tld = labels[labels.length - 1];
+      const end = at + 1 + m[0].length;
+      const ok = labels.every((l) => !l.startsWith('-') && !l.endsWith('-')) && IDN_TLD.test(tld) && !NOT_TLD.has(tld.toLowerCase());
+      if (ok && !(text.charCodeAt(end) === 46 && end + 1 < text.length && isUniLocal(text, end + 1))) return end;
+    }
+  }
   EMAIL_DOMAIN_RE.lastIndex = at + 1;
   const m = EMAIL_DOMAIN_RE.exec(text);
   if (m === null) return -1;
@@ -146,13 +183,34 @@ function emailAt(text: string, at: number): number {
   const c = text.charCodeAt(end);
   if (end < text.length && (isAlnum(c) || c === 45 || c === 95)) return -1;
   if (c === 46 && end + 1 < text.length && isAlnum(text.charCodeAt(end + 1))) return -1;
-  const local = text.slice(s, at);
-  if (local.startsWith('.') || local.endsWith('.') || !/[A-Za-z0-9]/.test(local)) return -1;
   const tld = m[0].slice(m[0].lastIndexOf('.') + 1).toLowerCase();
   if (NOT_TLD.has(tld)) return -1;
+  return end;
+}
+
+/** [start, end) of the address whose '@' is at `at`, or undefined. */
+function emailAt(text: string, at: number): Span | undefined {
+  let s = at;
+  if (at > 0 && text.charCodeAt(at - 1) >= 0x80) {
+    while (s > 0 && at - s < 64 && isUniLocal(text, s - 1)) s--;
+  } else {
+    // ASCII right before '@': letters of spaced scripts continue the local part (`jörg.müller@`), CJK does not.
+    for (;;) {
+      if (s === 0) break;
+      const c = text.charCodeAt(s - 1);
+      if (c < 0x80 ? !isLocalChar(c) : isUnspaced(c) || !isUniLocal(text, s - 1)) break;
+      s--;
+    }
+    if (at - s > 64) return undefined;
+  }
+  if (s === at) return undefined;
+  const local = text.slice(s, at);
+  if (local.startsWith('.') || local.endsWith('.') || !/[A-Za-z0-9]|[^\x00-\x7f]/.test(local)) return undefined;
+  const end = emailDomainEnd(text, at);
+  if (end < 0) return undefined;
   // scp-style git remotes (git@github.com:org/repo) name a host, not a person.
-  if (local === 'git' && c === 58) return -1;
-  return s;
+  if (local === 'git' && text.charCodeAt(end) === 58) return undefined;
+  return { start: s, end };
 }
 
 export const email: Detector = {
@@ -163,18 +221,39 @@ export const email: Detector = {
   find(text, out) {
     let at = text.indexOf('@');
     while (at >= 0) {
-      const s = emailAt(text, at);
-      if (s >= 0) {
-        const end = at + 1 + (EMAIL_DOMAIN_RE.lastIndex - at - 1);
-        out.push({ start: s, end });
-        at = text.indexOf('@', end);
+      const span = emailAt(text, at);
+      if (span !== undefined) {
+        out.push(span);
+        at = text.indexOf('@', span.end);
       } else {
         at = text.indexOf('@', at + 1);
       }
     }
   },
   normalize: (v) => v.toLowerCase(),
-  holdFrom: (text) => trailingRun(text, isEmailChar, 330),
+  holdFrom(text) {
+    const len = text.length;
+    const min = Math.max(0, len - 330);
+    // An '@' with only address characters after it: hold from its local part (Unicode included).
+    const at = text.lastIndexOf('@');
+    if (at >= min) {
+      let ok = true;
+      for (let i = at + 1; i < len && ok; i++) ok = isUniLocal(text, i);
+      if (ok) {
+        let s = at;
+        while (s > 0 && at - s < 64 && isUniLocal(text, s - 1)) s--;
+        return s;
+      }
+    }
+    // Otherwise the trailing word, which may become a local part (not a run of unspaced CJK prose).
+    let i = len;
+    while (i > min) {
+      const c = text.charCodeAt(i - 1);
+      if (c < 0x80 ? !isEmailChar(c) : isUnspaced(c) || !isUniLocal(text, i - 1)) break;
+      i--;
+    }
+    return i;
+  },
 };
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -183,7 +262,7 @@ export const email: Detector = {
 // Greedy candidate run, no trailing look-ahead (so no backtracking); structure is checked in code.
 // Numbers with ≥7 digits and at most two separator characters between digits, found once per text and shared by
 // phone and credit_card (each checks its own left boundary and structure in code).
-const NUMBER_RE = /(?<!\d)[+(]{0,2}\d(?:[ \-.()]{0,2}\d){6,18}/g;
+const NUMBER_RE = /(?<!\d)[+(]{0,2}\d(?:[ \-.()\/]{0,3}\d){6,18}/g;
 let numText: string | undefined;
 let numSpans: Span[] = [];
 function numberCandidates(text: string): Span[] {
@@ -195,9 +274,34 @@ function numberCandidates(text: string): Span[] {
   }
   return numSpans;
 }
-// A phone word, then only filler ("tel:", "call me at", "mobile no. #") before the number.
-const PHONE_CONTEXT =
-  /\b(?:phone|telephone|tel|mobile|cell|cellphone|fax|whatsapp|sms|call|text|reach|ring|mob|ph)\b(?:[\s:#.\-=(]|\b(?:me|us|him|her|them|at|on|number|num|no|is|nr|my|our|his|their)\b){0,12}$/i;
+// A phone word (English, German, French, Spanish, Portuguese, Italian, Dutch, Polish, Russian, Greek, Arabic,
+// Hindi; CJK words need no boundary), then only filler ("tel:", "call me at", "Telefon ist", "llámame al") before
+// the number. Tested on the 40 characters before a number only.
+const PHONE_WORDS =
+  'phone|telephone|tel|mobile|cell|cellphone|fax|whatsapp|sms|call|text|reach|ring|mob|ph|' +
+  'telefon|telefonnummer|handy|handynummer|mobil|mobilnummer|rufnummer|festnetz|anrufen|' +
+  't[ée]l[ée]phone|t[ée]l|portable|appelez|appeler|joindre|' +
+  'tel[ée]fono|tfno|tlf|m[óo]vil|celular|ll[áa]mame|llamar|llame|telefone|ligue|contato|telem[óo]vel|' +
+  'cellulare|chiamami|chiamare|telefoon|telefoonnummer|mobiel|bel|kom[óo]rka|' +
+  'телефон|тел|моб|мобильный|звоните|позвоните|τηλέφωνο|τηλ|هاتف|جوال|फ़ोन|फोन|मोबाइल';
+const PHONE_WORDS_CJK = '电话号码|电话|手机号码|手机号|手机|電話番号|電話|手機|携帯番号|携帯|전화번호|전화|휴대폰|연락처';
+const PHONE_FILLERS =
+  'me|us|him|her|them|at|on|number|num|no|is|nr|my|our|his|their|' +
+  'ist|unter|mein|meine|mich|uns|an|nummer|privat|est|au|mon|ma|moi|nous|le|la|es|al|mi|n[úu]mero|é|meu|minha|è|mio|op|mijn|de|di|do|da|del';
+// Slices without non-ASCII characters (the usual case) use the same pattern without the Unicode flag (≈3× faster).
+const PHONE_CONTEXT_ASCII = new RegExp(
+  `(?:(?<![A-Za-z0-9])(?:${PHONE_WORDS})(?![A-Za-z0-9]))` +
+    `(?:[\\s:#.\\-=(°º]|(?<![A-Za-z])(?:${PHONE_FILLERS})(?![A-Za-z])){0,12}$`,
+  'i',
+);
+const PHONE_CONTEXT = new RegExp(
+  `(?:(?<![\\p{L}\\p{N}])(?:${PHONE_WORDS})(?![\\p{L}\\p{N}])|${PHONE_WORDS_CJK})` +
+    `(?:[\\s:#.\\-=(°º]|(?<![\\p{L}])(?:${PHONE_FILLERS})(?![\\p{L}])){0,12}$`,
+  'iu',
+);
+// Currency right before or after a grouped number makes it an amount ("912 345 678 €").
+const CURRENCY_BEFORE = /[$€£¥₹₽]\s?$|\b(?:EUR|USD|GBP|INR|BRL|CHF)\s?$/;
+const CURRENCY_AFTER = /^\s?(?:[$€£¥₹₽]|EUR|USD|GBP|INR|BRL|CHF|euros?|dollars?)/i;
 
 const IBAN_HEAD = /^[A-Z]{2}\d{2} $/;
 // Characters that, right before a number, make it part of something else (word, version, path, range).
@@ -266,7 +370,9 @@ function phoneWindowValid(text: string, cStart: number, groups: Group[], seps: s
   }
   // A phone starts its candidate: a window further in would be the tail of some longer number (IBAN groups…).
   if (i > 0) return false;
-  const lead = text.slice(cStart, first.start);
+  let lead = text.slice(cStart, first.start);
+  // A '(' that does not close after the first group opens a parenthetical, not an area code: "(030/1234567)".
+  if (lead.endsWith('(') && !(seps[i + 1] ?? '').startsWith(')')) lead = lead.slice(0, -1);
   // Cheap structural rejection before building the digit string (keeps long digit runs linear, see below).
   if (j < groups.length && j - 1 > i && seps[j] === seps[j - 1] && !lead.includes('+')) return false;
   const lens: number[] = [];
@@ -284,10 +390,10 @@ function phoneWindowValid(text: string, cStart: number, groups: Group[], seps: s
 
   if (plus) {
     if (n < 8 || n > 15 || digits[0] === '0') return false;
-    return inner.every((s) => /^(?:[ .\-]|\) ?| ?\(|\)-)$/.test(s));
+    return inner.every((s) => /^(?:[ .\-]|\) ?| ?\(|\)-| ?\/ ?)$/.test(s));
   }
   // 00 international access prefix
-  if (digits.startsWith('00') && j - i >= 2 && n >= 10 && n <= 17 && digits[2] !== '0') {
+  if (first.digits.startsWith('00') && j - i >= 2 && n >= 10 && n <= 17 && digits[2] !== '0') {
     return inner.every((s) => s === ' ' || s === '-');
   }
   // NANP: [1] NXX NXX XXXX
@@ -307,20 +413,86 @@ function phoneWindowValid(text: string, cStart: number, groups: Group[], seps: s
       }
     }
   }
-  // National with trunk prefix 0 (UK, EU, AU…): one separator kind, groups of ≥2 digits.
-  if (digits[0] === '0' && digits[1] !== '0' && lens.length >= 2 && n >= 10 && n <= 12 && lens.every((l) => l >= 2)) {
-    const paren = lead.endsWith('(');
-    const s = paren ? inner.slice(1) : inner;
-    if (paren && !/^\) ?$/.test(inner[0] ?? '')) return false;
-    const kind = s[0] ?? ' ';
-    const pairs = lens.every((l) => l === 2); // French style 01 23 45 67 89
-    if (s.every((x) => x === kind) && (kind === ' ' || kind === '-' || (kind === '.' && lens.length >= 3))) {
-      return lens[0] <= 5 && (pairs || lens[lens.length - 1] >= 3);
-    }
-  }
+  // The weaker national rules below yield to an identifier word right before the number ("serial 0881-3094-7762",
+  // "ISBN 0306406152", "order 98765 43210"); that context is only looked at once a rule accepts.
+  const trunk = trunkFormat(lead, digits, lens, inner);
+  if (trunk !== undefined) return trunk && !idContext(text, cStart);
+  if (nationalFormat(text, lead, groups[i].start, last.end, digits, lens, inner)) return !idContext(text, cStart);
   // Anything 7–15 digits right after a phone word.
-  if (n >= 7 && n <= 15 && inner.every((s) => /^(?:[ .\-]|\) ?| ?\()$/.test(s))) return hasPhoneContext(text, cStart);
+  if (n >= 7 && n <= 15 && inner.every((s) => /^(?:[ .\-]|\) ?| ?\(| ?\/ ?)$/.test(s))) return hasPhoneContext(text, cStart);
   return false;
+}
+
+/**
+ * National number with trunk prefix 0 (UK, EU, AU…): one separator kind, groups of ≥ 2 digits. undefined when the
+ * number does not have that shape (other rules may still accept it), else whether it is a phone.
+ */
+function trunkFormat(lead: string, digits: string, lens: number[], inner: string[]): boolean | undefined {
+  const n = digits.length;
+  if (!(digits[0] === '0' && digits[1] !== '0' && lens.length >= 2 && n >= 10 && n <= 12 && lens.every((l) => l >= 2))) return undefined;
+  const paren = lead.endsWith('(');
+  const s = paren ? inner.slice(1) : inner;
+  if (paren && !/^\) ?$/.test(inner[0] ?? '')) return false;
+  const kind = s[0] ?? ' ';
+  const pairs = lens.every((l) => l === 2); // French style 01 23 45 67 89
+  if (s.every((x) => x === kind) && (kind === ' ' || kind === '-' || (kind === '.' && lens.length >= 3))) {
+    return lens[0] <= 5 && (pairs || lens[lens.length - 1] >= 3);
+  }
+  return undefined;
+}
+
+/**
+ * National formats without a trunk-prefix grouping the rule above accepts (digits, group lengths, separators):
+ * German area/number with a slash (`030/12345678`, `0171 / 1234567`), compact trunk numbers (`02079460958`,
+ * `0612345678`), Indian mobile 5-5 (`98765 43210`), Brazilian `(11) 91234-5678` / `11 3456-7890`, Spanish
+ * 9-digit numbers grouped 3-3-3, 3-2-2-2 or 2-3-2-2 (`612 345 678`, `91 234 56 78`).
+ */
+function nationalFormat(text: string, lead: string, start: number, end: number, digits: string, lens: number[], inner: string[]): boolean {
+  const n = digits.length;
+  const d0 = digits[0];
+  const trunk = d0 === '0' && digits[1] !== '0';
+  // German: 0AAA/NNNNNNN, the subscriber part optionally grouped by one kind of separator.
+  if (trunk && lens.length >= 2 && /^ ?\/ ?$/.test(inner[0]) && lens[0] >= 3 && lens[0] <= 5 && n >= 9 && n <= 12) {
+    const rest = inner.slice(1);
+    return rest.every((x) => x === rest[0] && (x === ' ' || x === '-')) && lens.slice(1).every((l) => l >= 2);
+  }
+  // Compact trunk number: UK 0XXXXXXXXXX (11), France/Australia 0XXXXXXXXX (10).
+  if (trunk && lens.length === 1 && (n === 10 || n === 11) && lead === '') return true;
+  const sep = inner[0];
+  const oneKind = inner.every((x) => x === sep);
+  // India: mobile 5-5 starting with 6–9.
+  if (lens.length === 2 && lens[0] === 5 && lens[1] === 5 && d0 >= '6' && (sep === ' ' || sep === '-')) return notAmount(text, start, end);
+  // Brazil: (AA) [9]NNNN-NNNN, or AA [9]NNNN-NNNN.
+  if (lens.length === 3 && lens[0] === 2 && lens[2] === 4 && d0 !== '0' && digits[1] !== '0' && inner[1] === '-') {
+    const sub = digits.slice(2, 2 + lens[1]);
+    const subOk = (lens[1] === 5 && sub[0] === '9') || (lens[1] === 4 && sub[0] >= '2' && sub[0] <= '5');
+    const paren = lead.endsWith('(') && /^\) ?$/.test(sep);
+    if (subOk && (paren || sep === ' ')) return true;
+  }
+  // Spain: 9 digits starting 6–9, one separator kind.
+  if (n === 9 && d0 >= '6' && oneKind && sep === ' ') {
+    const shape = lens.join('-');
+    if (shape === '3-3-3' || shape === '3-2-2-2' || shape === '2-3-2-2') return notAmount(text, start, end);
+  }
+  return false;
+}
+
+function notAmount(text: string, start: number, end: number): boolean {
+  return !CURRENCY_BEFORE.test(text.slice(Math.max(0, start - 5), start)) && !CURRENCY_AFTER.test(text.slice(end, end + 9));
+}
+
+const ID_CONTEXT =
+  /\b(?:order|invoice|serial|sku|isbn|issn|ref|reference|part|account|acct|tracking|id|ticket|case|po|zip|postcode|iban|bic|imei|item|build|batch|lot|model|version|bestellung|bestellnummer|rechnung|pedido|commande|facture|n[°º])\b\.?[\s:#=\-]*(?:no\.?|nr\.?|number|num|#)?[\s:#=\-]*$/i;
+let idText = '';
+let idAt = -1;
+let idResult = false;
+function idContext(text: string, at: number): boolean {
+  if (at !== idAt || text !== idText) {
+    idText = text;
+    idAt = at;
+    idResult = ID_CONTEXT.test(text.slice(Math.max(0, at - 30), at));
+  }
+  return idResult;
 }
 
 let ctxText = '';
@@ -330,13 +502,14 @@ function hasPhoneContext(text: string, at: number): boolean {
   if (at !== ctxAt || text !== ctxText) {
     ctxText = text;
     ctxAt = at;
-    ctxResult = PHONE_CONTEXT.test(text.slice(Math.max(0, at - 40), at));
+    const slice = text.slice(Math.max(0, at - 40), at);
+    ctxResult = (Buffer.byteLength(slice, 'utf8') === slice.length ? PHONE_CONTEXT_ASCII : PHONE_CONTEXT).test(slice);
   }
   return ctxResult;
 }
 
 const isPhoneChar = (c: number): boolean =>
-  isDigit(c) || c === 32 || c === 45 || c === 46 || c === 40 || c === 41 || c === 43;
+  isDigit(c) || c === 32 || c === 45 || c === 46 || c === 40 || c === 41 || c === 43 || c === 47;
 
 export const phone: Detector = {
   name: 'phone',
@@ -356,8 +529,12 @@ export const phone: Detector = {
       // "1 1 1 1 …" (19 one-digit groups per candidate) otherwise costs ~0.5 s per MB.
       for (let j = groups.length; j > 0; j--) {
         if (phoneWindowValid(text, cStart, groups, seps, 0, j)) {
-          // A leading `+` / `(` belongs to the number when the window starts the candidate.
-          out.push({ start: cStart, end: groups[j - 1].end });
+          // A leading `+` belongs to the number; a leading `(` only when it encloses the area code ("(415) 555…"),
+          // not when it opens a parenthetical ("(+44 20 …)").
+          const lead = text.slice(cStart, groups[0].start);
+          const paren = lead.lastIndexOf('(');
+          const start = paren < 0 ? cStart : cStart + paren + ((seps[1] ?? '').startsWith(')') ? 0 : 1);
+          out.push({ start, end: groups[j - 1].end });
           break;
         }
       }
@@ -389,7 +566,7 @@ function cardWindowValid(text: string, groups: Group[], seps: string[], i: numbe
   if (lens.length > 1) {
     const inner = seps.slice(i + 1, j);
     const sep = inner[0];
-    if ((sep !== ' ' && sep !== '-') || !inner.every((s) => s === sep)) return false;
+    if ((sep !== ' ' && sep !== '-' && sep !== '.') || !inner.every((s) => s === sep)) return false;
     const fours = lens.slice(0, -1).every((l) => l === 4) && lens[lens.length - 1] <= 4;
     const amex = lens.length === 3 && lens[0] === 4 && lens[1] === 6 && (lens[2] === 5 || lens[2] === 4);
     if (!fours && !amex) return false;
@@ -429,13 +606,13 @@ export const creditCard: Detector = {
     }
   },
   normalize: digitsOf,
-  holdFrom: (text) => trailingRun(text, (c) => isDigit(c) || c === 32 || c === 45, 32, isDigit),
+  holdFrom: (text) => trailingRun(text, (c) => isDigit(c) || c === 32 || c === 45 || c === 46, 32, isDigit),
 };
 
 // ---------------------------------------------------------------------------------------------------------------
 // ssn
 
-const SSN_RE = /(?<![\w\-.])(\d{3})([\- ])(\d{2})\2(\d{4})/g;
+const SSN_RE = /(?<![\w\-.])(\d{3})([\- .])(\d{2})\2(\d{4})/g;
 const SSN_BARE_RE = /(?<![\w\-.])\d{9}/g;
 const SSN_WORD = /ssn|social|soc\.? ?sec|ss#|ss no/i;
 const SSN_CONTEXT = /(?:\bssn|\bsocial security|\bsoc\.? ?sec|\bss#|\bss no)[^\n\d]{0,20}$/i;
@@ -468,7 +645,7 @@ export const ssn: Detector = {
     });
   },
   normalize: digitsOf,
-  holdFrom: (text) => trailingRun(text, (c) => isDigit(c) || c === 32 || c === 45, 11, isDigit),
+  holdFrom: (text) => trailingRun(text, (c) => isDigit(c) || c === 32 || c === 45 || c === 46, 11, isDigit),
 };
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -476,12 +653,28 @@ export const ssn: Detector = {
 
 const IBAN_START_RE = /(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}/g;
 
+/**
+ * Length of the separator at `pos` inside an IBAN being read (0: none). Groups of four may be separated by one
+ * space or one `-`; a hard line wrap (blanks around one line break) may fall anywhere. mod-97 judges the result.
+ */
+function ibanSep(text: string, pos: number, groupEnd: boolean): number {
+  const c = text.charCodeAt(pos);
+  if ((c === 32 || c === 45) && groupEnd && pos + 1 < text.length && isAlnum(text.charCodeAt(pos + 1))) return 1;
+  let i = pos;
+  while (i < text.length && i - pos < 8 && (text.charCodeAt(i) === 32 || text.charCodeAt(i) === 9)) i++;
+  if (text.charCodeAt(i) === 13) i++;
+  if (text.charCodeAt(i) !== 10) return 0;
+  i++;
+  while (i < text.length && i - pos < 16 && (text.charCodeAt(i) === 32 || text.charCodeAt(i) === 9)) i++;
+  return i < text.length && isAlnum(text.charCodeAt(i)) ? i - pos : 0;
+}
+
 export const iban: Detector = {
   name: 'iban',
   needsDigit: true,
   label: 'IBAN',
   priority: 55,
-  maxLen: 42,
+  maxLen: 60,
   find(text, out) {
     each(IBAN_START_RE, text, (m) => {
       const cc = m[0].slice(0, 2).toUpperCase();
@@ -489,38 +682,56 @@ export const iban: Detector = {
       if (len === undefined) return;
       let compact = m[0].toUpperCase();
       let pos = m.index + 4;
+      let sep = -1; // the group separator in use (one kind per IBAN)
       while (compact.length < len && pos < text.length) {
         const c = text.charCodeAt(pos);
         if (isAlnum(c)) {
           compact += text[pos].toUpperCase();
           pos++;
-        } else if (c === 32 && compact.length % 4 === 0 && pos + 1 < text.length && isAlnum(text.charCodeAt(pos + 1))) {
-          pos++;
-        } else {
-          break;
+          continue;
         }
+        const n = ibanSep(text, pos, compact.length % 4 === 0);
+        if (n === 0) break;
+        if (n === 1 && (c === 32 || c === 45)) {
+          if (sep >= 0 && sep !== c) break;
+          sep = c;
+        }
+        pos += n;
       }
       if (compact.length !== len) return;
       if (pos < text.length && isAlnum(text.charCodeAt(pos))) return;
       if (ibanValid(compact)) out.push({ start: m.index, end: pos });
     });
   },
-  normalize: (s) => s.replace(/\s+/g, '').toUpperCase(),
+  normalize: (s) => s.replace(/[\s\-]+/g, '').toUpperCase(),
   holdFrom(text) {
-    // An IBAN in progress starts with two letters and two digits; only such a start (or its prefix) is held.
-    const w = Math.max(0, text.length - 42);
-    const tail = text.slice(w);
-    const m = /(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}[A-Za-z0-9 ]*$|(?<![A-Za-z0-9])[A-Za-z]{1,2}\d?$/.exec(tail);
-    return m === null ? text.length : w + m.index;
+    // An IBAN in progress starts with two letters and two digits at a word start, followed only by IBAN characters
+    // (alnum, blanks, '-', one line break) to the end; or its start is being written ("D", "DE", "DE8").
+    const len = text.length;
+    let i = len;
+    while (i > 0 && len - i < 60 && isIbanRunChar(text.charCodeAt(i - 1))) i--;
+    for (let k = i; k + 4 <= len; k++) {
+      if (k > 0 && isAlnum(text.charCodeAt(k - 1))) continue;
+      if (isAlpha(text.charCodeAt(k)) && isAlpha(text.charCodeAt(k + 1)) && isDigit(text.charCodeAt(k + 2)) && isDigit(text.charCodeAt(k + 3))) return k;
+    }
+    let j = len;
+    if (j > 0 && isDigit(text.charCodeAt(j - 1))) j--;
+    let l = j;
+    while (l > 0 && j - l < 2 && isAlpha(text.charCodeAt(l - 1))) l--;
+    if (l < j && (l === 0 || !isAlnum(text.charCodeAt(l - 1)))) return l;
+    return len;
   },
 };
+
+const isIbanRunChar = (c: number): boolean => isAlnum(c) || c === 32 || c === 45 || c === 9 || c === 13 || c === 10;
 
 // ---------------------------------------------------------------------------------------------------------------
 // ipv4 / ipv6
 
 const OCTET = '(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
 const IPV4_RE = new RegExp(`(?<![\\w.\\-])(?:${OCTET}\\.){3}${OCTET}`, 'g');
-const VERSION_CONTEXT = /(?:\bv|\bversion|\bver|\brelease|\bbuild|\brev|\bfirmware|\bfw|\bsdk|\bapi)\.?\s*[:=#]?\s*$/i;
+const VERSION_CONTEXT =
+  /(?:\bv|\bversion|\bver|\brelease|\bbuild|\brev|\bfirmware|\bfw|\bsdk|\bapi|\bsection|\bsec|\bchapter|\bch|\bclause|\bfigure|\bfig|\btable|\bstep|\bitem|\brule|\bparagraph|\bpara|\bart|\barticle|§)\.?\s*[:=#]?\s*$/i;
 
 export const ipv4: Detector = regexDetector({
   name: 'ipv4',
@@ -593,9 +804,7 @@ function ipv6Ok(text: string, start: number, end: number): boolean {
   // Cheap shape check before the full parser: "::" or all eight groups.
   if (!v.includes('::') && v.split(':').length < 7) return false;
   if (!isIPv6(v)) return false;
-  if (!/\d/.test(v)) return false; // "dead::beef", "cafe::face" are words
-  const groups = v.split(':').filter((g) => g.length > 0);
-  return groups.length >= 2; // "::1" and friends are not personal
+  return /\d/.test(v); // "dead::beef", "cafe::face" are words; "::1" (loopback) is an address like any other
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -613,34 +822,52 @@ export const awsAccessKey: Detector = regexDetector({
   accept: (text, _s, end) => end >= text.length || !isAlnum(text.charCodeAt(end)),
   runChar: isAlnum,
   startChar: (c) => c === 65,
+  wrappable: true,
 });
 
-// Only text after an AWS word is examined: find the words first, then 40-char runs within 200 characters after.
+// Only text after an AWS word is examined: every AWS word opens a window of 200 characters after it, and each
+// character is examined once (`scanned` only grows): a secret after a second AWS word that lies inside the first
+// word's window (`aws iam create-access-key` output: aws … AKIA… … "SecretAccessKey": "…") is still in a window.
 const AWS_CONTEXT = /aws|amazon|secret[_ \-]?access|secret[_ \-]?key|AKIA|ASIA/gi;
-const AWS_SECRET_RE = /(?<![A-Za-z0-9\/+])[A-Za-z0-9\/+]{40}/g;
 const AWS_WINDOW = 200;
 const isB64 = (c: number): boolean => isAlnum(c) || c === 47 || c === 43;
+
+/** Judges the base64 runs starting in [from, limit]: exactly 40 characters, not followed by '=', random-looking. */
+function awsSecretsIn(text: string, from: number, limit: number, out: Span[]): number {
+  let i = from;
+  // A run already under way at `from` started before it: judged by an earlier window, or part of the AWS word.
+  while (i < text.length && i > 0 && isB64(text.charCodeAt(i - 1)) && isB64(text.charCodeAt(i))) i++;
+  const stop = Math.min(limit, text.length);
+  while (i <= stop && i < text.length) {
+    if (!isB64(text.charCodeAt(i))) {
+      i++;
+      continue;
+    }
+    let e = i;
+    while (e < text.length && e - i <= 40 && isB64(text.charCodeAt(e))) e++;
+    if (e - i === 40 && (e >= text.length || text.charCodeAt(e) !== 61) && looksRandom(text.slice(i, e))) {
+      out.push({ start: i, end: e });
+    }
+    while (e < text.length && isB64(text.charCodeAt(e))) e++;
+    i = e;
+  }
+  return i;
+}
 
 export const awsSecretKey: Detector = {
   name: 'aws_secret_key',
   label: 'AWS_SECRET_KEY',
   priority: 70,
   maxLen: 40,
+  wrappable: true,
   find(text, out) {
     AWS_CONTEXT.lastIndex = 0;
     let scanned = 0;
     let c: RegExpExecArray | null;
     while ((c = AWS_CONTEXT.exec(text)) !== null) {
-      const limit = c.index + c[0].length + AWS_WINDOW;
-      AWS_SECRET_RE.lastIndex = Math.max(scanned, c.index + c[0].length);
-      let m: RegExpExecArray | null;
-      while ((m = AWS_SECRET_RE.exec(text)) !== null && m.index <= limit) {
-        const end = m.index + 40;
-        if (end < text.length && (isB64(text.charCodeAt(end)) || text.charCodeAt(end) === 61)) continue;
-        if (looksRandom(m[0])) out.push({ start: m.index, end });
-      }
-      scanned = Math.max(scanned, Math.min(limit, text.length));
-      if (AWS_CONTEXT.lastIndex < scanned) AWS_CONTEXT.lastIndex = scanned;
+      const after = c.index + c[0].length;
+      const limit = after + AWS_WINDOW;
+      if (limit >= scanned) scanned = awsSecretsIn(text, Math.max(scanned, after), limit, out);
     }
   },
   normalize: identity,
@@ -666,6 +893,7 @@ function tokenDetector(name: string, label: string, re: RegExp, maxLen: number, 
     },
     runChar: TOKEN_CHAR,
     startChar: (c) => starts.has(c),
+    wrappable: true,
   });
 }
 
@@ -737,6 +965,7 @@ export const jwt: Detector = regexDetector({
   },
   runChar: (c) => TOKEN_CHAR(c) || c === 46,
   startChar: (c) => c === 101,
+  wrappable: true,
 });
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ import type { CustomDetectorSpec, RedactionAction, RedactionRule } from './types
 import type { Detector } from './detectors.ts';
 import { BUILTIN_BY_NAME, DETECTOR_GROUPS } from './detectors.ts';
 import { compileCustomDetector, customDetectorProblems } from './custom.ts';
-import { Scanner, type Finding } from './scan.ts';
+import { Scanner, foldString, type Finding } from './scan.ts';
+import { base64Text, toBase64Like } from './encoded.ts';
 import { Restorer, type TextStream } from './restore.ts';
 import { RedactionBlockedError, ReportBuilder, emptyReport, type RedactionReport } from './report.ts';
 import { RedactStream } from './stream.ts';
@@ -157,10 +158,12 @@ const ENUM_KEYS = new Set(['role', 'type']);
 // router checks, and it is replaced by the deployment's upstream model before anything leaves the gateway.
 const TOP_ENUM_KEYS = new Set(['tool_choice', 'reasoning_effort', 'service_tier', 'encoding_format', 'verbosity', 'truncation']);
 const ENUM_VALUE = /^[a-z_]{1,40}$/;
-// Binary payloads (images, audio, files) as base64: random base64 cannot carry readable text, and scanning it
-// only yields false positives. Skipped only when the whole value is base64.
+// Base64 payloads (images, audio, files): a data URL, or a blob key's value that is entirely base64. Binary ones
+// are skipped (they cannot carry readable text; scanning them only yields false positives); text ones (a
+// `text/plain` document, an Anthropic base64 text source, JSON, CSV…) are decoded, redacted, and re-encoded.
+// Cost: binaries are judged on their first 3 KiB (encoded.ts); text is scanned once, like the same text sent plain.
 const DATA_URL = /^data:[\w.+\/-]+(?:;[\w.+-]+=[\w.+-]+)*;base64,/;
-const BASE64 = /^[A-Za-z0-9+\/=\r\n]*$/;
+const BASE64 = /^[A-Za-z0-9+\/=\r\n_-]*$/;
 const BLOB_KEYS = new Set(['data', 'file_data', 'b64_json', 'image_base64', 'audio_base64']);
 const IDENT = /^[A-Za-z_$][\w$]*$/;
 // Property names that are left context for a detector ("phone": "4155552671", "aws_secret": "…").
@@ -195,7 +198,8 @@ class Session {
   constructor(private readonly tenantKey: Buffer | undefined) {}
 
   replacement(d: Detector, action: RedactionAction, value: string): string {
-    const norm = d.normalize(value);
+    // Folded first, so `٤١١١…`, `jane\u2063@x.com` or `%40` spellings share the plain value's placeholder.
+    const norm = d.normalize(foldString(value));
     const key = `${d.label}\u0000${norm}`;
     if (action === 'pseudonymize') {
       let s = this.surrogates.get(key);
@@ -346,7 +350,7 @@ export class Redactor {
         code: 'body_too_deep',
       });
     }
-    if (typeof v === 'string') return this.walkString(v, segs, depth, key, s);
+    if (typeof v === 'string') return this.walkBase64(v, key, segs, depth, s) ?? this.walkString(v, segs, depth, key, s);
     if (typeof v === 'number') return this.walkNumber(v, segs, key, s);
     if (v === null || typeof v !== 'object') return v;
     if (Array.isArray(v)) {
@@ -398,13 +402,31 @@ export class Redactor {
   }
 
   private skipString(v: string, key: string, top: boolean): boolean {
-    if ((ENUM_KEYS.has(key) || (top && TOP_ENUM_KEYS.has(key))) && ENUM_VALUE.test(v)) return true;
-    if (v.length < 64) return false;
+    return (ENUM_KEYS.has(key) || (top && TOP_ENUM_KEYS.has(key))) && ENUM_VALUE.test(v);
+  }
+
+  /**
+   * A base64 payload (data URL, or a blob key's all-base64 value of ≥ 64 chars): undefined when `v` is not one;
+   * else `v` itself when binary or unchanged, or the payload with its text redacted and re-encoded.
+   */
+  private walkBase64(v: string, key: string | undefined, segs: Seg[], depth: number, s: Session): string | undefined {
+    if (v.length < 64) return undefined;
+    let head = '';
     if (v.startsWith('data:')) {
       const m = DATA_URL.exec(v);
-      return m !== null && BASE64.test(v.slice(m[0].length));
+      if (m === null) return undefined;
+      head = m[0];
+    } else if (key === undefined || !BLOB_KEYS.has(key)) {
+      return undefined;
     }
-    return BLOB_KEYS.has(key) && BASE64.test(v);
+    const payload = head === '' ? v : v.slice(head.length);
+    if (!BASE64.test(payload)) return undefined;
+    const text = base64Text(payload, 1);
+    if (text === undefined) return v;
+    segs.push('\u0000[base64]');
+    const out = this.walkString(text, segs, depth + 1, undefined, s);
+    segs.pop();
+    return out === text ? v : head + toBase64Like(out, payload);
   }
 
   private walkString(v: string, segs: Seg[], depth: number, key: string | undefined, s: Session): string {
@@ -513,14 +535,13 @@ export class Redactor {
       }
       return out + text.slice(last);
     };
-    const detectors = scanner?.detectors ?? [];
     return {
       text(text: string, channel = 'response', opts: OutputTextOptions = {}): string {
         const redacted = scanner === undefined ? text : apply(text, scan(text), 0, channel);
         return restore ? restorer.restoreText(redacted, opts.json === true) : redacted;
       },
       stream(channel = 'response', opts: OutputTextOptions = {}): TextStream {
-        const redact = scanner === undefined ? undefined : new RedactStream(detectors, scan, (t, f, base) => apply(t, f, base, channel));
+        const redact = scanner === undefined ? undefined : new RedactStream((t) => (scanner as Scanner).holdFrom(t), scan, (t, f, base) => apply(t, f, base, channel));
         if (!restore) return redact ?? { push: (t: string) => t, end: () => '' };
         const back = restorer.stream({ json: opts.json === true });
         if (redact === undefined) return back;

@@ -1,6 +1,19 @@
-// Runs a set of detectors over one string: Unicode folding against look-alike bypasses, then overlap merging.
+// Runs a set of detectors over one string: look-alike folding (fold.ts), then three passes whose spans are merged:
+// 1. every detector over the (folded) text;
+// 2. hard-wrapped values: detectors marked `wrappable` (keys, tokens, JWTs) over the text with line breaks between
+//    two long runs of token characters removed — only matches that cross a removed break are kept;
+// 3. base64 inside the text (skip search, ~1 probe per 24 characters): runs of ≥ 24 base64 characters that decode to readable UTF-8 text (encoded.ts) are
+//    decoded and scanned by every detector (one level: decoded text is not decoded again); a run whose text holds
+//    a finding is redacted whole.
+// Cost: pass 2 only runs when a line break sits between token runs ≥ WRAP_MIN_JOIN characters together, and then
+// only the wrappable detectors (literal-gated, cheap); pass 3 costs one native regex pass, plus a decode of the
+// first ≤ 3 KiB of each candidate run, plus one scan of decoded text (at most ¾ of the run's size).
 
 import type { Detector } from './detectors.ts';
+import { droppedAt, fold } from './fold.ts';
+import { base64Text } from './encoded.ts';
+
+export { fold, foldString } from './fold.ts';
 
 export interface Finding {
   start: number;
@@ -11,38 +24,6 @@ export interface Finding {
   members: Detector[];
 }
 
-// Characters people (or attackers) put inside PII to dodge ASCII patterns: invisible joiners and soft hyphens are
-// dropped; non-breaking/figure/ideographic spaces become a space; Unicode dashes become '-'; full-width ASCII
-// becomes ASCII. Offsets are mapped back so the original characters are what gets replaced.
-const FOLD_TEST = /[\u00A0\u00AD\u2007\u2010-\u2015\u2212\u200B-\u200D\u2060\u202F\uFEFF\u3000\uFF01-\uFF5E]/;
-
-interface Folded {
-  text: string;
-  /** map[i] = index in the original of folded char i; map[text.length] = original length. */
-  map: Int32Array;
-}
-
-export function fold(text: string): Folded | undefined {
-  // Pure ASCII (the common case) has nothing to fold; byteLength is a fast native scan.
-  if (Buffer.byteLength(text, 'utf8') === text.length || !FOLD_TEST.test(text)) return undefined;
-  const map = new Int32Array(text.length + 1);
-  let out = '';
-  let n = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    let r: string | undefined;
-    if (c === 0x00ad || (c >= 0x200b && c <= 0x200d) || c === 0x2060 || c === 0xfeff) continue;
-    if (c === 0x00a0 || c === 0x2007 || c === 0x202f || c === 0x3000) r = ' ';
-    else if ((c >= 0x2010 && c <= 0x2015) || c === 0x2212) r = '-';
-    else if (c >= 0xff01 && c <= 0xff5e) r = String.fromCharCode(c - 0xfee0);
-    else r = text[i];
-    out += r;
-    map[n++] = i;
-  }
-  map[n] = text.length;
-  return { text: out, map: map.subarray(0, n + 1) };
-}
-
 const HAS_DIGIT = /\d/;
 
 interface Raw {
@@ -51,12 +32,120 @@ interface Raw {
   d: Detector;
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// Hard-wrapped values
+
+const isTokenChar = (c: number): boolean =>
+  (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95 || c === 45 || c === 43 || c === 47 || c === 61 || c === 46;
+const isHSpace = (c: number): boolean => c === 32 || c === 9 || c === 13;
+/** A break is joined when the token runs on both sides are this long together (prose words rarely are). */
+const WRAP_MIN_JOIN = 20;
+/** Streaming: how far back a chain of wrapped lines is held. */
+const WRAP_MAX_HOLD = 2048;
+
+interface Joined {
+  text: string;
+  map: Int32Array;
+}
+
+/**
+ * The text with each line break (and the blanks around it) between two token runs removed, or undefined if none.
+ * Hard wrapping cuts a value into lines of the wrap width and a last line no longer than them. So a break is joined
+ * only if the line before it is at least as long as the line after it, and, continuing a chain of joined breaks, at
+ * least as long as the line before the previous break: "Bearer\n<token line>" and "<last fragment>\nthanks" stay
+ * apart. Line lengths are measured without their leading and trailing blanks.
+ */
+function joinWrapped(t: string): Joined | undefined {
+  let nl = t.indexOf('\n');
+  if (nl < 0) return undefined;
+  const cuts: [number, number][] = [];
+  let lineStart = t.lastIndexOf('\n', nl - 1) + 1;
+  while (lineStart < nl && isHSpace(t.charCodeAt(lineStart))) lineStart++;
+  let prevLen = -1; // length of the line before the last joined break; -1: the last break was not joined
+  while (nl >= 0) {
+    let a = nl;
+    while (a > 0 && isHSpace(t.charCodeAt(a - 1))) a--;
+    let b = nl + 1;
+    while (b < t.length && isHSpace(t.charCodeAt(b))) b++;
+    const lineLen = a - lineStart;
+    let joined = false;
+    if (a > 0 && b < t.length && isTokenChar(t.charCodeAt(a - 1)) && isTokenChar(t.charCodeAt(b)) && lineLen >= prevLen) {
+      let l = a;
+      while (l > 0 && a - l < WRAP_MIN_JOIN && isTokenChar(t.charCodeAt(l - 1))) l--;
+      let r = b;
+      while (r < t.length && r - b < WRAP_MIN_JOIN && isTokenChar(t.charCodeAt(r))) r++;
+      if (a - l + (r - b) >= WRAP_MIN_JOIN) {
+        let next = t.indexOf('\n', b);
+        if (next < 0) next = t.length;
+        while (next > b && isHSpace(t.charCodeAt(next - 1))) next--;
+        joined = lineLen >= next - b;
+      }
+    }
+    if (joined) cuts.push([a, b]);
+    prevLen = joined ? lineLen : -1;
+    lineStart = b;
+    nl = t.indexOf('\n', b);
+  }
+  if (cuts.length === 0) return undefined;
+  const map = new Int32Array(t.length + 1);
+  const parts: string[] = [];
+  let n = 0;
+  let last = 0;
+  for (const [a, b] of cuts) {
+    parts.push(t.slice(last, a));
+    for (let i = last; i < a; i++) map[n++] = i;
+    last = b;
+  }
+  parts.push(t.slice(last));
+  for (let i = last; i < t.length; i++) map[n++] = i;
+  map[n] = t.length;
+  return { text: parts.join(''), map: map.subarray(0, n + 1) };
+}
+
+/** Streaming: start of a chain of token runs joined by line breaks at the end of `t` (t.length when none). */
+function wrapHoldFrom(t: string): number {
+  const min = Math.max(0, t.length - WRAP_MAX_HOLD);
+  let i = t.length;
+  while (i > min && isTokenChar(t.charCodeAt(i - 1))) i--;
+  let hold = t.length;
+  for (;;) {
+    let j = i;
+    while (j > min && isHSpace(t.charCodeAt(j - 1))) j--;
+    if (j <= min || t.charCodeAt(j - 1) !== 10) break;
+    j--;
+    while (j > min && isHSpace(t.charCodeAt(j - 1))) j--;
+    let k = j;
+    while (k > min && isTokenChar(t.charCodeAt(k - 1))) k--;
+    if (k === j) break;
+    hold = k;
+    i = k;
+  }
+  return hold;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Base64 inside text
+
+const B64_MIN_RUN = 24;
+// 1: base64 character (standard or URL-safe alphabet); 2: padding '='.
+const B64_TABLE = new Uint8Array(128);
+for (let c = 0; c < 128; c++) {
+  if ((c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 43 || c === 47 || c === 95 || c === 45) B64_TABLE[c] = 1;
+}
+B64_TABLE[61] = 2;
+const isB64Char = (c: number): boolean => c < 128 && B64_TABLE[c] !== 0;
+
+/** Streaming: a base64 run still being written is held up to this many characters. */
+const B64_MAX_HOLD = 1024;
+
 export class Scanner {
   readonly detectors: readonly Detector[];
+  private readonly wrappable: readonly Detector[];
   private readonly spans: { start: number; end: number }[] = [];
 
   constructor(detectors: readonly Detector[]) {
     this.detectors = detectors;
+    this.wrappable = detectors.filter((d) => d.wrappable === true);
   }
 
   /** Non-overlapping findings, sorted by start, in original-string offsets. */
@@ -65,9 +154,48 @@ export class Scanner {
     const folded = fold(text);
     const t = folded === undefined ? text : folded.text;
     const raws: Raw[] = [];
+    this.run(this.detectors, t, raws);
+    if (this.wrappable.length > 0) this.wrapped(t, raws);
+    if (t.length >= B64_MIN_RUN) this.encoded(t, raws);
+    if (raws.length === 0) return [];
+    if (folded !== undefined) {
+      const map = folded.map;
+      for (const r of raws) {
+        // The end is where the next folded character starts, less the invisible characters just before it.
+        const last = map[r.end - 1];
+        let e = map[r.end];
+        while (e - 1 > last && droppedAt(text, e - 1)) e--;
+        r.start = map[r.start];
+        r.end = e;
+      }
+    }
+    return merge(raws);
+  }
+
+  /**
+   * Streaming: the smallest index from which the end of `text` may be an unfinished match (text.length: none).
+   * Judged on the folded text, so a look-alike character inside a value does not release the value's start.
+   */
+  holdFrom(text: string): number {
+    const folded = fold(text);
+    const t = folded === undefined ? text : folded.text;
+    let h = t.length;
+    for (const d of this.detectors) {
+      const x = d.holdFrom(t);
+      if (x < h) h = x;
+    }
+    if (this.wrappable.length > 0) h = Math.min(h, wrapHoldFrom(t));
+    let b = t.length;
+    while (b > 0 && t.length - b < B64_MAX_HOLD && isB64Char(t.charCodeAt(b - 1))) b--;
+    if (b < h) h = b;
+    if (h < 0) h = 0;
+    return folded === undefined ? h : folded.map[h];
+  }
+
+  private run(detectors: readonly Detector[], t: string, raws: Raw[]): void {
     const spans = this.spans;
     let digits: boolean | undefined;
-    for (const d of this.detectors) {
+    for (const d of detectors) {
       if (d.needsDigit === true) {
         digits ??= HAS_DIGIT.test(t);
         if (!digits) continue;
@@ -77,14 +205,47 @@ export class Scanner {
       for (const s of spans) raws.push({ start: s.start, end: s.end, d });
     }
     spans.length = 0;
-    if (raws.length === 0) return [];
-    if (folded !== undefined) {
-      for (const r of raws) {
-        r.start = folded.map[r.start];
-        r.end = folded.map[r.end - 1] + 1;
-      }
+  }
+
+  private wrapped(t: string, raws: Raw[]): void {
+    const j = joinWrapped(t);
+    if (j === undefined) return;
+    const found: Raw[] = [];
+    this.run(this.wrappable, j.text, found);
+    for (const r of found) {
+      const start = j.map[r.start];
+      const end = j.map[r.end - 1] + 1;
+      // Matches that do not cross a removed break were found by the plain pass.
+      if (end - start !== r.end - r.start) raws.push({ start, end, d: r.d });
     }
-    return merge(raws);
+  }
+
+  private encoded(t: string, raws: Raw[]): void {
+    // Skip search: any run of B64_MIN_RUN characters covers exactly one position ≡ B64_MIN_RUN - 1 (mod
+    // B64_MIN_RUN), so only those positions are probed; prose costs about one table look-up per 24 characters.
+    const len = t.length;
+    const table = B64_TABLE;
+    let p = B64_MIN_RUN - 1;
+    while (p < len) {
+      let c = t.charCodeAt(p);
+      if (c >= 128 || table[c] !== 1) {
+        p += B64_MIN_RUN;
+        continue;
+      }
+      let i = p + 1;
+      while (i < len && (c = t.charCodeAt(i)) < 128 && table[c] === 1) i++;
+      let start = p;
+      while (start > 0 && (c = t.charCodeAt(start - 1)) < 128 && table[c] === 1) start--;
+      let end = i;
+      while (end < len && end - i < 2 && t.charCodeAt(end) === 61) end++;
+      p = end + B64_MIN_RUN;
+      if (i - start < B64_MIN_RUN || (end < len && isB64Char(t.charCodeAt(end)))) continue;
+      const decoded = base64Text(t.slice(start, end));
+      if (decoded === undefined) continue;
+      const inner: Raw[] = [];
+      this.run(this.detectors, fold(decoded)?.text ?? decoded, inner);
+      for (const r of inner) raws.push({ start, end, d: r.d });
+    }
   }
 }
 

@@ -2,12 +2,11 @@
 //
 // Each push appends to a pending buffer and rescans it (with the last CONTEXT characters already released as left
 // context, for detectors that look behind: "tel:", "aws_secret…"). Text is released up to the earliest point from
-// which the tail could still be an unfinished match: every detector reports that point (holdFrom), bounded by its
+// which the tail could still be an unfinished match: every detector reports that point (holdFrom, judged on the folded text), bounded by its
 // longest possible match, and a finding that reaches into the held tail is held whole. So the released text is
 // exactly what whole-text redaction would produce, while only a short tail (usually a few characters: the last
 // word or number) waits for the next chunk.
 
-import type { Detector } from './detectors.ts';
 import type { Finding } from './scan.ts';
 
 const CONTEXT = 200;
@@ -23,7 +22,8 @@ export class RedactStream {
   private suppressing = false;
 
   constructor(
-    private readonly detectors: readonly Detector[],
+    /** Smallest index of `text` from which its end may be an unfinished match (Scanner.holdFrom). */
+    private readonly holdFrom: (text: string) => number,
     private readonly scan: (text: string) => Finding[],
     /** Redacts `text` given findings (offsets into text); `base` is text's offset in the whole output. */
     private readonly apply: (text: string, findings: readonly Finding[], base: number) => string,
@@ -63,10 +63,8 @@ export class RedactStream {
     let hold = buf.length;
     const force = !final && buf.length > MAX_PENDING;
     if (!final && !force) {
-      for (const d of this.detectors) {
-        const h = d.holdFrom(full) - ctxLen;
-        if (h < hold) hold = Math.max(0, h);
-      }
+      const h = this.holdFrom(full) - ctxLen;
+      if (h < hold) hold = Math.max(0, h);
       // Nothing can be released yet (e.g. a word or number still being written): skip the scan.
       if (hold === 0) return '';
     }

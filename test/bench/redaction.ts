@@ -89,10 +89,33 @@ export async function bench(): Promise<string[]> {
   }
   const smbps = (sn * text.length) / 1e6 / ((performance.now() - t1) / 1000);
 
+  // MB/s over 1 MB of the harder text the detectors now read: other scripts, look-alike characters, hard-wrapped
+  // keys, URL-encoded and base64-encoded values (every pass of the scanner has work to do).
+  const HARD =
+    'Kundin erreichbar unter Telefon 030/12345678, E-Mail jörg.müller@bücher.de. 電話：13812345678。 ' +
+    'بطاقة ٤١١١ ١١١١ ١١١١ ١١١١ — signup?email=jane%40example.com&ref=ad ' +
+    `note ${Buffer.from('contact jane.doe@example.com please').toString('base64')} ` +
+    'key sk-proj-ogFhLwHiGLCnBGoDV0MG_7awidCW0W7DwVWmtKqc5d43Q\nVkFGz9lriPuvyPTT-9dKW5eddkckvSj6X4NCq ok.\n' +
+    PROSE;
+  let hard = '';
+  while (hard.length < 1_000_000) hard += HARD;
+  const hardJson = JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: hard }] });
+  const hruns: number[] = [];
+  const t2 = performance.now();
+  while (performance.now() - t2 < 2000 && hruns.length < 30) {
+    const b = JSON.parse(hardJson) as Record<string, unknown>;
+    const t = performance.now();
+    redactor.redactRequest(b);
+    hruns.push(performance.now() - t);
+  }
+  hruns.sort((a, b) => a - b);
+  const hardMbps = hard.length / 1e6 / (percentile(hruns, 50) / 1000);
+
   return [
     `redaction: ${(bytes / 1024).toFixed(1)}KB chat request, all detectors: p50 ${percentile(times, 50).toFixed(1)}µs p99 ${percentile(times, 99).toFixed(1)}µs (${times.length} runs)`,
     `redaction: throughput ${mbps.toFixed(1)} MB/s median (best ${bestMbps.toFixed(1)} MB/s) on a 1 MB request, all detectors`,
     `redaction: streaming output (20-char chunks) ${smbps.toFixed(1)} MB/s`,
+    `redaction: throughput ${hardMbps.toFixed(1)} MB/s median on 1 MB of mixed scripts, look-alikes, wrapped keys, URL/base64-encoded values`,
   ];
 }
 

@@ -73,7 +73,7 @@ describe('e2e: tollgate explain on the example config', { timeout: 180000 }, () 
     assert.equal(outcome('baseline/tenant-bound'), 'allow');
     assert.equal(outcome('eu-residency/eu-or-self-hosted'), 'applied');
     assert.equal(outcome('data-protection/mask-pii'), 'applied');
-    assert.equal(outcome('data-protection/pseudonymize-support'), 'not-matched');
+    assert.equal(outcome('support-pseudonyms/matchConditions/pseudonymizing-team'), 'not-matched');
     assert.equal(outcome('free-tier/matchConditions/free-tenant'), 'not-matched');
     assert.deepEqual(out.decision.labels, { tenant: 'acme', team: 'research', tier: 'enterprise', endpoint: 'chat' });
     assert.deepEqual(out.decision.dryRunDenials, []);
@@ -105,7 +105,7 @@ describe('e2e: tollgate explain on the example config', { timeout: 180000 }, () 
     assert.equal(r.code, 0, r.stderr);
     const out = r.json;
     assert.equal(out.outcome, 'forwarded');
-    assert.deepEqual(out.decision.transforms, ['data-protection/support-system-prompt']);
+    assert.deepEqual(out.decision.transforms, ['support-pseudonyms/support-system-prompt']);
     const msgs = out.upstream.body.messages;
     assert.equal(msgs[0].role, 'system');
     assert.match(msgs[0].content, /^You are assisting ACME support staff\./);

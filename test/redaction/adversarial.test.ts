@@ -34,6 +34,22 @@ const adversarialTexts: [string, () => string][] = [
   ['1 MB of sk- prefixes', () => 'sk-'.repeat(333_334)],
   ['1 MB of IBAN heads', () => 'DE89 '.repeat(200_000)],
   ['1 MB of zero-width joiners and full-width digits', () => '\u200b４'.repeat(500_000)],
+  // Patterns added for issue #11 item 16: each new pass or pattern gets its worst case.
+  ['1 MB of AWS words (each opens a keyword window)', () => 'aws '.repeat(250_000)],
+  ['1 MB of AWS words between 40-char base64 runs', () => ('aws ' + 'Ab1/'.repeat(10) + ' ').repeat(22_300)],
+  ['1 MB of hard-wrapped token lines', () => ('sk-' + 'aB3'.repeat(20) + '\n').repeat(15_900)],
+  ['1 MB of growing wrapped lines', () => Array.from({ length: 2800 }, (_, i) => 'x'.repeat(20 + (i % 700))).join('\n')],
+  ['1 MB of base64 lines that decode to text', () => (Buffer.from('mail a.b@example.com now').toString('base64') + '\n').repeat(31_000)],
+  ['1 MB of one base64 run of text', () => Buffer.from('call 415-555-2671 '.repeat(42_000)).toString('base64')],
+  ['1 MB of one base64 run of binary', () => Buffer.alloc(750_000, 0xfe).toString('base64')],
+  ['1 MB of percent-escapes', () => '%41%40%2e'.repeat(111_112)],
+  ['1 MB of broken UTF-8 percent-escapes', () => '%C3%E2%82'.repeat(111_112)],
+  ['1 MB of IDN at-signs', () => 'ü@ü.'.repeat(250_000)],
+  ['1 MB of Arabic-Indic digit groups', () => '١٢٣٤ '.repeat(200_000)],
+  ['1 MB of mathematical bold digits', () => '𝟒'.repeat(500_000)],
+  ['1 MB of slashed digit groups', () => '030/1 '.repeat(170_000)],
+  ['1 MB of IBAN heads with line breaks', () => 'DE89\n'.repeat(200_000)],
+  ['1 MB of non-English phone words and digits', () => 'Telefon 1 '.repeat(100_000)],
 ];
 
 for (const [name, make] of adversarialTexts) {

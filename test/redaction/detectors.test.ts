@@ -46,7 +46,7 @@ test('documented decisions: what is and is not PII', () => {
     ['aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY', ['aws_secret_key:wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY']],
     ['wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY without context', []],
     ['uuid 123e4567-e89b-12d3-a456-426614174000', []],
-    ['::1 and :: alone', []],
+    ['::1 and :: alone', ['ipv6:::1']],
     ['gw fe80::1', ['ipv6:fe80::1']],
     ['-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----', []],
     ['icon@2x.png git@github.com:o/r.git', []],
