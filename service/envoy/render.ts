@@ -28,6 +28,28 @@ export interface RenderChain {
   /** Shipped chain cluster to copy (default: the first `tgc.` cluster). */
   template?: string;
   priorities: RenderChainMember[];
+  /** Keep the template's upstream ext_proc filter (default true); false = attempts go straight to the endpoints. */
+  upstreamExtProc?: boolean;
+}
+
+/** ext_proc processing_mode fields (the enum names). */
+export interface RenderProcessingMode {
+  request_header_mode?: 'DEFAULT' | 'SEND' | 'SKIP';
+  response_header_mode?: 'DEFAULT' | 'SEND' | 'SKIP';
+  request_body_mode?: 'NONE' | 'STREAMED' | 'BUFFERED' | 'BUFFERED_PARTIAL' | 'FULL_DUPLEX_STREAMED';
+  response_body_mode?: 'NONE' | 'STREAMED' | 'BUFFERED' | 'BUFFERED_PARTIAL' | 'FULL_DUPLEX_STREAMED';
+}
+
+/** Fields of a route's retry_policy to replace (the rest stays as shipped). */
+export interface RenderRetry {
+  retryOn?: string[];
+  retriableStatusCodes?: number[];
+  numRetries?: number;
+  perTryTimeoutMs?: number;
+  /** false drops retry_priority (previous_priorities). */
+  previousPriorities?: boolean;
+  /** retry_back_off base_interval (max_interval becomes 10× it). */
+  backOffMs?: number;
 }
 
 export interface RenderOptions {
@@ -48,7 +70,18 @@ export interface RenderOptions {
     allowModeOverride?: boolean;
     /** grpc_service.initial_metadata added to every ext_proc filter (router-level and upstream). */
     initialMetadata?: Record<string, string>;
+    /** processing_mode fields to replace. */
+    processingMode?: RenderProcessingMode;
   };
+  /** The upstream ext_proc filter of the chain clusters (copied from the shipped chain). */
+  upstreamExtProc?: {
+    messageTimeoutMs?: number;
+    allowAllRouting?: boolean;
+    /** request_attributes appended to the shipped ones. */
+    extraRequestAttributes?: string[];
+  };
+  /** The retry_policy of every route that has one (the shipped chain route). */
+  retry?: RenderRetry;
   /** Listener per_connection_buffer_limit_bytes. */
   bufferLimitBytes?: number;
   /** Route timeout for every route, ms. */
@@ -165,9 +198,19 @@ function pointAt(cluster: Obj, name: string, u: RenderUpstream): void {
   else throw new RenderError(`envoy config: cluster ${name} has no TLS transport_socket to point at ${u.tls.sni}`);
 }
 
-function buildChain(template: Obj, name: string, chain: RenderChain): Obj {
+function buildChain(template: Obj, name: string, chain: RenderChain, up: RenderOptions['upstreamExtProc']): Obj {
   const c = clone(template);
   c.name = name;
+  const po = protocolOptions(c);
+  if (chain.upstreamExtProc === false && po?.http_filters) {
+    po.http_filters = (po.http_filters as unknown[]).filter((f) => !isExtProc(f));
+    if ((po.http_filters as unknown[]).length <= 1) delete po.http_filters; // only the codec was left
+  }
+  for (const f of upstreamExtProcs(c)) {
+    if (up?.messageTimeoutMs !== undefined) f.message_timeout = seconds(up.messageTimeoutMs);
+    if (up?.allowAllRouting !== undefined) f.mutation_rules = { ...(f.mutation_rules as Obj | undefined), allow_all_routing: up.allowAllRouting };
+    if (up?.extraRequestAttributes) f.request_attributes = [...((f.request_attributes as string[] | undefined) ?? []), ...up.extraRequestAttributes];
+  }
   c.type = 'STATIC';
   delete c.dns_lookup_family;
   const tls = chain.priorities.map((p) => p.tls);
@@ -199,18 +242,31 @@ function buildChain(template: Obj, name: string, chain: RenderChain): Obj {
   return c;
 }
 
+function applyRetry(rp: Obj, r: RenderRetry): void {
+  if (r.retryOn) rp.retry_on = r.retryOn.join(',');
+  if (r.retriableStatusCodes) rp.retriable_status_codes = r.retriableStatusCodes;
+  if (r.numRetries !== undefined) rp.num_retries = r.numRetries;
+  if (r.perTryTimeoutMs !== undefined) rp.per_try_timeout = seconds(r.perTryTimeoutMs);
+  if (r.previousPriorities === false) delete rp.retry_priority;
+  if (r.backOffMs !== undefined) rp.retry_back_off = { base_interval: seconds(r.backOffMs), max_interval: seconds(r.backOffMs * 10) };
+}
+
+const isExtProc = (f: unknown): boolean =>
+  String(obj(obj(f, 'upstream filter').typed_config, 'upstream filter config')['@type']).endsWith('ext_proc.v3.ExternalProcessor');
+
+/** A cluster's upstream ext_proc filters (their typed_config, in place). */
+function upstreamExtProcs(cluster: Obj): Obj[] {
+  const filters = (protocolOptions(cluster)?.http_filters as unknown[] | undefined) ?? [];
+  return filters.filter(isExtProc).map((f) => obj(obj(f, 'upstream filter').typed_config, 'upstream filter config'));
+}
+
 function extProcFilters(cfg: Obj): Obj[] {
   const out: Obj[] = [];
   for (const f of arr(hcm(cfg).http_filters, 'http_filters')) {
     const fo = obj(f, 'http_filter');
     if (fo.name === 'envoy.filters.http.ext_proc') out.push(obj(fo.typed_config, 'ext_proc'));
   }
-  for (const c of arr(obj(cfg.static_resources, 'static_resources').clusters, 'clusters')) {
-    for (const f of (protocolOptions(obj(c, 'cluster'))?.http_filters as unknown[] | undefined) ?? []) {
-      const tc = obj(obj(f, 'upstream filter').typed_config, 'upstream filter config');
-      if (String(tc['@type']).endsWith('ext_proc.v3.ExternalProcessor')) out.push(tc);
-    }
-  }
+  for (const c of arr(obj(cfg.static_resources, 'static_resources').clusters, 'clusters')) out.push(...upstreamExtProcs(obj(c, 'cluster')));
   return out;
 }
 
@@ -225,13 +281,12 @@ export function renderEnvoyConfig(shipped: string, opts: RenderOptions): string 
   cfg.admin = { address: { socket_address: { address: opts.admin.address, port_value: opts.admin.port } } };
 
   const h = hcm(cfg);
-  if (opts.routeTimeoutMs !== undefined) {
-    for (const vh of arr(obj(h.route_config, 'route_config').virtual_hosts, 'virtual_hosts'))
-      for (const r of arr(obj(vh, 'virtual_host').routes, 'routes')) {
-        const route = obj(r, 'route').route as Obj | undefined;
-        if (route) route.timeout = seconds(opts.routeTimeoutMs);
-      }
-  }
+  for (const vh of arr(obj(h.route_config, 'route_config').virtual_hosts, 'virtual_hosts'))
+    for (const r of arr(obj(vh, 'virtual_host').routes, 'routes')) {
+      const route = obj(r, 'route').route as Obj | undefined;
+      if (route && opts.routeTimeoutMs !== undefined) route.timeout = seconds(opts.routeTimeoutMs);
+      if (route?.retry_policy && opts.retry) applyRetry(obj(route.retry_policy, 'retry_policy'), opts.retry);
+    }
   const filters = arr(h.http_filters, 'http_filters');
   const router = filters.map((f) => obj(f, 'http_filter')).find((f) => f.name === 'envoy.filters.http.ext_proc');
   if (!router) throw new RenderError('envoy config: no envoy.filters.http.ext_proc filter');
@@ -241,6 +296,7 @@ export function renderEnvoyConfig(shipped: string, opts: RenderOptions): string 
   if (x.maxMessageTimeoutMs !== undefined) ep.max_message_timeout = seconds(x.maxMessageTimeoutMs);
   if (x.failureModeAllow !== undefined) ep.failure_mode_allow = x.failureModeAllow;
   if (x.allowModeOverride !== undefined) ep.allow_mode_override = x.allowModeOverride;
+  if (x.processingMode) ep.processing_mode = { ...obj(ep.processing_mode, 'processing_mode'), ...x.processingMode };
   if (opts.jwt) {
     const jwt = shippedJwtFilter(source);
     const cfgJwt = obj(jwt.typed_config, 'jwt_authn config');
@@ -275,7 +331,7 @@ export function renderEnvoyConfig(shipped: string, opts: RenderOptions): string 
   for (const [name, ch] of Object.entries(opts.chains ?? {})) {
     const t = ch.template ? byName.get(ch.template) : chainTemplate;
     if (!t) throw new RenderError(`envoy config: no chain cluster to copy for ${name}`);
-    out.push(buildChain(t, name, ch));
+    out.push(buildChain(t, name, ch, opts.upstreamExtProc));
   }
   if (opts.dropUnlisted === false)
     for (const c of clusters) if (!out.some((o) => o.name === c.name)) out.push(c);

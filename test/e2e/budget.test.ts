@@ -10,7 +10,7 @@ import OpenAI, { APIError, RateLimitError } from 'openai';
 import type { SpendRow } from '../../service/budget/index.ts';
 import { hashKey } from '../../service/identity/keys.ts';
 import { eventually, startHarness, type Harness } from '../support/harness.ts';
-import type { StandinCluster } from '../support/standin.ts';
+import type { RenderCluster } from '../../service/envoy/render.ts';
 
 // ---------------------------------------------------------------- local helpers
 
@@ -196,7 +196,7 @@ async function expect429(p: Promise<unknown>): Promise<RateLimitError> {
 describe('e2e budgets and rate limits (memory store)', { timeout: 120_000 }, () => {
   let h: Harness;
   let gated: GatedProvider;
-  const clusters: Record<string, StandinCluster> = {};
+  const clusters: Record<string, RenderCluster> = {};
   const client = (key: string): OpenAI => new OpenAI({ apiKey: key, baseURL: h.baseURL, maxRetries: 0, timeout: 15_000 });
   const spend = (tenant: string, scope?: string): Promise<SpendRow[]> => h.tollgate.budgets.spend({ tenant, scopeKey: scope });
   const one = async (tenant: string, scope: string): Promise<SpendRow> => {

@@ -1,5 +1,5 @@
 // Large request bodies: Tollgate asks Envoy for more time (override_message_timeout) before it starts
-// the slow work. (That the override really extends Envoy's timer is proven in standin.test.ts with a
+// the slow work. (That the override really extends Envoy's timer is proven in envoy-contract.test.ts (real Envoy) with a
 // processor that replies late on purpose; here: Tollgate sends it, and only for large bodies.)
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';

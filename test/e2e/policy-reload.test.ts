@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
 import { openAIStream } from '../support/fake-providers.ts';
 import { KEYS, eventually, startHarness, type Harness } from '../support/harness.ts';
-import type { StandinCluster } from '../support/standin.ts';
+import type { RenderCluster } from '../../service/envoy/render.ts';
 
 /**
  * An OpenAI-compatible upstream whose streamed answer pauses half-way until `release()` is called,
@@ -149,7 +149,7 @@ describe('e2e: policy hot reload', { timeout: 120000 }, () => {
   let h: Harness;
   let up: GatedUpstream;
   // The stand-in reads clusters at request time: the harness's fakes are added once they exist.
-  const clusters: Record<string, StandinCluster> = {};
+  const clusters: Record<string, RenderCluster> = {};
   let telemetry: string;
   const client = (key = KEYS.acme) => new OpenAI({ apiKey: key, baseURL: h.baseURL, maxRetries: 0, timeout: 30000 });
 

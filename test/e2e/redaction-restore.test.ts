@@ -14,7 +14,7 @@ import OpenAI from 'openai';
 import type { LineageRecord } from '../../service/lineage/record.ts';
 import { anthropicReply, openAIReply, type ToolCallSpec } from '../support/fake-providers.ts';
 import { KEYS, eventually, startHarness, type Harness } from '../support/harness.ts';
-import type { StandinCluster } from '../support/standin.ts';
+import type { RenderCluster } from '../../service/envoy/render.ts';
 
 // ---------------------------------------------------------------------------------------------- echo fakes
 
@@ -347,7 +347,7 @@ describe('e2e redaction: pseudonyms restored, response-path redaction', { timeou
   before(async () => {
     echo = { openai: await startEchoFake('openai'), anthropic: await startEchoFake('anthropic') };
     // The stand-in looks clusters up per request: the echo clusters now, the harness's fakes once started.
-    const clusters: Record<string, StandinCluster> = {
+    const clusters: Record<string, RenderCluster> = {
       echo_openai: { host: '127.0.0.1', port: echo.openai.port },
       echo_anthropic: { host: '127.0.0.1', port: echo.anthropic.port },
     };

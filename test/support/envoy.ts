@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { findEnvoy, REPO_ROOT, envoyVersion } from '../../service/envoy/provision.ts';
-import { renderEnvoyConfig, type RenderChain, type RenderCluster } from '../../service/envoy/render.ts';
+import { renderEnvoyConfig, type RenderChain, type RenderCluster, type RenderOptions, type RenderProcessingMode, type RenderRetry } from '../../service/envoy/render.ts';
 import { startEnvoyProcess, type EnvoyProcess } from '../../service/envoy/process.ts';
 
 export const SHIPPED_ENVOY_YAML = join(REPO_ROOT, 'envoy', 'envoy.yaml');
@@ -25,6 +25,12 @@ export interface EnvoyFrontOptions {
   extProcMetadata?: Record<string, string>;
   /** The processor's shared secret, filled into the shipped `${TOLLGATE_GRPC_SHARED_SECRET}` placeholders. */
   sharedSecret?: string;
+  /** The router-level ext_proc filter's processing_mode fields to replace. */
+  processingMode?: RenderProcessingMode;
+  /** The chain clusters' upstream ext_proc filter settings to replace. */
+  upstreamExtProc?: RenderOptions['upstreamExtProc'];
+  /** The chain route's retry_policy fields to replace. */
+  retry?: RenderRetry;
   /** Switch on the shipped jwt_authn block with an HS256 key (JWKS kty "oct") and this issuer/audience. */
   jwt?: { secret: string; issuer: string; audiences: string[] };
   /** Another source config (default envoy/envoy.yaml). */
@@ -86,7 +92,10 @@ export async function startEnvoy(opts: EnvoyFrontOptions): Promise<EnvoyFront> {
       ...(opts.failureModeAllow !== undefined ? { failureModeAllow: opts.failureModeAllow } : {}),
       ...(opts.allowModeOverride !== undefined ? { allowModeOverride: opts.allowModeOverride } : {}),
       ...(opts.extProcMetadata ? { initialMetadata: opts.extProcMetadata } : {}),
+      ...(opts.processingMode ? { processingMode: opts.processingMode } : {}),
     },
+    ...(opts.upstreamExtProc ? { upstreamExtProc: opts.upstreamExtProc } : {}),
+    ...(opts.retry ? { retry: opts.retry } : {}),
     ...(opts.bufferLimitBytes !== undefined ? { bufferLimitBytes: opts.bufferLimitBytes } : {}),
     ...(opts.upstreamTimeoutMs !== undefined ? { routeTimeoutMs: opts.upstreamTimeoutMs } : {}),
     ...(opts.sharedSecret !== undefined ? { sharedSecret: opts.sharedSecret } : {}),
