@@ -43,7 +43,7 @@ export function extProcService(): grpc.ServiceDefinition {
   return cached;
 }
 
-/** A client constructor for the same service (the Envoy stand-in and the bench use it). */
+/** A client constructor for the same service (the bench and tests use it). */
 export function extProcClientCtor(): grpc.ServiceClientConstructor {
   extProcService();
   const def = protoLoader.loadSync('envoy/service/ext_proc/v3/external_processor.proto', LOADER_OPTIONS);

@@ -1,5 +1,5 @@
 // The contract between Envoy's two ext_proc filters and Tollgate's two stages for in-request
-// fallback (docs/design/provider-fallback.md). envoy/envoy.yaml and the stand-in use these names.
+// fallback (docs/design/provider-fallback.md). envoy/envoy.yaml and the tests use these names.
 
 /** gRPC initial metadata (`grpc_service.initial_metadata`) the upstream ext_proc filter sends. */
 export const STAGE_METADATA_KEY = 'x-tollgate-stage';

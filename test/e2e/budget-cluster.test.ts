@@ -1,5 +1,5 @@
 // Three real Tollgate processes (`node --import tsx service/main.ts`) share one Redis; each has its
-// own Envoy stand-in in front. Many concurrent OpenAI-SDK requests, spread over the three, race for
+// own real Envoy in front. Many concurrent OpenAI-SDK requests, spread over the three, race for
 // one tenant USD budget. Checks: the admitted spend never exceeds the limit (+ one request's
 // maximum hold), the number of 200s matches the spend and the provider's request count exactly,
 // every other answer is a 429 budget_exceeded, and nothing stays reserved.

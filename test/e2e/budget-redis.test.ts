@@ -1,4 +1,4 @@
-// Budgets through Redis, end to end: the OpenAI SDK → Envoy stand-in → Tollgate with a RedisStore.
+// Budgets through Redis, end to end: the OpenAI SDK → real Envoy → Tollgate with a RedisStore.
 //  1. The shared Redis (127.0.0.1:6379): over-budget 429s and exact reconciliation, with counters
 //     that must not collide with other runs. Tollgate offers no key-prefix option (app.ts passes no
 //     `prefix` to createBudgetStore, so every key is `tg:{<tenant>}:…`): this file uses a tenant

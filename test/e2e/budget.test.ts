@@ -1,5 +1,5 @@
 // Budgets, quotas and rate limits end to end (in-process budget store): the official OpenAI SDK →
-// Envoy stand-in → Tollgate (policies attach budgets / rate limits) → fake providers. What a client
+// real Envoy → Tollgate (policies attach budgets / rate limits) → fake providers. What a client
 // sees (429 RateLimitError in OpenAI shape, retry-after, x-ratelimit-* / x-tollgate-budget-*), what
 // is charged afterwards (/v1/spend and the budget manager), and that nothing stays reserved.
 import assert from 'node:assert/strict';
@@ -212,8 +212,7 @@ describe('e2e budgets and rate limits (memory store)', { timeout: 120_000 }, () 
 
   before(async () => {
     gated = await startGatedProvider({ input: 40, output: 30 });
-    // The harness hands its own clusters to the stand-in unless we pass ours; the stand-in looks
-    // clusters up per request, so we fill this object with the fakes' clusters after start.
+    // An extra Envoy cluster for the gated provider; the harness adds the fakes' own clusters.
     clusters.gated = { host: '127.0.0.1', port: gated.port };
     h = await startHarness({ extraYaml: extraYaml(gated.port), envoy: { clusters } });
     // (fake provider clusters come from the harness)

@@ -1,5 +1,5 @@
 // Lineage sink outage across a restart, through the real process: `node --import tsx service/main.ts` with
-// TOLLGATE_LINEAGE=redis, a PRIVATE redis-server, and a disk spool. Requests go through the Envoy stand-in with
+// TOLLGATE_LINEAGE=redis, a PRIVATE redis-server, and a disk spool. Requests go through the real Envoy with
 // the official OpenAI SDK; request ids come from the x-request-id response headers. Redis is killed, Tollgate
 // is restarted (SIGTERM, then again on the same spool directory) while Redis is down, and Redis comes back:
 // every record must then be in the Redis stream exactly once.

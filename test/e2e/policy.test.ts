@@ -1,4 +1,4 @@
-// The CEL policy engine, end to end: the official OpenAI SDK → Envoy stand-in → Tollgate (gRPC) →
+// The CEL policy engine, end to end: the official OpenAI SDK → real Envoy → Tollgate (gRPC) →
 // fake providers. Every rule kind (deny/require, models, route, redact, budget, transform, label),
 // dry run, fail-closed evaluation errors and GET /v1/models, checked by what a user notices: the
 // SDK's error class/status/message/code, what the provider received, response headers and lineage.

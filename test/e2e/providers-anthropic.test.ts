@@ -1,5 +1,5 @@
-// Provider translation for Anthropic clients, end to end: the official `@anthropic-ai/sdk` (baseURL = the Envoy
-// stand-in, apiKey = a Tollgate virtual key, sent as x-api-key) → Tollgate → Anthropic (passthrough) and, through
+// Provider translation for Anthropic clients, end to end: the official `@anthropic-ai/sdk` (baseURL = a real
+// Envoy, apiKey = a Tollgate virtual key, sent as x-api-key) → Tollgate → Anthropic (passthrough) and, through
 // the OpenAI shape, an OpenAI-compatible provider (a Model added for this test), Azure, Gemini and Bedrock.
 // Non-stream, stream, tools (definitions, tool_choice, tool_use blocks returned, streamed input_json_delta
 // reassembled by the SDK, tool results in a follow-up turn) and errors in Anthropic's error shape.

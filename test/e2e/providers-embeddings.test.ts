@@ -1,4 +1,4 @@
-// Embeddings translation, end to end: the official `openai` SDK → Envoy stand-in → Tollgate → OpenAI (passthrough),
+// Embeddings translation, end to end: the official `openai` SDK → real Envoy → Tollgate → OpenAI (passthrough),
 // Azure (deployment path + api-key) and Gemini (embedContent / batchEmbedContents, token counts estimated).
 // The SDK asks for base64 by default and decodes it; the float format is checked too.
 import assert from 'node:assert/strict';

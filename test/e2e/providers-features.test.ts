@@ -1,5 +1,5 @@
 // Provider translation of request features beyond plain chat, end to end with the official `openai` SDK through
-// the Envoy stand-in: structured output (`response_format` json_schema → Anthropic/Bedrock forced tool, Gemini
+// the real Envoy: structured output (`response_format` json_schema → Anthropic/Bedrock forced tool, Gemini
 // responseJsonSchema; the JSON comes back as message text), base64 images, and parameters that cannot be carried
 // (422 with `param`, nothing sent to the provider).
 import assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-// Provider translation, end to end: the official `openai` SDK → Envoy stand-in → Tollgate (real gRPC) → each fake
+// Provider translation, end to end: the official `openai` SDK → real Envoy → Tollgate (real gRPC) → each fake
 // provider (OpenAI-compatible, Azure, Anthropic, Gemini, Bedrock) and back. For every provider: non-stream, stream,
 // tools (definitions, tool_choice, tool calls returned, streamed tool-call deltas reassembled by the SDK, tool results
 // in a follow-up turn), and error mapping (429/500/400 → SDK error class, OpenAI error shape, retry-after). Each fake

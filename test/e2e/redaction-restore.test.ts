@@ -1,4 +1,4 @@
-// Pseudonymization round trip and response-path redaction, end to end through the Envoy stand-in.
+// Pseudonymization round trip and response-path redaction, end to end through the real Envoy.
 //
 // The stock fake providers split streams at whitespace, so a surrogate (`EMAIL_7F3KQ9PX`) always arrives in one
 // piece. This file adds "echo" fakes (OpenAI-compatible and Anthropic) that answer with the text they RECEIVED,

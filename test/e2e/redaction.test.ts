@@ -1,4 +1,4 @@
-// PII redaction end to end: official SDK → Envoy stand-in → Tollgate (gRPC) → fake providers.
+// PII redaction end to end: official SDK → real Envoy → Tollgate (gRPC) → fake providers.
 // Every message shape, for the OpenAI-compatible and the Anthropic fake provider: the provider's raw request body
 // holds none of the original PII, and the lineage record has counts and locations, never the values.
 // Then the actions (mask, hash, block, pseudonymize), each selected by a CEL policy.
