@@ -148,7 +148,7 @@ function reloadCount(metrics: string, result: 'success' | 'failure'): number {
 describe('e2e: policy hot reload', { timeout: 120000 }, () => {
   let h: Harness;
   let up: GatedUpstream;
-  // The stand-in reads clusters at request time: the harness's fakes are added once they exist.
+  // An extra Envoy cluster; the harness adds its fakes.
   const clusters: Record<string, RenderCluster> = {};
   let telemetry: string;
   const client = (key = KEYS.acme) => new OpenAI({ apiKey: key, baseURL: h.baseURL, maxRetries: 0, timeout: 30000 });

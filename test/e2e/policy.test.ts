@@ -256,7 +256,7 @@ async function rejectsWith(p: Promise<unknown>, want: { cls?: new (...a: any[]) 
   return caught;
 }
 
-describe('e2e: CEL policies through the Envoy stand-in', { timeout: 120000 }, () => {
+describe('e2e: CEL policies through a real Envoy', { timeout: 120000 }, () => {
   let h: Harness;
   before(async () => {
     h = await startHarness({ extraYaml: EXTRA });

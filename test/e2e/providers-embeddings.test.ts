@@ -85,7 +85,7 @@ function assertUpstream(h: Harness, t: Target, got: RecordedRequest, single: boo
   }
 }
 
-describe('e2e providers: embeddings through the stand-in', { timeout: 120000 }, () => {
+describe('e2e providers: embeddings through a real Envoy', { timeout: 120000 }, () => {
   let h: Harness;
   before(async () => {
     h = await startHarness({ providers: ['openai', 'anthropic', 'azure', 'gemini', 'bedrock'], extraYaml: EXTRA });

@@ -59,7 +59,7 @@ export const CHAT_TARGETS: Target[] = [
   },
 ];
 
-// Same fake Bedrock, signed with a wrong secret (host need not be the fake's: the stand-in connects by cluster).
+// Same fake Bedrock, signed with a wrong secret (host need not be the fake's: Envoy connects by cluster).
 const BAD_BEDROCK_YAML = `apiVersion: tollgate.dev/v1alpha1
 kind: Provider
 metadata: {name: bedrock-badkey}

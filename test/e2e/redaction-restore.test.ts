@@ -346,7 +346,7 @@ describe('e2e redaction: pseudonyms restored, response-path redaction', { timeou
 
   before(async () => {
     echo = { openai: await startEchoFake('openai'), anthropic: await startEchoFake('anthropic') };
-    // The stand-in looks clusters up per request: the echo clusters now, the harness's fakes once started.
+    // Extra Envoy clusters for the echo upstreams; the harness adds its fakes.
     const clusters: Record<string, RenderCluster> = {
       echo_openai: { host: '127.0.0.1', port: echo.openai.port },
       echo_anthropic: { host: '127.0.0.1', port: echo.anthropic.port },
