@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { BudgetManager, createBudgetStore, RedisStore, type BudgetStore } from './budget/index.ts';
 import { budgetPort, redactionPort } from './gateway/adapters.ts';
-import { ConfigHolder } from './config/snapshot.ts';
+import { ConfigHolder } from './config/holder.ts';
 import type { Services } from './gateway/context.ts';
 import { GatewayExchange } from './gateway/exchange.ts';
 import { UpstreamExchange, type UpstreamServices } from './gateway/upstream-exchange.ts';
