@@ -21,6 +21,8 @@ export interface ReloadStatus {
   lastDurationMs?: number;
 }
 
+const yieldTurn = (): Promise<void> => new Promise((r) => setImmediate(r));
+
 export type ReloadResult = { ok: true; changed: boolean } | { ok: false; error: string };
 
 export interface HolderOptions extends BuildOptions {
@@ -86,8 +88,10 @@ export class ConfigHolder {
       });
       const core = await this.load.result;
       // The worker compiled and sample-checked these policies already; compiling again here is what
-      // gives this thread its CEL programs (they cannot cross threads).
+      // gives this thread its CEL programs (they cannot cross threads). Each step in its own turn.
+      await yieldTurn();
       const policy = compilePolicies(policyDocs(core.otherDocs), { now: this.opts.now, sampleCheck: false });
+      await yieldTurn();
       const next = assembleSnapshot(core, policy, this.opts);
       if (this.closed) return { ok: false, error: 'config holder closed' };
       const changed = next.revision !== this.current.revision;

@@ -7,6 +7,7 @@ import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { ConfigDocument, parseDocuments, readConfigDir } from '../../service/config/documents.ts';
 import { ConfigHolder } from '../../service/config/holder.ts';
 
 const HEAD = 'apiVersion: tollgate.dev/v1alpha1\n';
@@ -204,5 +205,25 @@ describe('tollgate check refuses an empty or missing directory', { timeout: 60_0
     } finally {
       rmSync(empty, { recursive: true, force: true });
     }
+  });
+});
+
+describe('documents handed over by the reload worker keep their source positions', () => {
+  it('attach(detach(doc)) answers every path (and missing ones) exactly like the YAML-backed document', () => {
+    for (const doc of readConfigDir('policies').filter((d) => d.kind === 'Policy')) {
+      const back = ConfigDocument.attach(structuredClone(doc.detach()));
+      assert.equal(back.kind, doc.kind);
+      assert.equal(back.name, doc.name);
+      const paths: (string | number)[][] = [];
+      const walk = (v: unknown, path: (string | number)[]): void => {
+        paths.push(path, [...path, 'no-such-key']);
+        if (Array.isArray(v)) v.forEach((x, i) => walk(x, [...path, i]));
+        else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) walk(x, [...path, k]);
+      };
+      walk(doc.value, []);
+      for (const p of paths) assert.deepEqual(back.pos(p), doc.pos(p), `${doc.file} ${p.join('.')}`);
+    }
+    const [d] = parseDocuments('x.yaml', `${HEAD}kind: Policy\nmetadata: {name: p}\nspec:\n  rules: []\n`);
+    assert.deepEqual(ConfigDocument.attach(d!.detach()).specPos(['rules', 3, 'deny']), { file: 'x.yaml', line: 5, col: 10 });
   });
 });
