@@ -1,5 +1,5 @@
 // Config directory → one immutable Snapshot. Validates everything up front and reports every
-// problem with file:line:col; a reload that fails keeps the previous snapshot (see reload.ts).
+// problem with file:line:col; a reload that fails keeps the previous snapshot (see holder.ts).
 import { createHash } from 'node:crypto';
 import { isAbsolute, resolve } from 'node:path';
 import type { z } from 'zod';
