@@ -6,14 +6,14 @@ import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { BudgetManager, createBudgetStore, RedisStore, type BudgetStore } from './budget/index.ts';
 import { budgetPort, redactionPort } from './gateway/adapters.ts';
-import { ConfigHolder } from './config/snapshot.ts';
+import { ConfigHolder } from './config/holder.ts';
 import type { Services } from './gateway/context.ts';
 import { GatewayExchange } from './gateway/exchange.ts';
 import { UpstreamExchange, type UpstreamServices } from './gateway/upstream-exchange.ts';
 import { AttemptLog } from './fallback/attempts.ts';
 import { PendingOutcomes } from './gateway/outcome.ts';
 import type { LineagePort, OutcomeConsumer, RedactionPort } from './gateway/ports.ts';
-import { startExtProcServer, type ExtProcServer } from './extproc/server.ts';
+import { messageCapFor, startExtProcServer, type ExtProcServer } from './extproc/server.ts';
 import { LineageEmitter } from './lineage/emitter.ts';
 import type { LineageRecord } from './lineage/record.ts';
 import type { LineageSink } from './lineage/sinks.ts';
@@ -71,6 +71,10 @@ export interface TollgateOptions {
   adminTokens?: string[];
   /** Lineage emitter queue bounds (defaults: 200,000 records in memory, drained every 50 ms). */
   lineageQueue?: { maxInMemory?: number; flushIntervalMs?: number };
+  /** Concurrent ext_proc streams; one more is refused with RESOURCE_EXHAUSTED (default 4096). */
+  maxStreams?: number;
+  /** An ext_proc stream with no message for this long ends as aborted (default 660 000 ms; 0 = never). */
+  streamIdleTimeoutMs?: number;
 }
 
 export interface Tollgate {
@@ -127,12 +131,15 @@ export async function startTollgate(opts: TollgateOptions): Promise<Tollgate> {
   const plans = new PlanSealer({ key: planKey!, previousKeys: previousPlanKeys, ttlMs: opts.planTtlMs });
   const health = new HealthTracker({ now: () => now().getTime() });
 
+  let extprocRef: ExtProcServer | undefined;
   const holder = new ConfigHolder(opts.configDir, {
     health,
     onReload: (ok, detail) => {
       metrics.recordConfigReload(ok, ok ? detail : undefined);
       if (ok) {
         publishLabels();
+        // Body limits may have changed: the transport's message cap follows them for new streams.
+        extprocRef?.setMaxMessageBytes(messageCapFor(holder.snapshot().core.settings));
         log.info({ revision: detail }, 'config reloaded');
       }
       else log.error({ error: detail }, 'config reload failed; keeping the last good config');
@@ -207,7 +214,12 @@ export async function startTollgate(opts: TollgateOptions): Promise<Tollgate> {
     log: log.child({ component: 'extproc' }),
     onProtocolError: () => metrics.extprocProtocolErrors.inc(),
     auth: grpcAuth,
+    maxStreams: opts.maxStreams,
+    idleTimeoutMs: opts.streamIdleTimeoutMs,
+    limits: () => holder.snapshot().core.settings,
+    onStreamCut: (reason) => metrics.extprocStreamsCut.inc({ reason }),
   });
+  extprocRef = extproc;
   await grpcAuth.ready().catch(async (err: unknown) => {
     await extproc.drain(0);
     grpcAuth.close();

@@ -5,6 +5,15 @@ import { defaultSpoolDir, startTollgate } from './app.ts';
 import { ConfigErrors } from './config/documents.ts';
 import { securityFromEnv, SecurityConfigError } from './security/index.ts';
 
+/** A whole number ≥ min from the environment, undefined when unset; anything else refuses to start. */
+function intFromEnv(name: string, min: number): number | undefined {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const v = Number(raw);
+  if (!Number.isSafeInteger(v) || v < min) throw new Error(`${name} must be a whole number ≥ ${min}, got ${JSON.stringify(raw)}`);
+  return v;
+}
+
 export async function serve(): Promise<void> {
   const log = pino({ level: process.env.TOLLGATE_LOG_LEVEL ?? 'info', base: { service: 'tollgate' } });
   const drainMs = Number(process.env.TOLLGATE_DRAIN_MS ?? 10000);
@@ -27,6 +36,8 @@ export async function serve(): Promise<void> {
       planKeys: security.planKeys,
       planTtlMs: security.planTtlMs,
       adminTokens: security.adminTokens,
+      maxStreams: intFromEnv('TOLLGATE_MAX_STREAMS', 1),
+      streamIdleTimeoutMs: intFromEnv('TOLLGATE_STREAM_IDLE_TIMEOUT_MS', 0),
       log,
     });
   } catch (err) {

@@ -1,39 +1,31 @@
 // Reads a config directory of Kubernetes-style YAML documents, keeping source positions
 // so every later validation error can say file:line:col.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { relative } from 'node:path';
 import { isNode, LineCounter, parseAllDocuments, type Document } from 'yaml';
+import { ConfigError, ConfigErrors, type SourcePos } from './errors.ts';
+import { FILE_LIMITS, listConfigFiles, maxFileBytesFromEnv, readRegularFile } from './files.ts';
 
 export const API_VERSION = 'tollgate.dev/v1alpha1';
 
-export interface SourcePos {
-  file: string;
-  line: number;
-  col: number;
-}
-
-export class ConfigError extends Error {
-  readonly pos: SourcePos | undefined;
-  readonly detail: string;
-  constructor(detail: string, pos?: SourcePos) {
-    super(pos ? `${pos.file}:${pos.line}:${pos.col}: ${detail}` : detail);
-    this.name = 'ConfigError';
-    this.pos = pos;
-    this.detail = detail;
-  }
-}
-
-/** Several config errors found in one pass; the message lists them all, one per line. */
-export class ConfigErrors extends Error {
-  readonly errors: ConfigError[];
-  constructor(errors: ConfigError[]) {
-    super(errors.map((e) => e.message).join('\n'));
-    this.name = 'ConfigErrors';
-    this.errors = errors;
-  }
-}
+export { ConfigError, ConfigErrors, type SourcePos } from './errors.ts';
 
 export type Path = ReadonlyArray<string | number>;
+
+/** Where the value at a path sits in its source file (the nearest ancestor that exists). */
+export type Locator = (path: Path) => SourcePos;
+
+/**
+ * A document as plain data, to cross a thread boundary (config/reload-worker.ts): its value and the
+ * source position of every node in it, so errors found later still say file:line:col.
+ */
+export interface DetachedDocument {
+  file: string;
+  value: Record<string, unknown>;
+  /** [path key, line, col] for the root and every node of `value`. */
+  positions: [string, number, number][];
+}
+
+const pathKey = (path: Path): string => path.map(String).join('\u0000');
 
 /** One YAML document: `{apiVersion, kind, metadata, spec}` plus a way back to its source. */
 export class ConfigDocument {
@@ -41,14 +33,12 @@ export class ConfigDocument {
   readonly kind: string;
   readonly name: string;
   readonly value: Record<string, unknown>;
-  private readonly doc: Document;
-  private readonly lines: LineCounter;
+  private readonly locate: Locator;
 
-  constructor(file: string, doc: Document, lines: LineCounter, value: Record<string, unknown>) {
+  constructor(file: string, value: Record<string, unknown>, locate: Locator) {
     this.file = file;
-    this.doc = doc;
-    this.lines = lines;
     this.value = value;
+    this.locate = locate;
     this.kind = typeof value.kind === 'string' ? value.kind : '';
     const md = value.metadata as Record<string, unknown> | undefined;
     this.name = md && typeof md.name === 'string' ? md.name : '';
@@ -60,15 +50,7 @@ export class ConfigDocument {
 
   /** Position of the value at `path` (from the document root), or the nearest ancestor that exists. */
   pos(path: Path = []): SourcePos {
-    for (let n = path.length; n >= 0; n--) {
-      const node = this.doc.getIn(path.slice(0, n), true);
-      if (isNode(node) && node.range) {
-        const { line, col } = this.lines.linePos(node.range[0]);
-        return { file: this.file, line, col };
-      }
-    }
-    const { line, col } = this.lines.linePos(this.doc.range?.[0] ?? 0);
-    return { file: this.file, line, col };
+    return this.locate(path);
   }
 
   /** Position of a path inside `spec`. */
@@ -79,18 +61,46 @@ export class ConfigDocument {
   error(detail: string, path: Path = []): ConfigError {
     return new ConfigError(detail, this.pos(path));
   }
+
+  /** Plain-data form (structured-clonable), positions included. */
+  detach(): DetachedDocument {
+    const positions: [string, number, number][] = [];
+    const stack: [unknown, (string | number)[]][] = [[this.value, []]];
+    while (stack.length) {
+      const [v, path] = stack.pop() as [unknown, (string | number)[]];
+      const p = this.pos(path);
+      positions.push([pathKey(path), p.line, p.col]);
+      if (Array.isArray(v)) v.forEach((x, i) => stack.push([x, [...path, i]]));
+      else if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v)) stack.push([x, [...path, k]]);
+    }
+    return { file: this.file, value: this.value, positions };
+  }
+
+  /** Rebuilds a detached document; positions resolve to the nearest recorded ancestor. */
+  static attach(d: DetachedDocument): ConfigDocument {
+    const at = new Map(d.positions.map(([k, line, col]) => [k, { file: d.file, line, col }]));
+    return new ConfigDocument(d.file, d.value, (path) => {
+      for (let n = path.length; n >= 0; n--) {
+        const p = at.get(pathKey(path.slice(0, n)));
+        if (p) return p;
+      }
+      return { file: d.file, line: 1, col: 1 };
+    });
+  }
 }
 
-function listYamlFiles(dir: string): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(dir).sort()) {
-    if (name.startsWith('.')) continue;
-    const full = join(dir, name);
-    const st = statSync(full);
-    if (st.isDirectory()) out.push(...listYamlFiles(full));
-    else if (/\.ya?ml$/.test(name)) out.push(full);
-  }
-  return out;
+function yamlLocator(file: string, doc: Document, lines: LineCounter): Locator {
+  return (path) => {
+    for (let n = path.length; n >= 0; n--) {
+      const node = doc.getIn(path.slice(0, n), true);
+      if (isNode(node) && node.range) {
+        const { line, col } = lines.linePos(node.range[0]);
+        return { file, line, col };
+      }
+    }
+    const { line, col } = lines.linePos(doc.range?.[0] ?? 0);
+    return { file, line, col };
+  };
 }
 
 /** Parses one YAML text (possibly multi-document). `file` is the name used in error messages. */
@@ -108,13 +118,14 @@ export function parseDocuments(file: string, text: string): ConfigDocument[] {
     if (doc.errors.length) continue;
     const value: unknown = doc.toJS({ maxAliasCount: 50 });
     if (value === null || value === undefined) continue; // empty document (e.g. trailing ---)
-    const cd = new ConfigDocument(file, doc, lines, {});
+    const locate = yamlLocator(file, doc, lines);
+    const cd = new ConfigDocument(file, {}, locate);
     if (typeof value !== 'object' || Array.isArray(value)) {
       errors.push(cd.error('a document must be a mapping with apiVersion, kind, metadata, spec'));
       continue;
     }
     const rec = value as Record<string, unknown>;
-    const d = new ConfigDocument(file, doc, lines, rec);
+    const d = new ConfigDocument(file, rec, locate);
     if (rec.apiVersion !== API_VERSION) {
       errors.push(d.error(`apiVersion must be "${API_VERSION}"`, ['apiVersion']));
       continue;
@@ -129,16 +140,23 @@ export function parseDocuments(file: string, text: string): ConfigDocument[] {
   return out;
 }
 
-/** Every document of every `*.yaml`/`*.yml` file under `dir`, files in sorted order. */
-export function readConfigDir(dir: string): ConfigDocument[] {
-  const files = listYamlFiles(dir);
+/** Every document of every `*.yaml`/`*.yml` file under `dir`, files in sorted order (config/files.ts reads them safely). */
+export function readConfigDir(dir: string, opts: { maxFileBytes?: number } = {}): ConfigDocument[] {
+  const files = listConfigFiles(dir);
+  const maxFileBytes = opts.maxFileBytes ?? maxFileBytesFromEnv();
   const out: ConfigDocument[] = [];
   const errors: ConfigError[] = [];
+  let total = 0;
   for (const f of files) {
+    const label = relative(process.cwd(), f) || f;
     try {
-      out.push(...parseDocuments(relative(process.cwd(), f) || f, readFileSync(f, 'utf8')));
+      const text = readRegularFile(f, maxFileBytes, label);
+      total += text.length;
+      if (total > FILE_LIMITS.maxTotalBytes) throw new ConfigError(`config directory ${dir}: over ${FILE_LIMITS.maxTotalBytes} bytes of YAML in total`);
+      out.push(...parseDocuments(label, text));
     } catch (e) {
       if (e instanceof ConfigErrors) errors.push(...e.errors);
+      else if (e instanceof ConfigError) errors.push(e);
       else throw e;
     }
   }

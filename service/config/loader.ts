@@ -1,7 +1,6 @@
 // Config directory → one immutable Snapshot. Validates everything up front and reports every
-// problem with file:line:col; a reload that fails keeps the previous snapshot (see reload.ts).
+// problem with file:line:col; a reload that fails keeps the previous snapshot (see holder.ts).
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import type { z } from 'zod';
 import {
@@ -11,6 +10,7 @@ import {
   readConfigDir,
   type SourcePos,
 } from './documents.ts';
+import { readRegularFile } from './files.ts';
 import {
   gatewaySpec,
   modelSpec,
@@ -64,6 +64,8 @@ function parseSpec<T extends z.ZodType>(
   return undefined;
 }
 
+const CREDENTIAL_FILE_MAX_BYTES = 64 * 1024;
+
 function resolveCredential(src: CredentialSource, baseDir: string): string | undefined {
   if (src.kind === 'none') return undefined;
   if (src.kind === 'env') {
@@ -72,7 +74,8 @@ function resolveCredential(src: CredentialSource, baseDir: string): string | und
   }
   const p = isAbsolute(src.path) ? src.path : resolve(baseDir, src.path);
   try {
-    const v = readFileSync(p, 'utf8').trim();
+    // A secret file is small; never block on a FIFO or read a huge file here.
+    const v = readRegularFile(p, CREDENTIAL_FILE_MAX_BYTES).trim();
     return v.length ? v : undefined;
   } catch {
     return undefined;
@@ -203,11 +206,16 @@ export function buildCoreConfig(dir: string, docs: ConfigDocument[]): CoreConfig
     }
   }
 
-  // Cross references, reported at the referring field.
+  // Cross references, reported at the referring field. Indexed by name: configs have tens of
+  // thousands of keys, and a scan per document would be quadratic.
   const chainClusters = new Map<string, string>();
+  const modelByName = new Map(models.map((m) => [m.name, m]));
+  const teamByName = new Map<string, TeamConfig>();
+  for (const t of teams.values()) if (!teamByName.has(t.name)) teamByName.set(t.name, t);
+  const keyById = new Map(keys.map((k) => [k.id, k]));
   for (const doc of docs) {
     if (doc.kind === 'Model') {
-      const m = models.find((x) => x.name === doc.name);
+      const m = modelByName.get(doc.name);
       m?.deployments.forEach((d, i) => {
         if (!providers.has(d.provider))
           errors.push(new ConfigError(`Model "${m.name}": unknown provider "${d.provider}"`, doc.specPos(['deployments', i, 'provider'])));
@@ -230,12 +238,12 @@ export function buildCoreConfig(dir: string, docs: ConfigDocument[]): CoreConfig
       });
     }
     if (doc.kind === 'Team') {
-      const t = [...teams.values()].find((x) => x.name === doc.name);
+      const t = teamByName.get(doc.name);
       if (t && !tenants.has(t.tenant))
         errors.push(new ConfigError(`Team "${t.name}": unknown tenant "${t.tenant}"`, doc.specPos(['tenant'])));
     }
     if (doc.kind === 'VirtualKey') {
-      const k = keys.find((x) => x.id === doc.name);
+      const k = keyById.get(doc.name);
       if (!k) continue;
       if (!tenants.has(k.tenant))
         errors.push(new ConfigError(`VirtualKey "${k.id}": unknown tenant "${k.tenant}"`, doc.specPos(['tenant'])));

@@ -6,6 +6,8 @@ const name = z.string().regex(/^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$/, 'lower-case l
 
 export const gatewaySpec = z.strictObject({
   maxRequestBytes: z.number().int().positive().max(64 * 1024 * 1024).default(4 * 1024 * 1024),
+  /** Largest buffered response body (or streamed chunk) Tollgate accepts from Envoy; larger ones fail with 502. */
+  maxResponseBytes: z.number().int().positive().max(64 * 1024 * 1024).default(32 * 1024 * 1024),
   /**
    * Request bodies at least this large get `override_message_timeout: largeBodyTimeoutMs` before they are
    * processed (redacting MBs of text can take longer than Envoy's message_timeout). 0 disables.

@@ -100,6 +100,8 @@ export interface JwtMapping {
 export interface GatewaySettings {
   /** Largest request body accepted, bytes. */
   maxRequestBytes: number;
+  /** Largest response body (buffered) or chunk (streamed) accepted, bytes. */
+  maxResponseBytes: number;
   /** Bodies at least this large ask Envoy for `largeBodyTimeoutMs` (override_message_timeout); 0 = never. */
   largeBodyBytes: number;
   largeBodyTimeoutMs: number;

@@ -83,8 +83,11 @@ type Phase =
   | 'response_trailers'
   | 'done';
 
-/** Bytes Envoy buffers for a BUFFERED body; we refuse to accumulate more than this per direction. */
-const MAX_ACCUMULATE = 64 * 1024 * 1024;
+/** Largest body accepted per direction (bytes); read per message, so a config reload applies at once. */
+export type BodyCaps = () => { request: number; response: number };
+
+/** Without caps: the config schema's largest maxRequestBytes. */
+const NO_CAPS: BodyCaps = () => ({ request: 64 * 1024 * 1024, response: 64 * 1024 * 1024 });
 
 export class Processor {
   private phase: Phase = 'request_headers';
@@ -98,9 +101,11 @@ export class Processor {
   /** The error that ended the exchange, if any (for the stream handler's log line). */
   lastError: unknown;
   private readonly exchange: Exchange;
+  private readonly caps: BodyCaps;
 
-  constructor(exchange: Exchange) {
+  constructor(exchange: Exchange, caps: BodyCaps = NO_CAPS) {
     this.exchange = exchange;
+    this.caps = caps;
   }
 
   get finished(): boolean {
@@ -216,9 +221,14 @@ export class Processor {
   }
 
   private async onRequestBody(chunk: Buffer | undefined, eos: boolean): Promise<ProcessingResponse> {
+    // Checked before keeping anything: a body over the limit is refused, never buffered.
+    const max = this.caps().request;
+    const size = this.requestChunks.reduce((n, c) => n + c.length, 0) + (chunk?.length ?? 0);
+    if (size > max) {
+      this.requestChunks = [];
+      return this.immediate(this.rejection(new GatewayError('too_large', `Request body is ${size} bytes; the limit is ${max} bytes.`, { code: 'request_too_large' })));
+    }
     if (chunk?.length) this.requestChunks.push(Buffer.from(chunk));
-    if (this.requestChunks.reduce((n, c) => n + c.length, 0) > MAX_ACCUMULATE)
-      return this.immediate(this.rejection(new GatewayError('too_large', 'request body too large')));
     // In BUFFERED mode Envoy sends the whole body in one message; end_of_stream is false only
     // when trailers follow, so the body is complete either way.
     const body = Buffer.concat(this.requestChunks);
@@ -263,6 +273,12 @@ export class Processor {
   }
 
   private async onResponseBody(chunk: Buffer | undefined, eos: boolean): Promise<ProcessingResponse> {
+    const max = this.caps().response;
+    const size = this.responseChunks.reduce((n, c) => n + c.length, 0) + (chunk?.length ?? 0);
+    if (size > max) {
+      this.responseChunks = [];
+      throw new GatewayError('upstream', `The upstream response body is over ${max} bytes (Gateway spec.maxResponseBytes).`, { code: 'response_too_large' });
+    }
     const data = chunk ? Buffer.from(chunk) : Buffer.alloc(0);
     if (this.responseMode === 'streamed') {
       const out = await this.exchange.responseChunk(data, eos);

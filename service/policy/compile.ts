@@ -404,14 +404,30 @@ function compilePolicy(doc: ConfigDocument, errors: ConfigError[], opts: Compile
   return { policy: { name: doc.name, file: doc.file, mode, onError, matchConditions, variables, rules }, exprs: ctx.exprs };
 }
 
+// Errors that no request can avoid: a resource limit hit by the expression's own shape (a comprehension
+// over a huge range, a string or list built past the engine's maximum size), not by missing data.
+const RESOURCE_ERROR = /iteration limit of \d+ exceeded|Invalid string length|Invalid array length|Maximum call stack size exceeded|Array buffer allocation failed/;
+
 // Evaluates every expression of a policy against synthetic inputs: catches type errors the static
-// check could not see through `dyn` values, and non-bool/non-string results.
+// check could not see through `dyn` values, non-bool/non-string results, and expressions that hit a
+// resource limit on every sample (they would fail — deny or be skipped — on every request).
 function sampleCheck(doc: ConfigDocument, errors: ConfigError[], policy: CPolicy, exprs: CExpr[], now: Date): void {
   const reported = new Set<CExpr>();
   const report = (e: CExpr, msg: string): void => {
     if (reported.has(e)) return;
     reported.add(e);
     errors.push(doc.error(`${new At(doc, errors, e.path, undefined).label}: ${msg}`, ['spec', ...e.path]));
+  };
+  /** Per expression: evaluations, and the resource-limit failures among them (with the first message). */
+  const tally = new Map<CExpr, { runs: number; resourceFailures: number; message: string }>();
+  const count = (e: CExpr, err: string | undefined): void => {
+    const t = tally.get(e) ?? { runs: 0, resourceFailures: 0, message: '' };
+    t.runs++;
+    if (err !== undefined && RESOURCE_ERROR.test(err)) {
+      t.resourceFailures++;
+      t.message ||= err;
+    }
+    tally.set(e, t);
   };
   for (const input of sampleInputs(now)) {
     const act: Activation = baseActivation(input);
@@ -425,6 +441,7 @@ function sampleCheck(doc: ConfigDocument, errors: ConfigError[], policy: CPolicy
       }
       const r = v.expr.compiled.run(act);
       const err = errorMessage(r);
+      count(v.expr, err);
       if (err === undefined) vars.set(v.name, r);
       else {
         failed.add(i);
@@ -438,6 +455,7 @@ function sampleCheck(doc: ConfigDocument, errors: ConfigError[], policy: CPolicy
         if (d) act.deployment = d;
         const r = e.compiled.run(act);
         const err = errorMessage(r);
+        count(e, err);
         if (err !== undefined) {
           if (isTypeError(err)) report(e, `type error with sample input: ${describeTypeError(err)}`);
         } else if (e.expect === 'bool' && typeof r !== 'boolean') {
@@ -448,6 +466,10 @@ function sampleCheck(doc: ConfigDocument, errors: ConfigError[], policy: CPolicy
         delete act.deployment;
       }
     }
+  }
+  for (const [e, t] of tally) {
+    if (t.runs > 0 && t.resourceFailures === t.runs)
+      report(e, `fails on every sample input (${t.message}); it would fail on every request — reduce the work it does (smaller ranges, fewer nested macros, shorter strings)`);
   }
 }
 
@@ -482,7 +504,8 @@ export function compileDocuments(docs: ConfigDocument[], opts: CompileOptions = 
     const r = compilePolicy(doc, errors, opts, detectorNames);
     if (!r) continue;
     // Sample evaluation only makes sense once the policy compiled cleanly.
-    if (errors.length === before) sampleCheck(doc, errors, r.policy, r.exprs, now);
+    // Skipped only when the caller already ran it on this exact bundle (config/reload.ts: the worker did).
+    if (errors.length === before && opts.sampleCheck !== false) sampleCheck(doc, errors, r.policy, r.exprs, now);
     if (r.exprs.some((e) => e.compiled.roots.has('request.body') || e.compiled.roots.has('request.*'))) usesBody = true;
     policies.push(r.policy);
   }

@@ -153,4 +153,9 @@ export interface CompileOptions {
    * redaction's built-ins and groups (`*`, pii, secrets, …).
    */
   knownDetectors?: readonly string[];
+  /**
+   * Sample-evaluate every expression at load (default true). false only for a bundle already
+   * sample-checked elsewhere: a hot reload checks in a worker thread, then compiles on the main one.
+   */
+  sampleCheck?: boolean;
 }

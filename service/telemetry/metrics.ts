@@ -142,6 +142,8 @@ export interface Metrics {
   readonly configReloads: Counter<'result'>;
   /** ext_proc streams failed because Envoy sent a message out of order (a protocol bug or a misconfiguration). */
   readonly extprocProtocolErrors: Counter<never>;
+  /** ext_proc streams the server refused (max_streams) or cut (idle_timeout) itself. */
+  readonly extprocStreamsCut: Counter<'reason'>;
   /** Refused credentials: ext_proc streams (surface grpc) and admin HTTP requests (surface admin). */
   readonly authFailures: Counter<'surface' | 'reason'>;
   readonly configInfo: Gauge<'revision'>;
@@ -335,6 +337,11 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     otlpSpansDropped: counter('tollgate_otlp_spans_dropped_total', 'Spans not exported, by reason (queue_full, export_error).', [
       'reason',
     ]),
+    extprocStreamsCut: counter(
+      'tollgate_extproc_streams_cut_total',
+      'ext_proc streams refused at the TOLLGATE_MAX_STREAMS cap (max_streams) or ended after TOLLGATE_STREAM_IDLE_TIMEOUT_MS without a message (idle_timeout).',
+      ['reason'],
+    ),
     extprocProtocolErrors: counter(
       'tollgate_extproc_protocol_errors_total',
       'ext_proc streams failed with FAILED_PRECONDITION: a message Envoy would not send in that state.',
