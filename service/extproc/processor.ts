@@ -41,6 +41,11 @@ export interface ResponseHeadersDecision {
   metadata?: Record<string, unknown>;
   /** The exchange ends here: the filter is configured with response body mode NONE (upstream stage). */
   final?: boolean;
+  /**
+   * A body for a response that arrived without one (end_of_stream on its headers, e.g. Envoy's own
+   * cluster-not-found reply): sent with CONTINUE_AND_REPLACE, the only way to add a body there.
+   */
+  addBody?: Buffer;
 }
 
 export interface BodyOutput {
@@ -259,7 +264,12 @@ export class Processor {
     const d = await this.exchange.responseHeaders(status, map, eos);
     if (eos || d.final) {
       this.finish('completed');
-      return this.withMetadata({ response_headers: { response: this.common({ mutation: d.mutation }) } }, d.metadata);
+      const common = this.common({ mutation: d.mutation });
+      if (eos && d.addBody) {
+        common.status = 'CONTINUE_AND_REPLACE';
+        common.body_mutation = { body: d.addBody };
+      }
+      return this.withMetadata({ response_headers: { response: common } }, d.metadata);
     }
     this.phase = 'response_body';
     const reply: ProcessingResponse = { response_headers: { response: this.common({ mutation: d.mutation }) } };

@@ -2,7 +2,7 @@
 // admit (budget), translate; then translate the answer back, settle, and record lineage.
 // No gRPC here: the Processor (extproc/processor.ts) owns the protocol.
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { GatewayError, type ClientApi } from '../errors.ts';
+import { GatewayError, renderError, type ClientApi } from '../errors.ts';
 import type { MutationBuilder as MutationBuilderType } from '../extproc/mutations.ts';
 import { MutationBuilder } from '../extproc/mutations.ts';
 import type {
@@ -402,6 +402,20 @@ export class GatewayExchange implements Exchange {
       if (endOfStream) {
         // A response without a body (rare for LLM APIs): translate the empty body as an error/empty answer.
         this.usage = undefined;
+        if (status >= 400) {
+          // Headers only, e.g. Envoy's own cluster-not-found 503 (Envoy and Tollgate configs drifted):
+          // the client still gets an error in its API's shape.
+          const provider = this.candidate!.provider.name;
+          const err = new GatewayError(status >= 500 ? 'unavailable' : 'upstream', `provider ${provider} could not be reached through the gateway (HTTP ${status} without a body)`, {
+            code: 'upstream_unreachable',
+            status,
+          });
+          this.noteUpstreamError(status);
+          const r = renderError(err, this.api);
+          for (const [k, v] of Object.entries(r.headers)) m.setHeader(k, v);
+          m.setHeader('content-length', String(r.body.length));
+          return { mutation: m, stream: false, addBody: r.body };
+        }
       }
       return { mutation: m, stream: streaming };
     });

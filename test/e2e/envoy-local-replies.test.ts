@@ -66,6 +66,8 @@ describe('Envoy local replies after routing', { timeout: 120_000 }, () => {
       arrange();
       const { err, rid } = await failing(model);
       assert.equal(err.status, status);
+      const body = err.error as { message?: unknown; code?: unknown } | undefined;
+      assert.equal(typeof body?.message, 'string', `an OpenAI-shaped error body: ${JSON.stringify(err.error)}`);
       const log = await accessLogFor(h, rid);
       assert.match(String(log.details), details, JSON.stringify(log));
       await eventually(() => h.lineage.some((r) => r.requestId === rid));
@@ -75,6 +77,19 @@ describe('Envoy local replies after routing', { timeout: 120_000 }, () => {
       assert.equal(recs[0]!.outcome, 'provider_error');
       assert.equal(recs[0]!.costUsd ?? 0, 0);
     });
+
+  it('a headers-only reply (cluster not found) still reaches an Anthropic client as an Anthropic error', async () => {
+    const res = await fetch(`${h.url}/v1/messages`, {
+      method: 'POST',
+      headers: { 'x-api-key': KEYS.acme, 'anthropic-version': '2023-06-01', 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'ghost-model', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    assert.equal(res.status, 503);
+    const body = (await res.json()) as { type?: string; error?: { type?: string; message?: string } };
+    assert.equal(body.type, 'error');
+    assert.equal(body.error?.type, 'overloaded_error');
+    assert.match(body.error?.message ?? '', /could not be reached/);
+  });
 
   it('Envoy lost no ext_proc stream and rejected nothing while doing so', async () => {
     assert.deepEqual(await extProcTrouble(h.envoy), {});
