@@ -425,6 +425,8 @@ export class GatewayExchange implements Exchange {
   async responseBody(body: Buffer): Promise<BodyOutput> {
     return this.timed('responseBodyUs', async () => {
       if (this.stage !== 'responding' || !this.translator || !this.clientReq) return {};
+      const own = this.envoyOwnError(body);
+      if (own) return own;
       const tr = this.translator.response(this.upstreamStatus, this.upstreamHeaders, body, this.clientReq);
       let out = tr.body;
       if (tr.status >= 200 && tr.status < 300 && this.redaction?.output) {
@@ -444,6 +446,33 @@ export class GatewayExchange implements Exchange {
       if (tr.status !== this.upstreamStatus) m.setHeader(':status', String(tr.status));
       return { body: out, mutation: m, metadata: this.metadata() };
     });
+  }
+
+  /**
+   * Envoy answered instead of the provider (connect failure, reset before headers, route timeout,
+   * no healthy host): a 5xx in text/plain without the router's x-envoy-upstream-service-time. The
+   * client hears that the provider could not be reached — not that it "returned" an error.
+   */
+  private envoyOwnError(body: Buffer): BodyOutput | undefined {
+    const s = this.upstreamStatus;
+    const h = this.upstreamHeaders;
+    if (s < 500 || h['x-envoy-upstream-service-time'] !== undefined || !(h['content-type'] ?? '').startsWith('text/plain')) return undefined;
+    const why = body.toString('utf8').replace(/\s+/g, ' ').trim().slice(0, 200);
+    const what = s === 504 ? 'did not answer in time' : 'could not be reached';
+    const err = new GatewayError(s === 504 ? 'timeout' : 'unavailable', `provider ${this.candidate!.provider.name} ${what}${why ? ` (${why})` : ''}`, {
+      code: s === 504 ? 'upstream_timeout' : 'upstream_unreachable',
+      status: s,
+    });
+    const r = renderError(err, this.api);
+    this.responseHash.update(r.body);
+    this.responseBytes = r.body.length;
+    this.clientStatus = s;
+    this.noteUpstreamError(s);
+    this.usage = undefined;
+    const m = new MutationBuilder();
+    for (const [k, v] of Object.entries(r.headers)) m.setHeader(k, v);
+    m.setHeader('content-length', String(r.body.length));
+    return { body: r.body, mutation: m, metadata: this.metadata() };
   }
 
   async responseChunk(chunk: Buffer, last: boolean): Promise<BodyOutput> {

@@ -56,18 +56,19 @@ describe('Envoy local replies after routing', { timeout: 120_000 }, () => {
     return { err, rid };
   }
 
-  const cases: [string, string, () => void, number, RegExp][] = [
-    ['cluster not found (Envoy and Tollgate configs drifted)', 'ghost-model', () => undefined, 503, /cluster_not_found/],
-    ['connect failure', 'dead-model', () => undefined, 503, /connect|upstream_reset_before_response_started/],
-    ['route timeout', 'gpt-4o-mini', () => h.fakes.openai!.setNext({ type: 'hang' }), 504, /response_timeout/],
+  const cases: [string, string, () => void, number, RegExp, RegExp][] = [
+    ['cluster not found (Envoy and Tollgate configs drifted)', 'ghost-model', () => undefined, 503, /cluster_not_found/, /provider ghost could not be reached/],
+    ['connect failure', 'dead-model', () => undefined, 503, /connect|upstream_reset_before_response_started/, /provider dead could not be reached \(upstream connect error/],
+    ['route timeout', 'gpt-4o-mini', () => h.fakes.openai!.setNext({ type: 'hang' }), 504, /response_timeout/, /provider fake-openai did not answer in time/],
   ];
-  for (const [name, model, arrange, status, details] of cases)
+  for (const [name, model, arrange, status, details, says] of cases)
     it(`${name}: ${status}, one lineage record, nothing charged`, async () => {
       arrange();
       const { err, rid } = await failing(model);
       assert.equal(err.status, status);
       const body = err.error as { message?: unknown; code?: unknown } | undefined;
       assert.equal(typeof body?.message, 'string', `an OpenAI-shaped error body: ${JSON.stringify(err.error)}`);
+      assert.match(String(body?.message), says, 'says what happened: Envoy answered, the provider did not');
       const log = await accessLogFor(h, rid);
       assert.match(String(log.details), details, JSON.stringify(log));
       await eventually(() => h.lineage.some((r) => r.requestId === rid));
