@@ -405,16 +405,7 @@ export class GatewayExchange implements Exchange {
         if (status >= 400) {
           // Headers only, e.g. Envoy's own cluster-not-found 503 (Envoy and Tollgate configs drifted):
           // the client still gets an error in its API's shape.
-          const provider = this.candidate!.provider.name;
-          const err = new GatewayError(status >= 500 ? 'unavailable' : 'upstream', `provider ${provider} could not be reached through the gateway (HTTP ${status} without a body)`, {
-            code: 'upstream_unreachable',
-            status,
-          });
-          this.noteUpstreamError(status);
-          const r = renderError(err, this.api);
-          for (const [k, v] of Object.entries(r.headers)) m.setHeader(k, v);
-          m.setHeader('content-length', String(r.body.length));
-          return { mutation: m, stream: false, addBody: r.body };
+          return { mutation: m, stream: false, addBody: this.unreachable(status, `HTTP ${status} without a body`, m) };
         }
       }
       return { mutation: m, stream: streaming };
@@ -454,25 +445,29 @@ export class GatewayExchange implements Exchange {
    * client hears that the provider could not be reached — not that it "returned" an error.
    */
   private envoyOwnError(body: Buffer): BodyOutput | undefined {
-    const s = this.upstreamStatus;
     const h = this.upstreamHeaders;
-    if (s < 500 || h['x-envoy-upstream-service-time'] !== undefined || !(h['content-type'] ?? '').startsWith('text/plain')) return undefined;
-    const why = body.toString('utf8').replace(/\s+/g, ' ').trim().slice(0, 200);
-    const what = s === 504 ? 'did not answer in time' : 'could not be reached';
-    const err = new GatewayError(s === 504 ? 'timeout' : 'unavailable', `provider ${this.candidate!.provider.name} ${what}${why ? ` (${why})` : ''}`, {
-      code: s === 504 ? 'upstream_timeout' : 'upstream_unreachable',
-      status: s,
+    if (this.upstreamStatus < 500 || h['x-envoy-upstream-service-time'] !== undefined || !(h['content-type'] ?? '').startsWith('text/plain')) return undefined;
+    const m = new MutationBuilder();
+    const out = this.unreachable(this.upstreamStatus, body.toString('utf8').replace(/\s+/g, ' ').trim().slice(0, 200), m);
+    return { body: out, mutation: m, metadata: this.metadata() };
+  }
+
+  /** The client's error when the provider never answered (Envoy did); sets its headers on `m`, returns the body. */
+  private unreachable(status: number, why: string, m: MutationBuilder): Buffer {
+    const late = status === 504;
+    const err = new GatewayError(late ? 'timeout' : status >= 500 ? 'unavailable' : 'upstream', `provider ${this.candidate!.provider.name} ${late ? 'did not answer in time' : 'could not be reached'}${why ? ` (${why})` : ''}`, {
+      code: late ? 'upstream_timeout' : 'upstream_unreachable',
+      status,
     });
     const r = renderError(err, this.api);
     this.responseHash.update(r.body);
     this.responseBytes = r.body.length;
-    this.clientStatus = s;
-    this.noteUpstreamError(s);
+    this.clientStatus = status;
+    this.noteUpstreamError(status);
     this.usage = undefined;
-    const m = new MutationBuilder();
     for (const [k, v] of Object.entries(r.headers)) m.setHeader(k, v);
     m.setHeader('content-length', String(r.body.length));
-    return { body: r.body, mutation: m, metadata: this.metadata() };
+    return r.body;
   }
 
   async responseChunk(chunk: Buffer, last: boolean): Promise<BodyOutput> {

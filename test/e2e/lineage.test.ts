@@ -8,17 +8,16 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
-import pino from 'pino';
 import type { LineageRecord, Outcome } from '../../service/lineage/record.ts';
 import { toProtoJson } from '../../service/lineage/record.ts';
 import { validateLineageRecord } from '../../service/lineage/schema.ts';
 import { startFakeProvider, type FakeProvider, type RecordedRequest } from '../support/fake-providers.ts';
 import { JWT_SECRET, KEYS, eventually, signJwt, startHarness, type Harness } from '../support/harness.ts';
 import { parsePromText, sampleValue, type Sample } from '../telemetry/promtext.ts';
+import { memoryLogger } from '../support/memory-log.ts';
 
 const run = promisify(execFile);
 const SLOW_KEY_ENV = 'TG_TEST_SLOW_OPENAI_KEY';
@@ -107,17 +106,6 @@ spec:
 `;
 }
 
-/** A pino logger at debug level writing into memory: everything Tollgate logs, lineage stdout sink included. */
-function memoryLogger(): { log: pino.Logger; text: () => string } {
-  const chunks: string[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      chunks.push(chunk.toString('utf8'));
-      cb();
-    },
-  });
-  return { log: pino({ level: 'debug' }, stream), text: () => chunks.join('') };
-}
 
 interface Started {
   h: Harness;

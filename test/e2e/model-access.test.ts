@@ -8,13 +8,12 @@
 //    wildcard lets through is scrubbed in lineage;
 //  * two clients sending the same x-request-id get two lineage records with Tollgate's own ids.
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
-import pino from 'pino';
 import { toProtoJson, type LineageRecord } from '../../service/lineage/record.ts';
 import { eventually, KEYS, startHarness, type Harness } from '../support/harness.ts';
+import { memoryLogger } from '../support/memory-log.ts';
 
 const UNSET_ENV = 'TG_TEST_MODEL_ACCESS_UNSET_KEY';
 
@@ -98,16 +97,6 @@ const EMAIL_A = 'alice.model-access@example.com';
 const EMAIL_B = 'bob.model-access@example.com';
 const CARD = '4111111111111111';
 
-function memoryLogger(): { log: pino.Logger; text: () => string } {
-  const chunks: string[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      chunks.push(chunk.toString('utf8'));
-      cb();
-    },
-  });
-  return { log: pino({ level: 'debug' }, stream), text: () => chunks.join('') };
-}
 
 type ApiError = { status?: number; code?: string | null; param?: string | null; headers?: Headers; error?: unknown };
 

@@ -6,8 +6,7 @@ import { describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
 import { startTollgate, type TollgateOptions } from '../../service/app.ts';
-import type { ProcessingRequest, ProcessingResponse } from '../../service/extproc/messages.ts';
-import { extProcClientCtor } from '../../service/extproc/proto.ts';
+import { processOnce } from './process-once.ts';
 import { AUTH_METADATA_KEY, SecurityConfigError } from '../../service/security/index.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -36,31 +35,6 @@ async function refused(over: Partial<TollgateOptions>, message: RegExp): Promise
   );
 }
 
-/** GET /v1/models through ext_proc request headers; the status and whether Tollgate replied. */
-async function processOnce(port: number, md: Record<string, string>): Promise<{ code: number; replies: number }> {
-  const Ctor = extProcClientCtor();
-  const client = new Ctor(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-  try {
-    const metadata = new grpc.Metadata();
-    for (const [k, v] of Object.entries(md)) metadata.set(k, v);
-    const call = (client as unknown as { Process(md: grpc.Metadata, o: grpc.CallOptions): grpc.ClientDuplexStream<ProcessingRequest, ProcessingResponse> }).Process(metadata, { deadline: Date.now() + 5000 });
-    let replies = 0;
-    call.on('data', () => {
-      replies++;
-      call.end();
-    });
-    const done = new Promise<grpc.StatusObject>((resolve) => {
-      call.on('status', resolve);
-      call.on('error', () => undefined);
-    });
-    const h = { ':method': 'GET', ':path': '/v1/models', authorization: 'Bearer tg-demo-acme-research-0000000000000001' };
-    call.write({ request_headers: { headers: { headers: Object.entries(h).map(([key, v]) => ({ key, raw_value: Buffer.from(v) })) }, end_of_stream: true } });
-    const status = await done;
-    return { code: status.code, replies };
-  } finally {
-    client.close();
-  }
-}
 
 describe('start-up posture', { timeout: 30_000 }, () => {
   it('refuses a non-loopback ext_proc listener without peer authentication, even outside production', async () => {
@@ -99,8 +73,12 @@ describe('start-up posture', { timeout: 30_000 }, () => {
   it('production with a shared secret and a plan key: starts, and serves only streams carrying the secret', async () => {
     const t = await startTollgate(base({ mode: 'production', grpcAuth: { sharedSecrets: [SECRET] }, planKeys: [PLAN_KEY], adminTokens: [ADMIN] }));
     try {
-      assert.deepEqual(await processOnce(t.grpcPort, {}), { code: grpc.status.UNAUTHENTICATED, replies: 0 });
-      assert.deepEqual(await processOnce(t.grpcPort, { [AUTH_METADATA_KEY]: SECRET }), { code: grpc.status.OK, replies: 1 });
+      const once = async (md: Record<string, string>) => {
+        const r = await processOnce(`127.0.0.1:${t.grpcPort}`, grpc.credentials.createInsecure(), md, { authorization: 'Bearer tg-demo-acme-research-0000000000000001' });
+        return { code: r.code, replies: r.replies };
+      };
+      assert.deepEqual(await once({}), { code: grpc.status.UNAUTHENTICATED, replies: 0 });
+      assert.deepEqual(await once({ [AUTH_METADATA_KEY]: SECRET }), { code: grpc.status.OK, replies: 1 });
       const metrics = await (await fetch(`http://127.0.0.1:${t.httpPort}/metrics`)).text();
       assert.match(metrics, /tollgate_auth_failures_total\{surface="grpc",reason="missing_secret"\} 1/);
     } finally {

@@ -7,10 +7,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
-import type { ProcessingRequest, ProcessingResponse } from '../../service/extproc/messages.ts';
 import { MutationBuilder } from '../../service/extproc/mutations.ts';
 import type { Exchange } from '../../service/extproc/processor.ts';
-import { extProcClientCtor } from '../../service/extproc/proto.ts';
+import { processOnce } from './process-once.ts';
 import { EXTPROC_SERVICE_NAME, startExtProcServer, type ExtProcServer } from '../../service/extproc/server.ts';
 import { AUTH_METADATA_KEY, buildGrpcAuth, type AuthFailure, type GrpcAuthOptions } from '../../service/security/index.ts';
 import { ENVOY_ID, makePki, type Pki } from './pki.ts';
@@ -62,34 +61,6 @@ async function serve(opts: GrpcAuthOptions): Promise<Server> {
   };
 }
 
-const hdr = (kv: Record<string, string>) => ({ headers: Object.entries(kv).map(([key, v]) => ({ key, raw_value: Buffer.from(v) })) });
-
-/** One Process stream: sends request headers for GET /v1/models, collects replies and the final status. */
-async function processOnce(target: string, creds: grpc.ChannelCredentials, md: Record<string, string> = {}): Promise<{ code: number; details: string; replies: number }> {
-  const Ctor = extProcClientCtor();
-  const client = new Ctor(target, creds);
-  try {
-    const metadata = new grpc.Metadata();
-    for (const [k, v] of Object.entries(md)) metadata.set(k, v);
-    const call = (client as unknown as { Process(md: grpc.Metadata, o: grpc.CallOptions): grpc.ClientDuplexStream<ProcessingRequest, ProcessingResponse> }).Process(metadata, {
-      deadline: Date.now() + 5000,
-    });
-    let replies = 0;
-    call.on('data', () => {
-      replies++;
-      call.end();
-    });
-    const done = new Promise<grpc.StatusObject>((resolve) => {
-      call.on('status', resolve);
-      call.on('error', () => undefined);
-    });
-    call.write({ request_headers: { headers: hdr({ ':method': 'GET', ':path': '/v1/models' }), end_of_stream: true } });
-    const status = await done;
-    return { code: status.code, details: status.details, replies };
-  } finally {
-    client.close();
-  }
-}
 
 function health(target: string, creds: grpc.ChannelCredentials, md: Record<string, string> = {}): Promise<{ code: number; serving?: boolean }> {
   return new Promise((resolve) => {

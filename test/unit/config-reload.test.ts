@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ConfigDocument, parseDocuments, readConfigDir } from '../../service/config/documents.ts';
 import { ConfigHolder } from '../../service/config/holder.ts';
+import { maxLoopGap } from '../support/event-loop.ts';
 
 const HEAD = 'apiVersion: tollgate.dev/v1alpha1\n';
 
@@ -21,23 +22,6 @@ function keysYaml(n: number): string {
   return parts.join('---\n');
 }
 
-/** Largest gap between event-loop turns while `work` runs (and a little after, so a synchronous stall shows). */
-async function maxLoopGap<T>(work: () => Promise<T> | T): Promise<{ result: T; maxGapMs: number }> {
-  let last = performance.now();
-  let maxGapMs = 0;
-  const tick = setInterval(() => {
-    const t = performance.now();
-    maxGapMs = Math.max(maxGapMs, t - last);
-    last = t;
-  }, 5);
-  try {
-    const result = await work();
-    await new Promise((r) => setTimeout(r, 30));
-    return { result, maxGapMs };
-  } finally {
-    clearInterval(tick);
-  }
-}
 
 function withHolder(): { dir: string; holder: ConfigHolder; events: [boolean, string][]; close(): void } {
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-reload-'));
