@@ -24,6 +24,8 @@ export type ReasoningEffort = 'minimal' | 'low' | 'medium' | 'high';
 export interface PivotRequest {
   /** A Chat Completions body (validated by the core's own schema before use). */
   chat: Json;
+  /** Where each chat message came from in the client's body (`instructions`, `input`, `input[3]`), for error params. */
+  origins: string[];
   /** `reasoning.effort`, when the client asked for reasoning ('none' → undefined). */
   effort: ReasoningEffort | undefined;
 }
@@ -83,12 +85,16 @@ function toolOutputText(output: unknown, at: string, provider: ProviderApi): str
   return out;
 }
 
-/** Responses `input` (+ `instructions`) → Chat Completions messages. */
-function convertInput(b: ResponsesBody, provider: ProviderApi): Json[] {
+/** Responses `input` (+ `instructions`) → Chat Completions messages; `origins[k]` names where message k came from. */
+function convertInput(b: ResponsesBody, provider: ProviderApi, origins: string[]): Json[] {
   const messages: Json[] = [];
-  if (b.instructions != null && b.instructions !== '') messages.push({ role: 'system', content: b.instructions });
+  if (b.instructions != null && b.instructions !== '') {
+    messages.push({ role: 'system', content: b.instructions });
+    origins.push('instructions');
+  }
   if (typeof b.input === 'string') {
     messages.push({ role: 'user', content: b.input });
+    origins.push('input');
     return messages;
   }
   // Consecutive function_call items (and a directly preceding assistant text) form one assistant turn.
@@ -99,6 +105,7 @@ function convertInput(b: ResponsesBody, provider: ProviderApi): Json[] {
     const type = item.type ?? 'message';
     if (type === 'message') {
       const m = raw as ResponsesMessageItem;
+      origins.push(at);
       if (m.role === 'assistant') {
         assistant = { role: 'assistant', content: textOfParts(m.content, at, provider) };
         messages.push(assistant);
@@ -111,12 +118,14 @@ function convertInput(b: ResponsesBody, provider: ProviderApi): Json[] {
       if (!assistant) {
         assistant = { role: 'assistant', content: null };
         messages.push(assistant);
+        origins.push(at);
       }
       const calls = (assistant.tool_calls as Json[] | undefined) ?? (assistant.tool_calls = []);
       (calls as Json[]).push({ id: item.call_id, type: 'function', function: { name: item.name, arguments: item.arguments } });
     } else if (type === 'function_call_output') {
       assistant = undefined;
       messages.push({ role: 'tool', tool_call_id: item.call_id, content: toolOutputText(item.output, at, provider) });
+      origins.push(at);
     } else if (type === 'reasoning') {
       // Earlier reasoning is history only (encrypted for OpenAI); no other provider can read it.
     } else if (type === 'item_reference') {
@@ -185,7 +194,8 @@ export function responsesToChat(b: ResponsesBody, provider: ProviderApi, stream:
       if (!HARMLESS_INCLUDES.has(String(v))) throw notSupported(`include[${i}]`, provider, `'${String(v)}' is not available there`);
     });
   }
-  const chat: Json = { model: b.model, messages: convertInput(b, provider) };
+  const origins: string[] = [];
+  const chat: Json = { model: b.model, messages: convertInput(b, provider, origins) };
   if (stream) chat.stream = true;
   if (b.max_output_tokens != null) chat.max_completion_tokens = b.max_output_tokens;
   if (b.temperature != null) chat.temperature = b.temperature;
@@ -199,5 +209,32 @@ export function responsesToChat(b: ResponsesBody, provider: ProviderApi, stream:
   if (rf) chat.response_format = rf;
   if (b.user) chat.user = b.user;
   const e = b.reasoning?.effort;
-  return { chat, effort: e == null || e === 'none' ? undefined : e };
+  return { chat, origins, effort: e == null || e === 'none' ? undefined : e };
+}
+
+/** Chat Completions field names a core may name in an error → the Responses field the client sent. */
+const FIELD: Record<string, string> = {
+  max_completion_tokens: 'max_output_tokens',
+  max_tokens: 'max_output_tokens',
+  response_format: 'text.format',
+  'response_format.json_schema.schema': 'text.format.schema',
+};
+
+/**
+ * A core's error names a field of the internal Chat Completions body (`messages[2].content[1].image_url.url`); the
+ * client must hear about its own (`input[1].content[1].image_url`). Other errors pass unchanged.
+ */
+export function clientError(err: unknown, pivot: PivotRequest): unknown {
+  if (!(err instanceof GatewayError) || err.param === undefined) return err;
+  let param = FIELD[err.param];
+  const m = /^messages\[(\d+)\](.*)$/.exec(err.param);
+  if (m) {
+    const origin = pivot.origins[Number(m[1])];
+    if (origin === undefined) return err;
+    const rest = origin.startsWith('input[') ? m[2]!.replace(/\.image_url\.url$/, '.image_url').replace(/\.tool_calls\[\d+\]\.function\.arguments$/, '.arguments') : '';
+    param = origin + rest;
+  }
+  if (param === undefined) return err;
+  const message = err.message.split(`'${err.param}'`).join(`'${param}'`);
+  return new GatewayError(err.kind, message, { code: err.code, param, headers: err.headers, status: err.status, cause: err });
 }

@@ -23,7 +23,7 @@ import {
 import { errorResponse, usageFromOpenAI, type ChatCore, type CoreContext } from './chat.ts';
 import { openAIEndpoint } from './openai.ts';
 import { signBedrock } from './bedrock.ts';
-import { responsesToChat, type PivotRequest } from './responses-request.ts';
+import { clientError, responsesToChat, type PivotRequest } from './responses-request.ts';
 import { applyReasoning } from './responses-reasoning.ts';
 import { completionToResponse, finishFromResponse, usageFromResponses } from './responses-output.ts';
 import { ResponsesClientStream, responsesStreamError } from './responses-stream.ts';
@@ -64,7 +64,10 @@ function responsesEndpoint(kind: 'openai' | 'azure', target: UpstreamTarget): { 
   return { path: `${basePathOf(target.provider)}/v1/responses`, headers };
 }
 
-/** Forwards the upstream's Responses events byte for byte, reading usage and the terminal event on the way. */
+/**
+ * Forwards the upstream's Responses events one whole event at a time (data verbatim, so a cut stream never leaves
+ * half an event before its error event), reading usage and the terminal event on the way.
+ */
 class ResponsesPassthroughStream implements StreamTranslator {
   private readonly sse = new SseDecoder();
   private lastUsage: Usage | undefined;
@@ -76,23 +79,40 @@ class ResponsesPassthroughStream implements StreamTranslator {
   constructor(private readonly provider: ProviderApi) {}
 
   push(chunk: Buffer): Buffer {
-    try {
-      for (const ev of this.sse.push(chunk)) this.observe(ev.data, ev.event);
-    } catch (err) {
-      this.failure ??= err instanceof GatewayError ? err : new GatewayError('upstream', 'upstream stream could not be read', { code: 'upstream_protocol' });
-    }
-    return chunk;
+    if (this.done()) return EMPTY;
+    return this.forward(() => this.sse.push(chunk));
   }
 
   end(): Buffer {
-    try {
-      for (const ev of this.sse.end()) this.observe(ev.data, ev.event);
-    } catch {
-      // judged below: a stream without its terminal event fails
+    if (this.done()) return EMPTY;
+    let out = this.forward(() => this.sse.end()).toString('utf8');
+    if (!this.done()) {
+      this.failure = new GatewayError('upstream', 'upstream stream ended before the response was complete', { code: 'upstream_incomplete' });
+      out += responsesStreamError(this.failure, this.lastSeq + 1);
     }
-    if (this.terminal || this.failure) return EMPTY;
-    this.failure = new GatewayError('upstream', 'upstream stream ended before the response was complete', { code: 'upstream_incomplete' });
-    return Buffer.from(responsesStreamError(this.failure, this.lastSeq + 1));
+    this.closed = true;
+    return Buffer.from(out);
+  }
+
+  private closed = false;
+
+  private done(): boolean {
+    return this.closed || this.terminal || this.failure !== undefined;
+  }
+
+  private forward(events: () => Array<{ event: string | undefined; data: string }>): Buffer {
+    let out = '';
+    try {
+      for (const ev of events()) {
+        if (this.done()) break;
+        this.observe(ev.data, ev.event);
+        out += `${ev.event ? `event: ${ev.event}\n` : ''}data: ${ev.data}\n\n`;
+      }
+    } catch (err) {
+      this.failure = err instanceof GatewayError ? err : new GatewayError('upstream', 'upstream stream could not be read', { code: 'upstream_protocol' });
+      out += responsesStreamError(this.failure, this.lastSeq + 1);
+    }
+    return out === '' ? EMPTY : Buffer.from(out);
   }
 
   usage(): Usage | undefined {
@@ -190,7 +210,13 @@ export class ResponsesTranslator implements Translator {
       if (hit) return hit;
     }
     const pivot = responsesToChat(responsesBody(req, fresh), this.provider, req.stream);
-    const p = { pivot, chat: validate(OpenAIChatBody, pivot.chat) };
+    let chat: OpenAIChatBody;
+    try {
+      chat = validate(OpenAIChatBody, pivot.chat);
+    } catch (err) {
+      throw clientError(err, pivot);
+    }
+    const p = { pivot, chat };
     pivots.set(req.body, p);
     return p;
   }
@@ -201,7 +227,12 @@ export class ResponsesTranslator implements Translator {
 
   async request(req: ClientRequest, target: UpstreamTarget): Promise<UpstreamRequest> {
     const { pivot, chat } = this.pivot(req, true);
-    const up = await this.core.request(chat, this.ctx(req), target);
+    let up: UpstreamRequest;
+    try {
+      up = await this.core.request(chat, this.ctx(req), target);
+    } catch (err) {
+      throw clientError(err, pivot);
+    }
     if (!pivot.effort) return up;
     const body = parseJson(up.body, 'translated request') as Json;
     applyReasoning(this.provider, body, pivot.effort, chat.max_completion_tokens != null, target.deployment.upstreamModel);
