@@ -137,7 +137,8 @@ export class ResponsesClientStream implements StreamTranslator {
       for (const tc of d.tool_calls ?? []) {
         let call = this.calls.get(tc.index);
         if (!call) {
-          out += this.closeText();
+          // Chat streams send tool calls one after another: a new one means the earlier ones are complete.
+          out += this.closeAll();
           call = { outputIndex: this.nextIndex++, callId: tc.id ?? `call_${tc.index}`, name: tc.function?.name ?? '', args: '' };
           this.calls.set(tc.index, call);
           out += this.emit('response.output_item.added', { output_index: call.outputIndex, item: functionCallItem(call.callId, call.name, '', 'in_progress') });
