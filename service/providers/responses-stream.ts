@@ -50,7 +50,7 @@ export class ResponsesClientStream implements StreamTranslator {
   private created = 0;
   private model: string;
   private nextIndex = 0;
-  private text: { outputIndex: number; value: string } | undefined;
+  private text: { outputIndex: number; value: string; id: string } | undefined;
   private readonly calls = new Map<number, OpenCall>();
   private readonly output: Array<{ index: number; item: Json }> = [];
   private finish: string | undefined;
@@ -159,20 +159,26 @@ export class ResponsesClientStream implements StreamTranslator {
 
   private textDelta(delta: string): string {
     let out = '';
-    if (!this.text) {
-      this.text = { outputIndex: this.nextIndex++, value: '' };
-      out += this.emit('response.output_item.added', { output_index: this.text.outputIndex, item: messageItem(this.msgId, '', 'in_progress') });
-      out += this.emit('response.content_part.added', { item_id: this.msgId, output_index: this.text.outputIndex, content_index: 0, part: outputTextPart('') });
+    if (!this.text || this.isClosed(this.text.outputIndex)) {
+      // Text after a function call (rare) is a new message item with its own id.
+      const outputIndex = this.nextIndex++;
+      this.text = { outputIndex, value: '', id: this.text ? `${this.msgId}_${outputIndex}` : this.msgId };
+      out += this.emit('response.output_item.added', { output_index: outputIndex, item: messageItem(this.text.id, '', 'in_progress') });
+      out += this.emit('response.content_part.added', { item_id: this.text.id, output_index: outputIndex, content_index: 0, part: outputTextPart('') });
     }
     this.text.value += delta;
-    return out + this.emit('response.output_text.delta', { item_id: this.msgId, output_index: this.text.outputIndex, content_index: 0, delta, logprobs: [] });
+    return out + this.emit('response.output_text.delta', { item_id: this.text.id, output_index: this.text.outputIndex, content_index: 0, delta, logprobs: [] });
+  }
+
+  private isClosed(outputIndex: number): boolean {
+    return this.output.some((o) => o.index === outputIndex);
   }
 
   private closeText(): string {
     const t = this.text;
-    if (!t || this.output.some((o) => o.index === t.outputIndex)) return '';
-    const at = { item_id: this.msgId, output_index: t.outputIndex, content_index: 0 };
-    const item = messageItem(this.msgId, t.value, 'completed');
+    if (!t || this.isClosed(t.outputIndex)) return '';
+    const at = { item_id: t.id, output_index: t.outputIndex, content_index: 0 };
+    const item = messageItem(t.id, t.value, 'completed');
     this.output.push({ index: t.outputIndex, item });
     return (
       this.emit('response.output_text.done', { ...at, text: t.value, logprobs: [] }) +

@@ -33,6 +33,9 @@ spec:
       deny:
         expression: "request.messages.exists(m, m.text.contains('project nightingale'))"
         message: "Project Nightingale may not be discussed."
+    - name: output-tokens
+      when: "'x-budget-mode' in request.headers && request.headers['x-budget-mode'] == 'tokens'"
+      budget: {scope: key, limit: {outputTokens: 1000}, window: {rollingSeconds: 3600}}
 ---
 `;
 
@@ -401,6 +404,23 @@ describe('e2e Responses API: openai SDK responses.create through Envoy', { timeo
       }
     });
   }
+
+  it('budgets: reserve max_output_tokens, settle from the reported usage; a reservation that cannot fit is refused before the provider', async () => {
+    const fake = h.fakes.bedrock!;
+    fake.setNext({ type: 'reply', reply: { text: 'Short.', usage: { input: 25, output: 9 } } });
+    const r = await client(h, { 'x-budget-mode': 'tokens' }).responses.create({ model: 'bedrock-claude', input: 'Be short', max_output_tokens: 700 }).withResponse();
+    const rec = await lineageFor(h, r.response.headers.get('x-request-id'));
+    const b = rec.budgets?.find((x) => x.name.endsWith('/output-tokens'));
+    assert.ok(b, JSON.stringify(rec.budgets));
+    assert.equal(b.reserved, 700, 'reserved from max_output_tokens');
+    assert.equal(b.charged, 9, 'settled from the provider usage');
+    const before = fake.requests.length;
+    await assert.rejects(
+      client(h, { 'x-budget-mode': 'tokens' }).responses.create({ model: 'bedrock-claude', input: 'Be long', max_output_tokens: 995 }),
+      (e: unknown) => e instanceof OpenAI.RateLimitError,
+    );
+    assert.equal(fake.requests.length, before, 'nothing sent once the budget cannot cover max_output_tokens');
+  });
 
   it('policies see Responses input items as messages (a deny rule on message text applies)', async () => {
     const fake = h.fakes.anthropic!;
