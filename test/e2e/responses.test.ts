@@ -33,6 +33,12 @@ spec:
       deny:
         expression: "request.messages.exists(m, m.text.contains('project nightingale'))"
         message: "Project Nightingale may not be discussed."
+    - name: transforms
+      when: "'x-transform-mode' in request.headers"
+      transform:
+        maxTokens: 50
+        forceUser: true
+        prependSystem: Policy preamble.
     - name: output-tokens
       when: "'x-budget-mode' in request.headers && request.headers['x-budget-mode'] == 'tokens'"
       budget: {scope: key, limit: {outputTokens: 1000}, window: {rollingSeconds: 3600}}
@@ -420,6 +426,30 @@ describe('e2e Responses API: openai SDK responses.create through Envoy', { timeo
       (e: unknown) => e instanceof OpenAI.RateLimitError,
     );
     assert.equal(fake.requests.length, before, 'nothing sent once the budget cannot cover max_output_tokens');
+  });
+
+  it('policy transforms apply: maxTokens caps max_output_tokens, prependSystem goes into instructions, forceUser sets user', async () => {
+    const want: Record<string, (b: J) => void> = {
+      openai: (b) => {
+        assert.equal(b.max_output_tokens, 50);
+        assert.equal(b.instructions, 'Policy preamble.\n\nBe brief.');
+        assert.equal(b.user, 'alice');
+      },
+      anthropic: (b) => {
+        assert.equal(b.max_tokens, 50);
+        assert.equal(b.system, 'Policy preamble.\n\nBe brief.');
+        assert.deepEqual(b.metadata, { user_id: 'alice' });
+      },
+      gemini: (b) => assert.equal(b.generationConfig.maxOutputTokens, 50),
+    };
+    for (const t of TARGETS.filter((x) => want[x.kind])) {
+      for (const max of [undefined, 4000]) {
+        const { got } = await captured(h.fakes[t.kind]!, () =>
+          client(h, { 'x-transform-mode': '1' }).responses.create({ model: t.model, instructions: 'Be brief.', input: 'Hi', ...(max ? { max_output_tokens: max } : {}) }),
+        );
+        want[t.kind]!(got.json as J);
+      }
+    }
   });
 
   it('policies see Responses input items as messages (a deny rule on message text applies)', async () => {
