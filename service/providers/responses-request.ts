@@ -92,6 +92,7 @@ function convertInput(b: ResponsesBody, provider: ProviderApi, origins: string[]
     messages.push({ role: 'system', content: b.instructions });
     origins.push('instructions');
   }
+  if (b.input == null) throw new GatewayError('invalid_request', "Missing required parameter: 'input'.", { param: 'input', code: 'invalid_request' });
   if (typeof b.input === 'string') {
     messages.push({ role: 'user', content: b.input });
     origins.push('input');

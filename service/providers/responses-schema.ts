@@ -90,7 +90,8 @@ const TextFormat = z.discriminatedUnion('type', [
 
 export const ResponsesBody = z.looseObject({
   model: str.min(1),
-  input: z.union([str, z.array(InputItem)]),
+  /** Optional for OpenAI (a stored `prompt` or `conversation` can supply it); translators require it. */
+  input: z.union([str, z.array(InputItem)]).nullish(),
   instructions: str.nullish(),
   stream: z.boolean().nullish(),
   max_output_tokens: int.positive().nullish(),

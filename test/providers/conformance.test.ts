@@ -791,6 +791,10 @@ for (const provider of RESPONSES_PROVIDERS) {
         const body = { model: 'smart', input: 'Hi', previous_response_id: 'resp_1', store: true, tools: [{ type: 'web_search' }], reasoning: { effort: 'high' } };
         const up = await tr.request(parseClientRequest('openai', 'responses', Buffer.from(JSON.stringify(body))), target(provider));
         assert.deepEqual(JSON.parse(up.body.toString()), { ...body, model: target(provider).deployment.upstreamModel });
+        // A stored prompt supplies the input at OpenAI: no `input` is fine there.
+        const stored = { model: 'smart', prompt: { id: 'pmpt_1', variables: { city: 'Paris' } } };
+        const up2 = await tr.request(parseClientRequest('openai', 'responses', Buffer.from(JSON.stringify(stored))), target(provider));
+        assert.deepEqual(JSON.parse(up2.body.toString()).prompt, stored.prompt);
       });
       return;
     }
@@ -818,6 +822,12 @@ for (const provider of RESPONSES_PROVIDERS) {
         });
       });
     }
+
+    test('no input → 400 naming it (only OpenAI can take it from a stored prompt)', async () => {
+      const tr = getTranslator('openai', 'responses', provider, freshOptions());
+      const req = parseClientRequest('openai', 'responses', Buffer.from(JSON.stringify({ model: 'smart', instructions: 'Hi' })));
+      await assert.rejects(tr.request(req, target(provider)), (e: unknown) => e instanceof GatewayError && e.status === 400 && e.param === 'input');
+    });
 
     test('store: false and an absent store are fine (nothing is stored anyway)', async () => {
       const tr = getTranslator('openai', 'responses', provider, freshOptions());
