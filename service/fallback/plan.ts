@@ -27,7 +27,7 @@ export interface FallbackPlan {
 const planSchema = z.strictObject({
   v: z.literal(1),
   api: z.enum(['openai', 'anthropic']),
-  op: z.enum(['chat', 'embeddings']),
+  op: z.enum(['chat', 'embeddings', 'responses']),
   requestId: z.string().min(1).max(128),
   model: z.string().min(1).max(512),
   stream: z.boolean(),

@@ -4,11 +4,12 @@ import type { ClientApi } from '../errors.ts';
 import type { Operation } from '../providers/types.ts';
 
 export type Endpoint =
-  | { kind: 'inference'; name: 'chat' | 'messages' | 'embeddings'; api: ClientApi; op: Operation }
+  | { kind: 'inference'; name: 'chat' | 'messages' | 'embeddings' | 'responses'; api: ClientApi; op: Operation }
   | { kind: 'models'; api: ClientApi };
 
 const ROUTES: Record<string, { method: string; endpoint: Endpoint }> = {
   '/v1/chat/completions': { method: 'POST', endpoint: { kind: 'inference', name: 'chat', api: 'openai', op: 'chat' } },
+  '/v1/responses': { method: 'POST', endpoint: { kind: 'inference', name: 'responses', api: 'openai', op: 'responses' } },
   '/v1/embeddings': { method: 'POST', endpoint: { kind: 'inference', name: 'embeddings', api: 'openai', op: 'embeddings' } },
   '/v1/messages': { method: 'POST', endpoint: { kind: 'inference', name: 'messages', api: 'anthropic', op: 'chat' } },
   '/v1/models': { method: 'GET', endpoint: { kind: 'models', api: 'openai' } },

@@ -27,10 +27,12 @@ import { publishOutcome } from './outcome.ts';
 import { deniedBudgetEffects } from './adapters.ts';
 import { LimitExceededError } from '../budget/manager.ts';
 import { estimateBillable } from '../budget/billable.ts';
+import { estimateResponsesBillable } from '../budget/billable-responses.ts';
 import { plausibleBounds, settlementUsage, validateUsage, type TokenCounts, type UsageAnomaly } from '../budget/usage.ts';
 import { RedactionBlockedError, toRedactionCounts } from '../redaction/index.ts';
 import type { Admission, CostEstimate, RedactionResult } from './ports.ts';
 import { rewriteClientJson, SseTextRewriter } from './text-rewrite.ts';
+import { ResponsesSseRewriter, rewriteResponsesJson } from './responses-rewrite.ts';
 import { formatTraceparent, startSpan, type SpanContext } from '../telemetry/tracing.ts';
 import { chooseChain, type ChosenChain } from '../fallback/chains.ts';
 import { PLAN_KEY, SERVED_HEADER } from '../fallback/contract.ts';
@@ -97,7 +99,7 @@ export class GatewayExchange implements Exchange {
   private upstreamSentAt: bigint | undefined;
   private firstByteAt: bigint | undefined;
   private stream: StreamTranslator | undefined;
-  private sseRewriter: SseTextRewriter | undefined;
+  private sseRewriter: SseTextRewriter | ResponsesSseRewriter | undefined;
   private usage: Usage | undefined;
   private promptHash: string | undefined;
   private responseHash = createHash('sha256');
@@ -274,7 +276,7 @@ export class GatewayExchange implements Exchange {
 
       // The reservation covers everything the provider bills: tools, schemas and media in the
       // prompt, and the output limit for each of the n choices.
-      const bill = estimateBillable(ep.api, ep.op, req.body, maxOut);
+      const bill = ep.op === 'responses' ? estimateResponsesBillable(req.body, maxOut) : estimateBillable(ep.api, ep.op, req.body, maxOut);
       this.reserved = { inputTokens: bill.inputTokens, outputTokens: bill.outputTokens };
       this.choices = bill.choices;
       this.explicitOutputLimit = ep.op === 'embeddings' || hasOutputLimit(req.body);
@@ -396,7 +398,8 @@ export class GatewayExchange implements Exchange {
       if (streaming) {
         this.stream = this.translator.stream(this.clientReq);
         const output = this.redaction?.output;
-        if (output) this.sseRewriter = new SseTextRewriter(this.api, (json) => [output.stream(json)]);
+        if (output)
+          this.sseRewriter = this.clientReq.op === 'responses' ? new ResponsesSseRewriter((json) => [output.stream(json)]) : new SseTextRewriter(this.api, (json) => [output.stream(json)]);
         m.setHeader('content-type', this.translator.streamContentType).setHeader('cache-control', 'no-cache').removeHeader('content-length');
       }
       if (endOfStream) {
@@ -422,7 +425,8 @@ export class GatewayExchange implements Exchange {
       let out = tr.body;
       if (tr.status >= 200 && tr.status < 300 && this.redaction?.output) {
         const output = this.redaction.output;
-        out = rewriteClientJson(this.api, out, (text, json) => output.text(text, json));
+        const filter = (text: string, json: boolean): string => output.text(text, json);
+        out = this.clientReq.op === 'responses' ? rewriteResponsesJson(out, filter) : rewriteClientJson(this.api, out, filter);
       }
       this.responseHash.update(out);
       this.responseBytes = out.length;

@@ -35,7 +35,7 @@ function mapStrings(v: unknown, fn: (s: string) => string): unknown {
 }
 
 /** Tool-call arguments as JSON text: filter each string value; text that is not JSON is filtered as JSON source. */
-function rewriteArguments(args: string, fn: TextFilter): string {
+export function rewriteArguments(args: string, fn: TextFilter): string {
   let parsed: unknown;
   try {
     parsed = JSON.parse(args);

@@ -174,6 +174,7 @@ const ENDPOINTS: [RegExp, string][] = [
   [/\/chat\/completions$/, 'chat'],
   [/\/messages$/, 'messages'],
   [/\/embeddings$/, 'embeddings'],
+  [/\/responses$/, 'responses'],
   [/\/models(\/[^/]*)?$/, 'models'],
   [/\/completions$/, 'completions'],
 ];
@@ -232,15 +233,26 @@ export function messagesOf(body: Record<string, unknown>, api: 'openai' | 'anthr
       out.push({ role: typeof msg.role === 'string' ? msg.role : '', text });
     }
   }
+  // Responses API: `instructions` is the system prompt.
+  if (typeof body.instructions === 'string') out.push({ role: 'system', text: body.instructions });
   if (body.input !== undefined) {
     const inputs = Array.isArray(body.input) ? body.input : [body.input];
-    for (const i of inputs) if (typeof i === 'string') out.push({ role: 'user', text: i });
+    for (const i of inputs) {
+      if (typeof i === 'string') out.push({ role: 'user', text: i });
+      else if (i && typeof i === 'object') {
+        const item = i as Record<string, unknown>;
+        // Responses input items: messages, function calls (arguments) and their outputs (role `tool`, as in chat).
+        if (item.type === 'function_call') out.push({ role: 'assistant', text: typeof item.arguments === 'string' ? item.arguments : '' });
+        else if (item.type === 'function_call_output') out.push({ role: 'tool', text: partsText(item.output) });
+        else if (item.type === undefined || item.type === 'message') out.push({ role: typeof item.role === 'string' ? item.role : 'user', text: partsText(item.content) });
+      }
+    }
   }
   if (typeof body.prompt === 'string') out.push({ role: 'user', text: body.prompt });
   return out;
 }
 
-const NON_PARAMS = new Set(['model', 'messages', 'stream', 'system', 'input', 'prompt']);
+const NON_PARAMS = new Set(['model', 'messages', 'stream', 'system', 'input', 'prompt', 'instructions']);
 
 /** Rough token count (~4 characters per token, plus a little per message). */
 export function estimateTokens(messages: PolicyMessage[]): number {

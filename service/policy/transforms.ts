@@ -16,9 +16,9 @@ export interface TransformSpec {
 }
 
 /** Body fields transforms may not set or remove: they decide routing and content. */
-export const PROTECTED_FIELDS = new Set(['model', 'messages', 'system', 'stream', 'input', 'prompt']);
+export const PROTECTED_FIELDS = new Set(['model', 'messages', 'system', 'stream', 'input', 'prompt', 'instructions']);
 
-const GENERATING = new Set(['chat', 'messages', 'completions']);
+const GENERATING = new Set(['chat', 'messages', 'completions', 'responses']);
 
 /** The end-user id sent upstream: the principal's user, else its key id. */
 export function principalId(p: PolicyInput['principal']): string {
@@ -45,8 +45,10 @@ export function applyTransform(t: TransformSpec, input: PolicyInput): string[] {
       }
     }
     if (!capped) {
-      body.max_tokens = t.maxTokens;
-      changes.push(`max_tokens=${t.maxTokens}`);
+      // The Responses API names its limit max_output_tokens.
+      const field = req.endpoint === 'responses' ? 'max_output_tokens' : 'max_tokens';
+      body[field] = t.maxTokens;
+      changes.push(`${field}=${t.maxTokens}`);
     }
   }
 
@@ -68,7 +70,11 @@ export function applyTransform(t: TransformSpec, input: PolicyInput): string[] {
 
   if (t.prependSystem !== undefined && generating) {
     const text = t.prependSystem;
-    if (req.api === 'anthropic') {
+    if (req.endpoint === 'responses') {
+      // Responses API: the system prompt is `instructions`.
+      const ins = body.instructions;
+      body.instructions = typeof ins === 'string' && ins !== '' ? `${text}\n\n${ins}` : text;
+    } else if (req.api === 'anthropic') {
       const sys = body.system;
       if (typeof sys === 'string' && sys !== '') body.system = `${text}\n\n${sys}`;
       else if (Array.isArray(sys)) body.system = [{ type: 'text', text }, ...sys];

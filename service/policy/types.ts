@@ -13,7 +13,7 @@ export interface PolicyInput {
   request: {
     method: string;
     path: string;
-    /** 'chat' | 'messages' | 'embeddings' | 'models' | 'completions' | 'other' */
+    /** 'chat' | 'messages' | 'responses' | 'embeddings' | 'models' | 'completions' | 'other' */
     endpoint: string;
     api: 'openai' | 'anthropic';
     /** Lower-cased; internal x-tollgate-* and credentials stripped. */

@@ -10,6 +10,8 @@ import { AnthropicCore, AnthropicPassthroughTranslator } from './anthropic.ts';
 import { AnthropicClientTranslator } from './anthropic-client.ts';
 import { GeminiCore, GeminiEmbeddingsTranslator } from './gemini.ts';
 import { BedrockCore } from './bedrock.ts';
+import { ResponsesPassthroughTranslator, ResponsesTranslator } from './responses.ts';
+import { ResponsesBody } from './responses-schema.ts';
 import type { ClientRequest, Operation, Translator, TranslatorOptions } from './types.ts';
 
 export type * from './types.ts';
@@ -29,7 +31,7 @@ function chatCore(provider: ProviderApi, opts?: TranslatorOptions): ChatCore {
 }
 
 function unsupportedPair(client: ClientApi, op: Operation, provider: ProviderApi): GatewayError {
-  const what = op === 'embeddings' ? 'embeddings' : 'chat';
+  const what = op === 'chat' ? 'chat' : op;
   return new GatewayError(
     'unprocessable',
     `${client} ${what} requests cannot be translated for provider ${provider}`,
@@ -46,6 +48,11 @@ export function getTranslator(client: ClientApi, op: Operation, provider: Provid
     if (client === 'openai') return new OpenAIChatTranslator(chatCore(provider, opts));
     if (provider === 'anthropic') return new AnthropicPassthroughTranslator();
     return new AnthropicClientTranslator(chatCore(provider, opts));
+  }
+  if (op === 'responses') {
+    if (client !== 'openai') throw unsupportedPair(client, op, provider);
+    if (provider === 'openai' || provider === 'azure') return new ResponsesPassthroughTranslator(provider);
+    return new ResponsesTranslator(chatCore(provider, opts), opts);
   }
   if (client === 'openai') {
     if (provider === 'openai' || provider === 'azure') return new OpenAIEmbeddingsTranslator(provider);
@@ -76,10 +83,13 @@ export function parseClientRequest(api: ClientApi, op: Operation, raw: Buffer): 
     if (body.stream === true) {
       throw new GatewayError('invalid_request', "Invalid value for 'stream': embeddings cannot be streamed.", { param: 'stream' });
     }
+  } else if (op === 'responses') {
+    if (api !== 'openai') throw new GatewayError('not_found', 'The Anthropic API has no responses endpoint.', { code: 'unknown_endpoint' });
+    validate(ResponsesBody, body);
   } else if (api === 'openai') {
     validate(OpenAIChatBody, body);
   } else {
     validate(AnthropicMessagesBody, body);
   }
-  return { api, op, model: body.model as string, stream: op === 'chat' && body.stream === true, body };
+  return { api, op, model: body.model as string, stream: op !== 'embeddings' && body.stream === true, body };
 }

@@ -3,7 +3,8 @@
 import type { ClientApi, GatewayError } from '../errors.ts';
 import type { ProviderApi, ProviderConfig, DeploymentConfig } from '../config/types.ts';
 
-export type Operation = 'chat' | 'embeddings';
+/** `responses`: the OpenAI Responses API (`POST /v1/responses`). */
+export type Operation = 'chat' | 'embeddings' | 'responses';
 
 export interface ClientRequest {
   /** The API the client speaks: 'openai' | 'anthropic'. */

@@ -257,4 +257,68 @@ write('anthropic-bedrock', 'tool-use', bedrock_tool(), {"client": "anthropic", "
       "request": {"model": "claude-bedrock", "max_tokens": 512, "messages": [{"role": "user", "content": "Weather in Paris?"}], "stream": True,
                   "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}]},
       "usage": {"inputTokens": 410, "outputTokens": 55}, "finishReason": "tool_use"})
+
+# ------------------------------------------------------------------ Responses API clients (op: responses)
+# Translated pairs reuse the provider streams above (the provider sends the same bytes whatever the client API).
+def existing(pair, name):
+    with open(os.path.join(ROOT, pair, name + '.upstream'), 'rb') as f:
+        return f.read()
+
+TOOL = {"type": "function", "name": "get_weather", "parameters": {"type": "object"}}
+write('responses-anthropic', 'tool-use', existing('openai-anthropic', 'tool-use'), {"client": "openai", "op": "responses", "provider": "anthropic",
+      "request": {"model": "claude", "instructions": "Use tools.", "input": "Weather and time in SF?", "stream": True,
+                  "tools": [TOOL, dict(TOOL, name="get_time")]},
+      "usage": {"inputTokens": 472, "outputTokens": 89}, "finishReason": "tool_calls"})
+write('responses-anthropic', 'overloaded-error', existing('openai-anthropic', 'overloaded-error'), {"client": "openai", "op": "responses", "provider": "anthropic",
+      "request": {"model": "claude", "input": "Tell a story", "stream": True}, "usage": {"inputTokens": 10, "outputTokens": 1}, "finishReason": None})
+write('responses-gemini', 'function-calls', existing('openai-gemini', 'function-calls'), {"client": "openai", "op": "responses", "provider": "gemini",
+      "request": {"model": "gemini", "input": [{"role": "user", "content": [{"type": "input_text", "text": "Weather in Paris and Rome?"}]}], "stream": True,
+                  "tools": [TOOL]},
+      "usage": json.load(open(os.path.join(ROOT, 'openai-gemini', 'function-calls.case.json')))["usage"], "finishReason": "tool_calls"})
+write('responses-bedrock', 'tool-use', existing('openai-bedrock', 'tool-use'), {"client": "openai", "op": "responses", "provider": "bedrock",
+      "request": {"model": "claude-bedrock", "input": "Weather in Paris?", "stream": True, "tools": [TOOL], "max_output_tokens": 512},
+      "usage": {"inputTokens": 410, "outputTokens": 55}, "finishReason": "tool_calls"})
+
+# OpenAI's own Responses stream (passthrough): a reasoning item, text, a function call, usage with cached + reasoning.
+def rs(events):
+    out = ''
+    for i, (t, o) in enumerate(events):
+        out += sse(dict({"type": t, "sequence_number": i}, **o), t)
+    return out
+
+RID = "resp_68c1f0a2b3d48190a1b2c3d4e5f60718"
+base = {"id": RID, "object": "response", "created_at": 1757540514, "status": "in_progress", "background": False, "error": None,
+        "incomplete_details": None, "instructions": None, "max_output_tokens": None, "model": "gpt-5-mini-2025-08-07", "output": [],
+        "parallel_tool_calls": True, "previous_response_id": None, "reasoning": {"effort": "low", "summary": None}, "store": True,
+        "temperature": 1.0, "text": {"format": {"type": "text"}, "verbosity": "medium"}, "tool_choice": "auto", "tools": [TOOL],
+        "top_p": 1.0, "truncation": "disabled", "usage": None, "user": None, "metadata": {}}
+rsn = {"id": "rs_68c1f0a3", "type": "reasoning", "summary": []}
+msg_done = {"id": "msg_68c1f0a4", "type": "message", "status": "completed", "content": [{"type": "output_text", "annotations": [], "logprobs": [], "text": "Checking the weather."}], "role": "assistant"}
+fc_done = {"id": "fc_68c1f0a5", "type": "function_call", "status": "completed", "arguments": "{\"city\":\"Paris\"}", "call_id": "call_Q1w2E3r4T5y6", "name": "get_weather"}
+usage = {"input_tokens": 1320, "input_tokens_details": {"cached_tokens": 1024}, "output_tokens": 180, "output_tokens_details": {"reasoning_tokens": 128}, "total_tokens": 1500}
+ev = [("response.created", {"response": base}), ("response.in_progress", {"response": base}),
+      ("response.output_item.added", {"output_index": 0, "item": rsn}), ("response.output_item.done", {"output_index": 0, "item": rsn}),
+      ("response.output_item.added", {"output_index": 1, "item": {"id": "msg_68c1f0a4", "type": "message", "status": "in_progress", "content": [], "role": "assistant"}}),
+      ("response.content_part.added", {"item_id": "msg_68c1f0a4", "output_index": 1, "content_index": 0, "part": {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}})]
+for d in ["Checking", " the", " weather."]:
+    ev.append(("response.output_text.delta", {"item_id": "msg_68c1f0a4", "output_index": 1, "content_index": 0, "delta": d, "logprobs": [], "obfuscation": "aB3"}))
+ev += [("response.output_text.done", {"item_id": "msg_68c1f0a4", "output_index": 1, "content_index": 0, "text": "Checking the weather.", "logprobs": []}),
+       ("response.content_part.done", {"item_id": "msg_68c1f0a4", "output_index": 1, "content_index": 0, "part": msg_done["content"][0]}),
+       ("response.output_item.done", {"output_index": 1, "item": msg_done}),
+       ("response.output_item.added", {"output_index": 2, "item": dict(fc_done, status="in_progress", arguments="")})]
+for d in ["{\"city\":", "\"Paris\"}"]:
+    ev.append(("response.function_call_arguments.delta", {"item_id": "fc_68c1f0a5", "output_index": 2, "delta": d, "obfuscation": "k9"}))
+ev += [("response.function_call_arguments.done", {"item_id": "fc_68c1f0a5", "output_index": 2, "arguments": "{\"city\":\"Paris\"}"}),
+       ("response.output_item.done", {"output_index": 2, "item": fc_done}),
+       ("response.completed", {"response": dict(base, status="completed", output=[rsn, msg_done, fc_done], usage=usage)})]
+oa_req = {"model": "gpt-5-mini", "input": "Weather in Paris?", "tools": [TOOL], "reasoning": {"effort": "low"}, "stream": True}
+write('responses-openai', 'reasoning-tool-call', rs(ev), {"client": "openai", "op": "responses", "provider": "openai", "request": oa_req,
+      "usage": {"inputTokens": 1320, "outputTokens": 180, "cachedInputTokens": 1024, "reasoningTokens": 128}, "finishReason": "tool_calls",
+      "expectedIsUpstream": True})
+# Cut after the text: the client gets the whole events that arrived, then an error event (never a silent success).
+write('responses-openai', 'cut-short', rs(ev[:9]), {"client": "openai", "op": "responses", "provider": "openai", "request": oa_req,
+      "usage": None, "finishReason": None})
+write('responses-azure', 'text', rs(ev[:6] + [ev[6]] + [ev[9], ev[10], ev[11], ("response.completed", {"response": dict(base, status="completed", output=[msg_done], usage=usage)})]).replace('"delta":"Checking"', '"delta":"Checking the weather."'),
+      {"client": "openai", "op": "responses", "provider": "azure", "request": dict(oa_req, tools=[]),
+      "usage": {"inputTokens": 1320, "outputTokens": 180, "cachedInputTokens": 1024, "reasoningTokens": 128}, "finishReason": "stop", "expectedIsUpstream": True})
 print('ok')

@@ -18,11 +18,13 @@ import {
   geminiReply,
   geminiStream,
   openAIReply,
+  openAIResponsesReply,
+  openAIResponsesStream,
   openAIStream,
   providerError,
   type ReplySpec,
 } from '../support/fake-providers.ts';
-import { freshOptions, runStream, splitRandom, target, viewJson, viewStream, type ClientView } from './helpers.ts';
+import { freshOptions, runStream, splitRandom, target, viewJson, viewResponsesJson, viewResponsesStream, viewStream, type ClientView } from './helpers.ts';
 
 type J = Record<string, any>; // test-only: reading arbitrary provider JSON
 
@@ -628,6 +630,222 @@ for (const [client, provider] of PAIRS) {
       assert.equal(r.status, 502);
       const j = JSON.parse(r.body.toString()) as J;
       assert.ok(client === 'openai' ? j.error : j.type === 'error');
+    });
+  });
+}
+
+// ---------------------------------------------------------------- Responses API clients: the same scenarios
+
+/** Fields of a chat scenario the Responses API has no counterpart for: such scenarios do not apply to it. */
+const CHAT_ONLY = ['stop', 'n', 'logit_bias', 'logprobs', 'top_logprobs', 'presence_penalty', 'frequency_penalty', 'web_search_options', 'seed'];
+
+/** A chat scenario's OpenAI body as the equivalent Responses request (undefined when it has none). */
+function chatToResponses(b: J): J | undefined {
+  if (CHAT_ONLY.some((k) => b[k] !== undefined)) return undefined;
+  const input: J[] = [];
+  for (const m of b.messages as J[]) {
+    if (m.role === 'tool') input.push({ type: 'function_call_output', call_id: m.tool_call_id, output: m.content });
+    else if (m.role === 'assistant') {
+      if (m.content) input.push({ role: 'assistant', content: [{ type: 'output_text', text: m.content }] });
+      for (const tc of m.tool_calls ?? []) input.push({ type: 'function_call', call_id: tc.id, name: tc.function.name, arguments: tc.function.arguments });
+    } else if (typeof m.content === 'string') input.push({ role: m.role, content: m.content });
+    else {
+      input.push({
+        role: m.role,
+        content: (m.content as J[]).map((p) =>
+          p.type === 'text' ? { type: 'input_text', text: p.text } : { type: 'input_image', image_url: p.image_url.url, ...(p.image_url.detail ? { detail: p.image_url.detail } : {}) },
+        ),
+      });
+    }
+  }
+  const out: J = { model: b.model, input };
+  const max = b.max_completion_tokens ?? b.max_tokens;
+  if (max !== undefined) out.max_output_tokens = max;
+  for (const k of ['temperature', 'top_p', 'parallel_tool_calls', 'user']) if (b[k] !== undefined) out[k] = b[k];
+  if (b.tools) out.tools = b.tools.map((t: J) => ({ type: 'function', name: t.function.name, ...(t.function.description ? { description: t.function.description } : {}), ...(t.function.parameters ? { parameters: t.function.parameters } : {}) }));
+  if (b.tool_choice !== undefined) out.tool_choice = typeof b.tool_choice === 'string' ? b.tool_choice : { type: 'function', name: b.tool_choice.function.name };
+  const rf = b.response_format;
+  if (rf?.type === 'json_object') out.text = { format: { type: 'json_object' } };
+  if (rf?.type === 'json_schema') out.text = { format: { type: 'json_schema', name: rf.json_schema.name, schema: rf.json_schema.schema } };
+  return out;
+}
+
+/** A chat-shaped refusal param as the Responses client must see it (the field it sent). */
+function responsesParam(chatParam: string): string {
+  return chatParam.replace(/^messages\[/, 'input[').replace(/\.image_url\.url$/, '.image_url');
+}
+
+/** OpenAI/Azure passthrough: the Responses body the provider got, normalized like the others. */
+function normResponses(b: J): NormReq {
+  const n: NormReq = { system: [], turns: [], stream: b.stream === true };
+  if (typeof b.instructions === 'string') n.system.push(b.instructions);
+  const items: J[] = typeof b.input === 'string' ? [{ role: 'user', content: b.input }] : b.input;
+  const text = (c: unknown): string => (typeof c === 'string' ? c : (c as J[]).map((p) => p.text).join(''));
+  for (const it of items) {
+    if (it.type === 'function_call') pushTurn(n.turns, 'assistant', [{ toolCall: { id: it.call_id, name: it.name, args: JSON.parse(it.arguments) } }]);
+    else if (it.type === 'function_call_output') pushTurn(n.turns, 'user', [{ toolResult: { id: it.call_id, content: text(it.output) } }]);
+    else if (it.role === 'system' || it.role === 'developer') n.system.push(text(it.content));
+    else if (typeof it.content === 'string') pushTurn(n.turns, it.role, [{ text: it.content }]);
+    else {
+      pushTurn(
+        n.turns,
+        it.role,
+        (it.content as J[]).map((p): NPart => {
+          if (p.type !== 'input_image') return { text: p.text };
+          const d = /^data:([^;]+);base64,(.*)$/.exec(p.image_url);
+          return { image: d ? { mediaType: d[1], data: d[2] } : { url: p.image_url } };
+        }),
+      );
+    }
+  }
+  if (b.max_output_tokens !== undefined) n.maxTokens = b.max_output_tokens;
+  if (b.temperature !== undefined) n.temperature = b.temperature;
+  if (b.top_p !== undefined) n.topP = b.top_p;
+  if (b.tools) n.tools = b.tools.map((t: J) => ({ name: t.name, description: t.description, parameters: t.parameters }));
+  if (b.tool_choice !== undefined) n.toolChoice = typeof b.tool_choice === 'string' ? (b.tool_choice as NormReq['toolChoice']) : { name: b.tool_choice.name as string };
+  const f = b.text?.format;
+  if (f?.type === 'json_object') n.json = 'object';
+  if (f?.type === 'json_schema') n.json = { schema: f.schema };
+  return n;
+}
+
+const RESPONSES_PROVIDERS: ProviderApi[] = ['openai', 'azure', 'anthropic', 'gemini', 'bedrock'];
+const passthrough = (p: ProviderApi): boolean => p === 'openai' || p === 'azure';
+
+for (const provider of RESPONSES_PROVIDERS) {
+  describe(`conformance: responses client → ${provider}`, () => {
+    for (const s of SCENARIOS) {
+      const body = s.openai ? chatToResponses(s.openai) : undefined;
+      if (!body) continue;
+      const chatRefusal = passthrough(provider) ? undefined : s.unsupported?.[provider];
+      const jsonMode = body.text?.format !== undefined;
+      test(s.name, async () => {
+        const tr = getTranslator('openai', 'responses', provider, freshOptions());
+        for (const stream of [false, true]) {
+          const req = parseClientRequest('openai', 'responses', Buffer.from(JSON.stringify({ ...body, stream })));
+          if (chatRefusal) {
+            await assert.rejects(tr.request(req, target(provider)), (e: unknown) => {
+              assert.ok(e instanceof GatewayError, String(e));
+              assert.equal(e.status, 422);
+              assert.equal(e.param, responsesParam(chatRefusal));
+              assert.match(e.message, new RegExp(`provider ${provider}`));
+              return true;
+            });
+            continue;
+          }
+          const up = await tr.request(req, target(provider));
+          const norm = passthrough(provider) ? normResponses(JSON.parse(up.body.toString()) as J) : normalize(provider, up);
+          if (passthrough(provider)) assert.equal(up.path, provider === 'openai' ? '/v1/responses' : '/openai/v1/responses');
+          assert.equal(norm.stream, stream, 'stream flag reaches the provider');
+          // The Anthropic max_tokens default is a property of the chat pivot, not of the Responses API.
+          const want: Partial<NormReq> = { ...s.expect, ...s.expectBy?.[provider] };
+          assertMatches(norm, want);
+
+          const reply = adaptReply(provider, s.reply ?? {}, jsonMode);
+          let view: ClientView;
+          if (!stream) {
+            const canned = passthrough(provider) ? Buffer.from(JSON.stringify(openAIResponsesReply(reply))) : cannedJson(provider, reply);
+            const r = tr.response(200, { 'content-type': 'application/json' }, canned, req);
+            assert.equal(r.status, 200, r.body.toString());
+            view = viewResponsesJson(r.body);
+          } else {
+            const canned = passthrough(provider) ? Buffer.from(openAIResponsesStream(reply).join('')) : cannedStream(provider, reply);
+            const st = tr.stream(req);
+            const text = runStream(st, splitRandom(canned, 99));
+            view = viewResponsesStream(text);
+            assert.equal(view.error, undefined, text);
+            assert.equal(st.error?.(), undefined);
+          }
+          assertMatches({ ...view, toolCalls: view.toolCalls.map((t) => ({ name: t.name, args: t.args })) }, expectedView(s));
+        }
+      });
+    }
+
+    test('provider errors → OpenAI error shape and status', async () => {
+      const tr = getTranslator('openai', 'responses', provider, freshOptions());
+      const req = parseClientRequest('openai', 'responses', Buffer.from(JSON.stringify({ model: 'smart', input: 'Hello' })));
+      for (const [upstream, expected] of [[400, 400], [401, 502], [429, 429], [500, 502], [503, 503]] as const) {
+        const e = providerError(provider, upstream, upstream === 401 ? 'Incorrect API key provided: sk-abc***xyz' : `upstream says ${upstream}`);
+        const r = tr.response(e.status, e.headers, e.body, req);
+        assert.equal(r.status, expected, `upstream ${upstream}`);
+        const err = (JSON.parse(r.body.toString()) as J).error;
+        if (upstream === 401) assert.doesNotMatch(err.message, /sk-abc/);
+        else assert.equal(err.message, `upstream says ${upstream}`);
+      }
+    });
+
+    test('a stream cut before its end → an error event, and error() reports it', () => {
+      const tr = getTranslator('openai', 'responses', provider, freshOptions());
+      const req = parseClientRequest('openai', 'responses', Buffer.from(JSON.stringify({ model: 'smart', input: 'Hello', stream: true })));
+      const full = passthrough(provider) ? Buffer.from(openAIResponsesStream({ text: 'one two three four' }).join('')) : cannedStream(provider, { text: 'one two three four' });
+      const st = tr.stream(req);
+      const text = runStream(st, [full.subarray(0, Math.floor(full.length / 2))]);
+      const view = viewResponsesStream(text);
+      assert.equal(view.terminal, 'error', text);
+      assert.ok(st.error?.(), 'the failure is reported to the caller');
+    });
+
+    if (passthrough(provider)) {
+      test('passthrough: state fields and built-in tools are the provider\'s business (forwarded untouched)', async () => {
+        const tr = getTranslator('openai', 'responses', provider, freshOptions());
+        const body = { model: 'smart', input: 'Hi', previous_response_id: 'resp_1', store: true, tools: [{ type: 'web_search' }], reasoning: { effort: 'high' } };
+        const up = await tr.request(parseClientRequest('openai', 'responses', Buffer.from(JSON.stringify(body))), target(provider));
+        assert.deepEqual(JSON.parse(up.body.toString()), { ...body, model: target(provider).deployment.upstreamModel });
+        // A stored prompt supplies the input at OpenAI: no `input` is fine there.
+        const stored = { model: 'smart', prompt: { id: 'pmpt_1', variables: { city: 'Paris' } } };
+        const up2 = await tr.request(parseClientRequest('openai', 'responses', Buffer.from(JSON.stringify(stored))), target(provider));
+        assert.deepEqual(JSON.parse(up2.body.toString()).prompt, stored.prompt);
+      });
+      return;
+    }
+
+    const refusals: Array<[string, J, string]> = [
+      ['built-in tool', { tools: [{ type: 'file_search', vector_store_ids: ['vs_1'] }] }, 'tools[0].type'],
+      ['computer use tool', { tools: [{ type: 'function', name: 'f' }, { type: 'computer_use_preview', display_width: 1, display_height: 1, environment: 'browser' }] }, 'tools[1].type'],
+      ['previous_response_id', { previous_response_id: 'resp_1' }, 'previous_response_id'],
+      ['store: true', { store: true }, 'store'],
+      ['conversation', { conversation: 'conv_1' }, 'conversation'],
+      ['background', { background: true }, 'background'],
+      ['item_reference', { input: [{ type: 'item_reference', id: 'msg_1' }] }, 'input[0].type'],
+      ['a built-in tool call in history', { input: [{ type: 'web_search_call', id: 'ws_1', status: 'completed' }] }, 'input[0].type'],
+      ['unknown field', { prompt: { id: 'pmpt_1' } }, 'prompt'],
+    ];
+    for (const [name, extra, param] of refusals) {
+      test(`${name} → 422 naming '${param}'`, async () => {
+        const tr = getTranslator('openai', 'responses', provider, freshOptions());
+        const req = parseClientRequest('openai', 'responses', Buffer.from(JSON.stringify({ model: 'smart', input: 'Hi', ...extra })));
+        await assert.rejects(tr.request(req, target(provider)), (e: unknown) => {
+          assert.ok(e instanceof GatewayError, String(e));
+          assert.equal(e.status, 422);
+          assert.equal(e.param, param);
+          return true;
+        });
+      });
+    }
+
+    test('no input → 400 naming it (only OpenAI can take it from a stored prompt)', async () => {
+      const tr = getTranslator('openai', 'responses', provider, freshOptions());
+      const req = parseClientRequest('openai', 'responses', Buffer.from(JSON.stringify({ model: 'smart', instructions: 'Hi' })));
+      await assert.rejects(tr.request(req, target(provider)), (e: unknown) => e instanceof GatewayError && e.status === 400 && e.param === 'input');
+    });
+
+    test('store: false and an absent store are fine (nothing is stored anyway)', async () => {
+      const tr = getTranslator('openai', 'responses', provider, freshOptions());
+      const req = parseClientRequest('openai', 'responses', Buffer.from(JSON.stringify({ model: 'smart', input: 'Hi', store: false })));
+      await tr.request(req, target(provider));
+    });
+
+    test('reasoning.effort → the provider\'s thinking budget', async () => {
+      const tr = getTranslator('openai', 'responses', provider, freshOptions());
+      const req = parseClientRequest('openai', 'responses', Buffer.from(JSON.stringify({ model: 'smart', input: 'Think', reasoning: { effort: 'low' }, max_output_tokens: 5000 })));
+      const up = await tr.request(req, target(provider));
+      const b = JSON.parse(up.body.toString()) as J;
+      if (provider === 'anthropic') assert.deepEqual({ t: b.thinking, max: b.max_tokens }, { t: { type: 'enabled', budget_tokens: 2048 }, max: 5000 });
+      if (provider === 'gemini') assert.deepEqual(b.generationConfig, { maxOutputTokens: 5000, thinkingConfig: { thinkingBudget: 2048 } });
+      if (provider === 'bedrock') {
+        assert.deepEqual(b.additionalModelRequestFields, { thinking: { type: 'enabled', budget_tokens: 2048 } });
+        assert.equal(b.inferenceConfig.maxTokens, 5000);
+      }
     });
   });
 }

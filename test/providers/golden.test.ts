@@ -23,6 +23,8 @@ const UPDATE = process.env.GOLDEN_UPDATE === '1';
 
 interface Case {
   client: ClientApi;
+  /** `responses` for the Responses API (OpenAI client); chat when absent. */
+  op?: 'chat' | 'responses';
   provider: ProviderApi;
   request: Record<string, unknown>;
   usage: Usage | null;
@@ -58,8 +60,9 @@ function load(): Golden[] {
 }
 
 function translate(g: Golden, chunks: Buffer[]): { out: string; usage: Usage | undefined; finish: string | undefined } {
-  const tr = getTranslator(g.c.client, 'chat', g.c.provider, freshOptions());
-  const req = parseClientRequest(g.c.client, 'chat', Buffer.from(JSON.stringify(g.c.request)));
+  const op = g.c.op ?? 'chat';
+  const tr = getTranslator(g.c.client, op, g.c.provider, freshOptions());
+  const req = parseClientRequest(g.c.client, op, Buffer.from(JSON.stringify(g.c.request)));
   const st = tr.stream(req);
   const parts: Buffer[] = [];
   for (const c of chunks) parts.push(st.push(c));
@@ -72,7 +75,7 @@ const GOLDENS = load();
 describe('golden streams', () => {
   test('golden files exist for every translator pair that streams', () => {
     const pairs = new Set(GOLDENS.map((g) => g.pair));
-    for (const p of ['openai-openai', 'openai-azure', 'openai-anthropic', 'openai-gemini', 'openai-bedrock', 'anthropic-anthropic', 'anthropic-openai', 'anthropic-gemini', 'anthropic-bedrock']) {
+    for (const p of ['openai-openai', 'openai-azure', 'openai-anthropic', 'openai-gemini', 'openai-bedrock', 'anthropic-anthropic', 'anthropic-openai', 'anthropic-gemini', 'anthropic-bedrock', 'responses-openai', 'responses-azure', 'responses-anthropic', 'responses-gemini', 'responses-bedrock']) {
       assert.ok(pairs.has(p), `missing golden pair ${p}`);
     }
   });
@@ -116,7 +119,20 @@ describe('official SDKs consume the golden client streams', () => {
     test(`${g.c.client} SDK: ${g.pair}/${g.name}${failing ? ' (raises the provider error)' : ''}`, async () => {
       const port = await listening;
       current = expected();
-      if (g.c.client === 'openai') {
+      if (g.c.op === 'responses') {
+        const client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: 'sk-test', maxRetries: 0 });
+        const stream = client.responses.stream({ ...(g.c.request as object), model: 'x' } as unknown as Parameters<typeof client.responses.stream>[0]);
+        if (failing) {
+          await assert.rejects(stream.finalResponse());
+          return;
+        }
+        const final = await stream.finalResponse();
+        assert.equal(final.usage?.input_tokens, g.c.usage!.inputTokens);
+        assert.equal(final.usage?.output_tokens, g.c.usage!.outputTokens);
+        const calls = final.output.filter((o) => o.type === 'function_call');
+        if (g.c.finishReason === 'tool_calls') assert.ok(calls.length > 0 && calls.every((c) => c.type === 'function_call' && typeof JSON.parse(c.arguments) === 'object'));
+        else assert.ok(final.output_text.length > 0);
+      } else if (g.c.client === 'openai') {
         const client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: 'sk-test', maxRetries: 0 });
         const run = async (): Promise<{ text: string; tools: string[]; finish: string | null }> => {
           const stream = client.chat.completions.stream({ ...(g.c.request as object), model: 'x' } as unknown as Parameters<typeof client.chat.completions.stream>[0]);

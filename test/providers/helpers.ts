@@ -288,3 +288,89 @@ export function viewJson(api: ClientApi, body: Buffer): ClientView {
 export function viewStream(api: ClientApi, text: string): ClientView {
   return api === 'openai' ? viewOpenAIStream(text) : viewAnthropicStream(text);
 }
+
+// ---------------------------------------------------------------- Responses API client view
+
+function responsesFinish(r: J): string | undefined {
+  if (r.status === 'incomplete') return r.incomplete_details?.reason === 'content_filter' ? 'content_filter' : 'length';
+  if (r.status !== 'completed') return undefined;
+  return (r.output as J[]).some((o) => o.type === 'function_call') ? 'tool_calls' : 'stop';
+}
+
+function responsesUsage(u: J | null | undefined): ClientView['usage'] {
+  return u ? { input: u.input_tokens, output: u.output_tokens, cached: u.input_tokens_details?.cached_tokens ?? 0 } : undefined;
+}
+
+/** A `response` object → the comparable view. */
+export function viewResponsesJson(body: Buffer): ClientView {
+  const r = JSON.parse(body.toString('utf8')) as J;
+  assert.equal(r.object, 'response');
+  let text = '';
+  const toolCalls: ClientView['toolCalls'] = [];
+  for (const o of r.output as J[]) {
+    if (o.type === 'message') for (const c of o.content) if (c.type === 'output_text') text += c.text;
+    if (o.type === 'function_call') toolCalls.push({ id: o.call_id, name: o.name, args: JSON.parse(o.arguments) });
+  }
+  return { text, toolCalls, finish: responsesFinish(r), usage: responsesUsage(r.usage), model: r.model, id: r.id };
+}
+
+/**
+ * Responses events → the view, checking the protocol strictly: `event:` equals `data.type`, sequence numbers count
+ * 0,1,2…, deltas belong to an added item, the `.done` texts equal the concatenated deltas, nothing follows the
+ * terminal event, and the final response repeats the streamed output.
+ */
+export function viewResponsesStream(text: string): ClientView & { terminal: string | undefined } {
+  const v: ClientView & { terminal: string | undefined } = { text: '', toolCalls: [], finish: undefined, usage: undefined, model: undefined, id: undefined, terminal: undefined };
+  const items = new Map<number, J>();
+  const deltas = new Map<string, string>();
+  let seq = 0;
+  for (const ev of sseEvents(text)) {
+    const j = JSON.parse(ev.data) as J;
+    assert.equal(ev.event, j.type, 'event: name must match data.type');
+    assert.equal(v.terminal, undefined, `nothing may follow ${v.terminal}`);
+    assert.equal(j.sequence_number, seq++, 'sequence_number counts up from 0');
+    switch (j.type) {
+      case 'response.created':
+        v.id = j.response.id;
+        v.model = j.response.model;
+        break;
+      case 'response.output_item.added':
+        assert.ok(!items.has(j.output_index), 'output indexes are unique');
+        items.set(j.output_index, j.item);
+        break;
+      case 'response.output_text.delta':
+        assert.ok(items.get(j.output_index)?.type === 'message', 'text delta for an added message');
+        deltas.set(`t${j.output_index}`, (deltas.get(`t${j.output_index}`) ?? '') + j.delta);
+        v.text += j.delta;
+        break;
+      case 'response.output_text.done':
+        assert.equal(j.text, deltas.get(`t${j.output_index}`) ?? '', 'output_text.done repeats the deltas');
+        break;
+      case 'response.function_call_arguments.delta':
+        assert.ok(items.get(j.output_index)?.type === 'function_call', 'arguments delta for an added function call');
+        deltas.set(`a${j.output_index}`, (deltas.get(`a${j.output_index}`) ?? '') + j.delta);
+        break;
+      case 'response.function_call_arguments.done':
+        assert.equal(j.arguments, deltas.get(`a${j.output_index}`) ?? '', 'function_call_arguments.done repeats the deltas');
+        break;
+      case 'response.output_item.done':
+        if (j.item.type === 'function_call') v.toolCalls.push({ id: j.item.call_id, name: j.item.name, args: JSON.parse(j.item.arguments) });
+        break;
+      case 'response.completed':
+      case 'response.incomplete':
+      case 'response.failed':
+        v.terminal = j.type;
+        v.finish = responsesFinish(j.response);
+        v.usage = responsesUsage(j.response.usage);
+        assert.equal(viewResponsesJson(Buffer.from(JSON.stringify(j.response))).text, v.text, 'the final response repeats the streamed text');
+        break;
+      case 'error':
+        v.terminal = 'error';
+        v.error = { type: String(j.code ?? 'error'), message: j.message };
+        break;
+      default:
+        break;
+    }
+  }
+  return v;
+}

@@ -130,6 +130,69 @@ export function openAIStream(spec: ReplySpec, includeUsage: boolean, azure = fal
   return out;
 }
 
+// ---- OpenAI / Azure Responses API (`/responses`)
+
+function responsesOutput(r: ReturnType<typeof norm>): Json[] {
+  const out: Json[] = [];
+  if (r.text !== '') {
+    out.push({ id: `msg_${r.id}`, type: 'message', status: 'completed', role: 'assistant', content: [{ type: 'output_text', text: r.text, annotations: [], logprobs: [] }] });
+  }
+  for (const t of r.toolCalls) out.push({ id: `fc_${t.id}`, type: 'function_call', status: 'completed', arguments: JSON.stringify(t.args), call_id: t.id, name: t.name });
+  return out;
+}
+
+function responsesUsage(r: ReturnType<typeof norm> & { reasoning: number }): Json {
+  return {
+    input_tokens: r.usage.input,
+    input_tokens_details: { cached_tokens: r.cached },
+    output_tokens: r.usage.output,
+    output_tokens_details: { reasoning_tokens: r.reasoning },
+    total_tokens: r.usage.input + r.usage.output,
+  };
+}
+
+export function openAIResponsesReply(spec: ReplySpec & { reasoning?: number }): Json {
+  const r = { ...norm(spec), reasoning: spec.reasoning ?? 0 };
+  const incomplete = r.finish === 'length';
+  return {
+    id: `resp_${r.id}`, object: 'response', created_at: 1700000000, status: incomplete ? 'incomplete' : 'completed', error: null,
+    incomplete_details: incomplete ? { reason: 'max_output_tokens' } : null, model: r.model, output: responsesOutput(r),
+    parallel_tool_calls: true, store: true, tools: [], usage: responsesUsage(r), metadata: {},
+  };
+}
+
+export function openAIResponsesStream(spec: ReplySpec & { reasoning?: number }): string[] {
+  const r = { ...norm(spec), reasoning: spec.reasoning ?? 0 };
+  const full = openAIResponsesReply(spec);
+  let seq = 0;
+  const ev = (type: string, fields: Json): string => sse({ type, sequence_number: seq++, ...fields }, type);
+  const out: string[] = [];
+  const pending = { ...full, status: 'in_progress', output: [], usage: null };
+  out.push(ev('response.created', { response: pending }), ev('response.in_progress', { response: pending }));
+  let oi = 0;
+  if (r.text !== '') {
+    const id = `msg_${r.id}`;
+    out.push(ev('response.output_item.added', { output_index: oi, item: { id, type: 'message', status: 'in_progress', role: 'assistant', content: [] } }));
+    out.push(ev('response.content_part.added', { item_id: id, output_index: oi, content_index: 0, part: { type: 'output_text', text: '', annotations: [] } }));
+    for (const p of pieces(r.text)) out.push(ev('response.output_text.delta', { item_id: id, output_index: oi, content_index: 0, delta: p, logprobs: [] }));
+    out.push(ev('response.output_text.done', { item_id: id, output_index: oi, content_index: 0, text: r.text, logprobs: [] }));
+    out.push(ev('response.content_part.done', { item_id: id, output_index: oi, content_index: 0, part: { type: 'output_text', text: r.text, annotations: [] } }));
+    out.push(ev('response.output_item.done', { output_index: oi, item: (full.output as Json[])[oi] }));
+    oi++;
+  }
+  for (const t of r.toolCalls) {
+    const id = `fc_${t.id}`;
+    const args = JSON.stringify(t.args);
+    out.push(ev('response.output_item.added', { output_index: oi, item: { id, type: 'function_call', status: 'in_progress', arguments: '', call_id: t.id, name: t.name } }));
+    for (const a of splitInTwo(args)) out.push(ev('response.function_call_arguments.delta', { item_id: id, output_index: oi, delta: a }));
+    out.push(ev('response.function_call_arguments.done', { item_id: id, output_index: oi, arguments: args }));
+    out.push(ev('response.output_item.done', { output_index: oi, item: (full.output as Json[])[oi] }));
+    oi++;
+  }
+  out.push(ev(full.status === 'incomplete' ? 'response.incomplete' : 'response.completed', { response: full }));
+  return out;
+}
+
 // ---- Anthropic
 
 export function anthropicReply(spec: ReplySpec): Json {
@@ -498,7 +561,7 @@ const BEDROCK_FIELDS = new Set([
 ]);
 
 interface Route {
-  op: 'chat' | 'embeddings';
+  op: 'chat' | 'embeddings' | 'responses';
   stream: boolean;
   /** Gemini: single embedContent vs batch. */
   single?: boolean;
@@ -506,6 +569,16 @@ interface Route {
 
 function isObj(v: unknown): v is Json {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** OpenAI/Azure `POST /responses`: `input` (string or items) is required; items need a type or a role. */
+function responsesRoute(body: Json | undefined): Route {
+  need(body, 400, 'We could not parse the JSON body of your request.');
+  need(typeof body.model === 'string', 400, 'you must provide a model parameter');
+  need(typeof body.input === 'string' || Array.isArray(body.input), 400, "Missing required parameter: 'input'.");
+  if (Array.isArray(body.input)) for (const i of body.input as unknown[]) need(isObj(i) && (typeof i.type === 'string' || typeof i.role === 'string'), 400, 'Invalid input item');
+  need(body.messages === undefined, 400, "Unknown parameter: 'messages'.");
+  return { op: 'responses', stream: body.stream === true };
 }
 
 /** Checks a request the way the real API would; returns what was asked for, or throws Reject. */
@@ -526,6 +599,7 @@ function validateRequest(kind: ProviderApi, f: FakeProvider, req: RecordedReques
         need(body.input !== undefined, 400, "'input' is a required property");
         return { op: 'embeddings', stream: false };
       }
+      if (path === `${f.basePath}/responses`) return responsesRoute(body);
       need(path === `${f.basePath}/chat/completions`, 404, `Invalid URL (POST ${path})`);
       need(Array.isArray(body.messages) && body.messages.length > 0, 400, "[] is too short - 'messages'");
       for (const m of body.messages as unknown[]) {
@@ -536,6 +610,7 @@ function validateRequest(kind: ProviderApi, f: FakeProvider, req: RecordedReques
     case 'azure': {
       need(h.authorization === undefined, 401, 'Azure OpenAI uses the api-key header');
       need(h['api-key'] === f.apiKey, 401, 'Access denied due to invalid subscription key or wrong API endpoint.');
+      if (path === `${f.basePath}/v1/responses`) return responsesRoute(body); // Azure's v1 API: no api-version
       need(params.get('api-version'), 404, 'Resource not found (missing api-version)');
       const m = new RegExp(`^${f.basePath}/deployments/([^/]+)/(chat/completions|embeddings)$`).exec(path!);
       need(m, 404, 'Resource not found');
@@ -605,6 +680,7 @@ function streamPieces(kind: ProviderApi, reply: ReplySpec, req: RecordedRequest)
   switch (kind) {
     case 'openai':
     case 'azure': {
+      if (req.path.split('?')[0]!.endsWith('/responses')) return openAIResponsesStream(reply).map((s) => Buffer.from(s));
       const so = req.json?.stream_options;
       const includeUsage = isObj(so) && so.include_usage === true;
       return openAIStream(reply, includeUsage, kind === 'azure').map((s) => Buffer.from(s));
@@ -778,7 +854,7 @@ export async function startFakeProvider(kind: ProviderApi, opts: FakeProviderOpt
       return;
     }
     if (!route.stream) {
-      const b = Buffer.from(JSON.stringify(jsonReply(kind, reply)));
+      const b = Buffer.from(JSON.stringify(route.op === 'responses' ? openAIResponsesReply(reply) : jsonReply(kind, reply)));
       const h: Record<string, string> = { 'content-type': 'application/json', 'content-length': String(b.length) };
       if (kind === 'bedrock') h['x-amzn-requestid'] = '5b1f0c8e-fake';
       res.writeHead(200, h);
