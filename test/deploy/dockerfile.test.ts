@@ -4,9 +4,9 @@
 // that its HEALTHCHECK command reports healthy (and reports a dead one as unhealthy).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, posix } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { REPO_ROOT } from '../../service/envoy/provision.ts';
 import { envOf, execForm, parseDockerfile, type Stage } from './support/dockerfile.ts';
@@ -139,5 +139,59 @@ describe('Dockerfile', () => {
     assert.equal(await exited, 0, `SIGTERM drains and exits 0\n${output}`);
     const dead = await run(process.execPath, probe.slice(1), { cwd: REPO_ROOT, env, timeoutMs: 10_000 });
     assert.equal(dead.code, 1, 'the HEALTHCHECK fails when nothing answers');
+  });
+
+  it('the runtime stage alone serves: its COPYs assembled into a directory (no service/, no TypeScript) run `tollgate serve` and pass the HEALTHCHECK', { timeout: 90_000 }, async () => {
+    // The build stage works in the repository layout (WORKDIR /src = the repository root after `npm run build`).
+    assert.ok(existsSync(join(REPO_ROOT, 'dist', 'cli.js')), 'dist/cli.js: run `npm run build` first (npm test does)');
+    const workdir = last(runtime, 'WORKDIR')!.args;
+    const root = join(tmp, 'image');
+    const place = (dest: string) => join(root, posix.isAbsolute(dest) ? dest : posix.join(workdir, dest));
+    for (const c of ops(runtime, 'COPY')) {
+      const from = /--from=(\S+)/.exec(c.args)?.[1];
+      const [src, dest] = c.args.replace(/--\S+\s+/g, '').split(/\s+/) as [string, string];
+      const stage = from ? stageNamed(from) : undefined;
+      const stageDir = stage ? [stage, ...df.stages].map((s) => last(s, 'WORKDIR')?.args).find(Boolean)! : '';
+      const repoPath = from ? join(REPO_ROOT, posix.relative(stageDir, src)) : join(REPO_ROOT, src);
+      assert.ok(existsSync(repoPath), `COPY ${c.args}: ${repoPath}`);
+      const target = place(dest);
+      mkdirSync(dirname(target), { recursive: true });
+      // node_modules: the repository's (a superset of the pruned one) by link; the rest copied.
+      if (src.endsWith('node_modules')) symlinkSync(repoPath, target);
+      else cpSync(repoPath, target, { recursive: true });
+    }
+    const app = place('.');
+    assert.ok(!existsSync(join(app, 'service')), 'no TypeScript sources in the image');
+    const argv = [...execForm(last(runtime, 'ENTRYPOINT')!.args), ...execForm(last(runtime, 'CMD')!.args)];
+    const probe = execForm(/CMD\s+(.*)$/.exec(last(runtime, 'HEALTHCHECK')!.args)![1]!);
+    const httpPort = await freePort();
+    const env: NodeJS.ProcessEnv = {
+      PATH: process.env.PATH,
+      ...envOf(runtime),
+      TOLLGATE_GRPC_ADDR: '127.0.0.1:0',
+      TOLLGATE_HTTP_ADDR: `127.0.0.1:${httpPort}`,
+      TOLLGATE_CONFIG: join(app, 'policies'),
+      TOLLGATE_SPOOL_DIR: join(tmp, 'image-spool'),
+      TOLLGATE_LINEAGE: 'none',
+      TOLLGATE_GRPC_SHARED_SECRET: 'dockerfile-test-shared-secret-0123456789',
+      TOLLGATE_PLAN_KEY: 'dockerfile-test-plan-key-0123456789abcdef0123',
+    };
+    const proc = spawn(process.execPath, argv.slice(1), { cwd: app, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    proc.stdout.on('data', (b: Buffer) => (output += b.toString()));
+    proc.stderr.on('data', (b: Buffer) => (output += b.toString()));
+    const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+    try {
+      let healthy = { code: -1, out: '' };
+      for (let i = 0; i < 120 && healthy.code !== 0 && proc.exitCode === null; i++) {
+        healthy = await run(process.execPath, probe.slice(1), { cwd: app, env, timeoutMs: 10_000 });
+        if (healthy.code !== 0) await new Promise((r) => setTimeout(r, 250));
+      }
+      assert.equal(healthy.code, 0, `HEALTHCHECK never passed in the assembled image: ${healthy.out}\n${output}`);
+      assert.match(output, /tollgate started/);
+    } finally {
+      proc.kill('SIGTERM');
+    }
+    assert.equal(await exited, 0, output);
   });
 });
