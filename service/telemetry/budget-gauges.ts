@@ -2,8 +2,11 @@
 // counter per key, but key ids are never metric labels; so tollgate_budget_utilization_ratio{budget,tenant,unit}
 // is the MOST-USED scope's share and tollgate_budget_remaining the LEAST remaining, over the scopes this
 // replica has charged — not whichever scope's request happened to come last. A calendar window that has ended
-// counts as reset (nothing used) until the scope is charged again. Bounded: past `maxScopes` scopes the one
-// charged longest ago is forgotten.
+// counts as reset (nothing used) until the scope is charged again.
+//
+// Cost: a charge updates one entry in place (two map lookups); a scrape recomputes only the series that
+// changed or had a window end since the last scrape. Bounded: past `maxScopes` scopes in all, the scope
+// seen first is forgotten (an active one comes back with its next charge).
 
 export interface BudgetGaugeLabels {
   budget: string;
@@ -29,18 +32,28 @@ export interface BudgetGaugeSample {
 }
 
 interface Entry {
-  labels: BudgetGaugeLabels;
-  seriesKey: string;
-  limit?: number;
+  limit: number | undefined;
   remaining: number;
   resetAt: number;
+}
+
+interface Series {
+  scopes: Map<string, Entry>;
+  sample: BudgetGaugeSample;
+  /** A charge changed it since the last computation. */
+  dirty: boolean;
+  /** Earliest window end after the last computation (Infinity: none): the sample changes then. */
+  nextReset: number;
 }
 
 export const DEFAULT_MAX_BUDGET_SCOPES = 100_000;
 
 export class BudgetScopeGauges {
-  /** Insertion order = least recently charged first. */
-  private readonly entries = new Map<string, Entry>();
+  private readonly series = new Map<string, Series>();
+  /** Every (series, scope) in first-seen order, for the bound. */
+  private readonly order: [Series, string][] = [];
+  private orderHead = 0;
+  private count = 0;
 
   constructor(
     private readonly now: () => number = Date.now,
@@ -48,36 +61,73 @@ export class BudgetScopeGauges {
   ) {}
 
   get size(): number {
-    return this.entries.size;
+    return this.count;
   }
 
   observe(r: BudgetScopeReading): void {
     if (!Number.isFinite(r.remaining)) return;
-    const labels = { budget: r.budget, tenant: r.tenant, unit: r.unit };
-    const seriesKey = `${r.budget}\u0000${r.tenant}\u0000${r.unit}`;
-    const key = `${seriesKey}\u0000${r.scopeKey}`;
-    this.entries.delete(key);
+    const sk = `${r.budget}\u0000${r.tenant}\u0000${r.unit}`;
+    let s = this.series.get(sk);
+    if (!s) {
+      s = { scopes: new Map(), sample: { labels: { budget: r.budget, tenant: r.tenant, unit: r.unit }, remaining: 0 }, dirty: true, nextReset: Infinity };
+      this.series.set(sk, s);
+    }
     const limit = r.limit !== undefined && Number.isFinite(r.limit) && r.limit > 0 ? r.limit : undefined;
-    this.entries.set(key, { labels, seriesKey, limit, remaining: r.remaining, resetAt: r.resetAt && r.resetAt > 0 ? r.resetAt : 0 });
-    if (this.entries.size > this.maxScopes) this.entries.delete(this.entries.keys().next().value!);
+    const resetAt = r.resetAt !== undefined && r.resetAt > 0 ? r.resetAt : 0;
+    const e = s.scopes.get(r.scopeKey);
+    if (e) {
+      e.limit = limit;
+      e.remaining = r.remaining;
+      e.resetAt = resetAt;
+    } else {
+      s.scopes.set(r.scopeKey, { limit, remaining: r.remaining, resetAt });
+      this.order.push([s, r.scopeKey]);
+      this.count++;
+      if (this.count > this.maxScopes) this.evictOldest();
+    }
+    s.dirty = true;
   }
 
   /** One sample per (budget, tenant, unit), from every scope's value now. */
   samples(): BudgetGaugeSample[] {
     const now = this.now();
-    const out = new Map<string, BudgetGaugeSample>();
-    for (const e of this.entries.values()) {
+    const out: BudgetGaugeSample[] = [];
+    for (const s of this.series.values()) {
+      if (s.dirty || now >= s.nextReset) this.compute(s, now);
+      if (s.scopes.size > 0) out.push(s.sample);
+    }
+    return out;
+  }
+
+  private compute(s: Series, now: number): void {
+    let remaining = Infinity;
+    let utilization: number | undefined;
+    let nextReset = Infinity;
+    for (const e of s.scopes.values()) {
       const reset = e.resetAt > 0 && e.resetAt <= now;
+      if (e.resetAt > now && e.resetAt < nextReset) nextReset = e.resetAt;
       // A window that has ended starts empty: the whole limit remains.
-      const remaining = reset && e.limit !== undefined ? e.limit : e.remaining;
-      const utilization = e.limit === undefined ? undefined : reset ? 0 : Math.max(0, (e.limit - e.remaining) / e.limit);
-      const s = out.get(e.seriesKey);
-      if (!s) out.set(e.seriesKey, { labels: e.labels, remaining, utilization });
-      else {
-        s.remaining = Math.min(s.remaining, remaining);
-        if (utilization !== undefined) s.utilization = s.utilization === undefined ? utilization : Math.max(s.utilization, utilization);
+      const rem = reset && e.limit !== undefined ? e.limit : e.remaining;
+      if (rem < remaining) remaining = rem;
+      if (e.limit !== undefined) {
+        const u = reset ? 0 : Math.max(0, (e.limit - e.remaining) / e.limit);
+        if (utilization === undefined || u > utilization) utilization = u;
       }
     }
-    return [...out.values()];
+    s.sample = { labels: s.sample.labels, remaining, ...(utilization !== undefined ? { utilization } : {}) };
+    s.dirty = false;
+    s.nextReset = nextReset;
+  }
+
+  private evictOldest(): void {
+    const [s, scopeKey] = this.order[this.orderHead]!;
+    this.order[this.orderHead++] = undefined as unknown as [Series, string];
+    if (this.orderHead > 1024 && this.orderHead * 2 > this.order.length) {
+      this.order.splice(0, this.orderHead);
+      this.orderHead = 0;
+    }
+    s.scopes.delete(scopeKey);
+    s.dirty = true;
+    this.count--;
   }
 }

@@ -77,7 +77,8 @@ async function waitReady(r: Replica, ms: number): Promise<void> {
   for (;;) {
     if (r.proc.exitCode !== null) throw new Error(`tollgate exited ${r.proc.exitCode}: ${r.output.join('').slice(-2000)}`);
     try {
-      const res = await fetch(`http://127.0.0.1:${r.httpPort}/readyz`);
+      // The detail (budgetStore) needs the admin token the replicas are given.
+      const res = await fetch(`http://127.0.0.1:${r.httpPort}/readyz`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
       const j = (await res.json()) as { budgetStore?: string };
       if (res.status === 200 && j.budgetStore === 'ok') return;
     } catch {
