@@ -1,6 +1,7 @@
 // Assembles a running Tollgate: config holder, long-lived services, the ext_proc gRPC server and the
 // telemetry HTTP server. main.ts calls it with settings from the environment; tests call it directly.
 import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
@@ -67,8 +68,10 @@ export interface TollgateOptions {
   planKeys?: (string | Buffer)[];
   /** Fallback plan lifetime, ms (default 660 000: the chain route's 600 s timeout plus a minute). */
   planTtlMs?: number;
-  /** Bearer tokens for /v1/spend and /readyz detail. Unset: open on a loopback httpAddr outside production, else refused. */
+  /** Bearer tokens for /v1/spend and /readyz detail. Unset: /readyz detail open on a loopback httpAddr outside production, else refused; /v1/spend always needs one. */
   adminTokens?: string[];
+  /** Publish /v1/spend (TOLLGATE_SPEND_API=on). Default off: the path answers 404. Needs adminTokens. */
+  spendApi?: boolean;
   /** Lineage emitter queue bounds (defaults: 200,000 records in memory, drained every 50 ms). */
   lineageQueue?: { maxInMemory?: number; flushIntervalMs?: number };
   /** Concurrent ext_proc streams; one more is refused with RESOURCE_EXHAUSTED (default 4096). */
@@ -125,6 +128,7 @@ export async function startTollgate(opts: TollgateOptions): Promise<Tollgate> {
     mtlsAnyPeer: Boolean(opts.grpcAuth?.tls?.caFile) && (opts.grpcAuth?.allowedPeers ?? []).includes('*'),
     planKeys: opts.planKeys ?? [],
     adminTokens: opts.adminTokens ?? [],
+    spendApi: opts.spendApi ?? false,
   });
   for (const w of posture.warnings) log.warn(w);
   const [planKey, ...previousPlanKeys] = opts.planKeys?.length ? opts.planKeys : [processPlanKey()];
@@ -245,7 +249,9 @@ export async function startTollgate(opts: TollgateOptions): Promise<Tollgate> {
     },
     admin: adminGuard({ tokens: opts.adminTokens, openWithoutToken: posture.adminOpenWithoutToken }),
     onAdminDenied: (verdict) => metrics.authFailures.inc({ surface: 'admin', reason: verdict }),
-    adminRoutes: new Map([
+    // Not published unless asked for (TOLLGATE_SPEND_API=on, which start-up refuses without an admin token).
+    extraRoutes: opts.spendApi ? undefined : new Map([['/v1/spend', spendApiOff]]),
+    adminRoutes: !opts.spendApi ? undefined : new Map([
       [
         '/v1/spend',
         async (req, res) => {
@@ -301,6 +307,13 @@ export async function startTollgate(opts: TollgateOptions): Promise<Tollgate> {
         grpcAuth.close();
       })()),
   };
+}
+
+/** /v1/spend while TOLLGATE_SPEND_API is off: not there, and says how to publish it. */
+function spendApiOff(_req: IncomingMessage, res: ServerResponse): void {
+  const body = `${JSON.stringify({ error: '/v1/spend is not published: set TOLLGATE_SPEND_API=on and TOLLGATE_ADMIN_TOKEN' })}\n`;
+  res.writeHead(404, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+  res.end(body);
 }
 
 /** How long a graceful shutdown waits for ended requests to settle their budgets and publish their record. */

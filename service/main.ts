@@ -36,6 +36,7 @@ export async function serve(): Promise<void> {
       planKeys: security.planKeys,
       planTtlMs: security.planTtlMs,
       adminTokens: security.adminTokens,
+      spendApi: security.spendApi,
       maxStreams: intFromEnv('TOLLGATE_MAX_STREAMS', 1),
       streamIdleTimeoutMs: intFromEnv('TOLLGATE_STREAM_IDLE_TIMEOUT_MS', 0),
       log,

@@ -46,6 +46,7 @@ function effectsOf(checks: readonly CheckResult[], failOpen: boolean): BudgetEff
       softLimitWarning: !c.hard && c.exceeded,
       exceeded: c.exceeded,
       failOpen: failOpen || c.degraded === 'failOpen' || undefined,
+      resetAt: c.resetAt,
     }));
 }
 

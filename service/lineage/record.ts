@@ -138,6 +138,8 @@ export interface BudgetEffect {
   softLimitWarning?: boolean;
   failOpen?: boolean;
   exceeded?: boolean;
+  /** End of the counter's calendar window (ms epoch; 0 = sliding). For the budget gauges; not part of the record. */
+  resetAt?: number;
 }
 
 export interface TokenUsage {

@@ -10,6 +10,8 @@ export interface SecuritySettings {
   planKeys?: string[];
   planTtlMs?: number;
   adminTokens?: string[];
+  /** TOLLGATE_SPEND_API=on publishes /v1/spend (admin credential required). Default off. */
+  spendApi?: boolean;
 }
 
 export function securityFromEnv(env: NodeJS.ProcessEnv): SecuritySettings {
@@ -35,7 +37,15 @@ export function securityFromEnv(env: NodeJS.ProcessEnv): SecuritySettings {
     planKeys: readSecretList(env, 'TOLLGATE_PLAN_KEY'),
     planTtlMs: env.TOLLGATE_PLAN_TTL_MS ? positive(env, 'TOLLGATE_PLAN_TTL_MS') : undefined,
     adminTokens: readSecretList(env, 'TOLLGATE_ADMIN_TOKEN'),
+    spendApi: onOff(env, 'TOLLGATE_SPEND_API'),
   };
+}
+
+function onOff(env: NodeJS.ProcessEnv, name: string): boolean {
+  const v = env[name]?.trim().toLowerCase();
+  if (v === undefined || v === '' || v === 'off') return false;
+  if (v === 'on') return true;
+  throw new SecurityConfigError(`${name} must be "on" or "off", not ${JSON.stringify(env[name])}`);
 }
 
 function positive(env: NodeJS.ProcessEnv, name: string): number {

@@ -14,10 +14,12 @@ export interface PostureInput {
   mtlsAnyPeer: boolean;
   planKeys: readonly (string | Buffer)[];
   adminTokens: readonly string[];
+  /** /v1/spend is published (TOLLGATE_SPEND_API=on); it then needs an admin token. */
+  spendApi?: boolean;
 }
 
 export interface Posture {
-  /** Admin endpoints answer without a token (development, loopback listener, no token set). */
+  /** /readyz detail answers without a token (development, loopback listener, no token set). /v1/spend never does. */
   adminOpenWithoutToken: boolean;
   warnings: string[];
 }
@@ -47,9 +49,12 @@ export function checkPosture(i: PostureInput): Posture {
     warnings.push('TOLLGATE_PLAN_KEY is not set: fallback plans are signed with a per-process key, so an attempt served by another replica is refused (set it on every replica)');
   }
 
+  // Spend per tenant, team and key is business data: published only on request, and only with a credential.
+  if (i.spendApi && i.adminTokens.length === 0)
+    throw new SecurityConfigError('TOLLGATE_SPEND_API=on needs TOLLGATE_ADMIN_TOKEN (or _FILE): /v1/spend is never served without a credential');
   const adminOpenWithoutToken = i.adminTokens.length === 0 && !prod && isLoopbackAddr(i.httpAddr);
   if (adminOpenWithoutToken)
-    warnings.push(`SECURITY: /v1/spend and /readyz detail on ${i.httpAddr} need no credential (development mode, loopback, no TOLLGATE_ADMIN_TOKEN)`);
-  else if (i.adminTokens.length === 0) warnings.push('TOLLGATE_ADMIN_TOKEN is not set: /v1/spend is refused and /readyz shows status only');
+    warnings.push(`SECURITY: /readyz detail on ${i.httpAddr} needs no credential (development mode, loopback, no TOLLGATE_ADMIN_TOKEN)`);
+  else if (i.adminTokens.length === 0) warnings.push('TOLLGATE_ADMIN_TOKEN is not set: /readyz shows status only');
   return { adminOpenWithoutToken, warnings };
 }

@@ -9,6 +9,7 @@
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { LineageRecord } from '../lineage/record.ts';
+import { BudgetScopeGauges } from './budget-gauges.ts';
 
 export const OTHER = 'other';
 export const NONE = 'none';
@@ -30,6 +31,10 @@ export interface MetricsOptions {
   /** For a label kind with no known set: distinct values accepted before the rest become `other`. Default 100. */
   maxDistinctPerLabel?: number;
   known?: KnownLabels;
+  /** Clock for budget windows (tests). Default Date.now. */
+  now?: () => number;
+  /** Budget scopes remembered for the budget gauges (default 100,000). */
+  maxBudgetScopes?: number;
 }
 
 const MAX_LABEL_LENGTH = 128;
@@ -107,9 +112,12 @@ export interface Metrics {
   /** Rules in dryRun mode that would have denied (the request proceeded). */
   readonly policyDryRunDenials: Counter<'policy'>;
   readonly redactions: Counter<'detector' | 'direction'>;
+  /** Least remaining over the budget's scopes (budget-gauges.ts), read at scrape time. */
   readonly budgetRemaining: Gauge<'budget' | 'tenant' | 'unit'>;
-  /** charged-so-far / limit in the current window, 0..1+ (last request observed). */
+  /** Largest charged / limit over the budget's scopes in their current windows, 0..1+. */
   readonly budgetUtilization: Gauge<'budget' | 'tenant' | 'unit'>;
+  /** Every budget scope's latest value, behind the two gauges above. */
+  readonly budgetScopes: BudgetScopeGauges;
   readonly budgetSoftLimitWarnings: Counter<'budget' | 'tenant'>;
   readonly budgetExceeded: Counter<'budget' | 'tenant'>;
   readonly budgetFailOpen: Counter<'budget'>;
@@ -183,6 +191,21 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
   ): Histogram<L> => new Histogram<L>({ name, help, labelNames, buckets, registers });
 
   const revisionHolder: { current: string | undefined } = { current: undefined };
+  const budgetScopes = new BudgetScopeGauges(opts.now, opts.maxBudgetScopes);
+  const budgetGauge = (name: string, help: string, pick: (s: ReturnType<BudgetScopeGauges['samples']>[number]) => number | undefined): Gauge<'budget' | 'tenant' | 'unit'> =>
+    new Gauge<'budget' | 'tenant' | 'unit'>({
+      name,
+      help,
+      labelNames: ['budget', 'tenant', 'unit'],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of budgetScopes.samples()) {
+          const v = pick(s);
+          if (v !== undefined) this.set(s.labels, v);
+        }
+      },
+    });
 
   const m: Metrics = {
     registry,
@@ -244,16 +267,17 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
       'detector',
       'direction',
     ]),
-    budgetRemaining: gauge(
+    budgetRemaining: budgetGauge(
       'tollgate_budget_remaining',
-      'Remaining budget in the current window after the last request charged to it (unit label: usd, tokens, …).',
-      ['budget', 'tenant', 'unit'],
+      'Least remaining over the budget\'s scopes (keys, teams, users, …) in their current windows (unit label: usd, tokens, …).',
+      (s) => s.remaining,
     ),
-    budgetUtilization: gauge(
+    budgetUtilization: budgetGauge(
       'tollgate_budget_utilization_ratio',
-      'Share of the budget limit used in the current window (1 = exhausted), as of the last request.',
-      ['budget', 'tenant', 'unit'],
+      'Share of the limit used by the budget\'s most-used scope in its current window (1 = exhausted).',
+      (s) => s.utilization,
     ),
+    budgetScopes,
     budgetSoftLimitWarnings: counter(
       'tollgate_budget_soft_limit_warnings_total',
       'Requests let through past a soft budget limit.',
@@ -467,10 +491,9 @@ export function recordRequestMetrics(m: Metrics, r: LineageRecord): void {
   for (const b of r.budgets ?? []) {
     const budget = m.label('budget', b.name);
     const unit = UNITS.has(b.unit) ? b.unit : OTHER;
-    if (b.remaining !== undefined && Number.isFinite(b.remaining)) m.budgetRemaining.set({ budget, tenant, unit }, b.remaining);
-    if (b.limit !== undefined && b.limit > 0 && b.remaining !== undefined && Number.isFinite(b.remaining)) {
-      m.budgetUtilization.set({ budget, tenant, unit }, Math.max(0, (b.limit - b.remaining) / b.limit));
-    }
+    // Fail-open effects carry this replica's last knowledge, not the counter: they do not move the gauges.
+    if (b.remaining !== undefined && !b.failOpen)
+      m.budgetScopes.observe({ budget, tenant, unit, scopeKey: b.scopeKey ?? '', limit: b.limit, remaining: b.remaining, resetAt: b.resetAt });
     if (b.softLimitWarning) m.budgetSoftLimitWarnings.inc({ budget, tenant });
     if (b.exceeded) m.budgetExceeded.inc({ budget, tenant });
     if (b.failOpen) m.budgetFailOpen.inc({ budget });

@@ -31,6 +31,8 @@ const CHARGE_NANO = 26_000;
 const ADMITS = 400;
 const LIMIT_USD = (ADMITS * CHARGE_NANO) / 1e9;
 const REPLICAS = 3;
+/** /v1/spend is published only with TOLLGATE_SPEND_API=on and an admin token. */
+const ADMIN_TOKEN = 'e2e-admin-token-0123456789abcdef';
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -75,7 +77,8 @@ async function waitReady(r: Replica, ms: number): Promise<void> {
   for (;;) {
     if (r.proc.exitCode !== null) throw new Error(`tollgate exited ${r.proc.exitCode}: ${r.output.join('').slice(-2000)}`);
     try {
-      const res = await fetch(`http://127.0.0.1:${r.httpPort}/readyz`);
+      // The detail (budgetStore) needs the admin token the replicas are given.
+      const res = await fetch(`http://127.0.0.1:${r.httpPort}/readyz`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
       const j = (await res.json()) as { budgetStore?: string };
       if (res.status === 200 && j.budgetStore === 'ok') return;
     } catch {
@@ -127,6 +130,8 @@ describe('e2e: 3 Tollgate processes share one Redis budget', { timeout: 240_000 
           TOLLGATE_LOG_LEVEL: 'warn',
           TOLLGATE_SPOOL_DIR: join(dir, `spool-${i}`),
           TOLLGATE_INSTANCE: `replica-${i}`,
+          TOLLGATE_SPEND_API: 'on',
+          TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN,
           TG_E2E_CLUSTER_OPENAI_KEY: fake.credential,
         },
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -203,7 +208,7 @@ describe('e2e: 3 Tollgate processes share one Redis budget', { timeout: 240_000 
     const denied = statuses.get('429 budget_exceeded') ?? 0;
     // Settles run after each response is sent: let the last ones land.
     const spendOf = async (): Promise<SpendRow> => {
-      const res = await fetch(`http://127.0.0.1:${replicas[0]!.httpPort}/v1/spend?tenant=${tenant}&scope=tenant:${tenant}`);
+      const res = await fetch(`http://127.0.0.1:${replicas[0]!.httpPort}/v1/spend?tenant=${tenant}&scope=tenant:${tenant}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
       const j = (await res.json()) as { rows: SpendRow[] };
       assert.equal(j.rows.length, 1, JSON.stringify(j));
       return j.rows[0]!;

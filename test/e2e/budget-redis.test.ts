@@ -18,6 +18,8 @@ import { PrivateRedis } from '../lineage/redis-server.ts';
 import { testRedisUrl } from '../support/redis.ts';
 
 const SHARED_REDIS = testRedisUrl();
+/** /v1/spend is published only with TOLLGATE_SPEND_API=on and an admin token. */
+const ADMIN_TOKEN = 'e2e-admin-token-0123456789abcdef';
 const HI: OpenAI.ChatCompletionMessageParam[] = [{ role: 'user', content: 'hi' }];
 
 const doc = (kind: string, name: string, spec: string): string =>
@@ -85,7 +87,7 @@ describe('e2e budgets on the shared Redis', { timeout: 120_000 }, () => {
 
   before(async () => {
     h = await startHarness({
-      tollgate: { redisUrl: SHARED_REDIS },
+      tollgate: { redisUrl: SHARED_REDIS, spendApi: true, adminTokens: [ADMIN_TOKEN] },
       extraYaml:
         yaml +
         `apiVersion: tollgate.dev/v1alpha1
@@ -161,7 +163,7 @@ spec:
     assert.equal(after.outputTokens - before.outputTokens, 500);
     assert.equal(after.reservedUsd, 0);
     // The same numbers over HTTP (what `tollgate spend` reads).
-    const res = await fetch(`http://127.0.0.1:${h.tollgate.httpPort}/v1/spend?tenant=${tenant}&scope=tenant:${tenant}`);
+    const res = await fetch(`http://127.0.0.1:${h.tollgate.httpPort}/v1/spend?tenant=${tenant}&scope=tenant:${tenant}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
     const json = (await res.json()) as { rows: SpendRow[] };
     assert.equal(json.rows[0]!.usd, after.usd);
   });

@@ -12,6 +12,9 @@ import { hashKey } from '../../service/identity/keys.ts';
 import { eventually, startHarness, type Harness } from '../support/harness.ts';
 import type { RenderCluster } from '../../service/envoy/render.ts';
 
+/** /v1/spend is published only with TOLLGATE_SPEND_API=on and an admin token. */
+const ADMIN_TOKEN = 'e2e-admin-token-0123456789abcdef';
+
 // ---------------------------------------------------------------- local helpers
 
 /** Virtual keys this file adds (metadata.name is the key id: scope `key:<name>`). */
@@ -214,7 +217,7 @@ describe('e2e budgets and rate limits (memory store)', { timeout: 120_000 }, () 
     gated = await startGatedProvider({ input: 40, output: 30 });
     // An extra Envoy cluster for the gated provider; the harness adds the fakes' own clusters.
     clusters.gated = { host: '127.0.0.1', port: gated.port };
-    h = await startHarness({ extraYaml: extraYaml(gated.port), envoy: { clusters } });
+    h = await startHarness({ extraYaml: extraYaml(gated.port), envoy: { clusters }, tollgate: { spendApi: true, adminTokens: [ADMIN_TOKEN] } });
     // (fake provider clusters come from the harness)
     // (fake provider clusters come from the harness)
   });
@@ -422,7 +425,7 @@ describe('e2e budgets and rate limits (memory store)', { timeout: 120_000 }, () 
       assert.ok(eff, JSON.stringify(rec.budgets));
       assert.ok(Math.abs((eff.charged ?? 0) - usd) < 1e-12, JSON.stringify(eff));
       // The HTTP endpoint `tollgate spend` reads shows the same numbers.
-      const res = await fetch(`http://127.0.0.1:${h.tollgate.httpPort}/v1/spend?tenant=e2e-rec&scope=tenant:e2e-rec`);
+      const res = await fetch(`http://127.0.0.1:${h.tollgate.httpPort}/v1/spend?tenant=e2e-rec&scope=tenant:e2e-rec`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
       assert.equal(res.status, 200);
       const json = (await res.json()) as { rows: SpendRow[] };
       assert.equal(json.rows.length, 1);

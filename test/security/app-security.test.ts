@@ -93,8 +93,8 @@ describe('admin endpoints', { timeout: 30_000 }, () => {
     return { status: res.status, body: await res.text(), auth: res.headers.get('www-authenticate') };
   };
 
-  it('with TOLLGATE_ADMIN_TOKEN: /v1/spend needs it, /readyz shows detail only with it, /metrics and /healthz stay open', async () => {
-    const t = await startTollgate(base({ adminTokens: [ADMIN] }));
+  it('TOLLGATE_SPEND_API=on with TOLLGATE_ADMIN_TOKEN: /v1/spend needs it, /readyz shows detail only with it, /metrics and /healthz stay open', async () => {
+    const t = await startTollgate(base({ adminTokens: [ADMIN], spendApi: true }));
     try {
       const p = t.httpPort;
       const none = await get(p, '/v1/spend?tenant=acme');
@@ -119,28 +119,43 @@ describe('admin endpoints', { timeout: 30_000 }, () => {
     }
   });
 
-  it('production without a token: /v1/spend is refused (403) and /readyz is status only', async () => {
+  it('production without a token: /v1/spend is not published (404) and /readyz is status only', async () => {
     const t = await startTollgate(base({ mode: 'production', grpcAuth: { sharedSecrets: [SECRET] }, planKeys: [PLAN_KEY] }));
     try {
-      assert.equal((await get(t.httpPort, '/v1/spend')).status, 403);
+      const spend = await get(t.httpPort, '/v1/spend');
+      assert.equal(spend.status, 404);
+      assert.doesNotMatch(spend.body, /rows/);
       assert.deepEqual(JSON.parse((await get(t.httpPort, '/readyz')).body), { ready: true });
     } finally {
       await t.close(100);
     }
   });
 
-  it('development on loopback without a token: open, as before (tests and a local npm start)', async () => {
-    const t = await startTollgate(base());
-    try {
-      assert.equal((await get(t.httpPort, '/v1/spend')).status, 200);
-      assert.ok('config' in (JSON.parse((await get(t.httpPort, '/readyz')).body) as object));
-    } finally {
-      await t.close(100);
+  it('by default /v1/spend is not published, even with an admin token, and even in development on loopback', async () => {
+    for (const over of [{}, { adminTokens: [ADMIN] }] as Partial<TollgateOptions>[]) {
+      const t = await startTollgate(base(over));
+      try {
+        for (const token of [undefined, ADMIN]) {
+          const r = await get(t.httpPort, '/v1/spend?tenant=acme', token);
+          assert.equal(r.status, 404, JSON.stringify(over));
+          assert.doesNotMatch(r.body, /rows/);
+          assert.match(r.body, /TOLLGATE_SPEND_API=on/);
+        }
+        // /readyz detail keeps its development-on-loopback behaviour (open without a token).
+        if (!over.adminTokens) assert.ok('config' in (JSON.parse((await get(t.httpPort, '/readyz')).body) as object));
+      } finally {
+        await t.close(100);
+      }
     }
   });
 
+  it('TOLLGATE_SPEND_API=on without an admin token refuses to start, in development on loopback too', async () => {
+    await refused({ spendApi: true }, /TOLLGATE_SPEND_API=on needs TOLLGATE_ADMIN_TOKEN/);
+    await refused({ spendApi: true, mode: 'production', grpcAuth: { sharedSecrets: [SECRET] }, planKeys: [PLAN_KEY] }, /TOLLGATE_SPEND_API=on needs TOLLGATE_ADMIN_TOKEN/);
+  });
+
   it('`tollgate spend` sends TOLLGATE_ADMIN_TOKEN; without it the CLI exits 1 naming the variable', async () => {
-    const t = await startTollgate(base({ adminTokens: [ADMIN] }));
+    const t = await startTollgate(base({ adminTokens: [ADMIN], spendApi: true }));
     const cli = (env: Record<string, string>) =>
       new Promise<{ code: number; out: string; err: string }>((resolve) => {
         const e: NodeJS.ProcessEnv = { ...process.env, ...env };

@@ -54,6 +54,10 @@ describe('security units', () => {
       assert.throws(() => securityFromEnv({ TOLLGATE_ADMIN_TOKEN: 'x', TOLLGATE_ADMIN_TOKEN_FILE: f }), /not both/);
       assert.throws(() => securityFromEnv({ TOLLGATE_GRPC_TLS_CERT: f }), /together/);
       assert.throws(() => securityFromEnv({ TOLLGATE_GRPC_HEALTH_AUTH: 'maybe' }), /open/);
+      assert.equal(securityFromEnv({}).spendApi, false);
+      assert.equal(securityFromEnv({ TOLLGATE_SPEND_API: 'on' }).spendApi, true);
+      assert.equal(securityFromEnv({ TOLLGATE_SPEND_API: 'off' }).spendApi, false);
+      assert.throws(() => securityFromEnv({ TOLLGATE_SPEND_API: 'yes' }), /TOLLGATE_SPEND_API must be "on" or "off"/);
       assert.deepEqual(
         securityFromEnv({ TOLLGATE_GRPC_TLS_CERT: 'c', TOLLGATE_GRPC_TLS_KEY: 'k', TOLLGATE_GRPC_TLS_CA: 'ca', TOLLGATE_GRPC_ALLOWED_PEERS: 'spiffe://a/b, dns.example ', TOLLGATE_GRPC_HEALTH_AUTH: 'authenticated' }).grpcAuth,
         { tls: { certFile: 'c', keyFile: 'k', caFile: 'ca' }, allowedPeers: ['spiffe://a/b', 'dns.example'], health: 'authenticated' },
