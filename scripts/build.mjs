@@ -1,6 +1,6 @@
 // npm's prepare / prestart hook (and npm test): compile service/ to dist/ (tsconfig.build.json) when
 // TypeScript is installed. An install without dev dependencies (npm ci --omit=dev, a container's
-// runtime stage) has no compiler: there dist/ must come from a build stage, and this only checks it is there.
+// runtime stage) has no compiler: there dist/ must come from a build stage, and this only says so when it is missing.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -14,9 +14,10 @@ try {
   tsc = undefined;
 }
 if (!tsc) {
-  if (existsSync(new URL('dist/cli.js', root))) process.exit(0);
-  process.stderr.write('tollgate: cannot build dist/: TypeScript is not installed (dev dependency) and there is no dist/ yet\n');
-  process.exit(1);
+  // Not fatal: `npm ci --omit=dev` runs this too, before a build stage's dist/ is copied in.
+  if (!existsSync(new URL('dist/cli.js', root)))
+    process.stderr.write('tollgate: not building dist/: TypeScript (a dev dependency) is not installed; copy dist/ from a build or install dev dependencies\n');
+  process.exit(0);
 }
 const r = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
 process.exit(r.status ?? 1);
