@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { defaultSpoolDir, startTollgate, type Tollgate } from '../app.ts';
-import { ConfigErrors } from '../config/documents.ts';
+import { ConfigError, ConfigErrors } from '../config/documents.ts';
 import { buildSnapshot } from '../config/snapshot.ts';
 import type { Snapshot } from '../gateway/context.ts';
 import { EnvoyUnavailableError, findEnvoy } from '../envoy/provision.ts';
@@ -31,12 +31,18 @@ export class RunUsageError extends Error {
 export interface RunArgs {
   listen: { address: string; port: number };
   configDir: string;
+  help: boolean;
 }
 
 export function parseRunArgs(args: string[], env: NodeJS.ProcessEnv): RunArgs {
   let values;
   try {
-    ({ values } = parseArgs({ args, options: { listen: { type: 'string' }, config: { type: 'string' } }, strict: true, allowPositionals: false }));
+    ({ values } = parseArgs({
+      args,
+      options: { listen: { type: 'string' }, config: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+      allowPositionals: false,
+    }));
   } catch (err) {
     throw new RunUsageError((err as Error).message);
   }
@@ -44,7 +50,7 @@ export function parseRunArgs(args: string[], env: NodeJS.ProcessEnv): RunArgs {
   const m = /^\[?([^\]]+)\]?:(\d{1,5})$/.exec(listen);
   const port = m ? Number(m[2]) : NaN;
   if (!m || port > 65535) throw new RunUsageError(`--listen / TOLLGATE_LISTEN_ADDR must be HOST:PORT (e.g. 127.0.0.1:8080), got ${JSON.stringify(listen)}`);
-  return { listen: { address: m[1]!, port }, configDir: values.config ?? env.TOLLGATE_CONFIG ?? './policies' };
+  return { listen: { address: m[1]!, port }, configDir: values.config ?? env.TOLLGATE_CONFIG ?? './policies', help: values.help === true };
 }
 
 /** Runs until a signal; resolves with the exit code. */
@@ -57,6 +63,10 @@ export async function runStandalone(args: string[]): Promise<number> {
     process.stderr.write(`tollgate run: ${err.message}\n\n${RUN_USAGE}`);
     return 2;
   }
+  if (opts.help) {
+    process.stdout.write(RUN_USAGE);
+    return 0;
+  }
   const log = pino({ level: process.env.TOLLGATE_LOG_LEVEL ?? 'warn', base: { service: 'tollgate' } }, pino.destination(2));
   const say = (line: string) => process.stderr.write(`tollgate run: ${line}\n`);
 
@@ -64,6 +74,10 @@ export async function runStandalone(args: string[]): Promise<number> {
   try {
     first = buildSnapshot(opts.configDir);
   } catch (err) {
+    if (err instanceof ConfigError) {
+      say(`${err.message}; not starting (--config DIR names the config directory)`);
+      return 1;
+    }
     if (!(err instanceof ConfigErrors)) throw err;
     for (const e of err.errors) process.stderr.write(`${e.message}\n`);
     say(`config in ${opts.configDir} is invalid (${err.errors.length} problem(s)); not starting`);
@@ -105,7 +119,10 @@ export async function runStandalone(args: string[]): Promise<number> {
     await closeUpstreams(upstreams);
     if (err instanceof ConfigErrors) for (const e of err.errors) process.stderr.write(`${e.message}\n`);
     else if (err instanceof SecurityConfigError) say(`refusing to start: ${err.message}`);
-    else say(`Tollgate failed to start: ${(err as Error).message}`);
+    else {
+      const busy = (err as NodeJS.ErrnoException).code === 'EADDRINUSE' ? ' (another process has that port: set TOLLGATE_HTTP_ADDR, e.g. 127.0.0.1:0)' : '';
+      say(`Tollgate failed to start: ${(err as Error).message}${busy}`);
+    }
     return 1;
   }
 
@@ -157,6 +174,7 @@ export async function runStandalone(args: string[]): Promise<number> {
         resolve(code);
       })();
     };
+    process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
     process.on('SIGINT', () => stop('SIGINT', 0));
     process.on('SIGTERM', () => stop('SIGTERM', 0));
     envoy.child.on('exit', (code, signal) => stop(`Envoy exited on its own (${signal ?? `code ${code}`})`, 1));
