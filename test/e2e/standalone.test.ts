@@ -65,7 +65,8 @@ describe('npm start: the standalone gateway', () => {
       TOLLGATE_SPOOL_DIR: join(dir, 'spool'),
       TOLLGATE_DRAIN_MS: '2000',
     });
-    child = spawn('npm', ['start', '--', '--listen', '127.0.0.1:0'], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Its own process group, so a failed test can still kill npm, node and Envoy together.
+    child = spawn('npm', ['start', '--', '--listen', '127.0.0.1:0'], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
     child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
     child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
@@ -82,7 +83,13 @@ describe('npm start: the standalone gateway', () => {
   });
 
   after(async () => {
-    if (child && child.exitCode === null) child.kill('SIGKILL');
+    if (child?.pid) {
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        /* the group is gone: the SIGTERM test stopped it */
+      }
+    }
     if (envoyPid && alive(envoyPid)) process.kill(envoyPid, 'SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   });
