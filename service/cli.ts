@@ -1,4 +1,4 @@
-// `tollgate serve | check | test | explain | keys create | spend | lineage`
+// `tollgate run | serve | check | test | explain | keys create | spend | lineage | envoy`
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigErrors, ConfigError } from './config/documents.ts';
@@ -11,7 +11,10 @@ import { readSecret } from './security/secrets.ts';
 const USAGE = `usage: tollgate <command> [options]
 
 commands:
-  serve                         run the ext_proc service (same as npm start); env: TOLLGATE_CONFIG,
+  run [--listen HOST:PORT] [--config DIR]
+                                the gateway on this machine (npm start): Envoy on 127.0.0.1:8080 in front
+                                of Tollgate; models with no provider credential answered by the mock provider
+  serve                         run the ext_proc service only (what a mesh deployment runs); env: TOLLGATE_CONFIG,
                                 TOLLGATE_GRPC_ADDR, TOLLGATE_HTTP_ADDR, REDIS_URL, TOLLGATE_LINEAGE
   check [dir]                   validate a config directory; prints file:line:col errors
   test [dir]                    run the PolicyTest cases in a config directory
@@ -50,6 +53,10 @@ async function main(argv: string[]): Promise<void> {
       const { serve } = await import('./main.ts');
       await serve();
       return;
+    }
+    case 'run': {
+      const { runStandalone } = await import('./standalone/run.ts');
+      process.exit(await runStandalone(rest));
     }
     case 'check': {
       const dir = rest[0] ?? process.env.TOLLGATE_CONFIG ?? './policies';

@@ -71,5 +71,5 @@ export async function serve(): Promise<void> {
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
 }
 
-// `tsx service/main.ts` (npm start) runs the server; the CLI imports serve() instead.
-if (/service[\\/]main\.ts$/.test(process.argv[1] ?? '')) void serve();
+// `node dist/main.js` (or `tsx service/main.ts`) runs the server; the CLI imports serve() instead.
+if (/(service[\\/]main\.ts|dist[\\/]main\.js)$/.test(process.argv[1] ?? '')) void serve();

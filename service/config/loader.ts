@@ -11,6 +11,7 @@ import {
   type SourcePos,
 } from './documents.ts';
 import { readRegularFile } from './files.ts';
+import { applyMockStandIns, unservedMockWarning } from '../providers/mock-stand-in.ts';
 import {
   gatewaySpec,
   modelSpec,
@@ -271,17 +272,24 @@ export function buildCoreConfig(dir: string, docs: ConfigDocument[]): CoreConfig
   for (const p of providers.values()) {
     const v = resolveCredential(p.credential, dir);
     if (v !== undefined) credentials.set(p.name, v);
+    else if (p.api === 'mock') warnings.push(unservedMockWarning(p));
     else if (p.credential.kind !== 'none')
       warnings.push(
         `provider "${p.name}": credential ${p.credential.kind === 'env' ? `env ${p.credential.name}` : `file ${p.credential.path}`} is not set; requests routed to it fail with 503`,
       );
   }
 
+  // Deployments on `mock` providers stand in only for models with no credentialled real provider.
+  const standIns = applyMockStandIns(models, providers, credentials);
+  const mockServed = [...providers.values()].some((p) => p.api === 'mock' && credentials.has(p.name));
+  if (standIns.mockedModels.length && mockServed)
+    warnings.push(`no real provider credential for ${standIns.mockedModels.join(', ')}: the mock provider answers them`);
+
   return {
     dir,
     settings: settings ?? gatewaySpec.parse({}),
     providers,
-    models,
+    models: standIns.models,
     tenants,
     teams,
     keys,

@@ -24,7 +24,9 @@ export interface WorkerLoad {
   cancel(): void;
 }
 
-const ENTRY = new URL('./reload-worker.mjs', import.meta.url);
+// From source (tsx) the worker needs the TypeScript loader registered in its own thread (reload-worker.mjs);
+// compiled (dist/) it runs the emitted reload-worker.js directly.
+const ENTRY = import.meta.url.endsWith('.ts') ? new URL('./reload-worker.mjs', import.meta.url) : new URL('./reload-worker.js', import.meta.url);
 
 export function loadCoreInWorker(dir: string, opts: WorkerLoadOptions): WorkerLoad {
   const input: ReloadWorkerInput = { dir, nowIso: opts.now.toISOString() };

@@ -40,7 +40,7 @@ const credential = z.union([
 ]);
 
 export const providerSpec = z.strictObject({
-  api: z.enum(['openai', 'azure', 'anthropic', 'gemini', 'bedrock']),
+  api: z.enum(['openai', 'azure', 'anthropic', 'gemini', 'bedrock', 'mock']),
   cluster: z.string().min(1),
   host: z.string().min(1),
   basePath: z.string().default(''),

@@ -4,6 +4,12 @@
 /** Wire API a provider speaks. `openai` also covers OpenAI-compatible servers (vLLM, Ollama, SGLang, Groq, OpenRouter). */
 export type ProviderApi = 'openai' | 'azure' | 'anthropic' | 'gemini' | 'bedrock';
 
+/**
+ * What a Provider document's `api` names: a wire API, or `mock`, the built-in stand-in that answers in the
+ * client's own API (service/providers/mock.ts; `tollgate run` serves it).
+ */
+export type ProviderKind = ProviderApi | 'mock';
+
 export type CredentialSource =
   | { kind: 'env'; name: string }
   | { kind: 'file'; path: string }
@@ -11,7 +17,7 @@ export type CredentialSource =
 
 export interface ProviderConfig {
   name: string;
-  api: ProviderApi;
+  api: ProviderKind;
   /** Envoy cluster name, written to `x-tollgate-cluster`. */
   cluster: string;
   /** Upstream host (`x-tollgate-host`), used for :authority / SNI. */

@@ -1,7 +1,7 @@
 // Entry points for the request path: pick a translator for (client API, operation, provider API), and parse +
 // validate the client's JSON body.
 import { GatewayError, type ClientApi } from '../errors.ts';
-import type { ProviderApi } from '../config/types.ts';
+import type { ProviderApi, ProviderKind } from '../config/types.ts';
 import { AnthropicMessagesBody, OpenAIChatBody, OpenAIEmbeddingsBody, validate } from './schemas.ts';
 import { isObject } from './common.ts';
 import { OpenAIChatTranslator, type ChatCore } from './chat.ts';
@@ -12,6 +12,7 @@ import { GeminiCore, GeminiEmbeddingsTranslator } from './gemini.ts';
 import { BedrockCore } from './bedrock.ts';
 import { ResponsesPassthroughTranslator, ResponsesTranslator } from './responses.ts';
 import { ResponsesBody } from './responses-schema.ts';
+import { mockTranslator } from './mock.ts';
 import type { ClientRequest, Operation, Translator, TranslatorOptions } from './types.ts';
 
 export type * from './types.ts';
@@ -30,7 +31,7 @@ function chatCore(provider: ProviderApi, opts?: TranslatorOptions): ChatCore {
   }
 }
 
-function unsupportedPair(client: ClientApi, op: Operation, provider: ProviderApi): GatewayError {
+function unsupportedPair(client: ClientApi, op: Operation, provider: ProviderKind): GatewayError {
   const what = op === 'chat' ? 'chat' : op;
   return new GatewayError(
     'unprocessable',
@@ -43,7 +44,12 @@ function unsupportedPair(client: ClientApi, op: Operation, provider: ProviderApi
  * The translator for one (client API, operation, provider API) pair. Translators are stateless (per-request
  * state lives in the StreamTranslator), so callers may cache them. `opts` pins clocks/ids in tests.
  */
-export function getTranslator(client: ClientApi, op: Operation, provider: ProviderApi, opts?: TranslatorOptions): Translator {
+export function getTranslator(client: ClientApi, op: Operation, provider: ProviderKind, opts?: TranslatorOptions): Translator {
+  if (provider === 'mock') {
+    const t = mockTranslator(client, op);
+    if (!t) throw unsupportedPair(client, op, provider);
+    return t;
+  }
   if (op === 'chat') {
     if (client === 'openai') return new OpenAIChatTranslator(chatCore(provider, opts));
     if (provider === 'anthropic') return new AnthropicPassthroughTranslator();

@@ -1,6 +1,6 @@
 // Routing's public types. The policy engine imports DeploymentInfo from here; the config schema
 // uses RoutingStrategy / ROUTING_STRATEGIES for the model's `strategy` field.
-import type { DeploymentConfig, ModelConfig, ProviderApi, ProviderConfig } from '../config/types.ts';
+import type { DeploymentConfig, ModelConfig, ProviderConfig, ProviderKind } from '../config/types.ts';
 
 /** How a model orders its deployments. Default `priority`. */
 export const ROUTING_STRATEGIES = ['priority', 'weighted', 'lowest-cost', 'lowest-latency'] as const;
@@ -12,7 +12,7 @@ export interface DeploymentInfo {
   /** Public model name (canonical name; for wildcard models the concrete requested name). */
   readonly model: string;
   readonly provider: string;
-  readonly providerApi: ProviderApi;
+  readonly providerApi: ProviderKind;
   readonly region: string;
   readonly selfHosted: boolean;
   readonly dataRetention: boolean;

@@ -294,8 +294,8 @@ describe('envoy/envoy.yaml and envoy/envoy.compose.yaml agree with policies/ (Mo
           ['chain order swapped', (y) => y.replace('deployments: [gpt-4o-mini/openai/0, gpt-4o-mini/azure-eu/1]', 'deployments: [gpt-4o-mini/azure-eu/1, gpt-4o-mini/openai/0]'), /priorities carry deployments/],
           ['chain renamed', (y) => y.replace('cluster: tgc.gpt-4o-mini,', 'cluster: tgc.gpt-4o-mini.eu,'), /no cluster tgc\.gpt-4o-mini\.eu/],
           ['chain added to another model', (y) => y.replace(
-            '{provider: azure-eu, model: gpt-4o-eu, region: eu-west-1, pricing: {inputPerMillion: 2.75, outputPerMillion: 11}, contextWindow: 128000, priority: 1}\n',
-            '{provider: azure-eu, model: gpt-4o-eu, region: eu-west-1, pricing: {inputPerMillion: 2.75, outputPerMillion: 11}, contextWindow: 128000, priority: 1}\n  fallbackChains: [{cluster: tgc.gpt-4o, deployments: [gpt-4o/openai/0, gpt-4o/azure-eu/1]}]\n'), /no cluster tgc\.gpt-4o\b/],
+            '{provider: mock, model: gpt-4o, region: local, pricing: {inputPerMillion: 2.5, outputPerMillion: 10}, contextWindow: 128000, priority: 9}\n',
+            '{provider: mock, model: gpt-4o, region: local, pricing: {inputPerMillion: 2.5, outputPerMillion: 10}, contextWindow: 128000, priority: 9}\n  fallbackChains: [{cluster: tgc.gpt-4o, deployments: [gpt-4o/openai/0, gpt-4o/azure-eu/1]}]\n'), /no cluster tgc\.gpt-4o\b/],
           ['chain removed', (y) => y.replace(/\n  fallbackChains:\n  - \{cluster: tgc\.gpt-4o-mini,.*\}\n/, '\n'), /tgc\.gpt-4o-mini runs Tollgate's upstream stage but no Model declares it/],
           ['deployment moved to another provider', (y) => y.replace('- {provider: openai, model: gpt-4o-mini,', '- {provider: anthropic, model: gpt-4o-mini,').replaceAll('gpt-4o-mini/openai/0', 'gpt-4o-mini/anthropic/0'), /priorities carry deployments/],
         ];
