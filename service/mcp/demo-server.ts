@@ -16,6 +16,8 @@ export interface DemoMcpOptions {
   path?: string;
   /** When set, every request must carry `authorization: Bearer <token>` (the credential Tollgate injects). */
   token?: string;
+  /** Answer POSTs with plain JSON instead of an SSE stream (the transport's enableJsonResponse). */
+  json?: boolean;
 }
 
 export interface DemoToolCall {
@@ -140,6 +142,7 @@ export async function startDemoMcpServer(opts: DemoMcpOptions = {}): Promise<Dem
       let created: string | undefined;
       const t: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
         sessionIdGenerator: () => randomUUID(),
+        enableJsonResponse: opts.json === true,
         onsessioninitialized: (id) => {
           created = id;
           sessions.set(id, t);

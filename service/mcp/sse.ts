@@ -41,6 +41,9 @@ export class SseRewriter {
 
   push(chunk: Buffer, last: boolean): Buffer {
     this.buf += this.decoder.decode(chunk, { stream: !last });
+    // CRLF / CR line ends become LF; a CR at the very end may be half of a CRLF split across chunks.
+    const held = !last && this.buf.endsWith('\r') ? '\r' : '';
+    if (held) this.buf = this.buf.slice(0, -1);
     this.buf = this.buf.replace(/\r\n?/g, '\n');
     let out = '';
     for (;;) {
@@ -52,6 +55,7 @@ export class SseRewriter {
       if (e) out += serializeEvent(e);
     }
     if (this.buf.length > MAX_SSE_EVENT_BYTES) throw new SseEventError(`an SSE event is over ${MAX_SSE_EVENT_BYTES} bytes`);
+    this.buf += held;
     if (last && this.buf.trim() !== '') {
       // A final event without its blank line: complete it.
       const e = this.rewrite(parseEvent(this.buf));
