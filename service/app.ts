@@ -155,6 +155,7 @@ export async function startTollgate(opts: TollgateOptions): Promise<Tollgate> {
       providers: snap.core.providers.keys(),
       policies: snap.policy.policies,
       detectors: BUILTIN_DETECTOR_NAMES,
+      mcpServers: snap.core.mcpServers.keys(),
     });
   };
   publishLabels();

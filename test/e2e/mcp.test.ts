@@ -138,6 +138,12 @@ describe('e2e: MCP through a real Envoy with the official MCP SDK', { timeout: 9
       assert.equal(denied.outcome, 'denied');
       assert.equal(denied.mcp!.rpcErrorCode, -32001);
       assert.ok(denied.policy?.rules?.some((x) => x.rule === 'no-destructive-tools' && x.outcome === 'deny'));
+      // Metrics: MCP calls are counted on their own, never as LLM requests.
+      await new Promise((r) => setImmediate(r));
+      const metrics = await (await fetch(`http://127.0.0.1:${h.tollgate.httpPort}/metrics`)).text();
+      assert.match(metrics, /tollgate_mcp_calls_total\{server="demo",method="tools\/call",tool="delete_repo",tenant="acme",decision="denied"\} 1/);
+      assert.match(metrics, /tollgate_mcp_calls_total\{server="demo",method="tools\/call",tool="echo",tenant="acme",decision="success"\} \d/);
+      assert.doesNotMatch(metrics, /tollgate_requests_total\{[^}]*\} /, 'no LLM request was counted');
     } finally {
       await client.close();
     }
