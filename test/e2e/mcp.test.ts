@@ -93,6 +93,16 @@ describe('e2e: MCP through a real Envoy with the official MCP SDK', { timeout: 9
     }
   });
 
+  it("the server's GET SSE stream passes through and is recorded when it ends", async () => {
+    const gets = demo.requests.filter((r) => r.method === 'GET').length;
+    const client = await connect(h, KEYS.acme);
+    await eventually(() => demo.requests.filter((r) => r.method === 'GET').length > gets);
+    await client.close();
+    const rec = await recordFor(h, (r) => r.mcp!.method === 'stream/open');
+    assert.ok(['aborted', 'success'].includes(rec.outcome), rec.outcome);
+    assert.match(rec.mcp!.sessionId ?? '', /^[0-9a-f-]{36}$/);
+  });
+
   it('tools/list is filtered per caller: two keys see different tools', async () => {
     const acme = await connect(h, KEYS.acme);
     const globex = await connect(h, KEYS.globex);
@@ -271,6 +281,8 @@ function sseData(text: string): unknown[] {
 describe('e2e: MCP JSON-RPC edge cases through a real Envoy', { timeout: 60000 }, () => {
   let h: Harness;
   let demo: DemoMcpServer;
+  /** The same tools answering with plain JSON (buffered answers instead of SSE). */
+  let json: DemoMcpServer;
   const post = (body: string, key = KEYS.acme, session?: string) =>
     fetch(`${h.url}/mcp/demo`, {
       method: 'POST',
@@ -280,11 +292,45 @@ describe('e2e: MCP JSON-RPC edge cases through a real Envoy', { timeout: 60000 }
   before(async () => {
     process.env.TG_TEST_MCP_TOKEN = UPSTREAM_TOKEN;
     demo = await startDemoMcpServer({ token: UPSTREAM_TOKEN });
-    h = await startHarness({ extraYaml: POLICY, envoy: { clusters: { mcp_demo: { host: '127.0.0.1', port: demo.port } } } });
+    json = await startDemoMcpServer({ json: true });
+    const jsonServer = `---
+apiVersion: tollgate.dev/v1alpha1
+kind: McpServer
+metadata: {name: demojson}
+spec: {cluster: mcp_json, host: mcp-json.internal, credential: {none: true}}
+`;
+    h = await startHarness({
+      extraYaml: POLICY + jsonServer,
+      envoy: { clusters: { mcp_demo: { host: '127.0.0.1', port: demo.port }, mcp_json: { host: '127.0.0.1', port: json.port, template: 'mcp_demo' } } },
+    });
   });
   after(async () => {
     await h?.close();
     await demo?.close();
+    await json?.close();
+  });
+
+  it('JSON (non-SSE) answers: tools/list filtered and results redacted in the buffered body', async () => {
+    const transport = new StreamableHTTPClientTransport(new URL(`${h.url}/mcp/demojson`), { requestInit: { headers: { authorization: `Bearer ${KEYS.acme}` } } });
+    const client = new Client({ name: 'json', version: '1' });
+    await client.connect(transport);
+    try {
+      const tools = (await client.listTools()).tools.map((t) => t.name).sort();
+      assert.deepEqual(tools, ['countdown', 'echo', 'lookup_customer', 'send_email']);
+      const res = await client.callTool({ name: 'lookup_customer', arguments: { id: 'c-1' } });
+      assert.doesNotMatch(JSON.stringify(res.content), /jane\.roe@example\.com/);
+      await client.callTool({ name: 'echo', arguments: { text: 'mail ann@example.net' } });
+      assert.doesNotMatch(JSON.stringify(json.calls.at(-1)!.arguments), /ann@example\.net/);
+      // DELETE ends the session: judged and recorded like any message.
+      await transport.terminateSession();
+      const del = await recordFor(h, (r) => r.mcp!.method === 'session/delete');
+      assert.equal(del.outcome, 'success');
+      assert.equal(del.mcp!.server, 'demojson');
+      assert.ok(json.requests.some((r) => r.method === 'DELETE'));
+      assert.ok(!json.requests.some((r) => r.authorization), 'no credential configured: none is sent, the virtual key neither');
+    } finally {
+      await client.close();
+    }
   });
 
   it('malformed JSON is a JSON-RPC parse error (-32700), recorded, never forwarded', async () => {
