@@ -375,6 +375,9 @@ spec: {cluster: mcp_json, host: mcp-json.internal, credential: {none: true}}
   it('an unknown MCP server is a 404', async () => {
     const res = await fetch(`${h.url}/mcp/nope`, { method: 'POST', headers: { authorization: `Bearer ${KEYS.acme}`, 'content-type': 'application/json' }, body: '{}' });
     assert.equal(res.status, 404);
-    await res.text();
+    const body = (await res.json()) as { jsonrpc: string; error: { message: string; data: { code: string } } };
+    assert.equal(body.jsonrpc, '2.0');
+    assert.equal(body.error.data.code, 'unknown_mcp_server');
+    assert.match(body.error.message, /No MCP server is configured at \/mcp\/nope/);
   });
 });
