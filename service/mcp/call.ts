@@ -163,6 +163,22 @@ export class McpCall {
     return v;
   }
 
+  /** What was decided (for `tollgate explain`; counts and rule ids, never values). */
+  inspect(): Record<string, unknown> {
+    const d = this.decision;
+    return {
+      method: this.method || undefined,
+      tool: this.tool || undefined,
+      jsonrpcId: this.jsonrpcId,
+      decision: d
+        ? { id: d.id, denied: d.denied, rules: d.rules, labels: d.labels, dryRunDenials: d.dryRunDenials, redactionRules: d.redactions, budgets: d.budgets }
+        : undefined,
+      refusal: this.refusal,
+      redactions: this.redactions,
+      argumentsRedacted: this.argumentsChanged,
+    };
+  }
+
   refuse(error: RpcError, outcome: Outcome, status: number, errorClass = 'invalid_request', errorCode?: string): void {
     this.refusal = error;
     this.outcome = outcome;

@@ -167,8 +167,8 @@ export class McpExchange implements Exchange {
       if (replies.length === 0) return this.reply(202, undefined);
       return this.reply(200, parsed.batch ? replies : replies[0]!);
     }
-    const out = changed ? Buffer.from(JSON.stringify(parsed.batch ? parsed.messages.map((m) => m.raw) : parsed.messages[0]!.raw)) : body;
-    return this.route(out);
+    // Unchanged bodies go on as Envoy holds them; a redacted one replaces it.
+    return this.route(changed ? Buffer.from(JSON.stringify(parsed.batch ? parsed.messages.map((m) => m.raw) : parsed.messages[0]!.raw)) : undefined);
   }
 
   private route(body: Buffer | undefined): RequestDecision {
@@ -285,6 +285,11 @@ export class McpExchange implements Exchange {
   requestBodyTimeoutMs(size: number): number | undefined {
     const s = this.snap.core.settings;
     return s.largeBodyBytes > 0 && size >= s.largeBodyBytes ? s.largeBodyTimeoutMs : undefined;
+  }
+
+  /** What was decided so far (for `tollgate explain`; never includes credentials or values). */
+  inspect(): { requestId: string; server?: string; principal?: Principal; sessionId?: string; calls: Record<string, unknown>[] } {
+    return { requestId: this.requestId, server: this.server?.name, principal: this.principal, sessionId: this.sessionId, calls: this.calls.map((c) => c.inspect()) };
   }
 
   // ── helpers ────────────────────────────────────────────────────────────────
