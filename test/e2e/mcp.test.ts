@@ -8,7 +8,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { startDemoMcpServer, type DemoMcpServer } from '../../service/mcp/demo-server.ts';
 import type { LineageRecord } from '../../service/lineage/record.ts';
-import { KEYS, eventually, startHarness, type Harness } from '../support/harness.ts';
+import { KEYS, eventually, signJwt, startHarness, type Harness } from '../support/harness.ts';
 
 const UPSTREAM_TOKEN = 'mcp-upstream-secret-0123456789';
 
@@ -118,6 +118,20 @@ describe('e2e: MCP through a real Envoy with the official MCP SDK', { timeout: 9
       await acme.close();
       await globex.close();
     }
+  });
+
+  it('SSO JWTs verified by Envoy identify MCP callers too (claims → tenant), a forged one never reaches Tollgate', async () => {
+    const jwt = signJwt({ sub: 'dave', tenant: 'globex', team: 'default' });
+    const client = await connect(h, jwt);
+    try {
+      assert.deepEqual((await client.listTools()).tools.map((t) => t.name).sort(), ['countdown', 'echo']);
+      const rec = await recordFor(h, (r) => r.mcp!.method === 'tools/list' && r.principal.authMethod === 'jwt');
+      assert.equal(rec.principal.user, 'dave');
+      assert.equal(rec.principal.tenant, 'globex');
+    } finally {
+      await client.close();
+    }
+    await assert.rejects(() => connect(h, signJwt({ sub: 'eve', tenant: 'acme' }, 'wrong-secret')));
   });
 
   it('an allowed tool call reaches the server; a denied one is a JSON-RPC error naming the rule', async () => {
