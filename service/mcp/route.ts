@@ -4,9 +4,9 @@ import { GatewayError } from '../errors.ts';
 import type { McpServerConfig } from '../config/types.ts';
 import { MutationBuilder } from '../extproc/mutations.ts';
 import type { Snapshot } from '../gateway/context.ts';
-import { pathOnly } from '../gateway/endpoints.ts';
+import { isMcpPath, MCP_PREFIX, pathOnly } from '../gateway/endpoints.ts';
 
-export const MCP_PREFIX = '/mcp/';
+export { isMcpPath, MCP_PREFIX };
 /** Links an MCP call to the LLM request that led to it (its x-request-id); docs/mcp.md. */
 export const PARENT_HEADER = 'x-tollgate-parent-request-id';
 export const SESSION_HEADER = 'mcp-session-id';
@@ -15,10 +15,6 @@ export const MCP_METHODS = ['POST', 'GET', 'DELETE'] as const;
 
 /** Client headers never forwarded to an MCP server: the caller's credentials. */
 const CLIENT_CREDENTIALS = ['authorization', 'x-api-key', 'cookie', 'proxy-authorization'];
-
-export function isMcpPath(path: string): boolean {
-  return pathOnly(path).startsWith(MCP_PREFIX);
-}
 
 /** The configured server a path names; GatewayError (404) when there is none. */
 export function serverFor(snap: Snapshot, path: string): McpServerConfig {
