@@ -52,7 +52,8 @@ export class McpExchange implements Exchange {
     return {
       svc: this.svc,
       snap: this.snap,
-      server: this.server?.name ?? pathOnly(this.path).slice('/mcp/'.length),
+      // Only a configured name: the path of a refused request is client text.
+      server: this.server?.name ?? 'unknown',
       principal: this.principal,
       headers: this.headers,
       httpMethod: this.httpMethod,
