@@ -10,6 +10,8 @@ import { budgetPort, redactionPort } from './gateway/adapters.ts';
 import { ConfigHolder } from './config/holder.ts';
 import type { Services } from './gateway/context.ts';
 import { GatewayExchange } from './gateway/exchange.ts';
+import { DispatchExchange } from './mcp/dispatch.ts';
+import { McpExchange } from './mcp/exchange.ts';
 import { UpstreamExchange, type UpstreamServices } from './gateway/upstream-exchange.ts';
 import { AttemptLog } from './fallback/attempts.ts';
 import { PendingOutcomes } from './gateway/outcome.ts';
@@ -157,6 +159,7 @@ export async function startTollgate(opts: TollgateOptions): Promise<Tollgate> {
       providers: snap.core.providers.keys(),
       policies: snap.policy.policies,
       detectors: BUILTIN_DETECTOR_NAMES,
+      mcpServers: snap.core.mcpServers.keys(),
     });
   };
   publishLabels();
@@ -214,7 +217,8 @@ export async function startTollgate(opts: TollgateOptions): Promise<Tollgate> {
     countAttempt: (provider, status) => metrics.chainAttempts.inc({ provider: metrics.label('provider', provider), status: statusLabel(status) }),
   };
   const extproc = await startExtProcServer(opts.grpcAddr, {
-    newExchange: (stage) => (stage === 'upstream' ? new UpstreamExchange(upstreamServices) : new GatewayExchange(services)),
+    newExchange: (stage) =>
+      stage === 'upstream' ? new UpstreamExchange(upstreamServices) : new DispatchExchange(() => new GatewayExchange(services), () => new McpExchange(services)),
     log: log.child({ component: 'extproc' }),
     onProtocolError: () => metrics.extprocProtocolErrors.inc(),
     auth: grpcAuth,

@@ -18,7 +18,7 @@ commands:
                                 TOLLGATE_GRPC_ADDR, TOLLGATE_HTTP_ADDR, REDIS_URL, TOLLGATE_LINEAGE
   check [dir]                   validate a config directory; prints file:line:col errors
   test [dir]                    run the PolicyTest cases in a config directory
-  explain --request req.json (--key KEY | --claims claims.json) [--dir DIR] [--path /v1/chat/completions]
+  explain --request req.json (--key KEY | --claims claims.json) [--dir DIR] [--path /v1/chat/completions | /mcp/<server>]
                                 print the whole decision for a request without calling any provider
   keys create --tenant T [--team TEAM] [--user U] [--groups a,b] [--name N] [--expires ISO] [--dir DIR]
                                 create a virtual key: prints it once, stores only its SHA-256

@@ -2,6 +2,23 @@
 // Every layer throws a GatewayError; only renderError() decides what the client sees.
 
 export type ClientApi = 'openai' | 'anthropic';
+/** Whose error shape a response takes: an LLM client API, or `mcp` (JSON-RPC error objects, service/mcp). */
+export type ErrorApi = ClientApi | 'mcp';
+
+/** JSON-RPC error codes of Tollgate's own MCP errors (docs/mcp.md). */
+export const MCP_ERROR_CODE: Record<ErrorKind, number> = {
+  invalid_request: -32600,
+  authentication: -32003,
+  permission: -32001,
+  not_found: -32003,
+  too_large: -32600,
+  unprocessable: -32602,
+  rate_limit: -32002,
+  internal: -32603,
+  upstream: -32003,
+  unavailable: -32003,
+  timeout: -32003,
+};
 
 export type ErrorKind =
   | 'invalid_request' // 400
@@ -142,7 +159,7 @@ export function scrubSecrets(text: string): string {
 }
 
 /** Any thrown value → the client API's error shape. Unknown errors become a 500 that reveals nothing. */
-export function renderError(err: unknown, api: ClientApi): RenderedError {
+export function renderError(err: unknown, api: ErrorApi): RenderedError {
   const e =
     err instanceof GatewayError
       ? err
@@ -154,6 +171,9 @@ export function renderError(err: unknown, api: ClientApi): RenderedError {
   let payload: unknown;
   if (api === 'anthropic') {
     payload = { type: 'error', error: { type: ANTHROPIC_TYPE[e.kind], message } };
+  } else if (api === 'mcp') {
+    // JSON-RPC 2.0 error object; the HTTP status still says what happened (401, 404, 429, …).
+    payload = { jsonrpc: '2.0', id: null, error: { code: MCP_ERROR_CODE[e.kind], message, data: { type: e.kind, code: e.code } } };
   } else {
     payload = {
       error: { message, type: OPENAI_TYPE[e.kind], param: e.param ?? null, code: e.code },

@@ -15,6 +15,9 @@ import { JWT_AUTHN_NAMESPACE } from '../identity/principal.ts';
 import { RedactorCache } from '../redaction/index.ts';
 import { HealthTracker } from '../routing/index.ts';
 import type { BudgetSpec, RateLimitSpec } from '../budget/types.ts';
+import type { Snapshot } from '../gateway/context.ts';
+import { McpExchange } from '../mcp/exchange.ts';
+import { isMcpPath } from '../mcp/route.ts';
 
 export interface ExplainInput {
   dir: string;
@@ -63,8 +66,9 @@ export async function explain(input: ExplainInput): Promise<Record<string, unkno
     attempts: new AttemptLog(),
     plans: new PlanSealer({ key: processPlanKey() }),
   };
-  const ex = new GatewayExchange(services);
   const path = input.path ?? '/v1/chat/completions';
+  if (isMcpPath(path)) return explainMcp(snap, services, input, path);
+  const ex = new GatewayExchange(services);
   const headers = new Map<string, string>([
     [':method', 'POST'],
     [':path', path],
@@ -110,5 +114,48 @@ export async function explain(input: ExplainInput): Promise<Record<string, unkno
   if (state.droppedCandidates.length) out.droppedCandidates = state.droppedCandidates;
   out.redactions = state.redactions;
   out.budgets = wouldApply;
+  return out;
+}
+
+/**
+ * `--path /mcp/<server>`: the body is a JSON-RPC message (or batch); every message is judged by the
+ * mcp* rules as the gateway would (docs/mcp.md). Nothing is sent, nothing is counted.
+ */
+async function explainMcp(snap: Snapshot, services: Services, input: ExplainInput, path: string): Promise<Record<string, unknown>> {
+  const ex = new McpExchange(services);
+  const headers = new Map<string, string>([
+    [':method', 'POST'],
+    [':path', path],
+    ['content-type', 'application/json'],
+    ['content-length', String(input.body.length)],
+  ]);
+  if (input.key) headers.set('authorization', `Bearer ${input.key}`);
+  const metadata: Record<string, Record<string, unknown>> = input.claims ? { [JWT_AUTHN_NAMESPACE]: { [snap.core.settings.jwt.payloadKey]: input.claims } } : {};
+  const out: Record<string, unknown> = { configRevision: snap.revision, policyRevision: snap.policy.revision };
+  // Nothing is sent: a server whose credential is unset here still shows what would be forwarded.
+  for (const s of snap.core.mcpServers.values()) if (s.credential.kind !== 'none' && !snap.core.mcpCredentials.has(s.name)) snap.core.mcpCredentials.set(s.name, '<unset>');
+  const secret = new Set([...SECRET_HEADERS, ...[...snap.core.mcpServers.values()].map((s) => s.credentialHeader)]);
+  try {
+    await ex.requestHeaders({ headers, endOfStream: false, metadata, attributes: {} });
+    const b = await ex.requestBody(input.body);
+    if (b.kind === 'continue') {
+      const mutation = b.mutation.build();
+      const set: Record<string, string> = {};
+      for (const h of mutation?.set_headers ?? []) set[h.header.key] = secret.has(h.header.key) ? '<MCP server credential, injected>' : (h.header.raw_value?.toString('latin1') ?? '');
+      out.outcome = 'forwarded';
+      out.upstream = { headers: set, removedHeaders: mutation?.remove_headers ?? [], body: b.replaceBody ? (JSON.parse(b.replaceBody.toString('utf8')) as unknown) : 'unchanged' };
+    } else {
+      out.outcome = 'answered by Tollgate';
+      out.response = { status: b.status, body: b.body.length ? (JSON.parse(b.body.toString('utf8')) as unknown) : undefined };
+    }
+  } catch (err) {
+    const e = err instanceof GatewayError ? err : new GatewayError('internal', err instanceof Error ? err.message : String(err));
+    out.outcome = 'rejected';
+    out.rejection = { status: e.status, code: e.code, message: e.message };
+  }
+  const state = ex.inspect();
+  out.server = state.server;
+  out.principal = state.principal;
+  out.calls = state.calls;
   return out;
 }

@@ -14,6 +14,7 @@ import { readRegularFile } from './files.ts';
 import { applyMockStandIns, unservedMockWarning } from '../providers/mock-stand-in.ts';
 import {
   gatewaySpec,
+  mcpServerSpec,
   modelSpec,
   providerSpec,
   teamSpec,
@@ -23,6 +24,7 @@ import {
 import type {
   CredentialSource,
   GatewaySettings,
+  McpServerConfig,
   ModelConfig,
   ProviderConfig,
   TeamConfig,
@@ -30,7 +32,7 @@ import type {
   VirtualKeyRecord,
 } from './types.ts';
 
-export const CORE_KINDS = ['Gateway', 'Provider', 'Model', 'Tenant', 'Team', 'VirtualKey'] as const;
+export const CORE_KINDS = ['Gateway', 'Provider', 'Model', 'Tenant', 'Team', 'VirtualKey', 'McpServer'] as const;
 
 export interface CoreConfig {
   dir: string;
@@ -42,6 +44,10 @@ export interface CoreConfig {
   keys: VirtualKeyRecord[];
   /** Resolved provider secrets by provider name; absent when the source is missing. */
   credentials: Map<string, string>;
+  /** MCP servers by name (service/mcp). */
+  mcpServers: Map<string, McpServerConfig>;
+  /** Resolved MCP server secrets by server name; absent when the source is missing or `none`. */
+  mcpCredentials: Map<string, string>;
   /** Human-readable warnings (e.g. a provider credential that is not set). */
   warnings: string[];
   /** Documents of other kinds (Policy, PolicyTest, …), for their own compilers. */
@@ -99,6 +105,7 @@ export function buildCoreConfig(dir: string, docs: ConfigDocument[]): CoreConfig
   const tenants = new Map<string, TenantConfig>();
   const teams = new Map<string, TeamConfig>();
   const keys: VirtualKeyRecord[] = [];
+  const mcpServers = new Map<string, McpServerConfig>();
   const hash = createHash('sha256');
 
   for (const doc of docs) {
@@ -187,6 +194,18 @@ export function buildCoreConfig(dir: string, docs: ConfigDocument[]): CoreConfig
       case 'Team': {
         const s = parseSpec(teamSpec, doc, errors);
         if (s) teams.set(`${s.tenant}/${doc.name}`, { name: doc.name, tenant: s.tenant, attributes: s.attributes });
+        break;
+      }
+      case 'McpServer': {
+        const s = parseSpec(mcpServerSpec, doc, errors);
+        if (!s) break;
+        if (!/^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$/.test(doc.name)) {
+          errors.push(doc.error('McpServer: metadata.name must be lower-case letters, digits, ".", "_", "-" (it is the URL path /mcp/<name>)', ['metadata', 'name']));
+          break;
+        }
+        const credential: CredentialSource =
+          'env' in s.credential ? { kind: 'env', name: s.credential.env } : 'file' in s.credential ? { kind: 'file', path: s.credential.file } : { kind: 'none' };
+        mcpServers.set(doc.name, { name: doc.name, cluster: s.cluster, host: s.host, path: s.path, credential, credentialHeader: s.credentialHeader, credentialPrefix: s.credentialPrefix });
         break;
       }
       case 'VirtualKey': {
@@ -285,9 +304,19 @@ export function buildCoreConfig(dir: string, docs: ConfigDocument[]): CoreConfig
   if (standIns.mockedModels.length && mockServed)
     warnings.push(`no real provider credential for ${standIns.mockedModels.join(', ')}: the mock provider answers them`);
 
+  const mcpCredentials = new Map<string, string>();
+  for (const m of mcpServers.values()) {
+    const v = resolveCredential(m.credential, dir);
+    if (v !== undefined) mcpCredentials.set(m.name, v);
+    else if (m.credential.kind !== 'none')
+      warnings.push(`MCP server "${m.name}": credential ${m.credential.kind === 'env' ? `env ${m.credential.name}` : `file ${m.credential.path}`} is not set; calls to it fail with 503`);
+  }
+
   return {
     dir,
     settings: settings ?? gatewaySpec.parse({}),
+    mcpServers,
+    mcpCredentials,
     providers,
     models: standIns.models,
     tenants,

@@ -39,6 +39,19 @@ const credential = z.union([
   z.strictObject({ none: z.literal(true) }),
 ]);
 
+/** An MCP server reached through Envoy at `/mcp/<name>` (service/mcp, docs/mcp.md). */
+export const mcpServerSpec = z.strictObject({
+  cluster: z.string().min(1),
+  host: z.string().min(1),
+  /** Path of the server's Streamable HTTP endpoint on the upstream, e.g. `/mcp`. */
+  path: z.string().regex(/^\//, 'an absolute path').default('/mcp'),
+  credential: credential.default({ none: true }),
+  /** Header the credential goes in (the client's own credentials are never forwarded). */
+  credentialHeader: z.string().regex(/^[a-z0-9-]+$/, 'a lower-case header name').default('authorization'),
+  /** Written before the credential, e.g. `Bearer `. */
+  credentialPrefix: z.string().default('Bearer '),
+});
+
 export const providerSpec = z.strictObject({
   api: z.enum(['openai', 'azure', 'anthropic', 'gemini', 'bedrock', 'mock']),
   cluster: z.string().min(1),

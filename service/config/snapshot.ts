@@ -42,6 +42,7 @@ export function assembleSnapshot(core: CoreConfig, policy: PolicyBundle, opts: B
   // Provider errors that echo a credential are scrubbed of it before anyone sees them. Here, on the
   // serving thread (a hot reload validates in a worker, whose registry nobody reads).
   registerSecrets(core.credentials.values());
+  registerSecrets(core.mcpCredentials.values());
   const catalog = new Catalog(core.models, [...core.providers.values()]);
   const router = new Router({ catalog, health: opts.health });
   return {

@@ -116,3 +116,15 @@ export interface GatewaySettings {
   hostHeader: string;
   jwt: JwtMapping;
 }
+
+/** An MCP server (kind McpServer): clients reach it at `/mcp/<name>`; Tollgate routes to `cluster`. */
+export interface McpServerConfig {
+  name: string;
+  cluster: string;
+  host: string;
+  /** Upstream path of the server's Streamable HTTP endpoint. */
+  path: string;
+  credential: CredentialSource;
+  credentialHeader: string;
+  credentialPrefix: string;
+}

@@ -1,7 +1,7 @@
 // The per-stream state machine: one Processor per ext_proc `Process` stream (= one HTTP request).
 // It owns Envoy's protocol — which message may come when, which reply each needs, how bodies and
 // headers are mutated — and delegates every decision to an Exchange (plain values, no gRPC).
-import { GatewayError, renderError, renderLocalReply, type ClientApi } from '../errors.ts';
+import { GatewayError, renderError, renderLocalReply, type ErrorApi } from '../errors.ts';
 import type {
   BodySendMode,
   CommonResponse,
@@ -61,7 +61,7 @@ export type EndReason = 'completed' | 'rejected' | 'aborted' | 'protocol_error';
 /** Business logic for one request, one method per phase. Errors thrown as GatewayError become client responses. */
 export interface Exchange {
   /** The client API the error shape should follow (known after the request headers). */
-  clientApi(): ClientApi;
+  clientApi(): ErrorApi;
   requestHeaders(input: RequestHeadersInput): Promise<RequestDecision>;
   requestBody(body: Buffer): Promise<RequestDecision>;
   responseHeaders(status: number, headers: Map<string, string>, endOfStream: boolean): Promise<ResponseHeadersDecision>;

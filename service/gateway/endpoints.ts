@@ -30,3 +30,10 @@ export function matchEndpoint(path: string): { method: string; endpoint: Endpoin
 export function apiForPath(path: string): ClientApi {
   return pathOnly(path).startsWith('/v1/messages') ? 'anthropic' : 'openai';
 }
+
+/** MCP servers' endpoints, `/mcp/<server>` (POST JSON-RPC, GET SSE stream, DELETE session): handled by service/mcp. */
+export const MCP_PREFIX = '/mcp/';
+
+export function isMcpPath(path: string): boolean {
+  return pathOnly(path).startsWith(MCP_PREFIX);
+}

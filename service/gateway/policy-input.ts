@@ -7,7 +7,7 @@ import type { ClientApi } from '../errors.ts';
 import { toOpenAIModel, type OpenAIModelObject } from '../routing/index.ts';
 import type { Snapshot } from './context.ts';
 
-function principalContext(snap: Snapshot, principal: Principal): Pick<PolicyInput, 'principal' | 'tenant' | 'team'> {
+export function principalContext(snap: Snapshot, principal: Principal): Pick<PolicyInput, 'principal' | 'tenant' | 'team'> {
   const tenant = snap.core.tenants.get(principal.tenant);
   const team = principal.team ? snap.core.teams.get(`${principal.tenant}/${principal.team}`) : undefined;
   return {

@@ -199,6 +199,21 @@ export interface LineageRecord {
   errorCode?: string;
   content?: ContentDigest;
   gatewayInstance?: string;
+  /** MCP traffic only (service/mcp): the JSON-RPC message this record is about. */
+  mcp?: McpCall;
+}
+
+export interface McpCall {
+  server: string;
+  method?: string;
+  tool?: string;
+  jsonrpcId?: string;
+  sessionId?: string;
+  parentRequestId?: string;
+  httpRequestId?: string;
+  rpcErrorCode?: number;
+  hiddenTools?: number;
+  batchSize?: number;
 }
 
 /** The proto3 JSON form of a record (plain JSON value). */
@@ -473,6 +488,21 @@ export function toProtoJson(r: LineageRecord): LineageRecordJson {
     out.content = o;
   }
   put(out, 'gatewayInstance', r.gatewayInstance);
+  if (r.mcp) {
+    const m = r.mcp;
+    const o: Record<string, unknown> = {};
+    put(o, 'server', m.server);
+    put(o, 'method', m.method);
+    put(o, 'tool', m.tool);
+    put(o, 'jsonrpcId', m.jsonrpcId);
+    put(o, 'sessionId', m.sessionId);
+    put(o, 'parentRequestId', m.parentRequestId);
+    put(o, 'httpRequestId', m.httpRequestId);
+    put(o, 'rpcErrorCode', m.rpcErrorCode);
+    put(o, 'hiddenTools', m.hiddenTools);
+    put(o, 'batchSize', m.batchSize);
+    out.mcp = o;
+  }
   return out;
 }
 
@@ -702,6 +732,20 @@ export function fromProtoJson(json: unknown): LineageRecord | undefined {
     });
   const gi = str(j.gatewayInstance);
   if (gi !== undefined) rec.gatewayInstance = gi;
+  const m = obj(j.mcp);
+  if (m)
+    rec.mcp = clean({
+      server: str(m.server) ?? '',
+      method: str(m.method),
+      tool: str(m.tool),
+      jsonrpcId: str(m.jsonrpcId),
+      sessionId: str(m.sessionId),
+      parentRequestId: str(m.parentRequestId),
+      httpRequestId: str(m.httpRequestId),
+      rpcErrorCode: num(m.rpcErrorCode),
+      hiddenTools: num(m.hiddenTools),
+      batchSize: num(m.batchSize),
+    });
   return clean(rec);
 }
 

@@ -12,7 +12,7 @@ import { suggest, T, type Ty } from './checker.ts';
 import { baseActivation, declaredVars, deploymentValue, SAMPLE_DEPLOYMENTS, sampleInputs } from './context.ts';
 import { At, NAME_HINT, NAME_RE } from './spec.ts';
 import { PROTECTED_FIELDS, type TransformSpec } from './transforms.ts';
-import type { CompileOptions, RuleKind } from './types.ts';
+import { MCP_RULE_KINDS, type CompileOptions, type RuleKind } from './types.ts';
 
 export type Mode = 'enforce' | 'dryRun';
 export type OnError = 'deny' | 'skip';
@@ -58,6 +58,11 @@ export type CRule = RuleBase &
     | { kind: 'rateLimit'; scope: Scope; scopeExpr?: CExpr; rpm?: number; tpm?: number; maxParallel?: number; onStoreError: StoreFailMode }
     | { kind: 'transform'; transform: TransformSpec }
     | { kind: 'label'; labels: [string, CExpr][] }
+    | ({ kind: 'mcpTools'; allow?: string[]; deny?: string[] } & DenyLike)
+    | ({ kind: 'mcpDeny' | 'mcpRequire'; expr: CExpr } & DenyLike)
+    | { kind: 'mcpRedact'; detectors: string[]; action: RedactionAction; responses: boolean; custom: CustomDetectorSpec[] }
+    | { kind: 'mcpRateLimit'; scope: Scope; scopeExpr?: CExpr; calls: number; window: BudgetWindow; perTool: boolean; onStoreError: StoreFailMode }
+    | { kind: 'mcpLabel'; labels: [string, CExpr][] }
   );
 
 export type Scope = 'key' | 'user' | 'team' | 'tenant' | 'model' | 'custom';
@@ -72,7 +77,7 @@ export interface CPolicy {
   rules: CRule[];
 }
 
-const RULE_KINDS: readonly RuleKind[] = ['deny', 'require', 'models', 'route', 'redact', 'budget', 'rateLimit', 'transform', 'label'];
+const RULE_KINDS: readonly RuleKind[] = ['deny', 'require', 'models', 'route', 'redact', 'budget', 'rateLimit', 'transform', 'label', ...MCP_RULE_KINDS];
 const RULE_COMMON = ['name', 'mode', 'onError', 'when', 'description'];
 const MODES = ['enforce', 'dryRun'] as const;
 const ON_ERROR = ['deny', 'skip'] as const;
@@ -296,6 +301,57 @@ function readRule(ctx: Ctx, policy: { name: string; mode: Mode; onError: OnError
       if (Object.keys(t).length === 0) b.fail(`${b.label}: a transform needs at least one of maxTokens, forceUser, prependSystem, set, remove`);
       return { ...base, kind, transform: t };
     }
+    case 'mcpTools': {
+      if (!b.object(['allow', 'deny', 'status', 'reason', 'message', 'messageExpression'], 'an mcpTools rule')) return undefined;
+      const allow = b.key('allow').stringList({ nonEmpty: true });
+      const deny = b.key('deny').stringList({ nonEmpty: true });
+      if (b.key('allow').missing && b.key('deny').missing) return b.fail(`${b.label}: an mcpTools rule needs allow, deny or both`);
+      const d = readDenyLike(ctx, b, { reason: 'tool_not_allowed' });
+      return { ...base, kind, allow, deny, ...d };
+    }
+    case 'mcpDeny':
+    case 'mcpRequire': {
+      if (!b.object(['expression', 'status', 'reason', 'message', 'messageExpression'], `an ${kind} rule`)) return undefined;
+      const expr = compileAt(ctx, b.key('expression'), 'bool');
+      const d = readDenyLike(ctx, b, { reason: 'tool_call_denied' });
+      return expr && { ...base, kind, expr, ...d };
+    }
+    case 'mcpRedact': {
+      if (!b.object(['detectors', 'action', 'results'], 'an mcpRedact rule')) return undefined;
+      const names = b.key('detectors').stringList({ required: true, nonEmpty: true }) ?? [];
+      const action = b.key('action').oneOf(ACTIONS, { required: true }) ?? 'mask';
+      if (action === 'pseudonymize') b.fail(`${b.label}.action: pseudonymize is not supported for MCP (results are not restored); use mask or hash`, [...b.path, 'action']);
+      const responses = b.key('results').bool() ?? false;
+      const custom: CustomDetectorSpec[] = [];
+      names.forEach((n, i) => {
+        const c = detectors.get(n);
+        if (c) custom.push(c);
+        else if (!known(ctx.opts).includes(n))
+          b.fail(`${b.label}.detectors[${i}]: unknown detector "${n}"${suggest(n, known(ctx.opts))} (built-in: ${known(ctx.opts).join(', ')}; or declare it under spec.detectors)`, [...b.path, 'detectors', i]);
+      });
+      return { ...base, kind, detectors: names, action, responses, custom };
+    }
+    case 'mcpRateLimit': {
+      if (!b.object(['scope', 'scopeExpression', 'calls', 'window', 'perTool', 'onStoreError'], 'an mcpRateLimit rule')) return undefined;
+      const s = readScope(ctx, b);
+      if (s.scope === 'model') b.fail(`${b.label}.scope: MCP calls have no model; use key, user, team, tenant or custom`, [...b.path, 'scope']);
+      const calls = b.key('calls').number({ required: true, positive: true, integer: true }) ?? 1;
+      const w = b.key('window');
+      let window: BudgetWindow = { kind: 'minute' };
+      if (typeof w.value === 'string') {
+        const k = w.oneOf(['minute', 'hour', 'day', 'month'] as const);
+        if (k) window = { kind: k };
+      } else if (w.value && typeof w.value === 'object') {
+        if (w.object(['rollingSeconds'], 'a rolling window')) {
+          const secs = w.key('rollingSeconds').number({ required: true, integer: true, min: 1, max: 366 * 86400 });
+          if (secs !== undefined) window = { kind: 'rolling', seconds: secs };
+        }
+      } else w.fail(`${w.label} is required: minute, hour, day, month or {rollingSeconds: N}`);
+      const perTool = b.key('perTool').bool() ?? true;
+      const onStoreError = b.key('onStoreError').oneOf(STORE_FAIL) ?? 'failClosed';
+      return { ...base, kind, ...s, calls, window, perTool, onStoreError };
+    }
+    case 'mcpLabel':
     case 'label': {
       const labels: [string, CExpr][] = [];
       const entries = b.entries();

@@ -36,6 +36,15 @@ export const PRINCIPAL_T = T.record('principal', {
 export const TENANT_T = T.record('tenant', { name: T.string, attributes: attrs });
 export const TEAM_T = T.record('team', { name: T.string, attributes: attrs });
 
+/** The `mcp` variable: one JSON-RPC message to an MCP server (docs/mcp.md). Empty strings and map on LLM requests. */
+export const MCP_T = T.record('mcp', {
+  server: T.string,
+  method: T.string,
+  tool: T.string,
+  arguments: T.map(T.string, T.dyn),
+  sessionId: T.string,
+});
+
 export const DEPLOYMENT_T = T.record('deployment', {
   id: T.string,
   model: T.string,
@@ -56,6 +65,7 @@ export function declaredVars(variables: ReadonlyMap<string, Ty>, withDeployment:
     ['principal', PRINCIPAL_T],
     ['tenant', TENANT_T],
     ['team', TEAM_T],
+    ['mcp', MCP_T],
     ['now', T.timestamp],
     ['variables', T.record('variables', Object.fromEntries(variables))],
   ]);
@@ -146,6 +156,13 @@ export function baseActivation(input: PolicyInput, withBody = true): Record<stri
     team: new Map<string, unknown>([
       ['name', input.team.name],
       ['attributes', jsonToCel(input.team.attributes)],
+    ]),
+    mcp: new Map<string, unknown>([
+      ['server', input.mcp?.server ?? ''],
+      ['method', input.mcp?.method ?? ''],
+      ['tool', input.mcp?.tool ?? ''],
+      ['arguments', jsonToCel(input.mcp?.arguments ?? {})],
+      ['sessionId', input.mcp?.sessionId ?? ''],
     ]),
     now: timestampOf(input.now),
     [NOW_MS]: input.now.getTime(),
@@ -349,6 +366,15 @@ export function sampleInputs(now: Date): PolicyInput[] {
       tenant: { name: 'initech', attributes: {} },
       team: { name: 'ops', attributes: {} },
       now: new Date(now.getTime() + 5 * 86400_000),
+    },
+    {
+      // An MCP tool call (service/mcp): `request` is the HTTP POST to /mcp/<server>.
+      request: buildRequestInput({ method: 'POST', path: '/mcp/github', api: 'openai', headers: { 'mcp-session-id': 's-1' }, body: {} }),
+      principal: principal('acme', 'research', 'alice', ['eng'], 'key'),
+      tenant: { name: 'acme', attributes: { tier: 'enterprise' } },
+      team: { name: 'research', attributes: {} },
+      mcp: { server: 'github', method: 'tools/call', tool: 'create_issue', arguments: { repo: 'acme/app', title: 'Bug', labels: ['p1'], count: 2 }, sessionId: 's-1' },
+      now,
     },
   ];
 }

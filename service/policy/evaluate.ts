@@ -14,6 +14,8 @@ import { candidateActivation, modelDependence, type ModelDependence } from './ca
 import { baseActivation, deploymentValue } from './context.ts';
 import { globMatch } from './glob.ts';
 import { applyTransform } from './transforms.ts';
+import { createMcpEvaluator } from './mcp.ts';
+import { MCP_RULE_KINDS } from './types.ts';
 import type {
   CompileOptions,
   Decision,
@@ -32,7 +34,7 @@ import type {
 type Result<T> = { ok: true; value: T } | { ok: false; error: string };
 
 /** Per-policy evaluation state: lazily evaluated variables. */
-class PolicyState {
+export class PolicyState {
   readonly vars = new Map<string, unknown>();
   private readonly varErrors = new Map<number, string>();
   private readonly done: boolean[];
@@ -126,6 +128,8 @@ interface ActiveRoute {
 }
 
 const ACCESS_KINDS = new Set<RuleKind>(['deny', 'require', 'models']);
+/** Judged only for MCP traffic (./mcp.ts). */
+const MCP_KINDS = new Set<RuleKind>(MCP_RULE_KINDS);
 
 /** How one evaluation pass runs (see runPass). */
 interface Pass {
@@ -150,7 +154,7 @@ interface PassOut {
 const idPool = Buffer.alloc(16 * 256);
 let idOffset = idPool.length;
 
-function decisionId(): string {
+export function decisionId(): string {
   if (idOffset >= idPool.length) {
     randomFillSync(idPool);
     idOffset = 0;
@@ -554,7 +558,7 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
     // Phase 2: route constraints, redaction, budgets, rate limits, labels.
     for (const state of active) {
       for (const rule of state.policy.rules) {
-        if (ACCESS_KINDS.has(rule.kind) || rule.kind === 'transform') continue;
+        if (ACCESS_KINDS.has(rule.kind) || rule.kind === 'transform' || MCP_KINDS.has(rule.kind)) continue;
         if (pass.only && !pass.only.has(rule)) continue;
         const g = guard(state, rule);
         if (g.stop) return;
@@ -655,5 +659,6 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
     }
   }
 
-  return { revision, policies: policies.map((p) => p.name), evaluate };
+  const evaluateMcp = createMcpEvaluator(policies, revision, reportError, clock);
+  return { revision, policies: policies.map((p) => p.name), evaluate, evaluateMcp };
 }

@@ -4,7 +4,7 @@ import { ConfigErrors, type ConfigDocument, type ConfigError } from '../config/d
 import type { TeamConfig, TenantConfig } from '../config/types.ts';
 import { buildRequestInput } from './context.ts';
 import { At, NAME_HINT, NAME_RE } from './spec.ts';
-import type { Decision, DeploymentInfo, PolicyBundle, PolicyInput } from './types.ts';
+import type { Decision, DeploymentInfo, McpContext, McpDecision, PolicyBundle, PolicyInput } from './types.ts';
 
 export interface PolicyTestOptions {
   /** Fill `tenant.attributes` / `team.attributes` from config when a case names only the tenant/team. */
@@ -22,8 +22,10 @@ export interface PolicyTestResult {
 
 type Json = Record<string, unknown>;
 
-const CASE_KEYS = ['name', 'description', 'request', 'principal', 'tenant', 'team', 'now', 'expect'];
-const INPUT_KEYS = ['request', 'principal', 'tenant', 'team', 'now'];
+const CASE_KEYS = ['name', 'description', 'request', 'principal', 'tenant', 'team', 'mcp', 'now', 'expect'];
+const INPUT_KEYS = ['request', 'principal', 'tenant', 'team', 'mcp', 'now'];
+/** An MCP case (docs/mcp.md): the JSON-RPC message judged by the mcp* rules instead of an LLM request. */
+const MCP_KEYS = ['server', 'method', 'tool', 'arguments', 'sessionId'];
 const REQUEST_KEYS = ['api', 'method', 'path', 'headers', 'body'];
 const PRINCIPAL_KEYS = ['keyId', 'tenant', 'team', 'user', 'groups', 'claims', 'authMethod'];
 const EXPECT_KEYS = [
@@ -42,6 +44,7 @@ const EXPECT_KEYS = [
   'body',
   'dryRunDenials',
   'rules',
+  'toolVisible',
 ];
 
 function isObj(v: unknown): v is Json {
@@ -88,6 +91,7 @@ function validateCaseShape(c: At, where: string): void {
   }
   if (!e.object(EXPECT_KEYS, 'expect')) return;
   e.key('allowed').bool();
+  e.key('toolVisible').bool();
   e.key('status').number({ integer: true });
   for (const k of ['reason', 'message', 'deniedBy']) e.key(k).string();
   const r = e.key('routes');
@@ -119,6 +123,11 @@ function validateInputShape(c: At): void {
   for (const k of ['tenant', 'team']) {
     const t = c.key(k);
     if (!t.missing && t.object(['name', 'attributes'], `a test ${k}`)) t.key('name').string();
+  }
+  const m = c.key('mcp');
+  if (!m.missing && m.object(MCP_KEYS, 'a test MCP message')) {
+    for (const k of ['server', 'method', 'tool', 'sessionId']) m.key(k).string();
+    if (!m.key('arguments').missing) m.key('arguments').entries();
   }
   const now = c.key('now').string();
   if (now !== undefined && Number.isNaN(Date.parse(now))) c.fail(`${c.label}.now: ${show(now)} is not an RFC 3339 timestamp`, [...c.path, 'now']);
@@ -177,10 +186,16 @@ function buildInput(raw: Json, opts: PolicyTestOptions): PolicyInput {
     tenant: { name: tenantName, attributes: isObj(tenantRaw.attributes) ? tenantRaw.attributes : (tenantCfg?.attributes ?? {}) },
     team: { name: teamName, attributes: isObj(teamRaw.attributes) ? teamRaw.attributes : (teamCfg?.attributes ?? {}) },
     now: typeof raw.now === 'string' ? new Date(raw.now) : (opts.now ?? new Date()),
+    ...(isObj(raw.mcp) ? { mcp: mcpInput(raw.mcp) } : {}),
   };
 }
 
-function describeDenial(d: Decision): string {
+function mcpInput(m: Json): McpContext {
+  const str = (v: unknown): string => (typeof v === 'string' ? v : '');
+  return { server: str(m.server), method: str(m.method) || 'tools/call', tool: str(m.tool), arguments: isObj(m.arguments) ? m.arguments : {}, sessionId: str(m.sessionId) };
+}
+
+function describeDenial(d: Decision | McpDecision): string {
   return d.denied ? `denied by ${d.denied.rule} (${d.denied.status} ${d.denied.reason}: ${d.denied.message})` : 'allowed';
 }
 
@@ -209,11 +224,11 @@ function checkList(label: string, expected: unknown, actual: readonly object[], 
   }
 }
 
-function checkCase(expect: Json, input: PolicyInput, d: Decision, deployments: readonly DeploymentInfo[]): string[] {
+function checkCase(expect: Json, input: PolicyInput, d: Decision | McpDecision, deployments: readonly DeploymentInfo[]): string[] {
   const problems: string[] = [];
   // Routing: check every known deployment, as the router would (also records route dry-runs).
   const routeResults = new Map<string, ReturnType<Decision['routeCheck']>>();
-  if (!d.denied) for (const dep of deployments) routeResults.set(dep.id, d.routeCheck(dep));
+  if (!d.denied && 'routeCheck' in d) for (const dep of deployments) routeResults.set(dep.id, d.routeCheck(dep));
 
   if (typeof expect.allowed === 'boolean' && expect.allowed !== !d.denied) {
     problems.push(`expected ${expect.allowed ? 'allowed' : 'denied'}, got ${describeDenial(d)}`);
@@ -242,12 +257,13 @@ function checkCase(expect: Json, input: PolicyInput, d: Decision, deployments: r
 
   checkList('redactions', expect.redactions, d.redactions, problems);
   checkList('budgets', expect.budgets, d.budgets, problems);
-  checkList('rateLimits', expect.rateLimits, d.rateLimits, problems);
+  checkList('rateLimits', expect.rateLimits, 'rateLimits' in d ? d.rateLimits : [], problems);
   if (Array.isArray(expect.customDetectors) && !sameSet(expect.customDetectors.map(String), d.customDetectors.map((c) => c.name))) {
     problems.push(`expected custom detectors ${show(expect.customDetectors)}, got ${show(d.customDetectors.map((c) => c.name))}`);
   }
-  if (Array.isArray(expect.transforms) && show(expect.transforms) !== show(d.transforms)) {
-    problems.push(`expected transforms ${show(expect.transforms)}, got ${show(d.transforms)}`);
+  const transforms = 'transforms' in d ? d.transforms : [];
+  if (Array.isArray(expect.transforms) && show(expect.transforms) !== show(transforms)) {
+    problems.push(`expected transforms ${show(expect.transforms)}, got ${show(transforms)}`);
   }
   if (isObj(expect.labels)) {
     for (const [k, v] of Object.entries(expect.labels)) {
@@ -313,8 +329,18 @@ export function runPolicyTests(bundle: PolicyBundle, testDocs: ConfigDocument[],
       let problems: string[];
       try {
         const input = buildInput(raw, opts);
-        const decision = bundle.evaluate(input);
-        problems = checkCase(c.expect as Json, input, decision, deps);
+        const expect = c.expect as Json;
+        if (input.mcp) {
+          const mcpIn = { ...input, mcp: input.mcp };
+          problems = checkCase(expect, input, bundle.evaluateMcp(mcpIn), deps);
+          // Whether a tools/list answer shows this tool to this caller.
+          if (typeof expect.toolVisible === 'boolean') {
+            const listed = bundle.evaluateMcp({ ...mcpIn, mcp: { ...input.mcp, method: 'tools/call', arguments: {} } }, { listing: true });
+            if (expect.toolVisible !== !listed.denied) problems.push(`expected tool ${expect.toolVisible ? 'visible' : 'hidden'} in tools/list, got ${describeDenial(listed)}`);
+          }
+        } else {
+          problems = checkCase(expect, input, bundle.evaluate(input), deps);
+        }
       } catch (e) {
         problems = [`evaluation threw: ${(e as Error).message}`];
       }

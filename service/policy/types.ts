@@ -40,14 +40,44 @@ export interface PolicyInput {
   principal: Principal;
   tenant: { name: string; attributes: Record<string, unknown> };
   team: { name: string; attributes: Record<string, unknown> };
+  /** Set for MCP traffic (service/mcp): the JSON-RPC message being judged. */
+  mcp?: McpContext;
   now: Date;
+}
+
+/** The `mcp` CEL variable (docs/mcp.md). */
+export interface McpContext {
+  /** McpServer name (the `/mcp/<server>` path). */
+  server: string;
+  /** JSON-RPC method, e.g. `tools/call`, `tools/list`, `resources/read`. */
+  method: string;
+  /** `params.name` of a tools/call (or prompts/get); '' otherwise. */
+  tool: string;
+  /** `params.arguments` of a tools/call or prompts/get; {} otherwise. */
+  arguments: Record<string, unknown>;
+  /** Mcp-Session-Id, '' before initialize. */
+  sessionId: string;
 }
 
 // The `deployment` variable of route rules: routing's view of a candidate deployment.
 import type { DeploymentInfo, RouteCheckResult } from '../routing/types.ts';
 export type { DeploymentInfo, RouteCheckResult };
 
-export type RuleKind = 'deny' | 'require' | 'models' | 'route' | 'redact' | 'budget' | 'rateLimit' | 'transform' | 'label';
+export type RuleKind =
+  | 'deny'
+  | 'require'
+  | 'models'
+  | 'route'
+  | 'redact'
+  | 'budget'
+  | 'rateLimit'
+  | 'transform'
+  | 'label'
+  | McpRuleKind;
+
+/** Rule kinds that judge MCP traffic only (service/policy/mcp.ts); LLM requests never evaluate them. */
+export type McpRuleKind = 'mcpTools' | 'mcpDeny' | 'mcpRequire' | 'mcpRedact' | 'mcpRateLimit' | 'mcpLabel';
+export const MCP_RULE_KINDS: readonly McpRuleKind[] = ['mcpTools', 'mcpDeny', 'mcpRequire', 'mcpRedact', 'mcpRateLimit', 'mcpLabel'];
 
 export type RuleOutcome = 'allow' | 'deny' | 'would-deny' | 'error' | 'skipped' | 'applied' | 'not-matched';
 
@@ -96,6 +126,22 @@ export interface Decision {
   dryRunDenials: { rule: string; message: string }[];
 }
 
+/** What the mcp* rules decided for one MCP JSON-RPC message. */
+export interface McpDecision {
+  id: string;
+  revision: string;
+  /** The first enforce-mode denial; absent when the message may proceed. */
+  denied?: Denial;
+  rules: RuleRecord[];
+  /** Redaction of tool arguments (and, with `responses`, of results). */
+  redactions: RedactionRule[];
+  customDetectors: CustomDetectorSpec[];
+  /** Call-count budgets (`limit.requests`) of mcpRateLimit rules. */
+  budgets: BudgetSpec[];
+  labels: Record<string, string>;
+  dryRunDenials: { rule: string; message: string }[];
+}
+
 /** The policy outcome for one candidate model of a request (see Decision.forModel). */
 export interface ModelVerdict {
   /** The model as the client named it. */
@@ -118,6 +164,12 @@ export interface PolicyBundle {
   /** Policy names in evaluation order. */
   readonly policies: readonly string[];
   evaluate(input: PolicyInput, opts?: EvaluateOptions): Decision;
+  /**
+   * One MCP JSON-RPC message (`input.mcp` set): only the mcp* rules, after each policy's
+   * matchConditions. `listing`: judge a tool for a tools/list answer (no arguments yet: rules reading
+   * `mcp.arguments` are skipped, and nothing but access is decided).
+   */
+  evaluateMcp(input: PolicyInput & { mcp: McpContext }, opts?: { listing?: boolean }): McpDecision;
 }
 
 export interface EvaluateOptions {

@@ -14,7 +14,7 @@ import { BudgetScopeGauges } from './budget-gauges.ts';
 export const OTHER = 'other';
 export const NONE = 'none';
 
-export type LabelKind = 'tenant' | 'model' | 'provider' | 'policy' | 'detector' | 'budget';
+export type LabelKind = 'tenant' | 'model' | 'provider' | 'policy' | 'detector' | 'budget' | 'mcp_server' | 'mcp_tool';
 
 export interface KnownLabels {
   tenants?: Iterable<string>;
@@ -23,6 +23,7 @@ export interface KnownLabels {
   policies?: Iterable<string>;
   detectors?: Iterable<string>;
   budgets?: Iterable<string>;
+  mcpServers?: Iterable<string>;
 }
 
 export interface MetricsOptions {
@@ -155,6 +156,10 @@ export interface Metrics {
   /** Refused credentials: ext_proc streams (surface grpc) and admin HTTP requests (surface admin). */
   readonly authFailures: Counter<'surface' | 'reason'>;
   readonly configInfo: Gauge<'revision'>;
+  // MCP (service/mcp): one count per JSON-RPC message
+  readonly mcpCalls: Counter<'server' | 'method' | 'tool' | 'tenant' | 'decision'>;
+  readonly mcpCallDuration: Histogram<'server' | 'method'>;
+  readonly mcpToolsHidden: Counter<'server' | 'tenant'>;
   readonly configLastReloadSuccess: Gauge<never>;
 
   /** Clamp a raw value for a config-bounded label. */
@@ -176,6 +181,9 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     policy: new LabelClamp(maxDistinct),
     detector: new LabelClamp(maxDistinct),
     budget: new LabelClamp(maxDistinct),
+    mcp_server: new LabelClamp(maxDistinct),
+    // Tool names come from clients: the first maxDistinct seen are kept, the rest become `other`.
+    mcp_tool: new LabelClamp(maxDistinct),
   };
   const registers = [registry];
 
@@ -379,6 +387,15 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     configReloads: counter('tollgate_config_reloads_total', 'Config loads and reloads, by result (success, failure).', [
       'result',
     ]),
+    mcpCalls: counter('tollgate_mcp_calls_total', 'MCP JSON-RPC messages handled, by server, method, tool, tenant and decision (outcome).', [
+      'server',
+      'method',
+      'tool',
+      'tenant',
+      'decision',
+    ]),
+    mcpCallDuration: histogram('tollgate_mcp_call_duration_seconds', 'Time from an MCP message reaching Tollgate to its answer passing through.', ['server', 'method'], GENAI_DURATION_BUCKETS),
+    mcpToolsHidden: counter('tollgate_mcp_tools_hidden_total', 'Tools removed from tools/list answers by policy.', ['server', 'tenant']),
     configInfo: gauge('tollgate_config_info', 'Always 1; the revision label names the active config revision.', [
       'revision',
     ]),
@@ -397,6 +414,7 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
       if (known.policies) clamps.policy.setAllowed(known.policies);
       if (known.detectors) clamps.detector.setAllowed(known.detectors);
       if (known.budgets) clamps.budget.setAllowed(known.budgets);
+      if (known.mcpServers) clamps.mcp_server.setAllowed(known.mcpServers);
     },
     recordConfigReload(ok, revision) {
       m.configReloads.inc({ result: ok ? 'success' : 'failure' });
@@ -419,6 +437,7 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
  * delivery (a full queue, a sink outage) never changes what is counted here.
  */
 export function recordRequestMetrics(m: Metrics, r: LineageRecord): void {
+  if (r.mcp) return recordMcpMetrics(m, r);
   const tenant = m.label('tenant', r.principal.tenant);
   const model = m.label('model', r.served?.model ?? r.request.requestedModel);
   const provider = m.label('provider', r.served?.provider);
@@ -481,6 +500,11 @@ export function recordRequestMetrics(m: Metrics, r: LineageRecord): void {
     if (a.errorClass === 'not_observed') continue;
     m.upstreamAttempts.inc({ provider: m.label('provider', a.provider), status: statusLabel(a.status) });
   }
+  recordDecisionMetrics(m, r, tenant);
+}
+
+/** Policy errors, dry-run denials, redactions and budgets of a record (LLM and MCP alike). */
+function recordDecisionMetrics(m: Metrics, r: LineageRecord, tenant: string): void {
   for (const rule of r.policy?.rules ?? []) {
     if (rule.outcome === 'error') m.policyEvalErrors.inc({ policy: m.label('policy', rule.policy) });
   }
@@ -499,5 +523,22 @@ export function recordRequestMetrics(m: Metrics, r: LineageRecord): void {
     if (b.failOpen) m.budgetFailOpen.inc({ budget });
   }
 }
+
+/** An MCP record (service/mcp): its own counters, then what every record counts. */
+function recordMcpMetrics(m: Metrics, r: LineageRecord): void {
+  const c = r.mcp!;
+  const tenant = m.label('tenant', r.principal.tenant);
+  const server = m.label('mcp_server', c.server);
+  const method = MCP_METHODS.has(c.method ?? '') ? c.method! : c.method?.startsWith('notifications/') ? 'notification' : OTHER;
+  m.mcpCalls.inc({ server, method, tool: c.tool ? m.label('mcp_tool', c.tool) : NONE, tenant, decision: r.outcome });
+  if (c.hiddenTools) m.mcpToolsHidden.inc({ server, tenant }, c.hiddenTools);
+  const seconds = (r.endTime.getTime() - r.startTime.getTime()) / 1000;
+  if (seconds >= 0 && r.outcome === 'success') m.mcpCallDuration.observe({ server, method }, seconds);
+  if (r.latency?.policyEvalUs !== undefined && r.latency.policyEvalUs >= 0) m.policyEvalDuration.observe(r.latency.policyEvalUs / 1e6);
+  recordDecisionMetrics(m, r, tenant);
+}
+
+/** MCP methods kept as label values; anything else (client-chosen) is `other`. */
+const MCP_METHODS = new Set(['initialize', 'ping', 'tools/list', 'tools/call', 'resources/list', 'resources/read', 'resources/templates/list', 'resources/subscribe', 'resources/unsubscribe', 'prompts/list', 'prompts/get', 'completion/complete', 'logging/setLevel', 'stream/open', 'session/delete']);
 
 const UNITS = new Set(['usd', 'input_tokens', 'output_tokens', 'total_tokens', 'requests']);

@@ -11,7 +11,7 @@ const root = join(import.meta.dirname, '../../policies');
 describe('example policies', () => {
   it('compile, and every PolicyTest case passes', () => {
     const bundle = compilePolicies(readConfigDir(join(root, 'policies')));
-    assert.deepEqual(bundle.policies, ['baseline', 'free-tier', 'eu-residency', 'data-protection', 'support-pseudonyms', 'spend-controls', 'premium-hours']);
+    assert.deepEqual(bundle.policies, ['baseline', 'free-tier', 'eu-residency', 'data-protection', 'support-pseudonyms', 'spend-controls', 'premium-hours', 'mcp-tools']);
     const r = runPolicyTests(bundle, readConfigDir(join(root, 'tests')), []);
     assert.equal(r.failed, 0, r.lines.filter((l) => l.startsWith('FAIL')).join('\n'));
     assert.ok(r.passed >= 20, `only ${r.passed} cases`);

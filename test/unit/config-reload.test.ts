@@ -126,7 +126,7 @@ describe('reloads that would drop guardrails are refused', { timeout: 60_000 }, 
     const stash = `${t.dir}.stash`;
     cpSync(t.dir, stash, { recursive: true });
     try {
-      for (const f of ['gateway.yaml', 'keys.yaml', 'models.yaml', 'providers.yaml', 'tenants.yaml', 'policies']) rmSync(join(t.dir, f), { recursive: true });
+      for (const f of ['gateway.yaml', 'keys.yaml', 'models.yaml', 'providers.yaml', 'tenants.yaml', 'mcp-servers.yaml', 'policies']) rmSync(join(t.dir, f), { recursive: true });
       const r = await t.holder.reload();
       assert.equal(r.ok, false);
       assert.match((r as { error: string }).error, /has no configuration documents .*refusing an empty config/);
