@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import type { ProviderConfig } from '../config/types.ts';
 import type { Snapshot } from '../gateway/context.ts';
+import { startDemoMcpServer } from '../mcp/demo-server.ts';
 import { startMockUpstream } from './mock-upstream.ts';
 
 export interface LoopbackUpstream {
@@ -53,11 +54,29 @@ async function startMocks(ctx: UpstreamContext): Promise<LoopbackUpstream[]> {
   return out;
 }
 
+/** The cluster the shipped config gives the demo MCP server (envoy/envoy.yaml, policies/mcp-servers.yaml). */
+export const DEMO_MCP_CLUSTER = 'mcp_demo';
+
+/**
+ * The demo MCP server (service/mcp/demo-server.ts) for every McpServer document on the shipped demo
+ * cluster, on loopback, requiring the credential Tollgate injects for it (if the document has one).
+ */
+async function startDemoMcp(ctx: UpstreamContext): Promise<LoopbackUpstream[]> {
+  const out: LoopbackUpstream[] = [];
+  for (const m of ctx.snapshot.core.mcpServers.values()) {
+    if (m.cluster !== DEMO_MCP_CLUSTER) continue;
+    const token = m.credential.kind === 'none' ? undefined : ctx.snapshot.core.mcpCredentials.get(m.name);
+    const d = await startDemoMcpServer({ host: '127.0.0.1', port: 0, path: m.path, ...(token ? { token } : {}) });
+    out.push({ name: `demo MCP server "${m.name}"`, clusters: { [m.cluster]: { host: d.host, port: d.port } }, close: () => d.close() });
+  }
+  return out;
+}
+
 export async function startLoopbackUpstreams(ctx: UpstreamContext): Promise<LoopbackUpstream[]> {
   const started: LoopbackUpstream[] = [];
   try {
     started.push(...(await startMocks(ctx)));
-    // Further loopback upstreams (a demo MCP server, …) start here and push their LoopbackUpstream.
+    started.push(...(await startDemoMcp(ctx)));
     return started;
   } catch (err) {
     await closeUpstreams(started);
