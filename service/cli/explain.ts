@@ -110,5 +110,38 @@ export async function explain(input: ExplainInput): Promise<Record<string, unkno
   if (state.droppedCandidates.length) out.droppedCandidates = state.droppedCandidates;
   out.redactions = state.redactions;
   out.budgets = wouldApply;
+  out.summary = summarize({
+    forwarded: out.outcome === 'forwarded',
+    rejection: out.rejection as { status: number; code: string; message: string } | undefined,
+    denied: d?.denied,
+    dryRun: d?.dryRunDenials ?? [],
+    redactions: state.redactions.reduce((n, r) => n + r.count, 0),
+    route: state.route,
+    budgets: wouldApply.budgets.length,
+  });
   return out;
+}
+
+export interface SummaryFacts {
+  forwarded: boolean;
+  rejection?: { status: number; code: string; message: string };
+  denied?: { rule: string; status: number; message: string };
+  dryRun: { rule: string }[];
+  redactions: number;
+  route?: { provider: string; upstreamModel: string; region: string };
+  budgets: number;
+}
+
+const plural = (n: number, one: string): string => `${n} ${one}${n === 1 ? '' : 's'}`;
+
+/** The one line `tollgate explain` starts with: ALLOW (what happens on the way) or DENY (by what). */
+export function summarize(f: SummaryFacts): string {
+  const dry = f.dryRun.length ? `; dry-run would deny by ${[...new Set(f.dryRun.map((x) => x.rule))].join(', ')}` : '';
+  if (f.denied) return `DENY by rule ${f.denied.rule} (${f.denied.status}): ${f.denied.message}${dry}`;
+  if (!f.forwarded) {
+    const r = f.rejection;
+    return `DENY ${r ? `(${r.status} ${r.code}): ${r.message}` : '(not forwarded)'}${dry}`;
+  }
+  const route = f.route ? `routed to ${f.route.provider} as ${f.route.upstreamModel}${f.route.region ? ` (${f.route.region})` : ''}` : 'no route';
+  return `ALLOW, ${plural(f.redactions, 'redaction')}, ${plural(f.budgets, 'budget')}, ${route}${dry}`;
 }

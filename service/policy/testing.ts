@@ -12,11 +12,15 @@ export interface PolicyTestOptions {
   teams?: readonly TeamConfig[];
   /** Clock for cases without `now`. */
   now?: Date;
+  /** Runs only the cases whose `<test>/<case>` id this accepts (`tollgate test --run`); the rest count as skipped. */
+  only?: (id: string) => boolean;
 }
 
 export interface PolicyTestResult {
   passed: number;
   failed: number;
+  /** Cases left out by `only`. */
+  skipped: number;
   lines: string[];
 }
 
@@ -300,6 +304,7 @@ export function runPolicyTests(bundle: PolicyBundle, testDocs: ConfigDocument[],
   const lines: string[] = [];
   let passed = 0;
   let failed = 0;
+  let skipped = 0;
   for (const doc of docs) {
     const spec = doc.spec as Json;
     const defaults = isObj(spec.defaults) ? spec.defaults : {};
@@ -308,6 +313,10 @@ export function runPolicyTests(bundle: PolicyBundle, testDocs: ConfigDocument[],
       : deployments;
     (spec.cases as Json[]).forEach((c, i) => {
       const id = `${doc.name}/${String(c.name)}`;
+      if (opts.only && !opts.only(id)) {
+        skipped++;
+        return;
+      }
       const pos = doc.specPos(['cases', i]);
       const raw = mergeInput(defaults, c);
       let problems: string[];
@@ -327,5 +336,5 @@ export function runPolicyTests(bundle: PolicyBundle, testDocs: ConfigDocument[],
       }
     });
   }
-  return { passed, failed, lines };
+  return { passed, failed, skipped, lines };
 }
