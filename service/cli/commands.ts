@@ -127,6 +127,6 @@ commands:
 ${COMMANDS.map((c) => `  ${c.name.padEnd(w)}${c.summary}`).join('\n')}
   ${'help'.padEnd(w)}help for a command: tollgate help <command> (or tollgate <command> --help)
 
-Set TOLLGATE_DEBUG=1 to see the stack trace of an internal error.
+Set TOLLGATE_DEBUG=1 to see the stack trace of an unexpected failure.
 `;
 }
