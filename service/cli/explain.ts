@@ -76,7 +76,7 @@ export async function explain(input: ExplainInput): Promise<Record<string, unkno
     ? { [JWT_AUTHN_NAMESPACE]: { [snap.core.settings.jwt.payloadKey]: input.claims } }
     : {};
   const out: Record<string, unknown> = { configRevision: snap.revision, policyRevision: snap.policy.revision };
-  if (unsetCredentials.length) out.warnings = unsetCredentials.map((p) => `provider "${p}" has no credential in this environment; a real request routed to it would get 503`);
+  if (unsetCredentials.length) out.warnings = unsetCredentials.map((p) => `provider "${p}" has no credential in this environment; a real request skips it (503 if no other deployment with a credential can serve the model)`);
   try {
     const h = await ex.requestHeaders({ headers, endOfStream: false, metadata, attributes: {} });
     if (h.kind === 'respond') throw new Error('unexpected immediate response on headers');
