@@ -26,6 +26,15 @@ export interface PolicyTestResult {
 
 type Json = Record<string, unknown>;
 
+function validZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const CASE_KEYS = ['name', 'description', 'request', 'principal', 'tenant', 'team', 'now', 'expect'];
 const INPUT_KEYS = ['request', 'principal', 'tenant', 'team', 'now'];
 const REQUEST_KEYS = ['api', 'method', 'path', 'headers', 'body'];
@@ -122,8 +131,10 @@ function validateInputShape(c: At): void {
   }
   for (const k of ['tenant', 'team']) {
     const t = c.key(k);
-    if (!t.missing && t.object(['name', 'attributes'], `a test ${k}`)) t.key('name').string();
+    if (!t.missing && t.object(k === 'tenant' ? ['name', 'attributes', 'timeZone'] : ['name', 'attributes'], `a test ${k}`)) t.key('name').string();
   }
+  const tz = c.key('tenant').key('timeZone').string();
+  if (tz !== undefined && !validZone(tz)) c.fail(`${c.label}.tenant.timeZone: unknown time zone ${show(tz)}`, [...c.path, 'tenant', 'timeZone']);
   const now = c.key('now').string();
   if (now !== undefined && Number.isNaN(Date.parse(now))) c.fail(`${c.label}.now: ${show(now)} is not an RFC 3339 timestamp`, [...c.path, 'now']);
 }
@@ -178,7 +189,11 @@ function buildInput(raw: Json, opts: PolicyTestOptions): PolicyInput {
       claims: isObj(p.claims) ? p.claims : {},
       authMethod: p.authMethod === 'jwt' ? 'jwt' : 'key',
     },
-    tenant: { name: tenantName, attributes: isObj(tenantRaw.attributes) ? tenantRaw.attributes : (tenantCfg?.attributes ?? {}) },
+    tenant: {
+      name: tenantName,
+      attributes: isObj(tenantRaw.attributes) ? tenantRaw.attributes : (tenantCfg?.attributes ?? {}),
+      timeZone: typeof tenantRaw.timeZone === 'string' ? tenantRaw.timeZone : (tenantCfg?.timeZone ?? 'UTC'),
+    },
     team: { name: teamName, attributes: isObj(teamRaw.attributes) ? teamRaw.attributes : (teamCfg?.attributes ?? {}) },
     now: typeof raw.now === 'string' ? new Date(raw.now) : (opts.now ?? new Date()),
   };
