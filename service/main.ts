@@ -1,9 +1,9 @@
 // Entry point: environment → Tollgate → signals. SIGTERM/SIGINT stop accepting, let in-flight
 // streams finish within TOLLGATE_DRAIN_MS, flush lineage, exit 0.
-import pino from 'pino';
 import { defaultSpoolDir, startTollgate } from './app.ts';
-import { ConfigErrors } from './config/documents.ts';
+import { ConfigError, ConfigErrors } from './config/documents.ts';
 import { securityFromEnv, SecurityConfigError } from './security/index.ts';
+import { createLogger, logEnvProblems, logLevel } from './telemetry/log.ts';
 
 /** A whole number ≥ min from the environment, undefined when unset; anything else refuses to start. */
 function intFromEnv(name: string, min: number): number | undefined {
@@ -15,7 +15,8 @@ function intFromEnv(name: string, min: number): number | undefined {
 }
 
 export async function serve(): Promise<void> {
-  const log = pino({ level: process.env.TOLLGATE_LOG_LEVEL ?? 'info', base: { service: 'tollgate' } });
+  const log = createLogger({ level: logLevel(), base: { service: 'tollgate' } });
+  for (const p of logEnvProblems()) log.warn(p);
   const drainMs = Number(process.env.TOLLGATE_DRAIN_MS ?? 10000);
   let app;
   try {
@@ -45,7 +46,8 @@ export async function serve(): Promise<void> {
     if (err instanceof ConfigErrors) {
       for (const e of err.errors) log.fatal(e.message);
       log.fatal(`config in ${process.env.TOLLGATE_CONFIG ?? './policies'} is invalid (${err.errors.length} problem(s)); not starting`);
-    } else if (err instanceof SecurityConfigError) log.fatal(`refusing to start: ${err.message}`);
+    } else if (err instanceof ConfigError) log.fatal(`not starting: ${err.message}`);
+    else if (err instanceof SecurityConfigError) log.fatal(`refusing to start: ${err.message}`);
     else log.fatal({ err }, 'tollgate failed to start');
     process.exit(1);
   }

@@ -9,6 +9,7 @@
 
 import { createHash, randomUUID } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
+import { displayUrl } from '../security/secrets.ts';
 import { commitAmounts, type Amounts, type CheckPlan, type CounterPlan, type Plan, type Usage, type UsageEstimate } from './plan.ts';
 import { MemoryStore, compareRows, scopeMatches, spendRow, type JournalEntry } from './memory.ts';
 import { APPLY_LUA, RESERVE_LUA, SETTLE_LUA, SWEEP_LUA } from './lua.ts';
@@ -138,6 +139,8 @@ export class RedisStore implements BudgetStore {
   private closed = false;
   private readonly counts: RedisStoreStats['roundTrips'] = { reserve: 0, settle: 0, apply: 0, sweep: 0, heartbeat: 0 };
   private failures = 0;
+  /** Between a connection error and the next 'ready' (so an outage is logged once). */
+  private outage = false;
 
   constructor(opts: RedisStoreOptions) {
     if (!opts.redis && !opts.url) throw new Error('RedisStore needs `redis` or `url`');
@@ -152,9 +155,20 @@ export class RedisStore implements BudgetStore {
     this.maxPending = opts.maxPending ?? 100_000;
     this.log = opts.logger ?? noopLogger;
     this.local = new MemoryStore({ now: this.now, journal: true, settledMemoryMs: this.settledMemoryMs });
-    // ioredis emits 'error' on every failed reconnect; without a listener Node would crash.
-    this.redis.on('error', (err: Error) => this.log.warn({ err: err.message }, 'budget store: redis error'));
+    // ioredis emits 'error' on every failed reconnect; without a listener Node would crash. Logged
+    // once per outage (and once when it is back), not once per retry.
+    const where = opts.url ? ` at ${displayUrl(opts.url)}` : '';
+    this.redis.on('error', (err: Error) => {
+      if (this.outage) return;
+      this.outage = true;
+      this.log.warn(
+        { err: err.message },
+        `budget store: cannot connect to Redis${where}; retrying in the background, budgets follow their onStoreError mode until it answers (further errors are not logged)`,
+      );
+    });
     this.redis.on('ready', () => {
+      if (this.outage) this.log.warn({}, `budget store: connected to Redis${where} again`);
+      this.outage = false;
       this.breakerUntil = 0;
       void this.loadScripts();
       void this.heartbeat();

@@ -80,7 +80,7 @@ export async function explain(input: ExplainInput): Promise<Record<string, unkno
     ? { [JWT_AUTHN_NAMESPACE]: { [snap.core.settings.jwt.payloadKey]: input.claims } }
     : {};
   const out: Record<string, unknown> = { configRevision: snap.revision, policyRevision: snap.policy.revision };
-  if (unsetCredentials.length) out.warnings = unsetCredentials.map((p) => `provider "${p}" has no credential in this environment; a real request routed to it would get 503`);
+  if (unsetCredentials.length) out.warnings = unsetCredentials.map((p) => `provider "${p}" has no credential in this environment; a real request skips it (503 if no other deployment with a credential can serve the model)`);
   try {
     const h = await ex.requestHeaders({ headers, endOfStream: false, metadata, attributes: {} });
     if (h.kind === 'respond') throw new Error('unexpected immediate response on headers');
@@ -114,6 +114,15 @@ export async function explain(input: ExplainInput): Promise<Record<string, unkno
   if (state.droppedCandidates.length) out.droppedCandidates = state.droppedCandidates;
   out.redactions = state.redactions;
   out.budgets = wouldApply;
+  out.summary = summarize({
+    forwarded: out.outcome === 'forwarded',
+    rejection: out.rejection as { status: number; code: string; message: string } | undefined,
+    denied: d?.denied,
+    dryRun: d?.dryRunDenials ?? [],
+    redactions: state.redactions.reduce((n, r) => n + r.count, 0),
+    route: state.route,
+    budgets: wouldApply.budgets.length,
+  });
   return out;
 }
 
@@ -158,4 +167,28 @@ async function explainMcp(snap: Snapshot, services: Services, input: ExplainInpu
   out.principal = state.principal;
   out.calls = state.calls;
   return out;
+}
+
+export interface SummaryFacts {
+  forwarded: boolean;
+  rejection?: { status: number; code: string; message: string };
+  denied?: { rule: string; status: number; message: string };
+  dryRun: { rule: string }[];
+  redactions: number;
+  route?: { provider: string; upstreamModel: string; region: string };
+  budgets: number;
+}
+
+const plural = (n: number, one: string): string => `${n} ${one}${n === 1 ? '' : 's'}`;
+
+/** The one line `tollgate explain` starts with: ALLOW (what happens on the way) or DENY (by what). */
+export function summarize(f: SummaryFacts): string {
+  const dry = f.dryRun.length ? `; dry-run would deny by ${[...new Set(f.dryRun.map((x) => x.rule))].join(', ')}` : '';
+  if (f.denied) return `DENY by rule ${f.denied.rule} (${f.denied.status}): ${f.denied.message}${dry}`;
+  if (!f.forwarded) {
+    const r = f.rejection;
+    return `DENY ${r ? `(${r.status} ${r.code}): ${r.message}` : '(not forwarded)'}${dry}`;
+  }
+  const route = f.route ? `routed to ${f.route.provider} as ${f.route.upstreamModel}${f.route.region ? ` (${f.route.region})` : ''}` : 'no route';
+  return `ALLOW, ${plural(f.redactions, 'redaction')}, ${plural(f.budgets, 'budget')}, ${route}${dry}`;
 }

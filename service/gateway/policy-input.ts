@@ -12,7 +12,7 @@ export function principalContext(snap: Snapshot, principal: Principal): Pick<Pol
   const team = principal.team ? snap.core.teams.get(`${principal.tenant}/${principal.team}`) : undefined;
   return {
     principal: { ...principal },
-    tenant: { name: principal.tenant, attributes: tenant?.attributes ?? {} },
+    tenant: { name: principal.tenant, attributes: tenant?.attributes ?? {}, timeZone: tenant?.timeZone ?? 'UTC' },
     team: { name: principal.team, attributes: team?.attributes ?? {} },
   };
 }

@@ -33,7 +33,7 @@ export const PRINCIPAL_T = T.record('principal', {
   authMethod: T.string,
 });
 
-export const TENANT_T = T.record('tenant', { name: T.string, attributes: attrs });
+export const TENANT_T = T.record('tenant', { name: T.string, attributes: attrs, timeZone: T.string });
 export const TEAM_T = T.record('team', { name: T.string, attributes: attrs });
 
 /** The `mcp` variable: one JSON-RPC message to an MCP server (docs/mcp.md). Empty strings and map on LLM requests. */
@@ -152,6 +152,7 @@ export function baseActivation(input: PolicyInput, withBody = true): Record<stri
     tenant: new Map<string, unknown>([
       ['name', input.tenant.name],
       ['attributes', jsonToCel(input.tenant.attributes)],
+      ['timeZone', input.tenant.timeZone ?? 'UTC'],
     ]),
     team: new Map<string, unknown>([
       ['name', input.team.name],

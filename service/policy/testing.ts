@@ -12,15 +12,28 @@ export interface PolicyTestOptions {
   teams?: readonly TeamConfig[];
   /** Clock for cases without `now`. */
   now?: Date;
+  /** Runs only the cases whose `<test>/<case>` id this accepts (`tollgate test --run`); the rest count as skipped. */
+  only?: (id: string) => boolean;
 }
 
 export interface PolicyTestResult {
   passed: number;
   failed: number;
+  /** Cases left out by `only`. */
+  skipped: number;
   lines: string[];
 }
 
 type Json = Record<string, unknown>;
+
+function validZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 const CASE_KEYS = ['name', 'description', 'request', 'principal', 'tenant', 'team', 'mcp', 'now', 'expect'];
 const INPUT_KEYS = ['request', 'principal', 'tenant', 'team', 'mcp', 'now'];
@@ -122,13 +135,15 @@ function validateInputShape(c: At): void {
   }
   for (const k of ['tenant', 'team']) {
     const t = c.key(k);
-    if (!t.missing && t.object(['name', 'attributes'], `a test ${k}`)) t.key('name').string();
+    if (!t.missing && t.object(k === 'tenant' ? ['name', 'attributes', 'timeZone'] : ['name', 'attributes'], `a test ${k}`)) t.key('name').string();
   }
   const m = c.key('mcp');
   if (!m.missing && m.object(MCP_KEYS, 'a test MCP message')) {
     for (const k of ['server', 'method', 'tool', 'sessionId']) m.key(k).string();
     if (!m.key('arguments').missing) m.key('arguments').entries();
   }
+  const tz = c.key('tenant').key('timeZone').string();
+  if (tz !== undefined && !validZone(tz)) c.fail(`${c.label}.tenant.timeZone: unknown time zone ${show(tz)}`, [...c.path, 'tenant', 'timeZone']);
   const now = c.key('now').string();
   if (now !== undefined && Number.isNaN(Date.parse(now))) c.fail(`${c.label}.now: ${show(now)} is not an RFC 3339 timestamp`, [...c.path, 'now']);
 }
@@ -183,7 +198,11 @@ function buildInput(raw: Json, opts: PolicyTestOptions): PolicyInput {
       claims: isObj(p.claims) ? p.claims : {},
       authMethod: p.authMethod === 'jwt' ? 'jwt' : 'key',
     },
-    tenant: { name: tenantName, attributes: isObj(tenantRaw.attributes) ? tenantRaw.attributes : (tenantCfg?.attributes ?? {}) },
+    tenant: {
+      name: tenantName,
+      attributes: isObj(tenantRaw.attributes) ? tenantRaw.attributes : (tenantCfg?.attributes ?? {}),
+      timeZone: typeof tenantRaw.timeZone === 'string' ? tenantRaw.timeZone : (tenantCfg?.timeZone ?? 'UTC'),
+    },
     team: { name: teamName, attributes: isObj(teamRaw.attributes) ? teamRaw.attributes : (teamCfg?.attributes ?? {}) },
     now: typeof raw.now === 'string' ? new Date(raw.now) : (opts.now ?? new Date()),
     ...(isObj(raw.mcp) ? { mcp: mcpInput(raw.mcp) } : {}),
@@ -316,6 +335,7 @@ export function runPolicyTests(bundle: PolicyBundle, testDocs: ConfigDocument[],
   const lines: string[] = [];
   let passed = 0;
   let failed = 0;
+  let skipped = 0;
   for (const doc of docs) {
     const spec = doc.spec as Json;
     const defaults = isObj(spec.defaults) ? spec.defaults : {};
@@ -324,6 +344,10 @@ export function runPolicyTests(bundle: PolicyBundle, testDocs: ConfigDocument[],
       : deployments;
     (spec.cases as Json[]).forEach((c, i) => {
       const id = `${doc.name}/${String(c.name)}`;
+      if (opts.only && !opts.only(id)) {
+        skipped++;
+        return;
+      }
       const pos = doc.specPos(['cases', i]);
       const raw = mergeInput(defaults, c);
       let problems: string[];
@@ -353,5 +377,5 @@ export function runPolicyTests(bundle: PolicyBundle, testDocs: ConfigDocument[],
       }
     });
   }
-  return { passed, failed, lines };
+  return { passed, failed, skipped, lines };
 }

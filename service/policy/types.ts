@@ -38,7 +38,8 @@ export interface PolicyInput {
   };
   /** Who is calling (service/identity): the same shape the gateway authenticates. */
   principal: Principal;
-  tenant: { name: string; attributes: Record<string, unknown> };
+  /** `timeZone`: the Tenant's IANA time zone (config `timeZone`, default UTC), e.g. for `now.getHours(tenant.timeZone)`. */
+  tenant: { name: string; attributes: Record<string, unknown>; timeZone?: string };
   team: { name: string; attributes: Record<string, unknown> };
   /** Set for MCP traffic (service/mcp): the JSON-RPC message being judged. */
   mcp?: McpContext;

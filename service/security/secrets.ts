@@ -60,3 +60,15 @@ export class SecretSet {
 function sha256(v: string | Buffer): Buffer {
   return createHash('sha256').update(v).digest();
 }
+
+/** A URL fit for a log line or a message: its password (or a lone user part, which may be a token) as ***. */
+export function displayUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    else if (u.username) u.username = '***';
+    return u.toString().replace(/\/$/, '');
+  } catch {
+    return url.replace(/\/\/[^@/]*@/, '//***@');
+  }
+}

@@ -21,7 +21,8 @@ export const RUN_USAGE = `usage: tollgate run [--listen HOST:PORT] [--config DIR
 
 Runs the gateway on this machine: Envoy on HOST:PORT (default 127.0.0.1:8080, env TOLLGATE_LISTEN_ADDR;
 port 0 picks a free one) in front of Tollgate, on the config in DIR (default TOLLGATE_CONFIG or ./policies).
-Models with no provider credential are answered by the built-in mock provider. Ctrl-C stops both.
+with the demo MCP server at /mcp/demo. Models with no provider credential are answered by the built-in
+mock provider. Ctrl-C stops everything.
 `;
 
 export class RunUsageError extends Error {

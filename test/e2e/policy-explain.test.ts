@@ -32,7 +32,7 @@ function runExplain(tmp: string, body: unknown, key: string, dir = join(ROOT, 'p
   const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env, TOLLGATE_LOG_LEVEL: 'silent' };
   delete childEnv.TOLLGATE_CONFIG;
   return new Promise((res) => {
-    execFile(process.execPath, ['bin/tollgate.js', 'explain', '--request', req, '--key', key, '--dir', dir], { cwd: ROOT, env: childEnv, timeout: 60000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, ['bin/tollgate.js', 'explain', '--json', '--request', req, '--key', key, '--dir', dir], { cwd: ROOT, env: childEnv, timeout: 60000 }, (err, stdout, stderr) => {
       let json: unknown;
       try {
         json = JSON.parse(stdout);

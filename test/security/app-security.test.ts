@@ -161,7 +161,7 @@ describe('admin endpoints', { timeout: 30_000 }, () => {
         const e: NodeJS.ProcessEnv = { ...process.env, ...env };
         if (!('TOLLGATE_ADMIN_TOKEN' in env)) delete e.TOLLGATE_ADMIN_TOKEN;
         delete e.TOLLGATE_ADMIN_TOKEN_FILE;
-        execFile(process.execPath, [`${ROOT}bin/tollgate.js`, 'spend', '--url', `http://127.0.0.1:${t.httpPort}`], { env: e, timeout: 20_000 }, (err, out, stderr) =>
+        execFile(process.execPath, [`${ROOT}bin/tollgate.js`, 'spend', '--json', '--url', `http://127.0.0.1:${t.httpPort}`], { env: e, timeout: 20_000 }, (err, out, stderr) =>
           resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out, err: stderr }),
         );
       });

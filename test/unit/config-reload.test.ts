@@ -177,14 +177,14 @@ describe('reloads that would drop guardrails are refused', { timeout: 60_000 }, 
 });
 
 describe('tollgate check refuses an empty or missing directory', { timeout: 60_000 }, () => {
-  it('empty → exit 1 with the reason; missing → exit 1', () => {
+  it('empty → exit 1 with the reason; missing → exit 2 (a usage mistake)', () => {
     const empty = mkdtempSync(join(tmpdir(), 'tollgate-empty-'));
     try {
       const r = spawnSync(process.execPath, ['bin/tollgate.js', 'check', empty], { encoding: 'utf8' });
       assert.equal(r.status, 1, r.stdout);
       assert.match(r.stderr, /has no configuration documents/);
       const m = spawnSync(process.execPath, ['bin/tollgate.js', 'check', join(empty, 'nope')], { encoding: 'utf8' });
-      assert.equal(m.status, 1);
+      assert.equal(m.status, 2);
       assert.match(m.stderr, /does not exist/);
     } finally {
       rmSync(empty, { recursive: true, force: true });
