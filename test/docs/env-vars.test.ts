@@ -88,7 +88,7 @@ describe('docs: links stay inside the repository', () => {
         .split('\n')
         .forEach((line, i) => {
           for (const m of line.matchAll(/\b(?:https?|ftp):\/\/([^\s/)>`'"]+)/g)) {
-            const host = m[1]!.replace(/^[^@]*@/, '').replace(/:\d+$/, '');
+            const host = m[1]!.replace(/^[^@]*@/, '').replace(/[:.,;]+$/, '').replace(/:\d+$/, '');
             if (!['localhost', '127.0.0.1', '[::1]', '0.0.0.0'].includes(host)) bad.push(`${relative(ROOT, f)}:${i + 1}: ${m[0]}`);
           }
         });
