@@ -6,7 +6,7 @@ import { PlanSealer, processPlanKey } from '../fallback/seal.ts';
 import pino from 'pino';
 import { buildSnapshot } from '../config/snapshot.ts';
 import { GatewayError } from '../errors.ts';
-import type { Services } from '../gateway/context.ts';
+import type { Services, Snapshot } from '../gateway/context.ts';
 import { PendingOutcomes } from '../gateway/outcome.ts';
 import { GatewayExchange } from '../gateway/exchange.ts';
 import type { BudgetPort } from '../gateway/ports.ts';
@@ -27,7 +27,14 @@ export interface ExplainInput {
 const SECRET_HEADERS = new Set(['authorization', 'x-api-key', 'api-key', 'x-goog-api-key']);
 
 export async function explain(input: ExplainInput): Promise<Record<string, unknown>> {
-  const snap = buildSnapshot(input.dir);
+  return explainSnapshot(buildSnapshot(input.dir), input);
+}
+
+/**
+ * Explains a request against a given snapshot (the console's playground passes the live one). The
+ * snapshot's credential map gets placeholders for unset credentials: pass a copy of a live one.
+ */
+export async function explainSnapshot(snap: Snapshot, input: Omit<ExplainInput, 'dir'>): Promise<Record<string, unknown>> {
   // Nothing is sent, so a provider whose credential is unset here still shows how it would route.
   const unsetCredentials: string[] = [];
   for (const p of snap.core.providers.values()) {

@@ -197,6 +197,15 @@ export interface LineageRecord {
   errorCode?: string;
   content?: ContentDigest;
   gatewayInstance?: string;
+  /** Admin audit events only (service/admin/audit.ts). */
+  audit?: AdminAudit;
+}
+
+export interface AdminAudit {
+  action: string;
+  actor: string;
+  target?: string;
+  detail?: Record<string, string>;
 }
 
 /** The proto3 JSON form of a record (plain JSON value). */
@@ -471,6 +480,14 @@ export function toProtoJson(r: LineageRecord): LineageRecordJson {
     out.content = o;
   }
   put(out, 'gatewayInstance', r.gatewayInstance);
+  if (r.audit) {
+    const a: Record<string, unknown> = {};
+    put(a, 'action', r.audit.action);
+    put(a, 'actor', r.audit.actor);
+    put(a, 'target', r.audit.target);
+    if (r.audit.detail && Object.keys(r.audit.detail).length) a.detail = { ...r.audit.detail };
+    out.audit = a;
+  }
   return out;
 }
 
@@ -700,6 +717,14 @@ export function fromProtoJson(json: unknown): LineageRecord | undefined {
     });
   const gi = str(j.gatewayInstance);
   if (gi !== undefined) rec.gatewayInstance = gi;
+  const au = obj(j.audit);
+  const action = str(au?.action);
+  const actor = str(au?.actor);
+  if (au && action !== undefined && actor !== undefined) {
+    const detail: Record<string, string> = {};
+    for (const [k, v] of Object.entries(obj(au.detail) ?? {})) if (typeof v === 'string') detail[k] = v;
+    rec.audit = clean({ action, actor, target: str(au.target), detail: Object.keys(detail).length ? detail : undefined });
+  }
   return clean(rec);
 }
 
