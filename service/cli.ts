@@ -19,6 +19,9 @@ commands:
                                 print the whole decision for a request without calling any provider
   keys create --tenant T [--team TEAM] [--user U] [--groups a,b] [--name N] [--expires ISO] [--dir DIR]
                                 create a virtual key: prints it once, stores only its SHA-256
+  keys list|get|create|update|disable|enable|revoke|rotate --server http://127.0.0.1:9464 ...
+                                managed keys through a running Tollgate's admin API (docs/keys.md);
+                                sends TOLLGATE_ADMIN_TOKEN (or _FILE) as the bearer token
   spend [--tenant T] [--scope KEY] [--url http://127.0.0.1:9464]
                                 current spend per budget window, from a running Tollgate;
                                 sends TOLLGATE_ADMIN_TOKEN (or _FILE) as the admin bearer token
@@ -111,6 +114,11 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'keys': {
+      if (rest.some((a) => a === '--server' || a.startsWith('--server='))) {
+        const { runKeysApiCommand } = await import('./cli/keys-api.ts');
+        process.exitCode = await runKeysApiCommand(rest, { env: process.env, out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) });
+        return;
+      }
       if (rest[0] !== 'create') fail(USAGE);
       const { values } = parseArgs({
         args: rest.slice(1),
