@@ -273,9 +273,15 @@ async function loadRequests() {
       cell(tr, q.team ? `${q.tenant} / ${q.team}` : (q.tenant ?? ''));
       cell(tr, q.keyId ?? '');
       cell(tr, q.model ?? '');
-      cell(tr, pill(`${q.status} ${q.outcome}`, `s${String(q.status)[0]}`));
+      const status = cell(tr, pill(`${q.status} ${q.outcome}`, `s${String(q.status)[0]}`));
+      if (q.errorCode) {
+        const code = document.createElement('div');
+        code.className = 'muted';
+        code.textContent = q.errorCode;
+        status.append(code);
+      }
       cell(tr, q.route ? `${q.route.provider} → ${q.route.model}` : '');
-      cell(tr, q.rules.map((x) => `${x.policy}/${x.rule}: ${x.outcome}`).join('\n'));
+      cell(tr, q.rules.map((x) => `${x.policy}/${x.rule}: ${x.outcome}`).join('\n'), 'lines');
       cell(tr, q.redactions.map((x) => `${x.detector} ×${x.count}`).join(', '));
       cell(tr, usd(q.costUsd), 'num');
       return tr;

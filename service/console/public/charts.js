@@ -18,7 +18,7 @@ function fmtUsd(v) {
 /** Stacked bars: one bar per time bucket, one colour per series. */
 export function stackedBars(container, { series, start, bucketSeconds }) {
   container.replaceChildren();
-  const W = 900, H = 260, L = 60, B = 28, T = 10, R = 10;
+  const W = 900, H = 260, L = 84, B = 28, T = 10, R = 10;
   const n = series[0]?.usd.length ?? 0;
   const totals = Array.from({ length: n }, (_, i) => series.reduce((a, s) => a + s.usd[i], 0));
   const max = Math.max(...totals, 0);
