@@ -71,14 +71,14 @@ describe('web console in headless Chromium', { timeout: 120_000 }, () => {
     // A wrong token is refused and nothing opens.
     await page.fill('#token', 'not-the-token-000000');
     await page.click('#login button[type=submit]');
-    await page.waitForFunction(() => document.querySelector('#login-error')?.textContent !== '');
+    await page.locator('#login-error', { hasText: /refused/ }).waitFor();
     assert.equal(await page.isVisible('#nav'), false);
 
     await page.fill('#token', ADMIN);
     await page.click('#login button[type=submit]');
     await page.waitForSelector('#nav:not([hidden])');
     assert.match((await page.textContent('#who')) ?? '', /admin/);
-    assert.equal(await page.evaluate(() => sessionStorage.getItem('tollgate.adminToken')), ADMIN, 'kept for this tab only');
+    assert.equal(await page.evaluate(() => (globalThis as unknown as { sessionStorage: { getItem(k: string): string | null } }).sessionStorage.getItem('tollgate.adminToken')), ADMIN, 'kept for this tab only');
 
     // Create a key in the UI: the secret is shown once.
     await page.selectOption('#ck-tenant', 'acme');
@@ -154,7 +154,7 @@ describe('web console in headless Chromium', { timeout: 120_000 }, () => {
     await page.click('#nav button[data-tab=explain]');
     await page.fill('#ex-key', secret);
     await page.click('#explain-form button[type=submit]');
-    await page.waitForFunction(() => (document.querySelector('#explain-out')?.textContent ?? '').includes('outcome'));
+    await page.locator('#explain-out', { hasText: 'outcome' }).waitFor();
     const explained = JSON.parse((await page.textContent('#explain-out'))!) as { outcome: string; principal: { keyId: string } };
     assert.equal(explained.outcome, 'forwarded');
     assert.equal(explained.principal.keyId, keyId);
