@@ -6,6 +6,7 @@
 // Hot path: lookup() answers from a per-process cache (no Redis round trip on a hit). An entry lives
 // `cacheTtlMs` (safety net); a change on any replica evicts it everywhere via pub/sub, well within a
 // second. Unknown hashes are cached negatively for `negativeTtlMs` (evicted by create/rotate too).
+// While the subscription is down (no invalidation can arrive) every lookup asks Redis.
 // Redis down: a cached entry keeps answering until it is `staleMs` old; anything else fails closed
 // (GatewayError `unavailable`, 503) — an unknown key is never let in.
 import { randomBytes } from 'node:crypto';
@@ -140,7 +141,8 @@ export class RedisKeyStore implements KeyStore, KeyAdmin {
   async lookup(sha256: string): Promise<VirtualKeyRecord | undefined> {
     const now = this.now();
     const e = this.cache.get(sha256);
-    if (e && now - e.at < (e.rec ? this.ttl : this.negTtl)) return e.rec;
+    // Without a live subscription no invalidation can arrive: every lookup asks Redis (the entry stays as the fail-mode fallback).
+    if (e && now - e.at < (e.rec ? this.ttl : this.negTtl) && this.sub.status === 'ready') return e.rec;
     let p = this.inflight.get(sha256);
     if (!p) {
       p = this.fetch(sha256, e).finally(() => this.inflight.delete(sha256));

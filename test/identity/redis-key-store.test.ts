@@ -104,6 +104,18 @@ describe('RedisKeyStore across replicas', () => {
     assert.ok(until > Date.now() - 50 && until <= Date.now() + 1000, 'old secret valid until now + overlap');
   });
 
+  it('while its subscription is down a replica asks Redis on every lookup (no stale answer from the cache)', async () => {
+    const prefix = `tgtest-${randomBytes(4).toString('hex')}:`;
+    const a = await open(prefix);
+    const b = await open(prefix);
+    const { key, secret } = await a.create({ tenant: 'acme', groups: [] }, 'test');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal((await b.lookup(hashKey(secret)))?.disabled, false); // cached for 60 s
+    (b as unknown as { sub: { disconnect(): void } }).sub.disconnect(); // invalidations can no longer arrive
+    await a.update(key.id, { status: 'disabled' });
+    assert.equal((await b.lookup(hashKey(secret)))?.disabled, true);
+  });
+
   it('rotating a revoked key is a 409', async () => {
     const a = await open(`tgtest-${randomBytes(4).toString('hex')}:`);
     const { key } = await a.create({ tenant: 'acme', groups: [] }, 'test');
