@@ -22,6 +22,12 @@ function notFound(id: string): GatewayError {
   return new GatewayError('not_found', `No managed key with id '${id}'.`, { code: 'key_not_found', param: 'id' });
 }
 
+/** A key that vanished between the scope check and the change (a concurrent revoke-and-delete) is a 404. */
+function must<T>(v: T | undefined, id: string): T {
+  if (v === undefined) throw notFound(id);
+  return v;
+}
+
 /** The key, if the caller may manage it; a team admin gets 404 for other teams' keys (no probing). */
 async function owned(d: KeysApiDeps, c: RouteContext, id: string): Promise<ManagedKeyView> {
   const k = await store(d).get(id);
@@ -73,7 +79,7 @@ export function keysRoutes(d: KeysApiDeps): Route[] {
       handler: async (c) => {
         const patch = parsePatch(await c.body());
         const k = await owned(d, c, c.params.id!);
-        const key = (await store(d).update(k.id, patch)) ?? (() => { throw notFound(k.id); })();
+        const key = must(await store(d).update(k.id, patch), k.id);
         c.audit({ action: 'key.update', target: key.id, tenant: key.tenant, team: key.team, status: 200, detail: describeChange(patch) });
         return { status: 200, body: { key } };
       },
@@ -84,7 +90,7 @@ export function keysRoutes(d: KeysApiDeps): Route[] {
         path: `/admin/v1/keys/{id}/${verb}`,
         handler: async (c) => {
           const k = await owned(d, c, c.params.id!);
-          const key = (await store(d).update(k.id, { status: verb === 'disable' ? 'disabled' : 'active' })) ?? (() => { throw notFound(k.id); })();
+          const key = must(await store(d).update(k.id, { status: verb === 'disable' ? 'disabled' : 'active' }), k.id);
           c.audit({ action: `key.${verb}`, target: key.id, tenant: key.tenant, team: key.team, status: 200 });
           return { status: 200, body: { key } };
         },
@@ -95,7 +101,7 @@ export function keysRoutes(d: KeysApiDeps): Route[] {
       path: '/admin/v1/keys/{id}/revoke',
       handler: async (c) => {
         const k = await owned(d, c, c.params.id!);
-        const key = (await store(d).revoke(k.id)) ?? (() => { throw notFound(k.id); })();
+        const key = must(await store(d).revoke(k.id), k.id);
         c.audit({ action: 'key.revoke', target: key.id, tenant: key.tenant, team: key.team, status: 200 });
         return { status: 200, body: { key } };
       },
@@ -106,7 +112,7 @@ export function keysRoutes(d: KeysApiDeps): Route[] {
       handler: async (c) => {
         const overlap = parseOverlap(await c.body());
         const k = await owned(d, c, c.params.id!);
-        const r = (await store(d).rotate(k.id, overlap)) ?? (() => { throw notFound(k.id); })();
+        const r = must(await store(d).rotate(k.id, overlap), k.id);
         c.audit({ action: 'key.rotate', target: k.id, tenant: k.tenant, team: k.team, status: 200, detail: { overlapSeconds: String(overlap) } });
         return { status: 200, body: r };
       },

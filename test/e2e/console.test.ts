@@ -170,12 +170,25 @@ describe('web console in headless Chromium', { timeout: 120_000 }, () => {
     assert.match((await audit.first().textContent()) ?? '', /key\.create.*admin-token/);
     await shot('audit');
 
-    // Revoke from the UI: the key stops working through Envoy.
+    // Rotate from the UI (60 s overlap): a new secret is shown once; both work through Envoy for now.
     await page.click('#nav button[data-tab=keys]');
+    page.once('dialog', (d) => void d.accept('60'));
+    await page.locator(`#keys-table tbody tr[data-key-id="${keyId}"] button`, { hasText: 'Rotate' }).click();
+    await page.locator('#secret-value', { hasText: /^tg-/ }).waitFor();
+    const rotated = ((await page.textContent('#secret-value')) ?? '').trim();
+    assert.notEqual(rotated, secret);
+    await page.click('#secret-done');
+    assert.match((await page.locator(`#keys-table tbody tr[data-key-id="${keyId}"]`).textContent()) ?? '', /\(until /);
+    const viaRotated = new OpenAI({ apiKey: rotated, baseURL: h.baseURL, maxRetries: 0 });
+    await viaRotated.chat.completions.create({ model: 'gpt-4o-mini', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] });
+    await client.chat.completions.create({ model: 'gpt-4o-mini', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] });
+
+    // Revoke from the UI: both secrets stop working through Envoy.
     page.once('dialog', (d) => void d.accept());
     await page.locator(`#keys-table tbody tr[data-key-id="${keyId}"] button.danger`).click();
     await page.locator(`#keys-table tbody tr[data-key-id="${keyId}"]`).waitFor({ state: 'detached' });
-    await assert.rejects(client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }), (e: unknown) => e instanceof OpenAI.AuthenticationError);
+    for (const c of [client, viaRotated])
+      await assert.rejects(c.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }), (e: unknown) => e instanceof OpenAI.AuthenticationError);
 
     assert.deepEqual(cspErrors, [], 'no CSP violations');
   });
