@@ -210,7 +210,12 @@ export async function startTollgate(opts: TollgateOptions): Promise<Tollgate> {
   const keyStoreKind = opts.keyStore ?? (opts.redisUrl ? 'redis' : 'config');
   if (keyStoreKind === 'redis' && !opts.redisUrl) throw new Error('the redis key store needs REDIS_URL');
   const managedKeys =
-    keyStoreKind === 'redis' ? new RedisKeyStore({ url: opts.redisUrl!, prefix: opts.redisPrefix, ...opts.keyStoreOptions }) : undefined;
+    keyStoreKind === 'redis' ? new RedisKeyStore({
+          url: opts.redisUrl!,
+          prefix: opts.redisPrefix,
+          onLookup: (result) => metrics.keyLookups.inc({ result }),
+          ...opts.keyStoreOptions,
+        }) : undefined;
   if (managedKeys && !(await managedKeys.ready(2000))) log.warn('key store: Redis not reachable yet; managed keys are refused (503) until it is');
   const withKeys = new WeakMap<Snapshot, Snapshot>();
   const liveSnapshot = (): Snapshot => {

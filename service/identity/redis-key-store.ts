@@ -31,7 +31,11 @@ export interface RedisKeyStoreOptions {
   /** Cache entries at most (default 100 000; the oldest go first). */
   maxEntries?: number;
   now?: () => number;
+  /** How each lookup was answered (metrics); lookups joining an in-flight fetch are not counted again. */
+  onLookup?: (result: LookupResult) => void;
 }
+
+export type LookupResult = 'cache' | 'redis' | 'stale' | 'unavailable';
 
 interface Entry {
   rec: VirtualKeyRecord | undefined;
@@ -86,6 +90,7 @@ export class RedisKeyStore implements KeyStore, KeyAdmin {
   private readonly maxEntries: number;
   private readonly now: () => number;
   private subscribedOnce = false;
+  private readonly onLookup: (r: LookupResult) => void;
 
   constructor(opts: RedisKeyStoreOptions) {
     const o = redisOptions(opts.commandTimeoutMs ?? 250);
@@ -100,6 +105,7 @@ export class RedisKeyStore implements KeyStore, KeyAdmin {
     this.stale = opts.staleMs ?? 60_000;
     this.maxEntries = opts.maxEntries ?? 100_000;
     this.now = opts.now ?? Date.now;
+    this.onLookup = opts.onLookup ?? (() => undefined);
     this.sub.on('message', (_ch: string, msg: string) => this.onInvalidate(msg));
     // (Re)subscribe on every connect; after a reconnect we may have missed changes: drop the cache.
     this.sub.on('ready', () => {
@@ -142,7 +148,10 @@ export class RedisKeyStore implements KeyStore, KeyAdmin {
     const now = this.now();
     const e = this.cache.get(sha256);
     // Without a live subscription no invalidation can arrive: every lookup asks Redis (the entry stays as the fail-mode fallback).
-    if (e && now - e.at < (e.rec ? this.ttl : this.negTtl) && this.sub.status === 'ready') return e.rec;
+    if (e && now - e.at < (e.rec ? this.ttl : this.negTtl) && this.sub.status === 'ready') {
+      this.onLookup('cache');
+      return e.rec;
+    }
     let p = this.inflight.get(sha256);
     if (!p) {
       p = this.fetch(sha256, e).finally(() => this.inflight.delete(sha256));
@@ -159,11 +168,16 @@ export class RedisKeyStore implements KeyStore, KeyAdmin {
       rec = k ? recordFor(k, sha256, this.now()) : undefined;
     } catch (err) {
       // Fail mode: a key we knew keeps working for a bounded time; anything else is refused.
-      if (prev?.rec && this.now() - prev.at < this.stale) return prev.rec;
+      if (prev?.rec && this.now() - prev.at < this.stale) {
+        this.onLookup('stale');
+        return prev.rec;
+      }
+      this.onLookup('unavailable');
       throw new GatewayError('unavailable', 'The key store is unreachable; try again shortly.', { code: 'key_store_unavailable', cause: err });
     }
     if (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(sha256, { rec, at: this.now() });
+    this.onLookup('redis');
     return rec;
   }
 

@@ -120,6 +120,23 @@ describe('managed key lifecycle across two replicas', { timeout: 90_000 }, () =>
     const all = JSON.stringify(h.lineage.filter((l) => l.audit));
     assert.ok(!all.includes(secret) && !all.includes(fresh), 'no secret in audit events');
     assert.equal(h.lineage.find((l) => l.audit?.action === 'key.create' && l.audit.target === id)!.audit!.actor, 'admin-token');
+
+    // The hot path answers from each replica's cache: ten more requests, (almost) no Redis round trips.
+    const lookups = async () => {
+      let cache = 0;
+      let redis = 0;
+      for (const t of [h.tollgate, ...h.replicas]) {
+        const m = await (await fetch(`http://127.0.0.1:${t.httpPort}/metrics`)).text();
+        cache += Number(/tollgate_key_store_lookups_total\{result="cache"\} (\d+)/.exec(m)?.[1] ?? 0);
+        redis += Number(/tollgate_key_store_lookups_total\{result="redis"\} (\d+)/.exec(m)?.[1] ?? 0);
+      }
+      return { cache, redis };
+    };
+    const before = await lookups();
+    for (let i = 0; i < 10; i++) assert.equal((await call(fresh)).status, 200);
+    const later = await lookups();
+    assert.ok(later.cache - before.cache >= 8, `cache answers: ${later.cache - before.cache}`);
+    assert.ok(later.redis - before.redis <= 2, `fetches: ${later.redis - before.redis} (at most one safety-net refresh per replica)`);
   });
 
   it("the key's own model list and budget are enforced through Envoy", async () => {

@@ -129,15 +129,19 @@ describe('RedisKeyStore when Redis is down', () => {
     const prefix = `tgtest-${randomBytes(4).toString('hex')}:`;
     const admin = await open(prefix);
     const p = await proxy();
-    const s = await open(prefix, { cacheTtlMs: 50, staleMs: 700 }, p.url);
+    const seen: string[] = [];
+    const s = await open(prefix, { cacheTtlMs: 50, staleMs: 700, onLookup: (r) => seen.push(r) }, p.url);
     const { secret } = await admin.create({ tenant: 'acme', groups: [] }, 'test');
     await new Promise((r) => setTimeout(r, 100)); // the create's own invalidation has passed
     assert.equal((await s.lookup(hashKey(secret)))?.tenant, 'acme');
+    assert.equal((await s.lookup(hashKey(secret)))?.tenant, 'acme');
+    assert.deepEqual(seen, ['redis', 'cache'], 'the second lookup needs no round trip');
     await p.cut();
     await new Promise((r) => setTimeout(r, 100)); // past the cache TTL: a refetch fails, the stale entry answers
     assert.equal((await s.lookup(hashKey(secret)))?.tenant, 'acme');
     await assert.rejects(s.lookup(generateKey().sha256), (e: unknown) => e instanceof GatewayError && e.status === 503 && e.code === 'key_store_unavailable');
     await new Promise((r) => setTimeout(r, 700)); // past staleMs: refused too
     await assert.rejects(s.lookup(hashKey(secret)), (e: unknown) => e instanceof GatewayError && e.status === 503);
+    assert.deepEqual(seen, ['redis', 'cache', 'stale', 'unavailable', 'unavailable']);
   });
 });
