@@ -3,7 +3,7 @@
 import pino from 'pino';
 import { defaultSpoolDir, startTollgate, type TollgateOptions } from './app.ts';
 import { parseTeamAdminTokens } from './admin/index.ts';
-import { readSecret } from './security/secrets.ts';
+import { readSecret, readSecretList } from './security/secrets.ts';
 import { ConfigErrors } from './config/documents.ts';
 import { securityFromEnv, SecurityConfigError } from './security/index.ts';
 
@@ -28,7 +28,7 @@ function keysFromEnv(): Pick<TollgateOptions, 'keyStore' | 'keyStoreOptions' | '
       cacheTtlMs: intFromEnv('TOLLGATE_KEY_CACHE_TTL_MS', 100),
       staleMs: intFromEnv('TOLLGATE_KEY_STALE_MS', 0),
     },
-    teamAdminTokens: parseTeamAdminTokens(readSecret(process.env, 'TOLLGATE_TEAM_ADMIN_TOKENS')),
+    teamAdminTokens: parseTeamAdminTokens(readSecretList(process.env, 'TOLLGATE_TEAM_ADMIN_TOKENS')?.join(',')),
     ...(jwtSecret
       ? {
           adminJwt: {
