@@ -254,7 +254,7 @@ export class GatewayExchange implements Exchange {
         maxOutputTokens: ep.op === 'embeddings' ? 0 : maxOut,
         check: (d) => decision.routeCheck(d),
         checkModel: (requested, canonical) => {
-          const keyDenial = keyModelDenial(principal, requested, canonical);
+          const keyDenial = principal.keyLimits && keyModelDenial(principal, requested, canonical);
           if (keyDenial) return keyDenial;
           const t = process.hrtime.bigint();
           const v = decision.forModel(requested, canonical);
@@ -288,8 +288,14 @@ export class GatewayExchange implements Exchange {
       // Budgets and rate limits of every model that can serve inside this request (model-scoped ones differ).
       // Reservation ids are ours: x-request-id can come from the client and need not be unique.
       const limits = limitsFor(chain ? chain.members : [cand], verdicts);
-      const own = keyLimitSpecs(principal);
-      this.admission = await this.svc.budgets.admit(randomUUID(), [...limits.budgets, ...own.budgets], [...limits.rateLimits, ...own.rateLimits], estimate, principal.tenant);
+      const own = principal.keyLimits ? keyLimitSpecs(principal) : undefined;
+      this.admission = await this.svc.budgets.admit(
+        randomUUID(),
+        own ? [...limits.budgets, ...own.budgets] : limits.budgets,
+        own ? [...limits.rateLimits, ...own.rateLimits] : limits.rateLimits,
+        estimate,
+        principal.tenant,
+      );
       if (chain) return this.routeToChain(chain, req);
 
       const upstream = await this.translator.request(req, {
