@@ -29,6 +29,10 @@ import { startTelemetryServer, type TelemetryServer } from './telemetry/http.ts'
 import { PlanSealer, processPlanKey } from './fallback/seal.ts';
 import { adminGuard, buildGrpcAuth, checkPosture, modeFromEnv, throttledDenials, type GrpcAuthOptions, type RunMode } from './security/index.ts';
 import { createMetrics, statusLabel, type Metrics } from './telemetry/metrics.ts';
+import { adminAuth, mountAdmin, type AdminJwtOptions, type LineageSource } from './admin/index.ts';
+import { CompositeKeyStore } from './identity/keys.ts';
+import { RedisKeyStore, type RedisKeyStoreOptions } from './identity/redis-key-store.ts';
+import type { Snapshot } from './gateway/context.ts';
 import { RequestMetricsConsumer } from './telemetry/request-metrics.ts';
 
 export interface TollgateOptions {
@@ -76,6 +80,17 @@ export interface TollgateOptions {
   spendApi?: boolean;
   /** Lineage emitter queue bounds (defaults: 200,000 records in memory, drained every 50 ms). */
   lineageQueue?: { maxInMemory?: number; flushIntervalMs?: number };
+  /**
+   * Managed virtual keys (docs/keys.md): `redis` (the default when redisUrl is set) keeps keys in Redis
+   * next to the config keys, manageable through /admin/v1/keys; `config` = config files only.
+   */
+  keyStore?: 'config' | 'redis';
+  /** Cache and fail-mode tuning of the Redis key store. */
+  keyStoreOptions?: Omit<RedisKeyStoreOptions, 'url'>;
+  /** Delegated admins: `tenant` or `tenant/team` → token (TOLLGATE_TEAM_ADMIN_TOKENS). */
+  teamAdminTokens?: { scope: string; token: string }[];
+  /** Admin JWTs verified on the HTTP port (TOLLGATE_ADMIN_JWT_SECRET …). */
+  adminJwt?: AdminJwtOptions;
   /** Concurrent ext_proc streams; one more is refused with RESOURCE_EXHAUSTED (default 4096). */
   maxStreams?: number;
   /** An ext_proc stream with no message for this long ends as aborted (default 660 000 ms; 0 = never). */
@@ -108,6 +123,13 @@ function makeSinks(specs: string[], redisUrl: string | undefined, log: Logger): 
     } else throw new Error(`unknown lineage sink "${s}" (use stdout, file:<path>, redis, none)`);
   }
   return sinks;
+}
+
+/** Where the console reads lineage back: the Redis stream or the JSONL file of the configured sinks. */
+function lineageSource(specs: string[], redisUrl: string | undefined): LineageSource | undefined {
+  if (specs.includes('redis') && redisUrl) return { source: 'redis', redis: redisUrl };
+  const file = specs.find((s) => s.startsWith('file:'));
+  return file ? { source: 'file', path: file.slice(5) } : undefined;
 }
 
 export async function startTollgate(opts: TollgateOptions): Promise<Tollgate> {
@@ -191,6 +213,26 @@ export async function startTollgate(opts: TollgateOptions): Promise<Tollgate> {
   if (!secret) log.warn('TOLLGATE_REDACTION_SECRET is not set: `hash` redaction uses a per-process key, so hashes change on restart');
   const redactors = new RedactorCache({ secret: secret ?? randomBytes(32) });
 
+  // Managed keys: config keys first (no I/O), then Redis (cached; invalidated over pub/sub).
+  const keyStoreKind = opts.keyStore ?? (opts.redisUrl ? 'redis' : 'config');
+  if (keyStoreKind === 'redis' && !opts.redisUrl) throw new Error('the redis key store needs REDIS_URL');
+  const managedKeys =
+    keyStoreKind === 'redis' ? new RedisKeyStore({
+          url: opts.redisUrl!,
+          prefix: opts.redisPrefix,
+          onLookup: (result) => metrics.keyLookups.inc({ result }),
+          ...opts.keyStoreOptions,
+        }) : undefined;
+  if (managedKeys && !(await managedKeys.ready(2000))) log.warn('key store: Redis not reachable yet; managed keys are refused (503) until it is');
+  const withKeys = new WeakMap<Snapshot, Snapshot>();
+  const liveSnapshot = (): Snapshot => {
+    const snap = holder.snapshot();
+    if (!managedKeys) return snap;
+    let s = withKeys.get(snap);
+    if (!s) withKeys.set(snap, (s = { ...snap, keys: new CompositeKeyStore(snap.keys, managedKeys) }));
+    return s;
+  };
+
   const redaction: RedactionPort = redactionPort(redactors);
   const lineagePort: LineagePort = { emit: (r: LineageRecord) => lineage.emit(r) };
   // Metrics and traces consume each finished request's record next to lineage, not through it.
@@ -198,7 +240,7 @@ export async function startTollgate(opts: TollgateOptions): Promise<Tollgate> {
   const consumers: OutcomeConsumer[] = [requestMetrics];
   if (otlp) consumers.push({ name: 'traces', consume: (r) => otlp.observe(r) });
   const services: Services = {
-    snapshot: () => holder.snapshot(),
+    snapshot: liveSnapshot,
     health,
     budgets: budgetPort(budgets),
     redaction,
@@ -253,6 +295,21 @@ export async function startTollgate(opts: TollgateOptions): Promise<Tollgate> {
     },
     admin: adminGuard({ tokens: opts.adminTokens, openWithoutToken: posture.adminOpenWithoutToken }),
     onAdminDenied: (verdict) => metrics.authFailures.inc({ surface: 'admin', reason: verdict }),
+    prefixRoutes: mountAdmin({
+      keys: managedKeys,
+      snapshot: liveSnapshot,
+      lineage: lineageSource(opts.lineageSinks ?? ['stdout'], opts.redisUrl),
+      spend: (q) => budgets.spend(q),
+      now,
+      instance: services.instance,
+      emit: (r) => services.lineage.emit(r),
+      auth: adminAuth({
+        guard: adminGuard({ tokens: opts.adminTokens, openWithoutToken: posture.adminOpenWithoutToken }),
+        teamTokens: opts.teamAdminTokens,
+        jwt: opts.adminJwt,
+      }),
+      onDenied: (verdict) => metrics.authFailures.inc({ surface: 'admin', reason: verdict }),
+    }),
     // Not published unless asked for (TOLLGATE_SPEND_API=on, which start-up refuses without an admin token).
     extraRoutes: opts.spendApi ? undefined : new Map([['/v1/spend', spendApiOff]]),
     adminRoutes: !opts.spendApi ? undefined : new Map([
@@ -308,6 +365,7 @@ export async function startTollgate(opts: TollgateOptions): Promise<Tollgate> {
         await otlp?.close();
         await telemetry.close();
         await store.close?.();
+        await managedKeys?.close();
         grpcAuth.close();
       })()),
   };

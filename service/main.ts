@@ -1,6 +1,9 @@
 // Entry point: environment → Tollgate → signals. SIGTERM/SIGINT stop accepting, let in-flight
 // streams finish within TOLLGATE_DRAIN_MS, flush lineage, exit 0.
-import { defaultSpoolDir, startTollgate } from './app.ts';
+import pino from 'pino';
+import { defaultSpoolDir, startTollgate, type TollgateOptions } from './app.ts';
+import { parseTeamAdminTokens } from './admin/index.ts';
+import { readSecret, readSecretList } from './security/secrets.ts';
 import { ConfigError, ConfigErrors } from './config/documents.ts';
 import { securityFromEnv, SecurityConfigError } from './security/index.ts';
 import { createLogger, logEnvProblems, logLevel } from './telemetry/log.ts';
@@ -12,6 +15,31 @@ function intFromEnv(name: string, min: number): number | undefined {
   const v = Number(raw);
   if (!Number.isSafeInteger(v) || v < min) throw new Error(`${name} must be a whole number ≥ ${min}, got ${JSON.stringify(raw)}`);
   return v;
+}
+
+/** Managed keys and delegated admins (docs/keys.md). */
+function keysFromEnv(): Pick<TollgateOptions, 'keyStore' | 'keyStoreOptions' | 'teamAdminTokens' | 'adminJwt'> {
+  const kind = process.env.TOLLGATE_KEY_STORE || undefined;
+  if (kind !== undefined && kind !== 'config' && kind !== 'redis') throw new Error(`TOLLGATE_KEY_STORE must be config or redis, got ${JSON.stringify(kind)}`);
+  const jwtSecret = readSecret(process.env, 'TOLLGATE_ADMIN_JWT_SECRET');
+  if (jwtSecret !== undefined && jwtSecret.length < 32) throw new Error('TOLLGATE_ADMIN_JWT_SECRET must be at least 32 characters');
+  return {
+    ...(kind ? { keyStore: kind } : {}),
+    keyStoreOptions: {
+      cacheTtlMs: intFromEnv('TOLLGATE_KEY_CACHE_TTL_MS', 100),
+      staleMs: intFromEnv('TOLLGATE_KEY_STALE_MS', 0),
+    },
+    teamAdminTokens: parseTeamAdminTokens(readSecretList(process.env, 'TOLLGATE_TEAM_ADMIN_TOKENS')?.join(',')),
+    ...(jwtSecret
+      ? {
+          adminJwt: {
+            secret: jwtSecret,
+            issuer: process.env.TOLLGATE_ADMIN_JWT_ISSUER || undefined,
+            audience: process.env.TOLLGATE_ADMIN_JWT_AUDIENCE || undefined,
+          },
+        }
+      : {}),
+  };
 }
 
 export async function serve(): Promise<void> {
@@ -38,6 +66,7 @@ export async function serve(): Promise<void> {
       planTtlMs: security.planTtlMs,
       adminTokens: security.adminTokens,
       spendApi: security.spendApi,
+      ...keysFromEnv(),
       maxStreams: intFromEnv('TOLLGATE_MAX_STREAMS', 1),
       streamIdleTimeoutMs: intFromEnv('TOLLGATE_STREAM_IDLE_TIMEOUT_MS', 0),
       log,

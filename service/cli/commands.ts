@@ -71,8 +71,12 @@ then every decision (rules, route, redactions, budgets). Nothing is sent or rese
   },
   {
     name: 'keys',
-    summary: 'create a virtual key (printed once, only its SHA-256 is stored)',
+    summary: 'create a virtual key in the config, or manage keys through a running Tollgate (--server)',
     usage: `usage: tollgate keys create --tenant T [--team TEAM] [--user U] [--groups a,b] [--name N] [--expires DATE] [--dir DIR]
+       tollgate keys list|get|create|update|disable|enable|revoke|rotate --server URL ...
+
+With --server URL: managed keys through a running Tollgate's admin API (docs/keys.md); sends
+TOLLGATE_ADMIN_TOKEN (or _FILE) as the bearer token. Without it:
 
 Creates a virtual key: prints it once and appends only its SHA-256 to DIR/keys.yaml.
   --tenant T       the tenant the key belongs to (must exist in the config)

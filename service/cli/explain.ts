@@ -6,7 +6,7 @@ import { PlanSealer, processPlanKey } from '../fallback/seal.ts';
 import pino from 'pino';
 import { buildSnapshot } from '../config/snapshot.ts';
 import { GatewayError } from '../errors.ts';
-import type { Services } from '../gateway/context.ts';
+import type { Services, Snapshot } from '../gateway/context.ts';
 import { PendingOutcomes } from '../gateway/outcome.ts';
 import { GatewayExchange } from '../gateway/exchange.ts';
 import type { BudgetPort } from '../gateway/ports.ts';
@@ -15,7 +15,6 @@ import { JWT_AUTHN_NAMESPACE } from '../identity/principal.ts';
 import { RedactorCache } from '../redaction/index.ts';
 import { HealthTracker } from '../routing/index.ts';
 import type { BudgetSpec, RateLimitSpec } from '../budget/types.ts';
-import type { Snapshot } from '../gateway/context.ts';
 import { McpExchange } from '../mcp/exchange.ts';
 import { isMcpPath } from '../mcp/route.ts';
 
@@ -30,7 +29,14 @@ export interface ExplainInput {
 const SECRET_HEADERS = new Set(['authorization', 'x-api-key', 'api-key', 'x-goog-api-key']);
 
 export async function explain(input: ExplainInput): Promise<Record<string, unknown>> {
-  const snap = buildSnapshot(input.dir);
+  return explainSnapshot(buildSnapshot(input.dir), input);
+}
+
+/**
+ * Explains a request against a given snapshot (the console's playground passes the live one). The
+ * snapshot's credential map gets placeholders for unset credentials: pass a copy of a live one.
+ */
+export async function explainSnapshot(snap: Snapshot, input: Omit<ExplainInput, 'dir'>): Promise<Record<string, unknown>> {
   // Nothing is sent, so a provider whose credential is unset here still shows how it would route.
   const unsetCredentials: string[] = [];
   for (const p of snap.core.providers.values()) {
@@ -130,7 +136,7 @@ export async function explain(input: ExplainInput): Promise<Record<string, unkno
  * `--path /mcp/<server>`: the body is a JSON-RPC message (or batch); every message is judged by the
  * mcp* rules as the gateway would (docs/mcp.md). Nothing is sent, nothing is counted.
  */
-async function explainMcp(snap: Snapshot, services: Services, input: ExplainInput, path: string): Promise<Record<string, unknown>> {
+async function explainMcp(snap: Snapshot, services: Services, input: Omit<ExplainInput, 'dir'>, path: string): Promise<Record<string, unknown>> {
   const ex = new McpExchange(services);
   const headers = new Map<string, string>([
     [':method', 'POST'],

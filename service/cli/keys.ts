@@ -69,6 +69,11 @@ export function createKey(a: CreateKeyArgs): CreatedKey {
 }
 
 export async function runKeys(args: string[]): Promise<number> {
+  // With --server: managed keys through a running Tollgate's admin API (docs/keys.md).
+  if (args.some((a) => a === '--server' || a.startsWith('--server='))) {
+    const { runKeysApiCommand } = await import('./keys-api.ts');
+    return runKeysApiCommand(args, { env: process.env, out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) });
+  }
   const [sub, ...rest] = args;
   if (sub !== 'create') throw new UsageError(sub === undefined ? 'which keys command? (keys create)' : `unknown keys command "${sub}" (keys create)`);
   const p = parse(rest, {

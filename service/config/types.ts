@@ -92,6 +92,18 @@ export interface VirtualKeyRecord {
   groups: string[];
   disabled: boolean;
   expiresAt?: string;
+  /** Limits attached to the key itself (managed keys, service/identity/redis-key-store.ts). */
+  limits?: KeyLimits;
+}
+
+/** What a managed key may do, on top of the policies: models allowed, a budget and rate limits of its own. */
+export interface KeyLimits {
+  /** Model names (as requested or canonical) this key may use; unset/empty → any the policies allow. */
+  models?: string[];
+  /** A hard USD budget per window for this key. */
+  budget?: { usd: number; window: 'minute' | 'hour' | 'day' | 'month' };
+  /** Requests / tokens per minute for this key. */
+  rateLimit?: { rpm?: number; tpm?: number };
 }
 
 export interface JwtMapping {

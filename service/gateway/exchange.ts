@@ -24,6 +24,7 @@ import type { Services, Snapshot } from './context.ts';
 import { apiForPath, matchEndpoint, pathOnly, type Endpoint } from './endpoints.ts';
 import { buildPolicyInput, listAllowedModels } from './policy-input.ts';
 import { publishOutcome } from './outcome.ts';
+import { keyLimitSpecs, keyModelDenial } from '../identity/key-limits.ts';
 import { deniedBudgetEffects } from './adapters.ts';
 import { LimitExceededError } from '../budget/manager.ts';
 import { estimateBillable } from '../budget/billable.ts';
@@ -255,6 +256,8 @@ export class GatewayExchange implements Exchange {
         maxOutputTokens: ep.op === 'embeddings' ? 0 : maxOut,
         check: (d) => decision.routeCheck(d),
         checkModel: (requested, canonical) => {
+          const keyDenial = principal.keyLimits && keyModelDenial(principal, requested, canonical);
+          if (keyDenial) return keyDenial;
           const t = process.hrtime.bigint();
           const v = decision.forModel(requested, canonical);
           this.policyUs += Number(process.hrtime.bigint() - t) / 1000;
@@ -287,7 +290,14 @@ export class GatewayExchange implements Exchange {
       // Budgets and rate limits of every model that can serve inside this request (model-scoped ones differ).
       // Reservation ids are ours: x-request-id can come from the client and need not be unique.
       const limits = limitsFor(chain ? chain.members : [cand], verdicts);
-      this.admission = await this.svc.budgets.admit(randomUUID(), limits.budgets, limits.rateLimits, estimate, principal.tenant);
+      const own = principal.keyLimits ? keyLimitSpecs(principal) : undefined;
+      this.admission = await this.svc.budgets.admit(
+        randomUUID(),
+        own ? [...limits.budgets, ...own.budgets] : limits.budgets,
+        own ? [...limits.rateLimits, ...own.rateLimits] : limits.rateLimits,
+        estimate,
+        principal.tenant,
+      );
       if (chain) return this.routeToChain(chain, req);
 
       const upstream = await this.translator.request(req, {

@@ -36,3 +36,14 @@ export class ConfigKeyStore implements KeyStore {
     return rec;
   }
 }
+
+/** Config keys first (no I/O), then the managed store: a config key can never be shadowed at runtime. */
+export class CompositeKeyStore implements KeyStore {
+  constructor(
+    private readonly first: KeyStore,
+    private readonly second: KeyStore,
+  ) {}
+  async lookup(sha256: string): Promise<VirtualKeyRecord | undefined> {
+    return (await this.first.lookup(sha256)) ?? this.second.lookup(sha256);
+  }
+}

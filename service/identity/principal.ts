@@ -1,6 +1,7 @@
 // Who is calling. Identity comes only from a virtual key we can verify or from JWT claims that
 // Envoy's jwt_authn verified and forwarded in metadata_context — never from client headers.
 import type { CoreConfig } from '../config/loader.ts';
+import type { KeyLimits } from '../config/types.ts';
 import { GatewayError } from '../errors.ts';
 import { hashKey, looksLikeVirtualKey, type KeyStore } from './keys.ts';
 
@@ -14,6 +15,8 @@ export interface Principal {
   user: string;
   groups: string[];
   claims: Record<string, unknown>;
+  /** Limits attached to the virtual key itself (managed keys): models, budget, rate limits. */
+  keyLimits?: KeyLimits;
 }
 
 export interface Credentials {
@@ -57,6 +60,7 @@ export async function authenticate(
       user: rec.user ?? '',
       groups: rec.groups,
       claims: {},
+      ...(rec.limits ? { keyLimits: rec.limits } : {}),
     };
   }
   const payload = cred.jwtNamespace?.[core.settings.jwt.payloadKey];

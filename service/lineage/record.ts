@@ -201,6 +201,8 @@ export interface LineageRecord {
   gatewayInstance?: string;
   /** MCP traffic only (service/mcp): the JSON-RPC message this record is about. */
   mcp?: McpCall;
+  /** Admin audit events only (service/admin/audit.ts). */
+  audit?: AdminAudit;
 }
 
 export interface McpCall {
@@ -214,6 +216,13 @@ export interface McpCall {
   rpcErrorCode?: number;
   hiddenTools?: number;
   batchSize?: number;
+}
+
+export interface AdminAudit {
+  action: string;
+  actor: string;
+  target?: string;
+  detail?: Record<string, string>;
 }
 
 /** The proto3 JSON form of a record (plain JSON value). */
@@ -503,6 +512,14 @@ export function toProtoJson(r: LineageRecord): LineageRecordJson {
     put(o, 'batchSize', m.batchSize);
     out.mcp = o;
   }
+  if (r.audit) {
+    const a: Record<string, unknown> = {};
+    put(a, 'action', r.audit.action);
+    put(a, 'actor', r.audit.actor);
+    put(a, 'target', r.audit.target);
+    if (r.audit.detail && Object.keys(r.audit.detail).length) a.detail = { ...r.audit.detail };
+    out.audit = a;
+  }
   return out;
 }
 
@@ -746,6 +763,14 @@ export function fromProtoJson(json: unknown): LineageRecord | undefined {
       hiddenTools: num(m.hiddenTools),
       batchSize: num(m.batchSize),
     });
+  const au = obj(j.audit);
+  const action = str(au?.action);
+  const actor = str(au?.actor);
+  if (au && action !== undefined && actor !== undefined) {
+    const detail: Record<string, string> = {};
+    for (const [k, v] of Object.entries(obj(au.detail) ?? {})) if (typeof v === 'string') detail[k] = v;
+    rec.audit = clean({ action, actor, target: str(au.target), detail: Object.keys(detail).length ? detail : undefined });
+  }
   return clean(rec);
 }
 

@@ -21,6 +21,8 @@ export interface TelemetryServerOptions {
   readiness: () => Readiness | Promise<Readiness>;
   /** Open routes (no credential). */
   extraRoutes?: Map<string, RouteHandler>;
+  /** Routes by path prefix (e.g. `/admin/v1/`, `/console`) that authenticate themselves. */
+  prefixRoutes?: [string, RouteHandler][];
   /** Routes that need the admin credential. */
   adminRoutes?: Map<string, RouteHandler>;
   /** Decides admin access; unset → admin routes and /readyz detail are refused. */
@@ -65,6 +67,11 @@ export async function startTelemetryServer(opts: TelemetryServerOptions): Promis
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const pathOnly = (req.url ?? '/').split('?')[0]!;
+    const prefixed = opts.prefixRoutes?.find(([p]) => pathOnly === p || pathOnly.startsWith(p.endsWith('/') ? p : p + '/'));
+    if (prefixed) {
+      await prefixed[1](req, res);
+      return;
+    }
     const extra = opts.extraRoutes?.get(pathOnly);
     if (extra) {
       await extra(req, res);

@@ -155,6 +155,7 @@ export interface Metrics {
   readonly extprocStreamsCut: Counter<'reason'>;
   /** Refused credentials: ext_proc streams (surface grpc) and admin HTTP requests (surface admin). */
   readonly authFailures: Counter<'surface' | 'reason'>;
+  readonly keyLookups: Counter<'result'>;
   readonly configInfo: Gauge<'revision'>;
   // MCP (service/mcp): one count per JSON-RPC message
   readonly mcpCalls: Counter<'server' | 'method' | 'tool' | 'tenant' | 'decision'>;
@@ -383,6 +384,11 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
       'tollgate_auth_failures_total',
       'Refused credentials, by surface (grpc: ext_proc streams; admin: /v1/spend, /readyz detail) and reason.',
       ['surface', 'reason'],
+    ),
+    keyLookups: counter(
+      'tollgate_key_store_lookups_total',
+      'Managed-key lookups (Redis key store), by result: cache (no round trip), redis (fetched), stale (Redis unreachable, an older cached entry answered), unavailable (Redis unreachable, refused with 503).',
+      ['result'],
     ),
     configReloads: counter('tollgate_config_reloads_total', 'Config loads and reloads, by result (success, failure).', [
       'result',
