@@ -270,7 +270,7 @@ export class GatewayExchange implements Exchange {
       if (!cand)
         throw new GatewayError('unavailable', `No provider for model '${req.model}' is configured with a credential.`, { code: 'provider_unavailable' });
       this.candidate = cand;
-      this.translator = getTranslator(ep.api, ep.op, cand.provider.api);
+      this.translator = getTranslator(ep.api, ep.op, cand.provider.api, undefined, cand.deployment.upstreamModel);
 
       // The reservation covers everything the provider bills: tools, schemas and media in the
       // prompt, and the output limit for each of the n choices.
@@ -362,7 +362,7 @@ export class GatewayExchange implements Exchange {
     this.servedAttempt = Number(m[2]);
     if (member !== this.candidate) {
       this.candidate = member;
-      this.translator = getTranslator(this.clientReq!.api, this.clientReq!.op, member.provider.api);
+      this.translator = getTranslator(this.clientReq!.api, this.clientReq!.op, member.provider.api, undefined, member.deployment.upstreamModel);
     }
   }
 

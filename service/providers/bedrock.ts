@@ -229,7 +229,8 @@ export function usageFromBedrock(u: unknown): Usage | undefined {
   );
 }
 
-const EXCEPTION_STATUS: Record<string, number> = {
+/** HTTP status of a Bedrock stream exception frame's `:exception-type`. */
+export const BEDROCK_EXCEPTION_STATUS: Record<string, number> = {
   throttlingException: 429,
   validationException: 400,
   accessDeniedException: 403,
@@ -336,7 +337,7 @@ export class BedrockStream implements CoreStream {
     const messageType = headers[':message-type'];
     if (messageType === 'exception' || messageType === 'error') {
       const kind = String(headers[':exception-type'] ?? headers[':error-code'] ?? 'internalServerException');
-      const status = EXCEPTION_STATUS[kind] ?? 500;
+      const status = BEDROCK_EXCEPTION_STATUS[kind] ?? 500;
       const err = upstreamError(P, status, { 'x-amzn-errortype': kind }, payload);
       out.push({ type: 'error', error: err });
       this.failed = true;

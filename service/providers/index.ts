@@ -10,6 +10,7 @@ import { AnthropicCore, AnthropicPassthroughTranslator } from './anthropic.ts';
 import { AnthropicClientTranslator } from './anthropic-client.ts';
 import { GeminiCore, GeminiEmbeddingsTranslator } from './gemini.ts';
 import { BedrockCore } from './bedrock.ts';
+import { BedrockAnthropicTranslator, isBedrockClaude, VertexAnthropicTranslator, VertexCore } from './anthropic-native.ts';
 import type { ClientRequest, Operation, Translator, TranslatorOptions } from './types.ts';
 
 export type * from './types.ts';
@@ -25,6 +26,8 @@ function chatCore(provider: ProviderApi, opts?: TranslatorOptions): ChatCore {
       return new GeminiCore(opts);
     case 'bedrock':
       return new BedrockCore(opts);
+    case 'vertex':
+      return new VertexCore(opts);
   }
 }
 
@@ -39,12 +42,16 @@ function unsupportedPair(client: ClientApi, op: Operation, provider: ProviderApi
 
 /**
  * The translator for one (client API, operation, provider API) pair. Translators are stateless (per-request
- * state lives in the StreamTranslator), so callers may cache them. `opts` pins clocks/ids in tests.
+ * state lives in the StreamTranslator), so callers may cache them. `opts` pins clocks/ids in tests. `upstreamModel`
+ * (the deployment's) picks Bedrock's Anthropic-native InvokeModel path for Claude models; without it, Converse.
  */
-export function getTranslator(client: ClientApi, op: Operation, provider: ProviderApi, opts?: TranslatorOptions): Translator {
+export function getTranslator(client: ClientApi, op: Operation, provider: ProviderApi, opts?: TranslatorOptions, upstreamModel?: string): Translator {
   if (op === 'chat') {
     if (client === 'openai') return new OpenAIChatTranslator(chatCore(provider, opts));
     if (provider === 'anthropic') return new AnthropicPassthroughTranslator();
+    // Anthropic-native paths: Claude on Bedrock (InvokeModel) and on Vertex keep the client's body as is.
+    if (provider === 'vertex') return new VertexAnthropicTranslator();
+    if (provider === 'bedrock' && isBedrockClaude(upstreamModel)) return new BedrockAnthropicTranslator(opts);
     return new AnthropicClientTranslator(chatCore(provider, opts));
   }
   if (client === 'openai') {

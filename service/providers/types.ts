@@ -48,6 +48,8 @@ export interface Usage {
   cachedInputTokens?: number;
   reasoningTokens?: number;
   cacheCreationInputTokens?: number;
+  /** The part of `cacheCreationInputTokens` written with Anthropic's 1-hour TTL (the rest is 5-minute). */
+  cacheCreation1hInputTokens?: number;
   /** True when the provider reported no counts and these are estimates (Gemini embeddings). */
   estimated?: boolean;
 }

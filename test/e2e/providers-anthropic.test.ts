@@ -373,7 +373,7 @@ describe('e2e providers: Anthropic SDK → Anthropic passthrough and via the Ope
         assert.equal(body.type, 'error');
         // The fakes' in-stream errors: Anthropic overloaded_error (passthrough), OpenAI/Azure server_error → api_error,
         // Gemini UNAVAILABLE → overloaded_error, Bedrock throttlingException → rate_limit_error.
-        const type: Record<ProviderApi, string> = { anthropic: 'overloaded_error', openai: 'api_error', azure: 'api_error', gemini: 'overloaded_error', bedrock: 'rate_limit_error' };
+        const type: Record<ProviderApi, string> = { anthropic: 'overloaded_error', openai: 'api_error', azure: 'api_error', gemini: 'overloaded_error', bedrock: 'rate_limit_error', vertex: 'overloaded_error' };
         assert.equal(body.error?.type, type[t.kind]);
         assert.match(body.error?.message ?? '', /fake overloaded mid-stream/);
         assert.ok(textSoFar.length > 0 && 'Hello from the fake provider.'.startsWith(textSoFar), JSON.stringify(textSoFar));

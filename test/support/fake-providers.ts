@@ -22,7 +22,10 @@ export interface ReplySpec {
   text?: string;
   toolCalls?: ToolCallSpec[];
   finish?: 'stop' | 'length' | 'tool_calls';
-  usage?: { input: number; output: number; cached?: number };
+  /** `input` counts every prompt token; `cached` (reads) and `cacheWrite` (of which `cacheWrite1h` 1-hour) are parts of it. `reasoning` is part of `output`. */
+  usage?: { input: number; output: number; cached?: number; cacheWrite?: number; cacheWrite1h?: number; reasoning?: number };
+  /** Anthropic (and Claude on Bedrock/Vertex): a thinking block before the text. */
+  thinking?: string;
   /** Provider-side message/response id (Bedrock has none). */
   id?: string;
   model?: string;
@@ -36,7 +39,7 @@ export const DEFAULT_REPLY: Required<Pick<ReplySpec, 'text' | 'finish' | 'usage'
 
 type Json = Record<string, unknown>;
 
-function norm(r: ReplySpec): Required<Omit<ReplySpec, 'toolCalls'>> & { toolCalls: ToolCallSpec[]; cached: number } {
+function norm(r: ReplySpec): Required<Omit<ReplySpec, 'toolCalls' | 'thinking'>> & { toolCalls: ToolCallSpec[]; cached: number; thinking?: string } {
   const toolCalls = r.toolCalls ?? [];
   return {
     text: r.text ?? (toolCalls.length > 0 ? '' : DEFAULT_REPLY.text),
@@ -46,6 +49,21 @@ function norm(r: ReplySpec): Required<Omit<ReplySpec, 'toolCalls'>> & { toolCall
     cached: r.usage?.cached ?? 0,
     id: r.id ?? 'resp_fake_0001',
     model: r.model ?? 'fake-model-001',
+    ...(r.thinking ? { thinking: r.thinking } : {}),
+  };
+}
+
+/** Anthropic usage object: `input_tokens` excludes cache reads and writes, `cache_creation` splits writes by TTL. */
+function anthropicUsage(r: ReturnType<typeof norm>, output: number): Json {
+  const write = r.usage.cacheWrite ?? 0;
+  const write1h = r.usage.cacheWrite1h ?? 0;
+  return {
+    input_tokens: r.usage.input - r.cached - write,
+    cache_creation_input_tokens: write,
+    cache_read_input_tokens: r.cached,
+    cache_creation: { ephemeral_5m_input_tokens: write - write1h, ephemeral_1h_input_tokens: write1h },
+    output_tokens: output,
+    service_tier: 'standard',
   };
 }
 
@@ -135,6 +153,7 @@ export function openAIStream(spec: ReplySpec, includeUsage: boolean, azure = fal
 export function anthropicReply(spec: ReplySpec): Json {
   const r = norm(spec);
   const content: Json[] = [];
+  if (r.thinking) content.push({ type: 'thinking', thinking: r.thinking, signature: 'sig_fake_EqQBCkYIBRgCIkB' });
   if (r.text !== '') content.push({ type: 'text', text: r.text });
   for (const t of r.toolCalls) content.push({ type: 'tool_use', id: t.id, name: t.name, input: t.args });
   return {
@@ -145,13 +164,7 @@ export function anthropicReply(spec: ReplySpec): Json {
     content,
     stop_reason: ANTHROPIC_STOP[r.finish],
     stop_sequence: null,
-    usage: {
-      input_tokens: r.usage.input - r.cached,
-      cache_creation_input_tokens: 0,
-      cache_read_input_tokens: r.cached,
-      output_tokens: r.usage.output,
-      service_tier: 'standard',
-    },
+    usage: anthropicUsage(r, r.usage.output),
   };
 }
 
@@ -170,10 +183,17 @@ export function anthropicStream(spec: ReplySpec): string[] {
       content: [],
       stop_reason: null,
       stop_sequence: null,
-      usage: { input_tokens: r.usage.input - r.cached, cache_creation_input_tokens: 0, cache_read_input_tokens: r.cached, output_tokens: 1, service_tier: 'standard' },
+      usage: anthropicUsage(r, 1),
     },
   });
   let index = 0;
+  if (r.thinking) {
+    ev('content_block_start', { index, content_block: { type: 'thinking', thinking: '', signature: '' } });
+    for (const p of pieces(r.thinking)) ev('content_block_delta', { index, delta: { type: 'thinking_delta', thinking: p } });
+    ev('content_block_delta', { index, delta: { type: 'signature_delta', signature: 'sig_fake_EqQBCkYIBRgCIkB' } });
+    ev('content_block_stop', { index });
+    index++;
+  }
   if (r.text !== '') {
     ev('content_block_start', { index, content_block: { type: 'text', text: '' } });
     out.push(sse({ type: 'ping' }, 'ping'));
@@ -306,6 +326,22 @@ export function bedrockStream(spec: ReplySpec): Buffer[] {
   return out;
 }
 
+// ---- Claude on Bedrock (InvokeModelWithResponseStream): each Anthropic event base64'd in a `chunk` frame
+
+export function bedrockAnthropicStream(spec: ReplySpec): Buffer[] {
+  const r = norm(spec);
+  const events = anthropicStream(spec).map((e) => JSON.parse(e.slice(e.indexOf('data: ') + 6)) as Json);
+  const last = events.at(-1)!;
+  // Bedrock adds its invocation metrics to message_stop.
+  last['amazon-bedrock-invocationMetrics'] = { inputTokenCount: r.usage.input, outputTokenCount: r.usage.output, invocationLatency: 321, firstByteLatency: 123 };
+  return events.map((ev) =>
+    encodeEventStreamMessage(
+      { ':event-type': 'chunk', ':content-type': 'application/json', ':message-type': 'event' },
+      Buffer.from(JSON.stringify({ bytes: Buffer.from(JSON.stringify(ev)).toString('base64'), p: 'abcdefgh' })),
+    ),
+  );
+}
+
 // ---- errors in each provider's real shape
 
 export interface ErrorAnswer {
@@ -337,6 +373,11 @@ export function providerError(kind: ProviderApi, status: number, message?: strin
       break;
     }
     case 'gemini': {
+      const s = status === 429 ? 'RESOURCE_EXHAUSTED' : status >= 500 ? 'INTERNAL' : status === 401 || status === 403 ? 'PERMISSION_DENIED' : 'INVALID_ARGUMENT';
+      body = { error: { code: status, message: msg, status: s } };
+      break;
+    }
+    case 'vertex': {
       const s = status === 429 ? 'RESOURCE_EXHAUSTED' : status >= 500 ? 'INTERNAL' : status === 401 || status === 403 ? 'PERMISSION_DENIED' : 'INVALID_ARGUMENT';
       body = { error: { code: status, message: msg, status: s } };
       break;
@@ -473,7 +514,14 @@ export interface FakeProvider {
   close(): Promise<void>;
 }
 
-const DEFAULT_BASE: Record<ProviderApi, string> = { openai: '/v1', anthropic: '/v1', azure: '/openai', gemini: '/v1beta', bedrock: '' };
+const DEFAULT_BASE: Record<ProviderApi, string> = {
+  openai: '/v1',
+  anthropic: '/v1',
+  azure: '/openai',
+  gemini: '/v1beta',
+  bedrock: '',
+  vertex: '/v1/projects/test-project/locations/us-east5',
+};
 
 class Reject extends Error {
   readonly status: number;
@@ -497,7 +545,21 @@ const BEDROCK_FIELDS = new Set([
   'additionalModelResponseFieldPaths', 'promptVariables', 'requestMetadata', 'performanceConfig',
 ]);
 
+/** Claude on Bedrock / Vertex: the Anthropic body without `model` (it is in the path), with `anthropic_version`. */
+const NATIVE_ANTHROPIC_FIELDS = new Set([...ANTHROPIC_FIELDS, 'anthropic_version', 'anthropic_beta'].filter((k) => k !== 'model'));
+
+function checkNativeAnthropic(body: Json | undefined, version: string, streamInBody: boolean | undefined): void {
+  need(body, 400, 'invalid JSON');
+  need(body.anthropic_version === version, 400, `anthropic_version: must be ${version}`);
+  for (const k of Object.keys(body)) need(NATIVE_ANTHROPIC_FIELDS.has(k) && !(k === 'stream' && streamInBody === undefined), 400, `Malformed input request: extraneous key [${k}] is not permitted`);
+  need(Number.isInteger(body.max_tokens) && (body.max_tokens as number) > 0, 400, 'max_tokens: Field required');
+  need(Array.isArray(body.messages) && body.messages.length > 0, 400, 'messages: at least one message is required');
+  if (body.anthropic_beta !== undefined) need(Array.isArray(body.anthropic_beta) && body.anthropic_beta.every((b) => typeof b === 'string'), 400, 'anthropic_beta: must be a list of strings');
+}
+
 interface Route {
+  /** `native`: Claude's Anthropic body (Bedrock InvokeModel, Vertex rawPredict) answered in Anthropic's shape. */
+  native?: boolean;
   op: 'chat' | 'embeddings';
   stream: boolean;
   /** Gemini: single embedContent vs batch. */
@@ -585,11 +647,26 @@ function validateRequest(kind: ProviderApi, f: FakeProvider, req: RecordedReques
       if (stream) need(params.get('alt') === 'sse', 400, 'streamGenerateContent without alt=sse returns a JSON array; this fake only serves SSE');
       return { op: 'chat', stream };
     }
+    case 'vertex': {
+      need(h['x-api-key'] === undefined, 401, 'unexpected x-api-key header');
+      need(h.authorization === `Bearer ${f.apiKey}`, 401, 'Request had invalid authentication credentials. Expected OAuth 2 access token.');
+      const m = new RegExp(`^${f.basePath}/publishers/anthropic/models/([^/:]+):(rawPredict|streamRawPredict)$`).exec(path!);
+      need(m, 404, 'Not Found');
+      const stream = m[2] === 'streamRawPredict';
+      checkNativeAnthropic(body, 'vertex-2023-10-16', stream);
+      need((body!.stream === true) === stream, 400, stream ? 'streamRawPredict needs stream: true' : 'rawPredict cannot stream');
+      return { op: 'chat', stream, native: true };
+    }
     case 'bedrock': {
       const check = verifySigV4(req.method, req.path, h, req.body, awsCreds, region, 'bedrock');
       need(check.ok, 403, `The request signature we calculated does not match the signature you provided. (${check.reason})`);
-      const m = /^\/model\/([^/]+)\/(converse|converse-stream)$/.exec(path!.slice(f.basePath.length));
+      const m = /^\/model\/([^/]+)\/(converse|converse-stream|invoke|invoke-with-response-stream)$/.exec(path!.slice(f.basePath.length));
       need(m, 404, 'UnknownOperationException');
+      if (m[2] === 'invoke' || m[2] === 'invoke-with-response-stream') {
+        need(decodeURIComponent(m[1]!).includes('anthropic.claude'), 400, 'this fake serves InvokeModel for Claude models only');
+        checkNativeAnthropic(body, 'bedrock-2023-05-31', undefined);
+        return { op: 'chat', stream: m[2] === 'invoke-with-response-stream', native: true };
+      }
       need(body, 400, 'invalid JSON');
       for (const k of Object.keys(body)) need(BEDROCK_FIELDS.has(k), 400, `Malformed input request: extraneous key [${k}] is not permitted`);
       need(Array.isArray(body.messages) && body.messages.length > 0, 400, 'A conversation must start with a user message.');
@@ -601,7 +678,8 @@ function validateRequest(kind: ProviderApi, f: FakeProvider, req: RecordedReques
   }
 }
 
-function streamPieces(kind: ProviderApi, reply: ReplySpec, req: RecordedRequest): Buffer[] {
+function streamPieces(kind: ProviderApi, reply: ReplySpec, req: RecordedRequest, route: Route): Buffer[] {
+  if (route.native) return kind === 'bedrock' ? bedrockAnthropicStream(reply) : anthropicStream(reply).map((s) => Buffer.from(s));
   switch (kind) {
     case 'openai':
     case 'azure': {
@@ -615,10 +693,13 @@ function streamPieces(kind: ProviderApi, reply: ReplySpec, req: RecordedRequest)
       return geminiStream(reply).map((s) => Buffer.from(s));
     case 'bedrock':
       return bedrockStream(reply);
+    case 'vertex':
+      return anthropicStream(reply).map((s) => Buffer.from(s));
   }
 }
 
-function jsonReply(kind: ProviderApi, reply: ReplySpec): Json {
+function jsonReply(kind: ProviderApi, reply: ReplySpec, route: Route): Json {
+  if (route.native) return anthropicReply(reply);
   switch (kind) {
     case 'openai':
       return openAIReply(reply);
@@ -630,6 +711,8 @@ function jsonReply(kind: ProviderApi, reply: ReplySpec): Json {
       return geminiReply(reply);
     case 'bedrock':
       return bedrockReply(reply);
+    case 'vertex':
+      return anthropicReply(reply);
   }
 }
 
@@ -680,6 +763,7 @@ function streamContentType(kind: ProviderApi): string {
 function midStreamError(kind: ProviderApi, message: string): Buffer {
   switch (kind) {
     case 'anthropic':
+    case 'vertex':
       return Buffer.from(sse({ type: 'error', error: { type: 'overloaded_error', message } }, 'error'));
     case 'bedrock':
       return bedrockExceptionFrame('throttlingException', message);
@@ -778,14 +862,14 @@ export async function startFakeProvider(kind: ProviderApi, opts: FakeProviderOpt
       return;
     }
     if (!route.stream) {
-      const b = Buffer.from(JSON.stringify(jsonReply(kind, reply)));
+      const b = Buffer.from(JSON.stringify(jsonReply(kind, reply, route)));
       const h: Record<string, string> = { 'content-type': 'application/json', 'content-length': String(b.length) };
       if (kind === 'bedrock') h['x-amzn-requestid'] = '5b1f0c8e-fake';
       res.writeHead(200, h);
       res.end(b);
       return;
     }
-    let parts = streamPieces(kind, reply, rec);
+    let parts = streamPieces(kind, reply, rec, route);
     if (behaviour.type === 'stream_error' || behaviour.type === 'truncate') parts = parts.slice(0, Math.max(2, Math.floor(parts.length / 2)));
     if (behaviour.type === 'stream_error') parts.push(midStreamError(kind, behaviour.message ?? 'Overloaded'));
     res.writeHead(200, { 'content-type': streamContentType(kind), 'cache-control': 'no-cache' });
