@@ -19,6 +19,14 @@ spec:
   kind: chat
   deployments:
   - {provider: fake-openai, model: gpt-4o-2024-08-06, region: us-east-1, pricing: {inputPerMillion: 2.5, outputPerMillion: 10}}
+---
+apiVersion: tollgate.dev/v1alpha1
+kind: Model
+metadata: {name: bedrock-nova}
+spec:
+  kind: chat
+  deployments:
+  - {provider: fake-bedrock, model: amazon.nova-pro-v1:0, region: us-east-1, pricing: {inputPerMillion: 0.8, outputPerMillion: 3.2}}
 `;
 
 interface Target {
@@ -28,7 +36,9 @@ interface Target {
   path(stream: boolean): string;
 }
 
-const BEDROCK_MODEL = 'anthropic.claude-3-5-sonnet-20241022-v2:0';
+// A non-Claude Bedrock model goes through Converse (the OpenAI-shape pivot); Claude on Bedrock takes the
+// Anthropic-native InvokeModel path (test/e2e/providers-anthropic-native.test.ts).
+const BEDROCK_MODEL = 'amazon.nova-pro-v1:0';
 const TARGETS: Target[] = [
   { kind: 'anthropic', model: 'claude-sonnet', upstream: 'claude-3-5-sonnet-20241022', path: () => '/v1/messages' },
   { kind: 'openai', model: 'claude-via-openai', upstream: 'gpt-4o-2024-08-06', path: () => '/v1/chat/completions' },
@@ -46,7 +56,7 @@ const TARGETS: Target[] = [
   },
   {
     kind: 'bedrock',
-    model: 'bedrock-claude',
+    model: 'bedrock-nova',
     upstream: BEDROCK_MODEL,
     path: (s) => `/model/${encodeURIComponent(BEDROCK_MODEL)}/${s ? 'converse-stream' : 'converse'}`,
   },
