@@ -18,11 +18,12 @@ import { ruleResult, type DroppedCandidate, type LineageRecord, type Outcome, ty
 import type { Decision, ModelVerdict, PolicyInput } from '../policy/types.ts';
 import { getTranslator, parseClientRequest } from '../providers/index.ts';
 import type { ClientRequest, StreamTranslator, Translator, Usage } from '../providers/types.ts';
-import { parseRetryAfter, type Candidate, type ModelCheckResult, type PolicyDrop } from '../routing/index.ts';
+import { modelNotFound, parseRetryAfter, type Candidate, type ModelCheckResult, type PolicyDrop } from '../routing/index.ts';
 import { checkModelNames, ModelNameScrubber } from './model-names.ts';
 import type { Services, Snapshot } from './context.ts';
 import { apiForPath, matchEndpoint, pathOnly, type Endpoint } from './endpoints.ts';
-import { buildPolicyInput, listAllowedModels } from './policy-input.ts';
+import { buildPolicyInput, findAllowedModel, listAllowedModels } from './policy-input.ts';
+import { modelBody, modelsApi, modelsListBody } from './models.ts';
 import { publishOutcome } from './outcome.ts';
 import { deniedBudgetEffects } from './adapters.ts';
 import { LimitExceededError } from '../budget/manager.ts';
@@ -138,7 +139,7 @@ export class GatewayExchange implements Exchange {
           headers: { allow: route.method },
         });
       this.endpoint = route.endpoint;
-      this.api = route.endpoint.api;
+      this.api = route.endpoint.kind === 'models' ? modelsApi(input.headers) : route.endpoint.api;
 
       const jwtNs = input.metadata[JWT_AUTHN_NAMESPACE];
       this.principal = await authenticate(
@@ -172,9 +173,19 @@ export class GatewayExchange implements Exchange {
   private respondModels(): RequestDecision {
     const principal = this.principal!;
     const t = process.hrtime.bigint();
-    const models = listAllowedModels(this.snap, principal, this.headers, this.svc.now());
-    this.policyUs += Number(process.hrtime.bigint() - t) / 1000;
-    const body = Buffer.from(JSON.stringify({ object: 'list', data: models }));
+    const id = this.endpoint?.kind === 'models' ? this.endpoint.id : undefined;
+    let body: Buffer;
+    if (id !== undefined) {
+      // A model the caller may not use is as absent as an unknown one.
+      const model = findAllowedModel(this.snap, principal, this.headers, this.svc.now(), id);
+      this.policyUs += Number(process.hrtime.bigint() - t) / 1000;
+      if (!model) throw modelNotFound(id);
+      body = modelBody(this.api, model);
+    } else {
+      const models = listAllowedModels(this.snap, principal, this.headers, this.svc.now());
+      this.policyUs += Number(process.hrtime.bigint() - t) / 1000;
+      body = modelsListBody(this.api, models, this.path);
+    }
     this.clientStatus = 200;
     this.outcome = 'success';
     this.responseBytes = body.length;
