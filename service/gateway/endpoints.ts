@@ -4,7 +4,7 @@ import type { ClientApi } from '../errors.ts';
 import type { Operation } from '../providers/types.ts';
 
 export type Endpoint =
-  | { kind: 'inference'; name: 'chat' | 'messages' | 'embeddings'; api: ClientApi; op: Operation }
+  | { kind: 'inference'; name: 'chat' | 'messages' | 'embeddings' | 'count_tokens'; api: ClientApi; op: Operation }
   /** `id`: `GET /v1/models/{id}` (retrieve); absent for the list. */
   | { kind: 'models'; api: ClientApi; id?: string };
 
@@ -13,6 +13,7 @@ const ROUTES: Record<string, { method: string; endpoint: Endpoint }> = {
   '/v1/embeddings': { method: 'POST', endpoint: { kind: 'inference', name: 'embeddings', api: 'openai', op: 'embeddings' } },
   '/v1/messages': { method: 'POST', endpoint: { kind: 'inference', name: 'messages', api: 'anthropic', op: 'chat' } },
   '/v1/models': { method: 'GET', endpoint: { kind: 'models', api: 'openai' } },
+  '/v1/messages/count_tokens': { method: 'POST', endpoint: { kind: 'inference', name: 'count_tokens', api: 'anthropic', op: 'count_tokens' } },
 };
 
 export function pathOnly(path: string): string {

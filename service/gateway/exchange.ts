@@ -28,6 +28,8 @@ import { publishOutcome } from './outcome.ts';
 import { deniedBudgetEffects } from './adapters.ts';
 import { LimitExceededError } from '../budget/manager.ts';
 import { estimateBillable } from '../budget/billable.ts';
+import { o200k, usesO200k } from '../budget/tokenizer.ts';
+import { hasCountTokensEndpoint } from '../providers/count-tokens.ts';
 import { plausibleBounds, settlementUsage, validateUsage, type TokenCounts, type UsageAnomaly } from '../budget/usage.ts';
 import { RedactionBlockedError, toRedactionCounts } from '../redaction/index.ts';
 import type { Admission, CostEstimate, RedactionResult } from './ports.ts';
@@ -198,6 +200,60 @@ export class GatewayExchange implements Exchange {
     };
   }
 
+  /**
+   * Admission. The reservation's prompt count is the run-based heuristic (cost.ts); when that would refuse the
+   * request and the model has an exact tokenizer (OpenAI family, budget/tokenizer.ts), the prompt is counted
+   * exactly and admission retried once if the exact count is lower: the tokenizer (lazy, ~0.7 s to load) runs
+   * only where it changes the decision.
+   */
+  private async admitExact(
+    limits: ModelVerdict,
+    estimate: CostEstimate,
+    ep: Extract<Endpoint, { kind: 'inference' }>,
+    req: ClientRequest,
+    cand: Candidate,
+    maxOut: number,
+    chain: ChosenChain | undefined,
+  ): Promise<Admission> {
+    const admit = (e: CostEstimate) => this.svc.budgets.admit(randomUUID(), limits.budgets, limits.rateLimits, e, this.principal!.tenant);
+    try {
+      return await admit(estimate);
+    } catch (err) {
+      if (!(err instanceof LimitExceededError) || ep.op === 'count_tokens' || !usesO200k(cand.provider.api, cand.deployment.upstreamModel)) throw err;
+      const count = await o200k();
+      const exact = estimateBillable(ep.api, ep.op, req.body, maxOut, count);
+      if (exact.inputTokens >= this.reserved!.inputTokens) throw err;
+      this.reserved = { inputTokens: exact.inputTokens, outputTokens: exact.outputTokens };
+      const retry: CostEstimate = { usd: priceOf(cand, this.reserved), ...this.reserved };
+      if (chain) retry.usd = Math.max(...chain.members.map((c) => priceOf(c, this.reserved!)));
+      return await admit(retry);
+    }
+  }
+
+  /** count_tokens for a provider without a token counter: counted here (o200k for OpenAI models, else the heuristic). */
+  private async respondLocalCount(req: ClientRequest, cand: Candidate): Promise<RequestDecision> {
+    const exact = usesO200k(cand.provider.api, cand.deployment.upstreamModel);
+    const count = exact ? await o200k() : undefined;
+    const n = estimateBillable('anthropic', 'chat', req.body, 0, count).inputTokens;
+    const body = Buffer.from(JSON.stringify({ input_tokens: n }));
+    this.clientStatus = 200;
+    this.outcome = 'success';
+    this.responseBytes = body.length;
+    this.responseHash.update(body);
+    return {
+      kind: 'respond',
+      status: 200,
+      headers: {
+        'content-type': 'application/json',
+        'x-request-id': this.requestId,
+        // How the count was made: `o200k_base` (exact for OpenAI models) or `estimate` (heuristic, see README).
+        'x-tollgate-token-count': exact ? 'o200k_base' : 'estimate',
+      },
+      body,
+      details: 'tollgate_count_tokens',
+    };
+  }
+
   // ── request body ───────────────────────────────────────────────────────────
   async requestBody(body: Buffer): Promise<RequestDecision> {
     return this.timed('requestBodyUs', async () => {
@@ -261,7 +317,7 @@ export class GatewayExchange implements Exchange {
         models: modelsHint,
         provider: providerHint,
         tokenEstimate: input.request.tokenEstimate,
-        maxOutputTokens: ep.op === 'embeddings' ? 0 : maxOut,
+        maxOutputTokens: ep.op === 'chat' ? maxOut : 0,
         check: (d) => decision.routeCheck(d),
         checkModel: (requested, canonical) => {
           const t = process.hrtime.bigint();
@@ -281,22 +337,24 @@ export class GatewayExchange implements Exchange {
       if (!cand)
         throw new GatewayError('unavailable', `No provider for model '${req.model}' is configured with a credential.`, { code: 'provider_unavailable' });
       this.candidate = cand;
+      // count_tokens for a provider without a counter: answered here, nothing sent or billed.
+      if (ep.op === 'count_tokens' && !hasCountTokensEndpoint(cand.provider.api, cand.deployment.upstreamModel)) return this.respondLocalCount(req, cand);
       this.translator = getTranslator(ep.api, ep.op, cand.provider.api, undefined, cand.deployment.upstreamModel);
 
       // The reservation covers everything the provider bills: tools, schemas and media in the
-      // prompt, and the output limit for each of the n choices.
-      const bill = estimateBillable(ep.api, ep.op, req.body, maxOut);
+      // prompt, and the output limit for each of the n choices. count_tokens is free (counts as a request).
+      const bill = ep.op === 'count_tokens' ? { inputTokens: 0, outputTokens: 0, choices: 1, media: 0 } : estimateBillable(ep.api, ep.op, req.body, maxOut);
       this.reserved = { inputTokens: bill.inputTokens, outputTokens: bill.outputTokens };
       this.choices = bill.choices;
-      this.explicitOutputLimit = ep.op === 'embeddings' || hasOutputLimit(req.body);
+      this.explicitOutputLimit = ep.op !== 'chat' || hasOutputLimit(req.body);
       const estimate: CostEstimate = { usd: priceOf(cand, this.reserved), ...this.reserved };
-      const chain = chooseChain(cand, route.candidates, (c) => this.credentialFor(c) !== null);
+      const chain = ep.op === 'count_tokens' ? undefined : chooseChain(cand, route.candidates, (c) => this.credentialFor(c) !== null);
       // Any chain member may end up serving: reserve for the most expensive one.
       if (chain) estimate.usd = Math.max(...chain.members.map((c) => priceOf(c, this.reserved!)));
       // Budgets and rate limits of every model that can serve inside this request (model-scoped ones differ).
       // Reservation ids are ours: x-request-id can come from the client and need not be unique.
       const limits = limitsFor(chain ? chain.members : [cand], verdicts);
-      this.admission = await this.svc.budgets.admit(randomUUID(), limits.budgets, limits.rateLimits, estimate, principal.tenant);
+      this.admission = await this.admitExact(limits, estimate, ep, req, cand, maxOut, chain);
       if (chain) return this.routeToChain(chain, req);
 
       const upstream = await this.translator.request(req, {
@@ -723,7 +781,11 @@ export class GatewayExchange implements Exchange {
         // Whatever reached a provider is charged and counted (usage.ts): its validated usage, or an
         // estimate when it reported none (an aborted stream: what it reported so far, if anything).
         const reported = this.usage ?? this.stream?.usage();
-        const s = this.reserved
+        // count_tokens is free: it counts as a request, never as tokens or dollars.
+        const free = this.clientReq?.op === 'count_tokens';
+        const s = free && this.upstreamSentAt !== undefined
+          ? { usage: { inputTokens: 0, outputTokens: 0 }, anomaly: undefined }
+          : this.reserved
           ? settlementUsage({
               sentUpstream: this.upstreamSentAt !== undefined,
               status: this.upstreamStatus,

@@ -2,7 +2,7 @@
 // validate the client's JSON body.
 import { GatewayError, type ClientApi } from '../errors.ts';
 import type { ProviderApi } from '../config/types.ts';
-import { AnthropicMessagesBody, OpenAIChatBody, OpenAIEmbeddingsBody, validate } from './schemas.ts';
+import { AnthropicCountTokensBody, AnthropicMessagesBody, OpenAIChatBody, OpenAIEmbeddingsBody, validate } from './schemas.ts';
 import { isObject } from './common.ts';
 import { OpenAIChatTranslator, type ChatCore } from './chat.ts';
 import { OpenAICore, OpenAIEmbeddingsTranslator } from './openai.ts';
@@ -11,6 +11,7 @@ import { AnthropicClientTranslator } from './anthropic-client.ts';
 import { GeminiCore, GeminiEmbeddingsTranslator } from './gemini.ts';
 import { BedrockCore } from './bedrock.ts';
 import { BedrockAnthropicTranslator, isBedrockClaude, VertexAnthropicTranslator, VertexCore } from './anthropic-native.ts';
+import { countTokensTranslator } from './count-tokens.ts';
 import type { ClientRequest, Operation, Translator, TranslatorOptions } from './types.ts';
 
 export type * from './types.ts';
@@ -32,7 +33,7 @@ function chatCore(provider: ProviderApi, opts?: TranslatorOptions): ChatCore {
 }
 
 function unsupportedPair(client: ClientApi, op: Operation, provider: ProviderApi): GatewayError {
-  const what = op === 'embeddings' ? 'embeddings' : 'chat';
+  const what = op === 'chat' ? 'chat' : op;
   return new GatewayError(
     'unprocessable',
     `${client} ${what} requests cannot be translated for provider ${provider}`,
@@ -53,6 +54,11 @@ export function getTranslator(client: ClientApi, op: Operation, provider: Provid
     if (provider === 'vertex') return new VertexAnthropicTranslator();
     if (provider === 'bedrock' && isBedrockClaude(upstreamModel)) return new BedrockAnthropicTranslator(opts);
     return new AnthropicClientTranslator(chatCore(provider, opts));
+  }
+  if (op === 'count_tokens') {
+    const t = countTokensTranslator(provider, upstreamModel, opts);
+    if (t) return t;
+    throw unsupportedPair(client, op, provider);
   }
   if (client === 'openai') {
     if (provider === 'openai' || provider === 'azure') return new OpenAIEmbeddingsTranslator(provider);
@@ -76,6 +82,11 @@ export function parseClientRequest(api: ClientApi, op: Operation, raw: Buffer): 
   }
   if (!isObject(body)) {
     throw new GatewayError('invalid_request', 'The request body must be a JSON object.', { code: 'invalid_json' });
+  }
+  if (op === 'count_tokens') {
+    if (api !== 'anthropic') throw new GatewayError('not_found', 'The OpenAI API has no count_tokens endpoint.', { code: 'unknown_endpoint' });
+    validate(AnthropicCountTokensBody, body);
+    return { api, op, model: body.model as string, stream: false, body };
   }
   if (op === 'embeddings') {
     if (api !== 'openai') throw new GatewayError('not_found', 'The Anthropic API has no embeddings endpoint.', { code: 'unknown_endpoint' });

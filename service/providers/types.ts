@@ -3,7 +3,8 @@
 import type { ClientApi, GatewayError } from '../errors.ts';
 import type { ProviderApi, ProviderConfig, DeploymentConfig } from '../config/types.ts';
 
-export type Operation = 'chat' | 'embeddings';
+/** `count_tokens`: Anthropic's `POST /v1/messages/count_tokens` (prompt tokens only; nothing is generated). */
+export type Operation = 'chat' | 'embeddings' | 'count_tokens';
 
 export interface ClientRequest {
   /** The API the client speaks: 'openai' | 'anthropic'. */

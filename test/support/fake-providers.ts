@@ -557,10 +557,20 @@ function checkNativeAnthropic(body: Json | undefined, version: string, streamInB
   if (body.anthropic_beta !== undefined) need(Array.isArray(body.anthropic_beta) && body.anthropic_beta.every((b) => typeof b === 'string'), 400, 'anthropic_beta: must be a list of strings');
 }
 
+/** Anthropic's count_tokens body (also Vertex's, which names the model in the body): a prompt, no output settings. */
+function checkCountTokens(body: Json | undefined): void {
+  need(body, 400, 'invalid JSON');
+  const allowed = new Set(['model', 'messages', 'system', 'tools', 'tool_choice', 'thinking', 'mcp_servers']);
+  for (const k of Object.keys(body)) need(allowed.has(k), 400, `${k}: Extra inputs are not permitted`);
+  need(typeof body.model === 'string', 400, 'model: Field required');
+  need(Array.isArray(body.messages) && body.messages.length > 0, 400, 'messages: Field required');
+}
+
 interface Route {
   /** `native`: Claude's Anthropic body (Bedrock InvokeModel, Vertex rawPredict) answered in Anthropic's shape. */
   native?: boolean;
-  op: 'chat' | 'embeddings';
+  /** `count_tokens`: the provider's token counter (Anthropic, Bedrock CountTokens, Vertex count-tokens). */
+  op: 'chat' | 'embeddings' | 'count_tokens';
   stream: boolean;
   /** Gemini: single embedContent vs batch. */
   single?: boolean;
@@ -610,6 +620,10 @@ function validateRequest(kind: ProviderApi, f: FakeProvider, req: RecordedReques
       need(h.authorization === undefined, 401, 'authorization header is not accepted; use x-api-key');
       need(h['x-api-key'] === f.apiKey, 401, 'invalid x-api-key');
       need(h['anthropic-version'], 400, 'anthropic-version: header is required');
+      if (path === `${f.basePath}/messages/count_tokens`) {
+        checkCountTokens(body);
+        return { op: 'count_tokens', stream: false };
+      }
       need(path === `${f.basePath}/messages`, 404, 'Not Found');
       need(body, 400, 'invalid JSON');
       for (const k of Object.keys(body)) need(ANTHROPIC_FIELDS.has(k), 400, `${k}: Extra inputs are not permitted`);
@@ -650,6 +664,10 @@ function validateRequest(kind: ProviderApi, f: FakeProvider, req: RecordedReques
     case 'vertex': {
       need(h['x-api-key'] === undefined, 401, 'unexpected x-api-key header');
       need(h.authorization === `Bearer ${f.apiKey}`, 401, 'Request had invalid authentication credentials. Expected OAuth 2 access token.');
+      if (path === `${f.basePath}/publishers/anthropic/models/count-tokens:rawPredict`) {
+        checkCountTokens(body);
+        return { op: 'count_tokens', stream: false };
+      }
       const m = new RegExp(`^${f.basePath}/publishers/anthropic/models/([^/:]+):(rawPredict|streamRawPredict)$`).exec(path!);
       need(m, 404, 'Not Found');
       const stream = m[2] === 'streamRawPredict';
@@ -660,8 +678,20 @@ function validateRequest(kind: ProviderApi, f: FakeProvider, req: RecordedReques
     case 'bedrock': {
       const check = verifySigV4(req.method, req.path, h, req.body, awsCreds, region, 'bedrock');
       need(check.ok, 403, `The request signature we calculated does not match the signature you provided. (${check.reason})`);
-      const m = /^\/model\/([^/]+)\/(converse|converse-stream|invoke|invoke-with-response-stream)$/.exec(path!.slice(f.basePath.length));
+      const m = /^\/model\/([^/]+)\/(converse|converse-stream|invoke|invoke-with-response-stream|count-tokens)$/.exec(path!.slice(f.basePath.length));
       need(m, 404, 'UnknownOperationException');
+      if (m[2] === 'count-tokens') {
+        const inner = isObj(body) && isObj(body.input) && isObj(body.input.invokeModel) ? body.input.invokeModel.body : undefined;
+        need(typeof inner === 'string', 400, 'input.invokeModel.body is required');
+        let invoke: unknown;
+        try {
+          invoke = JSON.parse(Buffer.from(inner, 'base64').toString('utf8'));
+        } catch {
+          invoke = undefined;
+        }
+        checkNativeAnthropic(isObj(invoke) ? invoke : undefined, 'bedrock-2023-05-31', undefined);
+        return { op: 'count_tokens', stream: false };
+      }
       if (m[2] === 'invoke' || m[2] === 'invoke-with-response-stream') {
         need(decodeURIComponent(m[1]!).includes('anthropic.claude'), 400, 'this fake serves InvokeModel for Claude models only');
         checkNativeAnthropic(body, 'bedrock-2023-05-31', undefined);
@@ -855,6 +885,13 @@ export async function startFakeProvider(kind: ProviderApi, opts: FakeProviderOpt
         break;
     }
     const reply = behaviour.type === 'reply' ? behaviour.reply ?? opts.reply ?? {} : opts.reply ?? {};
+    if (route.op === 'count_tokens') {
+      const n = (reply.usage ?? DEFAULT_REPLY.usage).input;
+      const b = Buffer.from(JSON.stringify(kind === 'bedrock' ? { inputTokens: n } : { input_tokens: n }));
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(b.length) });
+      res.end(b);
+      return;
+    }
     if (route.op === 'embeddings') {
       const b = Buffer.from(JSON.stringify(embeddingsReply(kind, rec, route)));
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(b.length) });
