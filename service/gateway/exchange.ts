@@ -28,6 +28,7 @@ import { publishOutcome } from './outcome.ts';
 import { deniedBudgetEffects } from './adapters.ts';
 import { LimitExceededError } from '../budget/manager.ts';
 import { estimateBillable } from '../budget/billable.ts';
+import { costOfUsage, reservationCost, type CostComponents } from '../budget/cost.ts';
 import { o200k, usesO200k } from '../budget/tokenizer.ts';
 import { hasCountTokensEndpoint } from '../providers/count-tokens.ts';
 import { plausibleBounds, settlementUsage, validateUsage, type TokenCounts, type UsageAnomaly } from '../budget/usage.ts';
@@ -744,9 +745,13 @@ export class GatewayExchange implements Exchange {
   }
 
   private costOf(u: Usage | undefined): number {
-    if (!u || !this.candidate) return 0;
-    const d = this.candidate.deployment;
-    return (u.inputTokens * d.inputPricePerM + u.outputTokens * d.outputPricePerM) / 1e6;
+    return this.costComponents(u)?.totalUsd ?? 0;
+  }
+
+  /** The request's cost by billed token kind, at the serving deployment's catalog prices (budget/cost.ts). */
+  private costComponents(u: Usage | undefined): CostComponents | undefined {
+    if (!u || !this.candidate) return undefined;
+    return costOfUsage(u, this.candidate.deployment);
   }
 
   private metadata(): Record<string, unknown> {
@@ -895,9 +900,19 @@ export class GatewayExchange implements Exchange {
       redactions: [...this.redactionReport, ...(this.redaction?.output?.report() ?? [])],
       budgets: names.changed ? budgets?.map((b) => (b.scopeKey ? { ...b, scopeKey: names.text(b.scopeKey) } : b)) : budgets,
       tokens: u
-        ? { input: u.inputTokens, output: u.outputTokens, cached: u.cachedInputTokens, reasoning: u.reasoningTokens, estimated: u.estimated, anomaly: this.usageAnomaly }
+        ? {
+            input: u.inputTokens,
+            output: u.outputTokens,
+            cached: u.cachedInputTokens,
+            reasoning: u.reasoningTokens,
+            cacheWrite: u.cacheCreationInputTokens,
+            cacheWrite1h: u.cacheCreation1hInputTokens,
+            estimated: u.estimated,
+            anomaly: this.usageAnomaly,
+          }
         : undefined,
       costUsd: u ? this.costOf(u) : undefined,
+      costComponents: u ? lineageCost(this.costComponents(u)) : undefined,
       latency: {
         requestHeadersUs: round3(this.phaseUs.requestHeadersUs),
         requestBodyUs: round3(this.phaseUs.requestBodyUs),
@@ -922,6 +937,20 @@ export class GatewayExchange implements Exchange {
     };
     return record;
   }
+}
+
+/** Cost components for lineage (the total is `costUsd`). */
+function lineageCost(c: CostComponents | undefined): LineageRecord['costComponents'] {
+  if (!c) return undefined;
+  return {
+    inputUsd: c.inputUsd,
+    cacheReadUsd: c.cacheReadUsd,
+    cacheWrite5mUsd: c.cacheWrite5mUsd,
+    cacheWrite1hUsd: c.cacheWrite1hUsd,
+    outputUsd: c.outputUsd,
+    reasoningUsd: c.reasoningUsd,
+    longContext: c.longContext || undefined,
+  };
 }
 
 /** A model verdict as the router's model check. */
@@ -986,7 +1015,7 @@ function isStreamContentType(ct: string): boolean {
 
 /** The reservation's price at a candidate's rates. */
 function priceOf(c: Candidate, t: TokenCounts): number {
-  return (t.inputTokens * c.deployment.inputPricePerM + t.outputTokens * c.deployment.outputPricePerM) / 1e6;
+  return reservationCost(t.inputTokens, t.outputTokens, c.deployment);
 }
 
 const OUTPUT_LIMIT_FIELDS = ['max_completion_tokens', 'max_tokens', 'max_output_tokens'];

@@ -221,12 +221,19 @@ function finishFromBedrock(stop: unknown): string {
 
 export function usageFromBedrock(u: unknown): Usage | undefined {
   if (!isObject(u)) return undefined;
-  return usageWithCache(
+  const usage = usageWithCache(
     tokenCount(u.inputTokens),
     tokenCount(u.outputTokens),
     tokenCount(u.cacheReadInputTokens),
     tokenCount(u.cacheWriteInputTokens),
   );
+  // Cache writes by TTL (`cacheDetails: [{ttl: "1h", inputTokens}]`): 1-hour writes are billed higher.
+  if (Array.isArray(u.cacheDetails)) {
+    let oneHour = 0;
+    for (const d of u.cacheDetails) if (isObject(d) && d.ttl === '1h') oneHour += tokenCount(d.inputTokens);
+    if (oneHour > 0) usage.cacheCreation1hInputTokens = Math.min(oneHour, usage.cacheCreationInputTokens ?? 0);
+  }
+  return usage;
 }
 
 /** HTTP status of a Bedrock stream exception frame's `:exception-type`. */

@@ -106,7 +106,7 @@ export function openAIReply(spec: ReplySpec, azure = false): Json {
       completion_tokens: r.usage.output,
       total_tokens: r.usage.input + r.usage.output,
       prompt_tokens_details: { cached_tokens: r.cached, audio_tokens: 0 },
-      completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
+      completion_tokens_details: { reasoning_tokens: r.usage.reasoning ?? 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
     },
     system_fingerprint: 'fp_fake',
   };
@@ -139,7 +139,7 @@ export function openAIStream(spec: ReplySpec, includeUsage: boolean, azure = fal
           completion_tokens: r.usage.output,
           total_tokens: r.usage.input + r.usage.output,
           prompt_tokens_details: { cached_tokens: r.cached, audio_tokens: 0 },
-          completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
+          completion_tokens_details: { reasoning_tokens: r.usage.reasoning ?? 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
         },
       }),
     );
@@ -218,11 +218,13 @@ export function anthropicStream(spec: ReplySpec): string[] {
 function geminiUsage(r: ReturnType<typeof norm>): Json {
   const u: Json = {
     promptTokenCount: r.usage.input,
-    candidatesTokenCount: r.usage.output,
+    // Gemini counts thinking apart from the candidates.
+    candidatesTokenCount: r.usage.output - (r.usage.reasoning ?? 0),
     totalTokenCount: r.usage.input + r.usage.output,
     promptTokensDetails: [{ modality: 'TEXT', tokenCount: r.usage.input }],
   };
   if (r.cached > 0) u.cachedContentTokenCount = r.cached;
+  if (r.usage.reasoning) u.thoughtsTokenCount = r.usage.reasoning;
   return u;
 }
 
@@ -274,11 +276,14 @@ export function geminiStream(spec: ReplySpec): string[] {
 // ---- Bedrock Converse
 
 function bedrockUsage(r: ReturnType<typeof norm>): Json {
-  const u: Json = { inputTokens: r.usage.input - r.cached, outputTokens: r.usage.output, totalTokens: r.usage.input + r.usage.output };
-  if (r.cached > 0) {
+  const write = r.usage.cacheWrite ?? 0;
+  const u: Json = { inputTokens: r.usage.input - r.cached - write, outputTokens: r.usage.output, totalTokens: r.usage.input + r.usage.output };
+  if (r.cached > 0 || write > 0) {
     u.cacheReadInputTokens = r.cached;
-    u.cacheWriteInputTokens = 0;
+    u.cacheWriteInputTokens = write;
   }
+  const write1h = r.usage.cacheWrite1h ?? 0;
+  if (write > 0) u.cacheDetails = [{ ttl: '5m', inputTokens: write - write1h }, ...(write1h > 0 ? [{ ttl: '1h', inputTokens: write1h }] : [])];
   return u;
 }
 
