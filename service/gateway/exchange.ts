@@ -29,7 +29,7 @@ import { deniedBudgetEffects } from './adapters.ts';
 import { LimitExceededError } from '../budget/manager.ts';
 import { estimateBillable } from '../budget/billable.ts';
 import { costOfUsage, reservationCost, type CostComponents } from '../budget/cost.ts';
-import { o200k, usesO200k } from '../budget/tokenizer.ts';
+import { MAX_EXACT_BYTES, o200kIfReady, usesO200k } from '../budget/tokenizer.ts';
 import { hasCountTokensEndpoint } from '../providers/count-tokens.ts';
 import { plausibleBounds, settlementUsage, validateUsage, type TokenCounts, type UsageAnomaly } from '../budget/usage.ts';
 import { RedactionBlockedError, toRedactionCounts } from '../redaction/index.ts';
@@ -204,8 +204,8 @@ export class GatewayExchange implements Exchange {
   /**
    * Admission. The reservation's prompt count is the run-based heuristic (cost.ts); when that would refuse the
    * request and the model has an exact tokenizer (OpenAI family, budget/tokenizer.ts), the prompt is counted
-   * exactly and admission retried once if the exact count is lower: the tokenizer (lazy, ~0.7 s to load) runs
-   * only where it changes the decision.
+   * exactly and admission retried once if the exact count is lower: the tokenizer runs only where it changes the
+   * decision, and only once loaded (the first such refusal starts loading it; it is never awaited here).
    */
   private async admitExact(
     limits: ModelVerdict,
@@ -221,7 +221,8 @@ export class GatewayExchange implements Exchange {
       return await admit(estimate);
     } catch (err) {
       if (!(err instanceof LimitExceededError) || ep.op === 'count_tokens' || !usesO200k(cand.provider.api, cand.deployment.upstreamModel)) throw err;
-      const count = await o200k();
+      const count = this.requestBytes <= MAX_EXACT_BYTES ? o200kIfReady() : undefined;
+      if (!count) throw err;
       const exact = estimateBillable(ep.api, ep.op, req.body, maxOut, count);
       if (exact.inputTokens >= this.reserved!.inputTokens) throw err;
       this.reserved = { inputTokens: exact.inputTokens, outputTokens: exact.outputTokens };
@@ -231,10 +232,13 @@ export class GatewayExchange implements Exchange {
     }
   }
 
-  /** count_tokens for a provider without a token counter: counted here (o200k for OpenAI models, else the heuristic). */
-  private async respondLocalCount(req: ClientRequest, cand: Candidate): Promise<RequestDecision> {
-    const exact = usesO200k(cand.provider.api, cand.deployment.upstreamModel);
-    const count = exact ? await o200k() : undefined;
+  /**
+   * count_tokens for a provider without a token counter: counted here — o200k for OpenAI models once the tokenizer
+   * is loaded (the first such request starts loading it), else the heuristic — and labelled which.
+   */
+  private respondLocalCount(req: ClientRequest, cand: Candidate): RequestDecision {
+    const count = usesO200k(cand.provider.api, cand.deployment.upstreamModel) && this.requestBytes <= MAX_EXACT_BYTES ? o200kIfReady() : undefined;
+    const exact = count !== undefined;
     const n = estimateBillable('anthropic', 'chat', req.body, 0, count).inputTokens;
     const body = Buffer.from(JSON.stringify({ input_tokens: n }));
     this.clientStatus = 200;
@@ -848,7 +852,8 @@ export class GatewayExchange implements Exchange {
         : { authMethod: 'none' },
       request: {
         clientApi: this.api,
-        endpoint: pathOnly(this.path) || '/',
+        // A retrieved model's id is client text: lineage keeps the route, not the id.
+        endpoint: this.endpoint?.kind === 'models' && this.endpoint.id !== undefined ? '/v1/models/{id}' : pathOnly(this.path) || '/',
         method: this.method || undefined,
         requestedModel,
         stream: this.clientReq?.stream,

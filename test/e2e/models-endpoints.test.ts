@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
-import { KEYS, startHarness, type Harness } from '../support/harness.ts';
+import { KEYS, eventually, startHarness, type Harness } from '../support/harness.ts';
 
 const EXTRA = `apiVersion: tollgate.dev/v1alpha1
 kind: Model
@@ -76,6 +76,13 @@ describe('e2e: GET /v1/models and /v1/models/{id} in each SDK shape, filtered pe
       });
     }
     assert.equal((await openai(KEYS.globex).models.retrieve('gpt-4o-mini')).id, 'gpt-4o-mini');
+    // Lineage keeps the route, not the client-chosen id.
+    const { response } = await openai(KEYS.acme).models.retrieve('local/alice-private-finetune').withResponse();
+    const id = response.headers.get('x-request-id');
+    await eventually(() => h.lineage.some((r) => r.requestId === id));
+    const rec = h.lineage.find((r) => r.requestId === id)!;
+    assert.equal(rec.request.endpoint, '/v1/models/{id}');
+    assert.ok(!JSON.stringify(rec).includes('alice-private-finetune'));
   });
 
   it('Anthropic SDK models.list: Anthropic objects and paging fields, only what the key may use', async () => {
