@@ -44,14 +44,19 @@ const PROMPT_FIELDS = ['tools', 'functions', 'response_format', 'tool_choice', '
 class Counter {
   tokens = 0;
   media = 0;
+  private readonly count: (s: string) => number;
+
+  constructor(count: (s: string) => number = estimateTokens) {
+    this.count = count;
+  }
 
   text(s: string): void {
-    this.tokens += estimateTokens(s);
+    this.tokens += this.count(s);
   }
 
   json(v: unknown): void {
     if (v === undefined || v === null) return;
-    this.tokens += estimateTokens(typeof v === 'string' ? v : JSON.stringify(v));
+    this.tokens += this.count(typeof v === 'string' ? v : JSON.stringify(v));
   }
 
   /** A message's `content` (or a tool_result's): a string, or parts / blocks. */
@@ -127,8 +132,15 @@ function embeddingInputTokens(input: unknown, c: Counter): void {
  * output tokens (`maxOutputTokens` per choice × n). `maxOutputTokens` is the request's output limit
  * or the documented default when it sets none; embeddings have no output.
  */
-export function estimateBillable(api: 'openai' | 'anthropic', op: 'chat' | 'embeddings', body: Json, maxOutputTokens: number): BillableEstimate {
-  const c = new Counter();
+export function estimateBillable(
+  api: 'openai' | 'anthropic',
+  op: 'chat' | 'embeddings',
+  body: Json,
+  maxOutputTokens: number,
+  /** An exact tokenizer (budget/tokenizer.ts) instead of the heuristic. */
+  count?: (s: string) => number,
+): BillableEstimate {
+  const c = new Counter(count);
   if (op === 'embeddings') {
     embeddingInputTokens(body.input, c);
     return { inputTokens: Math.ceil(c.tokens), outputTokens: 0, choices: 1, media: c.media };

@@ -9,6 +9,7 @@
 // with the response and are what gets charged.
 
 import type { UsageEstimate } from './plan.ts';
+import type { DetailedPrices } from '../config/types.ts';
 
 export interface Prices {
   /** USD per 1M input tokens. */
@@ -30,6 +31,112 @@ export function estimateRequest(promptTokens: number, maxOutputTokens: number, p
   const i = Math.max(0, Math.ceil(promptTokens));
   const o = Math.max(0, Math.ceil(maxOutputTokens));
   return { usd: estimateCost(i, o, prices), inputTokens: i, outputTokens: o };
+}
+
+/** A deployment's prices as configured (config/types.ts DeploymentConfig). */
+export interface DeploymentPrices extends Prices {
+  prices?: DetailedPrices;
+}
+
+/** What one request cost, by billed token kind (USD). Components sum to `totalUsd`. */
+export interface CostComponents {
+  /** Prompt tokens neither read from nor written to a cache. */
+  inputUsd: number;
+  cacheReadUsd: number;
+  cacheWrite5mUsd: number;
+  cacheWrite1hUsd: number;
+  /** Output tokens other than reasoning. */
+  outputUsd: number;
+  reasoningUsd: number;
+  totalUsd: number;
+  /** Priced at the long-context tier (prompt above its threshold). */
+  longContext: boolean;
+}
+
+/** Token counts as translators report them (inputTokens includes cache reads and writes; output includes reasoning). */
+export interface BilledUsage {
+  inputTokens: number;
+  outputTokens: number;
+  cachedInputTokens?: number;
+  cacheCreationInputTokens?: number;
+  cacheCreation1hInputTokens?: number;
+  reasoningTokens?: number;
+}
+
+interface Rates {
+  input: number;
+  output: number;
+  cacheRead: number;
+  cacheWrite5m: number;
+  cacheWrite1h: number;
+  reasoning: number;
+}
+
+/**
+ * The per-1M rates for a request with `inputTokens` prompt tokens. Unset component prices fall back to what the
+ * base prices alone would charge (input price for cache reads/writes, output price for reasoning); in the long-context
+ * tier, unset ones scale the base component by the tier's input (or output) ratio.
+ */
+function ratesFor(d: DeploymentPrices, inputTokens: number): { rates: Rates; longContext: boolean } {
+  const p = d.prices ?? {};
+  const base: Rates = {
+    input: d.inputPricePerM,
+    output: d.outputPricePerM,
+    cacheRead: p.cacheReadPerM ?? d.inputPricePerM,
+    cacheWrite5m: p.cacheWrite5mPerM ?? d.inputPricePerM,
+    cacheWrite1h: p.cacheWrite1hPerM ?? p.cacheWrite5mPerM ?? d.inputPricePerM,
+    reasoning: p.reasoningPerM ?? d.outputPricePerM,
+  };
+  const lc = p.longContext;
+  if (!lc || inputTokens <= lc.aboveInputTokens) return { rates: base, longContext: false };
+  const inRatio = base.input > 0 ? lc.inputPerM / base.input : 1;
+  const outRatio = base.output > 0 ? lc.outputPerM / base.output : 1;
+  return {
+    rates: {
+      input: lc.inputPerM,
+      output: lc.outputPerM,
+      cacheRead: lc.cacheReadPerM ?? base.cacheRead * inRatio,
+      cacheWrite5m: lc.cacheWrite5mPerM ?? base.cacheWrite5m * inRatio,
+      cacheWrite1h: lc.cacheWrite1hPerM ?? base.cacheWrite1h * inRatio,
+      reasoning: lc.reasoningPerM ?? base.reasoning * outRatio,
+    },
+    longContext: true,
+  };
+}
+
+/**
+ * The exact cost of a finished request from the provider's reported usage: each billed token kind at its
+ * catalog price. Subsets are clamped so no token is priced twice (reads + writes ≤ input, reasoning ≤ output).
+ */
+export function costOfUsage(u: BilledUsage, d: DeploymentPrices): CostComponents {
+  const input = Math.max(0, u.inputTokens);
+  const output = Math.max(0, u.outputTokens);
+  const read = Math.min(Math.max(0, u.cachedInputTokens ?? 0), input);
+  const write = Math.min(Math.max(0, u.cacheCreationInputTokens ?? 0), input - read);
+  const write1h = Math.min(Math.max(0, u.cacheCreation1hInputTokens ?? 0), write);
+  const reasoning = Math.min(Math.max(0, u.reasoningTokens ?? 0), output);
+  const { rates: r, longContext } = ratesFor(d, input);
+  const c = {
+    inputUsd: ((input - read - write) * r.input) / 1e6,
+    cacheReadUsd: (read * r.cacheRead) / 1e6,
+    cacheWrite5mUsd: ((write - write1h) * r.cacheWrite5m) / 1e6,
+    cacheWrite1hUsd: (write1h * r.cacheWrite1h) / 1e6,
+    outputUsd: ((output - reasoning) * r.output) / 1e6,
+    reasoningUsd: (reasoning * r.reasoning) / 1e6,
+  };
+  const totalUsd = c.inputUsd + c.cacheReadUsd + c.cacheWrite5mUsd + c.cacheWrite1hUsd + c.outputUsd + c.reasoningUsd;
+  return { ...c, totalUsd, longContext };
+}
+
+/**
+ * The most a request with these counts can cost before the answer says how its prompt was billed: every prompt
+ * token at the dearest input-side rate (a cache write can cost more than input), every output token at the dearer
+ * of output and reasoning, at the long-context tier when the prompt is above its threshold.
+ */
+export function reservationCost(inputTokens: number, outputTokens: number, d: DeploymentPrices): number {
+  const { rates: r } = ratesFor(d, inputTokens);
+  const perIn = Math.max(r.input, d.prices?.cacheWrite5mPerM !== undefined ? r.cacheWrite5m : 0, d.prices?.cacheWrite1hPerM !== undefined ? r.cacheWrite1h : 0);
+  return (inputTokens * perIn + outputTokens * Math.max(r.output, r.reasoning)) / 1e6;
 }
 
 // ASCII character classes for estimateTokens (a table lookup is ~1.5× faster than comparisons).

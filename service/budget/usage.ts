@@ -25,6 +25,8 @@ export interface ReportedUsage extends TokenCounts {
   cachedInputTokens?: number;
   reasoningTokens?: number;
   cacheCreationInputTokens?: number;
+  /** Subset of cacheCreationInputTokens written with a 1-hour TTL (Anthropic). */
+  cacheCreation1hInputTokens?: number;
   estimated?: boolean;
 }
 
@@ -96,7 +98,11 @@ export function validateUsage(reported: ReportedUsage, reserved: TokenCounts, bo
   const cached = subset(reported.cachedInputTokens, inputTokens);
   if (cached !== undefined) usage.cachedInputTokens = cached;
   const written = subset(reported.cacheCreationInputTokens, inputTokens);
-  if (written !== undefined) usage.cacheCreationInputTokens = written;
+  if (written !== undefined) {
+    usage.cacheCreationInputTokens = written;
+    const oneHour = subset(reported.cacheCreation1hInputTokens, written);
+    if (oneHour !== undefined) usage.cacheCreation1hInputTokens = oneHour;
+  }
   const reasoning = subset(reported.reasoningTokens, outputTokens);
   if (reasoning !== undefined) usage.reasoningTokens = reasoning;
   const anomaly = worst(ai, ao);

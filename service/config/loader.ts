@@ -23,6 +23,8 @@ import {
 } from './schema.ts';
 import type {
   CredentialSource,
+  DeploymentConfig,
+  DetailedPrices,
   GatewaySettings,
   McpServerConfig,
   ModelConfig,
@@ -72,6 +74,26 @@ function parseSpec<T extends z.ZodType>(
 }
 
 const CREDENTIAL_FILE_MAX_BYTES = 64 * 1024;
+
+type PricingSpec = z.infer<typeof modelSpec>['deployments'][number]['pricing'];
+
+/** The optional price components of a deployment (`prices` is absent when none is configured). */
+function detailedPrices(p: PricingSpec): Pick<DeploymentConfig, 'prices'> {
+  const out: DetailedPrices = {};
+  if (p.cacheReadPerMillion !== undefined) out.cacheReadPerM = p.cacheReadPerMillion;
+  if (p.cacheWrite5mPerMillion !== undefined) out.cacheWrite5mPerM = p.cacheWrite5mPerMillion;
+  if (p.cacheWrite1hPerMillion !== undefined) out.cacheWrite1hPerM = p.cacheWrite1hPerMillion;
+  if (p.reasoningPerMillion !== undefined) out.reasoningPerM = p.reasoningPerMillion;
+  const lc = p.longContext;
+  if (lc) {
+    out.longContext = { aboveInputTokens: lc.aboveInputTokens, inputPerM: lc.inputPerMillion, outputPerM: lc.outputPerMillion };
+    if (lc.cacheReadPerMillion !== undefined) out.longContext.cacheReadPerM = lc.cacheReadPerMillion;
+    if (lc.cacheWrite5mPerMillion !== undefined) out.longContext.cacheWrite5mPerM = lc.cacheWrite5mPerMillion;
+    if (lc.cacheWrite1hPerMillion !== undefined) out.longContext.cacheWrite1hPerM = lc.cacheWrite1hPerMillion;
+    if (lc.reasoningPerMillion !== undefined) out.longContext.reasoningPerM = lc.reasoningPerMillion;
+  }
+  return Object.keys(out).length > 0 ? { prices: out } : {};
+}
 
 function resolveCredential(src: CredentialSource, baseDir: string): string | undefined {
   if (src.kind === 'none') return undefined;
@@ -155,6 +177,8 @@ export function buildCoreConfig(dir: string, docs: ConfigDocument[]): CoreConfig
           selfHosted: s.selfHosted,
         });
         if (s.api === 'bedrock' && !s.region) errors.push(doc.error('bedrock providers need spec.region', ['spec']));
+        if (s.api === 'vertex' && !/^\/v1(beta1)?\/projects\/[^/]+\/locations\/[^/]+$/.test(s.basePath.replace(/\/+$/, '')))
+          errors.push(doc.error('vertex providers need spec.basePath /v1/projects/<project>/locations/<region>', ['spec', 'basePath']));
         break;
       }
       case 'Model': {
@@ -172,6 +196,7 @@ export function buildCoreConfig(dir: string, docs: ConfigDocument[]): CoreConfig
             region: d.region,
             inputPricePerM: d.pricing.inputPerMillion,
             outputPricePerM: d.pricing.outputPerMillion,
+            ...detailedPrices(d.pricing),
             contextWindow: d.contextWindow,
             weight: d.weight,
             priority: d.priority,

@@ -53,7 +53,7 @@ export const mcpServerSpec = z.strictObject({
 });
 
 export const providerSpec = z.strictObject({
-  api: z.enum(['openai', 'azure', 'anthropic', 'gemini', 'bedrock', 'mock']),
+  api: z.enum(['openai', 'azure', 'anthropic', 'gemini', 'bedrock', 'vertex', 'mock']),
   cluster: z.string().min(1),
   host: z.string().min(1),
   basePath: z.string().default(''),
@@ -73,6 +73,22 @@ const deployment = z.strictObject({
     .strictObject({
       inputPerMillion: z.number().nonnegative(),
       outputPerMillion: z.number().nonnegative(),
+      cacheReadPerMillion: z.number().nonnegative().optional(),
+      cacheWrite5mPerMillion: z.number().nonnegative().optional(),
+      cacheWrite1hPerMillion: z.number().nonnegative().optional(),
+      reasoningPerMillion: z.number().nonnegative().optional(),
+      /** Above this many prompt tokens the whole request is priced at these rates (Gemini / Claude >200k). */
+      longContext: z
+        .strictObject({
+          aboveInputTokens: z.number().int().positive(),
+          inputPerMillion: z.number().nonnegative(),
+          outputPerMillion: z.number().nonnegative(),
+          cacheReadPerMillion: z.number().nonnegative().optional(),
+          cacheWrite5mPerMillion: z.number().nonnegative().optional(),
+          cacheWrite1hPerMillion: z.number().nonnegative().optional(),
+          reasoningPerMillion: z.number().nonnegative().optional(),
+        })
+        .optional(),
     })
     .default({ inputPerMillion: 0, outputPerMillion: 0 }),
   contextWindow: z.number().int().positive().default(128000),

@@ -1,8 +1,11 @@
 // The compiled, validated configuration every other module reads. Produced by config/loader.ts
 // from the YAML documents; immutable once built (a reload builds a whole new Snapshot).
 
-/** Wire API a provider speaks. `openai` also covers OpenAI-compatible servers (vLLM, Ollama, SGLang, Groq, OpenRouter). */
-export type ProviderApi = 'openai' | 'azure' | 'anthropic' | 'gemini' | 'bedrock';
+/**
+ * Wire API a provider speaks. `openai` also covers OpenAI-compatible servers (vLLM, Ollama, SGLang, Groq, OpenRouter).
+ * `vertex` is Claude on Google Vertex AI (`:rawPredict` / `:streamRawPredict`, OAuth bearer token).
+ */
+export type ProviderApi = 'openai' | 'azure' | 'anthropic' | 'gemini' | 'bedrock' | 'vertex';
 
 /**
  * What a Provider document's `api` names: a wire API, or `mock`, the built-in stand-in that answers in the
@@ -44,9 +47,36 @@ export interface DeploymentConfig {
   /** USD per 1M tokens. */
   inputPricePerM: number;
   outputPricePerM: number;
+  /** Prices of the other billed token kinds and the long-context tier (budget/cost.ts); unset = none configured. */
+  prices?: DetailedPrices;
   contextWindow: number;
   weight: number;
   priority: number;
+}
+
+/**
+ * USD per 1M tokens of each kind a provider bills differently. Unset: cache reads and writes cost the input price,
+ * reasoning tokens the output price (what the base prices alone would charge).
+ */
+export interface DetailedPrices {
+  cacheReadPerM?: number;
+  /** Anthropic/Bedrock 5-minute cache writes (and any provider's cache writes without a TTL split). */
+  cacheWrite5mPerM?: number;
+  /** Anthropic 1-hour cache writes. */
+  cacheWrite1hPerM?: number;
+  reasoningPerM?: number;
+  /** Above `aboveInputTokens` prompt tokens (cached ones included) the WHOLE request is priced at these rates. */
+  longContext?: LongContextPrices;
+}
+
+export interface LongContextPrices {
+  aboveInputTokens: number;
+  inputPerM: number;
+  outputPerM: number;
+  cacheReadPerM?: number;
+  cacheWrite5mPerM?: number;
+  cacheWrite1hPerM?: number;
+  reasoningPerM?: number;
 }
 
 export interface ModelConfig {

@@ -18,17 +18,21 @@ import { ruleResult, type DroppedCandidate, type LineageRecord, type Outcome, ty
 import type { Decision, ModelVerdict, PolicyInput } from '../policy/types.ts';
 import { getTranslator, parseClientRequest } from '../providers/index.ts';
 import type { ClientRequest, StreamTranslator, Translator, Usage } from '../providers/types.ts';
-import { parseRetryAfter, type Candidate, type ModelCheckResult, type PolicyDrop } from '../routing/index.ts';
+import { modelNotFound, parseRetryAfter, type Candidate, type ModelCheckResult, type PolicyDrop } from '../routing/index.ts';
 import { checkModelNames, ModelNameScrubber } from './model-names.ts';
 import type { Services, Snapshot } from './context.ts';
 import { apiForPath, matchEndpoint, pathOnly, type Endpoint } from './endpoints.ts';
-import { buildPolicyInput, listAllowedModels } from './policy-input.ts';
+import { buildPolicyInput, findAllowedModel, listAllowedModels } from './policy-input.ts';
+import { modelBody, modelsApi, modelsListBody } from './models.ts';
 import { publishOutcome } from './outcome.ts';
 import { keyLimitSpecs, keyModelDenial } from '../identity/key-limits.ts';
 import { deniedBudgetEffects } from './adapters.ts';
 import { LimitExceededError } from '../budget/manager.ts';
 import { estimateBillable } from '../budget/billable.ts';
 import { estimateResponsesBillable } from '../budget/billable-responses.ts';
+import { costOfUsage, reservationCost, type CostComponents } from '../budget/cost.ts';
+import { MAX_EXACT_BYTES, o200kIfReady, usesO200k } from '../budget/tokenizer.ts';
+import { hasCountTokensEndpoint } from '../providers/count-tokens.ts';
 import { plausibleBounds, settlementUsage, validateUsage, type TokenCounts, type UsageAnomaly } from '../budget/usage.ts';
 import { RedactionBlockedError, toRedactionCounts } from '../redaction/index.ts';
 import type { Admission, CostEstimate, RedactionResult } from './ports.ts';
@@ -141,7 +145,7 @@ export class GatewayExchange implements Exchange {
           headers: { allow: route.method },
         });
       this.endpoint = route.endpoint;
-      this.api = route.endpoint.api;
+      this.api = route.endpoint.kind === 'models' ? modelsApi(input.headers) : route.endpoint.api;
 
       const jwtNs = input.metadata[JWT_AUTHN_NAMESPACE];
       this.principal = await authenticate(
@@ -175,9 +179,19 @@ export class GatewayExchange implements Exchange {
   private respondModels(): RequestDecision {
     const principal = this.principal!;
     const t = process.hrtime.bigint();
-    const models = listAllowedModels(this.snap, principal, this.headers, this.svc.now());
-    this.policyUs += Number(process.hrtime.bigint() - t) / 1000;
-    const body = Buffer.from(JSON.stringify({ object: 'list', data: models }));
+    const id = this.endpoint?.kind === 'models' ? this.endpoint.id : undefined;
+    let body: Buffer;
+    if (id !== undefined) {
+      // A model the caller may not use is as absent as an unknown one.
+      const model = findAllowedModel(this.snap, principal, this.headers, this.svc.now(), id);
+      this.policyUs += Number(process.hrtime.bigint() - t) / 1000;
+      if (!model) throw modelNotFound(id);
+      body = modelBody(this.api, model);
+    } else {
+      const models = listAllowedModels(this.snap, principal, this.headers, this.svc.now());
+      this.policyUs += Number(process.hrtime.bigint() - t) / 1000;
+      body = modelsListBody(this.api, models, this.path);
+    }
     this.clientStatus = 200;
     this.outcome = 'success';
     this.responseBytes = body.length;
@@ -187,6 +201,69 @@ export class GatewayExchange implements Exchange {
       headers: { 'content-type': 'application/json', 'x-request-id': this.requestId },
       body,
       details: 'tollgate_models',
+    };
+  }
+
+  /**
+   * Admission. The reservation's prompt count is the run-based heuristic (cost.ts); when that would refuse the
+   * request and the model has an exact tokenizer (OpenAI family, budget/tokenizer.ts), the prompt is counted
+   * exactly and admission retried once if the exact count is lower: the tokenizer runs only where it changes the
+   * decision, and only once loaded (the first such refusal starts loading it; it is never awaited here).
+   */
+  private async admitExact(
+    limits: ModelVerdict,
+    estimate: CostEstimate,
+    ep: Extract<Endpoint, { kind: 'inference' }>,
+    req: ClientRequest,
+    cand: Candidate,
+    maxOut: number,
+    chain: ChosenChain | undefined,
+  ): Promise<Admission> {
+    const principal = this.principal!;
+    // A managed key's own budget and rate limits (service/identity/key-limits.ts) count beside the policies'.
+    const own = principal.keyLimits ? keyLimitSpecs(principal) : undefined;
+    const budgets = own ? [...limits.budgets, ...own.budgets] : limits.budgets;
+    const rateLimits = own ? [...limits.rateLimits, ...own.rateLimits] : limits.rateLimits;
+    const admit = (e: CostEstimate) => this.svc.budgets.admit(randomUUID(), budgets, rateLimits, e, principal.tenant);
+    try {
+      return await admit(estimate);
+    } catch (err) {
+      if (!(err instanceof LimitExceededError) || ep.op === 'count_tokens' || ep.op === 'responses' || !usesO200k(cand.provider.api, cand.deployment.upstreamModel)) throw err;
+      const count = this.requestBytes <= MAX_EXACT_BYTES ? o200kIfReady() : undefined;
+      if (!count) throw err;
+      const exact = estimateBillable(ep.api, ep.op, req.body, maxOut, count);
+      if (exact.inputTokens >= this.reserved!.inputTokens) throw err;
+      this.reserved = { inputTokens: exact.inputTokens, outputTokens: exact.outputTokens };
+      const retry: CostEstimate = { usd: priceOf(cand, this.reserved), ...this.reserved };
+      if (chain) retry.usd = Math.max(...chain.members.map((c) => priceOf(c, this.reserved!)));
+      return await admit(retry);
+    }
+  }
+
+  /**
+   * count_tokens for a provider without a token counter: counted here — o200k for OpenAI models once the tokenizer
+   * is loaded (the first such request starts loading it), else the heuristic — and labelled which.
+   */
+  private respondLocalCount(req: ClientRequest, cand: Candidate): RequestDecision {
+    const count = usesO200k(cand.provider.api, cand.deployment.upstreamModel) && this.requestBytes <= MAX_EXACT_BYTES ? o200kIfReady() : undefined;
+    const exact = count !== undefined;
+    const n = estimateBillable('anthropic', 'chat', req.body, 0, count).inputTokens;
+    const body = Buffer.from(JSON.stringify({ input_tokens: n }));
+    this.clientStatus = 200;
+    this.outcome = 'success';
+    this.responseBytes = body.length;
+    this.responseHash.update(body);
+    return {
+      kind: 'respond',
+      status: 200,
+      headers: {
+        'content-type': 'application/json',
+        'x-request-id': this.requestId,
+        // How the count was made: `o200k_base` (exact for OpenAI models) or `estimate` (heuristic, see README).
+        'x-tollgate-token-count': exact ? 'o200k_base' : 'estimate',
+      },
+      body,
+      details: 'tollgate_count_tokens',
     };
   }
 
@@ -253,7 +330,7 @@ export class GatewayExchange implements Exchange {
         models: modelsHint,
         provider: providerHint,
         tokenEstimate: input.request.tokenEstimate,
-        maxOutputTokens: ep.op === 'embeddings' ? 0 : maxOut,
+        maxOutputTokens: ep.op === 'chat' ? maxOut : 0,
         check: (d) => decision.routeCheck(d),
         checkModel: (requested, canonical) => {
           const keyDenial = principal.keyLimits && keyModelDenial(principal, requested, canonical);
@@ -275,29 +352,29 @@ export class GatewayExchange implements Exchange {
       if (!cand)
         throw new GatewayError('unavailable', `No provider for model '${req.model}' is configured with a credential.`, { code: 'provider_unavailable' });
       this.candidate = cand;
-      this.translator = getTranslator(ep.api, ep.op, cand.provider.api);
+      // count_tokens for a provider without a counter: answered here, nothing sent or billed.
+      if (ep.op === 'count_tokens' && !hasCountTokensEndpoint(cand.provider.api, cand.deployment.upstreamModel)) return this.respondLocalCount(req, cand);
+      this.translator = getTranslator(ep.api, ep.op, cand.provider.api, undefined, cand.deployment.upstreamModel);
 
       // The reservation covers everything the provider bills: tools, schemas and media in the
-      // prompt, and the output limit for each of the n choices.
-      const bill = ep.op === 'responses' ? estimateResponsesBillable(req.body, maxOut) : estimateBillable(ep.api, ep.op, req.body, maxOut);
+      // prompt, and the output limit for each of the n choices. count_tokens is free (counts as a request).
+      const bill =
+        ep.op === 'count_tokens'
+          ? { inputTokens: 0, outputTokens: 0, choices: 1, media: 0 }
+          : ep.op === 'responses'
+            ? estimateResponsesBillable(req.body, maxOut)
+            : estimateBillable(ep.api, ep.op, req.body, maxOut);
       this.reserved = { inputTokens: bill.inputTokens, outputTokens: bill.outputTokens };
       this.choices = bill.choices;
-      this.explicitOutputLimit = ep.op === 'embeddings' || hasOutputLimit(req.body);
+      this.explicitOutputLimit = ep.op !== 'chat' || hasOutputLimit(req.body);
       const estimate: CostEstimate = { usd: priceOf(cand, this.reserved), ...this.reserved };
-      const chain = chooseChain(cand, route.candidates, (c) => this.credentialFor(c) !== null);
+      const chain = ep.op === 'count_tokens' ? undefined : chooseChain(cand, route.candidates, (c) => this.credentialFor(c) !== null);
       // Any chain member may end up serving: reserve for the most expensive one.
       if (chain) estimate.usd = Math.max(...chain.members.map((c) => priceOf(c, this.reserved!)));
       // Budgets and rate limits of every model that can serve inside this request (model-scoped ones differ).
       // Reservation ids are ours: x-request-id can come from the client and need not be unique.
       const limits = limitsFor(chain ? chain.members : [cand], verdicts);
-      const own = principal.keyLimits ? keyLimitSpecs(principal) : undefined;
-      this.admission = await this.svc.budgets.admit(
-        randomUUID(),
-        own ? [...limits.budgets, ...own.budgets] : limits.budgets,
-        own ? [...limits.rateLimits, ...own.rateLimits] : limits.rateLimits,
-        estimate,
-        principal.tenant,
-      );
+      this.admission = await this.admitExact(limits, estimate, ep, req, cand, maxOut, chain);
       if (chain) return this.routeToChain(chain, req);
 
       const upstream = await this.translator.request(req, {
@@ -374,7 +451,7 @@ export class GatewayExchange implements Exchange {
     this.servedAttempt = Number(m[2]);
     if (member !== this.candidate) {
       this.candidate = member;
-      this.translator = getTranslator(this.clientReq!.api, this.clientReq!.op, member.provider.api);
+      this.translator = getTranslator(this.clientReq!.api, this.clientReq!.op, member.provider.api, undefined, member.deployment.upstreamModel);
     }
   }
 
@@ -689,9 +766,13 @@ export class GatewayExchange implements Exchange {
   }
 
   private costOf(u: Usage | undefined): number {
-    if (!u || !this.candidate) return 0;
-    const d = this.candidate.deployment;
-    return (u.inputTokens * d.inputPricePerM + u.outputTokens * d.outputPricePerM) / 1e6;
+    return this.costComponents(u)?.totalUsd ?? 0;
+  }
+
+  /** The request's cost by billed token kind, at the serving deployment's catalog prices (budget/cost.ts). */
+  private costComponents(u: Usage | undefined): CostComponents | undefined {
+    if (!u || !this.candidate) return undefined;
+    return costOfUsage(u, this.candidate.deployment);
   }
 
   private metadata(): Record<string, unknown> {
@@ -726,7 +807,11 @@ export class GatewayExchange implements Exchange {
         // Whatever reached a provider is charged and counted (usage.ts): its validated usage, or an
         // estimate when it reported none (an aborted stream: what it reported so far, if anything).
         const reported = this.usage ?? this.stream?.usage();
-        const s = this.reserved
+        // count_tokens is free: it counts as a request, never as tokens or dollars.
+        const free = this.clientReq?.op === 'count_tokens';
+        const s = free && this.upstreamSentAt !== undefined
+          ? { usage: { inputTokens: 0, outputTokens: 0 }, anomaly: undefined }
+          : this.reserved
           ? settlementUsage({
               sentUpstream: this.upstreamSentAt !== undefined,
               status: this.upstreamStatus,
@@ -784,7 +869,8 @@ export class GatewayExchange implements Exchange {
         : { authMethod: 'none' },
       request: {
         clientApi: this.api,
-        endpoint: pathOnly(this.path) || '/',
+        // A retrieved model's id is client text: lineage keeps the route, not the id.
+        endpoint: this.endpoint?.kind === 'models' && this.endpoint.id !== undefined ? '/v1/models/{id}' : pathOnly(this.path) || '/',
         method: this.method || undefined,
         requestedModel,
         stream: this.clientReq?.stream,
@@ -836,9 +922,19 @@ export class GatewayExchange implements Exchange {
       redactions: [...this.redactionReport, ...(this.redaction?.output?.report() ?? [])],
       budgets: names.changed ? budgets?.map((b) => (b.scopeKey ? { ...b, scopeKey: names.text(b.scopeKey) } : b)) : budgets,
       tokens: u
-        ? { input: u.inputTokens, output: u.outputTokens, cached: u.cachedInputTokens, reasoning: u.reasoningTokens, estimated: u.estimated, anomaly: this.usageAnomaly }
+        ? {
+            input: u.inputTokens,
+            output: u.outputTokens,
+            cached: u.cachedInputTokens,
+            reasoning: u.reasoningTokens,
+            cacheWrite: u.cacheCreationInputTokens,
+            cacheWrite1h: u.cacheCreation1hInputTokens,
+            estimated: u.estimated,
+            anomaly: this.usageAnomaly,
+          }
         : undefined,
       costUsd: u ? this.costOf(u) : undefined,
+      costComponents: u ? lineageCost(this.costComponents(u)) : undefined,
       latency: {
         requestHeadersUs: round3(this.phaseUs.requestHeadersUs),
         requestBodyUs: round3(this.phaseUs.requestBodyUs),
@@ -863,6 +959,20 @@ export class GatewayExchange implements Exchange {
     };
     return record;
   }
+}
+
+/** Cost components for lineage (the total is `costUsd`). */
+function lineageCost(c: CostComponents | undefined): LineageRecord['costComponents'] {
+  if (!c) return undefined;
+  return {
+    inputUsd: c.inputUsd,
+    cacheReadUsd: c.cacheReadUsd,
+    cacheWrite5mUsd: c.cacheWrite5mUsd,
+    cacheWrite1hUsd: c.cacheWrite1hUsd,
+    outputUsd: c.outputUsd,
+    reasoningUsd: c.reasoningUsd,
+    longContext: c.longContext || undefined,
+  };
 }
 
 /** A model verdict as the router's model check. */
@@ -927,7 +1037,7 @@ function isStreamContentType(ct: string): boolean {
 
 /** The reservation's price at a candidate's rates. */
 function priceOf(c: Candidate, t: TokenCounts): number {
-  return (t.inputTokens * c.deployment.inputPricePerM + t.outputTokens * c.deployment.outputPricePerM) / 1e6;
+  return reservationCost(t.inputTokens, t.outputTokens, c.deployment);
 }
 
 const OUTPUT_LIMIT_FIELDS = ['max_completion_tokens', 'max_tokens', 'max_output_tokens'];

@@ -4,7 +4,7 @@ import type { Principal } from '../identity/principal.ts';
 import { buildRequestInput } from '../policy/index.ts';
 import type { PolicyInput } from '../policy/types.ts';
 import type { ClientApi } from '../errors.ts';
-import { toOpenAIModel, type OpenAIModelObject } from '../routing/index.ts';
+import { toOpenAIModel, type OpenAIModelObject, type ResolvedModel } from '../routing/index.ts';
 import type { Snapshot } from './context.ts';
 
 export function principalContext(snap: Snapshot, principal: Principal): Pick<PolicyInput, 'principal' | 'tenant' | 'team'> {
@@ -46,13 +46,42 @@ export function listAllowedModels(snap: Snapshot, principal: Principal, headers:
   const hdrs = Object.fromEntries(headers);
   for (const listing of snap.catalog.listModels()) {
     const model = snap.catalog.resolve(listing.id);
-    if (!model) continue;
-    const embedding = listing.kind === 'embedding';
-    const body: Record<string, unknown> = embedding ? { model: listing.id, input: '' } : { model: listing.id, messages: [] };
-    const path = embedding ? '/v1/embeddings' : '/v1/chat/completions';
-    const d = snap.policy.evaluate({ request: buildRequestInput({ method: 'POST', path, api: 'openai', headers: hdrs, body, size: 0 }), ...who, now }, { listing: true });
-    if (d.denied) continue;
-    if (model.entries.some((e) => d.routeCheck(e.info).ok)) out.push(toOpenAIModel(listing, created));
+    if (model && mayUse(snap, who, hdrs, now, listing.id, model)) out.push(toOpenAIModel(listing, created));
   }
   return out;
+}
+
+/**
+ * `GET /v1/models/{id}`: the model as the list would show it, when the caller may use it under that name (an alias
+ * or a wildcard match is judged as requested, seeing through to the canonical model); undefined otherwise.
+ */
+export function findAllowedModel(snap: Snapshot, principal: Principal, headers: ReadonlyMap<string, string>, now: Date, id: string): OpenAIModelObject | undefined {
+  if (!snap.catalog.acceptsName(id)) return undefined;
+  let model: ResolvedModel | undefined;
+  try {
+    model = snap.catalog.resolve(id);
+  } catch {
+    return undefined; // a wildcard suffix with characters no request could use
+  }
+  if (!model || !mayUse(snap, principalContext(snap, principal), Object.fromEntries(headers), now, id, model)) return undefined;
+  const primary = [...model.entries].sort((a, b) => a.deployment.priority - b.deployment.priority)[0];
+  return { id, object: 'model', created: Math.floor(snap.loadedAt.getTime() / 1000), owned_by: primary?.provider.name ?? 'tollgate' };
+}
+
+function mayUse(
+  snap: Snapshot,
+  who: Pick<PolicyInput, 'principal' | 'tenant' | 'team'>,
+  hdrs: Record<string, string>,
+  now: Date,
+  name: string,
+  model: ResolvedModel,
+): boolean {
+  const embedding = model.model.kind === 'embedding';
+  const body: Record<string, unknown> = embedding ? { model: name, input: '' } : { model: name, messages: [] };
+  const path = embedding ? '/v1/embeddings' : '/v1/chat/completions';
+  const request = buildRequestInput({ method: 'POST', path, api: 'openai', headers: hdrs, body, size: 0 });
+  if (model.model.name !== name && model.via === 'alias') request.canonicalModel = model.model.name;
+  const d = snap.policy.evaluate({ request, ...who, now }, { listing: true });
+  if (d.denied) return false;
+  return model.entries.some((e) => d.routeCheck(e.info).ok);
 }

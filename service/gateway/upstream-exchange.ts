@@ -113,7 +113,7 @@ export class UpstreamExchange implements Exchange {
     const req = parseClientRequest(plan.api, plan.op, body);
     req.headers = plan.clientHeaders;
     req.stream = plan.stream;
-    const translator = getTranslator(plan.api, plan.op, entry.provider.api);
+    const translator = getTranslator(plan.api, plan.op, entry.provider.api, undefined, entry.deployment.upstreamModel);
     const upstream = await translator.request(req, { provider: entry.provider, deployment: entry.deployment, credential: this.credential });
 
     const m = new MutationBuilder();

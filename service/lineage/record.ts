@@ -147,10 +147,25 @@ export interface TokenUsage {
   output: number;
   cached?: number;
   reasoning?: number;
+  /** Input tokens written to the provider's prompt cache (included in `input`); `cacheWrite1h` of them with a 1-hour TTL. */
+  cacheWrite?: number;
+  cacheWrite1h?: number;
   estimated?: boolean;
   /** The charged counts differ from the provider's report: `missing` (none; estimated), `invalid`
    *  (negative / not a number; the reservation's count used), `clamped` (above the plausible maximum). */
   anomaly?: 'missing' | 'invalid' | 'clamped';
+}
+
+/** `costUsd` by billed token kind, at the serving deployment's catalog prices (USD). */
+export interface CostBreakdown {
+  inputUsd?: number;
+  cacheReadUsd?: number;
+  cacheWrite5mUsd?: number;
+  cacheWrite1hUsd?: number;
+  outputUsd?: number;
+  reasoningUsd?: number;
+  /** Priced at the deployment's long-context tier. */
+  longContext?: boolean;
 }
 
 export interface Latencies {
@@ -192,6 +207,7 @@ export interface LineageRecord {
   budgets?: BudgetEffect[];
   tokens?: TokenUsage;
   costUsd?: number;
+  costComponents?: CostBreakdown;
   latency?: Latencies;
   statusCode: number;
   outcome: Outcome;
@@ -461,11 +477,25 @@ export function toProtoJson(r: LineageRecord): LineageRecordJson {
     put(o, 'output', u64(t.output));
     put(o, 'cached', opt(t.cached, u64));
     put(o, 'reasoning', opt(t.reasoning, u64));
+    put(o, 'cacheWrite', opt(t.cacheWrite, u64));
+    put(o, 'cacheWrite1h', opt(t.cacheWrite1h, u64));
     put(o, 'estimated', t.estimated);
     put(o, 'anomaly', t.anomaly);
     out.tokens = o;
   }
   put(out, 'costUsd', opt(r.costUsd, dbl));
+  if (r.costComponents) {
+    const c = r.costComponents;
+    const o: Record<string, unknown> = {};
+    put(o, 'inputUsd', opt(c.inputUsd, dbl));
+    put(o, 'cacheReadUsd', opt(c.cacheReadUsd, dbl));
+    put(o, 'cacheWrite5mUsd', opt(c.cacheWrite5mUsd, dbl));
+    put(o, 'cacheWrite1hUsd', opt(c.cacheWrite1hUsd, dbl));
+    put(o, 'outputUsd', opt(c.outputUsd, dbl));
+    put(o, 'reasoningUsd', opt(c.reasoningUsd, dbl));
+    put(o, 'longContext', c.longContext);
+    out.costComponents = o;
+  }
   if (r.latency) {
     const l = r.latency;
     const o: Record<string, unknown> = {};
@@ -714,11 +744,24 @@ export function fromProtoJson(json: unknown): LineageRecord | undefined {
       output: num(tk.output) ?? 0,
       cached: num(tk.cached),
       reasoning: num(tk.reasoning),
+      cacheWrite: num(tk.cacheWrite),
+      cacheWrite1h: num(tk.cacheWrite1h),
       estimated: bool(tk.estimated),
       anomaly: usageAnomaly(tk.anomaly),
     });
   const cost = num(j.costUsd);
   if (cost !== undefined) rec.costUsd = cost;
+  const cc = obj(j.costComponents);
+  if (cc)
+    rec.costComponents = clean({
+      inputUsd: num(cc.inputUsd),
+      cacheReadUsd: num(cc.cacheReadUsd),
+      cacheWrite5mUsd: num(cc.cacheWrite5mUsd),
+      cacheWrite1hUsd: num(cc.cacheWrite1hUsd),
+      outputUsd: num(cc.outputUsd),
+      reasoningUsd: num(cc.reasoningUsd),
+      longContext: bool(cc.longContext),
+    });
   const l = obj(j.latency);
   if (l)
     rec.latency = clean({

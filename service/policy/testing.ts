@@ -148,7 +148,7 @@ function validateInputShape(c: At): void {
   if (now !== undefined && Number.isNaN(Date.parse(now))) c.fail(`${c.label}.now: ${show(now)} is not an RFC 3339 timestamp`, [...c.path, 'now']);
 }
 
-const PROVIDER_APIS = ['openai', 'azure', 'anthropic', 'gemini', 'bedrock', 'mock'] as const;
+const PROVIDER_APIS = ['openai', 'azure', 'anthropic', 'gemini', 'bedrock', 'vertex', 'mock'] as const;
 
 /** A deployment declared by the test document itself (so tests do not depend on models.yaml ids). */
 function readDeployment(at: At): DeploymentInfo | undefined {

@@ -11,7 +11,7 @@ import {
   errorResponse,
   readCore,
   streamEnded,
-  usageFromOpenAI,
+  reportedUsage,
   type ChatChunk,
   type ChatCompletion,
   type ChatCore,
@@ -200,7 +200,7 @@ export function completionToAnthropic(c: ChatCompletion, model: string): Json {
     content,
     stop_reason: stopReasonFromOpenAI(choice?.finish_reason),
     stop_sequence: null,
-    usage: anthropicUsage(usageFromOpenAI(c.usage)),
+    usage: anthropicUsage(reportedUsage(c)),
   };
 }
 
@@ -289,7 +289,7 @@ class AnthropicClientStream implements StreamTranslator {
 
   private chunk(chunk: ChatChunk): string {
     let out = this.started ? '' : this.start(chunk);
-    const u = usageFromOpenAI(chunk.usage);
+    const u = reportedUsage(chunk);
     if (u) this.lastUsage = u;
     for (const choice of chunk.choices ?? []) {
       if (choice.index !== 0) continue; // Anthropic has no `n`; only the first choice exists
@@ -383,7 +383,7 @@ export class AnthropicClientTranslator implements Translator {
       const { body: oaBody, ctx } = this.convert(req);
       const completion = this.core.parse(parseJson(decodeBody(headers, body)), ctx, oaBody);
       const msg = completionToAnthropic(completion, req.model);
-      const usage = usageFromOpenAI(completion.usage);
+      const usage = reportedUsage(completion);
       return jsonResponse(status, msg, { ...(usage ? { usage } : {}), finishReason: String(msg.stop_reason) });
     } catch (err) {
       return errorResponse(err, 'anthropic');

@@ -39,6 +39,7 @@ import {
   type OAChoice,
   type OAToolCall,
 } from './chat.ts';
+import type { ProviderApi } from '../config/types.ts';
 import type {
   ClientRequest,
   StreamTranslator,
@@ -156,7 +157,7 @@ export const OPENAI_CHAT_FIELDS: ReadonlySet<string> = new Set([
  * OpenAI-only knobs that Anthropic, Bedrock and Gemini cannot honour (Gemini does support n, the penalties and
  * temperatures above 1).
  */
-export function rejectOpenAIOnlyParams(b: OpenAIChatBody, provider: 'anthropic' | 'bedrock' | 'gemini'): void {
+export function rejectOpenAIOnlyParams(b: OpenAIChatBody, provider: 'anthropic' | 'bedrock' | 'gemini' | 'vertex'): void {
   if (provider !== 'gemini' && b.n != null && b.n !== 1) throw notSupported('n', provider, 'only n=1 is supported');
   if (b.logit_bias != null && Object.keys(b.logit_bias).length > 0) throw notSupported('logit_bias', provider);
   if (b.logprobs === true) throw notSupported('logprobs', provider);
@@ -215,7 +216,7 @@ export function stopList(b: OpenAIChatBody): string[] | undefined {
 }
 
 /** `response_format` json_object/json_schema → schema for a forced tool, or undefined for plain text. */
-export function jsonModeSchema(b: OpenAIChatBody, provider: 'anthropic' | 'bedrock'): Json | undefined {
+export function jsonModeSchema(b: OpenAIChatBody, provider: 'anthropic' | 'bedrock' | 'vertex'): Json | undefined {
   const rf = b.response_format;
   if (!rf || rf.type === 'text') return undefined;
   if (b.tools && b.tools.length > 0) {
@@ -305,8 +306,8 @@ function convertMessages(messages: OpenAIMessage[]): { system: Json[]; messages:
   return { system, messages: out };
 }
 
-function convertTools(b: OpenAIChatBody): { tools?: Json[]; tool_choice?: Json } {
-  const jsonSchema = jsonModeSchema(b, P);
+function convertTools(b: OpenAIChatBody, provider: 'anthropic' | 'vertex'): { tools?: Json[]; tool_choice?: Json } {
+  const jsonSchema = jsonModeSchema(b, provider);
   if (jsonSchema) {
     return {
       tools: [{ name: JSON_TOOL, description: JSON_TOOL_DESCRIPTION, input_schema: jsonSchema }],
@@ -335,10 +336,10 @@ function convertTools(b: OpenAIChatBody): { tools?: Json[]; tool_choice?: Json }
   return out;
 }
 
-/** OpenAI body → Anthropic Messages body (without model). Exported for the benchmark. */
-export function toAnthropicBody(b: OpenAIChatBody, stream: boolean): Json {
-  rejectUnknown(b as Json, OPENAI_CHAT_FIELDS, P);
-  rejectOpenAIOnlyParams(b, P);
+/** OpenAI body → Anthropic Messages body (without model). `provider` names who refuses a parameter. Exported for the benchmark. */
+export function toAnthropicBody(b: OpenAIChatBody, stream: boolean, provider: 'anthropic' | 'vertex' = P): Json {
+  rejectUnknown(b as Json, OPENAI_CHAT_FIELDS, provider);
+  rejectOpenAIOnlyParams(b, provider);
   const { system, messages } = convertMessages(b.messages);
   if (messages.length === 0) throw noConversation(P);
   const out: Json = { max_tokens: maxTokensOf(b), messages };
@@ -350,7 +351,7 @@ export function toAnthropicBody(b: OpenAIChatBody, stream: boolean): Json {
   if (b.top_p != null) out.top_p = b.top_p;
   if (b.top_k != null) out.top_k = b.top_k;
   if (b.user) out.metadata = { user_id: b.user };
-  Object.assign(out, convertTools(b));
+  Object.assign(out, convertTools(b, provider));
   if (stream) out.stream = true;
   return out;
 }
@@ -385,12 +386,16 @@ export function usageWithCache(input: number, output: number, read: number, writ
 /** Anthropic usage → gateway Usage. */
 export function usageFromAnthropic(u: unknown): Usage | undefined {
   if (!isObject(u)) return undefined;
-  return usageWithCache(
+  const usage = usageWithCache(
     tokenCount(u.input_tokens),
     tokenCount(u.output_tokens),
     tokenCount(u.cache_read_input_tokens),
     tokenCount(u.cache_creation_input_tokens),
   );
+  // 1-hour cache writes cost more than 5-minute ones; the split is in `cache_creation` (a subset of the total).
+  const oneHour = isObject(u.cache_creation) ? tokenCount(u.cache_creation.ephemeral_1h_input_tokens) : 0;
+  if (oneHour > 0) usage.cacheCreation1hInputTokens = Math.min(oneHour, usage.cacheCreationInputTokens ?? 0);
+  return usage;
 }
 
 /**
@@ -561,16 +566,32 @@ function statusOfStreamError(e: unknown): number {
 }
 
 /**
+ * Upstream bytes → complete Anthropic stream events (`data` = the event's JSON text, as the provider sent it). An
+ * event with `failure` ends the stream with that error (e.g. a Bedrock exception frame).
+ */
+export interface AnthropicEventSource {
+  push(chunk: Buffer): Array<SseEvent & { failure?: GatewayError }>;
+  end(): Array<SseEvent & { failure?: GatewayError }>;
+}
+
+/**
  * Re-emits each complete upstream event unchanged (`event:` + `data:`), reading usage and stop_reason on the way.
  * Only whole events are forwarded, so a stream cut mid-event can still be closed with a well-formed error event.
  */
-class AnthropicPassthroughStream implements StreamTranslator {
-  private readonly sse = new SseDecoder();
+export class AnthropicPassthroughStream implements StreamTranslator {
+  private readonly sse: AnthropicEventSource;
+  private readonly provider: ProviderApi;
   private readonly tally = new AnthropicStreamUsage();
   private stop: string | undefined;
   private finished = false;
   private failed = false;
   private failure: GatewayError | undefined;
+
+  /** `source` turns upstream bytes into Anthropic events (default: SSE; Bedrock: eventstream `chunk` frames). */
+  constructor(source: AnthropicEventSource = new SseDecoder(), provider: ProviderApi = P) {
+    this.sse = source;
+    this.provider = provider;
+  }
 
   push(chunk: Buffer): Buffer {
     return this.forward(() => this.sse.push(chunk));
@@ -599,10 +620,10 @@ class AnthropicPassthroughStream implements StreamTranslator {
     return this.stop;
   }
 
-  private forward(next: () => SseEvent[]): Buffer {
+  private forward(next: () => Array<SseEvent & { failure?: GatewayError }>): Buffer {
     if (this.failed || this.finished) return Buffer.alloc(0);
     let out = '';
-    let events: SseEvent[];
+    let events: Array<SseEvent & { failure?: GatewayError }>;
     try {
       events = next();
     } catch (err) {
@@ -612,6 +633,12 @@ class AnthropicPassthroughStream implements StreamTranslator {
     }
     for (const ev of events) {
       if (this.failed || this.finished) break;
+      if (ev.failure) {
+        this.failed = true;
+        this.failure = ev.failure;
+        out += anthropicStreamError(ev.failure);
+        break;
+      }
       let j: unknown;
       try {
         j = JSON.parse(ev.data);
@@ -623,7 +650,7 @@ class AnthropicPassthroughStream implements StreamTranslator {
         // Re-rendered, not forwarded: the provider's message may echo a credential (scrubbed by
         // upstreamError). Remembered for the request's outcome.
         this.failed = true;
-        this.failure = upstreamError(P, statusOfStreamError(j.error), {}, Buffer.from(ev.data));
+        this.failure = upstreamError(this.provider, statusOfStreamError(j.error), {}, Buffer.from(ev.data));
         out += anthropicStreamError(this.failure);
         break;
       }
@@ -657,28 +684,33 @@ export class AnthropicPassthroughTranslator implements Translator {
   }
 
   response(status: number, headers: Record<string, string>, body: Buffer): TranslatedResponse {
-    try {
-      if (status < 200 || status >= 300) throw upstreamError(P, status, headers, body);
-      const plain = decodeBody(headers, body);
-      const msg = parseJson(plain);
-      if (!isObject(msg) || msg.type !== 'message') {
-        throw new GatewayError('upstream', 'upstream response is not an Anthropic message', { code: 'upstream_protocol' });
-      }
-      const usage = usageFromAnthropic(msg.usage);
-      return {
-        status,
-        headers: { 'content-type': JSON_CT },
-        body: plain,
-        ...(usage ? { usage } : {}),
-        ...(typeof msg.stop_reason === 'string' ? { finishReason: msg.stop_reason } : {}),
-      };
-    } catch (err) {
-      return errorResponse(err, 'anthropic');
-    }
+    return anthropicMessageResponse(P, status, headers, body);
   }
 
   stream(): StreamTranslator {
     return new AnthropicPassthroughStream();
+  }
+}
+
+/** An Anthropic Messages answer relayed as is (Anthropic, Claude on Bedrock InvokeModel, Claude on Vertex). */
+export function anthropicMessageResponse(provider: ProviderApi, status: number, headers: Record<string, string>, body: Buffer): TranslatedResponse {
+  try {
+    if (status < 200 || status >= 300) throw upstreamError(provider, status, headers, body);
+    const plain = decodeBody(headers, body);
+    const msg = parseJson(plain);
+    if (!isObject(msg) || msg.type !== 'message') {
+      throw new GatewayError('upstream', 'upstream response is not an Anthropic message', { code: 'upstream_protocol' });
+    }
+    const usage = usageFromAnthropic(msg.usage);
+    return {
+      status,
+      headers: { 'content-type': JSON_CT },
+      body: plain,
+      ...(usage ? { usage } : {}),
+      ...(typeof msg.stop_reason === 'string' ? { finishReason: msg.stop_reason } : {}),
+    };
+  } catch (err) {
+    return errorResponse(err, 'anthropic');
   }
 }
 

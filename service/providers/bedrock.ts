@@ -221,15 +221,23 @@ function finishFromBedrock(stop: unknown): string {
 
 export function usageFromBedrock(u: unknown): Usage | undefined {
   if (!isObject(u)) return undefined;
-  return usageWithCache(
+  const usage = usageWithCache(
     tokenCount(u.inputTokens),
     tokenCount(u.outputTokens),
     tokenCount(u.cacheReadInputTokens),
     tokenCount(u.cacheWriteInputTokens),
   );
+  // Cache writes by TTL (`cacheDetails: [{ttl: "1h", inputTokens}]`): 1-hour writes are billed higher.
+  if (Array.isArray(u.cacheDetails)) {
+    let oneHour = 0;
+    for (const d of u.cacheDetails) if (isObject(d) && d.ttl === '1h') oneHour += tokenCount(d.inputTokens);
+    if (oneHour > 0) usage.cacheCreation1hInputTokens = Math.min(oneHour, usage.cacheCreationInputTokens ?? 0);
+  }
+  return usage;
 }
 
-const EXCEPTION_STATUS: Record<string, number> = {
+/** HTTP status of a Bedrock stream exception frame's `:exception-type`. */
+export const BEDROCK_EXCEPTION_STATUS: Record<string, number> = {
   throttlingException: 429,
   validationException: 400,
   accessDeniedException: 403,
@@ -336,7 +344,7 @@ export class BedrockStream implements CoreStream {
     const messageType = headers[':message-type'];
     if (messageType === 'exception' || messageType === 'error') {
       const kind = String(headers[':exception-type'] ?? headers[':error-code'] ?? 'internalServerException');
-      const status = EXCEPTION_STATUS[kind] ?? 500;
+      const status = BEDROCK_EXCEPTION_STATUS[kind] ?? 500;
       const err = upstreamError(P, status, { 'x-amzn-errortype': kind }, payload);
       out.push({ type: 'error', error: err });
       this.failed = true;

@@ -127,8 +127,22 @@ export function assistantMessageChoice(index: number, content: string | null, to
 /** A translated (non-OpenAI) answer as a Chat Completion; `usage` is left out when the provider reported none. */
 export function chatCompletion(id: string, created: number, model: string, choices: OAChoice[], usage: Usage | undefined): ChatCompletion {
   const completion: ChatCompletion = { id, object: 'chat.completion', created, model, choices };
-  if (usage) completion.usage = usageToOpenAI(usage);
+  if (usage) {
+    completion.usage = usageToOpenAI(usage);
+    REPORTED.set(completion, usage);
+  }
   return completion;
+}
+
+/**
+ * The provider's usage behind a translated completion or chunk. OpenAI's usage shape has no field for cache writes
+ * (Anthropic, Bedrock) or their TTL, so translated answers keep the full report aside; OpenAI's own answers are
+ * read from their `usage`.
+ */
+const REPORTED = new WeakMap<object, Usage>();
+
+export function reportedUsage(o: { usage?: OAUsage | null }): Usage | undefined {
+  return REPORTED.get(o) ?? usageFromOpenAI(o.usage);
 }
 
 export function usageToOpenAI(u: Usage): OAUsage {
@@ -289,7 +303,7 @@ export class OpenAIChatTranslator implements Translator {
     if (status < 200 || status >= 300) return errorResponse(upstreamError(this.provider, status, headers, body), 'openai');
     try {
       const completion = this.core.parse(parseJson(decodeBody(headers, body)), ctxOf(req), openAIBody(req));
-      const usage = usageFromOpenAI(completion.usage);
+      const usage = reportedUsage(completion);
       const finish = completion.choices[0]?.finish_reason;
       return jsonResponse(status, completion, {
         ...(usage ? { usage } : {}),
@@ -331,6 +345,7 @@ export class ChunkFactory {
   usage(u: Usage): ChatChunk {
     const chunk = this.chunk([]);
     chunk.usage = usageToOpenAI(u); // after `choices`, where OpenAI puts it
+    REPORTED.set(chunk, u);
     return chunk;
   }
 

@@ -2,7 +2,7 @@
 // validate the client's JSON body.
 import { GatewayError, type ClientApi } from '../errors.ts';
 import type { ProviderApi, ProviderKind } from '../config/types.ts';
-import { AnthropicMessagesBody, OpenAIChatBody, OpenAIEmbeddingsBody, validate } from './schemas.ts';
+import { AnthropicCountTokensBody, AnthropicMessagesBody, OpenAIChatBody, OpenAIEmbeddingsBody, validate } from './schemas.ts';
 import { isObject } from './common.ts';
 import { OpenAIChatTranslator, type ChatCore } from './chat.ts';
 import { OpenAICore, OpenAIEmbeddingsTranslator } from './openai.ts';
@@ -13,6 +13,8 @@ import { BedrockCore } from './bedrock.ts';
 import { ResponsesPassthroughTranslator, ResponsesTranslator } from './responses.ts';
 import { ResponsesBody } from './responses-schema.ts';
 import { mockTranslator } from './mock.ts';
+import { BedrockAnthropicTranslator, isBedrockClaude, VertexAnthropicTranslator, VertexCore } from './anthropic-native.ts';
+import { countTokensTranslator } from './count-tokens.ts';
 import type { ClientRequest, Operation, Translator, TranslatorOptions } from './types.ts';
 
 export type * from './types.ts';
@@ -28,6 +30,8 @@ function chatCore(provider: ProviderApi, opts?: TranslatorOptions): ChatCore {
       return new GeminiCore(opts);
     case 'bedrock':
       return new BedrockCore(opts);
+    case 'vertex':
+      return new VertexCore(opts);
   }
 }
 
@@ -42,9 +46,10 @@ function unsupportedPair(client: ClientApi, op: Operation, provider: ProviderKin
 
 /**
  * The translator for one (client API, operation, provider API) pair. Translators are stateless (per-request
- * state lives in the StreamTranslator), so callers may cache them. `opts` pins clocks/ids in tests.
+ * state lives in the StreamTranslator), so callers may cache them. `opts` pins clocks/ids in tests. `upstreamModel`
+ * (the deployment's) picks Bedrock's Anthropic-native InvokeModel path for Claude models; without it, Converse.
  */
-export function getTranslator(client: ClientApi, op: Operation, provider: ProviderKind, opts?: TranslatorOptions): Translator {
+export function getTranslator(client: ClientApi, op: Operation, provider: ProviderKind, opts?: TranslatorOptions, upstreamModel?: string): Translator {
   if (provider === 'mock') {
     const t = mockTranslator(client, op);
     if (!t) throw unsupportedPair(client, op, provider);
@@ -53,7 +58,15 @@ export function getTranslator(client: ClientApi, op: Operation, provider: Provid
   if (op === 'chat') {
     if (client === 'openai') return new OpenAIChatTranslator(chatCore(provider, opts));
     if (provider === 'anthropic') return new AnthropicPassthroughTranslator();
+    // Anthropic-native paths: Claude on Bedrock (InvokeModel) and on Vertex keep the client's body as is.
+    if (provider === 'vertex') return new VertexAnthropicTranslator();
+    if (provider === 'bedrock' && isBedrockClaude(upstreamModel)) return new BedrockAnthropicTranslator(opts);
     return new AnthropicClientTranslator(chatCore(provider, opts));
+  }
+  if (op === 'count_tokens') {
+    const t = countTokensTranslator(provider, upstreamModel, opts);
+    if (t) return t;
+    throw unsupportedPair(client, op, provider);
   }
   if (op === 'responses') {
     if (client !== 'openai') throw unsupportedPair(client, op, provider);
@@ -82,6 +95,11 @@ export function parseClientRequest(api: ClientApi, op: Operation, raw: Buffer): 
   }
   if (!isObject(body)) {
     throw new GatewayError('invalid_request', 'The request body must be a JSON object.', { code: 'invalid_json' });
+  }
+  if (op === 'count_tokens') {
+    if (api !== 'anthropic') throw new GatewayError('not_found', 'The OpenAI API has no count_tokens endpoint.', { code: 'unknown_endpoint' });
+    validate(AnthropicCountTokensBody, body);
+    return { api, op, model: body.model as string, stream: false, body };
   }
   if (op === 'embeddings') {
     if (api !== 'openai') throw new GatewayError('not_found', 'The Anthropic API has no embeddings endpoint.', { code: 'unknown_endpoint' });

@@ -215,6 +215,8 @@ export const AnthropicMessagesBody = z.looseObject({
   thinking: z.looseObject({ type: z.enum(['enabled', 'disabled']), budget_tokens: int.optional() }).optional(),
 });
 export type AnthropicMessagesBody = z.infer<typeof AnthropicMessagesBody>;
+/** `POST /v1/messages/count_tokens`: a Messages body without the output settings (max_tokens optional). */
+export const AnthropicCountTokensBody = AnthropicMessagesBody.extend({ max_tokens: int.positive().optional() });
 export type AnthropicMessage = z.infer<typeof AMessage>;
 
 // ---------------------------------------------------------------- validation → GatewayError

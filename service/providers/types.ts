@@ -3,8 +3,9 @@
 import type { ClientApi, GatewayError } from '../errors.ts';
 import type { ProviderApi, ProviderConfig, DeploymentConfig } from '../config/types.ts';
 
-/** `responses`: the OpenAI Responses API (`POST /v1/responses`). */
-export type Operation = 'chat' | 'embeddings' | 'responses';
+/** `responses`: the OpenAI Responses API (`POST /v1/responses`). `count_tokens`: Anthropic's
+ * `POST /v1/messages/count_tokens` (prompt tokens only; nothing is generated). */
+export type Operation = 'chat' | 'embeddings' | 'responses' | 'count_tokens';
 
 export interface ClientRequest {
   /** The API the client speaks: 'openai' | 'anthropic'. */
@@ -49,6 +50,8 @@ export interface Usage {
   cachedInputTokens?: number;
   reasoningTokens?: number;
   cacheCreationInputTokens?: number;
+  /** The part of `cacheCreationInputTokens` written with Anthropic's 1-hour TTL (the rest is 5-minute). */
+  cacheCreation1hInputTokens?: number;
   /** True when the provider reported no counts and these are estimates (Gemini embeddings). */
   estimated?: boolean;
 }

@@ -19,6 +19,14 @@ spec:
   kind: chat
   deployments:
   - {provider: fake-openai, model: gpt-4o-2024-08-06, region: us-east-1, pricing: {inputPerMillion: 2.5, outputPerMillion: 10}}
+---
+apiVersion: tollgate.dev/v1alpha1
+kind: Model
+metadata: {name: bedrock-nova}
+spec:
+  kind: chat
+  deployments:
+  - {provider: fake-bedrock, model: amazon.nova-pro-v1:0, region: us-east-1, pricing: {inputPerMillion: 0.8, outputPerMillion: 3.2}}
 `;
 
 interface Target {
@@ -28,7 +36,9 @@ interface Target {
   path(stream: boolean): string;
 }
 
-const BEDROCK_MODEL = 'anthropic.claude-3-5-sonnet-20241022-v2:0';
+// A non-Claude Bedrock model goes through Converse (the OpenAI-shape pivot); Claude on Bedrock takes the
+// Anthropic-native InvokeModel path (test/e2e/providers-anthropic-native.test.ts).
+const BEDROCK_MODEL = 'amazon.nova-pro-v1:0';
 const TARGETS: Target[] = [
   { kind: 'anthropic', model: 'claude-sonnet', upstream: 'claude-3-5-sonnet-20241022', path: () => '/v1/messages' },
   { kind: 'openai', model: 'claude-via-openai', upstream: 'gpt-4o-2024-08-06', path: () => '/v1/chat/completions' },
@@ -46,7 +56,7 @@ const TARGETS: Target[] = [
   },
   {
     kind: 'bedrock',
-    model: 'bedrock-claude',
+    model: 'bedrock-nova',
     upstream: BEDROCK_MODEL,
     path: (s) => `/model/${encodeURIComponent(BEDROCK_MODEL)}/${s ? 'converse-stream' : 'converse'}`,
   },
@@ -373,7 +383,7 @@ describe('e2e providers: Anthropic SDK → Anthropic passthrough and via the Ope
         assert.equal(body.type, 'error');
         // The fakes' in-stream errors: Anthropic overloaded_error (passthrough), OpenAI/Azure server_error → api_error,
         // Gemini UNAVAILABLE → overloaded_error, Bedrock throttlingException → rate_limit_error.
-        const type: Record<ProviderApi, string> = { anthropic: 'overloaded_error', openai: 'api_error', azure: 'api_error', gemini: 'overloaded_error', bedrock: 'rate_limit_error' };
+        const type: Record<ProviderApi, string> = { anthropic: 'overloaded_error', openai: 'api_error', azure: 'api_error', gemini: 'overloaded_error', bedrock: 'rate_limit_error', vertex: 'overloaded_error' };
         assert.equal(body.error?.type, type[t.kind]);
         assert.match(body.error?.message ?? '', /fake overloaded mid-stream/);
         assert.ok(textSoFar.length > 0 && 'Hello from the fake provider.'.startsWith(textSoFar), JSON.stringify(textSoFar));

@@ -16,6 +16,7 @@ const MODELS: Record<ProviderApi, string> = {
   anthropic: 'claude-sonnet',
   gemini: 'gemini-flash',
   bedrock: 'bedrock-claude',
+  vertex: 'vertex-claude',
 };
 const KINDS = Object.keys(MODELS) as ProviderApi[];
 

@@ -111,6 +111,9 @@ function partialStream(kind: ProviderApi): Behaviour {
     case 'bedrock':
       parts = bedrockStream(reply);
       break;
+    case 'vertex':
+      parts = anthropicStream(reply).map((x) => Buffer.from(x));
+      break;
   }
   const n = parts.length <= 4 ? parts.length - 1 : Math.floor(parts.length / 2);
   const body = Buffer.concat(parts.slice(0, n));
@@ -602,7 +605,7 @@ describe('e2e providers: OpenAI SDK → every provider through a real Envoy', { 
         assert.equal(rec.outcome, 'provider_error', `outcome of a stream that ended in an error event: ${rec.outcome}`);
         // The fakes' in-stream errors: OpenAI/Azure server_error, Anthropic overloaded_error, Gemini UNAVAILABLE,
         // Bedrock throttlingException.
-        const cls: Record<ProviderApi, string> = { openai: 'upstream', azure: 'upstream', anthropic: 'unavailable', gemini: 'unavailable', bedrock: 'rate_limit' };
+        const cls: Record<ProviderApi, string> = { openai: 'upstream', azure: 'upstream', anthropic: 'unavailable', gemini: 'unavailable', bedrock: 'rate_limit', vertex: 'unavailable' };
         assert.equal(rec.errorClass, cls[t.kind]);
         resetHealth(h);
       });

@@ -26,6 +26,7 @@ const CREDS: Record<ProviderApi, string> = {
   anthropic: 'sk-ant-secret',
   gemini: 'gemini-secret',
   bedrock: 'AKIDTEST:bedrock-secret',
+  vertex: 'ya29.vertex-token',
 };
 
 function configYaml(): string {
@@ -134,6 +135,7 @@ describe('upstream stage: translates each attempt for the deployment it reached'
     anthropic: { path: /^\/messages$|^\/v1\/messages$/, auth: ['x-api-key', /^sk-ant-secret$/] },
     gemini: { path: /models\/up-gemini:generateContent$/, auth: ['x-goog-api-key', /^gemini-secret$/] },
     bedrock: { path: /^\/model\/up-bedrock\/converse$/, auth: ['authorization', /^AWS4-HMAC-SHA256 Credential=AKIDTEST\//] },
+    vertex: { path: /\/publishers\/anthropic\/models\/up-vertex:rawPredict$/, auth: ['authorization', /^Bearer ya29\.vertex-token$/] },
   };
   for (const api of APIS) {
     it(`→ ${api}: path, host, credential, content-length and the provider's body`, async () => {

@@ -8,7 +8,7 @@ cross-checks our decoder. *.expected files are written by the test itself with G
 
 Run: python3 test/golden/make-upstreams.py
 """
-import json, os, struct, zlib
+import base64, json, os, struct, zlib
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
@@ -321,4 +321,50 @@ write('responses-openai', 'cut-short', rs(ev[:9]), {"client": "openai", "op": "r
 write('responses-azure', 'text', rs(ev[:6] + [ev[6]] + [ev[9], ev[10], ev[11], ("response.completed", {"response": dict(base, status="completed", output=[msg_done], usage=usage)})]).replace('"delta":"Checking"', '"delta":"Checking the weather."'),
       {"client": "openai", "op": "responses", "provider": "azure", "request": dict(oa_req, tools=[]),
       "usage": {"inputTokens": 1320, "outputTokens": 180, "cachedInputTokens": 1024, "reasoningTokens": 128}, "finishReason": "stop", "expectedIsUpstream": True})
+
+# ------------------------------------------------------------------ Claude on Bedrock: InvokeModelWithResponseStream
+# Each `chunk` frame's payload is {"bytes": base64(<one Anthropic stream event's JSON>)}; message_stop carries
+# Bedrock's amazon-bedrock-invocationMetrics. The client gets Anthropic SSE with each event's JSON byte for byte.
+def binv(ev):
+    return es_frame({":event-type": "chunk", ":content-type": "application/json", ":message-type": "event"},
+                    j({"bytes": base64.b64encode(j(ev).encode()).decode(), "p": PAD[:13]}).encode())
+
+def bedrock_invoke(throttle=False):
+    evs = [{"type": "message_start", "message": {"id": "msg_bdrk_01Xw5pL8tK2qJbTQmWc9nRzA", "type": "message", "role": "assistant",
+            "model": "claude-sonnet-4-20250514", "content": [], "stop_reason": None, "stop_sequence": None,
+            "usage": {"input_tokens": 12, "cache_creation_input_tokens": 3000, "cache_read_input_tokens": 20000,
+                      "cache_creation": {"ephemeral_5m_input_tokens": 1000, "ephemeral_1h_input_tokens": 2000}, "output_tokens": 4}}},
+           {"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": "", "signature": ""}}]
+    for t in ["The user wants", " the weather — ", "call the tool."]:
+        evs.append({"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": t}})
+    if throttle:
+        b = b''.join(binv(e) for e in evs)
+        return b + es_frame({":exception-type": "throttlingException", ":content-type": "application/json", ":message-type": "exception"},
+                            j({"message": "Too many tokens, please wait before trying again."}).encode())
+    evs.append({"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds"}})
+    evs.append({"type": "content_block_stop", "index": 0})
+    evs.append({"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}})
+    evs.append({"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "Checking Paris — ☀️?"}})
+    evs.append({"type": "content_block_stop", "index": 1})
+    evs.append({"type": "content_block_start", "index": 2, "content_block": {"type": "tool_use", "id": "toolu_bdrk_01A09q90qw90lq917835lq9", "name": "get_weather", "input": {}}})
+    for p in ["", "{\"city\":", " \"Paris\"}"]:
+        evs.append({"type": "content_block_delta", "index": 2, "delta": {"type": "input_json_delta", "partial_json": p}})
+    evs.append({"type": "content_block_stop", "index": 2})
+    evs.append({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": None}, "usage": {"output_tokens": 87}})
+    evs.append({"type": "message_stop", "amazon-bedrock-invocationMetrics": {"inputTokenCount": 12, "outputTokenCount": 87, "invocationLatency": 1873, "firstByteLatency": 602}})
+    return b''.join(binv(e) for e in evs)
+
+inv_req = {"model": "claude-bedrock", "max_tokens": 2048, "stream": True,
+           "thinking": {"type": "enabled", "budget_tokens": 1024},
+           "system": [{"type": "text", "text": "You are a weather bot.", "cache_control": {"type": "ephemeral", "ttl": "1h"}}],
+           "messages": [{"role": "user", "content": "Weather in Paris?"}],
+           "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}]}
+write('anthropic-bedrock-invoke', 'thinking-tool-use', bedrock_invoke(), {"client": "anthropic", "provider": "bedrock",
+      "upstreamModel": "us.anthropic.claude-sonnet-4-20250514-v1:0", "request": inv_req,
+      "usage": {"inputTokens": 23012, "outputTokens": 87, "cachedInputTokens": 20000, "cacheCreationInputTokens": 3000, "cacheCreation1hInputTokens": 2000},
+      "finishReason": "tool_use"})
+write('anthropic-bedrock-invoke', 'throttled', bedrock_invoke(True), {"client": "anthropic", "provider": "bedrock",
+      "upstreamModel": "anthropic.claude-sonnet-4-20250514-v1:0", "request": inv_req,
+      "usage": {"inputTokens": 23012, "outputTokens": 4, "cachedInputTokens": 20000, "cacheCreationInputTokens": 3000, "cacheCreation1hInputTokens": 2000},
+      "finishReason": None})
 print('ok')

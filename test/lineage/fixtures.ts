@@ -73,8 +73,9 @@ export function completeRecord(overrides: Partial<LineageRecord> = {}): LineageR
         exceeded: false,
       },
     ],
-    tokens: { input: 1200, output: 350, cached: 100, reasoning: 20, estimated: false },
+    tokens: { input: 1200, output: 350, cached: 100, reasoning: 20, cacheWrite: 300, cacheWrite1h: 100, estimated: false },
     costUsd: 0.0123,
+    costComponents: { inputUsd: 0.0024, cacheReadUsd: 0.00003, cacheWrite5mUsd: 0.00075, cacheWrite1hUsd: 0.0006, outputUsd: 0.0049, reasoningUsd: 0.0003, longContext: true },
     latency: {
       requestHeadersUs: 85,
       requestBodyUs: 420,

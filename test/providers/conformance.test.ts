@@ -13,6 +13,7 @@ import type { UpstreamRequest } from '../../service/providers/types.ts';
 import {
   anthropicReply,
   anthropicStream,
+  bedrockAnthropicStream,
   bedrockReply,
   bedrockStream,
   geminiReply,
@@ -24,7 +25,7 @@ import {
   providerError,
   type ReplySpec,
 } from '../support/fake-providers.ts';
-import { freshOptions, runStream, splitRandom, target, viewJson, viewResponsesJson, viewResponsesStream, viewStream, type ClientView } from './helpers.ts';
+import { freshOptions, runStream, splitRandom, target, UPSTREAM_MODEL, viewJson, viewResponsesJson, viewResponsesStream, viewStream, type ClientView } from './helpers.ts';
 
 type J = Record<string, any>; // test-only: reading arbitrary provider JSON
 
@@ -211,7 +212,11 @@ function normalize(provider: ProviderApi, up: UpstreamRequest): NormReq {
     case 'gemini':
       return normGemini(b, up.path);
     case 'bedrock':
+      // Claude on Bedrock via InvokeModel: the Anthropic body; streaming is in the path.
+      if (/\/invoke(-with-response-stream)?$/.test(up.path)) return { ...normAnthropic(b), stream: up.path.endsWith('-with-response-stream') };
       return normBedrock(b, up.path);
+    case 'vertex':
+      return normAnthropic(b);
   }
 }
 
@@ -238,7 +243,7 @@ function adaptReply(provider: ProviderApi, reply: ReplySpec, jsonMode: boolean):
 }
 
 function cannedJson(provider: ProviderApi, reply: ReplySpec): Buffer {
-  const body = { openai: openAIReply, azure: (r: ReplySpec) => openAIReply(r, true), anthropic: anthropicReply, gemini: geminiReply, bedrock: bedrockReply }[provider](reply);
+  const body = { openai: openAIReply, azure: (r: ReplySpec) => openAIReply(r, true), anthropic: anthropicReply, gemini: geminiReply, bedrock: bedrockReply, vertex: anthropicReply }[provider](reply);
   return Buffer.from(JSON.stringify(body));
 }
 
@@ -253,7 +258,15 @@ function cannedStream(provider: ProviderApi, reply: ReplySpec): Buffer {
       return Buffer.from(geminiStream(reply).join(''));
     case 'bedrock':
       return Buffer.concat(bedrockStream(reply));
+    case 'vertex':
+      return Buffer.from(anthropicStream(reply).join(''));
   }
+}
+
+/** Claude on Bedrock through InvokeModel (Anthropic clients): Anthropic's body and events in eventstream frames. */
+function cannedNative(provider: ProviderApi, reply: ReplySpec, stream: boolean): Buffer {
+  if (provider !== 'bedrock') return stream ? cannedStream(provider, reply) : cannedJson(provider, reply);
+  return stream ? Buffer.concat(bedrockAnthropicStream(reply)) : Buffer.from(JSON.stringify(anthropicReply(reply)));
 }
 
 // ---------------------------------------------------------------- scenarios
@@ -518,7 +531,7 @@ const SCENARIOS: Scenario[] = [
   },
 ];
 
-const PAIRS: Array<[ClientApi, ProviderApi]> = [
+const PAIRS: Array<[ClientApi, ProviderApi, 'invoke'?]> = [
   ['openai', 'openai'],
   ['openai', 'azure'],
   ['openai', 'anthropic'],
@@ -529,6 +542,10 @@ const PAIRS: Array<[ClientApi, ProviderApi]> = [
   ['anthropic', 'azure'],
   ['anthropic', 'gemini'],
   ['anthropic', 'bedrock'],
+  ['openai', 'vertex'],
+  ['anthropic', 'vertex'],
+  // Anthropic-native paths: the client's body as is (scenarios judged as for Anthropic itself).
+  ['anthropic', 'bedrock', 'invoke'],
 ];
 
 function expectedView(s: Scenario): Partial<ClientView> {
@@ -541,16 +558,20 @@ function expectedView(s: Scenario): Partial<ClientView> {
   return { ...v, ...s.view };
 }
 
-for (const [client, provider] of PAIRS) {
-  describe(`conformance: ${client} client → ${provider}`, () => {
+for (const [client, provider, variant] of PAIRS) {
+  // Native pairs (Anthropic → Claude on Vertex / Bedrock InvokeModel) carry everything Anthropic itself does.
+  const native = client === 'anthropic' && (provider === 'vertex' || variant === 'invoke');
+  const like: ProviderApi = native || provider === 'vertex' ? 'anthropic' : provider;
+  const model = variant === 'invoke' ? UPSTREAM_MODEL.bedrock : undefined;
+  describe(`conformance: ${client} client → ${provider}${variant ? ` (${variant})` : ''}`, () => {
     for (const s of SCENARIOS) {
       const body = client === 'openai' ? s.openai : s.anthropic;
       if (!body) continue; // scenario has no equivalent in this client API
-      const refusal = client === 'openai' ? s.unsupported?.[provider] : s.unsupportedAnthropic?.[provider];
+      const refusal = client === 'openai' ? s.unsupported?.[like] : s.unsupportedAnthropic?.[like];
       const jsonMode = client === 'openai' && body.response_format !== undefined && body.response_format.type !== 'text';
 
       test(s.name, async () => {
-        const tr = getTranslator(client, 'chat', provider, freshOptions());
+        const tr = getTranslator(client, 'chat', provider, freshOptions(), model);
         for (const stream of [false, true]) {
           // OpenAI stream clients see usage only when they ask for it (covered in roundtrip.test.ts).
           const usageOpt = stream && client === 'openai' ? { stream_options: { include_usage: true } } : {};
@@ -568,17 +589,17 @@ for (const [client, provider] of PAIRS) {
           const up = await tr.request(req, target(provider));
           const norm = normalize(provider, up);
           assert.equal(norm.stream, stream, 'stream flag reaches the provider');
-          assertMatches(norm, { ...s.expect, ...s.expectBy?.[provider] });
+          assertMatches(norm, { ...s.expect, ...s.expectBy?.[like] });
 
-          const reply = adaptReply(provider, s.reply ?? {}, jsonMode);
+          const reply = adaptReply(like, s.reply ?? {}, jsonMode);
           let view: ClientView;
           if (!stream) {
-            const r = tr.response(200, { 'content-type': 'application/json' }, cannedJson(provider, reply), req);
+            const r = tr.response(200, { 'content-type': 'application/json' }, native ? cannedNative(provider, reply, false) : cannedJson(provider, reply), req);
             assert.equal(r.status, 200, r.body.toString());
             view = viewJson(client, r.body);
           } else {
             const st = tr.stream(req);
-            const text = runStream(st, splitRandom(cannedStream(provider, reply), 99));
+            const text = runStream(st, splitRandom(native ? cannedNative(provider, reply, true) : cannedStream(provider, reply), 99));
             view = viewStream(client, text);
             assert.equal(view.error, undefined, text);
           }
@@ -597,7 +618,7 @@ for (const [client, provider] of PAIRS) {
       [503, 503],
     ];
     test('provider errors → client error shape and status', async () => {
-      const tr = getTranslator(client, 'chat', provider, freshOptions());
+      const tr = getTranslator(client, 'chat', provider, freshOptions(), model);
       const body = client === 'openai' ? SCENARIOS[0]!.openai! : SCENARIOS[0]!.anthropic!;
       const req = parseClientRequest(client, 'chat', Buffer.from(JSON.stringify(body)));
       for (const [upstream, expected] of ERRORS) {

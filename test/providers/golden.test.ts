@@ -29,6 +29,8 @@ interface Case {
   request: Record<string, unknown>;
   usage: Usage | null;
   finishReason: string | null;
+  /** The deployment's upstream model, where it picks the path (Claude on Bedrock → InvokeModel). */
+  upstreamModel?: string;
   /** Passthrough pairs: the client sees exactly the upstream bytes. */
   expectedIsUpstream?: boolean;
   /** Same client output as another case (e.g. CRLF vs LF framing of the same stream). */
@@ -61,7 +63,7 @@ function load(): Golden[] {
 
 function translate(g: Golden, chunks: Buffer[]): { out: string; usage: Usage | undefined; finish: string | undefined } {
   const op = g.c.op ?? 'chat';
-  const tr = getTranslator(g.c.client, op, g.c.provider, freshOptions());
+  const tr = getTranslator(g.c.client, op, g.c.provider, freshOptions(), g.c.upstreamModel);
   const req = parseClientRequest(g.c.client, op, Buffer.from(JSON.stringify(g.c.request)));
   const st = tr.stream(req);
   const parts: Buffer[] = [];
@@ -75,7 +77,7 @@ const GOLDENS = load();
 describe('golden streams', () => {
   test('golden files exist for every translator pair that streams', () => {
     const pairs = new Set(GOLDENS.map((g) => g.pair));
-    for (const p of ['openai-openai', 'openai-azure', 'openai-anthropic', 'openai-gemini', 'openai-bedrock', 'anthropic-anthropic', 'anthropic-openai', 'anthropic-gemini', 'anthropic-bedrock', 'responses-openai', 'responses-azure', 'responses-anthropic', 'responses-gemini', 'responses-bedrock']) {
+    for (const p of ['openai-openai', 'openai-azure', 'openai-anthropic', 'openai-gemini', 'openai-bedrock', 'anthropic-anthropic', 'anthropic-openai', 'anthropic-gemini', 'anthropic-bedrock', 'responses-openai', 'responses-azure', 'responses-anthropic', 'responses-gemini', 'responses-bedrock', 'anthropic-bedrock-invoke']) {
       assert.ok(pairs.has(p), `missing golden pair ${p}`);
     }
   });
@@ -151,7 +153,16 @@ describe('official SDKs consume the golden client streams', () => {
       } else {
         const client = new Anthropic({ baseURL: `http://127.0.0.1:${port}`, apiKey: 'sk-ant-test', maxRetries: 0 });
         const stream = client.messages.stream({ ...(g.c.request as object), model: 'x' } as unknown as Parameters<typeof client.messages.stream>[0]);
+        if (failing) {
+          await assert.rejects(stream.finalMessage(), /Overloaded|Too many tokens/);
+          return;
+        }
         const msg = await stream.finalMessage();
+        if (g.c.upstreamModel) {
+          // Anthropic-native path: the thinking block (with its signature) reaches the SDK intact.
+          const thinking = msg.content.find((b) => b.type === 'thinking');
+          assert.ok(thinking && thinking.type === 'thinking' && thinking.thinking.length > 0 && thinking.signature.length > 0, JSON.stringify(msg.content));
+        }
         assert.equal(msg.stop_reason, g.c.finishReason);
         assert.equal(msg.usage.output_tokens, g.c.usage!.outputTokens);
         assert.equal(msg.usage.input_tokens + (msg.usage.cache_read_input_tokens ?? 0) + (msg.usage.cache_creation_input_tokens ?? 0), g.c.usage!.inputTokens);

@@ -20,6 +20,7 @@ export const UPSTREAM_MODEL: Record<ProviderApi, string> = {
   anthropic: 'claude-sonnet-4-20250514',
   gemini: 'gemini-2.0-flash',
   bedrock: 'anthropic.claude-3-5-sonnet-20240620-v1:0',
+  vertex: 'claude-sonnet-4@20250514',
 };
 
 export function target(kind: ProviderApi, over: Partial<ProviderConfig> = {}, credential?: string): UpstreamTarget {
@@ -28,7 +29,7 @@ export function target(kind: ProviderApi, over: Partial<ProviderConfig> = {}, cr
     api: kind,
     cluster: `${kind}_cluster`,
     host: kind === 'bedrock' ? 'bedrock-runtime.us-east-1.amazonaws.com' : `${kind}.example.com`,
-    basePath: { openai: '/v1', anthropic: '/v1', azure: '/openai', gemini: '/v1beta', bedrock: '' }[kind],
+    basePath: { openai: '/v1', anthropic: '/v1', azure: '/openai', gemini: '/v1beta', bedrock: '', vertex: '/v1/projects/p1/locations/us-east5' }[kind],
     credential: { kind: 'env', name: 'X' },
     ...(kind === 'azure' ? { apiVersion: '2024-10-21' } : {}),
     ...(kind === 'bedrock' ? { region: 'us-east-1' } : {}),

@@ -22,7 +22,10 @@ export interface ReplySpec {
   text?: string;
   toolCalls?: ToolCallSpec[];
   finish?: 'stop' | 'length' | 'tool_calls';
-  usage?: { input: number; output: number; cached?: number };
+  /** `input` counts every prompt token; `cached` (reads) and `cacheWrite` (of which `cacheWrite1h` 1-hour) are parts of it. `reasoning` is part of `output`. */
+  usage?: { input: number; output: number; cached?: number; cacheWrite?: number; cacheWrite1h?: number; reasoning?: number };
+  /** Anthropic (and Claude on Bedrock/Vertex): a thinking block before the text. */
+  thinking?: string;
   /** Provider-side message/response id (Bedrock has none). */
   id?: string;
   model?: string;
@@ -36,7 +39,7 @@ export const DEFAULT_REPLY: Required<Pick<ReplySpec, 'text' | 'finish' | 'usage'
 
 type Json = Record<string, unknown>;
 
-function norm(r: ReplySpec): Required<Omit<ReplySpec, 'toolCalls'>> & { toolCalls: ToolCallSpec[]; cached: number } {
+function norm(r: ReplySpec): Required<Omit<ReplySpec, 'toolCalls' | 'thinking'>> & { toolCalls: ToolCallSpec[]; cached: number; thinking?: string } {
   const toolCalls = r.toolCalls ?? [];
   return {
     text: r.text ?? (toolCalls.length > 0 ? '' : DEFAULT_REPLY.text),
@@ -46,6 +49,21 @@ function norm(r: ReplySpec): Required<Omit<ReplySpec, 'toolCalls'>> & { toolCall
     cached: r.usage?.cached ?? 0,
     id: r.id ?? 'resp_fake_0001',
     model: r.model ?? 'fake-model-001',
+    ...(r.thinking ? { thinking: r.thinking } : {}),
+  };
+}
+
+/** Anthropic usage object: `input_tokens` excludes cache reads and writes, `cache_creation` splits writes by TTL. */
+function anthropicUsage(r: ReturnType<typeof norm>, output: number): Json {
+  const write = r.usage.cacheWrite ?? 0;
+  const write1h = r.usage.cacheWrite1h ?? 0;
+  return {
+    input_tokens: r.usage.input - r.cached - write,
+    cache_creation_input_tokens: write,
+    cache_read_input_tokens: r.cached,
+    cache_creation: { ephemeral_5m_input_tokens: write - write1h, ephemeral_1h_input_tokens: write1h },
+    output_tokens: output,
+    service_tier: 'standard',
   };
 }
 
@@ -88,7 +106,7 @@ export function openAIReply(spec: ReplySpec, azure = false): Json {
       completion_tokens: r.usage.output,
       total_tokens: r.usage.input + r.usage.output,
       prompt_tokens_details: { cached_tokens: r.cached, audio_tokens: 0 },
-      completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
+      completion_tokens_details: { reasoning_tokens: r.usage.reasoning ?? 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
     },
     system_fingerprint: 'fp_fake',
   };
@@ -121,7 +139,7 @@ export function openAIStream(spec: ReplySpec, includeUsage: boolean, azure = fal
           completion_tokens: r.usage.output,
           total_tokens: r.usage.input + r.usage.output,
           prompt_tokens_details: { cached_tokens: r.cached, audio_tokens: 0 },
-          completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
+          completion_tokens_details: { reasoning_tokens: r.usage.reasoning ?? 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
         },
       }),
     );
@@ -198,6 +216,7 @@ export function openAIResponsesStream(spec: ReplySpec & { reasoning?: number }):
 export function anthropicReply(spec: ReplySpec): Json {
   const r = norm(spec);
   const content: Json[] = [];
+  if (r.thinking) content.push({ type: 'thinking', thinking: r.thinking, signature: 'sig_fake_EqQBCkYIBRgCIkB' });
   if (r.text !== '') content.push({ type: 'text', text: r.text });
   for (const t of r.toolCalls) content.push({ type: 'tool_use', id: t.id, name: t.name, input: t.args });
   return {
@@ -208,13 +227,7 @@ export function anthropicReply(spec: ReplySpec): Json {
     content,
     stop_reason: ANTHROPIC_STOP[r.finish],
     stop_sequence: null,
-    usage: {
-      input_tokens: r.usage.input - r.cached,
-      cache_creation_input_tokens: 0,
-      cache_read_input_tokens: r.cached,
-      output_tokens: r.usage.output,
-      service_tier: 'standard',
-    },
+    usage: anthropicUsage(r, r.usage.output),
   };
 }
 
@@ -233,10 +246,17 @@ export function anthropicStream(spec: ReplySpec): string[] {
       content: [],
       stop_reason: null,
       stop_sequence: null,
-      usage: { input_tokens: r.usage.input - r.cached, cache_creation_input_tokens: 0, cache_read_input_tokens: r.cached, output_tokens: 1, service_tier: 'standard' },
+      usage: anthropicUsage(r, 1),
     },
   });
   let index = 0;
+  if (r.thinking) {
+    ev('content_block_start', { index, content_block: { type: 'thinking', thinking: '', signature: '' } });
+    for (const p of pieces(r.thinking)) ev('content_block_delta', { index, delta: { type: 'thinking_delta', thinking: p } });
+    ev('content_block_delta', { index, delta: { type: 'signature_delta', signature: 'sig_fake_EqQBCkYIBRgCIkB' } });
+    ev('content_block_stop', { index });
+    index++;
+  }
   if (r.text !== '') {
     ev('content_block_start', { index, content_block: { type: 'text', text: '' } });
     out.push(sse({ type: 'ping' }, 'ping'));
@@ -261,11 +281,13 @@ export function anthropicStream(spec: ReplySpec): string[] {
 function geminiUsage(r: ReturnType<typeof norm>): Json {
   const u: Json = {
     promptTokenCount: r.usage.input,
-    candidatesTokenCount: r.usage.output,
+    // Gemini counts thinking apart from the candidates.
+    candidatesTokenCount: r.usage.output - (r.usage.reasoning ?? 0),
     totalTokenCount: r.usage.input + r.usage.output,
     promptTokensDetails: [{ modality: 'TEXT', tokenCount: r.usage.input }],
   };
   if (r.cached > 0) u.cachedContentTokenCount = r.cached;
+  if (r.usage.reasoning) u.thoughtsTokenCount = r.usage.reasoning;
   return u;
 }
 
@@ -317,11 +339,14 @@ export function geminiStream(spec: ReplySpec): string[] {
 // ---- Bedrock Converse
 
 function bedrockUsage(r: ReturnType<typeof norm>): Json {
-  const u: Json = { inputTokens: r.usage.input - r.cached, outputTokens: r.usage.output, totalTokens: r.usage.input + r.usage.output };
-  if (r.cached > 0) {
+  const write = r.usage.cacheWrite ?? 0;
+  const u: Json = { inputTokens: r.usage.input - r.cached - write, outputTokens: r.usage.output, totalTokens: r.usage.input + r.usage.output };
+  if (r.cached > 0 || write > 0) {
     u.cacheReadInputTokens = r.cached;
-    u.cacheWriteInputTokens = 0;
+    u.cacheWriteInputTokens = write;
   }
+  const write1h = r.usage.cacheWrite1h ?? 0;
+  if (write > 0) u.cacheDetails = [{ ttl: '5m', inputTokens: write - write1h }, ...(write1h > 0 ? [{ ttl: '1h', inputTokens: write1h }] : [])];
   return u;
 }
 
@@ -369,6 +394,22 @@ export function bedrockStream(spec: ReplySpec): Buffer[] {
   return out;
 }
 
+// ---- Claude on Bedrock (InvokeModelWithResponseStream): each Anthropic event base64'd in a `chunk` frame
+
+export function bedrockAnthropicStream(spec: ReplySpec): Buffer[] {
+  const r = norm(spec);
+  const events = anthropicStream(spec).map((e) => JSON.parse(e.slice(e.indexOf('data: ') + 6)) as Json);
+  const last = events.at(-1)!;
+  // Bedrock adds its invocation metrics to message_stop.
+  last['amazon-bedrock-invocationMetrics'] = { inputTokenCount: r.usage.input, outputTokenCount: r.usage.output, invocationLatency: 321, firstByteLatency: 123 };
+  return events.map((ev) =>
+    encodeEventStreamMessage(
+      { ':event-type': 'chunk', ':content-type': 'application/json', ':message-type': 'event' },
+      Buffer.from(JSON.stringify({ bytes: Buffer.from(JSON.stringify(ev)).toString('base64'), p: 'abcdefgh' })),
+    ),
+  );
+}
+
 // ---- errors in each provider's real shape
 
 export interface ErrorAnswer {
@@ -400,6 +441,11 @@ export function providerError(kind: ProviderApi, status: number, message?: strin
       break;
     }
     case 'gemini': {
+      const s = status === 429 ? 'RESOURCE_EXHAUSTED' : status >= 500 ? 'INTERNAL' : status === 401 || status === 403 ? 'PERMISSION_DENIED' : 'INVALID_ARGUMENT';
+      body = { error: { code: status, message: msg, status: s } };
+      break;
+    }
+    case 'vertex': {
       const s = status === 429 ? 'RESOURCE_EXHAUSTED' : status >= 500 ? 'INTERNAL' : status === 401 || status === 403 ? 'PERMISSION_DENIED' : 'INVALID_ARGUMENT';
       body = { error: { code: status, message: msg, status: s } };
       break;
@@ -536,7 +582,14 @@ export interface FakeProvider {
   close(): Promise<void>;
 }
 
-const DEFAULT_BASE: Record<ProviderApi, string> = { openai: '/v1', anthropic: '/v1', azure: '/openai', gemini: '/v1beta', bedrock: '' };
+const DEFAULT_BASE: Record<ProviderApi, string> = {
+  openai: '/v1',
+  anthropic: '/v1',
+  azure: '/openai',
+  gemini: '/v1beta',
+  bedrock: '',
+  vertex: '/v1/projects/test-project/locations/us-east5',
+};
 
 class Reject extends Error {
   readonly status: number;
@@ -560,8 +613,32 @@ const BEDROCK_FIELDS = new Set([
   'additionalModelResponseFieldPaths', 'promptVariables', 'requestMetadata', 'performanceConfig',
 ]);
 
+/** Claude on Bedrock / Vertex: the Anthropic body without `model` (it is in the path), with `anthropic_version`. */
+const NATIVE_ANTHROPIC_FIELDS = new Set([...ANTHROPIC_FIELDS, 'anthropic_version', 'anthropic_beta'].filter((k) => k !== 'model'));
+
+function checkNativeAnthropic(body: Json | undefined, version: string, streamInBody: boolean | undefined): void {
+  need(body, 400, 'invalid JSON');
+  need(body.anthropic_version === version, 400, `anthropic_version: must be ${version}`);
+  for (const k of Object.keys(body)) need(NATIVE_ANTHROPIC_FIELDS.has(k) && !(k === 'stream' && streamInBody === undefined), 400, `Malformed input request: extraneous key [${k}] is not permitted`);
+  need(Number.isInteger(body.max_tokens) && (body.max_tokens as number) > 0, 400, 'max_tokens: Field required');
+  need(Array.isArray(body.messages) && body.messages.length > 0, 400, 'messages: at least one message is required');
+  if (body.anthropic_beta !== undefined) need(Array.isArray(body.anthropic_beta) && body.anthropic_beta.every((b) => typeof b === 'string'), 400, 'anthropic_beta: must be a list of strings');
+}
+
+/** Anthropic's count_tokens body (also Vertex's, which names the model in the body): a prompt, no output settings. */
+function checkCountTokens(body: Json | undefined): void {
+  need(body, 400, 'invalid JSON');
+  const allowed = new Set(['model', 'messages', 'system', 'tools', 'tool_choice', 'thinking', 'mcp_servers']);
+  for (const k of Object.keys(body)) need(allowed.has(k), 400, `${k}: Extra inputs are not permitted`);
+  need(typeof body.model === 'string', 400, 'model: Field required');
+  need(Array.isArray(body.messages) && body.messages.length > 0, 400, 'messages: Field required');
+}
+
 interface Route {
-  op: 'chat' | 'embeddings' | 'responses';
+  /** `native`: Claude's Anthropic body (Bedrock InvokeModel, Vertex rawPredict) answered in Anthropic's shape. */
+  native?: boolean;
+  /** `count_tokens`: the provider's token counter (Anthropic, Bedrock CountTokens, Vertex count-tokens). */
+  op: 'chat' | 'embeddings' | 'responses' | 'count_tokens';
   stream: boolean;
   /** Gemini: single embedContent vs batch. */
   single?: boolean;
@@ -623,6 +700,10 @@ function validateRequest(kind: ProviderApi, f: FakeProvider, req: RecordedReques
       need(h.authorization === undefined, 401, 'authorization header is not accepted; use x-api-key');
       need(h['x-api-key'] === f.apiKey, 401, 'invalid x-api-key');
       need(h['anthropic-version'], 400, 'anthropic-version: header is required');
+      if (path === `${f.basePath}/messages/count_tokens`) {
+        checkCountTokens(body);
+        return { op: 'count_tokens', stream: false };
+      }
       need(path === `${f.basePath}/messages`, 404, 'Not Found');
       need(body, 400, 'invalid JSON');
       for (const k of Object.keys(body)) need(ANTHROPIC_FIELDS.has(k), 400, `${k}: Extra inputs are not permitted`);
@@ -660,11 +741,42 @@ function validateRequest(kind: ProviderApi, f: FakeProvider, req: RecordedReques
       if (stream) need(params.get('alt') === 'sse', 400, 'streamGenerateContent without alt=sse returns a JSON array; this fake only serves SSE');
       return { op: 'chat', stream };
     }
+    case 'vertex': {
+      need(h['x-api-key'] === undefined, 401, 'unexpected x-api-key header');
+      need(h.authorization === `Bearer ${f.apiKey}`, 401, 'Request had invalid authentication credentials. Expected OAuth 2 access token.');
+      if (path === `${f.basePath}/publishers/anthropic/models/count-tokens:rawPredict`) {
+        checkCountTokens(body);
+        return { op: 'count_tokens', stream: false };
+      }
+      const m = new RegExp(`^${f.basePath}/publishers/anthropic/models/([^/:]+):(rawPredict|streamRawPredict)$`).exec(path!);
+      need(m, 404, 'Not Found');
+      const stream = m[2] === 'streamRawPredict';
+      checkNativeAnthropic(body, 'vertex-2023-10-16', stream);
+      need((body!.stream === true) === stream, 400, stream ? 'streamRawPredict needs stream: true' : 'rawPredict cannot stream');
+      return { op: 'chat', stream, native: true };
+    }
     case 'bedrock': {
       const check = verifySigV4(req.method, req.path, h, req.body, awsCreds, region, 'bedrock');
       need(check.ok, 403, `The request signature we calculated does not match the signature you provided. (${check.reason})`);
-      const m = /^\/model\/([^/]+)\/(converse|converse-stream)$/.exec(path!.slice(f.basePath.length));
+      const m = /^\/model\/([^/]+)\/(converse|converse-stream|invoke|invoke-with-response-stream|count-tokens)$/.exec(path!.slice(f.basePath.length));
       need(m, 404, 'UnknownOperationException');
+      if (m[2] === 'count-tokens') {
+        const inner = isObj(body) && isObj(body.input) && isObj(body.input.invokeModel) ? body.input.invokeModel.body : undefined;
+        need(typeof inner === 'string', 400, 'input.invokeModel.body is required');
+        let invoke: unknown;
+        try {
+          invoke = JSON.parse(Buffer.from(inner, 'base64').toString('utf8'));
+        } catch {
+          invoke = undefined;
+        }
+        checkNativeAnthropic(isObj(invoke) ? invoke : undefined, 'bedrock-2023-05-31', undefined);
+        return { op: 'count_tokens', stream: false };
+      }
+      if (m[2] === 'invoke' || m[2] === 'invoke-with-response-stream') {
+        need(decodeURIComponent(m[1]!).includes('anthropic.claude'), 400, 'this fake serves InvokeModel for Claude models only');
+        checkNativeAnthropic(body, 'bedrock-2023-05-31', undefined);
+        return { op: 'chat', stream: m[2] === 'invoke-with-response-stream', native: true };
+      }
       need(body, 400, 'invalid JSON');
       for (const k of Object.keys(body)) need(BEDROCK_FIELDS.has(k), 400, `Malformed input request: extraneous key [${k}] is not permitted`);
       need(Array.isArray(body.messages) && body.messages.length > 0, 400, 'A conversation must start with a user message.');
@@ -676,7 +788,8 @@ function validateRequest(kind: ProviderApi, f: FakeProvider, req: RecordedReques
   }
 }
 
-function streamPieces(kind: ProviderApi, reply: ReplySpec, req: RecordedRequest): Buffer[] {
+function streamPieces(kind: ProviderApi, reply: ReplySpec, req: RecordedRequest, route: Route): Buffer[] {
+  if (route.native) return kind === 'bedrock' ? bedrockAnthropicStream(reply) : anthropicStream(reply).map((s) => Buffer.from(s));
   switch (kind) {
     case 'openai':
     case 'azure': {
@@ -691,10 +804,13 @@ function streamPieces(kind: ProviderApi, reply: ReplySpec, req: RecordedRequest)
       return geminiStream(reply).map((s) => Buffer.from(s));
     case 'bedrock':
       return bedrockStream(reply);
+    case 'vertex':
+      return anthropicStream(reply).map((s) => Buffer.from(s));
   }
 }
 
-function jsonReply(kind: ProviderApi, reply: ReplySpec): Json {
+function jsonReply(kind: ProviderApi, reply: ReplySpec, route: Route): Json {
+  if (route.native) return anthropicReply(reply);
   switch (kind) {
     case 'openai':
       return openAIReply(reply);
@@ -706,6 +822,8 @@ function jsonReply(kind: ProviderApi, reply: ReplySpec): Json {
       return geminiReply(reply);
     case 'bedrock':
       return bedrockReply(reply);
+    case 'vertex':
+      return anthropicReply(reply);
   }
 }
 
@@ -756,6 +874,7 @@ function streamContentType(kind: ProviderApi): string {
 function midStreamError(kind: ProviderApi, message: string): Buffer {
   switch (kind) {
     case 'anthropic':
+    case 'vertex':
       return Buffer.from(sse({ type: 'error', error: { type: 'overloaded_error', message } }, 'error'));
     case 'bedrock':
       return bedrockExceptionFrame('throttlingException', message);
@@ -847,6 +966,13 @@ export async function startFakeProvider(kind: ProviderApi, opts: FakeProviderOpt
         break;
     }
     const reply = behaviour.type === 'reply' ? behaviour.reply ?? opts.reply ?? {} : opts.reply ?? {};
+    if (route.op === 'count_tokens') {
+      const n = (reply.usage ?? DEFAULT_REPLY.usage).input;
+      const b = Buffer.from(JSON.stringify(kind === 'bedrock' ? { inputTokens: n } : { input_tokens: n }));
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(b.length) });
+      res.end(b);
+      return;
+    }
     if (route.op === 'embeddings') {
       const b = Buffer.from(JSON.stringify(embeddingsReply(kind, rec, route)));
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(b.length) });
@@ -854,14 +980,14 @@ export async function startFakeProvider(kind: ProviderApi, opts: FakeProviderOpt
       return;
     }
     if (!route.stream) {
-      const b = Buffer.from(JSON.stringify(route.op === 'responses' ? openAIResponsesReply(reply) : jsonReply(kind, reply)));
+      const b = Buffer.from(JSON.stringify(route.op === 'responses' ? openAIResponsesReply(reply) : jsonReply(kind, reply, route)));
       const h: Record<string, string> = { 'content-type': 'application/json', 'content-length': String(b.length) };
       if (kind === 'bedrock') h['x-amzn-requestid'] = '5b1f0c8e-fake';
       res.writeHead(200, h);
       res.end(b);
       return;
     }
-    let parts = streamPieces(kind, reply, rec);
+    let parts = streamPieces(kind, reply, rec, route);
     if (behaviour.type === 'stream_error' || behaviour.type === 'truncate') parts = parts.slice(0, Math.max(2, Math.floor(parts.length / 2)));
     if (behaviour.type === 'stream_error') parts.push(midStreamError(kind, behaviour.message ?? 'Overloaded'));
     res.writeHead(200, { 'content-type': streamContentType(kind), 'cache-control': 'no-cache' });

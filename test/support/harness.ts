@@ -88,6 +88,7 @@ const TEMPLATE: Record<ProviderApi, string> = {
   azure: 'azure_eu',
   gemini: 'openai',
   bedrock: 'openai',
+  vertex: 'openai',
 };
 
 const CLUSTER: Record<ProviderApi, string> = {
@@ -96,6 +97,7 @@ const CLUSTER: Record<ProviderApi, string> = {
   azure: 'fake_azure',
   gemini: 'fake_gemini',
   bedrock: 'fake_bedrock',
+  vertex: 'fake_vertex',
 };
 
 function providerYaml(kind: ProviderApi, f: FakeProvider): string {
@@ -107,6 +109,7 @@ function providerYaml(kind: ProviderApi, f: FakeProvider): string {
     azure: '  apiVersion: "2024-10-21"\n',
     gemini: '',
     bedrock: `  region: ${JSON.stringify(process.env.TG_TEST_BEDROCK_REGION ?? 'us-east-1')}\n`,
+    vertex: '',
   };
   return `apiVersion: tollgate.dev/v1alpha1
 kind: Provider
@@ -140,6 +143,7 @@ spec:
   add('azure-gpt', 'azure', 'my-gpt4o-deployment');
   add('gemini-flash', 'gemini', 'gemini-2.0-flash');
   add('bedrock-claude', 'bedrock', 'anthropic.claude-3-5-sonnet-20241022-v2:0');
+  add('vertex-claude', 'vertex', 'claude-sonnet-4@20250514', 'chat', '{inputPerMillion: 3, outputPerMillion: 15}');
   add('text-embedding-3-small', 'openai', 'text-embedding-3-small', 'embedding', '{inputPerMillion: 0.02, outputPerMillion: 0}');
   return m.join('');
 }
