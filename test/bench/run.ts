@@ -157,6 +157,11 @@ async function moduleBenches(only: string | undefined): Promise<void> {
 }
 
 const only = process.argv[2];
-if (!only || only === 'extproc') await extprocBench();
-if (only !== 'extproc') await moduleBenches(only);
+if (only === 'envoy') {
+  const { envoyBench } = await import('./envoy.ts');
+  await envoyBench(process.argv.slice(3));
+} else {
+  if (!only || only === 'extproc') await extprocBench();
+  if (only !== 'extproc') await moduleBenches(only);
+}
 process.exit(0);
