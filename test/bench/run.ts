@@ -72,7 +72,41 @@ function fmt(r: LoadResult): string[] {
   return lines;
 }
 
+/** A gauge or counter's value from Prometheus text (summed over labels). */
+function metric(text: string, name: string): number {
+  let sum = NaN;
+  for (const line of text.split('\n'))
+    if (line.startsWith(name) && (line[name.length] === ' ' || line[name.length] === '{')) sum = (Number.isNaN(sum) ? 0 : sum) + Number(line.slice(line.lastIndexOf(' ') + 1));
+  return sum;
+}
+
+/**
+ * `--soak N`: Tollgate alone at saturation (closed loop) for N seconds; every 10 s its throughput, CPU per
+ * request, RSS, V8 heap and the lineage records held in memory, so growth per request shows.
+ */
+async function soak(addr: string, pid: number, httpPort: number, msgs: Exchange4, concurrency: number, secs: number, pids: () => number[]): Promise<void> {
+  console.log(`soak: tollgate at saturation (concurrency ${concurrency}) for ${secs} s`);
+  const rss: number[] = [];
+  const meter = new NoiseMeter(pids);
+  for (let s = 0; s < secs; s += 10) {
+    const res = await runLoad(addr, pid, msgs, { concurrency, warmupMs: s === 0 ? 1000 : 0, durationMs: Math.min(10, secs - s) * 1000 });
+    const text = await fetch(`http://127.0.0.1:${httpPort}/metrics`).then((r) => r.text(), () => '');
+    const m = rssMb(pid);
+    rss.push(m);
+    const n = meter.read();
+    console.log(
+      `  t=${String(s + 10).padStart(4)} s  ${res.rps.toFixed(0).padStart(5)} req/s  CPU/request ${res.cpuPerRequestUs.toFixed(0).padStart(5)} µs  RSS ${m.toFixed(0).padStart(4)} MB  heap ${(metric(text, 'nodejs_heap_size_used_bytes') / 2 ** 20).toFixed(0).padStart(4)} MB  lineage in memory ${metric(text, 'tollgate_lineage_queue_depth')}${n.foreignCores > NOISY_CORES ? `  (other load ${n.foreignCores.toFixed(2)} cores)` : ''}`,
+    );
+  }
+  const settled = rss.slice(Math.min(3, rss.length - 1));
+  const lo = Math.min(...settled);
+  const hi = Math.max(...settled);
+  console.log(`  RSS after warm-up: ${lo.toFixed(0)}–${hi.toFixed(0)} MB (${(((hi - lo) / lo) * 100).toFixed(1)}% range; goal ≤ ±10%)`);
+}
+
 async function extprocBench(): Promise<void> {
+  const soakIdx = process.argv.indexOf('--soak');
+  const soakSecs = soakIdx >= 0 ? Number(process.argv[soakIdx + 1] ?? 300) : 0;
   const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 32);
   const durationMs = Number(process.env.BENCH_SECONDS ?? 4) * 1000;
   const rounds = Number(process.env.BENCH_ROUNDS ?? 4);
@@ -114,6 +148,10 @@ async function extprocBench(): Promise<void> {
     const rejected = replies.find((r) => r.immediate_response);
     if (rejected) throw new Error(`the bench request was rejected: ${rejected.immediate_response!.body?.toString()}`);
     const pids = () => [echo.pid!, tg.pid!];
+    if (soakSecs > 0) {
+      await soak(`127.0.0.1:${port}`, tg.pid!, httpPort, msgs, concurrency, soakSecs, pids);
+      return;
+    }
     const echoRes: LoadResult[] = [];
     const tgRes: LoadResult[] = [];
     const echoIns: number[] = [];
@@ -164,7 +202,7 @@ async function extprocBench(): Promise<void> {
   }
 }
 
-const MODULES = ['exchange', 'policy', 'providers', 'routing', 'fallback', 'budget', 'redaction', 'lineage'];
+const MODULES = ['codec', 'exchange', 'policy', 'providers', 'routing', 'fallback', 'budget', 'redaction', 'lineage'];
 
 async function moduleBenches(only: string | undefined): Promise<void> {
   for (const m of MODULES) {
