@@ -41,7 +41,7 @@ export async function startChild(script: string, env: Record<string, string>, co
     await new Promise<void>((resolve, reject) => {
       const onExit = (code: number | null) => reject(new Error(`${script} exited (${code}) before it was ready:\n${stderr}`));
       child.once('exit', onExit);
-      client.waitForReady(Date.now() + 20000, (err) => {
+      client.waitForReady(Date.now() + Number(process.env.BENCH_READY_MS ?? 60000), (err) => {
         child.off('exit', onExit);
         if (err) reject(new Error(`${script} not ready: ${err.message}\n${stderr}`));
         else resolve();
