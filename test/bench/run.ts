@@ -202,6 +202,79 @@ async function extprocBench(): Promise<void> {
   }
 }
 
+/**
+ * `npm run bench -- workers`: Tollgate with TOLLGATE_WORKERS=1 and =2 (both on Redis budgets,
+ * BENCH_REDIS_URL, so only the worker count differs), unpinned, at saturation over 4 connections;
+ * interleaved rounds, median throughput ratio. The load generator shares the machine: its own CPU is
+ * printed, since on 2 cores it takes a share the workers cannot use.
+ */
+async function workersBench(): Promise<void> {
+  const redis = process.env.BENCH_REDIS_URL;
+  if (!redis) throw new Error('npm run bench -- workers needs BENCH_REDIS_URL (TOLLGATE_WORKERS > 1 keeps budgets in Redis)');
+  const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 64);
+  const durationMs = Number(process.env.BENCH_SECONDS ?? 5) * 1000;
+  const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+  const msgs = workload();
+  const tmp = mkdtempSync(join(tmpdir(), 'tollgate-bench-w-'));
+  const cores = cpus().map((_, i) => i).join(',');
+  const started: { n: number; child: Awaited<ReturnType<typeof startChild>>; addr: string }[] = [];
+  try {
+    for (const n of [1, 2]) {
+      const port = await freePort();
+      const child = await startChild(
+        'service/main.ts',
+        {
+          TOLLGATE_WORKERS: String(n),
+          TOLLGATE_GRPC_ADDR: `127.0.0.1:${port}`,
+          TOLLGATE_HTTP_ADDR: `127.0.0.1:${await freePort()}`,
+          TOLLGATE_CONFIG: benchBundle(join(tmp, `w${n}`)),
+          TOLLGATE_LINEAGE: `file:${join(tmp, `w${n}`, 'lineage.jsonl')}`,
+          TOLLGATE_SPOOL_DIR: join(tmp, `w${n}`, 'spool'),
+          TOLLGATE_LOG_LEVEL: 'warn',
+          OPENAI_API_KEY: 'bench-openai',
+          ANTHROPIC_API_KEY: 'bench-anthropic',
+          AZURE_OPENAI_API_KEY: 'bench-azure',
+          REDIS_URL: redis,
+          TOLLGATE_REDIS_PREFIX: `bench-w${n}-${Date.now()}`,
+          // A loaded machine delays Redis replies past the 150 ms default; the bench measures throughput, not that.
+          TOLLGATE_REDIS_TIMEOUT_MS: '2000',
+        },
+        -1,
+        `127.0.0.1:${port}`,
+      );
+      started.push({ n, child, addr: `127.0.0.1:${port}` });
+    }
+    await new Promise((r) => setTimeout(r, 3000)); // the second worker binds after the first answers
+    const rps: Record<number, number[]> = { 1: [], 2: [] };
+    const genCpu: number[] = [];
+    const noisy: string[] = [];
+    for (let r = 1; r <= rounds; r++)
+      for (const s of started) {
+        const meter = new NoiseMeter(() => started.map((x) => x.child.pid!));
+        const c0 = process.cpuUsage();
+        const res = await runLoad(s.addr, s.child.pid!, msgs, { concurrency, warmupMs: 1000, durationMs });
+        const c = process.cpuUsage(c0);
+        if (s.n === 2) genCpu.push((c.user + c.system) / 1e6 / (res.seconds + 1));
+        rps[s.n]!.push(res.rps);
+        if (res.errors) console.log(`  ${s.n} worker(s) round ${r}: ${res.errors} errors (${res.firstError})`);
+        const nz = meter.read();
+        if (nz.foreignCores > NOISY_CORES) noisy.push(`round ${r}, ${s.n} worker(s): other load ${nz.foreignCores.toFixed(2)} cores, loadavg ${nz.loadavg}`);
+      }
+    console.log(`tollgate at saturation (concurrency ${concurrency}, 4 connections), cores ${cores} shared with the load generator:`);
+    console.log(`  1 worker:  ${spread(rps[1]!, 0)} req/s`);
+    console.log(`  2 workers: ${spread(rps[2]!, 0)} req/s`);
+    console.log(`  2 ÷ 1 throughput: ${spread(rps[2]!.map((x, i) => x / rps[1]![i]!))} (goal ≥ 1.7)`);
+    console.log(`  load generator used ${spread(genCpu)} cores during the 2-worker rounds`);
+    if (noisy.length) {
+      console.log(`WARNING: other load was present in ${noisy.length} of ${rounds * 2} segments:`);
+      for (const l of noisy) console.log(`  ${l}`);
+    }
+  } finally {
+    for (const s of started) await stopChild(s.child);
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
 const MODULES = ['codec', 'exchange', 'policy', 'providers', 'routing', 'fallback', 'budget', 'redaction', 'lineage'];
 
 async function moduleBenches(only: string | undefined): Promise<void> {
@@ -222,7 +295,8 @@ async function moduleBenches(only: string | undefined): Promise<void> {
 }
 
 const only = process.argv[2];
-if (only === 'envoy') {
+if (only === 'workers') await workersBench();
+else if (only === 'envoy') {
   const { envoyBench } = await import('./envoy.ts');
   await envoyBench(process.argv.slice(3));
 } else {
