@@ -172,7 +172,12 @@ describe('TOLLGATE_WORKERS=2', { timeout: 180_000 }, () => {
 describe('TOLLGATE_WORKERS=2 without Redis', { timeout: 60_000 }, () => {
   it('refuses to start, saying why', async () => {
     const p = start({ TOLLGATE_WORKERS: '2', REDIS_URL: '', TOLLGATE_GRPC_ADDR: `127.0.0.1:${await freePort()}`, TOLLGATE_HTTP_ADDR: `127.0.0.1:${await freePort()}`, TOLLGATE_LOG_LEVEL: 'info' });
-    assert.equal(await p.exited, 1);
-    assert.match(p.output(), /TOLLGATE_WORKERS=2 needs REDIS_URL/);
+    try {
+      const code = await Promise.race([p.exited, new Promise<string>((r) => setTimeout(() => r('still running after 30 s'), 30_000))]);
+      assert.equal(code, 1);
+      assert.match(p.output(), /TOLLGATE_WORKERS=2 needs REDIS_URL/);
+    } finally {
+      if (p.child.exitCode === null) p.child.kill('SIGKILL');
+    }
   });
 });
