@@ -45,6 +45,8 @@ export interface TollgateOptions {
   redisPrefix?: string;
   /** Per-command Redis timeout for budgets, ms (default 150): past it, the budget's onStoreError mode decides. */
   redisTimeoutMs?: number;
+  /** Builds the /metrics body from this process's metrics (TOLLGATE_WORKERS: summed over workers, service/workers.ts). */
+  metricsText?: (metrics: Metrics) => () => Promise<string>;
   /** Lineage sinks: `stdout`, `file:<path>`, `redis`, or `none`. */
   lineageSinks?: string[];
   /** Durable spool for lineage sinks. */
@@ -279,6 +281,7 @@ export async function startTollgate(opts: TollgateOptions): Promise<Tollgate> {
   const telemetry = await startTelemetryServer({
     addr: opts.httpAddr,
     metrics,
+    ...(opts.metricsText ? { metricsText: opts.metricsText(metrics) } : {}),
     readiness: () => {
       const reload = holder.reloadStatus();
       const lh = lineage.health();

@@ -1,12 +1,12 @@
 // Entry point: environment → Tollgate → signals. SIGTERM/SIGINT stop accepting, let in-flight
 // streams finish within TOLLGATE_DRAIN_MS, flush lineage, exit 0.
-import pino from 'pino';
 import { defaultSpoolDir, startTollgate, type TollgateOptions } from './app.ts';
 import { parseTeamAdminTokens } from './admin/index.ts';
 import { readSecret, readSecretList } from './security/secrets.ts';
 import { ConfigError, ConfigErrors } from './config/documents.ts';
 import { securityFromEnv, SecurityConfigError } from './security/index.ts';
 import { createLogger, logEnvProblems, logLevel } from './telemetry/log.ts';
+import { perWorkerLineage, runPrimary, workerIndex, workerMetrics, workersFromEnv, WorkersConfigError } from './workers.ts';
 
 /** A whole number ≥ min from the environment, undefined when unset; anything else refuses to start. */
 function intFromEnv(name: string, min: number): number | undefined {
@@ -46,6 +46,27 @@ export async function serve(): Promise<void> {
   const log = createLogger({ level: logLevel(), base: { service: 'tollgate' } });
   for (const p of logEnvProblems()) log.warn(p);
   const drainMs = Number(process.env.TOLLGATE_DRAIN_MS ?? 10000);
+  // TOLLGATE_WORKERS > 1: this process forks the workers and serves nothing itself (service/workers.ts).
+  const worker = workerIndex();
+  if (worker === undefined) {
+    let workers: number;
+    try {
+      workers = workersFromEnv(process.env);
+    } catch (err) {
+      if (!(err instanceof WorkersConfigError)) throw err;
+      log.fatal(`refusing to start: ${err.message}`);
+      process.exit(1);
+    }
+    if (workers > 1) {
+      await runPrimary(workers, log);
+      log.info('stopped');
+      log.flush();
+      process.exit(0);
+    }
+  }
+  let lineageSinks = (process.env.TOLLGATE_LINEAGE ?? 'stdout').split(',').map((s) => s.trim());
+  let spoolDir = process.env.TOLLGATE_SPOOL_DIR ?? defaultSpoolDir();
+  if (worker !== undefined) ({ sinks: lineageSinks, spoolDir } = perWorkerLineage(lineageSinks, spoolDir, worker));
   let app;
   try {
     const security = securityFromEnv(process.env);
@@ -56,9 +77,10 @@ export async function serve(): Promise<void> {
       redisUrl: process.env.REDIS_URL || undefined,
       redisPrefix: process.env.TOLLGATE_REDIS_PREFIX || undefined,
       redisTimeoutMs: process.env.TOLLGATE_REDIS_TIMEOUT_MS ? Number(process.env.TOLLGATE_REDIS_TIMEOUT_MS) : undefined,
-      lineageSinks: (process.env.TOLLGATE_LINEAGE ?? 'stdout').split(',').map((s) => s.trim()),
-      spoolDir: process.env.TOLLGATE_SPOOL_DIR ?? defaultSpoolDir(),
+      lineageSinks,
+      spoolDir,
       instance: process.env.TOLLGATE_INSTANCE,
+      ...(worker !== undefined ? { metricsText: (m) => workerMetrics(m.registry) } : {}),
       otlpEndpoint: process.env.TOLLGATE_OTLP_ENDPOINT || undefined,
       mode: security.mode,
       grpcAuth: security.grpcAuth,

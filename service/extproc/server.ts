@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { GatewayError } from '../errors.ts';
 import type { ProcessingRequest, ProcessingResponse } from './messages.ts';
 import { Processor, ProtocolError, type Exchange } from './processor.ts';
-import { extProcService } from './proto.ts';
+import { leanExtProcService } from './codec.ts';
 import { STAGE_METADATA_KEY, UPSTREAM_STAGE } from '../fallback/contract.ts';
 import type { GrpcAuth } from '../security/index.ts';
 
@@ -115,7 +115,7 @@ export async function startExtProcServer(addr: string, opts: ExtProcServerOption
   health.addToServer(server);
   const streams = new Map<Call, OpenStream>();
 
-  server.addService(extProcService(), {
+  server.addService(leanExtProcService(), {
     Process: (call: Call) => {
       if (streams.size >= maxStreams) {
         opts.onStreamCut?.('max_streams');

@@ -52,7 +52,10 @@ export interface LineageEmitterOptions {
   batchSize?: number;
   /** Records waiting for one sink before they are spilled to its spool. Default 10,000. */
   maxPendingPerSink?: number;
-  /** Records held in memory (queue + per-sink) before new ones are dropped. Default 200,000. */
+  /**
+   * Records held in memory before new ones are dropped: the emit queue and each sink's pipeline hold at
+   * most this many each. Default DEFAULT_MAX_IN_MEMORY (20,000: about 10 s of a busy process, tens of MB).
+   */
   maxInMemory?: number;
   /** Retry backoff after a sink failure. Defaults 200 ms → 10 s. */
   retryMinMs?: number;
@@ -87,6 +90,9 @@ export interface LineageHealth {
   writerId: string;
   sinks: Record<string, SinkHealth>;
 }
+
+/** Default maxInMemory: bounds the memory a slow or stalled sink can pin (a record is a few KB). */
+export const DEFAULT_MAX_IN_MEMORY = 20_000;
 
 const SINK_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const SEQ_SPACE = 2 ** 32;
@@ -522,6 +528,8 @@ export class LineageEmitter {
   readonly writerId: string;
   private readonly root: SpoolRoot | undefined;
   private readonly pipelines: SinkPipeline[];
+  /** Some sink reads SinkEntry.object (else entries hold only the JSON text while they wait). */
+  private readonly keepObjects: boolean;
   private readonly metrics: Metrics | undefined;
   private readonly logger: Logger;
   private readonly batchSize: number;
@@ -550,10 +558,11 @@ export class LineageEmitter {
     this.writerId = root?.writerId ?? randomBytes(8).toString('hex');
     this.epoch = root?.epoch ?? 1;
     this.pipelines = pipelines;
+    this.keepObjects = pipelines.some((p) => p.sink.wantsObject === true);
     this.metrics = opts.metrics;
     this.logger = logger;
     this.batchSize = opts.batchSize ?? 256;
-    this.maxInMemory = opts.maxInMemory ?? 200_000;
+    this.maxInMemory = opts.maxInMemory ?? DEFAULT_MAX_IN_MEMORY;
     this.validate = opts.validate ?? false;
     this.timer = setInterval(() => this.drainSome(), opts.flushIntervalMs ?? 50);
     this.timer.unref();
@@ -597,7 +606,7 @@ export class LineageEmitter {
       throttle,
       batchSize: opts.batchSize ?? 256,
       maxPending: opts.maxPendingPerSink ?? 10_000,
-      hardCap: opts.maxInMemory ?? 200_000,
+      hardCap: opts.maxInMemory ?? DEFAULT_MAX_IN_MEMORY,
       retryMinMs: opts.retryMinMs ?? 200,
       retryMaxMs: opts.retryMaxMs ?? 10_000,
       nearFullRatio,
@@ -758,7 +767,7 @@ export class LineageEmitter {
             this.logger.error({ requestId: rec.requestId, problems }, 'lineage record does not match the schema');
           }
         }
-        entry = { seq: this.nextSeq(), json: JSON.stringify(object), object };
+        entry = this.keepObjects ? { seq: this.nextSeq(), json: JSON.stringify(object), object } : { seq: this.nextSeq(), json: JSON.stringify(object) };
       } catch (err) {
         this.recordDrop('*', 'serialize', 1, (err as Error).message);
         continue;

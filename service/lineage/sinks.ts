@@ -34,6 +34,8 @@ export interface LineageSink {
   onAvailable?(cb: () => void): void;
   /** The emitter passes its writer id (stable per spool directory) to sinks that dedupe replays by it. */
   setWriterId?(id: string): void;
+  /** The sink reads SinkEntry.object; otherwise entries carry only the JSON text (half the memory while they wait). */
+  readonly wantsObject?: boolean;
   close(): Promise<void>;
 }
 
@@ -53,6 +55,7 @@ export interface StdoutSinkOptions {
 export class StdoutSink implements LineageSink {
   readonly name: string;
   readonly durable = false;
+  readonly wantsObject = true;
   private readonly logger: Logger;
 
   constructor(opts: StdoutSinkOptions = {}) {

@@ -18,6 +18,8 @@ export interface TelemetryServerOptions {
   /** `host:port`, `[v6]:port`; port 0 picks a free one. */
   addr: string;
   metrics: Metrics;
+  /** The /metrics body instead of this process's registry (TOLLGATE_WORKERS: all workers summed). */
+  metricsText?: () => Promise<string>;
   readiness: () => Readiness | Promise<Readiness>;
   /** Open routes (no credential). */
   extraRoutes?: Map<string, RouteHandler>;
@@ -97,7 +99,7 @@ export async function startTelemetryServer(opts: TelemetryServerOptions): Promis
     }
     switch (pathOnly) {
       case '/metrics': {
-        const body = await opts.metrics.registry.metrics();
+        const body = opts.metricsText ? await opts.metricsText() : await opts.metrics.registry.metrics();
         send(res, 200, opts.metrics.registry.contentType, body, head);
         return;
       }

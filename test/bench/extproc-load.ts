@@ -24,10 +24,10 @@ export async function freePort(): Promise<number> {
 
 const hasTaskset = spawnSync('taskset', ['-c', '0', 'true']).status === 0;
 
-/** Starts a Node child (via tsx) on core `core`; resolves once it printed READY or its gRPC port answers. */
+/** Starts a Node child (via tsx) on core `core` (-1: unpinned); resolves once it printed READY or its gRPC port answers. */
 export async function startChild(script: string, env: Record<string, string>, core: number, grpcAddr: string): Promise<ChildProcess> {
   const args = [...(process.env.BENCH_NODE_FLAGS ? process.env.BENCH_NODE_FLAGS.split(' ') : []), '--import', 'tsx', script];
-  const child = hasTaskset
+  const child = hasTaskset && core >= 0
     ? spawn('taskset', ['-c', String(core), process.execPath, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
     : spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
@@ -41,7 +41,7 @@ export async function startChild(script: string, env: Record<string, string>, co
     await new Promise<void>((resolve, reject) => {
       const onExit = (code: number | null) => reject(new Error(`${script} exited (${code}) before it was ready:\n${stderr}`));
       child.once('exit', onExit);
-      client.waitForReady(Date.now() + 20000, (err) => {
+      client.waitForReady(Date.now() + Number(process.env.BENCH_READY_MS ?? 60000), (err) => {
         child.off('exit', onExit);
         if (err) reject(new Error(`${script} not ready: ${err.message}\n${stderr}`));
         else resolve();

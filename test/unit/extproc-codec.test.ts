@@ -1,0 +1,150 @@
+// The hand-written ext_proc codec (service/extproc/codec.ts) must read and write exactly what
+// proto-loader does with the same .proto files: every request shape Envoy sends decodes to the same
+// object, every reply Tollgate builds decodes (by proto-loader, i.e. as Envoy's schema says) to the same
+// object as proto-loader's own encoding of it.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import protobuf from 'protobufjs';
+import type { ProcessingRequest, ProcessingResponse } from '../../service/extproc/messages.ts';
+import { toPbStruct } from '../../service/extproc/mutations.ts';
+import { extProcService } from '../../service/extproc/proto.ts';
+import { decodeRequest, encodeResponse } from '../../service/extproc/codec.ts';
+
+const svc = extProcService().Process!;
+const pl = {
+  encodeRequest: (m: ProcessingRequest) => svc.requestSerialize(m) as Buffer,
+  decodeRequest: (b: Buffer) => svc.requestDeserialize(b) as ProcessingRequest,
+  encodeResponse: (m: ProcessingResponse) => svc.responseSerialize(m) as Buffer,
+  decodeResponse: (b: Buffer) => svc.responseDeserialize(b) as ProcessingResponse,
+};
+
+const hv = (key: string, v: string) => ({ key, raw_value: Buffer.from(v) });
+const nested = { a: 1.5, b: 'x', c: true, d: null, e: [1, 'two', { f: false }], g: { h: { i: -3 } } };
+
+const REQUESTS: [string, ProcessingRequest][] = [
+  ['request headers', { request_headers: { headers: { headers: [hv(':method', 'POST'), hv(':path', '/v1/chat/completions'), hv('authorization', 'Bearer x')] }, end_of_stream: false } }],
+  ['headers with value (not raw_value) and end_of_stream', { response_headers: { headers: { headers: [{ key: ':status', value: '200' }] }, end_of_stream: true } }],
+  ['empty header map', { request_headers: { headers: {} } }],
+  ['request body', { request_body: { body: Buffer.from('{"model":"gpt-4o-mini","messages":[]}'), end_of_stream: true } }],
+  ['empty body chunk', { response_body: { body: Buffer.alloc(0), end_of_stream: false } }],
+  ['binary body', { response_body: { body: Buffer.from([0, 1, 2, 255, 254, 0x80]), end_of_stream: true } }],
+  ['trailers', { request_trailers: { trailers: { headers: [hv('grpc-status', '0')] } } }],
+  ['response trailers, empty', { response_trailers: {} }],
+  [
+    'metadata context and attributes',
+    {
+      request_headers: { headers: { headers: [hv(':path', '/')] } },
+      metadata_context: { filter_metadata: { 'envoy.filters.http.jwt_authn': toPbStruct({ payload: nested }) } },
+      attributes: { 'envoy.filters.http.ext_proc': toPbStruct({ 'request.id': 'r-1', 'xds.cluster_name': 'tgc.x', n: 3 }) },
+      observability_mode: false,
+    },
+  ],
+  ['observability mode', { request_body: { body: Buffer.from('x') }, observability_mode: true }],
+];
+
+const RESPONSES: [string, ProcessingResponse][] = [
+  ['empty request_headers (continue)', { request_headers: { response: {} } }],
+  ['oneof member without response', { response_body: {} }],
+  [
+    'header mutation, route cache, body mutation',
+    {
+      request_body: {
+        response: {
+          status: 'CONTINUE',
+          header_mutation: {
+            set_headers: [
+              { header: { key: 'x-tollgate-cluster', raw_value: Buffer.from('openai', 'latin1') }, append: { value: false } },
+              { header: { key: 'authorization', raw_value: Buffer.from('Bearer sk-ü', 'latin1') }, append: { value: false } },
+            ],
+            remove_headers: ['x-api-key', 'content-length'],
+          },
+          body_mutation: { body: Buffer.from('{"model":"gpt-4o-mini-eu"}') },
+          clear_route_cache: true,
+        },
+      },
+    },
+  ],
+  ['clear body', { response_body: { response: { body_mutation: { clear_body: true } } } }],
+  ['continue and replace', { response_headers: { response: { status: 'CONTINUE_AND_REPLACE', body_mutation: { body: Buffer.alloc(0) } } } }],
+  ['trailers mutation', { response_trailers: { header_mutation: { set_headers: [{ header: { key: 'x-t', value: 'v' } }] } }, request_trailers: {} }],
+  [
+    'immediate response',
+    {
+      immediate_response: {
+        status: { code: 429 },
+        headers: { set_headers: [{ header: { key: 'content-type', raw_value: Buffer.from('application/json') }, append: { value: false } }] },
+        body: Buffer.from('{"error":{"message":"slow down"}}'),
+        details: 'tollgate_rate_limited',
+      },
+    },
+  ],
+  [
+    'dynamic metadata (every Value kind), mode override, message timeout',
+    {
+      response_headers: { response: {} },
+      dynamic_metadata: toPbStruct({ tollgate: { decision_id: 'd-1', input_tokens: 380, cost_usd: 0.000123, ok: true, none: null, list: [1, 'a', [true]], deep: nested } }),
+      mode_override: { response_body_mode: 'STREAMED', request_header_mode: 'SEND', response_trailer_mode: 'SKIP', request_body_mode: 'NONE' },
+      override_message_timeout: { seconds: 30, nanos: 5 },
+    },
+  ],
+  ['message timeout with string seconds', { request_body: { response: {} }, override_message_timeout: { seconds: '12' } }],
+  ['empty struct', { request_headers: { response: {} }, dynamic_metadata: { fields: {} } }],
+];
+
+describe('ext_proc codec', () => {
+  for (const [name, m] of REQUESTS)
+    it(`decodes a ProcessingRequest like proto-loader: ${name}`, () => {
+      const wire = pl.encodeRequest(m);
+      assert.deepEqual(decodeRequest(wire), pl.decodeRequest(wire));
+    });
+
+  it('skips fields it does not know (a newer Envoy), as proto-loader does', () => {
+    const base = pl.encodeRequest(REQUESTS[0]![1]);
+    const w = protobuf.Writer.create();
+    w.uint32((11 << 3) | 2).bytes(Buffer.from([8, 1])); // an unknown sub-message
+    w.uint32((99 << 3) | 0).uint64(12345); // an unknown varint
+    w.uint32((98 << 3) | 1).fixed64(7); // an unknown 64-bit
+    w.uint32((97 << 3) | 5).fixed32(7); // an unknown 32-bit
+    const wire = Buffer.concat([base, w.finish()]);
+    assert.deepEqual(decodeRequest(wire), pl.decodeRequest(wire));
+    assert.deepEqual(decodeRequest(wire), decodeRequest(base));
+  });
+
+  it('reads two oneof members on the wire as proto-loader does', () => {
+    for (const [x, y] of [[0, 3], [3, 0]] as const) {
+      const wire = Buffer.concat([pl.encodeRequest(REQUESTS[x]![1]), pl.encodeRequest(REQUESTS[y]![1])]);
+      const got = decodeRequest(wire);
+      assert.deepEqual(got, pl.decodeRequest(wire));
+      assert.equal(got.request, 'request_body');
+    }
+  });
+
+  for (const [name, m] of RESPONSES)
+    it(`encodes a ProcessingResponse that decodes like proto-loader's encoding: ${name}`, () => {
+      assert.deepEqual(pl.decodeResponse(encodeResponse(m)), pl.decodeResponse(pl.encodeResponse(m)));
+    });
+
+  it('encodes byte-for-byte what proto-loader encodes for the replies Tollgate sends most', () => {
+    for (const [, m] of RESPONSES.slice(0, 7)) assert.deepEqual(encodeResponse(m), pl.encodeResponse(m));
+  });
+
+  it('matches proto-loader on random replies', () => {
+    let seed = 17;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const pick = <T>(xs: T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+    const str = () => Math.random().toString(36).slice(2, 2 + Math.floor(rnd() * 8)) + pick(['', 'é', '💥', '\u0000']);
+    for (let i = 0; i < 300; i++) {
+      const set_headers = Array.from({ length: Math.floor(rnd() * 4) }, () => ({ header: { key: str() || 'k', raw_value: Buffer.from(str()) }, ...(rnd() < 0.5 ? { append: { value: rnd() < 0.5 } } : {}) }));
+      const common = { ...(rnd() < 0.5 ? { header_mutation: { set_headers, remove_headers: Array.from({ length: Math.floor(rnd() * 3) }, str) } } : {}), ...(rnd() < 0.3 ? { body_mutation: { body: Buffer.from(str()) } } : {}), ...(rnd() < 0.3 ? { clear_route_cache: rnd() < 0.5 } : {}) };
+      const phase = pick(['request_headers', 'response_headers', 'request_body', 'response_body'] as const);
+      const m: ProcessingResponse = rnd() < 0.15 ? { immediate_response: { status: { code: 400 + Math.floor(rnd() * 200) }, body: Buffer.from(str()), details: str() } } : { [phase]: { response: common } };
+      if (rnd() < 0.4) m.dynamic_metadata = toPbStruct({ tollgate: { [str() || 'a']: pick<unknown>([rnd() * 1000, str(), rnd() < 0.5, null, [str(), rnd()], { x: str() }]) } });
+      if (rnd() < 0.2) m.mode_override = { response_body_mode: pick(['NONE', 'STREAMED', 'BUFFERED', 'BUFFERED_PARTIAL'] as const) };
+      assert.deepEqual(pl.decodeResponse(encodeResponse(m)), pl.decodeResponse(pl.encodeResponse(m)), JSON.stringify(m));
+    }
+  });
+
+  it('refuses an enum name the schema does not have (instead of sending a wrong value)', () => {
+    assert.throws(() => encodeResponse({ mode_override: { response_body_mode: 'SOMETIMES' as never } }), /enum value expected/);
+  });
+});
