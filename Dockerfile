@@ -24,6 +24,7 @@ COPY tsconfig*.json ./
 COPY service ./service
 COPY proto ./proto
 COPY bin ./bin
+COPY scripts ./scripts
 RUN npm run build && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
 
 # docker-compose's stand-in providers (test/support/fake-provider-server.ts; dev dependencies, TypeScript

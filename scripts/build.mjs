@@ -2,7 +2,9 @@
 // TypeScript is installed. An install without dev dependencies (npm ci --omit=dev, a container's
 // runtime stage) has no compiler: there dist/ must come from a build stage, and this only says so when it is missing.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 
 const root = new URL('../', import.meta.url);
@@ -20,4 +22,19 @@ if (!tsc) {
   process.exit(0);
 }
 const r = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
-process.exit(r.status ?? 1);
+if (r.status !== 0) process.exit(r.status ?? 1);
+
+// Files the compiled code reads next to itself (new URL('./x', import.meta.url)): the admin API's OpenAPI
+// document and the console's static files. Documentation (*.md) and TypeScript-only files stay behind.
+const ASSET = /\.(json|html|css|js|svg|png)$/;
+const src = fileURLToPath(new URL('service/', root));
+const out = fileURLToPath(new URL('dist/', root));
+function copyAssets(dir) {
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) copyAssets(p);
+    else if (ASSET.test(e.name)) cpSync(p, join(out, relative(src, p)));
+  }
+}
+copyAssets(src);
+process.exit(0);
