@@ -13,6 +13,8 @@ export interface BannerInput {
   envoyVersion: string;
   envoyPid: number | undefined;
   lineage: string[];
+  /** The admin credential for the console and admin API: the one generated for this run, or where it comes from. */
+  adminToken: string;
   snapshot: Snapshot;
   /** Set when the real provider clusters were dropped (no CA bundle). */
   realProvidersOff?: string;
@@ -50,6 +52,8 @@ export function banner(b: BannerInput): string {
     row('demo key', demo ? `${DEMO_KEY}   (tenant ${demo.tenant}${demo.team ? ` / team ${demo.team}` : ''}; more in the README)` : 'none in this config (create one: tollgate keys create --tenant T)'),
     row('metrics', `${b.metricsUrl}/metrics   health ${b.metricsUrl}/healthz   ready ${b.metricsUrl}/readyz`),
     row('lineage', lineageWhere(b.lineage)),
+    row('console', `${b.metricsUrl}/console   (admin token ${b.adminToken})`),
+    ...[...snap.core.mcpServers.values()].map((m) => row('MCP server', `${b.gatewayUrl}/mcp/${m.name}   (MCP Streamable HTTP; the same keys)`)),
     row('envoy admin', `${b.envoyAdminUrl}   (pid ${b.envoyPid ?? '?'})`),
     row(
       'mock provider',

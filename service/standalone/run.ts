@@ -15,6 +15,7 @@ import { startEnvoyProcess, type EnvoyProcess } from '../envoy/process.ts';
 import { SecurityConfigError } from '../security/index.ts';
 import { banner } from './banner.ts';
 import { standaloneEnvoyConfig } from './envoy-config.ts';
+import { readSecretList } from '../security/secrets.ts';
 import { closeUpstreams, startLoopbackUpstreams, type LoopbackUpstream } from './upstreams.ts';
 
 export const RUN_USAGE = `usage: tollgate run [--listen HOST:PORT] [--config DIR]
@@ -102,6 +103,11 @@ export async function runStandalone(args: string[]): Promise<number> {
   });
   const lineageSinks = (process.env.TOLLGATE_LINEAGE ?? 'file:var/lineage.jsonl').split(',').map((s) => s.trim());
   const sharedSecret = randomBytes(24).toString('hex');
+  // The admin API and console need a credential here too: TOLLGATE_ADMIN_TOKEN(_FILE), else a fresh one
+  // for this process, printed in the banner (the way a notebook server prints its token).
+  const givenAdmin = readSecretList(process.env, 'TOLLGATE_ADMIN_TOKEN') ?? [];
+  const adminToken = givenAdmin.length ? undefined : `tg-admin-${randomBytes(18).toString('hex')}`;
+  const adminTokens = adminToken ? [adminToken] : givenAdmin;
   let app: Tollgate;
   try {
     app = await startTollgate({
@@ -113,6 +119,7 @@ export async function runStandalone(args: string[]): Promise<number> {
       spoolDir: process.env.TOLLGATE_SPOOL_DIR ?? defaultSpoolDir(),
       otlpEndpoint: process.env.TOLLGATE_OTLP_ENDPOINT || undefined,
       grpcAuth: { sharedSecrets: [sharedSecret] },
+      adminTokens,
       planKeys: [randomBytes(32)],
       log,
     });
@@ -155,6 +162,7 @@ export async function runStandalone(args: string[]): Promise<number> {
       envoyVersion: envoyBin.version,
       envoyPid: envoy.child.pid,
       lineage: lineageSinks,
+      adminToken: adminToken ?? '(TOLLGATE_ADMIN_TOKEN)',
       snapshot: app.holder.snapshot(),
       ...(rendered.caBundle ? {} : { realProvidersOff: 'off: no system CA bundle to verify them (only the mock answers)' }),
     }),

@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { REPO_ROOT } from '../../service/envoy/provision.ts';
 import { testEnvoyBinary } from '../support/envoy.ts';
 
@@ -51,6 +53,7 @@ describe('npm start: the standalone gateway', () => {
   let metrics = '';
   let envoyPid = 0;
   let demoKey = '';
+  let adminToken = '';
 
   before(async () => {
     const envoy = await testEnvoyBinary();
@@ -80,6 +83,7 @@ describe('npm start: the standalone gateway', () => {
     metrics = /metrics\s+(http:\/\/127\.0\.0\.1:\d+)\/metrics/.exec(out)![1]!;
     envoyPid = Number(/envoy admin\s+\S+\s+\(pid (\d+)\)/.exec(out)![1]);
     demoKey = /demo key\s+(tg-\S+)/.exec(out)![1]!;
+    adminToken = /console\s+\S+\s+\(admin token (tg-admin-[0-9a-f]+)\)/.exec(out)![1]!;
   });
 
   after(async () => {
@@ -179,6 +183,36 @@ describe('npm start: the standalone gateway', () => {
     assert.equal((await fetch(`${metrics}/healthz`, { signal: AbortSignal.timeout(5000) })).status, 200);
     const m = await (await fetch(`${metrics}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
     assert.match(m, /tollgate_/);
+  });
+
+  it('the console and admin API need the admin token the banner prints', async () => {
+    const page = await fetch(`${metrics}/console`, { signal: AbortSignal.timeout(5000) });
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /<html/i);
+    const anon = await fetch(`${metrics}/admin/v1/whoami`, { signal: AbortSignal.timeout(5000) });
+    assert.equal(anon.status, 401, 'no admin API without a credential, even on loopback');
+    const me = await fetch(`${metrics}/admin/v1/whoami`, { headers: { authorization: `Bearer ${adminToken}` }, signal: AbortSignal.timeout(5000) });
+    assert.equal(me.status, 200, await me.text());
+  });
+
+  it('the demo MCP server answers at /mcp/demo with the demo key (MCP SDK client), under the MCP rules', async () => {
+    assert.match(out, new RegExp(`MCP server\\s+${gateway.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/mcp/demo`));
+    const client = new Client({ name: 'standalone-test', version: '1.0.0' });
+    const transport = new StreamableHTTPClientTransport(new URL(`${gateway}/mcp/demo`), {
+      requestInit: { headers: { authorization: `Bearer ${demoKey}` } },
+    });
+    await client.connect(transport);
+    try {
+      const tools = (await client.listTools()).tools.map((t) => t.name);
+      assert.ok(tools.length > 0, 'the demo server lists tools');
+      const echo = tools.find((t) => /echo/.test(t));
+      assert.ok(echo, `an echo tool among ${tools.join(', ')}`);
+      const r = (await client.callTool({ name: echo, arguments: { text: 'mail me at jane.doe@example.com' } })) as { content: { type: string; text?: string }[] };
+      const text = r.content.map((c) => c.text ?? '').join(' ');
+      assert.doesNotMatch(text, /jane\.doe/, 'the email never reached the MCP server');
+    } finally {
+      await client.close();
+    }
   });
 
   it('SIGTERM stops Tollgate and Envoy: npm exits 0, no Envoy process left', async () => {

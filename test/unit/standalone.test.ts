@@ -55,12 +55,15 @@ describe('tollgate run', () => {
         envoyVersion: '1.40.0',
         envoyPid: 42,
         lineage: ['file:var/lineage.jsonl'],
+        adminToken: 'tg-admin-test',
         snapshot,
       });
       assert.match(text, /LLM endpoint\s+http:\/\/127\.0\.0\.1:8080\/v1/);
       assert.match(text, new RegExp(`demo key\\s+${DEMO_KEY}`));
       assert.match(text, /metrics\s+http:\/\/127\.0\.0\.1:9464\/metrics\s+health http:\/\/127\.0\.0\.1:9464\/healthz/);
       assert.match(text, /lineage\s+var\/lineage\.jsonl/);
+      assert.match(text, /console\s+http:\/\/127\.0\.0\.1:9464\/console\s+\(admin token tg-admin-test\)/);
+      assert.match(text, /MCP server\s+http:\/\/127\.0\.0\.1:8080\/mcp\/demo/);
       assert.match(text, /mock provider\s+answers gpt-4o-mini, gpt-4o, text-embedding-3-small: no credential set \(OPENAI_API_KEY, AZURE_OPENAI_API_KEY\)/);
     } finally {
       for (const [k, v] of [['OPENAI_API_KEY', saved.o], ['ANTHROPIC_API_KEY', saved.a], ['AZURE_OPENAI_API_KEY', saved.z]] as const)
