@@ -154,7 +154,11 @@ spec:
     // Settles run after the response; wait until both are in.
     let after = before;
     await eventually(() => {
-      void row(`tenant:${tenant}`).then((r) => (after = r));
+      // A read that times out on a loaded machine (150 ms command timeout) is simply retried.
+      void row(`tenant:${tenant}`).then(
+        (r) => (after = r),
+        () => undefined,
+      );
       return after.requests === before.requests + 2 && after.inFlight === 0;
     }, 5000);
     const usd = (1000 + 800 + 2000 + 200) / 1e6;
