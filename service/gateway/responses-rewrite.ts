@@ -3,6 +3,7 @@
 // deltas, and every `.done` / `response.completed` event that repeats the whole text, kept equal to the deltas).
 import type { TextStream } from './ports.ts';
 import { rewriteArguments, type TextFilter } from './text-rewrite.ts';
+import { SseEventSplitter } from '../providers/sse.ts';
 
 type Json = Record<string, unknown>;
 const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -62,7 +63,7 @@ class Channel {
  * a flush can add one.
  */
 export class ResponsesSseRewriter {
-  private pending = '';
+  private readonly events = new SseEventSplitter();
   private seq = 0;
   private readonly channels = new Map<string, Channel>();
   /** Channels already ended: their filtered whole text. */
@@ -71,18 +72,10 @@ export class ResponsesSseRewriter {
   constructor(private readonly newFilters: (json: boolean) => TextStream[]) {}
 
   push(bytes: Buffer, last: boolean): Buffer {
-    this.pending += bytes.toString('utf8');
     let out = '';
-    for (;;) {
-      const m = /\r?\n\r?\n/.exec(this.pending);
-      if (!m) break;
-      const ev = this.pending.slice(0, m.index);
-      this.pending = this.pending.slice(m.index + m[0].length);
-      out += this.rewrite(ev);
-    }
+    for (const event of this.events.push(bytes)) out += this.rewrite(event);
     if (last) {
-      if (this.pending.trim()) out += this.rewrite(this.pending);
-      this.pending = '';
+      for (const event of this.events.end()) out += this.rewrite(event);
     }
     return Buffer.from(out, 'utf8');
   }

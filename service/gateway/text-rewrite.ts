@@ -2,6 +2,7 @@
 // API shape, after translation — so it works the same whatever provider answered.
 import type { ClientApi } from '../errors.ts';
 import type { TextStream } from './ports.ts';
+import { SseEventSplitter } from '../providers/sse.ts';
 
 /**
  * A text filter: `json` is false for prose (message content, text blocks) and true for JSON source (tool-call
@@ -99,7 +100,7 @@ class Chain {
  * across chunks, and flushes held text before the choice/block ends.
  */
 export class SseTextRewriter {
-  private pending = '';
+  private readonly events = new SseEventSplitter();
   /** Keys: `<choice>` / `<choice>:<tool index>` (OpenAI), `<block>` (Anthropic). */
   private readonly chains = new Map<string, { chain: Chain; json: boolean }>();
   private lastChunk: Record<string, unknown> | undefined;
@@ -127,18 +128,10 @@ export class SseTextRewriter {
   }
 
   push(bytes: Buffer, last: boolean): Buffer {
-    this.pending += bytes.toString('utf8');
     let out = '';
-    for (;;) {
-      const m = /\r?\n\r?\n/.exec(this.pending);
-      if (!m) break;
-      const event = this.pending.slice(0, m.index);
-      this.pending = this.pending.slice(m.index + m[0].length);
-      out += this.rewriteEvent(event);
-    }
+    for (const event of this.events.push(bytes)) out += this.rewriteEvent(event);
     if (last) {
-      if (this.pending.trim()) out += this.rewriteEvent(this.pending);
-      this.pending = '';
+      for (const event of this.events.end()) out += this.rewriteEvent(event);
       out += this.flushAll();
     }
     return Buffer.from(out, 'utf8');

@@ -97,3 +97,37 @@ export class SseDecoder {
 export function sseEvent(data: string, event?: string): string {
   return event === undefined ? `data: ${data}\n\n` : `event: ${event}\ndata: ${data}\n\n`;
 }
+
+/**
+ * Splits an SSE byte stream into raw event texts (without their blank line) for rewriters that keep each
+ * event's own bytes: chunk boundaries may fall inside an event, a CRLF pair or a multi-byte UTF-8 character.
+ */
+export class SseEventSplitter {
+  private readonly text = new StringDecoder('utf8');
+  private pending = '';
+
+  /** The events this chunk completes. */
+  push(chunk: Buffer): string[] {
+    this.pending += this.text.write(chunk);
+    return this.take();
+  }
+
+  /** End of stream: the complete events, then a trailing one without its blank line (if not empty). */
+  end(): string[] {
+    this.pending += this.text.end();
+    const out = this.take();
+    if (this.pending.trim()) out.push(this.pending);
+    this.pending = '';
+    return out;
+  }
+
+  private take(): string[] {
+    const out: string[] = [];
+    for (;;) {
+      const m = /\r?\n\r?\n/.exec(this.pending);
+      if (!m) return out;
+      out.push(this.pending.slice(0, m.index));
+      this.pending = this.pending.slice(m.index + m[0].length);
+    }
+  }
+}
