@@ -148,7 +148,7 @@ describe('ext_proc codec', () => {
   it('encodes byte-for-byte what proto-loader encodes for every reply shape, long and non-ASCII strings included', () => {
     const long = 'x-tollgate-' + 'ü'.repeat(30) + '💥'.repeat(20) + 'a'.repeat(200);
     const extra: ProcessingResponse[] = [
-      { request_body: { response: { header_mutation: { set_headers: [{ header: { key: long, value: long }, append: {} }], remove_headers: [long, ''] }, body_mutation: { body: Buffer.alloc(70000, 7) } } } },
+      { request_body: { response: { header_mutation: { set_headers: [{ header: { key: long, value: long }, append: {} as { value: boolean } }], remove_headers: [long, ''] }, body_mutation: { body: Buffer.alloc(70000, 7) } } } },
       { immediate_response: { status: { code: 503 }, body: Buffer.alloc(200, 1), details: long }, dynamic_metadata: toPbStruct({ t: { s: long, n: -1.25, big: 1e300, neg: -7 } }) },
       { override_message_timeout: { seconds: -3, nanos: -1 }, mode_override: { request_header_mode: 'DEFAULT' } },
       { request_headers: { response: { body_mutation: { body: Buffer.from('aGVsbG8=', 'base64') } } }, immediate_response: { status: { code: 200 } } },
