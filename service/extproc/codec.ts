@@ -32,9 +32,8 @@ import type {
 } from './messages.ts';
 import { extProcService, LOADER_OPTIONS } from './proto.ts';
 
-const { Reader, Writer } = protobuf;
+const { Reader } = protobuf;
 type Reader = protobuf.Reader;
-type Writer = protobuf.Writer;
 
 // Wire types.
 const VARINT = 0;
@@ -218,6 +217,14 @@ export function decodeRequest(buf: Buffer): ProcessingRequest {
 }
 
 // ---------------------------------------------------------------- encode
+//
+// Two passes over the reply, no intermediate Writer: `size*` computes every sub-message's length and
+// every string's UTF-8 length, in the order the write pass will need them (pre-order), into SIZES;
+// `write*` then fills one exactly-sized Buffer. Both passes take the same branches, so the write pass
+// consumes SIZES in the order the size pass produced it. The bytes are exactly protobufjs's
+// BufferWriter's (same varints, same UTF-8 writer for short strings, same int32/int64 encodings);
+// test/unit/extproc-codec.test.ts compares them with proto-loader's byte for byte. Every field number
+// here is < 16, so each tag is one byte.
 
 const has = <T>(v: T | undefined | null): v is T => v !== undefined && v !== null;
 
@@ -233,130 +240,442 @@ function enumValue(v: string | number, names: Record<string, number>, what: stri
   return n;
 }
 
-/** Writes a length-delimited sub-message. */
-function sub(w: Writer, field: number, body: () => void): void {
-  w.uint32(tag(field, LEN)).fork();
-  body();
-  w.ldelim();
+const { LongBits, utf8 } = protobuf.util;
+
+/** Sub-message and string lengths in pre-order (size pass pushes, write pass reads from `si`). */
+const SIZES: number[] = [];
+/** Decoded `bytes` values given as base64 strings (rare), in the same order. */
+const BLOBS: Uint8Array[] = [];
+let si = 0;
+let bi = 0;
+const EMPTY = Buffer.alloc(0);
+let buf: Buffer = EMPTY;
+let pos = 0;
+
+const varintLen = (u: number): number => (u < 0x80 ? 1 : u < 0x4000 ? 2 : u < 0x200000 ? 3 : u < 0x10000000 ? 4 : 5);
+
+/** UTF-8 length as protobufjs's BufferWriter measures it (Buffer.byteLength; the same count for short strings). */
+function utf8Len(s: string): number {
+  const n = s.length;
+  if (n >= 40) return Buffer.byteLength(s);
+  let len = 0;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) len += 1;
+    else if (c < 0x800) len += 2;
+    else if ((c & 0xfc00) === 0xd800 && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      i++;
+      len += 4;
+    } else len += 3;
+  }
+  return len;
 }
 
-function bytesOf(v: Buffer | Uint8Array | string): Uint8Array {
-  return typeof v === 'string' ? Buffer.from(v, 'base64') : v;
+// ---- size pass: each returns the field's full size (tag + length + body) and records lengths.
+
+/** Reserves a SIZES slot for a sub-message before its children are sized. */
+const open = (): number => SIZES.push(0) - 1;
+function close(slot: number, body: number): number {
+  SIZES[slot] = body;
+  return 1 + varintLen(body) + body;
 }
 
-function writeHeaderValue(w: Writer, h: HeaderValue): void {
-  if (has(h.key)) w.uint32(tag(1, LEN)).string(h.key);
-  if (has(h.value)) w.uint32(tag(2, LEN)).string(h.value);
-  if (has(h.raw_value)) w.uint32(tag(3, LEN)).bytes(bytesOf(h.raw_value));
+function sizeStr(s: string): number {
+  const l = utf8Len(s);
+  SIZES.push(l);
+  return 1 + varintLen(l) + l;
 }
 
-function writeHeaderMutation(w: Writer, m: HeaderMutation): void {
-  for (const o of m.set_headers ?? [])
-    sub(w, 1, () => {
-      if (has(o.header)) sub(w, 1, () => writeHeaderValue(w, o.header));
-      if (has(o.append))
-        sub(w, 2, () => {
-          if (has(o.append!.value)) w.uint32(tag(1, VARINT)).bool(o.append!.value);
-        });
-    });
-  for (const name of m.remove_headers ?? []) w.uint32(tag(2, LEN)).string(name);
+function sizeBytes(v: Buffer | Uint8Array | string): number {
+  const b = typeof v === 'string' ? Buffer.from(v, 'base64') : v;
+  BLOBS.push(b);
+  return 1 + varintLen(b.length) + b.length;
 }
 
-function writeBodyMutation(w: Writer, m: BodyMutation): void {
-  if (has(m.body)) w.uint32(tag(1, LEN)).bytes(bytesOf(m.body));
-  else if (has(m.clear_body)) w.uint32(tag(2, VARINT)).bool(m.clear_body);
+const sizeInt32 = (v: number): number => 1 + (v < 0 ? 10 : varintLen(v >>> 0));
+
+function sizeHeaderValue(h: HeaderValue): number {
+  let n = 0;
+  if (has(h.key)) n += sizeStr(h.key);
+  if (has(h.value)) n += sizeStr(h.value);
+  if (has(h.raw_value)) n += sizeBytes(h.raw_value);
+  return n;
 }
 
-function writeCommon(w: Writer, c: CommonResponse): void {
-  if (has(c.status)) w.uint32(tag(1, VARINT)).int32(enumValue(c.status, STATUSES, 'CommonResponse.status'));
-  if (has(c.header_mutation)) sub(w, 2, () => writeHeaderMutation(w, c.header_mutation!));
-  if (has(c.body_mutation)) sub(w, 3, () => writeBodyMutation(w, c.body_mutation!));
-  if (has(c.clear_route_cache)) w.uint32(tag(5, VARINT)).bool(c.clear_route_cache);
+function sizeHeaderMutation(m: HeaderMutation): number {
+  let n = 0;
+  const set = m.set_headers;
+  if (set)
+    for (const o of set) {
+      const slot = open();
+      let b = 0;
+      if (has(o.header)) {
+        const s = open();
+        b += close(s, sizeHeaderValue(o.header));
+      }
+      if (has(o.append)) {
+        const s = open();
+        b += close(s, has(o.append.value) ? 2 : 0);
+      }
+      n += close(slot, b);
+    }
+  const remove = m.remove_headers;
+  if (remove) for (const name of remove) n += sizeStr(name);
+  return n;
 }
 
-function writeValue(w: Writer, v: PbValue): void {
-  if ('nullValue' in v) w.uint32(tag(1, VARINT)).int32(enumValue(v.nullValue, NULL_VALUES, 'Value.nullValue'));
-  else if ('numberValue' in v) w.uint32(tag(2, I64)).double(v.numberValue);
-  else if ('stringValue' in v) w.uint32(tag(3, LEN)).string(v.stringValue);
-  else if ('boolValue' in v) w.uint32(tag(4, VARINT)).bool(v.boolValue);
-  else if ('structValue' in v) sub(w, 5, () => writeStruct(w, v.structValue));
-  else if ('listValue' in v)
-    sub(w, 6, () => {
-      for (const x of v.listValue.values ?? []) sub(w, 1, () => writeValue(w, x));
-    });
+function sizeBodyMutation(m: BodyMutation): number {
+  if (has(m.body)) return sizeBytes(m.body);
+  if (has(m.clear_body)) return 2;
+  return 0;
 }
 
-function writeStruct(w: Writer, s: PbStruct): void {
-  const fields = s.fields;
+function sizeCommon(c: CommonResponse): number {
+  let n = 0;
+  if (has(c.status)) n += sizeInt32(enumValue(c.status, STATUSES, 'CommonResponse.status'));
+  if (has(c.header_mutation)) {
+    const s = open();
+    n += close(s, sizeHeaderMutation(c.header_mutation));
+  }
+  if (has(c.body_mutation)) {
+    const s = open();
+    n += close(s, sizeBodyMutation(c.body_mutation));
+  }
+  if (has(c.clear_route_cache)) n += 2;
+  return n;
+}
+
+function sizeValue(v: PbValue): number {
+  if ('nullValue' in v) return sizeInt32(enumValue(v.nullValue, NULL_VALUES, 'Value.nullValue'));
+  if ('numberValue' in v) return 9;
+  if ('stringValue' in v) return sizeStr(v.stringValue);
+  if ('boolValue' in v) return 2;
+  if ('structValue' in v) {
+    const s = open();
+    return close(s, sizeStruct(v.structValue));
+  }
+  if ('listValue' in v) {
+    const s = open();
+    let b = 0;
+    for (const x of v.listValue.values ?? []) {
+      const e = open();
+      b += close(e, sizeValue(x));
+    }
+    return close(s, b);
+  }
+  return 0;
+}
+
+function sizeStruct(st: PbStruct): number {
+  const fields = st.fields;
+  if (!fields) return 0;
+  let n = 0;
+  for (const k in fields) {
+    const v = fields[k];
+    if (!has(v)) continue;
+    const entry = open();
+    let b = sizeStr(k);
+    const val = open();
+    b += close(val, sizeValue(v));
+    n += close(entry, b);
+  }
+  return n;
+}
+
+function sizeMode(m: ProcessingMode): number {
+  let n = 0;
+  if (has(m.request_header_mode)) n += sizeInt32(enumValue(m.request_header_mode, HEADER_MODES, 'request_header_mode'));
+  if (has(m.response_header_mode)) n += sizeInt32(enumValue(m.response_header_mode, HEADER_MODES, 'response_header_mode'));
+  if (has(m.request_body_mode)) n += sizeInt32(enumValue(m.request_body_mode, BODY_MODES, 'request_body_mode'));
+  if (has(m.response_body_mode)) n += sizeInt32(enumValue(m.response_body_mode, BODY_MODES, 'response_body_mode'));
+  if (has(m.request_trailer_mode)) n += sizeInt32(enumValue(m.request_trailer_mode, HEADER_MODES, 'request_trailer_mode'));
+  if (has(m.response_trailer_mode)) n += sizeInt32(enumValue(m.response_trailer_mode, HEADER_MODES, 'response_trailer_mode'));
+  return n;
+}
+
+function sizeImmediate(m: ImmediateResponse): number {
+  let n = 0;
+  if (has(m.status)) {
+    const s = open();
+    n += close(s, has(m.status.code) ? sizeInt32(m.status.code) : 0);
+  }
+  if (has(m.headers)) {
+    const s = open();
+    n += close(s, sizeHeaderMutation(m.headers));
+  }
+  if (has(m.body)) n += sizeBytes(m.body);
+  if (has(m.details)) n += sizeStr(m.details);
+  return n;
+}
+
+type Phase = 'request_headers' | 'response_headers' | 'request_body' | 'response_body';
+const PHASES: readonly Phase[] = ['request_headers', 'response_headers', 'request_body', 'response_body']; // fields 1-4
+const TRAILER_PHASES = ['request_trailers', 'response_trailers'] as const; // fields 5, 6
+
+function sizeResponse(m: ProcessingResponse): number {
+  let n = 0;
+  for (let f = 0; f < 4; f++) {
+    const p = m[PHASES[f]!];
+    if (!has(p)) continue;
+    const s = open();
+    let b = 0;
+    if (has(p.response)) {
+      const c = open();
+      b += close(c, sizeCommon(p.response));
+    }
+    n += close(s, b);
+  }
+  for (let f = 0; f < 2; f++) {
+    const p = m[TRAILER_PHASES[f]!];
+    if (!has(p)) continue;
+    const s = open();
+    let b = 0;
+    if (has(p.header_mutation)) {
+      const h = open();
+      b += close(h, sizeHeaderMutation(p.header_mutation));
+    }
+    n += close(s, b);
+  }
+  if (has(m.immediate_response)) {
+    const s = open();
+    n += close(s, sizeImmediate(m.immediate_response));
+  }
+  if (has(m.dynamic_metadata)) {
+    const s = open();
+    n += close(s, sizeStruct(m.dynamic_metadata));
+  }
+  if (has(m.mode_override)) {
+    const s = open();
+    n += close(s, sizeMode(m.mode_override));
+  }
+  if (has(m.override_message_timeout)) {
+    const d = m.override_message_timeout;
+    const s = open();
+    let b = 0;
+    if (has(d.seconds)) b += 1 + LongBits.from(d.seconds).length();
+    if (has(d.nanos)) b += sizeInt32(d.nanos);
+    n += close(s, b);
+  }
+  return n;
+}
+
+// ---- write pass: the same branches, in the same order.
+
+function putVarint(u: number): void {
+  while (u > 127) {
+    buf[pos++] = (u & 127) | 128;
+    u >>>= 7;
+  }
+  buf[pos++] = u;
+}
+
+/** protobufjs's writeVarint64. */
+function putVarint64(bits: protobuf.util.LongBits): void {
+  let lo = bits.lo;
+  let hi = bits.hi;
+  while (hi) {
+    buf[pos++] = (lo & 127) | 128;
+    lo = ((lo >>> 7) | (hi << 25)) >>> 0;
+    hi >>>= 7;
+  }
+  while (lo > 127) {
+    buf[pos++] = (lo & 127) | 128;
+    lo >>>= 7;
+  }
+  buf[pos++] = lo;
+}
+
+function putInt32(field: number, v: number): void {
+  buf[pos++] = tag(field, VARINT);
+  if (v < 0) putVarint64(LongBits.fromNumber(v));
+  else putVarint(v >>> 0);
+}
+
+function putBool(field: number, v: boolean): void {
+  buf[pos++] = tag(field, VARINT);
+  buf[pos++] = v ? 1 : 0;
+}
+
+/** Tag and length of a sub-message (its length from the size pass). */
+function putSub(field: number): void {
+  buf[pos++] = tag(field, LEN);
+  putVarint(SIZES[si++]!);
+}
+
+function putStr(field: number, s: string): void {
+  buf[pos++] = tag(field, LEN);
+  const l = SIZES[si++]!;
+  putVarint(l);
+  if (s.length < 40) utf8.write(s, buf, pos);
+  else buf.write(s, pos, l, 'utf8');
+  pos += l;
+}
+
+function putBytes(field: number): void {
+  const b = BLOBS[bi++]!;
+  buf[pos++] = tag(field, LEN);
+  putVarint(b.length);
+  buf.set(b, pos);
+  pos += b.length;
+}
+
+function writeHeaderValue(h: HeaderValue): void {
+  if (has(h.key)) putStr(1, h.key);
+  if (has(h.value)) putStr(2, h.value);
+  if (has(h.raw_value)) putBytes(3);
+}
+
+function writeHeaderMutation(m: HeaderMutation): void {
+  const set = m.set_headers;
+  if (set)
+    for (const o of set) {
+      putSub(1);
+      if (has(o.header)) {
+        putSub(1);
+        writeHeaderValue(o.header);
+      }
+      if (has(o.append)) {
+        putSub(2);
+        if (has(o.append.value)) putBool(1, o.append.value);
+      }
+    }
+  const remove = m.remove_headers;
+  if (remove) for (const name of remove) putStr(2, name);
+}
+
+function writeBodyMutation(m: BodyMutation): void {
+  if (has(m.body)) putBytes(1);
+  else if (has(m.clear_body)) putBool(2, m.clear_body);
+}
+
+function writeCommon(c: CommonResponse): void {
+  if (has(c.status)) putInt32(1, enumValue(c.status, STATUSES, 'CommonResponse.status'));
+  if (has(c.header_mutation)) {
+    putSub(2);
+    writeHeaderMutation(c.header_mutation);
+  }
+  if (has(c.body_mutation)) {
+    putSub(3);
+    writeBodyMutation(c.body_mutation);
+  }
+  if (has(c.clear_route_cache)) putBool(5, c.clear_route_cache);
+}
+
+function writeValue(v: PbValue): void {
+  if ('nullValue' in v) putInt32(1, enumValue(v.nullValue, NULL_VALUES, 'Value.nullValue'));
+  else if ('numberValue' in v) {
+    buf[pos++] = tag(2, I64);
+    buf.writeDoubleLE(v.numberValue, pos);
+    pos += 8;
+  } else if ('stringValue' in v) putStr(3, v.stringValue);
+  else if ('boolValue' in v) putBool(4, v.boolValue);
+  else if ('structValue' in v) {
+    putSub(5);
+    writeStruct(v.structValue);
+  } else if ('listValue' in v) {
+    putSub(6);
+    for (const x of v.listValue.values ?? []) {
+      putSub(1);
+      writeValue(x);
+    }
+  }
+}
+
+function writeStruct(st: PbStruct): void {
+  const fields = st.fields;
   if (!fields) return;
   for (const k in fields) {
     const v = fields[k];
     if (!has(v)) continue;
-    sub(w, 1, () => {
-      w.uint32(tag(1, LEN)).string(k);
-      sub(w, 2, () => writeValue(w, v));
-    });
+    putSub(1);
+    putStr(1, k);
+    putSub(2);
+    writeValue(v);
   }
 }
 
-function writeMode(w: Writer, m: ProcessingMode): void {
-  if (has(m.request_header_mode)) w.uint32(tag(1, VARINT)).int32(enumValue(m.request_header_mode, HEADER_MODES, 'request_header_mode'));
-  if (has(m.response_header_mode)) w.uint32(tag(2, VARINT)).int32(enumValue(m.response_header_mode, HEADER_MODES, 'response_header_mode'));
-  if (has(m.request_body_mode)) w.uint32(tag(3, VARINT)).int32(enumValue(m.request_body_mode, BODY_MODES, 'request_body_mode'));
-  if (has(m.response_body_mode)) w.uint32(tag(4, VARINT)).int32(enumValue(m.response_body_mode, BODY_MODES, 'response_body_mode'));
-  if (has(m.request_trailer_mode)) w.uint32(tag(5, VARINT)).int32(enumValue(m.request_trailer_mode, HEADER_MODES, 'request_trailer_mode'));
-  if (has(m.response_trailer_mode)) w.uint32(tag(6, VARINT)).int32(enumValue(m.response_trailer_mode, HEADER_MODES, 'response_trailer_mode'));
+function writeMode(m: ProcessingMode): void {
+  if (has(m.request_header_mode)) putInt32(1, enumValue(m.request_header_mode, HEADER_MODES, 'request_header_mode'));
+  if (has(m.response_header_mode)) putInt32(2, enumValue(m.response_header_mode, HEADER_MODES, 'response_header_mode'));
+  if (has(m.request_body_mode)) putInt32(3, enumValue(m.request_body_mode, BODY_MODES, 'request_body_mode'));
+  if (has(m.response_body_mode)) putInt32(4, enumValue(m.response_body_mode, BODY_MODES, 'response_body_mode'));
+  if (has(m.request_trailer_mode)) putInt32(5, enumValue(m.request_trailer_mode, HEADER_MODES, 'request_trailer_mode'));
+  if (has(m.response_trailer_mode)) putInt32(6, enumValue(m.response_trailer_mode, HEADER_MODES, 'response_trailer_mode'));
 }
 
-function writeImmediate(w: Writer, m: ImmediateResponse): void {
-  if (has(m.status))
-    sub(w, 1, () => {
-      if (has(m.status.code)) w.uint32(tag(1, VARINT)).int32(m.status.code);
-    });
-  if (has(m.headers)) sub(w, 2, () => writeHeaderMutation(w, m.headers!));
-  if (has(m.body)) w.uint32(tag(3, LEN)).bytes(bytesOf(m.body));
-  if (has(m.details)) w.uint32(tag(5, LEN)).string(m.details);
+function writeImmediate(m: ImmediateResponse): void {
+  if (has(m.status)) {
+    putSub(1);
+    if (has(m.status.code)) putInt32(1, m.status.code);
+  }
+  if (has(m.headers)) {
+    putSub(2);
+    writeHeaderMutation(m.headers);
+  }
+  if (has(m.body)) putBytes(3);
+  if (has(m.details)) putStr(5, m.details);
 }
 
-type Phase = 'request_headers' | 'response_headers' | 'request_body' | 'response_body';
-const PHASE_FIELDS: [Phase, number][] = [
-  ['request_headers', 1],
-  ['response_headers', 2],
-  ['request_body', 3],
-  ['response_body', 4],
-];
+function writeResponse(m: ProcessingResponse): void {
+  for (let f = 0; f < 4; f++) {
+    const p = m[PHASES[f]!];
+    if (!has(p)) continue;
+    putSub(f + 1);
+    if (has(p.response)) {
+      putSub(1);
+      writeCommon(p.response);
+    }
+  }
+  for (let f = 0; f < 2; f++) {
+    const p = m[TRAILER_PHASES[f]!];
+    if (!has(p)) continue;
+    putSub(f + 5);
+    if (has(p.header_mutation)) {
+      putSub(1);
+      writeHeaderMutation(p.header_mutation);
+    }
+  }
+  if (has(m.immediate_response)) {
+    putSub(7);
+    writeImmediate(m.immediate_response);
+  }
+  if (has(m.dynamic_metadata)) {
+    putSub(8);
+    writeStruct(m.dynamic_metadata);
+  }
+  if (has(m.mode_override)) {
+    putSub(9);
+    writeMode(m.mode_override);
+  }
+  if (has(m.override_message_timeout)) {
+    const d = m.override_message_timeout;
+    putSub(10);
+    if (has(d.seconds)) {
+      buf[pos++] = tag(1, VARINT);
+      putVarint64(LongBits.from(d.seconds));
+    }
+    if (has(d.nanos)) putInt32(2, d.nanos);
+  }
+}
 
 export function encodeResponse(m: ProcessingResponse): Buffer {
   if (Array.isArray(m)) throw new Error('Failed to serialize message: expected object with ProcessingResponse structure, got array instead');
-  const w = Writer.create();
-  for (const [name, field] of PHASE_FIELDS) {
-    const p = m[name];
-    if (has(p))
-      sub(w, field, () => {
-        if (has(p.response)) sub(w, 1, () => writeCommon(w, p.response!));
-      });
+  SIZES.length = 0;
+  BLOBS.length = 0;
+  si = 0;
+  bi = 0;
+  try {
+    const total = sizeResponse(m);
+    const out = Buffer.allocUnsafe(total);
+    buf = out;
+    pos = 0;
+    writeResponse(m);
+    if (pos !== total || si !== SIZES.length) throw new Error(`ext_proc codec: wrote ${pos} of ${total} bytes`);
+    return out;
+  } finally {
+    buf = EMPTY;
+    BLOBS.length = 0;
   }
-  for (const [name, field] of [
-    ['request_trailers', 5],
-    ['response_trailers', 6],
-  ] as const) {
-    const p = m[name];
-    if (has(p))
-      sub(w, field, () => {
-        if (has(p.header_mutation)) sub(w, 1, () => writeHeaderMutation(w, p.header_mutation!));
-      });
-  }
-  if (has(m.immediate_response)) sub(w, 7, () => writeImmediate(w, m.immediate_response!));
-  if (has(m.dynamic_metadata)) sub(w, 8, () => writeStruct(w, m.dynamic_metadata!));
-  if (has(m.mode_override)) sub(w, 9, () => writeMode(w, m.mode_override!));
-  if (has(m.override_message_timeout)) {
-    const d = m.override_message_timeout;
-    sub(w, 10, () => {
-      if (has(d.seconds)) w.uint32(tag(1, VARINT)).int64(d.seconds);
-      if (has(d.nanos)) w.uint32(tag(2, VARINT)).int32(d.nanos);
-    });
-  }
-  return w.finish() as Buffer;
 }
 
 /**

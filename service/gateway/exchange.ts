@@ -44,6 +44,7 @@ import { PLAN_KEY, SERVED_HEADER } from '../fallback/contract.ts';
 import type { FallbackPlan } from '../fallback/plan.ts';
 import type { Attempt } from '../lineage/record.ts';
 import { isFailure } from '../routing/index.ts';
+import { sha256Hex } from '../security/sha256.ts';
 
 /** Client headers never forwarded upstream: credentials and per-account routing of the client's own provider. */
 const CLIENT_CREDENTIAL_HEADERS = ['authorization', 'x-api-key', 'api-key', 'x-goog-api-key', 'openai-organization', 'openai-project', 'cookie', 'proxy-authorization'];
@@ -283,7 +284,7 @@ export class GatewayExchange implements Exchange {
       checkModelNames(this.snap.catalog, req.body);
       req.headers = pickHeaders(this.headers, ['anthropic-version', 'anthropic-beta']);
       this.clientReq = req;
-      this.promptHash = createHash('sha256').update(body).digest('hex');
+      this.promptHash = sha256Hex(body);
 
       // Policy: allow/deny, transforms (mutate req.body), route constraints, redaction, budgets.
       const input: PolicyInput = buildPolicyInput(this.snap, ep.api, req.body, principal, this.headers, this.method, this.path, body.length, this.svc.now());

@@ -1,11 +1,12 @@
 // Virtual API keys. Only SHA-256 hashes are ever stored; the secret is shown once at creation.
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { VirtualKeyRecord } from '../config/types.ts';
+import { sha256Hex } from '../security/sha256.ts';
 
 export const KEY_PREFIX = 'tg-';
 
 export function hashKey(secret: string): string {
-  return createHash('sha256').update(secret, 'utf8').digest('hex');
+  return sha256Hex(secret);
 }
 
 export function looksLikeVirtualKey(token: string): boolean {

@@ -597,7 +597,7 @@ export class RedactorCache {
   }
 
   get(rules: readonly RedactionRule[], custom: readonly CustomDetectorSpec[] = []): Redactor {
-    const key = redactorKey(rules, custom);
+    const key = this.keyOf(rules, custom);
     const hit = this.map.get(key);
     if (hit !== undefined) {
       this.map.delete(key);
@@ -613,6 +613,39 @@ export class RedactorCache {
   get size(): number {
     return this.map.size;
   }
+
+  /**
+   * redactorKey(rules, custom), memoized: a request's decision builds new rule objects, but their
+   * `detectors` arrays and the custom detector specs are the compiled policy's own (never mutated), so
+   * the same (source, action, responses, detectors array, custom specs) always yields the same key.
+   */
+  private readonly keys: { rules: readonly RedactionRule[]; custom: readonly CustomDetectorSpec[]; key: string }[] = [];
+
+  private keyOf(rules: readonly RedactionRule[], custom: readonly CustomDetectorSpec[]): string {
+    for (const k of this.keys) if (sameRules(k.rules, rules) && sameRefs(k.custom, custom)) return k.key;
+    const key = redactorKey(rules, custom);
+    if (this.keys.length >= KEY_MEMO) this.keys.shift();
+    this.keys.push({ rules: rules.map((r) => ({ ...r })), custom: [...custom], key });
+    return key;
+  }
+}
+
+const KEY_MEMO = 16;
+
+function sameRules(a: readonly RedactionRule[], b: readonly RedactionRule[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x.source !== y.source || x.action !== y.action || x.responses !== y.responses || x.detectors !== y.detectors) return false;
+  }
+  return true;
+}
+
+function sameRefs<T>(a: readonly T[], b: readonly T[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** One lineage row per (detector, action): the shape of lineage's RedactionCount. */

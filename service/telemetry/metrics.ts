@@ -454,13 +454,10 @@ export function recordRequestMetrics(m: Metrics, r: LineageRecord): void {
 
   const t = r.tokens;
   if (t) {
-    const add = (type: string, n: number | undefined): void => {
-      if (n !== undefined && n > 0) m.tokens.inc({ tenant, model, provider, type }, n);
-    };
-    add('input', t.input);
-    add('output', t.output);
-    add('cached', t.cached);
-    add('reasoning', t.reasoning);
+    if (t.input !== undefined && t.input > 0) m.tokens.inc({ tenant, model, provider, type: 'input' }, t.input);
+    if (t.output !== undefined && t.output > 0) m.tokens.inc({ tenant, model, provider, type: 'output' }, t.output);
+    if (t.cached !== undefined && t.cached > 0) m.tokens.inc({ tenant, model, provider, type: 'cached' }, t.cached);
+    if (t.reasoning !== undefined && t.reasoning > 0) m.tokens.inc({ tenant, model, provider, type: 'reasoning' }, t.reasoning);
     if (t.anomaly) m.usageAnomalies.inc({ provider, anomaly: t.anomaly });
     // Semconv: report token usage only when the counts are known for an operation that reached a provider.
     if (r.served) {
@@ -484,14 +481,12 @@ export function recordRequestMetrics(m: Metrics, r: LineageRecord): void {
 
   const l = r.latency;
   if (l) {
-    const phase = (p: Phase, us: number | undefined): void => {
-      if (us !== undefined && us >= 0) m.processingDuration.observe({ phase: p }, us / 1e6);
-    };
-    phase('request_headers', l.requestHeadersUs);
-    phase('request_body', l.requestBodyUs);
-    phase('response_headers', l.responseHeadersUs);
-    phase('response_body', l.responseBodyUs);
-    phase('total', l.processingTotalUs);
+    const d = m.processingDuration;
+    if (l.requestHeadersUs !== undefined && l.requestHeadersUs >= 0) d.observe({ phase: 'request_headers' }, l.requestHeadersUs / 1e6);
+    if (l.requestBodyUs !== undefined && l.requestBodyUs >= 0) d.observe({ phase: 'request_body' }, l.requestBodyUs / 1e6);
+    if (l.responseHeadersUs !== undefined && l.responseHeadersUs >= 0) d.observe({ phase: 'response_headers' }, l.responseHeadersUs / 1e6);
+    if (l.responseBodyUs !== undefined && l.responseBodyUs >= 0) d.observe({ phase: 'response_body' }, l.responseBodyUs / 1e6);
+    if (l.processingTotalUs !== undefined && l.processingTotalUs >= 0) d.observe({ phase: 'total' }, l.processingTotalUs / 1e6);
     if (l.policyEvalUs !== undefined && l.policyEvalUs >= 0) m.policyEvalDuration.observe(l.policyEvalUs / 1e6);
     if (r.served) {
       const p = { provider };

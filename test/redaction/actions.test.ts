@@ -216,6 +216,26 @@ test('RedactorCache returns the same compiled redactor for an equal rule set and
   assert.notEqual(cache.get([rule(['email'], 'mask')]), a);
 });
 
+test('RedactorCache: per-request rule objects sharing the policy\'s detector arrays find the same redactor; any difference finds another', () => {
+  const cache = new RedactorCache({ secret: 'a-long-enough-gateway-secret' });
+  const dets = ['email'];
+  const kw = { name: 'proj', keywords: ['apollo'] };
+  const kw2 = { name: 'proj', keywords: ['gemini'] };
+  const a = cache.get([rule(dets, 'mask')]);
+  assert.equal(cache.get([rule(dets, 'mask')]), a); // fresh rule objects, same arrays: memo hit
+  const hashed = cache.get([rule(dets, 'hash')]);
+  assert.notEqual(hashed, a);
+  assert.notEqual(cache.get([rule(dets, 'mask', true)]), a);
+  assert.notEqual(cache.get([rule(dets, 'mask', false, 'pol/other')]), a);
+  assert.equal(cache.get([rule(['email'], 'mask')]), a); // a new array with the same names: same key, same redactor
+  const p1 = cache.get([rule(['proj'], 'mask')], [kw]);
+  const p2 = cache.get([rule(['proj'], 'mask')], [kw2]);
+  assert.notEqual(p1, p2);
+  assert.equal(contentOf(p1.redactRequest(chat('apollo gemini')).body), '[PROJ_1] gemini');
+  assert.equal(contentOf(p2.redactRequest(chat('apollo gemini')).body), 'apollo [PROJ_1]');
+  assert.equal(cache.get([rule(['proj'], 'mask')], [kw]), p1);
+});
+
 test('redactText: a lone string with request semantics', () => {
   const r = compileRedactor([rule(['email'], 'mask')]);
   assert.equal(r.redactText('to a@b.co').text, 'to [EMAIL_1]');

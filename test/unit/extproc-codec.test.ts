@@ -141,7 +141,19 @@ describe('ext_proc codec', () => {
       if (rnd() < 0.4) m.dynamic_metadata = toPbStruct({ tollgate: { [str() || 'a']: pick<unknown>([rnd() * 1000, str(), rnd() < 0.5, null, [str(), rnd()], { x: str() }]) } });
       if (rnd() < 0.2) m.mode_override = { response_body_mode: pick(['NONE', 'STREAMED', 'BUFFERED', 'BUFFERED_PARTIAL'] as const) };
       assert.deepEqual(pl.decodeResponse(encodeResponse(m)), pl.decodeResponse(pl.encodeResponse(m)), JSON.stringify(m));
+      assert.deepEqual(encodeResponse(m), pl.encodeResponse(m), JSON.stringify(m));
     }
+  });
+
+  it('encodes byte-for-byte what proto-loader encodes for every reply shape, long and non-ASCII strings included', () => {
+    const long = 'x-tollgate-' + 'ü'.repeat(30) + '💥'.repeat(20) + 'a'.repeat(200);
+    const extra: ProcessingResponse[] = [
+      { request_body: { response: { header_mutation: { set_headers: [{ header: { key: long, value: long }, append: {} as { value: boolean } }], remove_headers: [long, ''] }, body_mutation: { body: Buffer.alloc(70000, 7) } } } },
+      { immediate_response: { status: { code: 503 }, body: Buffer.alloc(200, 1), details: long }, dynamic_metadata: toPbStruct({ t: { s: long, n: -1.25, big: 1e300, neg: -7 } }) },
+      { override_message_timeout: { seconds: -3, nanos: -1 }, mode_override: { request_header_mode: 'DEFAULT' } },
+      { request_headers: { response: { body_mutation: { body: Buffer.from('aGVsbG8=', 'base64') } } }, immediate_response: { status: { code: 200 } } },
+    ];
+    for (const m of [...RESPONSES.map(([, r]) => r), ...extra]) assert.deepEqual(encodeResponse(m), pl.encodeResponse(m), JSON.stringify(m).slice(0, 200));
   });
 
   it('refuses an enum name the schema does not have (instead of sending a wrong value)', () => {
