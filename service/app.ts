@@ -34,6 +34,7 @@ import { CompositeKeyStore } from './identity/keys.ts';
 import { RedisKeyStore, type RedisKeyStoreOptions } from './identity/redis-key-store.ts';
 import type { Snapshot } from './gateway/context.ts';
 import { RequestMetricsConsumer } from './telemetry/request-metrics.ts';
+import { o200k } from './budget/tokenizer.ts';
 
 export interface TollgateOptions {
   configDir: string;
@@ -157,6 +158,9 @@ export async function startTollgate(opts: TollgateOptions): Promise<Tollgate> {
     spendApi: opts.spendApi ?? false,
   });
   for (const w of posture.warnings) log.warn(w);
+  // The exact tokenizer (budget/tokenizer.ts) loads now, before anything is served: importing it holds the
+  // event loop ~150–300 ms, which mid-traffic would time out other requests' Redis budget calls (fail closed).
+  await o200k().catch((err: unknown) => log.warn({ err }, 'o200k tokenizer unavailable: token estimates use the heuristic'));
   const [planKey, ...previousPlanKeys] = opts.planKeys?.length ? opts.planKeys : [processPlanKey()];
   const plans = new PlanSealer({ key: planKey!, previousKeys: previousPlanKeys, ttlMs: opts.planTtlMs });
   const health = new HealthTracker({ now: () => now().getTime() });

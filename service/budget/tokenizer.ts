@@ -1,7 +1,8 @@
 // The exact tokenizer for OpenAI-family models (o200k_base, via gpt-tokenizer). Never on the hot path and never
-// awaited by a request: it is imported (dynamic import, ~0.7 s, once) the first time an exact count would change a
-// decision — an admission the heuristic's reservation refuses, or count_tokens answered locally — and used from
-// then on, for prompts up to MAX_EXACT_BYTES (counting runs ~1–2 ms per KB on the event loop). Until it is loaded
+// awaited by a request: the server imports it at start-up, before serving (startTollgate; the import holds the
+// event loop ~150–300 ms, long enough to time out other requests' Redis calls if it happened mid-traffic). Other
+// callers (the CLI) import it in the background the first time an exact count would change a decision — an
+// admission the heuristic's reservation refuses, or count_tokens answered locally — and use it from then on, for prompts up to MAX_EXACT_BYTES (counting runs ~1–2 ms per KB on the event loop). Until it is loaded
 // the heuristic's answer stands (a refusal stays a refusal; a local count is labelled `estimate`).
 //
 // Fallback error bound (no tokenizer for the model's family — Gemini, Claude, Bedrock — or not loaded yet): the
