@@ -384,10 +384,7 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
       return evaluateUnsafe(input, eo);
     } catch (e) {
       const d = new DecisionImpl(revision, reportError);
-      const rec: RuleRecord = { policy: '', rule: '', kind: 'deny', outcome: 'error', durationUs: 0, message: `policy evaluation failed: ${e instanceof Error ? e.message : String(e)}` };
-      d.rules.push(rec);
-      reportError(rec);
-      d.denied = { status: 403, reason: 'policy_error', message: 'request denied: policy evaluation failed', rule: '' };
+      failClosed(d, 'deny', e, 'request denied', reportError);
       return d;
     }
   }
@@ -661,4 +658,21 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
 
   const evaluateMcp = createMcpEvaluator(policies, revision, reportError, clock);
   return { revision, policies: policies.map((p) => p.name), evaluate, evaluateMcp };
+}
+
+/**
+ * A bundle that throws while evaluating fails closed: the error is recorded as a rule outcome (and reported),
+ * and the decision becomes a 403 `policy_error` (LLM requests and MCP calls alike).
+ */
+export function failClosed(
+  d: { rules: RuleRecord[]; denied?: { status: number; reason: string; message: string; rule: string } },
+  kind: RuleRecord['kind'],
+  e: unknown,
+  what: string,
+  reportError: (r: RuleRecord) => void,
+): void {
+  const rec: RuleRecord = { policy: '', rule: '', kind, outcome: 'error', durationUs: 0, message: `policy evaluation failed: ${e instanceof Error ? e.message : String(e)}` };
+  d.rules.push(rec);
+  reportError(rec);
+  d.denied = { status: 403, reason: 'policy_error', message: `${what}: policy evaluation failed`, rule: '' };
 }

@@ -7,7 +7,7 @@
 import { performance } from 'node:perf_hooks';
 import { baseActivation } from './context.ts';
 import type { CExpr, CPolicy, CRule, DenyLike } from './compile.ts';
-import { decisionId, PolicyState } from './evaluate.ts';
+import { decisionId, failClosed, PolicyState } from './evaluate.ts';
 import { globMatch } from './glob.ts';
 import type { Denial, McpContext, McpDecision, PolicyInput, RuleOutcome, RuleRecord } from './types.ts';
 
@@ -56,10 +56,7 @@ export function createMcpEvaluator(
       return run(input, opts.listing === true);
     } catch (e) {
       const d = fresh();
-      const rec: RuleRecord = { policy: '', rule: '', kind: 'mcpDeny', outcome: 'error', durationUs: 0, message: `policy evaluation failed: ${e instanceof Error ? e.message : String(e)}` };
-      d.rules.push(rec);
-      reportError(rec);
-      d.denied = { status: 403, reason: 'policy_error', message: 'denied: policy evaluation failed', rule: '' };
+      failClosed(d, 'mcpDeny', e, 'denied', reportError);
       return d;
     }
   };
