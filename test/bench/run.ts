@@ -127,7 +127,7 @@ async function extprocBench(): Promise<void> {
   const port = await freePort();
   const httpPort = await freePort();
   const tg = await startChild(
-    'service/main.ts',
+    process.env.BENCH_TOLLGATE_ENTRY ?? 'service/main.ts',
     {
       TOLLGATE_GRPC_ADDR: `127.0.0.1:${port}`,
       TOLLGATE_HTTP_ADDR: `127.0.0.1:${httpPort}`,
@@ -222,7 +222,7 @@ async function workersBench(): Promise<void> {
     for (const n of [1, 2]) {
       const port = await freePort();
       const child = await startChild(
-        'service/main.ts',
+        process.env.BENCH_TOLLGATE_ENTRY ?? 'service/main.ts',
         {
           TOLLGATE_WORKERS: String(n),
           TOLLGATE_GRPC_ADDR: `127.0.0.1:${port}`,
