@@ -275,6 +275,46 @@ async function workersBench(): Promise<void> {
   }
 }
 
+/**
+ * `npm run bench -- transport`: the same echo processor on grpc-js (echo-server.ts, the reference
+ * floor) and on raw node:http2 (echo-h2.ts), interleaved rounds on the same core: what the gRPC
+ * transport alone costs per four-phase exchange.
+ */
+async function transportBench(): Promise<void> {
+  const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 32);
+  const durationMs = Number(process.env.BENCH_SECONDS ?? 4) * 1000;
+  const rounds = Number(process.env.BENCH_ROUNDS ?? 4);
+  const msgs = workload();
+  const serverCore = cpus().length > 1 ? 1 : 0;
+  const started: { name: string; addr: string; child: Awaited<ReturnType<typeof startChild>>; res: LoadResult[] }[] = [];
+  try {
+    for (const [name, script] of [['grpc-js echo', 'test/bench/echo-server.ts'], ['node:http2 echo', 'test/bench/echo-h2.ts']] as const) {
+      const port = await freePort();
+      const addr = `127.0.0.1:${port}`;
+      started.push({ name, addr, child: await startChild(script, { TOLLGATE_GRPC_ADDR: addr }, serverCore, addr), res: [] });
+    }
+    const noisy: string[] = [];
+    for (let r = 1; r <= rounds; r++)
+      for (const s of started) {
+        const meter = new NoiseMeter(() => started.map((x) => x.child.pid!));
+        const res = await runLoad(s.addr, s.child.pid!, msgs, { concurrency, warmupMs: r === 1 ? 2000 : 500, durationMs });
+        if (res.errors) console.log(`  ${s.name} round ${r}: ${res.errors} errors (${res.firstError})`);
+        s.res.push(res);
+        const n = meter.read();
+        if (n.foreignCores > NOISY_CORES || n.stealCores > 0.05) noisy.push(`round ${r} ${s.name}: other load ${n.foreignCores.toFixed(2)} cores, loadavg ${n.loadavg}`);
+      }
+    const [a, b] = started as [(typeof started)[0], (typeof started)[0]];
+    for (const s of started) console.log(`  ${s.name}: CPU per request ${spread(s.res.map((x) => x.cpuPerRequestUs), 0)} µs, ${spread(s.res.map((x) => x.rps), 0)} req/s`);
+    console.log(`  ${b.name} ÷ ${a.name} CPU per request: ${spread(b.res.map((x, i) => x.cpuPerRequestUs / a.res[i]!.cpuPerRequestUs))}`);
+    if (noisy.length) {
+      console.log(`WARNING: other load was present in ${noisy.length} of ${rounds * 2} segments:`);
+      for (const l of noisy) console.log(`  ${l}`);
+    } else console.log('no other load detected during the rounds');
+  } finally {
+    for (const s of started) await stopChild(s.child);
+  }
+}
+
 const MODULES = ['codec', 'exchange', 'policy', 'providers', 'routing', 'fallback', 'budget', 'redaction', 'lineage'];
 
 async function moduleBenches(only: string | undefined): Promise<void> {
@@ -296,6 +336,7 @@ async function moduleBenches(only: string | undefined): Promise<void> {
 
 const only = process.argv[2];
 if (only === 'workers') await workersBench();
+else if (only === 'transport') await transportBench();
 else if (only === 'envoy') {
   const { envoyBench } = await import('./envoy.ts');
   await envoyBench(process.argv.slice(3));
