@@ -658,7 +658,11 @@ function writeResponse(m: ProcessingResponse): void {
   }
 }
 
-export function encodeResponse(m: ProcessingResponse): Buffer {
+/**
+ * `framed`: the gRPC message framing in front (flag 0, 4-byte length), in the same buffer, so the
+ * transport writes one buffer per message without another copy.
+ */
+export function encodeResponse(m: ProcessingResponse, framed = false): Buffer {
   if (Array.isArray(m)) throw new Error('Failed to serialize message: expected object with ProcessingResponse structure, got array instead');
   SIZES.length = 0;
   BLOBS.length = 0;
@@ -666,11 +670,16 @@ export function encodeResponse(m: ProcessingResponse): Buffer {
   bi = 0;
   try {
     const total = sizeResponse(m);
-    const out = Buffer.allocUnsafe(total);
+    const head = framed ? 5 : 0;
+    const out = Buffer.allocUnsafe(total + head);
+    if (framed) {
+      out[0] = 0;
+      out.writeUInt32BE(total, 1);
+    }
     buf = out;
-    pos = 0;
+    pos = head;
     writeResponse(m);
-    if (pos !== total || si !== SIZES.length) throw new Error(`ext_proc codec: wrote ${pos} of ${total} bytes`);
+    if (pos !== total + head || si !== SIZES.length) throw new Error(`ext_proc codec: wrote ${pos - head} of ${total} bytes`);
     return out;
   } finally {
     buf = EMPTY;
@@ -685,5 +694,5 @@ export function encodeResponse(m: ProcessingResponse): Buffer {
 export function leanExtProcService(): grpc.ServiceDefinition {
   const def = extProcService();
   const process = def.Process as grpc.MethodDefinition<ProcessingRequest, ProcessingResponse>;
-  return { Process: { ...process, requestDeserialize: decodeRequest, responseSerialize: encodeResponse } };
+  return { Process: { ...process, requestDeserialize: decodeRequest, responseSerialize: (m: ProcessingResponse) => encodeResponse(m) } };
 }

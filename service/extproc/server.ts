@@ -1,16 +1,24 @@
-// Thin gRPC layer: one Processor per `Process` stream, messages handled strictly in order
-// (Envoy pipelines STREAMED chunks and applies each reply to the oldest outstanding one).
-import * as grpc from '@grpc/grpc-js';
-import { HealthImplementation } from 'grpc-health-check';
+// The ext_proc gRPC server: one Processor per `Process` stream, messages handled strictly in order
+// (Envoy pipelines STREAMED chunks and applies each reply to the oldest outstanding one), plus
+// grpc.health.v1.Health. Transport: node:http2 directly (h2/), not grpc-js.
+import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import { constants as h2 } from 'node:http2';
 import type { Logger } from 'pino';
 import { GatewayError } from '../errors.ts';
 import type { ProcessingRequest, ProcessingResponse } from './messages.ts';
 import { Processor, ProtocolError, type Exchange } from './processor.ts';
-import { leanExtProcService } from './codec.ts';
+import { decodeRequest, encodeResponse } from './codec.ts';
 import { STAGE_METADATA_KEY, UPSTREAM_STAGE } from '../fallback/contract.ts';
 import type { GrpcAuth } from '../security/index.ts';
+import { GrpcCall } from './h2/call.ts';
+import { MessageFramer } from './h2/framing.ts';
+import { HEALTH_SERVICE_PREFIX, HealthService } from './h2/health.ts';
+import { Status, type StatusCode } from './h2/status.ts';
+import { listenGrpc, type Transport } from './h2/transport.ts';
 
 export const EXTPROC_SERVICE_NAME = 'envoy.service.ext_proc.v3.ExternalProcessor';
+const PROCESS_PATH = `/${EXTPROC_SERVICE_NAME}/Process`;
+
 /** End detail of a stream still open when drain() ran out of time (lineage `errorCode`). */
 export const DRAIN_DEADLINE_DETAIL = 'cut at the shutdown drain deadline';
 /** End detail of a stream that sent nothing for TOLLGATE_STREAM_IDLE_TIMEOUT_MS. */
@@ -57,8 +65,8 @@ export interface ExtProcServerOptions {
   log: Logger;
   /** Called with each finished stream's protocol error, for metrics. */
   onProtocolError?: (err: ProtocolError) => void;
-  /** Peer authentication (security/grpc-auth.ts): TLS credentials and the interceptor that refuses unauthenticated calls. Unset: plaintext, none. */
-  auth?: Pick<GrpcAuth, 'credentials' | 'interceptors'>;
+  /** Peer authentication (security/grpc-auth.ts): TLS material and the per-stream check. Unset: plaintext, none. */
+  auth?: Pick<GrpcAuth, 'tls' | 'check'>;
   /** Concurrent streams; one more is refused with RESOURCE_EXHAUSTED (default STREAM_DEFAULTS.maxStreams). */
   maxStreams?: number;
   /** A stream with no message for this long (and no reply being computed) ends as aborted; 0 = never (default STREAM_DEFAULTS.idleTimeoutMs). */
@@ -70,7 +78,7 @@ export interface ExtProcServerOptions {
 }
 
 export interface ExtProcServer {
-  server: grpc.Server;
+  server: Transport['server'];
   port: number;
   /** In-flight streams right now. */
   active(): number;
@@ -83,15 +91,15 @@ export interface ExtProcServer {
   setMaxMessageBytes(bytes: number): void;
 }
 
-type Call = grpc.ServerDuplexStream<ProcessingRequest, ProcessingResponse>;
-
 const SCHEMA_MAX_BODY = 64 * 1024 * 1024;
+/** A reply larger than this is a bug, not something to send (grpc-js' send limit before). */
+const MAX_SEND_BYTES = 128 * 1024 * 1024;
 
 interface OpenStream {
   /** Ends the stream's exchange (idempotent). */
   close: (reason: 'aborted' | 'protocol_error', detail: string) => void;
   /** Ends the exchange and the gRPC call with a status. */
-  cut: (code: grpc.status, detail: string) => void;
+  cut: (code: StatusCode, detail: string) => void;
   /** performance.now() of the last message received or reply sent. */
   lastActivity: number;
   /** Messages received and not answered yet: the stream waits on us, not idle. */
@@ -102,104 +110,118 @@ export async function startExtProcServer(addr: string, opts: ExtProcServerOption
   const maxStreams = opts.maxStreams ?? STREAM_DEFAULTS.maxStreams;
   const idleTimeoutMs = opts.idleTimeoutMs ?? STREAM_DEFAULTS.idleTimeoutMs;
   const limits = opts.limits ?? (() => ({ maxRequestBytes: SCHEMA_MAX_BODY, maxResponseBytes: SCHEMA_MAX_BODY }));
-  // grpc-js reads this object for every new call (server.ts passes it by reference), which is what
-  // lets setMaxMessageBytes() follow a config reload; test/unit/stream-limits.test.ts checks it.
-  const serverOptions: grpc.ServerOptions = {
-    'grpc.max_receive_message_length': messageCapFor(limits()),
-    'grpc.max_send_message_length': 128 * 1024 * 1024,
-    'grpc.keepalive_permit_without_calls': 1,
-    interceptors: opts.auth?.interceptors ?? [],
-  };
-  const server = new grpc.Server(serverOptions);
-  const health = new HealthImplementation({ '': 'SERVING', [EXTPROC_SERVICE_NAME]: 'SERVING' });
-  health.addToServer(server);
-  const streams = new Map<Call, OpenStream>();
+  // Read when a stream opens: setMaxMessageBytes() (a config reload) applies to the streams opened after it.
+  let maxMessageBytes = messageCapFor(limits());
+  const health = new HealthService({ '': 'SERVING', [EXTPROC_SERVICE_NAME]: 'SERVING' });
+  const streams = new Map<ServerHttp2Stream, OpenStream>();
 
-  server.addService(leanExtProcService(), {
-    Process: (call: Call) => {
-      if (streams.size >= maxStreams) {
-        opts.onStreamCut?.('max_streams');
-        call.emit('error', { code: grpc.status.RESOURCE_EXHAUSTED, details: `too many concurrent ext_proc streams (limit ${maxStreams}, TOLLGATE_MAX_STREAMS)` });
+  const send = (call: GrpcCall, reply: ProcessingResponse): void => {
+    const framed = encodeResponse(reply, true);
+    if (framed.length - 5 > MAX_SEND_BYTES) throw new Error(`reply of ${framed.length - 5} bytes exceeds the ${MAX_SEND_BYTES}-byte send limit`);
+    call.write(framed);
+  };
+
+  const processStream = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void => {
+    const call = new GrpcCall(stream);
+    if (streams.size >= maxStreams) {
+      opts.onStreamCut?.('max_streams');
+      call.end(Status.RESOURCE_EXHAUSTED, `too many concurrent ext_proc streams (limit ${maxStreams}, TOLLGATE_MAX_STREAMS)`);
+      stream.resume();
+      return;
+    }
+    const stage: Stage = headers[STAGE_METADATA_KEY] === UPSTREAM_STAGE ? 'upstream' : 'router';
+    const processor = new Processor(opts.newExchange(stage), () => {
+      const l = limits();
+      return { request: stage === 'upstream' ? l.maxRequestBytes * UPSTREAM_BODY_FACTOR : l.maxRequestBytes, response: l.maxResponseBytes };
+    });
+    let queue: Promise<void> = Promise.resolve();
+    let closed = false;
+
+    const close = (reason: 'aborted' | 'protocol_error', detail: string): void => {
+      if (closed) return;
+      closed = true;
+      streams.delete(stream);
+      processor.abort(reason, detail);
+    };
+    const state: OpenStream = {
+      close,
+      cut: (code, detail) => {
+        close('aborted', detail);
+        call.end(code, detail);
+      },
+      lastActivity: performance.now(),
+      pending: 0,
+    };
+    streams.set(stream, state);
+
+    const onMessage = (msg: ProcessingRequest): void => {
+      state.lastActivity = performance.now();
+      state.pending++;
+      queue = queue.then(async () => {
+        if (closed) return;
+        try {
+          const early = processor.preflight(msg);
+          if (early && !closed) send(call, early);
+          const reply = await processor.handle(msg);
+          if (reply && !closed) send(call, reply);
+          // Typed errors are the client's answer; anything else is our bug and must be visible.
+          if (processor.lastError !== undefined && !(processor.lastError instanceof GatewayError)) {
+            opts.log.error({ err: processor.lastError }, 'request failed with an internal error');
+            processor.lastError = undefined;
+          }
+        } catch (err) {
+          const detail = err instanceof Error ? err.message : String(err);
+          if (err instanceof ProtocolError) {
+            opts.log.warn({ detail }, 'ext_proc protocol violation; failing the stream');
+            opts.onProtocolError?.(err);
+          } else opts.log.error({ err }, 'ext_proc stream failed');
+          close('protocol_error', detail);
+          call.end(err instanceof ProtocolError ? Status.FAILED_PRECONDITION : Status.INTERNAL, detail);
+        } finally {
+          state.pending--;
+          state.lastActivity = performance.now();
+        }
+      });
+    };
+    const framer = new MessageFramer(maxMessageBytes, (buf) => {
+      if (closed) return;
+      let msg: ProcessingRequest;
+      try {
+        msg = decodeRequest(buf);
+      } catch (err) {
+        state.cut(Status.INTERNAL, `Error deserializing request: ${err instanceof Error ? err.message : String(err)}`);
         return;
       }
-      const stage: Stage = call.metadata.get(STAGE_METADATA_KEY)[0] === UPSTREAM_STAGE ? 'upstream' : 'router';
-      const processor = new Processor(opts.newExchange(stage), () => {
-        const l = limits();
-        return { request: stage === 'upstream' ? l.maxRequestBytes * UPSTREAM_BODY_FACTOR : l.maxRequestBytes, response: l.maxResponseBytes };
-      });
-      let queue: Promise<void> = Promise.resolve();
-      let closed = false;
+      onMessage(msg);
+    });
 
-      const close = (reason: 'aborted' | 'protocol_error', detail: string): void => {
-        if (closed) return;
-        closed = true;
-        streams.delete(call);
-        processor.abort(reason, detail);
-      };
-      const state: OpenStream = {
-        close,
-        cut: (code, detail) => {
-          close('aborted', detail);
-          call.emit('error', { code, details: detail });
-        },
-        lastActivity: performance.now(),
-        pending: 0,
-      };
-      streams.set(call, state);
-
-      call.on('data', (msg: ProcessingRequest) => {
-        state.lastActivity = performance.now();
-        state.pending++;
-        queue = queue.then(async () => {
-          if (closed) return;
-          try {
-            const early = processor.preflight(msg);
-            if (early && !closed) call.write(early);
-            const reply = await processor.handle(msg);
-            if (reply && !closed) call.write(reply);
-            // Typed errors are the client's answer; anything else is our bug and must be visible.
-            if (processor.lastError !== undefined && !(processor.lastError instanceof GatewayError)) {
-              opts.log.error({ err: processor.lastError }, 'request failed with an internal error');
-              processor.lastError = undefined;
-            }
-          } catch (err) {
-            const detail = err instanceof Error ? err.message : String(err);
-            if (err instanceof ProtocolError) {
-              opts.log.warn({ detail }, 'ext_proc protocol violation; failing the stream');
-              opts.onProtocolError?.(err);
-            } else opts.log.error({ err }, 'ext_proc stream failed');
-            close('protocol_error', detail);
-            // grpc-js ends a server stream with a status when 'error' is emitted on the call.
-            call.emit('error', {
-              code: err instanceof ProtocolError ? grpc.status.FAILED_PRECONDITION : grpc.status.INTERNAL,
-              details: detail,
-            });
-          } finally {
-            state.pending--;
-            state.lastActivity = performance.now();
-          }
-        });
+    // Data keeps being read after a failure (and dropped), so the connection's flow-control window moves on.
+    stream.on('data', (chunk: Buffer) => {
+      const err = framer.push(chunk);
+      if (err && !call.ended) state.cut(err.code, err.detail);
+    });
+    stream.on('end', () => {
+      if (framer.partial && !call.ended) state.cut(Status.INTERNAL, 'stream ended inside a message');
+      // Envoy half-closes when the HTTP exchange is over; finish our side after pending replies.
+      void queue.then(() => {
+        if (!processor.finished) close('aborted', 'stream ended by Envoy before the exchange finished');
+        else {
+          closed = true;
+          streams.delete(stream);
+        }
+        call.end(Status.OK);
       });
-      call.on('end', () => {
-        // Envoy half-closes when the HTTP exchange is over; finish our side after pending replies.
-        void queue.then(() => {
-          if (!processor.finished) close('aborted', 'stream ended by Envoy before the exchange finished');
-          else {
-            closed = true;
-            streams.delete(call);
-          }
-          call.end();
-        });
-      });
-      call.on('cancelled', () => close('aborted', 'stream cancelled'));
-      call.on('error', (err) => close('aborted', `stream error: ${err.message}`));
-      call.on('close', () => {
+    });
+    stream.on('error', (err: Error) => close('aborted', `stream error: ${err.message}`));
+    stream.on('close', () => {
+      // Reset by the peer (Envoy cancels a stream whose exchange got its response) or the connection went.
+      if (!call.ended || stream.rstCode !== h2.NGHTTP2_NO_ERROR) close('aborted', 'stream cancelled');
+      else
         void queue.then(() => {
           if (!processor.finished) close('aborted', 'stream closed');
         });
-      });
-    },
-  });
+    });
+  };
 
   // One sweep for every stream (not a timer per message): cuts the streams idle past the limit.
   let sweeper: NodeJS.Timeout | undefined;
@@ -209,25 +231,27 @@ export async function startExtProcServer(addr: string, opts: ExtProcServerOption
       for (const s of [...streams.values()])
         if (s.pending === 0 && now - s.lastActivity > idleTimeoutMs) {
           opts.onStreamCut?.('idle_timeout');
-          s.cut(grpc.status.DEADLINE_EXCEEDED, `${IDLE_DETAIL} (${idleTimeoutMs} ms, TOLLGATE_STREAM_IDLE_TIMEOUT_MS)`);
+          s.cut(Status.DEADLINE_EXCEEDED, `${IDLE_DETAIL} (${idleTimeoutMs} ms, TOLLGATE_STREAM_IDLE_TIMEOUT_MS)`);
         }
     }, Math.max(10, Math.min(1000, Math.floor(idleTimeoutMs / 4))));
     sweeper.unref();
   }
 
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(addr, opts.auth?.credentials ?? grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-  ).catch((err: unknown) => {
+  const serveHealth = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void => health.serve(headers[':path'] ?? '', stream);
+  const transport = await listenGrpc(addr, {
+    ...(opts.auth ? { auth: opts.auth } : {}),
+    route: (path) => (path === PROCESS_PATH ? processStream : path.startsWith(HEALTH_SERVICE_PREFIX) ? serveHealth : undefined),
+  }).catch((err: unknown) => {
     if (sweeper) clearInterval(sweeper);
     throw err;
   });
 
   return {
-    server,
-    port,
+    server: transport.server,
+    port: transport.port,
     active: () => streams.size,
     setMaxMessageBytes: (bytes: number) => {
-      serverOptions['grpc.max_receive_message_length'] = bytes;
+      maxMessageBytes = bytes;
     },
     drain: async (graceMs: number) => {
       if (sweeper) clearInterval(sweeper);
@@ -237,11 +261,11 @@ export async function startExtProcServer(addr: string, opts: ExtProcServerOption
         const timer = setTimeout(() => {
           // End what is left ourselves, now: each exchange records itself as aborted before the server goes.
           for (const s of [...streams.values()]) s.close('aborted', DRAIN_DEADLINE_DETAIL);
-          server.forceShutdown();
+          transport.destroyAll();
           resolve();
         }, graceMs);
         timer.unref();
-        server.tryShutdown(() => {
+        void transport.shutdown().then(() => {
           clearTimeout(timer);
           resolve();
         });

@@ -3,18 +3,19 @@
 //    the allow-list (Envoy: transport_socket with an UpstreamTlsContext on the `tollgate` cluster);
 //  - a shared secret Envoy sends as gRPC initial metadata `x-tollgate-auth`
 //    (grpc_service.initial_metadata on both ext_proc filters).
-// Checks run in a server interceptor on the call's metadata, before the handler starts: a refused
-// stream never reaches a Processor, so none of its messages is read.
-import * as grpc from '@grpc/grpc-js';
+// The transport (extproc/h2/transport.ts) calls check() with each new stream's request headers,
+// before any handler runs: a refused stream never reaches a Processor, so none of its messages is read.
 import { readFileSync } from 'node:fs';
-import { createSecureContext } from 'node:tls';
+import type { IncomingHttpHeaders, SecureServerOptions, Http2Session } from 'node:http2';
+import { createSecureContext, type SecureContextOptions, type TLSSocket } from 'node:tls';
+import { HEALTH_SERVICE_PREFIX } from '../extproc/h2/health.ts';
+import { Status, type StatusCode } from '../extproc/h2/status.ts';
 import { PeerAllowList } from './peer-identity.ts';
 import { SecretSet } from './secrets.ts';
 import { SecurityConfigError } from './mode.ts';
 
 /** gRPC metadata key carrying the shared secret (Envoy: grpc_service.initial_metadata). */
 export const AUTH_METADATA_KEY = 'x-tollgate-auth';
-const HEALTH_SERVICE_PREFIX = '/grpc.health.v1.Health/';
 
 export interface GrpcTlsOptions {
   certFile: string;
@@ -40,14 +41,30 @@ export interface GrpcAuthOptions {
 
 export type AuthFailure = 'missing_secret' | 'wrong_secret' | 'no_peer_certificate' | 'peer_not_allowed';
 
+/** Why a new stream is refused: the gRPC status it ends with. */
+export interface StreamRefusal {
+  code: StatusCode;
+  detail: string;
+}
+
+/** TLS for the ext_proc port (node:http2 secure server). */
+export interface GrpcTlsServer {
+  /** Options for http2.createSecureServer: certificate, key, and the client certificate policy. */
+  options: SecureServerOptions;
+  /** Registers the server for rotated material: called with new context options when the files change. */
+  onReload(apply: (ctx: SecureContextOptions) => void): void;
+}
+
 export interface GrpcAuth {
-  credentials: grpc.ServerCredentials;
-  interceptors: grpc.ServerInterceptor[];
+  /** Unset: plaintext. */
+  tls?: GrpcTlsServer;
+  /** The refusal for a new stream to `path` with these request headers on this session, or undefined to serve it. */
+  check(path: string, headers: IncomingHttpHeaders, session: Http2Session): StreamRefusal | undefined;
   /** Something authenticates the peer: a shared secret, or mTLS. */
   authenticated: boolean;
   /** For the start-up log; never contains a secret. */
   summary: string;
-  /** Resolves once TLS material is loaded (immediately without TLS). */
+  /** Resolves once TLS material is loaded (immediately: it is read at build time). */
   ready(timeoutMs?: number): Promise<void>;
   close(): void;
 }
@@ -68,9 +85,8 @@ export function buildGrpcAuth(opts: GrpcAuthOptions | undefined, onDenied?: Deni
   const peers = mtls ? new PeerAllowList(opts!.allowedPeers!) : undefined;
   const openHealth = (opts?.health ?? 'open') === 'open';
 
-  const material = tls ? loadTls(tls) : undefined;
-  const interceptors: grpc.ServerInterceptor[] = [];
-  if (secrets || peers) interceptors.push(authInterceptor({ secrets, peers, openHealth, onDenied }));
+  const material = tls ? loadTls(tls, mtls) : undefined;
+  const check = secrets || peers ? streamCheck({ secrets, peers, openHealth, onDenied }) : () => undefined;
 
   const parts: string[] = [];
   if (tls) parts.push(mtls ? `mTLS (${peers!.allowsAny ? 'any certificate the CA signed' : `${opts!.allowedPeers!.length} allowed identities`})` : 'TLS without client certificates');
@@ -79,51 +95,68 @@ export function buildGrpcAuth(opts: GrpcAuthOptions | undefined, onDenied?: Deni
   if ((secrets || mtls) && openHealth) parts.push('health service open');
 
   return {
-    credentials: material?.credentials ?? grpc.ServerCredentials.createInsecure(),
-    interceptors,
+    ...(material ? { tls: material.server } : {}),
+    check,
     authenticated: Boolean(secrets) || mtls,
     summary: parts.join(', '),
-    ready: material?.ready ?? (() => Promise.resolve()),
+    ready: () => Promise.resolve(),
     close: material?.close ?? (() => undefined),
   };
 }
 
-function authInterceptor(o: { secrets?: SecretSet; peers?: PeerAllowList; openHealth: boolean; onDenied?: DeniedHook }): grpc.ServerInterceptor {
-  return (method, call) => {
-    if (o.openHealth && method.path.startsWith(HEALTH_SERVICE_PREFIX)) return new grpc.ServerInterceptingCall(call);
-    const deny = (reason: AuthFailure, code: grpc.status, details: string): void => {
-      o.onDenied?.(reason, method.path, call.getPeer());
-      call.sendStatus({ code, details });
-    };
-    const listener = new grpc.ServerListenerBuilder()
-      .withOnReceiveMetadata((md, next) => {
-        if (o.peers) {
-          const cert = call.getAuthContext().sslPeerCertificate;
-          if (!cert || Object.keys(cert).length === 0) return deny('no_peer_certificate', grpc.status.UNAUTHENTICATED, 'client certificate required');
-          if (!o.peers.allows(cert)) return deny('peer_not_allowed', grpc.status.PERMISSION_DENIED, 'client certificate identity is not allowed');
-        }
-        if (o.secrets) {
-          const presented = md.get(AUTH_METADATA_KEY);
-          if (presented.length === 0) return deny('missing_secret', grpc.status.UNAUTHENTICATED, `missing ${AUTH_METADATA_KEY} metadata`);
-          if (presented.length !== 1 || !o.secrets.matches(presented[0])) return deny('wrong_secret', grpc.status.UNAUTHENTICATED, `wrong ${AUTH_METADATA_KEY} metadata`);
-          // The handler never needs it; keep it out of anything downstream of here.
-          md.remove(AUTH_METADATA_KEY);
-        }
-        next(md);
-      })
-      .build();
-    return new grpc.ServerInterceptingCall(call, new grpc.ResponderBuilder().withStart((next) => next(listener)).build());
+/** The peer as grpc-js reported it (`address:port`), for the denial hook. */
+function peerOf(session: Http2Session): string {
+  const s = session.socket;
+  const addr = s?.remoteAddress ?? 'unknown';
+  return `${addr.includes(':') ? `[${addr}]` : addr}:${s?.remotePort ?? 0}`;
+}
+
+function streamCheck(o: { secrets?: SecretSet; peers?: PeerAllowList; openHealth: boolean; onDenied?: DeniedHook }): GrpcAuth['check'] {
+  // The peer certificate cannot change within a session: decide once per session.
+  const peerVerdicts = new WeakMap<Http2Session, StreamRefusal & { reason: AuthFailure } | null>();
+  const peerVerdict = (session: Http2Session): (StreamRefusal & { reason: AuthFailure }) | null => {
+    let v = peerVerdicts.get(session);
+    if (v !== undefined) return v;
+    const cert = (session.socket as TLSSocket).getPeerCertificate?.();
+    if (!cert || Object.keys(cert).length === 0) v = { reason: 'no_peer_certificate', code: Status.UNAUTHENTICATED, detail: 'client certificate required' };
+    else if (!o.peers!.allows(cert)) v = { reason: 'peer_not_allowed', code: Status.PERMISSION_DENIED, detail: 'client certificate identity is not allowed' };
+    else v = null;
+    peerVerdicts.set(session, v);
+    return v;
+  };
+  const deny = (reason: AuthFailure, code: StatusCode, detail: string, path: string, session: Http2Session): StreamRefusal => {
+    o.onDenied?.(reason, path, peerOf(session));
+    return { code, detail };
+  };
+  return (path, headers, session) => {
+    if (o.openHealth && path.startsWith(HEALTH_SERVICE_PREFIX)) return undefined;
+    if (o.peers) {
+      const v = peerVerdict(session);
+      if (v) return deny(v.reason, v.code, v.detail, path, session);
+    }
+    if (o.secrets) {
+      const presented = headers[AUTH_METADATA_KEY];
+      if (presented === undefined) return deny('missing_secret', Status.UNAUTHENTICATED, `missing ${AUTH_METADATA_KEY} metadata`, path, session);
+      if (typeof presented !== 'string' || !o.secrets.matches(presented)) return deny('wrong_secret', Status.UNAUTHENTICATED, `wrong ${AUTH_METADATA_KEY} metadata`, path, session);
+      // The handler never needs it; keep it out of anything downstream of here.
+      delete headers[AUTH_METADATA_KEY];
+    }
+    return undefined;
   };
 }
 
 interface TlsMaterial {
-  credentials: grpc.ServerCredentials;
-  ready(timeoutMs?: number): Promise<void>;
+  server: GrpcTlsServer;
   close(): void;
 }
 
-function loadTls(t: GrpcTlsOptions): TlsMaterial {
-  // Fail at start-up on unreadable or mismatched files, not on the first handshake.
+interface TlsFiles {
+  cert: Buffer;
+  key: Buffer;
+  ca?: Buffer;
+}
+
+function readTlsFiles(t: GrpcTlsOptions): TlsFiles {
   const read = (what: string, file: string): Buffer => {
     try {
       return readFileSync(file);
@@ -131,48 +164,42 @@ function loadTls(t: GrpcTlsOptions): TlsMaterial {
       throw new SecurityConfigError(`${what}: cannot read ${file}: ${(err as Error).message}`);
     }
   };
-  const cert = read('TOLLGATE_GRPC_TLS_CERT', t.certFile);
-  const key = read('TOLLGATE_GRPC_TLS_KEY', t.keyFile);
-  const ca = t.caFile ? read('TOLLGATE_GRPC_TLS_CA', t.caFile) : undefined;
+  const files: TlsFiles = { cert: read('TOLLGATE_GRPC_TLS_CERT', t.certFile), key: read('TOLLGATE_GRPC_TLS_KEY', t.keyFile) };
+  if (t.caFile) files.ca = read('TOLLGATE_GRPC_TLS_CA', t.caFile);
   try {
-    createSecureContext({ cert, key, ...(ca ? { ca } : {}) });
+    createSecureContext(files);
   } catch (err) {
     throw new SecurityConfigError(`TOLLGATE_GRPC_TLS_*: ${(err as Error).message}`);
   }
-  if (!t.caFile) {
-    return {
-      credentials: grpc.ServerCredentials.createSsl(null, [{ cert_chain: cert, private_key: key }], false),
-      ready: () => Promise.resolve(),
-      close: () => undefined,
-    };
-  }
-  // mTLS: re-read the files periodically (cert-manager / SPIRE rotate short-lived certificates).
-  // One provider serves both the identity and the CA.
-  const provider = new grpc.experimental.FileWatcherCertificateProvider({
-    certificateFile: t.certFile,
-    privateKeyFile: t.keyFile,
-    caCertificateFile: t.caFile,
-    refreshIntervalMs: t.refreshMs ?? 60_000,
-  });
-  let loaded = false;
-  const waiters: (() => void)[] = [];
-  const onIdentity: grpc.experimental.IdentityCertificateUpdateListener = (u) => {
-    if (!u || loaded) return;
-    loaded = true;
-    for (const w of waiters.splice(0)) w();
-  };
+  return files;
+}
+
+const sameFiles = (a: TlsFiles, b: TlsFiles): boolean => a.cert.equals(b.cert) && a.key.equals(b.key) && (a.ca && b.ca ? a.ca.equals(b.ca) : a.ca === b.ca);
+
+function loadTls(t: GrpcTlsOptions, mtls: boolean): TlsMaterial {
+  // Fail at start-up on unreadable or mismatched files, not on the first handshake.
+  let current = readTlsFiles(t);
+  const appliers: ((ctx: SecureContextOptions) => void)[] = [];
+  // Re-read the files periodically (cert-manager / SPIRE rotate short-lived certificates); new
+  // connections get the new material. A file that is unreadable or does not match its key mid-rotation
+  // keeps the last good material until the next read.
+  const timer = setInterval(() => {
+    let next: TlsFiles;
+    try {
+      next = readTlsFiles(t);
+    } catch {
+      return;
+    }
+    if (sameFiles(current, next)) return;
+    current = next;
+    for (const apply of appliers) apply(next);
+  }, t.refreshMs ?? 60_000);
+  timer.unref();
   return {
-    credentials: grpc.experimental.createCertificateProviderServerCredentials(provider, provider, true),
-    ready: (timeoutMs = 5000) =>
-      new Promise<void>((resolve, reject) => {
-        provider.addIdentityCertificateListener(onIdentity);
-        if (loaded) return resolve();
-        const timer = setTimeout(() => reject(new SecurityConfigError('TLS certificates did not load in time')), timeoutMs);
-        waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      }),
-    close: () => provider.removeIdentityCertificateListener(onIdentity),
+    server: {
+      options: { ...current, requestCert: mtls, rejectUnauthorized: mtls, ALPNProtocols: ['h2'] },
+      onReload: (apply) => void appliers.push(apply),
+    },
+    close: () => clearInterval(timer),
   };
 }

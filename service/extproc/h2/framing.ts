@@ -2,15 +2,15 @@
 // 1 byte compressed flag, 4 bytes big-endian length, then the message. A message may span several
 // DATA chunks and one chunk may hold several messages; the common case (a whole message inside one
 // chunk) is handed on as a view of the chunk, without a copy.
+import { Status, type StatusCode } from './status.ts';
 
 /** Why the framer stopped: the stream must end with this gRPC status. */
 export interface FrameError {
-  code: number;
+  code: StatusCode;
   detail: string;
 }
 
-const INTERNAL = 13;
-const RESOURCE_EXHAUSTED = 8;
+const { INTERNAL, RESOURCE_EXHAUSTED } = Status;
 
 export class MessageFramer {
   /** Header bytes of a prefix split across chunks. */
@@ -91,7 +91,7 @@ export class MessageFramer {
     return this.headFill > 0 || this.need >= 0;
   }
 
-  private fail(code: number, detail: string): FrameError {
+  private fail(code: StatusCode, detail: string): FrameError {
     this.failed = { code, detail };
     this.parts = [];
     return this.failed;
