@@ -26,13 +26,19 @@ export interface Transport {
   destroyAll(): void;
 }
 
+const STREAM_WINDOW = 1 << 20;
+const SESSION_WINDOW = 16 << 20;
+
 const SERVER_OPTIONS: http2.ServerOptions = {
   // Node refuses new streams once a session holds this many MB: effectively off, as grpc-js does
   // (one Envoy connection carries every stream, bodies up to the message cap included).
   maxSessionMemory: Number.MAX_SAFE_INTEGER,
   maxSendHeaderBlockLength: Number.MAX_SAFE_INTEGER,
   // Concurrent streams are limited by Tollgate itself (TOLLGATE_MAX_STREAMS → RESOURCE_EXHAUSTED).
-  settings: { maxConcurrentStreams: 0xffffffff },
+  // Flow-control windows: Envoy sends request and response bodies of several MB in one message; with
+  // HTTP/2's 64 KiB default it would wait for a WINDOW_UPDATE every 64 KiB. Data is always read as it
+  // arrives (and bounded by the message cap), so larger windows buffer nothing extra.
+  settings: { maxConcurrentStreams: 0xffffffff, initialWindowSize: STREAM_WINDOW },
 };
 
 const CONTENT_TYPE = /^application\/grpc(?:$|[+;])/;
@@ -51,6 +57,7 @@ export async function listenGrpc(addr: string, opts: TransportOptions): Promise<
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on('session', (session) => {
     sessions.add(session);
+    session.setLocalWindowSize(SESSION_WINDOW);
     session.on('close', () => sessions.delete(session));
     session.on('error', () => undefined);
   });
