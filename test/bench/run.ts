@@ -277,8 +277,9 @@ async function workersBench(): Promise<void> {
 
 /**
  * `npm run bench -- transport`: the same echo processor on grpc-js (echo-server.ts, the reference
- * floor) and on raw node:http2 (echo-h2.ts), interleaved rounds on the same core: what the gRPC
- * transport alone costs per four-phase exchange.
+ * floor) and on raw node:http2 (echo-h2.ts), and Tollgate's server with a no-op exchange
+ * (server-noop.ts; BENCH_BASE_ROOT=<checkout> adds that checkout's for a before/after), interleaved
+ * rounds on the same core: what the gRPC transport costs per four-phase exchange.
  */
 async function transportBench(): Promise<void> {
   const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 32);
@@ -288,10 +289,18 @@ async function transportBench(): Promise<void> {
   const serverCore = cpus().length > 1 ? 1 : 0;
   const started: { name: string; addr: string; child: Awaited<ReturnType<typeof startChild>>; res: LoadResult[] }[] = [];
   try {
-    for (const [name, script] of [['grpc-js echo', 'test/bench/echo-server.ts'], ['node:http2 echo', 'test/bench/echo-h2.ts']] as const) {
+    // Tollgate's own server with a do-nothing exchange: this checkout's, and BENCH_BASE_ROOT's (a before/after).
+    const contenders: [string, string, Record<string, string>][] = [
+      ['grpc-js echo', 'test/bench/echo-server.ts', {}],
+      ['node:http2 echo', 'test/bench/echo-h2.ts', {}],
+      ['tollgate server, no-op exchange', 'test/bench/server-noop.ts', {}],
+    ];
+    if (process.env.BENCH_BASE_ROOT)
+      contenders.push([`tollgate server at ${process.env.BENCH_BASE_ROOT}, no-op exchange`, 'test/bench/server-noop.ts', { BENCH_SERVER_ROOT: process.env.BENCH_BASE_ROOT }]);
+    for (const [name, script, env] of contenders) {
       const port = await freePort();
       const addr = `127.0.0.1:${port}`;
-      started.push({ name, addr, child: await startChild(script, { TOLLGATE_GRPC_ADDR: addr }, serverCore, addr), res: [] });
+      started.push({ name, addr, child: await startChild(script, { ...env, TOLLGATE_GRPC_ADDR: addr }, serverCore, addr), res: [] });
     }
     const noisy: string[] = [];
     for (let r = 1; r <= rounds; r++)
@@ -303,11 +312,12 @@ async function transportBench(): Promise<void> {
         const n = meter.read();
         if (n.foreignCores > NOISY_CORES || n.stealCores > 0.05) noisy.push(`round ${r} ${s.name}: other load ${n.foreignCores.toFixed(2)} cores, loadavg ${n.loadavg}`);
       }
-    const [a, b] = started as [(typeof started)[0], (typeof started)[0]];
+    const a = started[0]!;
     for (const s of started) console.log(`  ${s.name}: CPU per request ${spread(s.res.map((x) => x.cpuPerRequestUs), 0)} µs, ${spread(s.res.map((x) => x.rps), 0)} req/s`);
-    console.log(`  ${b.name} ÷ ${a.name} CPU per request: ${spread(b.res.map((x, i) => x.cpuPerRequestUs / a.res[i]!.cpuPerRequestUs))}`);
+    for (const b of started.slice(1)) console.log(`  ${b.name} ÷ ${a.name} CPU per request: ${spread(b.res.map((x, i) => x.cpuPerRequestUs / a.res[i]!.cpuPerRequestUs))}`);
+    if (started[3]) console.log(`  ${started[2]!.name} ÷ ${started[3].name} CPU per request: ${spread(started[2]!.res.map((x, i) => x.cpuPerRequestUs / started[3]!.res[i]!.cpuPerRequestUs))}`);
     if (noisy.length) {
-      console.log(`WARNING: other load was present in ${noisy.length} of ${rounds * 2} segments:`);
+      console.log(`WARNING: other load was present in ${noisy.length} of ${rounds * started.length} segments:`);
       for (const l of noisy) console.log(`  ${l}`);
     } else console.log('no other load detected during the rounds');
   } finally {
