@@ -240,8 +240,9 @@ export class MemoryStore implements BudgetStore {
   settleSync(requestId: string, charge: Amounts | null, fallbackPlan: Plan | null): SettleResult {
     const now = this.now();
     this.sweep(now);
-    if (this.settled.isDone(requestId)) return { status: 'duplicate' };
     const res = this.reservations.get(requestId);
+    // A live hold was never settled (a settled id cannot reserve again): look in the settled ids only without one.
+    if (!res && this.settled.isDone(requestId)) return { status: 'duplicate' };
     const plan = res ?? this.settled.expiredPlan(requestId) ?? fallbackPlan;
     if (!plan) return { status: 'unknown' };
     if (res) {
