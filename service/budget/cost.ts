@@ -72,12 +72,37 @@ interface Rates {
   reasoning: number;
 }
 
+interface PriceTable {
+  /** What the table was built from: a deployment changed in place gets a new table. */
+  inputPricePerM: number;
+  outputPricePerM: number;
+  prices: DetailedPrices | undefined;
+  base: Rates;
+  /** Dearest per-token rates a reservation charges (reservationCost). */
+  reserveIn: number;
+  reserveOut: number;
+  long: { above: number; rates: Rates; reserveIn: number; reserveOut: number } | undefined;
+}
+
+// Rates per deployment, worked out once: the request path prices every request several times (reservation,
+// metadata, settle, lineage). Keyed by the deployment object, so a config reload (new objects) starts afresh and
+// dropped deployments are collected with their tables.
+const tables = new WeakMap<DeploymentPrices, PriceTable>();
+
+function tableOf(d: DeploymentPrices): PriceTable {
+  const t = tables.get(d);
+  if (t && t.inputPricePerM === d.inputPricePerM && t.outputPricePerM === d.outputPricePerM && t.prices === d.prices) return t;
+  const built = buildTable(d);
+  tables.set(d, built);
+  return built;
+}
+
 /**
  * The per-1M rates for a request with `inputTokens` prompt tokens. Unset component prices fall back to what the
  * base prices alone would charge (input price for cache reads/writes, output price for reasoning); in the long-context
  * tier, unset ones scale the base component by the tier's input (or output) ratio.
  */
-function ratesFor(d: DeploymentPrices, inputTokens: number): { rates: Rates; longContext: boolean } {
+function buildTable(d: DeploymentPrices): PriceTable {
   const p = d.prices ?? {};
   const base: Rates = {
     input: d.inputPricePerM,
@@ -87,20 +112,31 @@ function ratesFor(d: DeploymentPrices, inputTokens: number): { rates: Rates; lon
     cacheWrite1h: p.cacheWrite1hPerM ?? p.cacheWrite5mPerM ?? d.inputPricePerM,
     reasoning: p.reasoningPerM ?? d.outputPricePerM,
   };
+  // A cache write can cost more than input: only configured cache-write prices count towards the dearest input rate.
+  const reserveIn = (r: Rates): number => Math.max(r.input, p.cacheWrite5mPerM !== undefined ? r.cacheWrite5m : 0, p.cacheWrite1hPerM !== undefined ? r.cacheWrite1h : 0);
   const lc = p.longContext;
-  if (!lc || inputTokens <= lc.aboveInputTokens) return { rates: base, longContext: false };
-  const inRatio = base.input > 0 ? lc.inputPerM / base.input : 1;
-  const outRatio = base.output > 0 ? lc.outputPerM / base.output : 1;
-  return {
-    rates: {
+  let long: PriceTable['long'];
+  if (lc) {
+    const inRatio = base.input > 0 ? lc.inputPerM / base.input : 1;
+    const outRatio = base.output > 0 ? lc.outputPerM / base.output : 1;
+    const rates: Rates = {
       input: lc.inputPerM,
       output: lc.outputPerM,
       cacheRead: lc.cacheReadPerM ?? base.cacheRead * inRatio,
       cacheWrite5m: lc.cacheWrite5mPerM ?? base.cacheWrite5m * inRatio,
       cacheWrite1h: lc.cacheWrite1hPerM ?? base.cacheWrite1h * inRatio,
       reasoning: lc.reasoningPerM ?? base.reasoning * outRatio,
-    },
-    longContext: true,
+    };
+    long = { above: lc.aboveInputTokens, rates, reserveIn: reserveIn(rates), reserveOut: Math.max(rates.output, rates.reasoning) };
+  }
+  return {
+    inputPricePerM: d.inputPricePerM,
+    outputPricePerM: d.outputPricePerM,
+    prices: d.prices,
+    base,
+    reserveIn: reserveIn(base),
+    reserveOut: Math.max(base.output, base.reasoning),
+    long,
   };
 }
 
@@ -115,17 +151,18 @@ export function costOfUsage(u: BilledUsage, d: DeploymentPrices): CostComponents
   const write = Math.min(Math.max(0, u.cacheCreationInputTokens ?? 0), input - read);
   const write1h = Math.min(Math.max(0, u.cacheCreation1hInputTokens ?? 0), write);
   const reasoning = Math.min(Math.max(0, u.reasoningTokens ?? 0), output);
-  const { rates: r, longContext } = ratesFor(d, input);
-  const c = {
-    inputUsd: ((input - read - write) * r.input) / 1e6,
-    cacheReadUsd: (read * r.cacheRead) / 1e6,
-    cacheWrite5mUsd: ((write - write1h) * r.cacheWrite5m) / 1e6,
-    cacheWrite1hUsd: (write1h * r.cacheWrite1h) / 1e6,
-    outputUsd: ((output - reasoning) * r.output) / 1e6,
-    reasoningUsd: (reasoning * r.reasoning) / 1e6,
-  };
-  const totalUsd = c.inputUsd + c.cacheReadUsd + c.cacheWrite5mUsd + c.cacheWrite1hUsd + c.outputUsd + c.reasoningUsd;
-  return { ...c, totalUsd, longContext };
+  const t = tableOf(d);
+  // `!(x <= above)`: a NaN count prices at the long-context tier, as it always has.
+  const longContext = t.long !== undefined && !(input <= t.long.above);
+  const r = longContext ? t.long!.rates : t.base;
+  const inputUsd = ((input - read - write) * r.input) / 1e6;
+  const cacheReadUsd = (read * r.cacheRead) / 1e6;
+  const cacheWrite5mUsd = ((write - write1h) * r.cacheWrite5m) / 1e6;
+  const cacheWrite1hUsd = (write1h * r.cacheWrite1h) / 1e6;
+  const outputUsd = ((output - reasoning) * r.output) / 1e6;
+  const reasoningUsd = (reasoning * r.reasoning) / 1e6;
+  const totalUsd = inputUsd + cacheReadUsd + cacheWrite5mUsd + cacheWrite1hUsd + outputUsd + reasoningUsd;
+  return { inputUsd, cacheReadUsd, cacheWrite5mUsd, cacheWrite1hUsd, outputUsd, reasoningUsd, totalUsd, longContext };
 }
 
 /**
@@ -134,9 +171,9 @@ export function costOfUsage(u: BilledUsage, d: DeploymentPrices): CostComponents
  * of output and reasoning, at the long-context tier when the prompt is above its threshold.
  */
 export function reservationCost(inputTokens: number, outputTokens: number, d: DeploymentPrices): number {
-  const { rates: r } = ratesFor(d, inputTokens);
-  const perIn = Math.max(r.input, d.prices?.cacheWrite5mPerM !== undefined ? r.cacheWrite5m : 0, d.prices?.cacheWrite1hPerM !== undefined ? r.cacheWrite1h : 0);
-  return (inputTokens * perIn + outputTokens * Math.max(r.output, r.reasoning)) / 1e6;
+  const t = tableOf(d);
+  const tier = t.long !== undefined && !(inputTokens <= t.long.above) ? t.long : t;
+  return (inputTokens * tier.reserveIn + outputTokens * tier.reserveOut) / 1e6;
 }
 
 // ASCII character classes for estimateTokens (a table lookup is ~1.5× faster than comparisons).

@@ -132,6 +132,18 @@ function fmtUsd(v: number): string {
   return end === s.length ? s : s.slice(0, end);
 }
 
+// A budget's limit is the same for every request: format each once.
+const limitTexts = new Map<number, string>();
+function limitText(v: number): string {
+  let s = limitTexts.get(v);
+  if (s === undefined) {
+    s = fmtUsd(v);
+    if (limitTexts.size > 1000) limitTexts.clear();
+    limitTexts.set(v, s);
+  }
+  return s;
+}
+
 // Window ends repeat for every request of a window: format each once.
 const isoCache = new Map<number, string>();
 function iso(t: number): string {
@@ -167,7 +179,7 @@ export function budgetHeaders(checks: readonly CheckResult[] = EMPTY): Record<st
   }
   if (usd) {
     h['x-tollgate-budget-name'] = usd.name;
-    h['x-tollgate-budget-limit-usd'] = fmtUsd(usd.limit);
+    h['x-tollgate-budget-limit-usd'] = limitText(usd.limit);
     h['x-tollgate-budget-remaining-usd'] = fmtUsd(usd.remaining);
     if (usd.resetAt) h['x-tollgate-budget-reset'] = iso(usd.resetAt);
   }

@@ -9,7 +9,6 @@ import {
   planReservation,
   retryAfterMs,
   toUnit,
-  trimOldest,
   type BudgetStore,
   type CounterState,
   type ReserveResult,
@@ -19,6 +18,7 @@ import {
   type SpendRow,
 } from './store.ts';
 import { NANO } from './plan.ts';
+import { SettledIds } from './settled-ids.ts';
 
 interface MemCounter {
   tenant: string;
@@ -30,11 +30,6 @@ interface MemCounter {
   /** Sliding windows: committed usage per bucket index. */
   buckets: Map<number, Amounts> | null;
   limits: Record<string, number>;
-}
-
-interface MemReservation {
-  plan: Plan;
-  expiresAt: number;
 }
 
 /** One charge applied to a counter; the Redis store replays these after an outage. */
@@ -68,58 +63,112 @@ function addInto(a: Amounts, b: Amounts, sign = 1): void {
   if (a.q < 0) a.q = 0;
 }
 
-/** Min-heap of [expiresAt, requestId] with lazy deletion. */
+/** Min-heap of (expiresAt, requestId) with lazy deletion; parallel arrays, no tuple per entry. */
 class ExpiryHeap {
-  private h: Array<[number, string]> = [];
+  private t: number[] = [];
+  private id: string[] = [];
   get size(): number {
-    return this.h.length;
+    return this.t.length;
   }
   push(t: number, id: string): void {
-    const h = this.h;
-    h.push([t, id]);
-    let i = h.length - 1;
+    const ts = this.t;
+    const ids = this.id;
+    let i = ts.length;
+    ts.push(t);
+    ids.push(id);
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (h[p][0] <= h[i][0]) break;
-      [h[p], h[i]] = [h[i], h[p]];
+      if (ts[p] <= t) break;
+      ts[i] = ts[p];
+      ids[i] = ids[p];
       i = p;
     }
+    ts[i] = t;
+    ids[i] = id;
   }
-  peek(): [number, string] | undefined {
-    return this.h[0];
+  /** Earliest expiry (Infinity when empty). */
+  peekTime(): number {
+    return this.t.length ? this.t[0] : Infinity;
+  }
+  peekId(): string {
+    return this.id[0];
   }
   pop(): void {
-    const h = this.h;
-    const last = h.pop();
-    if (!last || h.length === 0) return;
-    h[0] = last;
+    const ts = this.t;
+    const ids = this.id;
+    const lt = ts.pop();
+    const lid = ids.pop();
+    if (lt === undefined || lid === undefined || ts.length === 0) return;
+    const n = ts.length;
     let i = 0;
     for (;;) {
       const l = 2 * i + 1;
+      if (l >= n) break;
       const r = l + 1;
-      let m = i;
-      if (l < h.length && h[l][0] < h[m][0]) m = l;
-      if (r < h.length && h[r][0] < h[m][0]) m = r;
-      if (m === i) break;
-      [h[m], h[i]] = [h[i], h[m]];
+      const m = r < n && ts[r] < ts[l] ? r : l;
+      if (ts[m] >= lt) break;
+      ts[i] = ts[m];
+      ids[i] = ids[m];
       i = m;
     }
+    ts[i] = lt;
+    ids[i] = lid;
   }
   /** Replaces the contents (sorted, so already a valid min-heap). */
   reset(entries: Array<[number, string]>): void {
-    this.h = entries.sort((a, b) => a[0] - b[0]);
+    entries.sort((a, b) => a[0] - b[0]);
+    this.t = entries.map((e) => e[0]);
+    this.id = entries.map((e) => e[1]);
+  }
+}
+
+/** Counters by tenant tag, then by counter key: plans carry the same key strings request after request, so
+ *  both lookups hash nothing new (a `tenant + key` string per lookup did). */
+class CounterTable {
+  private readonly byTenant = new Map<string, Map<string, MemCounter>>();
+
+  get(tenant: string, key: string): MemCounter | undefined {
+    return this.byTenant.get(tenant)?.get(key);
+  }
+
+  set(tenant: string, key: string, mc: MemCounter): void {
+    let m = this.byTenant.get(tenant);
+    if (!m) this.byTenant.set(tenant, (m = new Map()));
+    m.set(key, mc);
+  }
+
+  delete(tenant: string, key: string): void {
+    const m = this.byTenant.get(tenant);
+    if (!m) return;
+    m.delete(key);
+    if (m.size === 0) this.byTenant.delete(tenant);
+  }
+
+  /** Drops every counter `drop` says to (safe while iterating: Map iteration tolerates deletes). */
+  deleteWhere(drop: (mc: MemCounter) => boolean): void {
+    for (const [tenant, m] of this.byTenant) {
+      for (const [k, mc] of m) if (drop(mc)) m.delete(k);
+      if (m.size === 0) this.byTenant.delete(tenant);
+    }
+  }
+
+  *values(): IterableIterator<MemCounter> {
+    for (const m of this.byTenant.values()) yield* m.values();
+  }
+
+  clear(): void {
+    this.byTenant.clear();
   }
 }
 
 export class MemoryStore implements BudgetStore {
   private readonly now: () => number;
-  private readonly counters = new Map<string, MemCounter>();
-  private readonly reservations = new Map<string, MemReservation>();
+  private readonly counters = new CounterTable();
+  /** Live holds: requestId → its plan (plan.expiresAt is the hold's expiry). */
+  private readonly reservations = new Map<string, Plan>();
   private readonly expiry = new ExpiryHeap();
-  /** requestId → [state, forgetAt, plan of an expired hold (a late commit still charges it)] */
-  private readonly settled = new Map<string, ['done' | 'expired', number, Plan | null]>();
+  private readonly settled: SettledIds;
   private readonly settledMemoryMs: number;
-  private readonly maxSettled: number;
   private readonly journalOn: boolean;
   private journalEntries: JournalEntry[] = [];
   private nextCleanup = 0;
@@ -128,13 +177,7 @@ export class MemoryStore implements BudgetStore {
     this.now = opts.now ?? Date.now;
     this.journalOn = opts.journal ?? false;
     this.settledMemoryMs = opts.settledMemoryMs ?? 900_000;
-    this.maxSettled = opts.maxSettled ?? 100_000;
-  }
-
-  private markSettled(id: string, state: 'done' | 'expired', until: number, plan: Plan | null): void {
-    this.settled.delete(id);
-    this.settled.set(id, [state, until, plan]);
-    trimOldest(this.settled, this.maxSettled);
+    this.settled = new SettledIds(opts.maxSettled ?? 100_000);
   }
 
   async reserve(requestId: string, specs: ReserveSpecs, estimate: UsageEstimate): Promise<ReserveResult> {
@@ -151,7 +194,8 @@ export class MemoryStore implements BudgetStore {
     const states: CounterState[] = new Array(n);
     for (let i = 0; i < n; i++) {
       cs[i] = this.counterFor(plan.tenant, plan.counters[i], now);
-      states[i] = this.stateOf(cs[i], plan.counters[i], now);
+      // Not copied: states are read (by evaluate) before this reservation changes the counters.
+      states[i] = this.liveState(cs[i], plan.counters[i], now);
     }
     if (held || this.settled.has(plan.requestId)) {
       // Same id again: idempotent for a live hold, refused after settlement.
@@ -171,17 +215,17 @@ export class MemoryStore implements BudgetStore {
     }
     for (const chk of plan.checks) {
       const mc = cs[chk.counter];
-      const lk = `${chk.name}:${chk.metric}`;
+      const lk = limitKey(chk.name, chk.metric);
       const v = toUnit(chk.metric, chk.limit);
       if (mc.limits[lk] !== v) mc.limits[lk] = v;
     }
-    this.reservations.set(plan.requestId, { plan, expiresAt: plan.expiresAt });
+    this.reservations.set(plan.requestId, plan);
     this.expiry.push(plan.expiresAt, plan.requestId);
     return result;
   }
 
   async commit(requestId: string, actual: Usage): Promise<SettleResult> {
-    const plan = this.reservations.get(requestId)?.plan ?? this.settled.get(requestId)?.[2] ?? undefined;
+    const plan = this.reservations.get(requestId) ?? this.settled.expiredPlan(requestId);
     return this.settleSync(requestId, commitAmounts(actual, plan?.amounts), null);
   }
 
@@ -196,21 +240,21 @@ export class MemoryStore implements BudgetStore {
   settleSync(requestId: string, charge: Amounts | null, fallbackPlan: Plan | null): SettleResult {
     const now = this.now();
     this.sweep(now);
-    const prior = this.settled.get(requestId);
-    if (prior?.[0] === 'done') return { status: 'duplicate' };
     const res = this.reservations.get(requestId);
-    const plan = res?.plan ?? prior?.[2] ?? fallbackPlan;
+    // A live hold was never settled (a settled id cannot reserve again): look in the settled ids only without one.
+    if (!res && this.settled.isDone(requestId)) return { status: 'duplicate' };
+    const plan = res ?? this.settled.expiredPlan(requestId) ?? fallbackPlan;
     if (!plan) return { status: 'unknown' };
     if (res) {
       this.reservations.delete(requestId);
       this.compactExpiry();
       for (const c of plan.counters) {
-        const mc = this.counters.get(this.keyOf(plan.tenant, c));
+        const mc = this.counters.get(plan.tenant, c.key);
         if (mc) addInto(mc.r, plan.amounts, -1);
       }
     }
     if (charge) this.charge(plan.tenant, plan.counters, charge, now);
-    this.markSettled(requestId, 'done', now + this.settledMemoryMs, null);
+    this.settled.mark(requestId, now + this.settledMemoryMs, null);
     return { status: res ? 'settled' : 'expired' };
   }
 
@@ -249,13 +293,12 @@ export class MemoryStore implements BudgetStore {
 
   /** Forget all counters except those holding live reservations' holds (after reconciliation). */
   resetCounters(): void {
-    for (const [k, mc] of this.counters) {
-      if (mc.r.q === 0) this.counters.delete(k);
-      else {
-        mc.c = zero();
-        mc.buckets?.clear();
-      }
-    }
+    this.counters.deleteWhere((mc) => {
+      if (mc.r.q === 0) return true;
+      mc.c = zero();
+      mc.buckets?.clear();
+      return false;
+    });
   }
 
   hasReservation(requestId: string): boolean {
@@ -265,7 +308,7 @@ export class MemoryStore implements BudgetStore {
   /** Current state of the counters a plan names, without changing anything. */
   peek(plan: Plan): CounterState[] {
     return plan.counters.map((c) => {
-      const mc = this.counters.get(this.keyOf(plan.tenant, c));
+      const mc = this.counters.get(plan.tenant, c.key);
       return mc ? this.stateOf(mc, c, plan.now) : { c: zero(), r: zero() };
     });
   }
@@ -301,32 +344,34 @@ export class MemoryStore implements BudgetStore {
 
   // ---- internals ----
 
-  private keyOf(tenant: string, c: CounterPlan): string {
-    return tenant === '_' ? c.key : `${tenant}\u0000${c.key}`;
-  }
-
   private counterFor(tenant: string, c: CounterPlan, now: number): MemCounter {
-    const k = this.keyOf(tenant, c);
-    let mc = this.counters.get(k);
+    let mc = this.counters.get(tenant, c.key);
     if (mc && mc.expireAt <= now && mc.r.q === 0) {
-      this.counters.delete(k);
+      this.counters.delete(tenant, c.key);
       mc = undefined;
     }
     if (!mc) {
       mc = { tenant, meta: c, expireAt: c.expireAt, c: zero(), r: zero(), buckets: c.bucketMs > 0 ? new Map() : null, limits: {} };
-      this.counters.set(k, mc);
+      this.counters.set(tenant, c.key, mc);
     }
     return mc;
   }
 
+  /** The counter's state as of `now`, sharing the live amounts (read it before changing the counter). */
+  private liveState(mc: MemCounter, c: CounterPlan, now: number): CounterState {
+    return mc.buckets ? this.stateOf(mc, c, now) : { c: mc.c, r: mc.r };
+  }
+
   private stateOf(mc: MemCounter, c: CounterPlan, now: number): CounterState {
     if (!mc.buckets) return { c: { ...mc.c }, r: { ...mc.r } };
-    const cur = Math.floor(now / c.bucketMs);
+    const oldest = Math.floor(now / c.bucketMs) - c.buckets;
     const sum = zero();
-    for (const [b, a] of mc.buckets) {
-      if (b < cur - c.buckets) mc.buckets.delete(b);
+    const buckets = mc.buckets;
+    // forEach, not for…of: no [key, value] array per bucket (a busy rate window has ~60 of them).
+    buckets.forEach((a, b) => {
+      if (b < oldest) buckets.delete(b);
       else addInto(sum, a);
-    }
+    });
     return { c: sum, r: { ...mc.r } };
   }
 
@@ -344,7 +389,7 @@ export class MemoryStore implements BudgetStore {
   private compactExpiry(): void {
     if (this.expiry.size < 2 * this.reservations.size + 4096) return;
     const live: Array<[number, string]> = [];
-    for (const [id, r] of this.reservations) live.push([r.expiresAt, id]);
+    for (const [id, p] of this.reservations) live.push([p.expiresAt, id]);
     this.expiry.reset(live);
   }
 
@@ -354,29 +399,40 @@ export class MemoryStore implements BudgetStore {
   }
 
   private sweep(now: number): void {
-    for (let top = this.expiry.peek(); top && top[0] <= now; top = this.expiry.peek()) {
+    for (let t = this.expiry.peekTime(); t <= now; t = this.expiry.peekTime()) {
+      const id = this.expiry.peekId();
       this.expiry.pop();
-      const res = this.reservations.get(top[1]);
-      if (!res || res.expiresAt !== top[0]) continue;
-      this.reservations.delete(top[1]);
-      for (const c of res.plan.counters) {
-        const mc = this.counters.get(this.keyOf(res.plan.tenant, c));
-        if (mc) addInto(mc.r, res.plan.amounts, -1);
+      const plan = this.reservations.get(id);
+      if (!plan || plan.expiresAt !== t) continue;
+      this.reservations.delete(id);
+      for (const c of plan.counters) {
+        const mc = this.counters.get(plan.tenant, c.key);
+        if (mc) addInto(mc.r, plan.amounts, -1);
       }
-      this.markSettled(top[1], 'expired', now + this.settledMemoryMs, res.plan);
+      this.settled.mark(id, now + this.settledMemoryMs, plan);
     }
     if (now < this.nextCleanup) return;
     this.nextCleanup = now + 1000;
-    for (const [k, mc] of this.counters) if (mc.expireAt <= now && mc.r.q === 0) this.counters.delete(k);
-    for (const [k, [, until]] of this.settled) {
-      if (until > now) break; // insertion order is time order
-      this.settled.delete(k);
-    }
+    this.counters.deleteWhere((mc) => mc.expireAt <= now && mc.r.q === 0);
+    this.settled.forget(now);
   }
 }
 
 // exceeds is re-exported for stores that evaluate single checks.
 export { exceeds };
+
+// Spend rows key limits by `<budget name>:<metric>`: the same few strings for every request, made once.
+const limitKeys = new Map<string, Map<string, string>>();
+function limitKey(name: string, metric: string): string {
+  let m = limitKeys.get(name);
+  if (!m) {
+    if (limitKeys.size >= 10_000) limitKeys.clear();
+    limitKeys.set(name, (m = new Map()));
+  }
+  let k = m.get(metric);
+  if (k === undefined) m.set(metric, (k = `${name}:${metric}`));
+  return k;
+}
 
 import { tagOf } from './plan.ts';
 function tagOfQuery(tenant: string): string {

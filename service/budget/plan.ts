@@ -7,7 +7,7 @@
 
 import { GatewayError } from '../errors.ts';
 import type { BudgetSpec, BudgetWindow, RateLimitSpec, StoreFailMode } from './types.ts';
-import { bucketOf, describeWindow, fixedWindowAt, isValidTimeZone, slidingOf } from './windows.ts';
+import { bucketOf, describeWindow, fixedWindowAt, isValidTimeZone, slidingOf, type SlidingWindow } from './windows.ts';
 
 export const NANO = 1_000_000_000;
 
@@ -173,6 +173,8 @@ export function commitAmounts(actual: Usage, hold: Amounts | undefined): Amounts
 /** Tag-safe tenant (a `{` or `}` inside a hash tag would move the slot). */
 export function tagOf(tenant: string | undefined): string {
   if (!tenant) return '_';
+  // Almost every tenant needs no escaping: hand back the same string (its hash is already computed).
+  if (tenant.indexOf('{') < 0 && tenant.indexOf('}') < 0 && tenant.indexOf('%') < 0) return tenant;
   return tenant.replace(/[{}%]/g, (c) => `%${c.charCodeAt(0).toString(16)}`);
 }
 
@@ -192,23 +194,111 @@ export interface PlanInput {
   now: number;
 }
 
-// Specs are immutable once a policy produced them: validate each object once.
-const validSpecs = new WeakSet<object>();
-
-function checkSpecOnce<S extends BudgetSpec | RateLimitSpec>(spec: S, validate: (spec: S) => string[]): void {
-  if (validSpecs.has(spec)) return;
-  const errs = validate(spec);
-  if (errs.length) throw budgetConfigError(spec.name || '(unnamed)', errs.join('; '));
-  validSpecs.add(spec);
+/**
+ * The same rules as validateBudgetSpec without building messages: policies hand over fresh spec objects for
+ * every request, so this runs per request. Only an invalid spec pays for validateBudgetSpec's messages.
+ */
+function budgetSpecOk(spec: BudgetSpec): boolean {
+  if (!spec.name || !spec.scopeKey) return false;
+  const l = spec.limit;
+  if (!l) return false;
+  const u = l.usd;
+  if (u !== undefined && !(typeof u === 'number' && Number.isFinite(u) && u >= 0)) return false;
+  if (!countOk(l.inputTokens) || !countOk(l.outputTokens) || !countOk(l.totalTokens) || !countOk(l.requests)) return false;
+  if (u === undefined && l.inputTokens === undefined && l.outputTokens === undefined && l.totalTokens === undefined && l.requests === undefined) return false;
+  const w = spec.window;
+  if (!w) return false;
+  if (w.kind === 'rolling') {
+    if (!(Number.isInteger(w.seconds) && w.seconds >= 1 && w.seconds <= 366 * 86400)) return false;
+  } else if (w.kind === 'minute' || w.kind === 'hour' || w.kind === 'day' || w.kind === 'month') {
+    if (w.timeZone !== undefined && !isValidTimeZone(w.timeZone)) return false;
+  } else return false;
+  return (spec.enforcement === 'hard' || spec.enforcement === 'soft') && MODES.has(spec.onStoreError);
 }
 
-function newCounter(scopeKey: string, window: BudgetWindow | 'rate', id: string, shape: string, now: number, ttlMs: number): CounterPlan {
-  if (window === 'rate' || window.kind === 'rolling') {
-    const sw = slidingOf(window === 'rate' ? RATE_WINDOW_SECONDS : window.seconds);
+/** Unset, or an integer ≥ 0. */
+function countOk(v: unknown): boolean {
+  return v === undefined || (Number.isInteger(v) && (v as number) >= 0);
+}
+
+/** validateRateLimitSpec's rules, without messages (see budgetSpecOk). */
+function rateSpecOk(spec: RateLimitSpec): boolean {
+  if (!spec.name || !spec.scopeKey) return false;
+  if (spec.rpm === undefined && spec.tpm === undefined && spec.maxParallel === undefined) return false;
+  return countOk(spec.rpm) && countOk(spec.tpm) && countOk(spec.maxParallel) && MODES.has(spec.onStoreError);
+}
+
+/** The full validator is the authority: it names every problem (and a spec it accepts goes on). */
+function rejectSpec(spec: BudgetSpec | RateLimitSpec, errs: string[]): void {
+  if (errs.length) throw budgetConfigError(spec.name || '(unnamed)', errs.join('; '));
+}
+
+/**
+ * A counter's identity strings (scopeKey × window shape), built once and shared by every request that
+ * touches it: equal strings by identity keep map lookups cheap. Fixed windows also keep the CounterPlan of
+ * their current window instance (it only changes when the window rolls over or the TTL differs).
+ */
+interface CounterShape {
+  /** `b|<scopeKey>|<shape>` or `r|<scopeKey>|rate` */
+  id: string;
+  scopeKey: string;
+  shape: string;
+  kind: BudgetWindow['kind'] | 'rate';
+  timeZone: string | undefined;
+  seconds: number;
+  sliding: SlidingWindow | undefined;
+  /** Fixed windows: the current instance's (frozen) plan and the TTL it was built with. */
+  fixed: CounterPlan | undefined;
+  fixedTtl: number;
+}
+
+/**
+ * scopeKey → its counter shapes. Pure memo of string building (nothing here depends on configuration: a
+ * changed window or scope is a different entry). Bounded: scope keys can be per user.
+ */
+const shapes = new Map<string, CounterShape[]>();
+export const MAX_CACHED_SCOPES = 10_000;
+
+function sameShape(s: CounterShape, kind: BudgetWindow['kind'] | 'rate', timeZone: string | undefined, seconds: number): boolean {
+  return s.kind === kind && s.timeZone === timeZone && s.seconds === seconds;
+}
+
+function shapeOf(scopeKey: string, window: BudgetWindow | 'rate'): CounterShape {
+  const kind = window === 'rate' ? 'rate' : window.kind;
+  const timeZone = window === 'rate' || window.kind === 'rolling' ? undefined : window.timeZone;
+  const seconds = window === 'rate' ? RATE_WINDOW_SECONDS : window.kind === 'rolling' ? window.seconds : 0;
+  let list = shapes.get(scopeKey);
+  if (list) {
+    for (let i = 0; i < list.length; i++) if (sameShape(list[i], kind, timeZone, seconds)) return list[i];
+  } else {
+    if (shapes.size >= MAX_CACHED_SCOPES) shapes.clear();
+    list = [];
+    shapes.set(scopeKey, list);
+  }
+  const shape = window === 'rate' ? 'rate' : describeWindow(window);
+  const s: CounterShape = {
+    // No budget window is named `rate`, so scopeKey + shape identifies the counter.
+    id: `${window === 'rate' ? 'r' : 'b'}|${scopeKey}|${shape}`,
+    scopeKey,
+    shape,
+    kind,
+    timeZone,
+    seconds,
+    sliding: kind === 'rate' || kind === 'rolling' ? slidingOf(seconds) : undefined,
+    fixed: undefined,
+    fixedTtl: 0,
+  };
+  list.push(s);
+  return s;
+}
+
+function newCounter(s: CounterShape, now: number, ttlMs: number): CounterPlan {
+  const sw = s.sliding;
+  if (sw) {
     return {
-      key: id,
-      scopeKey,
-      window: shape,
+      key: s.id,
+      scopeKey: s.scopeKey,
+      window: s.shape,
       windowId: '',
       bucketMs: sw.bucketMs,
       buckets: sw.buckets,
@@ -218,11 +308,13 @@ function newCounter(scopeKey: string, window: BudgetWindow | 'rate', id: string,
       expireAt: now + sw.bucketMs * (sw.buckets + 1) + ttlMs,
     };
   }
-  const fw = fixedWindowAt(window.kind, window.timeZone, now);
-  return {
-    key: `${id}|${fw.id}`,
-    scopeKey,
-    window: shape,
+  const f = s.fixed;
+  if (f && f.start <= now && now < f.resetAt && s.fixedTtl === ttlMs) return f;
+  const fw = fixedWindowAt(s.kind as 'minute' | 'hour' | 'day' | 'month', s.timeZone, now);
+  const c: CounterPlan = Object.freeze({
+    key: `${s.id}|${fw.id}`,
+    scopeKey: s.scopeKey,
+    window: s.shape,
     windowId: fw.id,
     bucketMs: 0,
     buckets: 0,
@@ -230,19 +322,20 @@ function newCounter(scopeKey: string, window: BudgetWindow | 'rate', id: string,
     start: fw.start,
     resetAt: fw.end,
     expireAt: fw.end + retentionMs(fw.end - fw.start, ttlMs),
-  };
+  });
+  s.fixed = c;
+  s.fixedTtl = ttlMs;
+  return c;
 }
 
 /** Index of the counter for (scopeKey, window shape), adding it on first use. */
 function counterIndex(counters: CounterPlan[], scopeKey: string, window: BudgetWindow | 'rate', now: number, ttlMs: number): number {
-  const shape = window === 'rate' ? 'rate' : describeWindow(window);
-  // No budget window is named `rate`, so scopeKey + shape identifies the counter.
+  const s = shapeOf(scopeKey, window);
   for (let i = 0; i < counters.length; i++) {
     const c = counters[i];
-    if (c.scopeKey === scopeKey && c.window === shape) return i;
+    if (c.scopeKey === scopeKey && c.window === s.shape) return i;
   }
-  const id = `${window === 'rate' ? 'r' : 'b'}|${scopeKey}|${shape}`;
-  counters.push(newCounter(scopeKey, window, id, shape, now, ttlMs));
+  counters.push(newCounter(s, now, ttlMs));
   return counters.length - 1;
 }
 
@@ -270,7 +363,7 @@ export function buildPlan(input: PlanInput): Plan {
   const counters: CounterPlan[] = [];
   const checks: CheckPlan[] = [];
   for (const spec of input.budgets) {
-    checkSpecOnce(spec, validateBudgetSpec);
+    if (!budgetSpecOk(spec)) rejectSpec(spec, validateBudgetSpec(spec));
     const ci = counterIndex(counters, spec.scopeKey, spec.window, now, ttlMs);
     const hard = spec.enforcement === 'hard';
     const l = spec.limit;
@@ -281,7 +374,7 @@ export function buildPlan(input: PlanInput): Plan {
     if (l.requests !== undefined) pushCheck(checks, spec, 'budget', ci, 'requests', l.requests, hard);
   }
   for (const spec of input.rateLimits) {
-    checkSpecOnce(spec, validateRateLimitSpec);
+    if (!rateSpecOk(spec)) rejectSpec(spec, validateRateLimitSpec(spec));
     const ci = counterIndex(counters, spec.scopeKey, 'rate', now, ttlMs);
     if (spec.rpm !== undefined) pushCheck(checks, spec, 'rate', ci, 'requests', spec.rpm, true);
     if (spec.tpm !== undefined) pushCheck(checks, spec, 'rate', ci, 'totalTokens', spec.tpm, true);

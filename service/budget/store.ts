@@ -185,14 +185,15 @@ export function evaluate(plan: Plan, states: readonly CounterState[], admitted: 
   const checks: CheckResult[] = [];
   const denied: CheckResult[] = [];
   const warnings: CheckResult[] = [];
-  plan.checks.forEach((chk, i) => {
+  for (let i = 0; i < plan.checks.length; i++) {
+    const chk = plan.checks[i];
     const cur = currentValue(chk.metric, states[chk.counter]);
     const need = metricValue(chk.metric, plan.amounts);
     const res = checkResult(chk, plan.counters[chk.counter], cur, need, admitted);
     if (res.exceeded) res.retryAfterMs = retryMs(i);
     checks.push(res);
     if (res.exceeded) (chk.hard ? denied : warnings).push(res);
-  });
+  }
   return { ok: admitted, checks, denied, warnings };
 }
 

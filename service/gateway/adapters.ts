@@ -32,10 +32,12 @@ function amountOf(unit: string, a: CostEstimate): number {
   }
 }
 
+// Per request: loops and plain literals (no filter/map chains or spreads) — this runs at every admit and settle.
 function effectsOf(checks: readonly CheckResult[], failOpen: boolean): BudgetEffect[] {
-  return checks
-    .filter((c) => c.kind === 'budget')
-    .map((c) => ({
+  const out: BudgetEffect[] = [];
+  for (const c of checks) {
+    if (c.kind !== 'budget') continue;
+    out.push({
       name: c.name,
       scopeKey: c.scopeKey,
       unit: UNIT[c.metric] ?? c.metric,
@@ -47,7 +49,9 @@ function effectsOf(checks: readonly CheckResult[], failOpen: boolean): BudgetEff
       exceeded: c.exceeded,
       failOpen: failOpen || c.degraded === 'failOpen' || undefined,
       resetAt: c.resetAt,
-    }));
+    });
+  }
+  return out;
 }
 
 /** The budgets that stopped a request (nothing reserved or charged), for its lineage record. */
@@ -66,11 +70,27 @@ export function budgetPort(manager: BudgetManager): BudgetPort {
     async settle(admission, actual) {
       await manager.settle(admission.handle as Reservation, actual);
       // Remaining after settle = remaining at admission + what was reserved − what was charged.
-      return admission.effects.map((e) => {
+      const out: BudgetEffect[] = [];
+      for (const e of admission.effects) {
         const charged = actual ? amountOf(e.unit, actual) : 0;
         const remaining = e.remaining !== undefined && e.reserved !== undefined ? e.remaining + e.reserved - charged : e.remaining;
-        return { ...e, charged, remaining };
-      });
+        // The fields of `{ ...e, charged, remaining }`, in its order (effects come from effectsOf above).
+        out.push({
+          name: e.name,
+          scopeKey: e.scopeKey,
+          unit: e.unit,
+          limit: e.limit,
+          reserved: e.reserved,
+          remaining,
+          enforcement: e.enforcement,
+          softLimitWarning: e.softLimitWarning,
+          exceeded: e.exceeded,
+          failOpen: e.failOpen,
+          resetAt: e.resetAt,
+          charged,
+        });
+      }
+      return out;
     },
   };
 }

@@ -1,13 +1,15 @@
 // Budget benchmark: admission + commit cost per request for the memory and Redis stores, with a
 // realistic attachment (key/day, team/month, tenant/month in a zone, and an rpm+tpm+parallel limit).
 
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { BudgetManager } from '../../service/budget/manager.ts';
 import { MemoryStore } from '../../service/budget/memory.ts';
 import { RedisStore } from '../../service/budget/redis.ts';
 import type { BudgetSpec, RateLimitSpec } from '../../service/budget/types.ts';
 import { GatewayError } from '../../service/errors.ts';
+import { costOfUsage, reservationCost } from '../../service/budget/cost.ts';
+import { budgetPort } from '../../service/gateway/adapters.ts';
 
 const BUDGETS: BudgetSpec[] = [
   { name: 'keys/daily', scope: 'key', scopeKey: 'key:k1', limit: { usd: 1e9, requests: 1e12 }, window: { kind: 'day' }, enforcement: 'hard', onStoreError: 'failClosed' },
@@ -46,8 +48,60 @@ async function evalshaStats(url: string): Promise<{ calls: number; usec: number 
   }
 }
 
+/** The modules one request-shaped run uses (a bench can pass an older copy for an A/B comparison). */
+export interface BudgetModules {
+  BudgetManager: typeof BudgetManager;
+  MemoryStore: typeof MemoryStore;
+  budgetPort: typeof budgetPort;
+  costOfUsage: typeof costOfUsage;
+  reservationCost: typeof reservationCost;
+}
+
+const DEPLOYMENT = { inputPricePerM: 0.165, outputPricePerM: 0.66 };
+
+/**
+ * What the request path does per request with the example bundle (captured from the exchange bench):
+ * fresh spec objects from the policy evaluator (3 budgets + one rpm/tpm/parallel limit), a random
+ * reservation id, admit + settle through the gateway port, and the cost computed where the exchange
+ * computes it (reservation price, then metadata, settle and lineage: 4× costOfUsage).
+ */
+export function requestShaped(mods: BudgetModules): (n: number) => Promise<void> {
+  const port = mods.budgetPort(new mods.BudgetManager(new mods.MemoryStore()));
+  const keyId = 'demo-acme-research';
+  return async (n) => {
+    for (let i = 0; i < n; i++) {
+      const scope = `key:${keyId}`;
+      const budgets: BudgetSpec[] = [
+        { name: 'spend-controls/key-daily', scope: 'key', scopeKey: scope, limit: { usd: 1e9 }, window: { kind: 'day' }, enforcement: 'hard', onStoreError: 'local' },
+        { name: 'spend-controls/tenant-monthly', scope: 'tenant', scopeKey: 'tenant:acme', limit: { usd: 1e9 }, window: { kind: 'month' }, enforcement: 'hard', onStoreError: 'failClosed' },
+        { name: 'spend-controls/cost-center-monthly', scope: 'custom', scopeKey: `custom:cost-center:${'acme/r-and-d'}`, limit: { usd: 1e9 }, window: { kind: 'month' }, enforcement: 'soft', onStoreError: 'failOpen' },
+      ];
+      const rates: RateLimitSpec[] = [{ name: 'baseline/per-key-rate', scopeKey: scope, onStoreError: 'local', rpm: 1e8, tpm: 1e8, maxParallel: 1e8 }];
+      const reserved = { inputTokens: 244, outputTokens: 256 };
+      const est = { usd: mods.reservationCost(reserved.inputTokens, reserved.outputTokens, DEPLOYMENT), ...reserved };
+      const adm = await port.admit(randomUUID(), budgets, rates, est, 'acme');
+      const usage = { inputTokens: 300, outputTokens: 5 };
+      let usd = mods.costOfUsage(usage, DEPLOYMENT).totalUsd; // metadata
+      usd = mods.costOfUsage(usage, DEPLOYMENT).totalUsd; // settle
+      const effects = await port.settle(adm, { usd, ...usage });
+      if (effects.length !== 3) throw new Error('bench: expected 3 budget effects');
+      mods.costOfUsage(usage, DEPLOYMENT); // lineage costUsd
+      mods.costOfUsage(usage, DEPLOYMENT); // lineage costComponents
+    }
+  };
+}
+
 export async function bench(): Promise<string[]> {
   const lines: string[] = [];
+  {
+    const run = requestShaped({ BudgetManager, MemoryStore, budgetPort, costOfUsage, reservationCost });
+    await run(5000);
+    const n = 30000;
+    const cpu0 = process.cpuUsage();
+    await run(n);
+    const cpu = process.cpuUsage(cpu0);
+    lines.push(`budget request-shaped (example bundle: fresh specs, port admit+settle, 4× costOfUsage) CPU ${((cpu.user + cpu.system) / n).toFixed(1)}µs/request`);
+  }
   {
     const m = new BudgetManager(new MemoryStore());
     await timeLoop(m, 5000, 'warm');
