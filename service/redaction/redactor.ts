@@ -488,7 +488,7 @@ export class Redactor {
     let out = '';
     let last = 0;
     for (const f of findings) {
-      const plan = this.planFor(f, this.requestPlans);
+      const plan = planFor(f, this.requestPlans);
       s.report.add({ detector: f.detector.name, action: plan.action, rule: plan.rule, path, start: f.start, end: f.end });
       if (plan.action === 'block') continue;
       out += text.slice(last, f.start) + s.replacement(f.detector, plan.action, text.slice(f.start, f.end));
@@ -497,62 +497,85 @@ export class Redactor {
     return last === 0 && out === '' ? text : out + text.slice(last);
   }
 
-  private planFor(f: Finding, plans: Map<Detector, Plan>): Plan {
-    let best = plans.get(f.detector) as Plan;
-    for (const m of f.members) {
-      const p = plans.get(m) as Plan;
-      if (STRENGTH[p.action] > STRENGTH[best.action]) best = p;
-    }
-    return best;
-  }
-
   // --------------------------------------------------------------------------------------------------------------
   // Response path
 
   private output(s: Session, restore: boolean): OutputTransform {
-    const scanner = this.responseScanner;
-    const restorer = s.restorer;
-    const plans = this.responsePlans;
-    // Surrogates in the output are ours (restored, not redacted), and so are the originals they restore to: the
-    // client chose to get its own pseudonymized data back.
-    const scan = (text: string): Finding[] => {
-      if (scanner === undefined) return [];
-      let fs = scanner.scan(text);
-      if (fs.length === 0 || restorer.size === 0) return fs;
-      fs = fs.filter((f) => !restorer.isOriginal(text.slice(f.start, f.end)));
-      const protectedSpans = restorer.spans(text);
-      if (protectedSpans.length === 0) return fs;
-      return fs.filter((f) => !protectedSpans.some((p) => p.start < f.end && f.start < p.end));
-    };
-    const apply = (text: string, findings: readonly Finding[], base: number, channel: string): string => {
-      let out = '';
-      let last = 0;
-      for (const f of findings) {
-        const plan = this.planFor(f, plans);
-        s.responseReport.add({ detector: f.detector.name, action: plan.action, rule: plan.rule, path: channel, start: base + f.start, end: base + f.end });
-        out += text.slice(last, f.start) + s.replacement(f.detector, plan.action, text.slice(f.start, f.end));
-        last = f.end;
-      }
-      return out + text.slice(last);
-    };
+    return new SessionOutput(this.responseScanner, this.responsePlans, s, restore);
+  }
+}
+
+/**
+ * One request's response-side transform. A class rather than closures: one is built per redacted request (two
+ * with `responseFilter`), and the methods need no per-request function objects.
+ */
+class SessionOutput implements OutputTransform {
+  constructor(
+    private readonly scanner: Scanner | undefined,
+    private readonly plans: Map<Detector, Plan>,
+    private readonly s: Session,
+    private readonly restore: boolean,
+  ) {}
+
+  // Surrogates in the output are ours (restored, not redacted), and so are the originals they restore to: the
+  // client chose to get its own pseudonymized data back.
+  private scan(text: string): Finding[] {
+    const scanner = this.scanner;
+    const restorer = this.s.restorer;
+    if (scanner === undefined) return [];
+    let fs = scanner.scan(text);
+    if (fs.length === 0 || restorer.size === 0) return fs;
+    fs = fs.filter((f) => !restorer.isOriginal(text.slice(f.start, f.end)));
+    const protectedSpans = restorer.spans(text);
+    if (protectedSpans.length === 0) return fs;
+    return fs.filter((f) => !protectedSpans.some((p) => p.start < f.end && f.start < p.end));
+  }
+
+  private apply(text: string, findings: readonly Finding[], base: number, channel: string): string {
+    const s = this.s;
+    let out = '';
+    let last = 0;
+    for (const f of findings) {
+      const plan = planFor(f, this.plans);
+      s.responseReport.add({ detector: f.detector.name, action: plan.action, rule: plan.rule, path: channel, start: base + f.start, end: base + f.end });
+      out += text.slice(last, f.start) + s.replacement(f.detector, plan.action, text.slice(f.start, f.end));
+      last = f.end;
+    }
+    return out + text.slice(last);
+  }
+
+  text(text: string, channel = 'response', opts: OutputTextOptions = {}): string {
+    const redacted = this.scanner === undefined ? text : this.apply(text, this.scan(text), 0, channel);
+    return this.restore ? this.s.restorer.restoreText(redacted, opts.json === true) : redacted;
+  }
+
+  stream(channel = 'response', opts: OutputTextOptions = {}): TextStream {
+    const scanner = this.scanner;
+    const redact =
+      scanner === undefined
+        ? undefined
+        : new RedactStream((t) => scanner.holdFrom(t), (t) => this.scan(t), (t, f, base) => this.apply(t, f, base, channel));
+    if (!this.restore) return redact ?? { push: (t: string) => t, end: () => '' };
+    const back = this.s.restorer.stream({ json: opts.json === true });
+    if (redact === undefined) return back;
     return {
-      text(text: string, channel = 'response', opts: OutputTextOptions = {}): string {
-        const redacted = scanner === undefined ? text : apply(text, scan(text), 0, channel);
-        return restore ? restorer.restoreText(redacted, opts.json === true) : redacted;
-      },
-      stream(channel = 'response', opts: OutputTextOptions = {}): TextStream {
-        const redact = scanner === undefined ? undefined : new RedactStream((t) => (scanner as Scanner).holdFrom(t), scan, (t, f, base) => apply(t, f, base, channel));
-        if (!restore) return redact ?? { push: (t: string) => t, end: () => '' };
-        const back = restorer.stream({ json: opts.json === true });
-        if (redact === undefined) return back;
-        return {
-          push: (t: string): string => back.push(redact.push(t)),
-          end: (): string => back.push(redact.end()) + back.end(),
-        };
-      },
-      report: (): RedactionReport => s.responseReport.build(),
+      push: (t: string): string => back.push(redact.push(t)),
+      end: (): string => back.push(redact.end()) + back.end(),
     };
   }
+
+  report(): RedactionReport {
+    return this.s.responseReport.build();
+  }
+}
+
+function planFor(f: Finding, plans: Map<Detector, Plan>): Plan {
+  let best = plans.get(f.detector) as Plan;
+  for (const m of f.members) {
+    const p = plans.get(m) as Plan;
+    if (STRENGTH[p.action] > STRENGTH[best.action]) best = p;
+  }
+  return best;
 }
 
 /** Compiles rules + custom detectors. Throws GatewayError('internal', code `redaction_config_error`) on bad config. */
@@ -664,6 +687,7 @@ export function toRedactionCounts(
   direction: 'request' | 'response',
   maxLocations = 32,
 ): RedactionCountRow[] {
+  if (report.tally.length === 0) return []; // the common case: nothing found
   const rows = new Map<string, RedactionCountRow>();
   for (const t of report.tally) {
     rows.set(`${t.detector}\u0000${t.action}`, { detector: t.detector, direction, action: t.action, count: t.count, locations: [] });
