@@ -250,6 +250,7 @@ export class Redactor {
   private readonly responseScanner: Scanner | undefined;
   private readonly needsKey: boolean;
   private readonly cleanKeys = new Set<string>();
+  private readonly contextKeys = new Map<string, boolean>();
   private readonly secret: Buffer | undefined;
   private readonly tenantKeys = new Map<string, Buffer>();
 
@@ -367,10 +368,10 @@ export class Redactor {
       return copy ?? v;
     }
     const obj = v as Record<string, unknown>;
-    let changed = false;
     const keys = Object.keys(obj);
-    const newKeys: string[] = new Array(keys.length);
-    const newVals: unknown[] = new Array(keys.length);
+    // Allocated at the first change only: most objects come through unchanged.
+    let newKeys: string[] | undefined;
+    let newVals: unknown[] | undefined;
     for (let i = 0; i < keys.length; i++) {
       const k = keys[i];
       const val = obj[k];
@@ -384,21 +385,37 @@ export class Redactor {
         // Keys repeat across requests ("role", "content"…): remember the ones that matched nothing.
         if (s.report.size === before && this.cleanKeys.size < CLEAN_KEY_CACHE) this.cleanKeys.add(k);
       }
-      if (nk !== k) changed = true;
       segs.push(nk);
       let nv: unknown;
       if (typeof val === 'string' && this.skipString(val, k, top)) nv = val;
       else if (top && k === 'model' && typeof val === 'string') nv = val;
       else nv = this.walk(val, segs, depth + 1, k, s, false);
       segs.pop();
-      newKeys[i] = nk;
-      newVals[i] = nv;
-      if (nv !== val) changed = true;
+      if (newKeys === undefined && (nk !== k || nv !== val)) {
+        newKeys = keys.slice(0, i);
+        newVals = new Array(keys.length);
+        for (let j = 0; j < i; j++) newVals[j] = obj[keys[j]];
+      }
+      if (newKeys !== undefined) {
+        newKeys[i] = nk;
+        (newVals as unknown[])[i] = nv;
+      }
     }
-    if (!changed) return obj;
+    if (newKeys === undefined || newVals === undefined) return obj;
     const res: Record<string, unknown> = {};
     for (let i = 0; i < keys.length; i++) res[newKeys[i]] = newVals[i];
     return res;
+  }
+
+  /** CONTEXT_KEY.test(key), remembered: the same few property names come with every string. */
+  private isContextKey(key: string): boolean {
+    let hit = this.contextKeys.get(key);
+    if (hit === undefined) {
+      hit = CONTEXT_KEY.test(key);
+      if (this.contextKeys.size >= CLEAN_KEY_CACHE) this.contextKeys.clear();
+      this.contextKeys.set(key, hit);
+    }
+    return hit;
   }
 
   private skipString(v: string, key: string, top: boolean): boolean {
@@ -471,7 +488,7 @@ export class Redactor {
   ): string {
     if (text.length === 0) return text;
     let findings: Finding[];
-    if (key !== undefined && key.length <= REDACTION_LIMITS.maxContextKey && CONTEXT_KEY.test(key)) {
+    if (key !== undefined && key.length <= REDACTION_LIMITS.maxContextKey && this.isContextKey(key)) {
       const prefix = `${key}: `;
       findings = scanner.scan(prefix + text);
       const p = prefix.length;
