@@ -5,7 +5,8 @@
 // "Proven" means more than valid: zod's output for the body would be the body itself, key for key IN THE SAME
 // ORDER (zod writes declared keys in schema order, then undeclared ones in input order), so the body can be
 // serialized as is and yield the bytes the zod copy would. Anything unusual (content parts, tools, response
-// formats, keys out of schema order, `__proto__`, undefined values) answers false and goes to zod.
+// formats, tool_choice objects, keys out of schema order, `__proto__`, undefined values) answers false and goes
+// to zod.
 // test/providers/chat-fast-check.test.ts compares this with zod on a table of valid and invalid bodies.
 
 type Obj = Record<string, unknown>;
@@ -21,6 +22,7 @@ function all(a: readonly unknown[], ok: (v: unknown) => boolean): boolean {
   return true;
 }
 const REASONING = new Set(['minimal', 'low', 'medium', 'high']);
+const TOOL_CHOICE = new Set(['none', 'auto', 'required']);
 
 /** Value checks for the top-level keys this proof handles, in OpenAIChatBody's declaration order. */
 const TOP: ReadonlyArray<readonly [string, (v: unknown) => boolean]> = [
@@ -41,8 +43,8 @@ const TOP: ReadonlyArray<readonly [string, (v: unknown) => boolean]> = [
   ['logprobs', (v) => nullish(v) || typeof v === 'boolean'],
   ['top_logprobs', (v) => nullish(v) || safeInt(v, 0, 20)],
   ['seed', (v) => nullish(v) || safeInt(v, -MAX, MAX)],
-  ['tools', () => false],
-  ['tool_choice', () => false],
+  ['tools', (v) => nullish(v) || (Array.isArray(v) && all(v, tool))],
+  ['tool_choice', (v) => nullish(v) || (typeof v === 'string' && TOOL_CHOICE.has(v))],
   ['parallel_tool_calls', (v) => nullish(v) || typeof v === 'boolean'],
   ['response_format', () => false],
   ['user', (v) => nullish(v) || typeof v === 'string'],
@@ -83,6 +85,26 @@ const CALL = new Map([['id', 0], ['type', 1], ['function', 2]]);
 const FN = new Map([['name', 0], ['arguments', 1]]);
 
 const optStr = (m: Obj, k: string): boolean => !(k in m) || typeof m[k] === 'string';
+
+const FUNCTION_TOOL = new Map([['type', 0], ['function', 1]]);
+const TOOL_FN = new Map([['name', 0], ['description', 1], ['parameters', 2], ['strict', 3]]);
+
+/** A JSON-Schema `parameters` record: zod copies its own keys in order and keeps the values as they are. */
+function record(v: unknown): boolean {
+  if (!isObj(v) || Object.getPrototypeOf(v) !== Object.prototype) return false;
+  for (const k in v) if (k === '__proto__' || v[k] === undefined || !Object.hasOwn(v, k)) return false;
+  return true;
+}
+
+/** A function tool: {type: 'function', function: {name, description?, parameters?, strict?}}. */
+function tool(t: unknown): boolean {
+  if (!isObj(t) || t.type !== 'function' || !ordered(t, Object.keys(t), FUNCTION_TOOL)) return false;
+  const f = t.function;
+  if (!isObj(f) || !ordered(f, Object.keys(f), TOOL_FN)) return false;
+  if (typeof f.name !== 'string' || f.name.length === 0 || !optStr(f, 'description')) return false;
+  if ('parameters' in f && !record(f.parameters)) return false;
+  return !('strict' in f) || f.strict === null || typeof f.strict === 'boolean';
+}
 
 function toolCall(c: unknown): boolean {
   if (!isObj(c)) return false;

@@ -19,6 +19,7 @@ const PROVEN: Array<[string, Body]> = [
   ['all scalar params in order', { model: 'm', messages: [user], stream: true, stream_options: { include_usage: true }, max_tokens: 1, max_completion_tokens: 9, temperature: 2, top_p: 1, top_k: 0, n: 128, stop: ['a', 'b'], presence_penalty: -2, frequency_penalty: 2, logprobs: false, top_logprobs: 20, seed: -5, parallel_tool_calls: true, user: 'u', reasoning_effort: 'minimal' }],
   ['nulls for nullish params', { model: 'm', messages: [user], stream: null, stream_options: null, max_tokens: null, temperature: null, stop: null, user: null, reasoning_effort: null }],
   ['stop as a string', { model: 'm', messages: [user], stop: 'x' }],
+  ['function tools and a tool_choice string', { model: 'm', messages: [user], tools: [{ type: 'function', function: { name: 'search', description: 'Search docs', parameters: { type: 'object', properties: { q: { type: 'string' } }, required: ['q'] }, strict: true } }, { type: 'function', function: { name: 'g', strict: null }, x_extra: 1 }], tool_choice: 'auto', parallel_tool_calls: false }],
   ['empty stream_options', { model: 'm', messages: [user], stream_options: {} }],
   ['undeclared keys after declared ones', { model: 'm', messages: [user], max_tokens: 5, models: ['a', 'b'], provider: { order: ['x'] }, chat_template_kwargs: { a: 1 } }],
   ['every common role', { model: 'm', messages: [{ role: 'developer', content: 'd', name: 'n' }, { role: 'system', content: 's' }, { role: 'user', content: 'u', name: 'bob' }, { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'f', arguments: '{}' } }] }, { role: 'tool', content: 'r', tool_call_id: 'c1' }, { role: 'assistant', refusal: 'no' }] }],
@@ -34,8 +35,9 @@ const UNPROVEN_VALID: Array<[string, Body]> = [
   ['message keys out of order', { model: 'm', messages: [{ content: 'hi', role: 'user' }] }],
   ['tool_call keys out of order', { model: 'm', messages: [{ role: 'assistant', tool_calls: [{ type: 'function', id: 'c', function: { name: 'f', arguments: '' } }] }] }],
   ['content parts', { model: 'm', messages: [{ role: 'user', content: [{ type: 'text', text: 'hi' }] }] }],
-  ['tools', { model: 'm', messages: [user], tools: [{ type: 'function', function: { name: 'f' } }] }],
-  ['tool_choice', { model: 'm', messages: [user], tool_choice: 'auto' }],
+  ['tool keys out of order', { model: 'm', messages: [user], tools: [{ function: { name: 'f' }, type: 'function' }] }],
+  ['tool function keys out of order', { model: 'm', messages: [user], tools: [{ type: 'function', function: { parameters: {}, name: 'f' } }] }],
+  ['tool_choice object', { model: 'm', messages: [user], tool_choice: { type: 'function', function: { name: 'f' } } }],
   ['response_format', { model: 'm', messages: [user], response_format: { type: 'json_object' } }],
   ['logit_bias', { model: 'm', messages: [user], logit_bias: { '1': 2 } }],
   ['function role', { model: 'm', messages: [{ role: 'function', content: null, name: 'f' }] }],
@@ -83,6 +85,13 @@ const INVALID: Array<[string, Body]> = [
   ['user a number', { model: 'm', messages: [user], user: 7 }],
   ['reasoning_effort unknown', { model: 'm', messages: [user], reasoning_effort: 'max' }],
   ['logprobs a string', { model: 'm', messages: [user], logprobs: 'yes' }],
+  ['tool of another type', { model: 'm', messages: [user], tools: [{ type: 'custom', function: { name: 'f' } }] }],
+  ['tool with an empty name', { model: 'm', messages: [user], tools: [{ type: 'function', function: { name: '' } }] }],
+  ['tool description a number', { model: 'm', messages: [user], tools: [{ type: 'function', function: { name: 'f', description: 1 } }] }],
+  ['tool parameters an array', { model: 'm', messages: [user], tools: [{ type: 'function', function: { name: 'f', parameters: [] } }] }],
+  ['tool strict a string', { model: 'm', messages: [user], tools: [{ type: 'function', function: { name: 'f', strict: 'yes' } }] }],
+  ['tools not an array', { model: 'm', messages: [user], tools: { type: 'function' } }],
+  ['tool_choice unknown string', { model: 'm', messages: [user], tool_choice: 'always' }],
   ['sparse messages', { model: 'm', messages: [user, , user] as unknown[] }],
 ];
 
@@ -123,6 +132,12 @@ describe('provenOpenAIChat agrees with zod', () => {
     assert.equal(provenOpenAIChat(inner), false);
   });
 
+  test('a `__proto__` key in tool parameters is never proven (zod drops it)', () => {
+    const body = JSON.parse('{"model":"m","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"__proto__":{"x":1},"type":"object"}}}]}') as Body;
+    assert.equal(provenOpenAIChat(body), false);
+    assert.notEqual(JSON.stringify(OpenAIChatBody.parse(body)), JSON.stringify(body));
+  });
+
   test('an undefined value is never proven', () => {
     assert.equal(provenOpenAIChat({ model: 'm', messages: [user], temperature: undefined }), false);
   });
@@ -145,6 +160,8 @@ describe('provenOpenAIChat agrees with zod', () => {
       n: [1, 128, 129, 0],
       seed: [0, -1, 1.5],
       user: ['u', null, 1],
+      tools: [[{ type: 'function', function: { name: 'f', parameters: { type: 'object' } } }], [{ type: 'function', function: { name: '' } }], [{ function: { name: 'f' }, type: 'function' }], null],
+      tool_choice: ['auto', 'required', 'always', null],
       extra_field: [1, 'x', { a: 1 }],
     };
     const keys = Object.keys(values);
