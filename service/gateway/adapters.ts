@@ -4,8 +4,8 @@ import { LimitExceededError, type BudgetManager, type Reservation } from '../bud
 import type { CheckResult } from '../budget/store.ts';
 import { GatewayError } from '../errors.ts';
 import type { BudgetEffect } from '../lineage/record.ts';
-import { toRedactionCounts, type RedactorCache } from '../redaction/redactor.ts';
-import type { Admission, BudgetPort, CostEstimate, RedactionPort } from './ports.ts';
+import { toRedactionCounts, type OutputTransform, type RedactionCountRow, type RedactorCache } from '../redaction/redactor.ts';
+import type { Admission, BudgetPort, CostEstimate, RedactionPort, TextStream } from './ports.ts';
 
 const UNIT: Record<string, string> = {
   usd: 'usd',
@@ -100,14 +100,24 @@ export function redactionPort(cache: RedactorCache): RedactionPort {
     redactRequest(body, rules, custom, tenant) {
       const res = cache.get(rules, custom).redactRequest(body, { tenant });
       const out = res.output;
-      return {
-        report: toRedactionCounts(res.report, 'request'),
-        output: out && {
-          text: (t, json) => out.text(t, json ? 'response.tool_arguments' : 'response', { json }),
-          stream: (json) => out.stream(json ? 'response.tool_arguments' : 'response', { json }),
-          report: () => toRedactionCounts(out.report(), 'response'),
-        },
-      };
+      return { report: toRedactionCounts(res.report, 'request'), output: out && new PortOutput(out) };
     },
   };
+}
+
+/** The request's output transform in the port's terms (a class: no per-request closures on the hot path). */
+class PortOutput {
+  constructor(private readonly out: OutputTransform) {}
+
+  text(t: string, json?: boolean): string {
+    return this.out.text(t, json ? 'response.tool_arguments' : 'response', { json });
+  }
+
+  stream(json?: boolean): TextStream {
+    return this.out.stream(json ? 'response.tool_arguments' : 'response', { json });
+  }
+
+  report(): RedactionCountRow[] {
+    return toRedactionCounts(this.out.report(), 'response');
+  }
 }

@@ -514,7 +514,7 @@ export class GatewayExchange implements Exchange {
       if (tr.status >= 200 && tr.status < 300 && this.redaction?.output) {
         const output = this.redaction.output;
         const filter = (text: string, json: boolean): string => output.text(text, json);
-        out = this.clientReq.op === 'responses' ? rewriteResponsesJson(out, filter) : rewriteClientJson(this.api, out, filter);
+        out = this.clientReq.op === 'responses' ? rewriteResponsesJson(out, filter) : rewriteClientJson(this.api, out, filter, tr.json);
       }
       this.responseHash.update(out);
       this.responseBytes = out.length;

@@ -50,36 +50,94 @@ export function rewriteArguments(args: string, fn: TextFilter): string {
 /**
  * Rewrites the assistant output of a non-streamed client response: message text and tool-call arguments
  * (OpenAI `tool_calls[].function.arguments`, Anthropic `tool_use.input`). Unparseable bodies pass unchanged.
+ * `json`, when given, is the value `body` was serialized from (TranslatedResponse.json): it is edited in place
+ * instead of parsing `body` again, and `body` itself is returned when no text changed (its bytes are what
+ * re-serializing would give). Without it, the body is parsed and always re-serialized.
  */
-export function rewriteClientJson(api: ClientApi, body: Buffer, fn: TextFilter): Buffer {
-  let json: unknown;
+export function rewriteClientJson(api: ClientApi, body: Buffer, fn: TextFilter, json?: unknown): Buffer {
+  if (json !== undefined && json !== null && typeof json === 'object') {
+    const changed = rewriteValue(api, json as Record<string, unknown>, fn, true);
+    if (changed !== undefined) return changed ? Buffer.from(JSON.stringify(json)) : body;
+  }
+  let parsed: unknown;
   try {
-    json = JSON.parse(body.toString('utf8'));
+    parsed = JSON.parse(body.toString('utf8'));
   } catch {
     return body;
   }
-  if (!json || typeof json !== 'object') return body;
-  const o = json as Record<string, unknown>;
+  if (!parsed || typeof parsed !== 'object') return body;
+  rewriteValue(api, parsed as Record<string, unknown>, fn, false);
+  return Buffer.from(JSON.stringify(parsed));
+}
+
+/**
+ * Applies `fn` to the output text of `o` in place; true when some text changed. `distinct`: first check that no
+ * message/block object is reached twice (a shared object would be filtered twice, unlike its parsed copies) and
+ * answer undefined, touching nothing, if one is.
+ */
+function rewriteValue(api: ClientApi, o: Record<string, unknown>, fn: TextFilter, distinct: boolean): boolean | undefined {
+  let changed = false;
   if (api === 'openai' && Array.isArray(o.choices)) {
+    if (distinct && !distinctTargets(o.choices)) return undefined;
     for (const c of o.choices) {
       const msg = (c as { message?: Record<string, unknown> }).message;
       if (!msg) continue;
-      if (typeof msg.content === 'string') msg.content = fn(msg.content, false);
+      if (typeof msg.content === 'string') {
+        const t = fn(msg.content, false);
+        if (t !== msg.content) changed = true;
+        msg.content = t;
+      }
       if (Array.isArray(msg.tool_calls)) {
         for (const t of msg.tool_calls) {
           const f = (t as { function?: Record<string, unknown> } | null)?.function;
-          if (f && typeof f.arguments === 'string') f.arguments = rewriteArguments(f.arguments, fn);
+          if (f && typeof f.arguments === 'string') {
+            const a = rewriteArguments(f.arguments, fn);
+            if (a !== f.arguments) changed = true;
+            f.arguments = a;
+          }
         }
       }
     }
   } else if (api === 'anthropic' && Array.isArray(o.content)) {
+    if (distinct && !allDistinct(o.content)) return undefined;
     for (const block of o.content) {
       const b = block as Record<string, unknown>;
-      if (b.type === 'text' && typeof b.text === 'string') b.text = fn(b.text, false);
-      else if (b.type === 'tool_use' && b.input !== undefined) b.input = mapStrings(b.input, (s) => fn(s, false));
+      if (b.type === 'text' && typeof b.text === 'string') {
+        const t = fn(b.text, false);
+        if (t !== b.text) changed = true;
+        b.text = t;
+      } else if (b.type === 'tool_use' && b.input !== undefined) {
+        const input = mapStrings(b.input, (s) => fn(s, false));
+        if (input !== b.input) changed = true;
+        b.input = input;
+      }
     }
   }
-  return Buffer.from(JSON.stringify(json));
+  return changed;
+}
+
+/** True when no object appears twice in `items` (the common single-item case costs nothing). */
+function allDistinct(items: readonly unknown[]): boolean {
+  if (items.length < 2) return true;
+  const seen = new Set<unknown>();
+  for (const v of items) {
+    if (v === null || typeof v !== 'object') continue;
+    if (seen.has(v)) return false;
+    seen.add(v);
+  }
+  return true;
+}
+
+/** The OpenAI objects edited in place (each choice's message, each tool call's function) are all distinct. */
+function distinctTargets(choices: readonly unknown[]): boolean {
+  const targets: unknown[] = [];
+  for (const c of choices) {
+    const msg = (c as { message?: Record<string, unknown> } | null)?.message;
+    if (!msg) continue;
+    targets.push(msg);
+    if (Array.isArray(msg.tool_calls)) for (const t of msg.tool_calls) targets.push((t as { function?: unknown } | null)?.function);
+  }
+  return allDistinct(targets);
 }
 
 class Chain {

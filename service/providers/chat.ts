@@ -4,6 +4,7 @@
 import { GatewayError, renderError } from '../errors.ts';
 import type { ProviderApi } from '../config/types.ts';
 import { OpenAIChatBody, validate } from './schemas.ts';
+import { provenOpenAIChat } from './chat-fast-check.ts';
 import { SseDecoder, sseEvent } from './sse.ts';
 import { decodeBody, isObject, jsonResponse, parseJson, SSE_CT, upstreamError, type Json } from './common.ts';
 import type {
@@ -163,6 +164,8 @@ const validated = new WeakMap<object, OpenAIChatBody>();
  * after parseClientRequest); response()/stream() reuse that result instead of re-parsing a large body.
  */
 export function openAIBody(req: ClientRequest, fresh = false): OpenAIChatBody {
+  // A proven body is its own validated view: zod's copy would equal it key for key (chat-fast-check.ts).
+  if (provenOpenAIChat(req.body)) return req.body as OpenAIChatBody;
   if (!fresh) {
     const hit = validated.get(req.body);
     if (hit) return hit;

@@ -49,7 +49,7 @@ export function parseJson(body: Buffer | string, what = 'upstream response'): un
 }
 
 export function jsonResponse(status: number, value: unknown, extra?: Partial<TranslatedResponse>): TranslatedResponse {
-  return { status, headers: { 'content-type': JSON_CT }, body: Buffer.from(JSON.stringify(value)), ...extra };
+  return { status, headers: { 'content-type': JSON_CT }, body: Buffer.from(JSON.stringify(value)), json: value, ...extra };
 }
 
 export function notSupported(param: string, provider: ProviderApi | string, why?: string): GatewayError {

@@ -4,6 +4,7 @@ import { GatewayError, type ClientApi } from '../errors.ts';
 import type { ProviderApi, ProviderKind } from '../config/types.ts';
 import { AnthropicCountTokensBody, AnthropicMessagesBody, OpenAIChatBody, OpenAIEmbeddingsBody, validate } from './schemas.ts';
 import { isObject } from './common.ts';
+import { provenOpenAIChat } from './chat-fast-check.ts';
 import { OpenAIChatTranslator, type ChatCore } from './chat.ts';
 import { OpenAICore, OpenAIEmbeddingsTranslator } from './openai.ts';
 import { AnthropicCore, AnthropicPassthroughTranslator } from './anthropic.ts';
@@ -111,7 +112,8 @@ export function parseClientRequest(api: ClientApi, op: Operation, raw: Buffer): 
     if (api !== 'openai') throw new GatewayError('not_found', 'The Anthropic API has no responses endpoint.', { code: 'unknown_endpoint' });
     validate(ResponsesBody, body);
   } else if (api === 'openai') {
-    validate(OpenAIChatBody, body);
+    // The common shape is proven valid without zod; anything else (and every mistake) is judged by zod.
+    if (!provenOpenAIChat(body)) validate(OpenAIChatBody, body);
   } else {
     validate(AnthropicMessagesBody, body);
   }

@@ -63,6 +63,11 @@ export interface TranslatedResponse {
   headers: Record<string, string>;
   /** Client API shape (success, or the client API's error shape). */
   body: Buffer;
+  /**
+   * When set, `body` is exactly the UTF-8 of JSON.stringify(json) (jsonResponse): a text filter may edit this value
+   * instead of parsing `body` again. Nothing else may change it.
+   */
+  json?: unknown;
   usage?: Usage;
   finishReason?: string;
 }

@@ -952,13 +952,26 @@ export const googleApiKey = tokenDetector(
   { random: false },
 );
 
+/**
+ * t.includes('eyJ'), found from the rare 'J' instead: includes() starts at every 'e', the commonest letter of
+ * English prose, and cost ~1 µs per KB of it (exported for the test that compares the two).
+ */
+export function includesEyJ(t: string): boolean {
+  let i = t.indexOf('J', 2);
+  while (i >= 0) {
+    if (t.charCodeAt(i - 1) === 121 && t.charCodeAt(i - 2) === 101) return true;
+    i = t.indexOf('J', i + 1);
+  }
+  return false;
+}
+
 export const jwt: Detector = regexDetector({
   name: 'jwt',
   label: 'JWT',
   priority: 90,
   maxLen: 24_600,
   re: /(?<![A-Za-z0-9_\-])eyJ[A-Za-z0-9_\-]{6,4096}\.eyJ[A-Za-z0-9_\-]{2,16384}\.[A-Za-z0-9_\-]{0,4096}/g,
-  quick: (t) => t.includes('.') && t.includes('eyJ'),
+  quick: (t) => t.includes('.') && includesEyJ(t),
   accept(text, start, end) {
     if (!endsClean(text, end, true)) return false;
     return jwtHeaderValid(text.slice(start, text.indexOf('.', start)));

@@ -250,6 +250,7 @@ export class Redactor {
   private readonly responseScanner: Scanner | undefined;
   private readonly needsKey: boolean;
   private readonly cleanKeys = new Set<string>();
+  private readonly contextKeys = new Map<string, boolean>();
   private readonly secret: Buffer | undefined;
   private readonly tenantKeys = new Map<string, Buffer>();
 
@@ -367,10 +368,10 @@ export class Redactor {
       return copy ?? v;
     }
     const obj = v as Record<string, unknown>;
-    let changed = false;
     const keys = Object.keys(obj);
-    const newKeys: string[] = new Array(keys.length);
-    const newVals: unknown[] = new Array(keys.length);
+    // Allocated at the first change only: most objects come through unchanged.
+    let newKeys: string[] | undefined;
+    let newVals: unknown[] | undefined;
     for (let i = 0; i < keys.length; i++) {
       const k = keys[i];
       const val = obj[k];
@@ -384,21 +385,37 @@ export class Redactor {
         // Keys repeat across requests ("role", "content"…): remember the ones that matched nothing.
         if (s.report.size === before && this.cleanKeys.size < CLEAN_KEY_CACHE) this.cleanKeys.add(k);
       }
-      if (nk !== k) changed = true;
       segs.push(nk);
       let nv: unknown;
       if (typeof val === 'string' && this.skipString(val, k, top)) nv = val;
       else if (top && k === 'model' && typeof val === 'string') nv = val;
       else nv = this.walk(val, segs, depth + 1, k, s, false);
       segs.pop();
-      newKeys[i] = nk;
-      newVals[i] = nv;
-      if (nv !== val) changed = true;
+      if (newKeys === undefined && (nk !== k || nv !== val)) {
+        newKeys = keys.slice(0, i);
+        newVals = new Array(keys.length);
+        for (let j = 0; j < i; j++) newVals[j] = obj[keys[j]];
+      }
+      if (newKeys !== undefined) {
+        newKeys[i] = nk;
+        (newVals as unknown[])[i] = nv;
+      }
     }
-    if (!changed) return obj;
+    if (newKeys === undefined || newVals === undefined) return obj;
     const res: Record<string, unknown> = {};
     for (let i = 0; i < keys.length; i++) res[newKeys[i]] = newVals[i];
     return res;
+  }
+
+  /** CONTEXT_KEY.test(key), remembered: the same few property names come with every string. */
+  private isContextKey(key: string): boolean {
+    let hit = this.contextKeys.get(key);
+    if (hit === undefined) {
+      hit = CONTEXT_KEY.test(key);
+      if (this.contextKeys.size >= CLEAN_KEY_CACHE) this.contextKeys.clear();
+      this.contextKeys.set(key, hit);
+    }
+    return hit;
   }
 
   private skipString(v: string, key: string, top: boolean): boolean {
@@ -471,7 +488,7 @@ export class Redactor {
   ): string {
     if (text.length === 0) return text;
     let findings: Finding[];
-    if (key !== undefined && key.length <= REDACTION_LIMITS.maxContextKey && CONTEXT_KEY.test(key)) {
+    if (key !== undefined && key.length <= REDACTION_LIMITS.maxContextKey && this.isContextKey(key)) {
       const prefix = `${key}: `;
       findings = scanner.scan(prefix + text);
       const p = prefix.length;
@@ -488,7 +505,7 @@ export class Redactor {
     let out = '';
     let last = 0;
     for (const f of findings) {
-      const plan = this.planFor(f, this.requestPlans);
+      const plan = planFor(f, this.requestPlans);
       s.report.add({ detector: f.detector.name, action: plan.action, rule: plan.rule, path, start: f.start, end: f.end });
       if (plan.action === 'block') continue;
       out += text.slice(last, f.start) + s.replacement(f.detector, plan.action, text.slice(f.start, f.end));
@@ -497,62 +514,85 @@ export class Redactor {
     return last === 0 && out === '' ? text : out + text.slice(last);
   }
 
-  private planFor(f: Finding, plans: Map<Detector, Plan>): Plan {
-    let best = plans.get(f.detector) as Plan;
-    for (const m of f.members) {
-      const p = plans.get(m) as Plan;
-      if (STRENGTH[p.action] > STRENGTH[best.action]) best = p;
-    }
-    return best;
-  }
-
   // --------------------------------------------------------------------------------------------------------------
   // Response path
 
   private output(s: Session, restore: boolean): OutputTransform {
-    const scanner = this.responseScanner;
-    const restorer = s.restorer;
-    const plans = this.responsePlans;
-    // Surrogates in the output are ours (restored, not redacted), and so are the originals they restore to: the
-    // client chose to get its own pseudonymized data back.
-    const scan = (text: string): Finding[] => {
-      if (scanner === undefined) return [];
-      let fs = scanner.scan(text);
-      if (fs.length === 0 || restorer.size === 0) return fs;
-      fs = fs.filter((f) => !restorer.isOriginal(text.slice(f.start, f.end)));
-      const protectedSpans = restorer.spans(text);
-      if (protectedSpans.length === 0) return fs;
-      return fs.filter((f) => !protectedSpans.some((p) => p.start < f.end && f.start < p.end));
-    };
-    const apply = (text: string, findings: readonly Finding[], base: number, channel: string): string => {
-      let out = '';
-      let last = 0;
-      for (const f of findings) {
-        const plan = this.planFor(f, plans);
-        s.responseReport.add({ detector: f.detector.name, action: plan.action, rule: plan.rule, path: channel, start: base + f.start, end: base + f.end });
-        out += text.slice(last, f.start) + s.replacement(f.detector, plan.action, text.slice(f.start, f.end));
-        last = f.end;
-      }
-      return out + text.slice(last);
-    };
+    return new SessionOutput(this.responseScanner, this.responsePlans, s, restore);
+  }
+}
+
+/**
+ * One request's response-side transform. A class rather than closures: one is built per redacted request (two
+ * with `responseFilter`), and the methods need no per-request function objects.
+ */
+class SessionOutput implements OutputTransform {
+  constructor(
+    private readonly scanner: Scanner | undefined,
+    private readonly plans: Map<Detector, Plan>,
+    private readonly s: Session,
+    private readonly restore: boolean,
+  ) {}
+
+  // Surrogates in the output are ours (restored, not redacted), and so are the originals they restore to: the
+  // client chose to get its own pseudonymized data back.
+  private scan(text: string): Finding[] {
+    const scanner = this.scanner;
+    const restorer = this.s.restorer;
+    if (scanner === undefined) return [];
+    let fs = scanner.scan(text);
+    if (fs.length === 0 || restorer.size === 0) return fs;
+    fs = fs.filter((f) => !restorer.isOriginal(text.slice(f.start, f.end)));
+    const protectedSpans = restorer.spans(text);
+    if (protectedSpans.length === 0) return fs;
+    return fs.filter((f) => !protectedSpans.some((p) => p.start < f.end && f.start < p.end));
+  }
+
+  private apply(text: string, findings: readonly Finding[], base: number, channel: string): string {
+    const s = this.s;
+    let out = '';
+    let last = 0;
+    for (const f of findings) {
+      const plan = planFor(f, this.plans);
+      s.responseReport.add({ detector: f.detector.name, action: plan.action, rule: plan.rule, path: channel, start: base + f.start, end: base + f.end });
+      out += text.slice(last, f.start) + s.replacement(f.detector, plan.action, text.slice(f.start, f.end));
+      last = f.end;
+    }
+    return out + text.slice(last);
+  }
+
+  text(text: string, channel = 'response', opts: OutputTextOptions = {}): string {
+    const redacted = this.scanner === undefined ? text : this.apply(text, this.scan(text), 0, channel);
+    return this.restore ? this.s.restorer.restoreText(redacted, opts.json === true) : redacted;
+  }
+
+  stream(channel = 'response', opts: OutputTextOptions = {}): TextStream {
+    const scanner = this.scanner;
+    const redact =
+      scanner === undefined
+        ? undefined
+        : new RedactStream((t) => scanner.holdFrom(t), (t) => this.scan(t), (t, f, base) => this.apply(t, f, base, channel));
+    if (!this.restore) return redact ?? { push: (t: string) => t, end: () => '' };
+    const back = this.s.restorer.stream({ json: opts.json === true });
+    if (redact === undefined) return back;
     return {
-      text(text: string, channel = 'response', opts: OutputTextOptions = {}): string {
-        const redacted = scanner === undefined ? text : apply(text, scan(text), 0, channel);
-        return restore ? restorer.restoreText(redacted, opts.json === true) : redacted;
-      },
-      stream(channel = 'response', opts: OutputTextOptions = {}): TextStream {
-        const redact = scanner === undefined ? undefined : new RedactStream((t) => (scanner as Scanner).holdFrom(t), scan, (t, f, base) => apply(t, f, base, channel));
-        if (!restore) return redact ?? { push: (t: string) => t, end: () => '' };
-        const back = restorer.stream({ json: opts.json === true });
-        if (redact === undefined) return back;
-        return {
-          push: (t: string): string => back.push(redact.push(t)),
-          end: (): string => back.push(redact.end()) + back.end(),
-        };
-      },
-      report: (): RedactionReport => s.responseReport.build(),
+      push: (t: string): string => back.push(redact.push(t)),
+      end: (): string => back.push(redact.end()) + back.end(),
     };
   }
+
+  report(): RedactionReport {
+    return this.s.responseReport.build();
+  }
+}
+
+function planFor(f: Finding, plans: Map<Detector, Plan>): Plan {
+  let best = plans.get(f.detector) as Plan;
+  for (const m of f.members) {
+    const p = plans.get(m) as Plan;
+    if (STRENGTH[p.action] > STRENGTH[best.action]) best = p;
+  }
+  return best;
 }
 
 /** Compiles rules + custom detectors. Throws GatewayError('internal', code `redaction_config_error`) on bad config. */
@@ -664,6 +704,7 @@ export function toRedactionCounts(
   direction: 'request' | 'response',
   maxLocations = 32,
 ): RedactionCountRow[] {
+  if (report.tally.length === 0) return []; // the common case: nothing found
   const rows = new Map<string, RedactionCountRow>();
   for (const t of report.tally) {
     rows.set(`${t.detector}\u0000${t.action}`, { detector: t.detector, direction, action: t.action, count: t.count, locations: [] });

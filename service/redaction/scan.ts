@@ -200,11 +200,12 @@ export class Scanner {
         digits ??= HAS_DIGIT.test(t);
         if (!digits) continue;
       }
-      spans.length = 0;
+      // Guarded: assigning `length` is a slow runtime call even on an empty array, and most finds find nothing.
+      if (spans.length !== 0) spans.length = 0;
       d.find(t, spans);
       for (const s of spans) raws.push({ start: s.start, end: s.end, d });
     }
-    spans.length = 0;
+    if (spans.length !== 0) spans.length = 0;
   }
 
   private wrapped(t: string, raws: Raw[]): void {
