@@ -271,6 +271,34 @@ function utf8Len(s: string): number {
   return len;
 }
 
+/**
+ * The UTF-8 bytes of names that recur in nearly every reply (header names, metadata keys): on this
+ * path a JS per-character loop costs ~10 ns a character, paid twice (size, then write) for every name
+ * of every reply — most of the encoder's time. A name is encoded once, then sized by a Map lookup and
+ * written by one copy. Only ASCII names are kept (their bytes are the same whichever UTF-8 writer
+ * made them), up to KEY_CACHE_MAX of them: the set is cleared when full, so client-chosen names
+ * cannot grow it without bound.
+ */
+const KEY_BYTES = new Map<string, Buffer | null>();
+const KEY_CACHE_MAX = 2048;
+const KEY_MAX_LEN = 128;
+/** Struct string values up to this length go through the name cache (see sizeValue). */
+const SHORT_VALUE = 24;
+
+function keyBytes(s: string): Buffer | null {
+  let b = KEY_BYTES.get(s);
+  if (b !== undefined) return b;
+  b = null;
+  if (s.length <= KEY_MAX_LEN) {
+    let ascii = true;
+    for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) ascii = false;
+    if (ascii) b = Buffer.from(s, 'latin1');
+  }
+  if (KEY_BYTES.size >= KEY_CACHE_MAX) KEY_BYTES.clear();
+  KEY_BYTES.set(s, b);
+  return b;
+}
+
 // ---- size pass: each returns the field's full size (tag + length + body) and records lengths.
 
 /** Reserves a SIZES slot for a sub-message before its children are sized. */
@@ -286,6 +314,15 @@ function sizeStr(s: string): number {
   return 1 + varintLen(l) + l;
 }
 
+/** A name (see keyBytes): written as its cached bytes when it has them. */
+function sizeKey(s: string): number {
+  const b = keyBytes(s);
+  if (b === null) return sizeStr(s);
+  SIZES.push(-1); // tells putKey the bytes are the next BLOB
+  BLOBS.push(b);
+  return 1 + varintLen(b.length) + b.length;
+}
+
 function sizeBytes(v: Buffer | Uint8Array | string): number {
   const b = typeof v === 'string' ? Buffer.from(v, 'base64') : v;
   BLOBS.push(b);
@@ -296,7 +333,7 @@ const sizeInt32 = (v: number): number => 1 + (v < 0 ? 10 : varintLen(v >>> 0));
 
 function sizeHeaderValue(h: HeaderValue): number {
   let n = 0;
-  if (has(h.key)) n += sizeStr(h.key);
+  if (has(h.key)) n += sizeKey(h.key);
   if (has(h.value)) n += sizeStr(h.value);
   if (has(h.raw_value)) n += sizeBytes(h.raw_value);
   return n;
@@ -320,7 +357,7 @@ function sizeHeaderMutation(m: HeaderMutation): number {
       n += close(slot, b);
     }
   const remove = m.remove_headers;
-  if (remove) for (const name of remove) n += sizeStr(name);
+  if (remove) for (const name of remove) n += sizeKey(name);
   return n;
 }
 
@@ -348,7 +385,9 @@ function sizeCommon(c: CommonResponse): number {
 function sizeValue(v: PbValue): number {
   if ('nullValue' in v) return sizeInt32(enumValue(v.nullValue, NULL_VALUES, 'Value.nullValue'));
   if ('numberValue' in v) return 9;
-  if ('stringValue' in v) return sizeStr(v.stringValue);
+  // Short values are names (tenant, team, model, provider, deployment…) that recur like keys; long ones
+  // (request and decision ids) are unique per request and are not cached.
+  if ('stringValue' in v) return v.stringValue.length <= SHORT_VALUE ? sizeKey(v.stringValue) : sizeStr(v.stringValue);
   if ('boolValue' in v) return 2;
   if ('structValue' in v) {
     const s = open();
@@ -374,7 +413,7 @@ function sizeStruct(st: PbStruct): number {
     const v = fields[k];
     if (!has(v)) continue;
     const entry = open();
-    let b = sizeStr(k);
+    let b = sizeKey(k);
     const val = open();
     b += close(val, sizeValue(v));
     n += close(entry, b);
@@ -511,16 +550,27 @@ function putStr(field: number, s: string): void {
   pos += l;
 }
 
+/** Writes a name sized by sizeKey: cached bytes, or the string as sizeStr measured it. */
+function putKey(field: number, s: string): void {
+  if (SIZES[si] === -1) {
+    si++;
+    putBytes(field);
+  } else putStr(field, s);
+}
+
 function putBytes(field: number): void {
   const b = BLOBS[bi++]!;
   buf[pos++] = tag(field, LEN);
-  putVarint(b.length);
-  buf.set(b, pos);
-  pos += b.length;
+  const n = b.length;
+  putVarint(n);
+  // TypedArray#set costs more than the copy itself for the short names and header values most blobs are.
+  if (n <= 48) for (let i = 0; i < n; i++) buf[pos + i] = b[i]!;
+  else buf.set(b, pos);
+  pos += n;
 }
 
 function writeHeaderValue(h: HeaderValue): void {
-  if (has(h.key)) putStr(1, h.key);
+  if (has(h.key)) putKey(1, h.key);
   if (has(h.value)) putStr(2, h.value);
   if (has(h.raw_value)) putBytes(3);
 }
@@ -540,7 +590,7 @@ function writeHeaderMutation(m: HeaderMutation): void {
       }
     }
   const remove = m.remove_headers;
-  if (remove) for (const name of remove) putStr(2, name);
+  if (remove) for (const name of remove) putKey(2, name);
 }
 
 function writeBodyMutation(m: BodyMutation): void {
@@ -567,7 +617,7 @@ function writeValue(v: PbValue): void {
     buf[pos++] = tag(2, I64);
     buf.writeDoubleLE(v.numberValue, pos);
     pos += 8;
-  } else if ('stringValue' in v) putStr(3, v.stringValue);
+  } else if ('stringValue' in v) putKey(3, v.stringValue);
   else if ('boolValue' in v) putBool(4, v.boolValue);
   else if ('structValue' in v) {
     putSub(5);
@@ -588,7 +638,7 @@ function writeStruct(st: PbStruct): void {
     const v = fields[k];
     if (!has(v)) continue;
     putSub(1);
-    putStr(1, k);
+    putKey(1, k);
     putSub(2);
     writeValue(v);
   }
