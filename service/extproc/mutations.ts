@@ -10,14 +10,23 @@ import type {
 /** Header list → map with lower-cased names. Envoy sends raw_value; value is read as a fallback. Repeated headers are joined with ", ". */
 export function headerMap(map: HeaderMap | undefined): Map<string, string> {
   const out = new Map<string, string>();
-  for (const h of map?.headers ?? []) {
+  const headers = map?.headers;
+  if (!headers) return out;
+  for (let i = 0; i < headers.length; i++) {
+    const h = headers[i]!;
     const key = h.key.toLowerCase();
-    const v = h.raw_value && h.raw_value.length ? Buffer.from(h.raw_value).toString('latin1') : (h.value ?? '');
+    const raw = h.raw_value;
+    // The decoder's raw_value is already a Buffer: read it in place (no copy per header).
+    const v = raw && raw.length ? (Buffer.isBuffer(raw) ? raw : Buffer.from(raw)).toString('latin1') : (h.value ?? '');
     const prev = out.get(key);
     out.set(key, prev === undefined ? v : `${prev}, ${v}`);
   }
   return out;
 }
+
+const FORBIDDEN = /[\r\n\0]/;
+/** `append: false` on every set header, one shared (frozen) object rather than one per header. */
+const NO_APPEND: { value: boolean } = Object.freeze({ value: false });
 
 /** Builds a HeaderMutation; every value goes out as raw_value (Envoy reads only raw_value). */
 export class MutationBuilder {
@@ -26,7 +35,7 @@ export class MutationBuilder {
 
   setHeader(name: string, value: string): this {
     const k = name.toLowerCase();
-    if (/[\r\n\0]/.test(value)) throw new Error(`header ${k}: value contains a forbidden character`);
+    if (FORBIDDEN.test(value)) throw new Error(`header ${k}: value contains a forbidden character`);
     this.remove.delete(k);
     this.set.set(k, value);
     return this;
@@ -45,13 +54,14 @@ export class MutationBuilder {
 
   build(): HeaderMutation | undefined {
     if (this.empty) return undefined;
-    const set_headers: HeaderValueOption[] = [...this.set].map(([key, v]) => ({
-      header: { key, raw_value: Buffer.from(v, 'latin1') },
-      append: { value: false },
-    }));
-    return { set_headers, remove_headers: [...this.remove] };
+    const set_headers: HeaderValueOption[] = [];
+    for (const [key, v] of this.set) set_headers.push({ header: { key, raw_value: Buffer.from(v, 'latin1') }, append: NO_APPEND });
+    const remove_headers: string[] = [];
+    for (const k of this.remove) remove_headers.push(k);
+    return { set_headers, remove_headers };
   }
 }
+
 
 export function toPbValue(v: unknown): PbValue {
   if (v === null || v === undefined) return { nullValue: 'NULL_VALUE' };
@@ -67,7 +77,12 @@ export function toPbValue(v: unknown): PbValue {
 
 export function toPbStruct(obj: Record<string, unknown>): PbStruct {
   const fields: Record<string, PbValue> = {};
-  for (const [k, v] of Object.entries(obj)) if (v !== undefined) fields[k] = toPbValue(v);
+  const keys = Object.keys(obj);
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!;
+    const v = obj[k];
+    if (v !== undefined) fields[k] = toPbValue(v);
+  }
   return { fields };
 }
 

@@ -127,7 +127,7 @@ export class GatewayExchange implements Exchange {
   }
 
   // ── request headers ────────────────────────────────────────────────────────
-  async requestHeaders(input: RequestHeadersInput): Promise<RequestDecision> {
+  requestHeaders(input: RequestHeadersInput): Promise<RequestDecision> {
     return this.timed('requestHeadersUs', async () => {
       this.headers = input.headers;
       this.method = input.headers.get(':method') ?? '';
@@ -269,7 +269,7 @@ export class GatewayExchange implements Exchange {
   }
 
   // ── request body ───────────────────────────────────────────────────────────
-  async requestBody(body: Buffer): Promise<RequestDecision> {
+  requestBody(body: Buffer): Promise<RequestDecision> {
     return this.timed('requestBodyUs', async () => {
       if (this.stage !== 'authenticated' || !this.endpoint || this.endpoint.kind !== 'inference')
         throw new GatewayError('internal', 'request body before an authenticated inference request');
@@ -457,7 +457,7 @@ export class GatewayExchange implements Exchange {
   }
 
   // ── response headers ───────────────────────────────────────────────────────
-  async responseHeaders(status: number, headers: Map<string, string>, endOfStream: boolean): Promise<ResponseHeadersDecision> {
+  responseHeaders(status: number, headers: Map<string, string>, endOfStream: boolean): Promise<ResponseHeadersDecision> {
     return this.timed('responseHeadersUs', async () => {
       this.firstByteAt = process.hrtime.bigint();
       this.upstreamStatus = status;
@@ -504,7 +504,7 @@ export class GatewayExchange implements Exchange {
   }
 
   // ── response body ──────────────────────────────────────────────────────────
-  async responseBody(body: Buffer): Promise<BodyOutput> {
+  responseBody(body: Buffer): Promise<BodyOutput> {
     return this.timed('responseBodyUs', async () => {
       if (this.stage !== 'responding' || !this.translator || !this.clientReq) return {};
       const own = this.envoyOwnError(body);
@@ -562,7 +562,7 @@ export class GatewayExchange implements Exchange {
     return r.body;
   }
 
-  async responseChunk(chunk: Buffer, last: boolean): Promise<BodyOutput> {
+  responseChunk(chunk: Buffer, last: boolean): Promise<BodyOutput> {
     return this.timed('responseBodyUs', async () => {
       if (!this.stream) return {};
       let out = chunk.length ? this.stream.push(chunk) : Buffer.alloc(0);
@@ -720,6 +720,8 @@ export class GatewayExchange implements Exchange {
   }
 
   // ── helpers ────────────────────────────────────────────────────────────────
+  // The phase methods above return timed()'s promise directly (they are not `async` themselves):
+  // one async frame per phase instead of two, i.e. fewer microtask turns on every message.
   private async timed<T>(phase: string, fn: () => Promise<T>): Promise<T> {
     const t = process.hrtime.bigint();
     try {
