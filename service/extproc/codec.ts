@@ -30,6 +30,7 @@ import type {
   ProcessingResponse,
   RequestKind,
 } from './messages.ts';
+import { JsonStruct } from './mutations.ts';
 import { extProcService, LOADER_OPTIONS } from './proto.ts';
 
 const { Reader } = protobuf;
@@ -387,7 +388,7 @@ function sizeValue(v: PbValue): number {
   if ('numberValue' in v) return 9;
   // Short values are names (tenant, team, model, provider, deployment…) that recur like keys; long ones
   // (request and decision ids) are unique per request and are not cached.
-  if ('stringValue' in v) return v.stringValue.length <= SHORT_VALUE ? sizeKey(v.stringValue) : sizeStr(v.stringValue);
+  if ('stringValue' in v) return sizeStrValue(v.stringValue);
   if ('boolValue' in v) return 2;
   if ('structValue' in v) {
     const s = open();
@@ -420,6 +421,58 @@ function sizeStruct(st: PbStruct): number {
   }
   return n;
 }
+
+// A JsonStruct: the same bytes as toPbStruct(json) through sizeStruct/writeStruct (toPbValue's
+// mapping: null/undefined → null_value, bigint → number, Date → ISO string, arrays → list_value,
+// other objects → struct_value, anything else → String(v); undefined fields are left out).
+
+/** A Value's body size for plain JSON `v`. */
+function sizeJsonValue(v: unknown): number {
+  if (v === null || v === undefined) return 2;
+  switch (typeof v) {
+    case 'number':
+    case 'bigint':
+      return 9;
+    case 'string':
+      return sizeStrValue(v);
+    case 'boolean':
+      return 2;
+    case 'object': {
+      if (v instanceof Date) return sizeStrValue(v.toISOString());
+      const s = open();
+      if (Array.isArray(v)) {
+        let b = 0;
+        for (let i = 0; i < v.length; i++) {
+          const e = open();
+          b += close(e, sizeJsonValue(v[i]));
+        }
+        return close(s, b);
+      }
+      return close(s, sizeJsonStruct(v as Record<string, unknown>));
+    }
+    default:
+      return sizeStrValue(String(v));
+  }
+}
+
+function sizeJsonStruct(o: Record<string, unknown>): number {
+  let n = 0;
+  const keys = Object.keys(o);
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!;
+    const v = o[k];
+    if (v === undefined) continue;
+    const entry = open();
+    let b = sizeKey(k);
+    const val = open();
+    b += close(val, sizeJsonValue(v));
+    n += close(entry, b);
+  }
+  return n;
+}
+
+/** A string_value, sized as sizeValue sizes one. */
+const sizeStrValue = (s: string): number => (s.length <= SHORT_VALUE ? sizeKey(s) : sizeStr(s));
 
 function sizeMode(m: ProcessingMode): number {
   let n = 0;
@@ -481,7 +534,8 @@ function sizeResponse(m: ProcessingResponse): number {
   }
   if (has(m.dynamic_metadata)) {
     const s = open();
-    n += close(s, sizeStruct(m.dynamic_metadata));
+    const md = m.dynamic_metadata;
+    n += close(s, md instanceof JsonStruct ? sizeJsonStruct(md.json) : sizeStruct(md));
   }
   if (has(m.mode_override)) {
     const s = open();
@@ -644,6 +698,55 @@ function writeStruct(st: PbStruct): void {
   }
 }
 
+function writeJsonValue(v: unknown): void {
+  if (v === null || v === undefined) {
+    putInt32(1, 0);
+    return;
+  }
+  switch (typeof v) {
+    case 'number':
+    case 'bigint':
+      buf[pos++] = tag(2, I64);
+      buf.writeDoubleLE(Number(v), pos);
+      pos += 8;
+      return;
+    case 'string':
+      putKey(3, v);
+      return;
+    case 'boolean':
+      putBool(4, v);
+      return;
+    case 'object':
+      if (v instanceof Date) putKey(3, v.toISOString());
+      else if (Array.isArray(v)) {
+        putSub(6);
+        for (let i = 0; i < v.length; i++) {
+          putSub(1);
+          writeJsonValue(v[i]);
+        }
+      } else {
+        putSub(5);
+        writeJsonStruct(v as Record<string, unknown>);
+      }
+      return;
+    default:
+      putKey(3, String(v));
+  }
+}
+
+function writeJsonStruct(o: Record<string, unknown>): void {
+  const keys = Object.keys(o);
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!;
+    const v = o[k];
+    if (v === undefined) continue;
+    putSub(1);
+    putKey(1, k);
+    putSub(2);
+    writeJsonValue(v);
+  }
+}
+
 function writeMode(m: ProcessingMode): void {
   if (has(m.request_header_mode)) putInt32(1, enumValue(m.request_header_mode, HEADER_MODES, 'request_header_mode'));
   if (has(m.response_header_mode)) putInt32(2, enumValue(m.response_header_mode, HEADER_MODES, 'response_header_mode'));
@@ -691,7 +794,9 @@ function writeResponse(m: ProcessingResponse): void {
   }
   if (has(m.dynamic_metadata)) {
     putSub(8);
-    writeStruct(m.dynamic_metadata);
+    const md = m.dynamic_metadata;
+    if (md instanceof JsonStruct) writeJsonStruct(md.json);
+    else writeStruct(md);
   }
   if (has(m.mode_override)) {
     putSub(9);

@@ -63,6 +63,21 @@ export class MutationBuilder {
 }
 
 
+/**
+ * A google.protobuf.Struct given as plain JSON (the shape toPbStruct takes). The codec writes `json`
+ * straight to bytes, with toPbStruct's mapping, without building the PbValue tree per reply; readers
+ * that want the tree (tests, proto-loader's encoder) get it from `fields`, built on demand.
+ */
+export class JsonStruct implements PbStruct {
+  readonly json: Record<string, unknown>;
+  constructor(json: Record<string, unknown>) {
+    this.json = json;
+  }
+  get fields(): Record<string, PbValue> {
+    return toPbStruct(this.json).fields!;
+  }
+}
+
 export function toPbValue(v: unknown): PbValue {
   if (v === null || v === undefined) return { nullValue: 'NULL_VALUE' };
   if (typeof v === 'number') return { numberValue: v };

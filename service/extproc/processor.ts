@@ -10,7 +10,7 @@ import type {
   ProcessingRequest,
   ProcessingResponse,
 } from './messages.ts';
-import { fromPbStruct, headerMap, MutationBuilder, toPbStruct } from './mutations.ts';
+import { fromPbStruct, headerMap, JsonStruct, MutationBuilder } from './mutations.ts';
 
 /** A protocol violation by the peer: fails the stream with a gRPC error, never the process. */
 export class ProtocolError extends Error {
@@ -383,7 +383,8 @@ export class Processor {
   }
 
   private withMetadata(reply: ProcessingResponse, md: Record<string, unknown> | undefined): ProcessingResponse {
-    if (md && hasKeys(md)) reply.dynamic_metadata = toPbStruct({ tollgate: md }) as PbStruct;
+    // Written straight from the record by the codec (no Struct tree per reply).
+    if (md && hasKeys(md)) reply.dynamic_metadata = new JsonStruct({ tollgate: md });
     return reply;
   }
 }
