@@ -243,10 +243,16 @@ function enumValue(v: string | number, names: Record<string, number>, what: stri
 
 const { LongBits, utf8 } = protobuf.util;
 
-/** Sub-message and string lengths in pre-order (size pass pushes, write pass reads from `si`). */
+/**
+ * Sub-message and string lengths in pre-order (size pass appends at `sn`, write pass reads from `si`).
+ * The arrays are reused, never truncated: `length = 0` would free their storage and every reply would
+ * grow it again (the codec's main allocation).
+ */
 const SIZES: number[] = [];
+let sn = 0;
 /** Decoded `bytes` values given as base64 strings (rare), in the same order. */
-const BLOBS: Uint8Array[] = [];
+const BLOBS: (Uint8Array | undefined)[] = [];
+let bn = 0;
 let si = 0;
 let bi = 0;
 const EMPTY = Buffer.alloc(0);
@@ -303,7 +309,10 @@ function keyBytes(s: string): Buffer | null {
 // ---- size pass: each returns the field's full size (tag + length + body) and records lengths.
 
 /** Reserves a SIZES slot for a sub-message before its children are sized. */
-const open = (): number => SIZES.push(0) - 1;
+const open = (): number => {
+  SIZES[sn] = 0;
+  return sn++;
+};
 function close(slot: number, body: number): number {
   SIZES[slot] = body;
   return 1 + varintLen(body) + body;
@@ -311,7 +320,7 @@ function close(slot: number, body: number): number {
 
 function sizeStr(s: string): number {
   const l = utf8Len(s);
-  SIZES.push(l);
+  SIZES[sn++] = l;
   return 1 + varintLen(l) + l;
 }
 
@@ -319,14 +328,14 @@ function sizeStr(s: string): number {
 function sizeKey(s: string): number {
   const b = keyBytes(s);
   if (b === null) return sizeStr(s);
-  SIZES.push(-1); // tells putKey the bytes are the next BLOB
-  BLOBS.push(b);
+  SIZES[sn++] = -1; // tells putKey the bytes are the next BLOB
+  BLOBS[bn++] = b;
   return 1 + varintLen(b.length) + b.length;
 }
 
 function sizeBytes(v: Buffer | Uint8Array | string): number {
   const b = typeof v === 'string' ? Buffer.from(v, 'base64') : v;
-  BLOBS.push(b);
+  BLOBS[bn++] = b;
   return 1 + varintLen(b.length) + b.length;
 }
 
@@ -815,8 +824,8 @@ function writeResponse(m: ProcessingResponse): void {
 
 export function encodeResponse(m: ProcessingResponse): Buffer {
   if (Array.isArray(m)) throw new Error('Failed to serialize message: expected object with ProcessingResponse structure, got array instead');
-  SIZES.length = 0;
-  BLOBS.length = 0;
+  sn = 0;
+  bn = 0;
   si = 0;
   bi = 0;
   try {
@@ -825,11 +834,15 @@ export function encodeResponse(m: ProcessingResponse): Buffer {
     buf = out;
     pos = 0;
     writeResponse(m);
-    if (pos !== total || si !== SIZES.length) throw new Error(`ext_proc codec: wrote ${pos} of ${total} bytes`);
+    if (pos !== total || si !== sn) throw new Error(`ext_proc codec: wrote ${pos} of ${total} bytes`);
     return out;
   } finally {
     buf = EMPTY;
-    BLOBS.length = 0;
+    // Bodies must not stay reachable from here until the next reply overwrites them.
+    for (let i = 0; i < bn; i++) BLOBS[i] = undefined;
+    // A huge reply (thousands of headers) does not keep its scratch space for good.
+    if (sn > 65536) SIZES.length = 0;
+    if (bn > 65536) BLOBS.length = 0;
   }
 }
 

@@ -28,40 +28,55 @@ const FORBIDDEN = /[\r\n\0]/;
 /** `append: false` on every set header, one shared (frozen) object rather than one per header. */
 const NO_APPEND: { value: boolean } = Object.freeze({ value: false });
 
-/** Builds a HeaderMutation; every value goes out as raw_value (Envoy reads only raw_value). */
+/**
+ * Builds a HeaderMutation; every value goes out as raw_value (Envoy reads only raw_value).
+ * Kept in small arrays, not a Map and a Set: a request builds several of these with a handful of
+ * headers each, where a linear scan is cheaper than two hash tables allocated per builder. The
+ * order is a Map's and a Set's (a re-set name keeps its place; a removed then set name goes last).
+ * The count stays small: Envoy caps a request's header count (100 by default).
+ */
 export class MutationBuilder {
-  private readonly set = new Map<string, string>();
-  private readonly remove = new Set<string>();
+  private readonly setNames: string[] = [];
+  private readonly setValues: string[] = [];
+  private readonly removed: string[] = [];
 
   setHeader(name: string, value: string): this {
     const k = name.toLowerCase();
     if (FORBIDDEN.test(value)) throw new Error(`header ${k}: value contains a forbidden character`);
-    this.remove.delete(k);
-    this.set.set(k, value);
+    const r = this.removed.indexOf(k);
+    if (r >= 0) this.removed.splice(r, 1);
+    const i = this.setNames.indexOf(k);
+    if (i >= 0) this.setValues[i] = value;
+    else {
+      this.setNames.push(k);
+      this.setValues.push(value);
+    }
     return this;
   }
 
   removeHeader(name: string): this {
     const k = name.toLowerCase();
-    this.set.delete(k);
-    this.remove.add(k);
+    const i = this.setNames.indexOf(k);
+    if (i >= 0) {
+      this.setNames.splice(i, 1);
+      this.setValues.splice(i, 1);
+    }
+    if (!this.removed.includes(k)) this.removed.push(k);
     return this;
   }
 
   get empty(): boolean {
-    return this.set.size === 0 && this.remove.size === 0;
+    return this.setNames.length === 0 && this.removed.length === 0;
   }
 
   build(): HeaderMutation | undefined {
     if (this.empty) return undefined;
-    const set_headers: HeaderValueOption[] = [];
-    for (const [key, v] of this.set) set_headers.push({ header: { key, raw_value: Buffer.from(v, 'latin1') }, append: NO_APPEND });
-    const remove_headers: string[] = [];
-    for (const k of this.remove) remove_headers.push(k);
-    return { set_headers, remove_headers };
+    const n = this.setNames.length;
+    const set_headers: HeaderValueOption[] = new Array(n);
+    for (let i = 0; i < n; i++) set_headers[i] = { header: { key: this.setNames[i]!, raw_value: Buffer.from(this.setValues[i]!, 'latin1') }, append: NO_APPEND };
+    return { set_headers, remove_headers: this.removed.slice() };
   }
 }
-
 
 /**
  * A google.protobuf.Struct given as plain JSON (the shape toPbStruct takes). The codec writes `json`
