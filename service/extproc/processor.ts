@@ -6,7 +6,6 @@ import type {
   BodySendMode,
   CommonResponse,
   HeaderMap,
-  PbStruct,
   ProcessingRequest,
   ProcessingResponse,
 } from './messages.ts';
