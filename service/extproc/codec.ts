@@ -509,34 +509,35 @@ function sizeImmediate(m: ImmediateResponse): number {
   return n;
 }
 
-type Phase = 'request_headers' | 'response_headers' | 'request_body' | 'response_body';
-const PHASES: readonly Phase[] = ['request_headers', 'response_headers', 'request_body', 'response_body']; // fields 1-4
-const TRAILER_PHASES = ['request_trailers', 'response_trailers'] as const; // fields 5, 6
+
+/** A headers/body phase's field (fields 1-4); 0 when absent. */
+function sizePhase(p: { response?: CommonResponse } | undefined): number {
+  if (!has(p)) return 0;
+  const s = open();
+  let b = 0;
+  if (has(p.response)) {
+    const c = open();
+    b += close(c, sizeCommon(p.response));
+  }
+  return close(s, b);
+}
+
+/** A trailers phase's field (fields 5, 6); 0 when absent. */
+function sizeTrailerPhase(p: { header_mutation?: HeaderMutation } | undefined): number {
+  if (!has(p)) return 0;
+  const s = open();
+  let b = 0;
+  if (has(p.header_mutation)) {
+    const h = open();
+    b += close(h, sizeHeaderMutation(p.header_mutation));
+  }
+  return close(s, b);
+}
 
 function sizeResponse(m: ProcessingResponse): number {
-  let n = 0;
-  for (let f = 0; f < 4; f++) {
-    const p = m[PHASES[f]!];
-    if (!has(p)) continue;
-    const s = open();
-    let b = 0;
-    if (has(p.response)) {
-      const c = open();
-      b += close(c, sizeCommon(p.response));
-    }
-    n += close(s, b);
-  }
-  for (let f = 0; f < 2; f++) {
-    const p = m[TRAILER_PHASES[f]!];
-    if (!has(p)) continue;
-    const s = open();
-    let b = 0;
-    if (has(p.header_mutation)) {
-      const h = open();
-      b += close(h, sizeHeaderMutation(p.header_mutation));
-    }
-    n += close(s, b);
-  }
+  // Named loads, not m[PHASES[f]]: a keyed load over six names is a megamorphic lookup on every reply.
+  let n = sizePhase(m.request_headers) + sizePhase(m.response_headers) + sizePhase(m.request_body) + sizePhase(m.response_body);
+  n += sizeTrailerPhase(m.request_trailers) + sizeTrailerPhase(m.response_trailers);
   if (has(m.immediate_response)) {
     const s = open();
     n += close(s, sizeImmediate(m.immediate_response));
@@ -778,25 +779,31 @@ function writeImmediate(m: ImmediateResponse): void {
   if (has(m.details)) putStr(5, m.details);
 }
 
+function writePhase(field: number, p: { response?: CommonResponse } | undefined): void {
+  if (!has(p)) return;
+  putSub(field);
+  if (has(p.response)) {
+    putSub(1);
+    writeCommon(p.response);
+  }
+}
+
+function writeTrailerPhase(field: number, p: { header_mutation?: HeaderMutation } | undefined): void {
+  if (!has(p)) return;
+  putSub(field);
+  if (has(p.header_mutation)) {
+    putSub(1);
+    writeHeaderMutation(p.header_mutation);
+  }
+}
+
 function writeResponse(m: ProcessingResponse): void {
-  for (let f = 0; f < 4; f++) {
-    const p = m[PHASES[f]!];
-    if (!has(p)) continue;
-    putSub(f + 1);
-    if (has(p.response)) {
-      putSub(1);
-      writeCommon(p.response);
-    }
-  }
-  for (let f = 0; f < 2; f++) {
-    const p = m[TRAILER_PHASES[f]!];
-    if (!has(p)) continue;
-    putSub(f + 5);
-    if (has(p.header_mutation)) {
-      putSub(1);
-      writeHeaderMutation(p.header_mutation);
-    }
-  }
+  writePhase(1, m.request_headers);
+  writePhase(2, m.response_headers);
+  writePhase(3, m.request_body);
+  writePhase(4, m.response_body);
+  writeTrailerPhase(5, m.request_trailers);
+  writeTrailerPhase(6, m.response_trailers);
   if (has(m.immediate_response)) {
     putSub(7);
     writeImmediate(m.immediate_response);
