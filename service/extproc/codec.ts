@@ -30,6 +30,7 @@ import type {
   ProcessingResponse,
   RequestKind,
 } from './messages.ts';
+import { JsonStruct } from './mutations.ts';
 import { extProcService, LOADER_OPTIONS } from './proto.ts';
 
 const { Reader } = protobuf;
@@ -242,10 +243,16 @@ function enumValue(v: string | number, names: Record<string, number>, what: stri
 
 const { LongBits, utf8 } = protobuf.util;
 
-/** Sub-message and string lengths in pre-order (size pass pushes, write pass reads from `si`). */
+/**
+ * Sub-message and string lengths in pre-order (size pass appends at `sn`, write pass reads from `si`).
+ * The arrays are reused, never truncated: `length = 0` would free their storage and every reply would
+ * grow it again (the codec's main allocation).
+ */
 const SIZES: number[] = [];
+let sn = 0;
 /** Decoded `bytes` values given as base64 strings (rare), in the same order. */
-const BLOBS: Uint8Array[] = [];
+const BLOBS: (Uint8Array | undefined)[] = [];
+let bn = 0;
 let si = 0;
 let bi = 0;
 const EMPTY = Buffer.alloc(0);
@@ -271,10 +278,41 @@ function utf8Len(s: string): number {
   return len;
 }
 
+/**
+ * The UTF-8 bytes of names that recur in nearly every reply (header names, metadata keys): on this
+ * path a JS per-character loop costs ~10 ns a character, paid twice (size, then write) for every name
+ * of every reply — most of the encoder's time. A name is encoded once, then sized by a Map lookup and
+ * written by one copy. Only ASCII names are kept (their bytes are the same whichever UTF-8 writer
+ * made them), up to KEY_CACHE_MAX of them: the set is cleared when full, so client-chosen names
+ * cannot grow it without bound.
+ */
+const KEY_BYTES = new Map<string, Buffer | null>();
+const KEY_CACHE_MAX = 2048;
+const KEY_MAX_LEN = 128;
+/** Struct string values up to this length go through the name cache (see sizeValue). */
+const SHORT_VALUE = 24;
+
+function keyBytes(s: string): Buffer | null {
+  let b = KEY_BYTES.get(s);
+  if (b !== undefined) return b;
+  b = null;
+  if (s.length <= KEY_MAX_LEN) {
+    let ascii = true;
+    for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) ascii = false;
+    if (ascii) b = Buffer.from(s, 'latin1');
+  }
+  if (KEY_BYTES.size >= KEY_CACHE_MAX) KEY_BYTES.clear();
+  KEY_BYTES.set(s, b);
+  return b;
+}
+
 // ---- size pass: each returns the field's full size (tag + length + body) and records lengths.
 
 /** Reserves a SIZES slot for a sub-message before its children are sized. */
-const open = (): number => SIZES.push(0) - 1;
+const open = (): number => {
+  SIZES[sn] = 0;
+  return sn++;
+};
 function close(slot: number, body: number): number {
   SIZES[slot] = body;
   return 1 + varintLen(body) + body;
@@ -282,13 +320,22 @@ function close(slot: number, body: number): number {
 
 function sizeStr(s: string): number {
   const l = utf8Len(s);
-  SIZES.push(l);
+  SIZES[sn++] = l;
   return 1 + varintLen(l) + l;
+}
+
+/** A name (see keyBytes): written as its cached bytes when it has them. */
+function sizeKey(s: string): number {
+  const b = keyBytes(s);
+  if (b === null) return sizeStr(s);
+  SIZES[sn++] = -1; // tells putKey the bytes are the next BLOB
+  BLOBS[bn++] = b;
+  return 1 + varintLen(b.length) + b.length;
 }
 
 function sizeBytes(v: Buffer | Uint8Array | string): number {
   const b = typeof v === 'string' ? Buffer.from(v, 'base64') : v;
-  BLOBS.push(b);
+  BLOBS[bn++] = b;
   return 1 + varintLen(b.length) + b.length;
 }
 
@@ -296,7 +343,7 @@ const sizeInt32 = (v: number): number => 1 + (v < 0 ? 10 : varintLen(v >>> 0));
 
 function sizeHeaderValue(h: HeaderValue): number {
   let n = 0;
-  if (has(h.key)) n += sizeStr(h.key);
+  if (has(h.key)) n += sizeKey(h.key);
   if (has(h.value)) n += sizeStr(h.value);
   if (has(h.raw_value)) n += sizeBytes(h.raw_value);
   return n;
@@ -320,7 +367,7 @@ function sizeHeaderMutation(m: HeaderMutation): number {
       n += close(slot, b);
     }
   const remove = m.remove_headers;
-  if (remove) for (const name of remove) n += sizeStr(name);
+  if (remove) for (const name of remove) n += sizeKey(name);
   return n;
 }
 
@@ -348,7 +395,9 @@ function sizeCommon(c: CommonResponse): number {
 function sizeValue(v: PbValue): number {
   if ('nullValue' in v) return sizeInt32(enumValue(v.nullValue, NULL_VALUES, 'Value.nullValue'));
   if ('numberValue' in v) return 9;
-  if ('stringValue' in v) return sizeStr(v.stringValue);
+  // Short values are names (tenant, team, model, provider, deployment…) that recur like keys; long ones
+  // (request and decision ids) are unique per request and are not cached.
+  if ('stringValue' in v) return sizeStrValue(v.stringValue);
   if ('boolValue' in v) return 2;
   if ('structValue' in v) {
     const s = open();
@@ -374,13 +423,65 @@ function sizeStruct(st: PbStruct): number {
     const v = fields[k];
     if (!has(v)) continue;
     const entry = open();
-    let b = sizeStr(k);
+    let b = sizeKey(k);
     const val = open();
     b += close(val, sizeValue(v));
     n += close(entry, b);
   }
   return n;
 }
+
+// A JsonStruct: the same bytes as toPbStruct(json) through sizeStruct/writeStruct (toPbValue's
+// mapping: null/undefined → null_value, bigint → number, Date → ISO string, arrays → list_value,
+// other objects → struct_value, anything else → String(v); undefined fields are left out).
+
+/** A Value's body size for plain JSON `v`. */
+function sizeJsonValue(v: unknown): number {
+  if (v === null || v === undefined) return 2;
+  switch (typeof v) {
+    case 'number':
+    case 'bigint':
+      return 9;
+    case 'string':
+      return sizeStrValue(v);
+    case 'boolean':
+      return 2;
+    case 'object': {
+      if (v instanceof Date) return sizeStrValue(v.toISOString());
+      const s = open();
+      if (Array.isArray(v)) {
+        let b = 0;
+        for (let i = 0; i < v.length; i++) {
+          const e = open();
+          b += close(e, sizeJsonValue(v[i]));
+        }
+        return close(s, b);
+      }
+      return close(s, sizeJsonStruct(v as Record<string, unknown>));
+    }
+    default:
+      return sizeStrValue(String(v));
+  }
+}
+
+function sizeJsonStruct(o: Record<string, unknown>): number {
+  let n = 0;
+  const keys = Object.keys(o);
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!;
+    const v = o[k];
+    if (v === undefined) continue;
+    const entry = open();
+    let b = sizeKey(k);
+    const val = open();
+    b += close(val, sizeJsonValue(v));
+    n += close(entry, b);
+  }
+  return n;
+}
+
+/** A string_value, sized as sizeValue sizes one. */
+const sizeStrValue = (s: string): number => (s.length <= SHORT_VALUE ? sizeKey(s) : sizeStr(s));
 
 function sizeMode(m: ProcessingMode): number {
   let n = 0;
@@ -408,41 +509,43 @@ function sizeImmediate(m: ImmediateResponse): number {
   return n;
 }
 
-type Phase = 'request_headers' | 'response_headers' | 'request_body' | 'response_body';
-const PHASES: readonly Phase[] = ['request_headers', 'response_headers', 'request_body', 'response_body']; // fields 1-4
-const TRAILER_PHASES = ['request_trailers', 'response_trailers'] as const; // fields 5, 6
+
+/** A headers/body phase's field (fields 1-4); 0 when absent. */
+function sizePhase(p: { response?: CommonResponse } | undefined): number {
+  if (!has(p)) return 0;
+  const s = open();
+  let b = 0;
+  if (has(p.response)) {
+    const c = open();
+    b += close(c, sizeCommon(p.response));
+  }
+  return close(s, b);
+}
+
+/** A trailers phase's field (fields 5, 6); 0 when absent. */
+function sizeTrailerPhase(p: { header_mutation?: HeaderMutation } | undefined): number {
+  if (!has(p)) return 0;
+  const s = open();
+  let b = 0;
+  if (has(p.header_mutation)) {
+    const h = open();
+    b += close(h, sizeHeaderMutation(p.header_mutation));
+  }
+  return close(s, b);
+}
 
 function sizeResponse(m: ProcessingResponse): number {
-  let n = 0;
-  for (let f = 0; f < 4; f++) {
-    const p = m[PHASES[f]!];
-    if (!has(p)) continue;
-    const s = open();
-    let b = 0;
-    if (has(p.response)) {
-      const c = open();
-      b += close(c, sizeCommon(p.response));
-    }
-    n += close(s, b);
-  }
-  for (let f = 0; f < 2; f++) {
-    const p = m[TRAILER_PHASES[f]!];
-    if (!has(p)) continue;
-    const s = open();
-    let b = 0;
-    if (has(p.header_mutation)) {
-      const h = open();
-      b += close(h, sizeHeaderMutation(p.header_mutation));
-    }
-    n += close(s, b);
-  }
+  // Named loads, not m[PHASES[f]]: a keyed load over six names is a megamorphic lookup on every reply.
+  let n = sizePhase(m.request_headers) + sizePhase(m.response_headers) + sizePhase(m.request_body) + sizePhase(m.response_body);
+  n += sizeTrailerPhase(m.request_trailers) + sizeTrailerPhase(m.response_trailers);
   if (has(m.immediate_response)) {
     const s = open();
     n += close(s, sizeImmediate(m.immediate_response));
   }
   if (has(m.dynamic_metadata)) {
     const s = open();
-    n += close(s, sizeStruct(m.dynamic_metadata));
+    const md = m.dynamic_metadata;
+    n += close(s, md instanceof JsonStruct ? sizeJsonStruct(md.json) : sizeStruct(md));
   }
   if (has(m.mode_override)) {
     const s = open();
@@ -511,16 +614,27 @@ function putStr(field: number, s: string): void {
   pos += l;
 }
 
+/** Writes a name sized by sizeKey: cached bytes, or the string as sizeStr measured it. */
+function putKey(field: number, s: string): void {
+  if (SIZES[si] === -1) {
+    si++;
+    putBytes(field);
+  } else putStr(field, s);
+}
+
 function putBytes(field: number): void {
   const b = BLOBS[bi++]!;
   buf[pos++] = tag(field, LEN);
-  putVarint(b.length);
-  buf.set(b, pos);
-  pos += b.length;
+  const n = b.length;
+  putVarint(n);
+  // TypedArray#set costs more than the copy itself for the short names and header values most blobs are.
+  if (n <= 48) for (let i = 0; i < n; i++) buf[pos + i] = b[i]!;
+  else buf.set(b, pos);
+  pos += n;
 }
 
 function writeHeaderValue(h: HeaderValue): void {
-  if (has(h.key)) putStr(1, h.key);
+  if (has(h.key)) putKey(1, h.key);
   if (has(h.value)) putStr(2, h.value);
   if (has(h.raw_value)) putBytes(3);
 }
@@ -540,7 +654,7 @@ function writeHeaderMutation(m: HeaderMutation): void {
       }
     }
   const remove = m.remove_headers;
-  if (remove) for (const name of remove) putStr(2, name);
+  if (remove) for (const name of remove) putKey(2, name);
 }
 
 function writeBodyMutation(m: BodyMutation): void {
@@ -567,7 +681,7 @@ function writeValue(v: PbValue): void {
     buf[pos++] = tag(2, I64);
     buf.writeDoubleLE(v.numberValue, pos);
     pos += 8;
-  } else if ('stringValue' in v) putStr(3, v.stringValue);
+  } else if ('stringValue' in v) putKey(3, v.stringValue);
   else if ('boolValue' in v) putBool(4, v.boolValue);
   else if ('structValue' in v) {
     putSub(5);
@@ -588,9 +702,58 @@ function writeStruct(st: PbStruct): void {
     const v = fields[k];
     if (!has(v)) continue;
     putSub(1);
-    putStr(1, k);
+    putKey(1, k);
     putSub(2);
     writeValue(v);
+  }
+}
+
+function writeJsonValue(v: unknown): void {
+  if (v === null || v === undefined) {
+    putInt32(1, 0);
+    return;
+  }
+  switch (typeof v) {
+    case 'number':
+    case 'bigint':
+      buf[pos++] = tag(2, I64);
+      buf.writeDoubleLE(Number(v), pos);
+      pos += 8;
+      return;
+    case 'string':
+      putKey(3, v);
+      return;
+    case 'boolean':
+      putBool(4, v);
+      return;
+    case 'object':
+      if (v instanceof Date) putKey(3, v.toISOString());
+      else if (Array.isArray(v)) {
+        putSub(6);
+        for (let i = 0; i < v.length; i++) {
+          putSub(1);
+          writeJsonValue(v[i]);
+        }
+      } else {
+        putSub(5);
+        writeJsonStruct(v as Record<string, unknown>);
+      }
+      return;
+    default:
+      putKey(3, String(v));
+  }
+}
+
+function writeJsonStruct(o: Record<string, unknown>): void {
+  const keys = Object.keys(o);
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!;
+    const v = o[k];
+    if (v === undefined) continue;
+    putSub(1);
+    putKey(1, k);
+    putSub(2);
+    writeJsonValue(v);
   }
 }
 
@@ -616,32 +779,40 @@ function writeImmediate(m: ImmediateResponse): void {
   if (has(m.details)) putStr(5, m.details);
 }
 
+function writePhase(field: number, p: { response?: CommonResponse } | undefined): void {
+  if (!has(p)) return;
+  putSub(field);
+  if (has(p.response)) {
+    putSub(1);
+    writeCommon(p.response);
+  }
+}
+
+function writeTrailerPhase(field: number, p: { header_mutation?: HeaderMutation } | undefined): void {
+  if (!has(p)) return;
+  putSub(field);
+  if (has(p.header_mutation)) {
+    putSub(1);
+    writeHeaderMutation(p.header_mutation);
+  }
+}
+
 function writeResponse(m: ProcessingResponse): void {
-  for (let f = 0; f < 4; f++) {
-    const p = m[PHASES[f]!];
-    if (!has(p)) continue;
-    putSub(f + 1);
-    if (has(p.response)) {
-      putSub(1);
-      writeCommon(p.response);
-    }
-  }
-  for (let f = 0; f < 2; f++) {
-    const p = m[TRAILER_PHASES[f]!];
-    if (!has(p)) continue;
-    putSub(f + 5);
-    if (has(p.header_mutation)) {
-      putSub(1);
-      writeHeaderMutation(p.header_mutation);
-    }
-  }
+  writePhase(1, m.request_headers);
+  writePhase(2, m.response_headers);
+  writePhase(3, m.request_body);
+  writePhase(4, m.response_body);
+  writeTrailerPhase(5, m.request_trailers);
+  writeTrailerPhase(6, m.response_trailers);
   if (has(m.immediate_response)) {
     putSub(7);
     writeImmediate(m.immediate_response);
   }
   if (has(m.dynamic_metadata)) {
     putSub(8);
-    writeStruct(m.dynamic_metadata);
+    const md = m.dynamic_metadata;
+    if (md instanceof JsonStruct) writeJsonStruct(md.json);
+    else writeStruct(md);
   }
   if (has(m.mode_override)) {
     putSub(9);
@@ -664,8 +835,8 @@ function writeResponse(m: ProcessingResponse): void {
  */
 export function encodeResponse(m: ProcessingResponse, framed = false): Buffer {
   if (Array.isArray(m)) throw new Error('Failed to serialize message: expected object with ProcessingResponse structure, got array instead');
-  SIZES.length = 0;
-  BLOBS.length = 0;
+  sn = 0;
+  bn = 0;
   si = 0;
   bi = 0;
   try {
@@ -679,11 +850,15 @@ export function encodeResponse(m: ProcessingResponse, framed = false): Buffer {
     buf = out;
     pos = head;
     writeResponse(m);
-    if (pos !== total + head || si !== SIZES.length) throw new Error(`ext_proc codec: wrote ${pos - head} of ${total} bytes`);
+    if (pos !== total + head || si !== sn) throw new Error(`ext_proc codec: wrote ${pos - head} of ${total} bytes`);
     return out;
   } finally {
     buf = EMPTY;
-    BLOBS.length = 0;
+    // Bodies must not stay reachable from here until the next reply overwrites them.
+    for (let i = 0; i < bn; i++) BLOBS[i] = undefined;
+    // A huge reply (thousands of headers) does not keep its scratch space for good.
+    if (sn > 65536) SIZES.length = 0;
+    if (bn > 65536) BLOBS.length = 0;
   }
 }
 

@@ -10,46 +10,86 @@ import type {
 /** Header list → map with lower-cased names. Envoy sends raw_value; value is read as a fallback. Repeated headers are joined with ", ". */
 export function headerMap(map: HeaderMap | undefined): Map<string, string> {
   const out = new Map<string, string>();
-  for (const h of map?.headers ?? []) {
+  const headers = map?.headers;
+  if (!headers) return out;
+  for (let i = 0; i < headers.length; i++) {
+    const h = headers[i]!;
     const key = h.key.toLowerCase();
-    const v = h.raw_value && h.raw_value.length ? Buffer.from(h.raw_value).toString('latin1') : (h.value ?? '');
+    const raw = h.raw_value;
+    // The decoder's raw_value is already a Buffer: read it in place (no copy per header).
+    const v = raw && raw.length ? (Buffer.isBuffer(raw) ? raw : Buffer.from(raw)).toString('latin1') : (h.value ?? '');
     const prev = out.get(key);
     out.set(key, prev === undefined ? v : `${prev}, ${v}`);
   }
   return out;
 }
 
-/** Builds a HeaderMutation; every value goes out as raw_value (Envoy reads only raw_value). */
+const FORBIDDEN = /[\r\n\0]/;
+/** `append: false` on every set header, one shared (frozen) object rather than one per header. */
+const NO_APPEND: { value: boolean } = Object.freeze({ value: false });
+
+/**
+ * Builds a HeaderMutation; every value goes out as raw_value (Envoy reads only raw_value).
+ * Kept in small arrays, not a Map and a Set: a request builds several of these with a handful of
+ * headers each, where a linear scan is cheaper than two hash tables allocated per builder. The
+ * order is a Map's and a Set's (a re-set name keeps its place; a removed then set name goes last).
+ * The count stays small: Envoy caps a request's header count (100 by default).
+ */
 export class MutationBuilder {
-  private readonly set = new Map<string, string>();
-  private readonly remove = new Set<string>();
+  private readonly setNames: string[] = [];
+  private readonly setValues: string[] = [];
+  private readonly removed: string[] = [];
 
   setHeader(name: string, value: string): this {
     const k = name.toLowerCase();
-    if (/[\r\n\0]/.test(value)) throw new Error(`header ${k}: value contains a forbidden character`);
-    this.remove.delete(k);
-    this.set.set(k, value);
+    if (FORBIDDEN.test(value)) throw new Error(`header ${k}: value contains a forbidden character`);
+    const r = this.removed.indexOf(k);
+    if (r >= 0) this.removed.splice(r, 1);
+    const i = this.setNames.indexOf(k);
+    if (i >= 0) this.setValues[i] = value;
+    else {
+      this.setNames.push(k);
+      this.setValues.push(value);
+    }
     return this;
   }
 
   removeHeader(name: string): this {
     const k = name.toLowerCase();
-    this.set.delete(k);
-    this.remove.add(k);
+    const i = this.setNames.indexOf(k);
+    if (i >= 0) {
+      this.setNames.splice(i, 1);
+      this.setValues.splice(i, 1);
+    }
+    if (!this.removed.includes(k)) this.removed.push(k);
     return this;
   }
 
   get empty(): boolean {
-    return this.set.size === 0 && this.remove.size === 0;
+    return this.setNames.length === 0 && this.removed.length === 0;
   }
 
   build(): HeaderMutation | undefined {
     if (this.empty) return undefined;
-    const set_headers: HeaderValueOption[] = [...this.set].map(([key, v]) => ({
-      header: { key, raw_value: Buffer.from(v, 'latin1') },
-      append: { value: false },
-    }));
-    return { set_headers, remove_headers: [...this.remove] };
+    const n = this.setNames.length;
+    const set_headers: HeaderValueOption[] = new Array(n);
+    for (let i = 0; i < n; i++) set_headers[i] = { header: { key: this.setNames[i]!, raw_value: Buffer.from(this.setValues[i]!, 'latin1') }, append: NO_APPEND };
+    return { set_headers, remove_headers: this.removed.slice() };
+  }
+}
+
+/**
+ * A google.protobuf.Struct given as plain JSON (the shape toPbStruct takes). The codec writes `json`
+ * straight to bytes, with toPbStruct's mapping, without building the PbValue tree per reply; readers
+ * that want the tree (tests, proto-loader's encoder) get it from `fields`, built on demand.
+ */
+export class JsonStruct implements PbStruct {
+  readonly json: Record<string, unknown>;
+  constructor(json: Record<string, unknown>) {
+    this.json = json;
+  }
+  get fields(): Record<string, PbValue> {
+    return toPbStruct(this.json).fields!;
   }
 }
 
@@ -67,7 +107,12 @@ export function toPbValue(v: unknown): PbValue {
 
 export function toPbStruct(obj: Record<string, unknown>): PbStruct {
   const fields: Record<string, PbValue> = {};
-  for (const [k, v] of Object.entries(obj)) if (v !== undefined) fields[k] = toPbValue(v);
+  const keys = Object.keys(obj);
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!;
+    const v = obj[k];
+    if (v !== undefined) fields[k] = toPbValue(v);
+  }
   return { fields };
 }
 

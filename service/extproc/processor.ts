@@ -6,11 +6,10 @@ import type {
   BodySendMode,
   CommonResponse,
   HeaderMap,
-  PbStruct,
   ProcessingRequest,
   ProcessingResponse,
 } from './messages.ts';
-import { fromPbStruct, headerMap, MutationBuilder, toPbStruct } from './mutations.ts';
+import { fromPbStruct, headerMap, JsonStruct, MutationBuilder } from './mutations.ts';
 
 /** A protocol violation by the peer: fails the stream with a gRPC error, never the process. */
 export class ProtocolError extends Error {
@@ -150,11 +149,12 @@ export class Processor {
     return msg.observability_mode ? undefined : reply;
   }
 
-  private expect(kind: string, allowed: Phase[]): void {
+  private expect(kind: string, allowed: readonly Phase[]): void {
     if (!allowed.includes(this.phase)) throw new ProtocolError(`unexpected ${kind} while waiting for ${this.phase}`);
   }
 
-  private async dispatch(kind: NonNullable<ProcessingRequest['request']>, msg: ProcessingRequest): Promise<ProcessingResponse> {
+  /** Not `async`: handle() awaits what it returns (a reply or a phase's promise); a throw here lands in handle()'s catch. */
+  private dispatch(kind: NonNullable<ProcessingRequest['request']>, msg: ProcessingRequest): ProcessingResponse | Promise<ProcessingResponse> {
     if (this.phase === 'passthrough' || (this.phase === 'request_headers' && kind === 'response_headers')) return this.passThrough(kind, msg);
     switch (kind) {
       case 'request_headers':
@@ -233,9 +233,10 @@ export class Processor {
       this.requestChunks = [];
       return this.immediate(this.rejection(new GatewayError('too_large', `Request body is ${size} bytes; the limit is ${max} bytes.`, { code: 'request_too_large' })));
     }
-    if (chunk?.length) this.requestChunks.push(Buffer.from(chunk));
+    if (chunk?.length) this.requestChunks.push(chunk);
     // In BUFFERED mode Envoy sends the whole body in one message; end_of_stream is false only
-    // when trailers follow, so the body is complete either way.
+    // when trailers follow, so the body is complete either way. One copy, never a view of the
+    // transport's message buffer.
     const body = Buffer.concat(this.requestChunks);
     this.requestChunks = [];
     this.requestBodyHandled = true;
@@ -289,13 +290,14 @@ export class Processor {
       this.responseChunks = [];
       throw new GatewayError('upstream', `The upstream response body is over ${max} bytes (Gateway spec.maxResponseBytes).`, { code: 'response_too_large' });
     }
-    const data = chunk ? Buffer.from(chunk) : Buffer.alloc(0);
     if (this.responseMode === 'streamed') {
+      const data = chunk ? Buffer.from(chunk) : Buffer.alloc(0);
       const out = await this.exchange.responseChunk(data, eos);
       if (eos) this.finish('completed');
       return this.withMetadata({ response_body: { response: this.bodyCommon(out, false) } }, out.metadata);
     }
-    this.responseChunks.push(data);
+    // Buffered: one copy (concat), never a view of the transport's message buffer.
+    if (chunk) this.responseChunks.push(chunk);
     const body = Buffer.concat(this.responseChunks);
     this.responseChunks = [];
     const out = await this.exchange.responseBody(body);
@@ -380,8 +382,13 @@ export class Processor {
   }
 
   private withMetadata(reply: ProcessingResponse, md: Record<string, unknown> | undefined): ProcessingResponse {
-    if (md && Object.keys(md).length) reply.dynamic_metadata = toPbStruct({ tollgate: md }) as PbStruct;
+    // Written straight from the record by the codec (no Struct tree per reply).
+    if (md && hasKeys(md)) reply.dynamic_metadata = new JsonStruct({ tollgate: md });
     return reply;
   }
 }
 
+function hasKeys(o: Record<string, unknown>): boolean {
+  for (const _ in o) return true;
+  return false;
+}

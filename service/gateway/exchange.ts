@@ -127,7 +127,7 @@ export class GatewayExchange implements Exchange {
   }
 
   // ── request headers ────────────────────────────────────────────────────────
-  async requestHeaders(input: RequestHeadersInput): Promise<RequestDecision> {
+  requestHeaders(input: RequestHeadersInput): Promise<RequestDecision> {
     return this.timed('requestHeadersUs', async () => {
       this.headers = input.headers;
       this.method = input.headers.get(':method') ?? '';
@@ -269,7 +269,7 @@ export class GatewayExchange implements Exchange {
   }
 
   // ── request body ───────────────────────────────────────────────────────────
-  async requestBody(body: Buffer): Promise<RequestDecision> {
+  requestBody(body: Buffer): Promise<RequestDecision> {
     return this.timed('requestBodyUs', async () => {
       if (this.stage !== 'authenticated' || !this.endpoint || this.endpoint.kind !== 'inference')
         throw new GatewayError('internal', 'request body before an authenticated inference request');
@@ -457,8 +457,8 @@ export class GatewayExchange implements Exchange {
   }
 
   // ── response headers ───────────────────────────────────────────────────────
-  async responseHeaders(status: number, headers: Map<string, string>, endOfStream: boolean): Promise<ResponseHeadersDecision> {
-    return this.timed('responseHeadersUs', async () => {
+  responseHeaders(status: number, headers: Map<string, string>, endOfStream: boolean): Promise<ResponseHeadersDecision> {
+    return this.timedSync('responseHeadersUs', () => {
       this.firstByteAt = process.hrtime.bigint();
       this.upstreamStatus = status;
       this.clientStatus = status;
@@ -504,8 +504,8 @@ export class GatewayExchange implements Exchange {
   }
 
   // ── response body ──────────────────────────────────────────────────────────
-  async responseBody(body: Buffer): Promise<BodyOutput> {
-    return this.timed('responseBodyUs', async () => {
+  responseBody(body: Buffer): Promise<BodyOutput> {
+    return this.timedSync('responseBodyUs', () => {
       if (this.stage !== 'responding' || !this.translator || !this.clientReq) return {};
       const own = this.envoyOwnError(body);
       if (own) return own;
@@ -562,8 +562,8 @@ export class GatewayExchange implements Exchange {
     return r.body;
   }
 
-  async responseChunk(chunk: Buffer, last: boolean): Promise<BodyOutput> {
-    return this.timed('responseBodyUs', async () => {
+  responseChunk(chunk: Buffer, last: boolean): Promise<BodyOutput> {
+    return this.timedSync('responseBodyUs', (): BodyOutput => {
       if (!this.stream) return {};
       let out = chunk.length ? this.stream.push(chunk) : Buffer.alloc(0);
       if (last) out = Buffer.concat([out, this.stream.end()]);
@@ -720,6 +720,24 @@ export class GatewayExchange implements Exchange {
   }
 
   // ── helpers ────────────────────────────────────────────────────────────────
+  // The phase methods above return timed()'s promise directly (they are not `async` themselves):
+  // one async frame per phase instead of two, i.e. fewer microtask turns on every message.
+  /**
+   * timed() for a phase that does no I/O (the response phases): run at once, no async frame and no
+   * microtask turns for its own sake; the result or the error still comes back as a promise.
+   */
+  private timedSync<T>(phase: string, fn: () => T): Promise<T> {
+    const t = process.hrtime.bigint();
+    try {
+      return Promise.resolve(fn());
+    } catch (err) {
+      this.noteError(err);
+      return Promise.reject(err);
+    } finally {
+      this.phaseUs[phase] = (this.phaseUs[phase] ?? 0) + Number(process.hrtime.bigint() - t) / 1000;
+    }
+  }
+
   private async timed<T>(phase: string, fn: () => Promise<T>): Promise<T> {
     const t = process.hrtime.bigint();
     try {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import protobuf from 'protobufjs';
 import type { ProcessingRequest, ProcessingResponse } from '../../service/extproc/messages.ts';
-import { toPbStruct } from '../../service/extproc/mutations.ts';
+import { JsonStruct, toPbStruct } from '../../service/extproc/mutations.ts';
 import { extProcService } from '../../service/extproc/proto.ts';
 import { decodeRequest, encodeResponse } from '../../service/extproc/codec.ts';
 
@@ -138,7 +138,8 @@ describe('ext_proc codec', () => {
       const common = { ...(rnd() < 0.5 ? { header_mutation: { set_headers, remove_headers: Array.from({ length: Math.floor(rnd() * 3) }, str) } } : {}), ...(rnd() < 0.3 ? { body_mutation: { body: Buffer.from(str()) } } : {}), ...(rnd() < 0.3 ? { clear_route_cache: rnd() < 0.5 } : {}) };
       const phase = pick(['request_headers', 'response_headers', 'request_body', 'response_body'] as const);
       const m: ProcessingResponse = rnd() < 0.15 ? { immediate_response: { status: { code: 400 + Math.floor(rnd() * 200) }, body: Buffer.from(str()), details: str() } } : { [phase]: { response: common } };
-      if (rnd() < 0.4) m.dynamic_metadata = toPbStruct({ tollgate: { [str() || 'a']: pick<unknown>([rnd() * 1000, str(), rnd() < 0.5, null, [str(), rnd()], { x: str() }]) } });
+      const md = { tollgate: { [str() || 'a']: pick<unknown>([rnd() * 1000, str(), rnd() < 0.5, null, [str(), rnd()], { x: str() }]) } };
+      if (rnd() < 0.4) m.dynamic_metadata = rnd() < 0.5 ? toPbStruct(md) : new JsonStruct(md);
       if (rnd() < 0.2) m.mode_override = { response_body_mode: pick(['NONE', 'STREAMED', 'BUFFERED', 'BUFFERED_PARTIAL'] as const) };
       assert.deepEqual(pl.decodeResponse(encodeResponse(m)), pl.decodeResponse(pl.encodeResponse(m)), JSON.stringify(m));
       assert.deepEqual(encodeResponse(m), pl.encodeResponse(m), JSON.stringify(m));
@@ -154,6 +155,58 @@ describe('ext_proc codec', () => {
       { request_headers: { response: { body_mutation: { body: Buffer.from('aGVsbG8=', 'base64') } } }, immediate_response: { status: { code: 200 } } },
     ];
     for (const m of [...RESPONSES.map(([, r]) => r), ...extra]) assert.deepEqual(encodeResponse(m), pl.encodeResponse(m), JSON.stringify(m).slice(0, 200));
+  });
+
+  it('writes dynamic metadata given as plain JSON (JsonStruct) byte-for-byte as proto-loader writes toPbStruct of it', () => {
+    const fn = function named() {};
+    const json: Record<string, unknown> = {
+      tollgate: {
+        request_id: 'f567965c-23be-4a29-aa2c-a0ba940eb110', // long: not cached
+        tenant: 'acme', // short: cached name
+        'clé-é': 'välue', // non-ASCII key and value: never cached
+        surrogate: '\ud800x', // a lone surrogate (protobufjs's writer, not Buffer's)
+        emoji: '💥'.repeat(30),
+        n: 380,
+        f: -0.0000528,
+        inf: Infinity,
+        big: 12n,
+        ok: true,
+        no: false,
+        none: null,
+        skipped: undefined,
+        when: new Date(Date.UTC(2026, 11, 7)),
+        list: [1, 'a', [true, null], undefined, { x: 'y' }],
+        empty: {},
+        emptyList: [],
+        deep: nested,
+        other: fn,
+      },
+      plan: { v: 1, deployments: ['a/b/1', 'c/d/2'] },
+    };
+    for (const reply of [
+      { response_body: { response: {} }, dynamic_metadata: new JsonStruct(json) },
+      { immediate_response: { status: { code: 403 }, body: Buffer.from('{}'), details: 'tollgate_denied' }, dynamic_metadata: new JsonStruct({}) },
+      { request_headers: { response: {} }, dynamic_metadata: new JsonStruct({ tollgate: { only: undefined } }) },
+    ] as ProcessingResponse[]) {
+      const tree = { ...reply, dynamic_metadata: toPbStruct((reply.dynamic_metadata as JsonStruct).json) };
+      // Twice: the second run goes through the name cache the first one filled.
+      for (let i = 0; i < 2; i++) {
+        assert.deepEqual(encodeResponse(reply), pl.encodeResponse(tree));
+        assert.deepEqual(encodeResponse(reply), encodeResponse(tree));
+      }
+      // Readers of the reply (tests, proto-loader) see the Struct tree.
+      assert.deepEqual(reply.dynamic_metadata!.fields, tree.dynamic_metadata.fields);
+      assert.deepEqual(pl.encodeResponse(reply), pl.encodeResponse(tree));
+    }
+  });
+
+  it('stays exact when the name cache fills and is cleared in the middle of a reply', () => {
+    // More distinct names than the cache keeps, in one reply and across replies (client-chosen names).
+    const names = Array.from({ length: 5000 }, (_, i) => `x-client-${i}`);
+    const set_headers = names.map((key, i) => ({ header: { key, raw_value: Buffer.from(String(i)) }, append: { value: false } }));
+    const m: ProcessingResponse = { request_headers: { response: { header_mutation: { set_headers, remove_headers: names.slice(0, 300) } } }, dynamic_metadata: new JsonStruct({ tollgate: Object.fromEntries(names.slice(0, 2500).map((k) => [k, k])) }) };
+    const tree = { ...m, dynamic_metadata: toPbStruct((m.dynamic_metadata as JsonStruct).json) };
+    for (let i = 0; i < 3; i++) assert.deepEqual(encodeResponse(m), pl.encodeResponse(tree));
   });
 
   it('refuses an enum name the schema does not have (instead of sending a wrong value)', () => {
