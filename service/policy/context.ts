@@ -2,7 +2,8 @@
 // an activation (Maps: ~2.7x faster lookups than plain objects in @bufbuild/cel), a builder that
 // derives the request part from the HTTP request, and synthetic samples for load-time checks.
 import { T, type Ty } from './checker.ts';
-import { NOW_MS } from './fast.ts';
+import { int, jsonToCel, LazyActivation, NOW_MS, timestampOf } from './activation.ts';
+export { jsonToCel, timestampOf };
 import type { DeploymentInfo, PolicyInput, PolicyMessage } from './types.ts';
 
 const attrs = T.map(T.string, T.dyn);
@@ -73,54 +74,20 @@ export function declaredVars(variables: ReadonlyMap<string, Ty>, withDeployment:
   return m;
 }
 
-/** google.protobuf.Timestamp message, which @bufbuild/cel accepts as a timestamp value. */
-export function timestampOf(d: Date): unknown {
-  const ms = d.getTime();
-  const seconds = Math.floor(ms / 1000);
-  return { $typeName: 'google.protobuf.Timestamp', seconds: BigInt(seconds), nanos: (ms - seconds * 1000) * 1_000_000 };
-}
-
-function int(n: number): bigint {
-  return Number.isFinite(n) ? BigInt(Math.trunc(n)) : 0n;
+/**
+ * The activation for one evaluation (without `variables`/`deployment`), built lazily
+ * (./activation.ts). `withBody` converts `request.body` (possibly large); it is only needed when
+ * some expression reads it.
+ */
+export function baseActivation(input: PolicyInput, withBody = true): LazyActivation {
+  return new LazyActivation(input, withBody);
 }
 
 /**
- * Untrusted JSON → CEL input: objects become Maps. @bufbuild/cel converts plain objects by looking
- * at `value.constructor.name`, so a client-sent key named "constructor" would make the whole
- * object unreadable (every rule touching it errors). Maps have no such keys. Non-JSON values
- * (undefined, functions) are dropped; they cannot come from JSON.parse anyway.
+ * The same activation built eagerly as plain Maps: the reference the lazy one must match (tests),
+ * and what the fast path sees when handed a plain record.
  */
-export function jsonToCel(v: unknown, depth = 0): unknown {
-  if (v === null || typeof v === 'string' || typeof v === 'boolean') return v;
-  if (typeof v === 'number') return Number.isFinite(v) ? v : null;
-  if (typeof v === 'bigint') return v;
-  if (depth > 64) return null;
-  if (Array.isArray(v)) return v.map((x) => jsonToCel(x, depth + 1) ?? null);
-  if (typeof v === 'object') {
-    const m = new Map<string, unknown>();
-    for (const k of Object.keys(v)) {
-      const x = jsonToCel((v as Record<string, unknown>)[k], depth + 1);
-      if (x !== undefined) m.set(k, x);
-    }
-    return m;
-  }
-  return undefined;
-}
-
-function headerMap(h: Record<string, string>): Map<string, string> {
-  const m = new Map<string, string>();
-  for (const k of Object.keys(h)) {
-    const v = h[k];
-    if (typeof v === 'string') m.set(k, v);
-  }
-  return m;
-}
-
-/**
- * The base activation for one evaluation (without `variables`/`deployment`). `withBody` converts
- * `request.body` (possibly large); it is only needed when some expression reads it.
- */
-export function baseActivation(input: PolicyInput, withBody = true): Record<string, unknown> {
+export function eagerActivation(input: PolicyInput, withBody = true): Record<string, unknown> {
   const r = input.request;
   const p = input.principal;
   const request = new Map<string, unknown>([
@@ -168,6 +135,15 @@ export function baseActivation(input: PolicyInput, withBody = true): Record<stri
     now: timestampOf(input.now),
     [NOW_MS]: input.now.getTime(),
   };
+}
+
+function headerMap(h: Record<string, string>): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const k of Object.keys(h)) {
+    const v = h[k];
+    if (typeof v === 'string') m.set(k, v);
+  }
+  return m;
 }
 
 export function deploymentValue(d: DeploymentInfo): Map<string, unknown> {

@@ -9,6 +9,7 @@
 // overflow, a library value from a variable) it throws FALLBACK and the caller re-runs the whole
 // expression on @bufbuild/cel. Expressions are pure, so re-running is safe. A differential test
 // (test/policy/fast.test.ts) checks both paths agree.
+import { LazyActivation, NOW_MS, type ActivationRoot } from './activation.ts';
 import { cidrContains } from './cidr.ts';
 import type { Expr } from './checker.ts';
 import { globMatch } from './glob.ts';
@@ -218,8 +219,7 @@ export function timeGetter(name: string, ms: number, tz?: string): number {
 
 export const TIME_METHOD_NAMES: readonly string[] = Object.keys(TIME_GETTERS);
 
-/** Activation key holding `now` as epoch milliseconds (not a CEL identifier, so not user-visible). */
-export const NOW_MS = '@nowMs';
+export { NOW_MS };
 
 // ---- the compiler ----------------------------------------------------------------------------
 
@@ -230,6 +230,8 @@ function unsupported(): never {
 }
 
 const TOP_LEVEL = new Set(['request', 'principal', 'tenant', 'team', 'variables', 'deployment']);
+/** Variables a LazyActivation serves field by field. */
+const FIELD_ROOTS = new Set(['request', 'principal', 'tenant', 'team']);
 
 function compileNode(e: Expr): Node {
   const k = e.exprKind;
@@ -262,24 +264,24 @@ function compileNode(e: Expr): Node {
       const { field, testOnly } = k.value;
       if (!k.value.operand) return unsupported();
       const operand = compileNode(k.value.operand);
-      if (testOnly) {
+      const op = k.value.operand.exprKind;
+      // `request.model`-style reads on the lazy activation convert only the field read (./activation.ts).
+      if (op.case === 'identExpr' && FIELD_ROOTS.has(op.value.name)) {
+        const root = op.value.name as ActivationRoot;
+        if (testOnly) {
+          return (a) => {
+            if (!(a instanceof LazyActivation)) return fieldTest(operand(a), field);
+            return a.field(root, field) != null;
+          };
+        }
         return (a) => {
-          const v = operand(a);
-          if (v instanceof NErr) return v;
-          // As @bufbuild/cel: a key whose value is null counts as absent.
-          if (v instanceof Map) return v.get(field) != null;
-          return fallback();
+          if (!(a instanceof LazyActivation)) return fieldSelect(operand(a), field);
+          const x = a.field(root, field);
+          return x === undefined ? new NErr(`no such key: ${field}`) : x;
         };
       }
-      return (a) => {
-        const v = operand(a);
-        if (v instanceof NErr) return v;
-        if (v instanceof Map) {
-          const x = v.get(field);
-          return x === undefined ? new NErr(`no such key: ${field}`) : x;
-        }
-        return fallback();
-      };
+      if (testOnly) return (a) => fieldTest(operand(a), field);
+      return (a) => fieldSelect(operand(a), field);
     }
     case 'listExpr': {
       if (k.value.optionalIndices.length) return unsupported();
@@ -299,6 +301,22 @@ function compileNode(e: Expr): Node {
     default:
       return unsupported();
   }
+}
+
+/** `has(x.f)`: as @bufbuild/cel, a key whose value is null counts as absent. */
+function fieldTest(v: unknown, field: string): unknown {
+  if (v instanceof NErr) return v;
+  if (v instanceof Map) return v.get(field) != null;
+  return fallback();
+}
+
+function fieldSelect(v: unknown, field: string): unknown {
+  if (v instanceof NErr) return v;
+  if (v instanceof Map) {
+    const x = v.get(field);
+    return x === undefined ? new NErr(`no such key: ${field}`) : x;
+  }
+  return fallback();
 }
 
 function logic(args: Node[], isAnd: boolean): Node {
