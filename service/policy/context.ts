@@ -174,7 +174,8 @@ const ENDPOINTS: [RegExp, string][] = [
 ];
 
 export function endpointOf(path: string): string {
-  const p = path.split('?')[0] ?? '';
+  const q = path.indexOf('?');
+  const p = q < 0 ? path : path.slice(0, q);
   for (const [re, name] of ENDPOINTS) if (re.test(p)) return name;
   return 'other';
 }
@@ -182,14 +183,19 @@ export function endpointOf(path: string): string {
 // Headers a policy must never see: credentials and Tollgate's internal ones.
 const HIDDEN_HEADERS = new Set(['authorization', 'proxy-authorization', 'x-api-key', 'api-key', 'x-goog-api-key', 'cookie']);
 
-export function policyHeaders(headers: Record<string, string>): Record<string, string> {
+export function policyHeaders(headers: Record<string, string> | ReadonlyMap<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(headers)) {
-    const key = k.toLowerCase();
-    if (HIDDEN_HEADERS.has(key) || key.startsWith('x-tollgate-') || key.startsWith(':')) continue;
-    out[key] = v;
-  }
+  // The gateway hands in its header Map as is (no intermediate object per request).
+  if (headers instanceof Map) for (const [k, v] of headers) addPolicyHeader(out, k, v);
+  else for (const k of Object.keys(headers)) addPolicyHeader(out, k, (headers as Record<string, string>)[k] as string);
   return out;
+}
+
+function addPolicyHeader(out: Record<string, string>, k: string, v: string): void {
+  if (k.charCodeAt(0) === 58 /* ':' pseudo-header */) return;
+  const key = k.toLowerCase();
+  if (HIDDEN_HEADERS.has(key) || key.startsWith('x-tollgate-')) return;
+  out[key] = v;
 }
 
 function partsText(content: unknown): string {
@@ -259,7 +265,7 @@ export interface RequestFacts {
   method: string;
   path: string;
   api: 'openai' | 'anthropic';
-  headers: Record<string, string>;
+  headers: Record<string, string> | ReadonlyMap<string, string>;
   body: Record<string, unknown>;
   /** Body size in bytes (defaults to the JSON length of `body`). */
   size?: number;
@@ -268,7 +274,8 @@ export interface RequestFacts {
 /** Builds `PolicyInput.request` from the HTTP facts. The body object is shared, not copied. */
 export function buildRequestInput(f: RequestFacts): PolicyInput['request'] {
   const params: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(f.body)) if (!NON_PARAMS.has(k)) params[k] = v;
+  const body = f.body;
+  for (const k of Object.keys(body)) if (!NON_PARAMS.has(k)) params[k] = body[k];
   const messages = messagesOf(f.body, f.api);
   return {
     method: f.method.toUpperCase(),

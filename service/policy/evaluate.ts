@@ -317,13 +317,22 @@ class DecisionImpl implements Decision {
   readonly dryRunDenials: { rule: string; message: string }[] = [];
   /** Route rules in force for this request. */
   routes: ActiveRoute[] = [];
-  private readonly routeDryRunSeen = new Set<string>();
+  // Created on first use: most decisions never judge another model or record a route would-deny.
+  private routeDryRunSeenSet: Set<string> | undefined;
   /** The model this decision was made for (the request's `model`) and its canonical name. */
   primaryModel = '';
   primaryCanonical = '';
   /** Set by a `candidates: true` evaluation: judges another candidate model of the request. */
   judge: ((model: string, canonical: string) => ModelVerdict) | undefined;
-  private readonly verdicts = new Map<string, ModelVerdict>();
+  private verdictMap: Map<string, ModelVerdict> | undefined;
+
+  private get routeDryRunSeen(): Set<string> {
+    return (this.routeDryRunSeenSet ??= new Set());
+  }
+
+  private get verdicts(): Map<string, ModelVerdict> {
+    return (this.verdictMap ??= new Map());
+  }
 
   constructor(
     readonly revision: string,
