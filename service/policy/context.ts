@@ -146,6 +146,20 @@ function headerMap(h: Record<string, string>): Map<string, string> {
   return m;
 }
 
+// Route rules judge the same few deployments on every request: their CEL values are built once per
+// DeploymentInfo object (routing's catalog makes them at config load and never mutates them; a
+// reload makes new ones, and the WeakMap lets the old ones go). CEL never mutates a value.
+const deploymentValues = new WeakMap<DeploymentInfo, Map<string, unknown>>();
+
+export function cachedDeploymentValue(d: DeploymentInfo): Map<string, unknown> {
+  let v = deploymentValues.get(d);
+  if (!v) {
+    v = deploymentValue(d);
+    deploymentValues.set(d, v);
+  }
+  return v;
+}
+
 export function deploymentValue(d: DeploymentInfo): Map<string, unknown> {
   return new Map<string, unknown>([
     ['id', d.id],

@@ -11,7 +11,7 @@ import type { CustomDetectorSpec, RedactionRule } from '../redaction/types.ts';
 import { asString, errorMessage, type Activation } from './cel.ts';
 import type { CExpr, CompiledPolicies, CPolicy, CRule, DenyLike } from './compile.ts';
 import { candidateActivation, modelDependence, type ModelDependence } from './candidates.ts';
-import { baseActivation, deploymentValue } from './context.ts';
+import { baseActivation, cachedDeploymentValue } from './context.ts';
 import { globMatch } from './glob.ts';
 import { applyTransform } from './transforms.ts';
 import { createMcpEvaluator } from './mcp.ts';
@@ -407,7 +407,7 @@ class DecisionImpl implements Decision {
   // means "enforcing this rule would change the outcome".
   private checkRoutes(routes: readonly ActiveRoute[], d: DeploymentInfo): RouteCheckResult {
     if (routes.length === 0) return { ok: true };
-    const dep = deploymentValue(d);
+    const dep = cachedDeploymentValue(d);
     for (const { state, rule } of routes) {
       if (rule.mode === 'dryRun') continue;
       const fail = this.checkRoute(state, rule, d, dep);

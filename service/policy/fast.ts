@@ -151,7 +151,18 @@ export function formatParts(ms: number, tz: string): TimeParts {
 const offsetCache = new Map<string, { bucket: number; offset: number }>();
 const BUCKET_MS = 15 * 60_000;
 
+// The last answer: one request's variables often read several parts of `now` in the same zone.
+let lastParts: { ms: number; tz: string; parts: TimeParts } | undefined;
+
 export function timeParts(ms: number, tz: string): TimeParts {
+  const last = lastParts;
+  if (last !== undefined && last.ms === ms && last.tz === tz) return last.parts;
+  const parts = computeTimeParts(ms, tz);
+  lastParts = { ms, tz, parts };
+  return parts;
+}
+
+function computeTimeParts(ms: number, tz: string): TimeParts {
   if (!Number.isFinite(ms) || Math.abs(ms) > 8.64e15) return formatParts(ms, tz);
   const bucket = Math.floor(ms / BUCKET_MS);
   if (ms - bucket * BUCKET_MS < 60_000) return formatParts(ms, tz);
@@ -286,6 +297,11 @@ function compileNode(e: Expr): Node {
     case 'listExpr': {
       if (k.value.optionalIndices.length) return unsupported();
       const elems = k.value.elements.map(compileNode);
+      // A list of literals (`x in [0, 6]`) is built once: CEL values are never mutated.
+      if (k.value.elements.every((el) => el.exprKind.case === 'constExpr')) {
+        const values = elems.map((el) => el({}));
+        if (!values.some((v) => v instanceof NErr)) return () => values;
+      }
       return (a) => {
         const out: unknown[] = [];
         for (const el of elems) {
