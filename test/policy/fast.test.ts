@@ -82,6 +82,12 @@ const EXPRESSIONS = [
   'has(request.params.n)',
   "'n' in request.params",
   'request.params.top_p == 1',
+  // Literal lists are built once per expression; the time parts of the last instant are reused.
+  "now.getDayOfWeek('Europe/Berlin') in [0, 6] || now.getHours('Europe/Berlin') < 8",
+  "request.endpoint in ['chat', 'messages'] && request.model in ['chat', 'gpt-4o-mini', 1]",
+  "[1, 2.0, 'x', true, null].size() == 5",
+  "has(principal.claims.email) && principal.claims.email != ''",
+  "has(request.headers) && has(tenant.timeZone)",
 ];
 
 const DEPLOYMENT_EXPRESSIONS = [
