@@ -587,6 +587,9 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
     // matchConditions decide which policies apply.
     for (const policy of policies) {
       if (candidate && !deps.touched.has(policy)) continue;
+      // A policy with nothing to judge for LLM traffic (e.g. only mcp* rules) records nothing: no state needed.
+      const ph = phasesOf(policy);
+      if (!policy.matchConditions.length && !ph.access.length && !ph.phase2.length && !ph.transforms.length) continue;
       const seed = pass.seeds?.get(policy);
       const state = new PolicyState(policy, act, seed ? { state: seed, dependent: deps.variables.get(policy) ?? [] } : undefined);
       out?.states.set(policy, state);
