@@ -479,9 +479,23 @@ function compileCall(e: Expr): Node {
       };
     }
     case '_==_':
-      return binary(args, (x, y) => eq(x, y));
-    case '_!=_':
-      return binary(args, (x, y) => !eq(x, y));
+    case '_!=_': {
+      const neg = fn === '_!=_';
+      // `principal.tenant == 'acme'`: most comparisons are with a string literal; compare strings
+      // directly (other values take the general path, so the semantics are eq()'s).
+      const [a0, a1] = call.args;
+      const lit = constString(a1) ?? constString(a0);
+      if (lit !== undefined && args.length === 2) {
+        const other = (constString(a1) !== undefined ? args[0] : args[1]) as Node;
+        return (a) => {
+          const x = other(a);
+          if (typeof x === 'string') return (x === lit) !== neg;
+          if (x instanceof NErr) return x;
+          return eq(x, lit) !== neg;
+        };
+      }
+      return binary(args, neg ? (x, y) => !eq(x, y) : (x, y) => eq(x, y));
+    }
     case '@in':
       return binary(args, (x, c) => {
         if (Array.isArray(c)) {
@@ -546,6 +560,11 @@ function compileCall(e: Expr): Node {
     default:
       return unsupported();
   }
+}
+
+function constString(e: Expr | undefined): string | undefined {
+  const k = e?.exprKind;
+  return k?.case === 'constExpr' && k.value.constantKind.case === 'stringValue' ? k.value.constantKind.value : undefined;
 }
 
 function sizeOf(v: unknown): bigint {

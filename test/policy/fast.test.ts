@@ -88,6 +88,17 @@ const EXPRESSIONS = [
   "[1, 2.0, 'x', true, null].size() == 5",
   "has(principal.claims.email) && principal.claims.email != ''",
   "has(request.headers) && has(tenant.timeZone)",
+  // Comparisons with a string literal (specialised): strings, other types, errors, either side.
+  "'free' == tenant.attributes.tier",
+  "request.params.max_tokens == 'x'",
+  "request.params.max_tokens != 'x'",
+  "request.params.nope != 'a'",
+  "'a' != request.params.nope",
+  "request.params.metadata == 'demo'",
+  "request.params.tools != 'x'",
+  "request.params.n == 'x'",
+  "principal.authMethod != 'key' && principal.tenant == 'acme'",
+  "'a' == 'a' && 'a' != 'b'",
 ];
 
 const DEPLOYMENT_EXPRESSIONS = [
