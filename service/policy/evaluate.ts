@@ -582,6 +582,8 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
     const only = pass.only;
     const candidate = only !== undefined;
     const active: PolicyState[] = [];
+    /** `activePhases[i]`: the rules by phase of `active[i]`'s policy. */
+    const activePhases: Phases[] = [];
     const x = new Recorder(d, reportError);
 
     // matchConditions decide which policies apply.
@@ -595,7 +597,10 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
       out?.states.set(policy, state);
       const known = pass.applies?.(policy);
       if (known !== undefined) {
-        if (known) active.push(state);
+        if (known) {
+          active.push(state);
+          activePhases.push(ph);
+        }
         continue;
       }
       let applies = true;
@@ -615,13 +620,15 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
       }
       if (applies) {
         active.push(state);
+        activePhases.push(ph);
         out?.active.add(policy);
       }
     }
 
     // Phase 1: access rules.
-    for (const state of active) {
-      for (const rule of phasesOf(state.policy).access) {
+    for (let i = 0; i < active.length; i++) {
+      const state = active[i] as PolicyState;
+      for (const rule of (activePhases[i] as Phases).access) {
         if (only && !only.has(rule)) continue;
         if (listing && contentRules.has(rule)) {
           x.record(state, rule.name, rule.kind, 'skipped', 'reads request content; a model listing has none');
@@ -657,8 +664,9 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
     }
 
     // Phase 2: route constraints, redaction, budgets, rate limits, labels.
-    for (const state of active) {
-      for (const rule of phasesOf(state.policy).phase2) {
+    for (let i = 0; i < active.length; i++) {
+      const state = active[i] as PolicyState;
+      for (const rule of (activePhases[i] as Phases).phase2) {
         if (only && !only.has(rule)) continue;
         const g = x.guard(state, rule);
         if (g === STOP) return;
@@ -736,8 +744,9 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
     }
 
     // Phase 3: transforms, in policy order.
-    for (const state of active) {
-      for (const rule of phasesOf(state.policy).transforms) {
+    for (let i = 0; i < active.length; i++) {
+      const state = active[i] as PolicyState;
+      for (const rule of (activePhases[i] as Phases).transforms) {
         if (only && !only.has(rule)) continue;
         const g = x.guard(state, rule);
         if (g === STOP) return;
