@@ -448,29 +448,29 @@ function us(t0: number): number {
   return Math.round((performance.now() - t0) * 1000 * 10) / 10;
 }
 
-function scopeKey(rule: Extract<CRule, { kind: 'budget' | 'rateLimit' }>, state: PolicyState, input: PolicyInput): Result<string> {
+/** The budget / rate-limit bucket key, or why it cannot be resolved (no closure or result object per call). */
+function scopeKey(rule: Extract<CRule, { kind: 'budget' | 'rateLimit' }>, state: PolicyState, input: PolicyInput): string | EvalError {
   const p = input.principal;
-  const need = (v: string, what: string, key: string): Result<string> =>
-    v ? { ok: true, value: key } : { ok: false, error: `scope ${rule.scope}: the principal has no ${what}` };
+  const missing = (what: string): EvalError => new EvalError(`scope ${rule.scope}: the principal has no ${what}`);
   switch (rule.scope) {
     case 'key':
-      return need(p.keyId, 'virtual key id', `key:${p.keyId}`);
+      return p.keyId ? `key:${p.keyId}` : missing('virtual key id');
     case 'user':
-      return need(p.user, 'user', `user:${p.tenant}/${p.user}`);
+      return p.user ? `user:${p.tenant}/${p.user}` : missing('user');
     case 'team':
-      return need(p.team, 'team', `team:${p.tenant}/${p.team}`);
+      return p.team ? `team:${p.tenant}/${p.team}` : missing('team');
     case 'tenant':
-      return need(p.tenant, 'tenant', `tenant:${p.tenant}`);
+      return p.tenant ? `tenant:${p.tenant}` : missing('tenant');
     case 'model': {
       // Aliases share their model's bucket.
       const m = input.request.canonicalModel || input.request.model;
-      return need(m, 'model', `model:${m}`);
+      return m ? `model:${m}` : missing('model');
     }
     case 'custom': {
-      if (!rule.scopeExpr) return { ok: false, error: 'scope custom without scopeExpression' };
-      const r = state.string(rule.scopeExpr);
-      if (!r.ok) return r;
-      return r.value === '' ? { ok: false, error: 'scopeExpression produced an empty string' } : { ok: true, value: `custom:${r.value}` };
+      if (!rule.scopeExpr) return new EvalError('scope custom without scopeExpression');
+      const v = state.text(rule.scopeExpr);
+      if (typeof v !== 'string') return v;
+      return v === '' ? new EvalError('scopeExpression produced an empty string') : `custom:${v}`;
     }
   }
 }
@@ -688,39 +688,39 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
             break;
           case 'budget': {
             const k = scopeKey(rule, state, input);
-            if (!k.ok) {
-              if (x.failed(state, rule.name, rule.id, rule.kind, rule.mode, rule.onError, k.error)) return;
+            if (typeof k !== 'string') {
+              if (x.failed(state, rule.name, rule.id, rule.kind, rule.mode, rule.onError, k.message)) return;
               break;
             }
             // A dry-run budget is tracked and reported but never blocks.
             d.budgets.push({
               name: rule.id,
               scope: rule.scope,
-              scopeKey: k.value,
+              scopeKey: k,
               limit: { ...rule.limit },
               window: { ...rule.window },
               enforcement: dry ? 'soft' : rule.enforcement,
               onStoreError: rule.onStoreError,
             });
-            x.record(state, rule.name, rule.kind, 'applied', dry ? `${k.value} (dry run: soft)` : k.value);
+            x.record(state, rule.name, rule.kind, 'applied', dry ? `${k} (dry run: soft)` : k);
             break;
           }
           case 'rateLimit': {
             const k = scopeKey(rule, state, input);
-            if (!k.ok) {
-              if (x.failed(state, rule.name, rule.id, rule.kind, rule.mode, rule.onError, k.error)) return;
+            if (typeof k !== 'string') {
+              if (x.failed(state, rule.name, rule.id, rule.kind, rule.mode, rule.onError, k.message)) return;
               break;
             }
             if (dry) {
-              x.record(state, rule.name, rule.kind, 'skipped', `dry run: ${k.value}`);
+              x.record(state, rule.name, rule.kind, 'skipped', `dry run: ${k}`);
               break;
             }
-            const spec: RateLimitSpec = { name: rule.id, scopeKey: k.value, onStoreError: rule.onStoreError };
+            const spec: RateLimitSpec = { name: rule.id, scopeKey: k, onStoreError: rule.onStoreError };
             if (rule.rpm !== undefined) spec.rpm = rule.rpm;
             if (rule.tpm !== undefined) spec.tpm = rule.tpm;
             if (rule.maxParallel !== undefined) spec.maxParallel = rule.maxParallel;
             d.rateLimits.push(spec);
-            x.record(state, rule.name, rule.kind, 'applied', k.value);
+            x.record(state, rule.name, rule.kind, 'applied', k);
             break;
           }
           case 'label': {
