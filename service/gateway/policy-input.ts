@@ -28,7 +28,7 @@ export function buildPolicyInput(
   size: number,
   now: Date,
 ): PolicyInput {
-  const request = buildRequestInput({ method, path, api, headers: Object.fromEntries(headers), body, size });
+  const request = buildRequestInput({ method, path, api, headers, body, size });
   // Model rules must see through aliases, or an alias would bypass a deny-list.
   const canonical = request.model ? snap.catalog.resolve(request.model)?.model.name : undefined;
   if (canonical && canonical !== request.model) request.canonicalModel = canonical;

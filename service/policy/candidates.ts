@@ -4,6 +4,7 @@
 // A request can end up on a model other than the one in `model`: an OpenRouter `models` fallback,
 // what an alias or wildcard resolves to. Each candidate must pass the same rules a request naming
 // it would, but only rules whose outcome can depend on the model need evaluating again.
+import { LazyActivation } from './activation.ts';
 import type { Activation } from './cel.ts';
 import type { CExpr, CPolicy, CRule } from './compile.ts';
 
@@ -82,6 +83,7 @@ export function modelDependence(policies: readonly CPolicy[]): ModelDependence {
  * set to the candidate. Shallow copies: the body's other fields are shared, not converted again.
  */
 export function candidateActivation(base: Activation, model: string, canonical: string): Activation {
+  if (base instanceof LazyActivation) return base.forModel(model, canonical);
   const request = new Map(base.request as Map<string, unknown>);
   request.set('model', model);
   request.set('canonicalModel', canonical || model);

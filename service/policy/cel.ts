@@ -323,6 +323,8 @@ export let fastPathBugs = 0;
 
 /** Error message of a failed evaluation, or undefined for a value. */
 export function errorMessage(v: unknown): string | undefined {
+  // Most results are scalars: no error check needed (runs once per expression per request).
+  if (typeof v !== 'object' || v === null) return undefined;
   if (v instanceof NErr) return v.message;
   if (isCelError(v)) return v.message;
   if (v instanceof Error) return v.message;

@@ -2,7 +2,8 @@
 // an activation (Maps: ~2.7x faster lookups than plain objects in @bufbuild/cel), a builder that
 // derives the request part from the HTTP request, and synthetic samples for load-time checks.
 import { T, type Ty } from './checker.ts';
-import { NOW_MS } from './fast.ts';
+import { int, jsonToCel, LazyActivation, NOW_MS, timestampOf } from './activation.ts';
+export { jsonToCel, timestampOf };
 import type { DeploymentInfo, PolicyInput, PolicyMessage } from './types.ts';
 
 const attrs = T.map(T.string, T.dyn);
@@ -73,54 +74,20 @@ export function declaredVars(variables: ReadonlyMap<string, Ty>, withDeployment:
   return m;
 }
 
-/** google.protobuf.Timestamp message, which @bufbuild/cel accepts as a timestamp value. */
-export function timestampOf(d: Date): unknown {
-  const ms = d.getTime();
-  const seconds = Math.floor(ms / 1000);
-  return { $typeName: 'google.protobuf.Timestamp', seconds: BigInt(seconds), nanos: (ms - seconds * 1000) * 1_000_000 };
-}
-
-function int(n: number): bigint {
-  return Number.isFinite(n) ? BigInt(Math.trunc(n)) : 0n;
+/**
+ * The activation for one evaluation (without `variables`/`deployment`), built lazily
+ * (./activation.ts). `withBody` converts `request.body` (possibly large); it is only needed when
+ * some expression reads it.
+ */
+export function baseActivation(input: PolicyInput, withBody = true): LazyActivation {
+  return new LazyActivation(input, withBody);
 }
 
 /**
- * Untrusted JSON → CEL input: objects become Maps. @bufbuild/cel converts plain objects by looking
- * at `value.constructor.name`, so a client-sent key named "constructor" would make the whole
- * object unreadable (every rule touching it errors). Maps have no such keys. Non-JSON values
- * (undefined, functions) are dropped; they cannot come from JSON.parse anyway.
+ * The same activation built eagerly as plain Maps: the reference the lazy one must match (tests),
+ * and what the fast path sees when handed a plain record.
  */
-export function jsonToCel(v: unknown, depth = 0): unknown {
-  if (v === null || typeof v === 'string' || typeof v === 'boolean') return v;
-  if (typeof v === 'number') return Number.isFinite(v) ? v : null;
-  if (typeof v === 'bigint') return v;
-  if (depth > 64) return null;
-  if (Array.isArray(v)) return v.map((x) => jsonToCel(x, depth + 1) ?? null);
-  if (typeof v === 'object') {
-    const m = new Map<string, unknown>();
-    for (const k of Object.keys(v)) {
-      const x = jsonToCel((v as Record<string, unknown>)[k], depth + 1);
-      if (x !== undefined) m.set(k, x);
-    }
-    return m;
-  }
-  return undefined;
-}
-
-function headerMap(h: Record<string, string>): Map<string, string> {
-  const m = new Map<string, string>();
-  for (const k of Object.keys(h)) {
-    const v = h[k];
-    if (typeof v === 'string') m.set(k, v);
-  }
-  return m;
-}
-
-/**
- * The base activation for one evaluation (without `variables`/`deployment`). `withBody` converts
- * `request.body` (possibly large); it is only needed when some expression reads it.
- */
-export function baseActivation(input: PolicyInput, withBody = true): Record<string, unknown> {
+export function eagerActivation(input: PolicyInput, withBody = true): Record<string, unknown> {
   const r = input.request;
   const p = input.principal;
   const request = new Map<string, unknown>([
@@ -170,6 +137,29 @@ export function baseActivation(input: PolicyInput, withBody = true): Record<stri
   };
 }
 
+function headerMap(h: Record<string, string>): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const k of Object.keys(h)) {
+    const v = h[k];
+    if (typeof v === 'string') m.set(k, v);
+  }
+  return m;
+}
+
+// Route rules judge the same few deployments on every request: their CEL values are built once per
+// DeploymentInfo object (routing's catalog makes them at config load and never mutates them; a
+// reload makes new ones, and the WeakMap lets the old ones go). CEL never mutates a value.
+const deploymentValues = new WeakMap<DeploymentInfo, Map<string, unknown>>();
+
+export function cachedDeploymentValue(d: DeploymentInfo): Map<string, unknown> {
+  let v = deploymentValues.get(d);
+  if (!v) {
+    v = deploymentValue(d);
+    deploymentValues.set(d, v);
+  }
+  return v;
+}
+
 export function deploymentValue(d: DeploymentInfo): Map<string, unknown> {
   return new Map<string, unknown>([
     ['id', d.id],
@@ -198,7 +188,8 @@ const ENDPOINTS: [RegExp, string][] = [
 ];
 
 export function endpointOf(path: string): string {
-  const p = path.split('?')[0] ?? '';
+  const q = path.indexOf('?');
+  const p = q < 0 ? path : path.slice(0, q);
   for (const [re, name] of ENDPOINTS) if (re.test(p)) return name;
   return 'other';
 }
@@ -206,14 +197,19 @@ export function endpointOf(path: string): string {
 // Headers a policy must never see: credentials and Tollgate's internal ones.
 const HIDDEN_HEADERS = new Set(['authorization', 'proxy-authorization', 'x-api-key', 'api-key', 'x-goog-api-key', 'cookie']);
 
-export function policyHeaders(headers: Record<string, string>): Record<string, string> {
+export function policyHeaders(headers: Record<string, string> | ReadonlyMap<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(headers)) {
-    const key = k.toLowerCase();
-    if (HIDDEN_HEADERS.has(key) || key.startsWith('x-tollgate-') || key.startsWith(':')) continue;
-    out[key] = v;
-  }
+  // The gateway hands in its header Map as is (no intermediate object per request).
+  if (headers instanceof Map) for (const [k, v] of headers) addPolicyHeader(out, k, v);
+  else for (const k of Object.keys(headers)) addPolicyHeader(out, k, (headers as Record<string, string>)[k] as string);
   return out;
+}
+
+function addPolicyHeader(out: Record<string, string>, k: string, v: string): void {
+  if (k.charCodeAt(0) === 58 /* ':' pseudo-header */) return;
+  const key = k.toLowerCase();
+  if (HIDDEN_HEADERS.has(key) || key.startsWith('x-tollgate-')) return;
+  out[key] = v;
 }
 
 function partsText(content: unknown): string {
@@ -283,7 +279,7 @@ export interface RequestFacts {
   method: string;
   path: string;
   api: 'openai' | 'anthropic';
-  headers: Record<string, string>;
+  headers: Record<string, string> | ReadonlyMap<string, string>;
   body: Record<string, unknown>;
   /** Body size in bytes (defaults to the JSON length of `body`). */
   size?: number;
@@ -292,7 +288,8 @@ export interface RequestFacts {
 /** Builds `PolicyInput.request` from the HTTP facts. The body object is shared, not copied. */
 export function buildRequestInput(f: RequestFacts): PolicyInput['request'] {
   const params: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(f.body)) if (!NON_PARAMS.has(k)) params[k] = v;
+  const body = f.body;
+  for (const k of Object.keys(body)) if (!NON_PARAMS.has(k)) params[k] = body[k];
   const messages = messagesOf(f.body, f.api);
   return {
     method: f.method.toUpperCase(),

@@ -11,7 +11,7 @@ import type { CustomDetectorSpec, RedactionRule } from '../redaction/types.ts';
 import { asString, errorMessage, type Activation } from './cel.ts';
 import type { CExpr, CompiledPolicies, CPolicy, CRule, DenyLike } from './compile.ts';
 import { candidateActivation, modelDependence, type ModelDependence } from './candidates.ts';
-import { baseActivation, deploymentValue } from './context.ts';
+import { baseActivation, cachedDeploymentValue } from './context.ts';
 import { globMatch } from './glob.ts';
 import { applyTransform } from './transforms.ts';
 import { createMcpEvaluator } from './mcp.ts';
@@ -33,11 +33,15 @@ import type {
 
 type Result<T> = { ok: true; value: T } | { ok: false; error: string };
 
+/** Shared by policies without variables: nothing ever writes to it (no expression of theirs needs one). */
+const NO_VARS: Map<string, unknown> = new Map();
+
 /** Per-policy evaluation state: lazily evaluated variables. */
 export class PolicyState {
-  readonly vars = new Map<string, unknown>();
-  private readonly varErrors = new Map<number, string>();
-  private readonly done: boolean[];
+  readonly vars: Map<string, unknown>;
+  // Allocated only for a policy that has variables (most have none).
+  private varErrors: Map<number, string> | undefined;
+  private readonly done: boolean[] | undefined;
 
   /**
    * `seed`: a candidate pass takes the primary pass's values of variables that do not read the
@@ -48,16 +52,26 @@ export class PolicyState {
     private readonly act: Activation,
     private readonly seed?: { state: PolicyState; dependent: readonly boolean[] },
   ) {
-    this.done = new Array<boolean>(policy.variables.length).fill(false);
+    const n = policy.variables.length;
+    this.vars = n ? new Map() : NO_VARS;
+    this.done = n ? new Array<boolean>(n).fill(false) : undefined;
+  }
+
+  private varError(i: number): string | undefined {
+    return this.varErrors?.get(i);
+  }
+
+  private setVarError(i: number, e: string): void {
+    (this.varErrors ??= new Map()).set(i, e);
   }
 
   /** Takes the seed's value (or error) of a model-independent variable it already computed. */
   private adopt(i: number, name: string): boolean {
     const s = this.seed;
-    if (!s || s.dependent[i] !== false || !s.state.done[i]) return false;
-    const err = s.state.varErrors.get(i);
+    if (!s || s.dependent[i] !== false || !s.state.done?.[i]) return false;
+    const err = s.state.varError(i);
     if (err !== undefined) {
-      this.varErrors.set(i, err);
+      this.setVarError(i, err);
       return true;
     }
     if (!s.state.vars.has(name)) return false;
@@ -66,52 +80,77 @@ export class PolicyState {
   }
 
   private ensure(needs: number[]): string | undefined {
+    const done = this.done;
+    if (!done) return undefined;
     for (const i of needs) {
-      if (!this.done[i]) {
-        this.done[i] = true;
+      if (!done[i]) {
+        done[i] = true;
         const v = this.policy.variables[i];
         if (!v) continue;
         if (this.adopt(i, v.name)) {
-          const e = this.varErrors.get(i);
+          const e = this.varError(i);
           if (e !== undefined) return e;
           continue;
         }
-        const failedDep = v.expr.needs.find((n) => this.varErrors.has(n));
+        const errs = this.varErrors;
+        const failedDep = errs ? v.expr.needs.find((n) => errs.has(n)) : undefined;
         if (failedDep !== undefined) {
-          this.varErrors.set(i, this.varErrors.get(failedDep) as string);
+          this.setVarError(i, this.varError(failedDep) as string);
           continue;
         }
         this.act.variables = this.vars;
         const r = v.expr.compiled.run(this.act);
         const err = errorMessage(r);
         if (err === undefined) this.vars.set(v.name, r);
-        else this.varErrors.set(i, `variable '${v.name}': ${err}`);
+        else this.setVarError(i, `variable '${v.name}': ${err}`);
       }
-      const e = this.varErrors.get(i);
+      const e = this.varError(i);
       if (e !== undefined) return e;
     }
     return undefined;
   }
 
-  run(e: CExpr, deployment?: Map<string, unknown>): Result<unknown> {
+  /** The expression's value, or its error as an `EvalError` (one object per failure, none per success). */
+  value(e: CExpr, deployment?: Map<string, unknown>): unknown {
     if (e.needs.length) {
       const err = this.ensure(e.needs);
-      if (err !== undefined) return { ok: false, error: err };
+      if (err !== undefined) return new EvalError(err);
     }
     this.act.variables = this.vars;
     if (deployment) this.act.deployment = deployment;
     const r = e.compiled.run(this.act);
-    if (deployment) delete this.act.deployment;
+    if (deployment) this.act.deployment = undefined;
     const err = errorMessage(r);
-    return err === undefined ? { ok: true, value: r } : { ok: false, error: err };
+    return err === undefined ? r : new EvalError(err);
   }
 
-  /** Only `=== true` allows: errors are truthy objects and must never pass as true. */
+  /**
+   * `true`/`false`, or the error message. Only `=== true` allows: errors are truthy objects and
+   * must never pass as true. (No result object per call: this runs for every rule of every request.)
+   */
+  test(e: CExpr, deployment?: Map<string, unknown>): boolean | string {
+    const v = this.value(e, deployment);
+    if (v instanceof EvalError) return v.message;
+    if (typeof v !== 'boolean') return `expected bool, got ${typeof v}`;
+    return v === true;
+  }
+
+  run(e: CExpr, deployment?: Map<string, unknown>): Result<unknown> {
+    const v = this.value(e, deployment);
+    return v instanceof EvalError ? { ok: false, error: v.message } : { ok: true, value: v };
+  }
+
   bool(e: CExpr, deployment?: Map<string, unknown>): Result<boolean> {
-    const r = this.run(e, deployment);
-    if (!r.ok) return r;
-    if (typeof r.value !== 'boolean') return { ok: false, error: `expected bool, got ${typeof r.value}` };
-    return { ok: true, value: r.value === true };
+    const r = this.test(e, deployment);
+    return typeof r === 'string' ? { ok: false, error: r } : { ok: true, value: r };
+  }
+
+  /** A string-valued result (scalars converted), or the error. */
+  text(e: CExpr): string | EvalError {
+    const v = this.value(e);
+    if (v instanceof EvalError) return v;
+    const s = asString(v);
+    return s === undefined ? new EvalError('expected a string result') : s;
   }
 
   string(e: CExpr): Result<string> {
@@ -122,6 +161,11 @@ export class PolicyState {
   }
 }
 
+/** A failed evaluation inside PolicyState (never a CEL value: expressions cannot produce it). */
+class EvalError {
+  constructor(readonly message: string) {}
+}
+
 interface ActiveRoute {
   state: PolicyState;
   rule: Extract<CRule, { kind: 'route' }>;
@@ -130,6 +174,102 @@ interface ActiveRoute {
 const ACCESS_KINDS = new Set<RuleKind>(['deny', 'require', 'models']);
 /** Judged only for MCP traffic (./mcp.ts). */
 const MCP_KINDS = new Set<RuleKind>(MCP_RULE_KINDS);
+
+/** A policy's rules by evaluation phase (computed once per compiled policy). */
+interface Phases {
+  access: CRule[];
+  phase2: CRule[];
+  transforms: Extract<CRule, { kind: 'transform' }>[];
+}
+
+const phaseCache = new WeakMap<CPolicy, Phases>();
+
+function phasesOf(p: CPolicy): Phases {
+  let ph = phaseCache.get(p);
+  if (!ph) {
+    ph = { access: [], phase2: [], transforms: [] };
+    for (const rule of p.rules) {
+      if (ACCESS_KINDS.has(rule.kind)) ph.access.push(rule);
+      else if (rule.kind === 'transform') ph.transforms.push(rule);
+      else if (!MCP_KINDS.has(rule.kind)) ph.phase2.push(rule);
+    }
+    phaseCache.set(p, ph);
+  }
+  return ph;
+}
+
+/** What a rule's `when` guard says (Recorder.guard). */
+const GO = 0;
+const SKIP = 1;
+const STOP = 2;
+
+/**
+ * Records rule outcomes of one pass (one object per pass rather than a closure per helper per
+ * request). One clock reading per recorded rule: a rule's duration is the time since the previous record.
+ */
+class Recorder {
+  private last = performance.now();
+
+  constructor(
+    private readonly d: DecisionImpl,
+    private readonly reportError: (r: RuleRecord) => void,
+  ) {}
+
+  private lap(): number {
+    const t = performance.now();
+    const dur = Math.round((t - this.last) * 10_000) / 10;
+    this.last = t;
+    return dur;
+  }
+
+  record(state: PolicyState, rule: string, kind: RuleRecord['kind'], outcome: RuleOutcome, message?: string): void {
+    const rec: RuleRecord = { policy: state.policy.name, rule, kind, outcome, durationUs: this.lap() };
+    if (message !== undefined) rec.message = message;
+    this.d.rules.push(rec);
+    if (outcome === 'error') this.reportError(rec);
+  }
+
+  /** Applies a denial in the rule's mode. Returns true when evaluation must stop. */
+  deny(ruleId: string, mode: 'enforce' | 'dryRun', denial: Omit<Denial, 'rule'>): boolean {
+    if (mode === 'dryRun') {
+      this.d.dryRunDenials.push({ rule: ruleId, message: denial.message });
+      return false;
+    }
+    this.d.denied = { ...denial, rule: ruleId };
+    return true;
+  }
+
+  /** Evaluation error handling: onError deny fails closed (in the rule's mode); skip continues. */
+  failed(state: PolicyState, ruleName: string, ruleId: string, kind: RuleRecord['kind'], mode: 'enforce' | 'dryRun', onError: 'deny' | 'skip', error: string): boolean {
+    this.record(state, ruleName, kind, 'error', error);
+    if (onError === 'skip') return false;
+    return this.deny(ruleId, mode, {
+      status: 403,
+      reason: 'policy_error',
+      message: `request denied: policy "${state.policy.name}" rule "${ruleName}" could not be evaluated`,
+    });
+  }
+
+  /** The rule's `when` guard: GO; SKIP when not matched or failed; STOP when the failure ends evaluation. */
+  guard(state: PolicyState, rule: CRule): number {
+    if (!rule.when) return GO;
+    const r = state.test(rule.when);
+    if (typeof r === 'string') return this.failed(state, rule.name, rule.id, rule.kind, rule.mode, rule.onError, `when: ${r}`) ? STOP : SKIP;
+    if (!r) {
+      this.record(state, rule.name, rule.kind, 'not-matched');
+      return SKIP;
+    }
+    return GO;
+  }
+}
+
+function denyMessage(state: PolicyState, rule: CRule & DenyLike, fallback: string): string {
+  if (rule.messageExpr) {
+    const m = state.string(rule.messageExpr);
+    if (m.ok && m.value !== '') return m.value;
+  }
+  return rule.message ?? fallback;
+}
 
 /** How one evaluation pass runs (see runPass). */
 interface Pass {
@@ -177,13 +317,22 @@ class DecisionImpl implements Decision {
   readonly dryRunDenials: { rule: string; message: string }[] = [];
   /** Route rules in force for this request. */
   routes: ActiveRoute[] = [];
-  private readonly routeDryRunSeen = new Set<string>();
+  // Created on first use: most decisions never judge another model or record a route would-deny.
+  private routeDryRunSeenSet: Set<string> | undefined;
   /** The model this decision was made for (the request's `model`) and its canonical name. */
   primaryModel = '';
   primaryCanonical = '';
   /** Set by a `candidates: true` evaluation: judges another candidate model of the request. */
   judge: ((model: string, canonical: string) => ModelVerdict) | undefined;
-  private readonly verdicts = new Map<string, ModelVerdict>();
+  private verdictMap: Map<string, ModelVerdict> | undefined;
+
+  private get routeDryRunSeen(): Set<string> {
+    return (this.routeDryRunSeenSet ??= new Set());
+  }
+
+  private get verdicts(): Map<string, ModelVerdict> {
+    return (this.verdictMap ??= new Map());
+  }
 
   constructor(
     readonly revision: string,
@@ -258,7 +407,7 @@ class DecisionImpl implements Decision {
   // means "enforcing this rule would change the outcome".
   private checkRoutes(routes: readonly ActiveRoute[], d: DeploymentInfo): RouteCheckResult {
     if (routes.length === 0) return { ok: true };
-    const dep = deploymentValue(d);
+    const dep = cachedDeploymentValue(d);
     for (const { state, rule } of routes) {
       if (rule.mode === 'dryRun') continue;
       const fail = this.checkRoute(state, rule, d, dep);
@@ -299,29 +448,29 @@ function us(t0: number): number {
   return Math.round((performance.now() - t0) * 1000 * 10) / 10;
 }
 
-function scopeKey(rule: Extract<CRule, { kind: 'budget' | 'rateLimit' }>, state: PolicyState, input: PolicyInput): Result<string> {
+/** The budget / rate-limit bucket key, or why it cannot be resolved (no closure or result object per call). */
+function scopeKey(rule: Extract<CRule, { kind: 'budget' | 'rateLimit' }>, state: PolicyState, input: PolicyInput): string | EvalError {
   const p = input.principal;
-  const need = (v: string, what: string, key: string): Result<string> =>
-    v ? { ok: true, value: key } : { ok: false, error: `scope ${rule.scope}: the principal has no ${what}` };
+  const missing = (what: string): EvalError => new EvalError(`scope ${rule.scope}: the principal has no ${what}`);
   switch (rule.scope) {
     case 'key':
-      return need(p.keyId, 'virtual key id', `key:${p.keyId}`);
+      return p.keyId ? `key:${p.keyId}` : missing('virtual key id');
     case 'user':
-      return need(p.user, 'user', `user:${p.tenant}/${p.user}`);
+      return p.user ? `user:${p.tenant}/${p.user}` : missing('user');
     case 'team':
-      return need(p.team, 'team', `team:${p.tenant}/${p.team}`);
+      return p.team ? `team:${p.tenant}/${p.team}` : missing('team');
     case 'tenant':
-      return need(p.tenant, 'tenant', `tenant:${p.tenant}`);
+      return p.tenant ? `tenant:${p.tenant}` : missing('tenant');
     case 'model': {
       // Aliases share their model's bucket.
       const m = input.request.canonicalModel || input.request.model;
-      return need(m, 'model', `model:${m}`);
+      return m ? `model:${m}` : missing('model');
     }
     case 'custom': {
-      if (!rule.scopeExpr) return { ok: false, error: 'scope custom without scopeExpression' };
-      const r = state.string(rule.scopeExpr);
-      if (!r.ok) return r;
-      return r.value === '' ? { ok: false, error: 'scopeExpression produced an empty string' } : { ok: true, value: `custom:${r.value}` };
+      if (!rule.scopeExpr) return new EvalError('scope custom without scopeExpression');
+      const v = state.text(rule.scopeExpr);
+      if (typeof v !== 'string') return v;
+      return v === '' ? new EvalError('scopeExpression produced an empty string') : `custom:${v}`;
     }
   }
 }
@@ -394,9 +543,10 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
     d.primaryModel = input.request.model;
     d.primaryCanonical = input.request.canonicalModel || input.request.model;
     const act = baseActivation(input, usesBody);
-    const out: PassOut = { states: new Map(), active: new Set() };
+    const candidates = eo.candidates === true;
+    const out: PassOut | undefined = candidates ? { states: new Map(), active: new Set() } : undefined;
     runPass(d, input, act, { listing: eo.listing === true }, out);
-    if (eo.candidates === true && !d.denied) d.judge = (model, canonical) => judge(d, input, act, out, model, canonical);
+    if (out && !d.denied) d.judge = (model, canonical) => judge(d, input, act, out, model, canonical);
     return d;
   }
 
@@ -411,7 +561,7 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
         only: deps.rules,
         seeds: primary.states,
       };
-      runPass(pass, { ...input, request }, candidateActivation(act, model, canonical), how, { states: new Map(), active: new Set() });
+      runPass(pass, { ...input, request }, candidateActivation(act, model, canonical), how, undefined);
     } catch (e) {
       const rec: RuleRecord = { policy: '', rule: '', kind: 'deny', outcome: 'error', durationUs: 0, message: `policy evaluation failed: ${e instanceof Error ? e.message : String(e)}` };
       pass.rules.push(rec);
@@ -424,208 +574,169 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
   /**
    * Evaluates into `d`. The primary pass judges every rule and applies transforms; a candidate
    * pass (`only` set) judges only those rules, reuses the primary's policy applicability where
-   * `applies` says so, and records transforms without applying them.
+   * `applies` says so, and records transforms without applying them. `out` (only when candidates
+   * may be judged later) receives what a candidate pass reuses.
    */
-  function runPass(d: DecisionImpl, input: PolicyInput, act: Activation, pass: Pass, out: PassOut): void {
+  function runPass(d: DecisionImpl, input: PolicyInput, act: Activation, pass: Pass, out: PassOut | undefined): void {
     const listing = pass.listing;
-    const candidate = pass.only !== undefined;
+    const only = pass.only;
+    const candidate = only !== undefined;
     const active: PolicyState[] = [];
-    // One clock reading per recorded rule: a rule's duration is the time since the previous record.
-    let last = performance.now();
-    const lap = (): number => {
-      const t = performance.now();
-      const dur = Math.round((t - last) * 10_000) / 10;
-      last = t;
-      return dur;
-    };
-
-    const record = (state: PolicyState, rule: string, kind: RuleRecord['kind'], outcome: RuleOutcome, message?: string): void => {
-      const rec: RuleRecord = { policy: state.policy.name, rule, kind, outcome, durationUs: lap() };
-      if (message !== undefined) rec.message = message;
-      d.rules.push(rec);
-      if (outcome === 'error') reportError(rec);
-    };
-
-    /** Applies a denial in the rule's mode. Returns true when evaluation must stop. */
-    const deny = (state: PolicyState, ruleId: string, mode: 'enforce' | 'dryRun', denial: Omit<Denial, 'rule'>): boolean => {
-      if (mode === 'dryRun') {
-        d.dryRunDenials.push({ rule: ruleId, message: denial.message });
-        return false;
-      }
-      d.denied = { ...denial, rule: ruleId };
-      return true;
-    };
-
-    /** Evaluation error handling: onError deny fails closed (in the rule's mode); skip continues. */
-    const failed = (state: PolicyState, ruleName: string, ruleId: string, kind: RuleRecord['kind'], mode: 'enforce' | 'dryRun', onError: 'deny' | 'skip', error: string): boolean => {
-      record(state, ruleName, kind, 'error', error);
-      if (onError === 'skip') return false;
-      return deny(state, ruleId, mode, {
-        status: 403,
-        reason: 'policy_error',
-        message: `request denied: policy "${state.policy.name}" rule "${ruleName}" could not be evaluated`,
-      });
-    };
+    /** `activePhases[i]`: the rules by phase of `active[i]`'s policy. */
+    const activePhases: Phases[] = [];
+    const x = new Recorder(d, reportError);
 
     // matchConditions decide which policies apply.
     for (const policy of policies) {
       if (candidate && !deps.touched.has(policy)) continue;
+      // A policy with nothing to judge for LLM traffic (e.g. only mcp* rules) records nothing: no state needed.
+      const ph = phasesOf(policy);
+      if (!policy.matchConditions.length && !ph.access.length && !ph.phase2.length && !ph.transforms.length) continue;
       const seed = pass.seeds?.get(policy);
       const state = new PolicyState(policy, act, seed ? { state: seed, dependent: deps.variables.get(policy) ?? [] } : undefined);
-      out.states.set(policy, state);
+      out?.states.set(policy, state);
       const known = pass.applies?.(policy);
       if (known !== undefined) {
-        if (known) active.push(state);
+        if (known) {
+          active.push(state);
+          activePhases.push(ph);
+        }
         continue;
       }
       let applies = true;
       for (const mc of policy.matchConditions) {
-        const r = state.bool(mc.expr);
-        const rname = `matchConditions/${mc.name}`;
-        if (!r.ok) {
+        const r = state.test(mc.expr);
+        if (typeof r === 'string') {
           applies = false;
-          if (failed(state, rname, `${policy.name}/${rname}`, 'matchCondition', policy.mode, policy.onError, r.error)) return;
+          const rname = `matchConditions/${mc.name}`;
+          if (x.failed(state, rname, `${policy.name}/${rname}`, 'matchCondition', policy.mode, policy.onError, r)) return;
           break;
         }
-        if (!r.value) {
-          record(state, rname, 'matchCondition', 'not-matched');
+        if (!r) {
+          x.record(state, `matchConditions/${mc.name}`, 'matchCondition', 'not-matched');
           applies = false;
           break;
         }
       }
       if (applies) {
         active.push(state);
-        out.active.add(policy);
+        activePhases.push(ph);
+        out?.active.add(policy);
       }
     }
 
-    /** The rule's `when` guard: true to go on; false when not matched or failed (stop set if evaluation must end). */
-    const guard = (state: PolicyState, rule: CRule): { go: boolean; stop: boolean } => {
-      if (!rule.when) return { go: true, stop: false };
-      const r = state.bool(rule.when);
-      if (!r.ok) return { go: false, stop: failed(state, rule.name, rule.id, rule.kind, rule.mode, rule.onError, `when: ${r.error}`) };
-      if (!r.value) record(state, rule.name, rule.kind, 'not-matched');
-      return { go: r.value, stop: false };
-    };
-
-    const denyMessage = (state: PolicyState, rule: CRule & DenyLike, fallback: string): string => {
-      if (rule.messageExpr) {
-        const m = state.string(rule.messageExpr);
-        if (m.ok && m.value !== '') return m.value;
-      }
-      return rule.message ?? fallback;
-    };
-
     // Phase 1: access rules.
-    for (const state of active) {
-      for (const rule of state.policy.rules) {
-        if (!ACCESS_KINDS.has(rule.kind)) continue;
-        if (pass.only && !pass.only.has(rule)) continue;
+    for (let i = 0; i < active.length; i++) {
+      const state = active[i] as PolicyState;
+      for (const rule of (activePhases[i] as Phases).access) {
+        if (only && !only.has(rule)) continue;
         if (listing && contentRules.has(rule)) {
-          record(state, rule.name, rule.kind, 'skipped', 'reads request content; a model listing has none');
+          x.record(state, rule.name, rule.kind, 'skipped', 'reads request content; a model listing has none');
           continue;
         }
-        const g = guard(state, rule);
-        if (g.stop) return;
-        if (!g.go) continue;
+        const g = x.guard(state, rule);
+        if (g === STOP) return;
+        if (g !== GO) continue;
         let violated: boolean;
-        let fallback: string;
         if (rule.kind === 'models') {
           violated = !modelAllowed(rule, modelNames(input.request));
-          fallback = `model "${input.request.model}" is not allowed by policy "${state.policy.name}"`;
         } else if (rule.kind === 'deny' || rule.kind === 'require') {
-          const r = state.bool(rule.expr);
-          if (!r.ok) {
-            if (failed(state, rule.name, rule.id, rule.kind, rule.mode, rule.onError, r.error)) return;
+          const r = state.test(rule.expr);
+          if (typeof r === 'string') {
+            if (x.failed(state, rule.name, rule.id, rule.kind, rule.mode, rule.onError, r)) return;
             continue;
           }
-          violated = rule.kind === 'deny' ? r.value : !r.value;
-          fallback = `request denied by policy "${state.policy.name}" (rule "${rule.name}")`;
+          violated = rule.kind === 'deny' ? r : !r;
         } else continue;
         if (!violated) {
-          record(state, rule.name, rule.kind, 'allow');
+          x.record(state, rule.name, rule.kind, 'allow');
           continue;
         }
+        // Messages are built only for a rule that fires.
+        const fallback =
+          rule.kind === 'models'
+            ? `model "${input.request.model}" is not allowed by policy "${state.policy.name}"`
+            : `request denied by policy "${state.policy.name}" (rule "${rule.name}")`;
         const message = denyMessage(state, rule, fallback);
-        record(state, rule.name, rule.kind, rule.mode === 'dryRun' ? 'would-deny' : 'deny', message);
-        if (deny(state, rule.id, rule.mode, { status: rule.status, reason: rule.reason, message })) return;
+        x.record(state, rule.name, rule.kind, rule.mode === 'dryRun' ? 'would-deny' : 'deny', message);
+        if (x.deny(rule.id, rule.mode, { status: rule.status, reason: rule.reason, message })) return;
       }
     }
 
     // Phase 2: route constraints, redaction, budgets, rate limits, labels.
-    for (const state of active) {
-      for (const rule of state.policy.rules) {
-        if (ACCESS_KINDS.has(rule.kind) || rule.kind === 'transform' || MCP_KINDS.has(rule.kind)) continue;
-        if (pass.only && !pass.only.has(rule)) continue;
-        const g = guard(state, rule);
-        if (g.stop) return;
-        if (!g.go) continue;
+    for (let i = 0; i < active.length; i++) {
+      const state = active[i] as PolicyState;
+      for (const rule of (activePhases[i] as Phases).phase2) {
+        if (only && !only.has(rule)) continue;
+        const g = x.guard(state, rule);
+        if (g === STOP) return;
+        if (g !== GO) continue;
         const dry = rule.mode === 'dryRun';
         switch (rule.kind) {
           case 'route':
             d.routes.push({ state, rule });
-            record(state, rule.name, rule.kind, 'applied', rule.message);
+            x.record(state, rule.name, rule.kind, 'applied', rule.message);
             break;
           case 'redact':
             if (dry) {
-              record(state, rule.name, rule.kind, 'skipped', `dry run: would ${rule.action} ${rule.detectors.join(', ')}`);
+              x.record(state, rule.name, rule.kind, 'skipped', `dry run: would ${rule.action} ${rule.detectors.join(', ')}`);
               break;
             }
             d.redactions.push({ source: rule.id, detectors: rule.detectors, action: rule.action, responses: rule.responses });
-            for (const c of rule.custom) if (!d.customDetectors.some((x) => x.name === c.name)) d.customDetectors.push(c);
-            record(state, rule.name, rule.kind, 'applied');
+            for (const c of rule.custom) if (!d.customDetectors.some((y) => y.name === c.name)) d.customDetectors.push(c);
+            x.record(state, rule.name, rule.kind, 'applied');
             break;
           case 'budget': {
             const k = scopeKey(rule, state, input);
-            if (!k.ok) {
-              if (failed(state, rule.name, rule.id, rule.kind, rule.mode, rule.onError, k.error)) return;
+            if (typeof k !== 'string') {
+              if (x.failed(state, rule.name, rule.id, rule.kind, rule.mode, rule.onError, k.message)) return;
               break;
             }
             // A dry-run budget is tracked and reported but never blocks.
             d.budgets.push({
               name: rule.id,
               scope: rule.scope,
-              scopeKey: k.value,
+              scopeKey: k,
               limit: { ...rule.limit },
               window: { ...rule.window },
               enforcement: dry ? 'soft' : rule.enforcement,
               onStoreError: rule.onStoreError,
             });
-            record(state, rule.name, rule.kind, 'applied', dry ? `${k.value} (dry run: soft)` : k.value);
+            x.record(state, rule.name, rule.kind, 'applied', dry ? `${k} (dry run: soft)` : k);
             break;
           }
           case 'rateLimit': {
             const k = scopeKey(rule, state, input);
-            if (!k.ok) {
-              if (failed(state, rule.name, rule.id, rule.kind, rule.mode, rule.onError, k.error)) return;
+            if (typeof k !== 'string') {
+              if (x.failed(state, rule.name, rule.id, rule.kind, rule.mode, rule.onError, k.message)) return;
               break;
             }
             if (dry) {
-              record(state, rule.name, rule.kind, 'skipped', `dry run: ${k.value}`);
+              x.record(state, rule.name, rule.kind, 'skipped', `dry run: ${k}`);
               break;
             }
-            const spec: RateLimitSpec = { name: rule.id, scopeKey: k.value, onStoreError: rule.onStoreError };
+            const spec: RateLimitSpec = { name: rule.id, scopeKey: k, onStoreError: rule.onStoreError };
             if (rule.rpm !== undefined) spec.rpm = rule.rpm;
             if (rule.tpm !== undefined) spec.tpm = rule.tpm;
             if (rule.maxParallel !== undefined) spec.maxParallel = rule.maxParallel;
             d.rateLimits.push(spec);
-            record(state, rule.name, rule.kind, 'applied', k.value);
+            x.record(state, rule.name, rule.kind, 'applied', k);
             break;
           }
           case 'label': {
             let stop = false;
             let errored = false;
             for (const [key, e] of rule.labels) {
-              const r = state.string(e);
-              if (r.ok) d.labels[key] = r.value;
+              const v = state.text(e);
+              if (typeof v === 'string') d.labels[key] = v;
               else {
                 errored = true;
-                stop = failed(state, rule.name, rule.id, rule.kind, rule.mode, rule.onError, `label ${key}: ${r.error}`);
+                stop = x.failed(state, rule.name, rule.id, rule.kind, rule.mode, rule.onError, `label ${key}: ${v.message}`);
                 if (stop) break;
               }
             }
             if (stop) return;
-            if (!errored) record(state, rule.name, rule.kind, 'applied');
+            if (!errored) x.record(state, rule.name, rule.kind, 'applied');
             break;
           }
         }
@@ -633,15 +744,15 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
     }
 
     // Phase 3: transforms, in policy order.
-    for (const state of active) {
-      for (const rule of state.policy.rules) {
-        if (rule.kind !== 'transform') continue;
-        if (pass.only && !pass.only.has(rule)) continue;
-        const g = guard(state, rule);
-        if (g.stop) return;
-        if (!g.go) continue;
+    for (let i = 0; i < active.length; i++) {
+      const state = active[i] as PolicyState;
+      for (const rule of (activePhases[i] as Phases).transforms) {
+        if (only && !only.has(rule)) continue;
+        const g = x.guard(state, rule);
+        if (g === STOP) return;
+        if (g !== GO) continue;
         if (rule.mode === 'dryRun') {
-          record(state, rule.name, rule.kind, 'skipped', 'dry run: not applied');
+          x.record(state, rule.name, rule.kind, 'skipped', 'dry run: not applied');
           continue;
         }
         if (candidate) {
@@ -651,7 +762,7 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
         }
         const changes = applyTransform(rule.transform, input);
         d.transforms.push(rule.id);
-        record(state, rule.name, rule.kind, 'applied', changes.length ? changes.join(', ') : 'no change');
+        x.record(state, rule.name, rule.kind, 'applied', changes.length ? changes.join(', ') : 'no change');
       }
     }
   }

@@ -9,6 +9,7 @@
 // overflow, a library value from a variable) it throws FALLBACK and the caller re-runs the whole
 // expression on @bufbuild/cel. Expressions are pure, so re-running is safe. A differential test
 // (test/policy/fast.test.ts) checks both paths agree.
+import { LazyActivation, NOW_MS, type ActivationRoot } from './activation.ts';
 import { cidrContains } from './cidr.ts';
 import type { Expr } from './checker.ts';
 import { globMatch } from './glob.ts';
@@ -150,7 +151,18 @@ export function formatParts(ms: number, tz: string): TimeParts {
 const offsetCache = new Map<string, { bucket: number; offset: number }>();
 const BUCKET_MS = 15 * 60_000;
 
+// The last answer: one request's variables often read several parts of `now` in the same zone.
+let lastParts: { ms: number; tz: string; parts: TimeParts } | undefined;
+
 export function timeParts(ms: number, tz: string): TimeParts {
+  const last = lastParts;
+  if (last !== undefined && last.ms === ms && last.tz === tz) return last.parts;
+  const parts = computeTimeParts(ms, tz);
+  lastParts = { ms, tz, parts };
+  return parts;
+}
+
+function computeTimeParts(ms: number, tz: string): TimeParts {
   if (!Number.isFinite(ms) || Math.abs(ms) > 8.64e15) return formatParts(ms, tz);
   const bucket = Math.floor(ms / BUCKET_MS);
   if (ms - bucket * BUCKET_MS < 60_000) return formatParts(ms, tz);
@@ -218,8 +230,7 @@ export function timeGetter(name: string, ms: number, tz?: string): number {
 
 export const TIME_METHOD_NAMES: readonly string[] = Object.keys(TIME_GETTERS);
 
-/** Activation key holding `now` as epoch milliseconds (not a CEL identifier, so not user-visible). */
-export const NOW_MS = '@nowMs';
+export { NOW_MS };
 
 // ---- the compiler ----------------------------------------------------------------------------
 
@@ -230,6 +241,8 @@ function unsupported(): never {
 }
 
 const TOP_LEVEL = new Set(['request', 'principal', 'tenant', 'team', 'variables', 'deployment']);
+/** Variables a LazyActivation serves field by field. */
+const FIELD_ROOTS = new Set(['request', 'principal', 'tenant', 'team']);
 
 function compileNode(e: Expr): Node {
   const k = e.exprKind;
@@ -262,28 +275,33 @@ function compileNode(e: Expr): Node {
       const { field, testOnly } = k.value;
       if (!k.value.operand) return unsupported();
       const operand = compileNode(k.value.operand);
-      if (testOnly) {
+      const op = k.value.operand.exprKind;
+      // `request.model`-style reads on the lazy activation convert only the field read (./activation.ts).
+      if (op.case === 'identExpr' && FIELD_ROOTS.has(op.value.name)) {
+        const root = op.value.name as ActivationRoot;
+        if (testOnly) {
+          return (a) => {
+            if (!(a instanceof LazyActivation)) return fieldTest(operand(a), field);
+            return a.field(root, field) != null;
+          };
+        }
         return (a) => {
-          const v = operand(a);
-          if (v instanceof NErr) return v;
-          // As @bufbuild/cel: a key whose value is null counts as absent.
-          if (v instanceof Map) return v.get(field) != null;
-          return fallback();
+          if (!(a instanceof LazyActivation)) return fieldSelect(operand(a), field);
+          const x = a.field(root, field);
+          return x === undefined ? new NErr(`no such key: ${field}`) : x;
         };
       }
-      return (a) => {
-        const v = operand(a);
-        if (v instanceof NErr) return v;
-        if (v instanceof Map) {
-          const x = v.get(field);
-          return x === undefined ? new NErr(`no such key: ${field}`) : x;
-        }
-        return fallback();
-      };
+      if (testOnly) return (a) => fieldTest(operand(a), field);
+      return (a) => fieldSelect(operand(a), field);
     }
     case 'listExpr': {
       if (k.value.optionalIndices.length) return unsupported();
       const elems = k.value.elements.map(compileNode);
+      // A list of literals (`x in [0, 6]`) is built once: CEL values are never mutated.
+      if (k.value.elements.every((el) => el.exprKind.case === 'constExpr')) {
+        const values = elems.map((el) => el({}));
+        if (!values.some((v) => v instanceof NErr)) return () => values;
+      }
       return (a) => {
         const out: unknown[] = [];
         for (const el of elems) {
@@ -299,6 +317,22 @@ function compileNode(e: Expr): Node {
     default:
       return unsupported();
   }
+}
+
+/** `has(x.f)`: as @bufbuild/cel, a key whose value is null counts as absent. */
+function fieldTest(v: unknown, field: string): unknown {
+  if (v instanceof NErr) return v;
+  if (v instanceof Map) return v.get(field) != null;
+  return fallback();
+}
+
+function fieldSelect(v: unknown, field: string): unknown {
+  if (v instanceof NErr) return v;
+  if (v instanceof Map) {
+    const x = v.get(field);
+    return x === undefined ? new NErr(`no such key: ${field}`) : x;
+  }
+  return fallback();
 }
 
 function logic(args: Node[], isAnd: boolean): Node {
@@ -445,9 +479,23 @@ function compileCall(e: Expr): Node {
       };
     }
     case '_==_':
-      return binary(args, (x, y) => eq(x, y));
-    case '_!=_':
-      return binary(args, (x, y) => !eq(x, y));
+    case '_!=_': {
+      const neg = fn === '_!=_';
+      // `principal.tenant == 'acme'`: most comparisons are with a string literal; compare strings
+      // directly (other values take the general path, so the semantics are eq()'s).
+      const [a0, a1] = call.args;
+      const lit = constString(a1) ?? constString(a0);
+      if (lit !== undefined && args.length === 2) {
+        const other = (constString(a1) !== undefined ? args[0] : args[1]) as Node;
+        return (a) => {
+          const x = other(a);
+          if (typeof x === 'string') return (x === lit) !== neg;
+          if (x instanceof NErr) return x;
+          return eq(x, lit) !== neg;
+        };
+      }
+      return binary(args, neg ? (x, y) => !eq(x, y) : (x, y) => eq(x, y));
+    }
     case '@in':
       return binary(args, (x, c) => {
         if (Array.isArray(c)) {
@@ -512,6 +560,11 @@ function compileCall(e: Expr): Node {
     default:
       return unsupported();
   }
+}
+
+function constString(e: Expr | undefined): string | undefined {
+  const k = e?.exprKind;
+  return k?.case === 'constExpr' && k.value.constantKind.case === 'stringValue' ? k.value.constantKind.value : undefined;
 }
 
 function sizeOf(v: unknown): bigint {

@@ -554,10 +554,19 @@ describe('robustness', () => {
   it('an unexpected exception during evaluation denies instead of throwing', () => {
     const b = compile(`  rules:\n    - name: r\n      deny: {expression: "request.model == 'x'"}\n`);
     const broken = input();
-    (broken.request as { headers: unknown }).headers = null; // not a valid PolicyInput
+    (broken as { request: unknown }).request = null; // not a valid PolicyInput
     const d = b.evaluate(broken);
     assert.deepEqual([d.denied?.status, d.denied?.reason], [403, 'policy_error']);
     assert.match(d.rules[0]?.message ?? '', /policy evaluation failed/);
+  });
+
+  it('a malformed input part a rule reads fails that rule closed (the activation converts parts lazily)', () => {
+    const b = compile(`  rules:\n    - name: r\n      deny: {expression: "'x' in request.headers"}\n`);
+    const broken = input();
+    (broken.request as { headers: unknown }).headers = null; // not a valid PolicyInput
+    const d = b.evaluate(broken);
+    assert.deepEqual([d.denied?.status, d.denied?.reason], [403, 'policy_error']);
+    assert.equal(d.rules[0]?.outcome, 'error');
   });
 
   it('an invalid clock value falls back to the bundle clock', () => {
