@@ -1,7 +1,8 @@
 // `npm run bench`: end-to-end ext_proc throughput/latency for Tollgate vs a do-nothing echo
 // processor (same gRPC stack), then each module's micro-benchmarks. Numbers are for comparing
 // run to run on the same machine, not absolute truths.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cpus } from 'node:os';
@@ -124,43 +125,56 @@ async function extprocBench(): Promise<void> {
   const echoPort = await freePort();
   const echo = await startChild('test/bench/echo-server.ts', { TOLLGATE_GRPC_ADDR: `127.0.0.1:${echoPort}` }, serverCore, `127.0.0.1:${echoPort}`);
   const tmp = mkdtempSync(join(tmpdir(), 'tollgate-bench-'));
-  const port = await freePort();
-  const httpPort = await freePort();
-  const tg = await startChild(
-    process.env.BENCH_TOLLGATE_ENTRY ?? 'service/main.ts',
-    {
-      TOLLGATE_GRPC_ADDR: `127.0.0.1:${port}`,
-      TOLLGATE_HTTP_ADDR: `127.0.0.1:${httpPort}`,
-      TOLLGATE_CONFIG: benchBundle(tmp),
-      TOLLGATE_LINEAGE: `file:${join(tmp, 'lineage.jsonl')}`,
-      TOLLGATE_SPOOL_DIR: join(tmp, 'spool'),
-      TOLLGATE_LOG_LEVEL: 'warn',
-      OPENAI_API_KEY: 'bench-openai',
-      ANTHROPIC_API_KEY: 'bench-anthropic',
-      AZURE_OPENAI_API_KEY: 'bench-azure',
-      REDIS_URL: '',
-    },
-    serverCore,
-    `127.0.0.1:${port}`,
-  );
+  const startTollgate = async (entry: string, dir: string): Promise<{ child: ChildProcess; port: number; httpPort: number }> => {
+    const port = await freePort();
+    const httpPort = await freePort();
+    mkdirSync(dir, { recursive: true });
+    const child = await startChild(
+      entry,
+      {
+        TOLLGATE_GRPC_ADDR: `127.0.0.1:${port}`,
+        TOLLGATE_HTTP_ADDR: `127.0.0.1:${httpPort}`,
+        TOLLGATE_CONFIG: benchBundle(dir),
+        TOLLGATE_LINEAGE: `file:${join(dir, 'lineage.jsonl')}`,
+        TOLLGATE_SPOOL_DIR: join(dir, 'spool'),
+        TOLLGATE_LOG_LEVEL: 'warn',
+        OPENAI_API_KEY: 'bench-openai',
+        ANTHROPIC_API_KEY: 'bench-anthropic',
+        AZURE_OPENAI_API_KEY: 'bench-azure',
+        REDIS_URL: '',
+      },
+      serverCore,
+      `127.0.0.1:${port}`,
+    );
+    return { child, port, httpPort };
+  };
+  const started = await startTollgate(process.env.BENCH_TOLLGATE_ENTRY ?? 'service/main.ts', join(tmp, 'tollgate'));
+  const { child: tg, port, httpPort } = started;
+  // BENCH_BASE_ENTRY (e.g. another checkout's dist/main.js): a before/after in the same run, interleaved
+  // with the others (echo, base, tollgate, echo, …), same bundle, same core.
+  const baseEntry = process.env.BENCH_BASE_ENTRY;
+  const base = baseEntry ? await startTollgate(baseEntry, join(tmp, 'base')) : undefined;
   try {
     const replies = await probe(`127.0.0.1:${port}`, msgs);
     const rejected = replies.find((r) => r.immediate_response);
     if (rejected) throw new Error(`the bench request was rejected: ${rejected.immediate_response!.body?.toString()}`);
-    const pids = () => [echo.pid!, tg.pid!];
+    const pids = () => [echo.pid!, tg.pid!, ...(base ? [base.child.pid!] : [])];
     if (soakSecs > 0) {
       await soak(`127.0.0.1:${port}`, tg.pid!, httpPort, msgs, concurrency, soakSecs, pids);
       return;
     }
     const echoRes: LoadResult[] = [];
     const tgRes: LoadResult[] = [];
+    const baseRes: LoadResult[] = [];
     const echoIns: number[] = [];
     const tgIns: number[] = [];
+    const baseIns: number[] = [];
     const rss: number[] = [];
     const noisy: string[] = [];
     for (let r = 1; r <= rounds; r++) {
       for (const [name, addr, pid, out, ins] of [
         ['echo', `127.0.0.1:${echoPort}`, echo.pid!, echoRes, echoIns],
+        ...(base ? [['base', `127.0.0.1:${base.port}`, base.child.pid!, baseRes, baseIns] as const] : []),
         ['tollgate', `127.0.0.1:${port}`, tg.pid!, tgRes, tgIns],
       ] as const) {
         const meter = new NoiseMeter(pids);
@@ -188,6 +202,11 @@ async function extprocBench(): Promise<void> {
     console.log(`  tollgate RSS after each round: ${rss.map((x) => x.toFixed(0)).join(', ')} MB`);
     const ratios = tgRes.map((x, i) => x.cpuPerRequestUs / echoRes[i]!.cpuPerRequestUs);
     console.log(`  tollgate ÷ echo CPU per request: ${spread(ratios)} (goal ≤ 2.0)`);
+    if (base) {
+      console.log(`  base (${baseEntry}) CPU per request: ${spread(baseRes.map((x) => x.cpuPerRequestUs), 0)} µs`);
+      console.log(`  base ÷ echo CPU per request: ${spread(baseRes.map((x, i) => x.cpuPerRequestUs / echoRes[i]!.cpuPerRequestUs))}`);
+      console.log(`  tollgate ÷ base CPU per request: ${spread(tgRes.map((x, i) => x.cpuPerRequestUs / baseRes[i]!.cpuPerRequestUs))} (same rounds)`);
+    }
     if (tgIns.length && echoIns.length)
       console.log(`  instructions per request (perf stat): echo ${spread(echoIns, 0)}, tollgate ${spread(tgIns, 0)}, ratio ${spread(tgIns.map((x, i) => x / echoIns[i]!))}`);
     else console.log('  instructions per request: perf stat cannot count instructions here (no PMU in this VM); CPU time only');
@@ -197,6 +216,7 @@ async function extprocBench(): Promise<void> {
     } else console.log('no other load detected during the rounds');
   } finally {
     await stopChild(tg);
+    if (base) await stopChild(base.child);
     await stopChild(echo);
     rmSync(tmp, { recursive: true, force: true });
   }
