@@ -1,6 +1,6 @@
 // LineageEmitter: emit() is the only call on the request path; it appends the record to an in-memory queue and
 // returns. A timer (or a full batch) drains the queue off the hot path: each record gets a sequence number, is
-// serialized once to proto3 JSON, and every sink's pipeline receives the batch. Request metrics and traces are
+// serialized once to its proto3 JSON line (json-line.ts), and every sink's pipeline receives the batch. Request metrics and traces are
 // not derived here: they consume the same record on their own (service/gateway/outcome.ts), so nothing lost in
 // this pipeline ever skews them.
 //
@@ -29,6 +29,7 @@ import { pino, type Logger } from 'pino';
 import { GatewayError } from '../errors.ts';
 import { ConfigError } from '../config/documents.ts';
 import { toProtoJson, type LineageRecord } from './record.ts';
+import { lineageJsonLine } from './json-line.ts';
 import { validateLineageRecord } from './schema.ts';
 import { Spool, type SpoolOptions, type SpooledEntry } from './spool.ts';
 import type { LineageSink, SinkEntry, WriteResult } from './sinks.ts';
@@ -760,14 +761,19 @@ export class LineageEmitter {
     for (const rec of records) {
       let entry: SinkEntry;
       try {
-        const object = toProtoJson(rec);
-        if (this.validate) {
-          const problems = validateLineageRecord(object);
-          if (problems.length > 0 && this.throttle.allow('invalid')) {
-            this.logger.error({ requestId: rec.requestId, problems }, 'lineage record does not match the schema');
+        if (!this.keepObjects && !this.validate) {
+          // The common case (file / Redis sinks): straight to the JSON line, no object tree in between.
+          entry = { seq: this.nextSeq(), json: lineageJsonLine(rec) };
+        } else {
+          const object = toProtoJson(rec);
+          if (this.validate) {
+            const problems = validateLineageRecord(object);
+            if (problems.length > 0 && this.throttle.allow('invalid')) {
+              this.logger.error({ requestId: rec.requestId, problems }, 'lineage record does not match the schema');
+            }
           }
+          entry = this.keepObjects ? { seq: this.nextSeq(), json: JSON.stringify(object), object } : { seq: this.nextSeq(), json: JSON.stringify(object) };
         }
-        entry = this.keepObjects ? { seq: this.nextSeq(), json: JSON.stringify(object), object } : { seq: this.nextSeq(), json: JSON.stringify(object) };
       } catch (err) {
         this.recordDrop('*', 'serialize', 1, (err as Error).message);
         continue;

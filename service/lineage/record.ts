@@ -291,7 +291,7 @@ export function isOutcome(v: unknown): v is Outcome {
   return typeof v === 'string' && (OUTCOMES as readonly string[]).includes(v);
 }
 
-function toEnum(prefix: string, v: string): string {
+export function toEnum(prefix: string, v: string): string {
   return `${prefix}_${v.toUpperCase()}`;
 }
 
@@ -303,21 +303,38 @@ function fromEnum<T extends string>(prefix: string, allowed: readonly T[], v: un
 
 // ---- TS → proto3 JSON ----
 
-/** RFC 3339 in UTC, as the proto3 JSON mapping prints Timestamps. */
-function ts(d: Date): string {
-  return d.toISOString();
+/** Last second formatted by ts(): records end within the same second, so most reuse its prefix. */
+let tsSecond = NaN;
+let tsPrefix = '';
+
+/**
+ * RFC 3339 in UTC, as the proto3 JSON mapping prints Timestamps: exactly Date#toISOString(), whose
+ * `YYYY-MM-DDTHH:mm:ss.` part is cached per second (formatting a Date costs more than the rest of a field).
+ */
+export function ts(d: Date): string {
+  const t = d instanceof Date ? d.getTime() : NaN;
+  // Years 0000-9999 only (toISOString prints others with a sign); anything else, and invalid Dates (which
+  // throw), take the plain path.
+  if (!(t >= -62167219200000 && t <= 253402300799999)) return d.toISOString();
+  const ms = ((t % 1000) + 1000) % 1000;
+  const sec = t - ms;
+  if (sec !== tsSecond) {
+    tsPrefix = d.toISOString().slice(0, 20);
+    tsSecond = sec;
+  }
+  return tsPrefix + (ms < 10 ? '00' : ms < 100 ? '0' : '') + ms + 'Z';
 }
 
-function u64(n: number): string {
+export function u64(n: number): string {
   return String(Math.max(0, Math.trunc(n)));
 }
 
-function u32(n: number): number {
+export function u32(n: number): number {
   return Math.max(0, Math.min(0xffffffff, Math.round(n)));
 }
 
 /** Proto3 JSON for doubles: numbers, or the strings "NaN" / "Infinity" / "-Infinity". */
-function dbl(n: number): number | string {
+export function dbl(n: number): number | string {
   if (Number.isFinite(n)) return n;
   if (Number.isNaN(n)) return 'NaN';
   return n > 0 ? 'Infinity' : '-Infinity';

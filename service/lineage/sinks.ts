@@ -123,18 +123,22 @@ export class FileSink implements LineageSink {
       let i = 0;
       while (i < fresh.length) {
         const fh = await this.handle();
-        const lines: Buffer[] = [];
+        // One string and one buffer per write (not one Buffer per line): byteLength sizes each line for rotation.
+        let text = '';
+        let lines = 0;
         let bytes = 0;
         // Rotate between lines, never inside one; a single line larger than maxBytes gets a file of its own.
         while (i < fresh.length) {
-          const line = Buffer.from(fresh[i]!.json + '\n');
-          if (this.size + bytes + line.length > this.maxBytes && (this.size + bytes > 0)) break;
-          lines.push(line);
-          bytes += line.length;
+          const json = fresh[i]!.json;
+          const len = Buffer.byteLength(json) + 1;
+          if (this.size + bytes + len > this.maxBytes && (this.size + bytes > 0)) break;
+          text += json + '\n';
+          lines++;
+          bytes += len;
           i++;
         }
-        if (lines.length > 0) {
-          const buf = Buffer.concat(lines);
+        if (lines > 0) {
+          const buf = Buffer.from(text);
           try {
             await fh.write(buf, 0, buf.length, this.size);
             if (this.fsync) await fh.sync();
@@ -143,7 +147,7 @@ export class FileSink implements LineageSink {
             throw err;
           }
           this.size += buf.length;
-          written += lines.length;
+          written += lines;
           this.lastSeq = fresh[i - 1]!.seq;
         }
         if (i < fresh.length) await this.rotate();
