@@ -66,17 +66,22 @@ const KNOWN_STATUSES = new Set([
   200, 201, 204, 400, 401, 403, 404, 405, 408, 409, 413, 415, 422, 429, 451, 499, 500, 501, 502, 503, 504,
 ]);
 
+/** The known codes' label strings, made once (not a String() per request). */
+const KNOWN_STATUS_LABELS = new Map([...KNOWN_STATUSES].map((c) => [c, String(c)]));
+
 /** HTTP status as a bounded label: common codes verbatim, the rest as `4xx` / `5xx` / …; 0 → `none`. */
 export function statusLabel(code: number | undefined): string {
   if (!code) return NONE;
-  if (KNOWN_STATUSES.has(code)) return String(code);
+  const known = KNOWN_STATUS_LABELS.get(code);
+  if (known !== undefined) return known;
   return code >= 100 && code < 600 ? `${Math.floor(code / 100)}xx` : OTHER;
 }
 
 /** GenAI semconv `gen_ai.operation.name` from the endpoint path. */
 export function operationName(endpoint: string | undefined): string {
   if (!endpoint) return OTHER;
-  const p = endpoint.split('?')[0]!;
+  const q = endpoint.indexOf('?');
+  const p = q < 0 ? endpoint : endpoint.slice(0, q);
   if (p.endsWith('/chat/completions') || p.endsWith('/messages') || p.endsWith('/responses')) return 'chat';
   if (p.endsWith('/embeddings')) return 'embeddings';
   if (p.endsWith('/completions')) return 'text_completion';
