@@ -4,7 +4,7 @@
 // number and enum mapping; test/lineage/json-line.test.ts holds it byte-equal to the object path.
 // toProtoJson() stays for sinks that want the object (stdout via pino) and for schema validation.
 
-import { dbl, LINEAGE_SCHEMA_VERSION, MAX_REDACTION_LOCATIONS, toEnum, ts, u32, u64, type LineageRecord } from './record.ts';
+import { dbl, LINEAGE_SCHEMA_VERSION, MAX_REDACTION_LOCATIONS, toEnum, ts, u32, u64, type LineageRecord, type RuleOutcome } from './record.ts';
 
 /**
  * JSON.stringify(s) for a string: quotes only when nothing needs escaping (control characters, `"`, `\`, and
@@ -78,6 +78,48 @@ function addObj(body: string, key: string, inner: string): string {
   return (body === '' ? key : body + ',' + key) + wrap(inner);
 }
 
+function ruleJsonUncached(x: RuleOutcome): string {
+  let c = '';
+  c = add(c, '"policy":', x.policy);
+  c = add(c, '"rule":', x.rule);
+  c = add(c, '"kind":', x.kind);
+  c = add(c, '"outcome":', enumName('RULE_RESULT', x.outcome));
+  c = add(c, '"message":', x.message);
+  return wrap(c);
+}
+
+/**
+ * Rule outcomes are most of a record (every rule of the bundle, every request) and repeat exactly from request
+ * to request, so their text is remembered by content: (policy, rule, kind, outcome, message). Content keys
+ * cannot go stale; the cache is bounded (past MAX_CACHED_RULES entries the text is built each time).
+ */
+export const MAX_CACHED_RULES = 10_000;
+type Level<T> = Map<string | undefined, T>;
+const ruleCache: Level<Level<Level<Level<Level<string>>>>> = new Map();
+let ruleCacheSize = 0;
+
+function ruleJson(x: RuleOutcome): string {
+  const { policy, rule, kind, outcome, message } = x;
+  if (typeof policy !== 'string' || typeof rule !== 'string' || typeof kind !== 'string' || typeof outcome !== 'string' || (message !== undefined && typeof message !== 'string')) {
+    return ruleJsonUncached(x);
+  }
+  let byRule = ruleCache.get(policy);
+  let byKind = byRule?.get(rule);
+  let byOutcome = byKind?.get(kind);
+  let byMessage = byOutcome?.get(outcome);
+  const hit = byMessage?.get(message);
+  if (hit !== undefined) return hit;
+  const text = ruleJsonUncached(x);
+  if (ruleCacheSize >= MAX_CACHED_RULES) return text;
+  if (!byRule) ruleCache.set(policy, (byRule = new Map()));
+  if (!byKind) byRule.set(rule, (byKind = new Map()));
+  if (!byOutcome) byKind.set(kind, (byOutcome = new Map()));
+  if (!byMessage) byOutcome.set(outcome, (byMessage = new Map()));
+  byMessage.set(message, text);
+  ruleCacheSize++;
+  return text;
+}
+
 /** `JSON.stringify(toProtoJson(r))`, without the intermediate object. Throws where toProtoJson would. */
 export function lineageJsonLine(r: LineageRecord): string {
   let o = '';
@@ -143,15 +185,7 @@ export function lineageJsonLine(r: LineageRecord): string {
     const pe = r.policy;
     let b = '';
     b = add(b, '"bundleRevision":', pe.bundleRevision);
-    b = addList(b, '"rules":', pe.rules, (x) => {
-      let c = '';
-      c = add(c, '"policy":', x.policy);
-      c = add(c, '"rule":', x.rule);
-      c = add(c, '"kind":', x.kind);
-      c = add(c, '"outcome":', enumName('RULE_RESULT', x.outcome));
-      c = add(c, '"message":', x.message);
-      return wrap(c);
-    });
+    b = addList(b, '"rules":', pe.rules, ruleJson);
     b = addList(b, '"dryRunDenies":', pe.dryRunDenies, (x) => {
       let c = '';
       c = add(c, '"policy":', x.policy);

@@ -2,7 +2,7 @@
 // timestamp formatting prints exactly Date#toISOString().
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { lineageJsonLine } from '../../service/lineage/json-line.ts';
+import { lineageJsonLine, MAX_CACHED_RULES } from '../../service/lineage/json-line.ts';
 import { fromProtoJson, toProtoJson, ts, type LineageRecord } from '../../service/lineage/record.ts';
 import { validateLineageRecord } from '../../service/lineage/schema.ts';
 import { variedRecords } from './varied-records.ts';
@@ -14,6 +14,26 @@ test('the JSON line is byte-identical to the proto-JSON object path for every ki
     const line = lineageJsonLine(r);
     assert.equal(line, JSON.stringify(toProtoJson(r)), `record ${JSON.stringify(r.requestId)}`);
     assert.ok(!line.includes('\n'), 'one line');
+  }
+});
+
+test('rule outcomes stay exact through their text cache, also past its bound and for rules differing in one field', () => {
+  const base = variedRecords()[0]!;
+  const rules = Array.from({ length: MAX_CACHED_RULES + 50 }, (_, i) => ({
+    policy: `p${i % 7}`,
+    rule: `r${i}`,
+    kind: i % 2 ? 'deny' : 'redact',
+    outcome: i % 3 ? ('applied' as const) : ('not_matched' as const),
+    message: i % 4 ? undefined : `m"${i}`,
+  }));
+  // Same policy/rule/kind, another outcome or message: never the cached text of the first.
+  const one = (outcome: 'deny' | 'allow', message?: string): LineageRecord => ({ ...base, policy: { rules: [{ policy: 'x', rule: 'y', kind: 'deny', outcome, message }] } });
+  for (const r of [one('deny'), one('allow'), one('deny', 'because'), one('deny', 'other'), one('deny')]) {
+    assert.equal(lineageJsonLine(r), JSON.stringify(toProtoJson(r)));
+  }
+  for (let round = 0; round < 2; round++) {
+    const r: LineageRecord = { ...base, policy: { ...base.policy, rules } };
+    assert.equal(lineageJsonLine(r), JSON.stringify(toProtoJson(r)), `round ${round}`);
   }
 });
 
