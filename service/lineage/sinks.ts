@@ -123,11 +123,18 @@ export class FileSink implements LineageSink {
       let i = 0;
       while (i < fresh.length) {
         const fh = await this.handle();
-        // One string and one buffer per write (not one Buffer per line): byteLength sizes each line for rotation.
+        // One string and one buffer per write (not one Buffer per line).
         let text = '';
         let lines = 0;
         let bytes = 0;
-        // Rotate between lines, never inside one; a single line larger than maxBytes gets a file of its own.
+        // A batch that cannot reach maxBytes even at 3 UTF-8 bytes per UTF-16 unit is taken whole, unmeasured.
+        let upper = 0;
+        for (let j = i; j < fresh.length; j++) upper += fresh[j]!.json.length * 3 + 1;
+        if (this.size + upper <= this.maxBytes) {
+          for (; i < fresh.length; i++, lines++) text += fresh[i]!.json + '\n';
+        }
+        // Near the bound: measure line by line. Rotate between lines, never inside one; a single line larger than
+        // maxBytes gets a file of its own.
         while (i < fresh.length) {
           const json = fresh[i]!.json;
           const len = Buffer.byteLength(json) + 1;
