@@ -1,6 +1,6 @@
 // LineageEmitter: emit() is the only call on the request path; it appends the record to an in-memory queue and
 // returns. A timer (or a full batch) drains the queue off the hot path: each record gets a sequence number, is
-// serialized once to its proto3 JSON line (json-line.ts), and every sink's pipeline receives the batch. Request metrics and traces are
+// serialized once to proto3 JSON, and every sink's pipeline receives the batch. Request metrics and traces are
 // not derived here: they consume the same record on their own (service/gateway/outcome.ts), so nothing lost in
 // this pipeline ever skews them.
 //
@@ -28,8 +28,7 @@ import { randomBytes } from 'node:crypto';
 import { pino, type Logger } from 'pino';
 import { GatewayError } from '../errors.ts';
 import { ConfigError } from '../config/documents.ts';
-import { toProtoJson, type LineageRecord, type LineageRecordJson } from './record.ts';
-import { lineageJsonLine } from './json-line.ts';
+import { toJsonLine, toProtoJson, type LineageRecord, type LineageRecordJson } from './record.ts';
 import { validateLineageRecord } from './schema.ts';
 import { Spool, type SpoolOptions, type SpooledEntry } from './spool.ts';
 import type { LineageSink, SinkEntry, WriteResult } from './sinks.ts';
@@ -780,22 +779,23 @@ export class LineageEmitter {
       let entry: SinkEntry;
       try {
         if (!this.keepObjects && !this.validate) {
-          // The common case (file / Redis sinks): straight to the JSON line, no object tree in between.
-          entry = { seq: this.nextSeq(), json: lineageJsonLine(rec) };
-        } else {
-          const object = toProtoJson(rec);
-          if (this.validate) {
-            const problems = validateLineageRecord(object);
-            if (problems.length > 0 && this.throttle.allow('invalid')) {
-              this.logger.error({ requestId: rec.requestId, problems }, 'lineage record does not match the schema');
-            }
-          }
-          entry = !this.keepObjects
-            ? { seq: this.nextSeq(), json: JSON.stringify(object) }
-            : this.objectsOnly
-            ? new ObjectEntry(this.nextSeq(), object)
-            : { seq: this.nextSeq(), json: JSON.stringify(object), object };
+          // File / Redis sinks read only the text: made without the intermediate rule objects (toJsonLine).
+          const json = toJsonLine(rec);
+          entries.push({ seq: this.nextSeq(), json });
+          continue;
         }
+        const object = toProtoJson(rec);
+        if (this.validate) {
+          const problems = validateLineageRecord(object);
+          if (problems.length > 0 && this.throttle.allow('invalid')) {
+            this.logger.error({ requestId: rec.requestId, problems }, 'lineage record does not match the schema');
+          }
+        }
+        entry = !this.keepObjects
+          ? { seq: this.nextSeq(), json: JSON.stringify(object) }
+          : this.objectsOnly
+          ? new ObjectEntry(this.nextSeq(), object)
+          : { seq: this.nextSeq(), json: JSON.stringify(object), object };
       } catch (err) {
         this.recordDrop('*', 'serialize', 1, (err as Error).message);
         continue;
