@@ -123,29 +123,18 @@ export class FileSink implements LineageSink {
       let i = 0;
       while (i < fresh.length) {
         const fh = await this.handle();
-        // One string and one buffer per write (not one Buffer per line).
-        let text = '';
-        let lines = 0;
+        const lines: Buffer[] = [];
         let bytes = 0;
-        // A batch that cannot reach maxBytes even at 3 UTF-8 bytes per UTF-16 unit is taken whole, unmeasured.
-        let upper = 0;
-        for (let j = i; j < fresh.length; j++) upper += fresh[j]!.json.length * 3 + 1;
-        if (this.size + upper <= this.maxBytes) {
-          for (; i < fresh.length; i++, lines++) text += fresh[i]!.json + '\n';
-        }
-        // Near the bound: measure line by line. Rotate between lines, never inside one; a single line larger than
-        // maxBytes gets a file of its own.
+        // Rotate between lines, never inside one; a single line larger than maxBytes gets a file of its own.
         while (i < fresh.length) {
-          const json = fresh[i]!.json;
-          const len = Buffer.byteLength(json) + 1;
-          if (this.size + bytes + len > this.maxBytes && (this.size + bytes > 0)) break;
-          text += json + '\n';
-          lines++;
-          bytes += len;
+          const line = Buffer.from(fresh[i]!.json + '\n');
+          if (this.size + bytes + line.length > this.maxBytes && (this.size + bytes > 0)) break;
+          lines.push(line);
+          bytes += line.length;
           i++;
         }
-        if (lines > 0) {
-          const buf = Buffer.from(text);
+        if (lines.length > 0) {
+          const buf = Buffer.concat(lines);
           try {
             await fh.write(buf, 0, buf.length, this.size);
             if (this.fsync) await fh.sync();
@@ -154,7 +143,7 @@ export class FileSink implements LineageSink {
             throw err;
           }
           this.size += buf.length;
-          written += lines;
+          written += lines.length;
           this.lastSeq = fresh[i - 1]!.seq;
         }
         if (i < fresh.length) await this.rotate();
