@@ -868,6 +868,9 @@ export class GatewayExchange implements Exchange {
     const requestedModel = names.name(this.clientReq?.model);
     for (const m of this.namedModels) names.name(m);
     const dropped = this.dropped.map((x) => droppedCandidate(x, names));
+    // Priced once for both costUsd and its components (costOf() would price the same usage again).
+    const cost = u ? this.costComponents(u) : undefined;
+    const outputRedactions = this.redaction?.output?.report();
     const record: LineageRecord = {
       requestId: this.requestId || randomUUID(),
       decisionId: d?.id ?? randomBytes(16).toString('hex'),
@@ -938,7 +941,7 @@ export class GatewayExchange implements Exchange {
             droppedCandidates: dropped.length ? dropped : undefined,
           }
         : undefined,
-      redactions: [...this.redactionReport, ...(this.redaction?.output?.report() ?? [])],
+      redactions: outputRedactions?.length ? this.redactionReport.concat(outputRedactions) : this.redactionReport.slice(),
       budgets: names.changed ? budgets?.map((b) => (b.scopeKey ? { ...b, scopeKey: names.text(b.scopeKey) } : b)) : budgets,
       tokens: u
         ? {
@@ -952,8 +955,8 @@ export class GatewayExchange implements Exchange {
             anomaly: this.usageAnomaly,
           }
         : undefined,
-      costUsd: u ? this.costOf(u) : undefined,
-      costComponents: u ? lineageCost(this.costComponents(u)) : undefined,
+      costUsd: u ? (cost?.totalUsd ?? 0) : undefined,
+      costComponents: lineageCost(cost),
       latency: {
         requestHeadersUs: round3(this.phaseUs.requestHeadersUs),
         requestBodyUs: round3(this.phaseUs.requestBodyUs),

@@ -28,7 +28,7 @@ import { randomBytes } from 'node:crypto';
 import { pino, type Logger } from 'pino';
 import { GatewayError } from '../errors.ts';
 import { ConfigError } from '../config/documents.ts';
-import { toProtoJson, type LineageRecord } from './record.ts';
+import { toJsonLine, toProtoJson, type LineageRecord, type LineageRecordJson } from './record.ts';
 import { validateLineageRecord } from './schema.ts';
 import { Spool, type SpoolOptions, type SpooledEntry } from './spool.ts';
 import type { LineageSink, SinkEntry, WriteResult } from './sinks.ts';
@@ -524,12 +524,29 @@ class SinkPipeline {
   }
 }
 
+/**
+ * An entry for sinks that all read the object (stdout via pino): its JSON text is built on first use only —
+ * nothing reads it there, and stringifying every record for nothing cost as much as building it.
+ */
+class ObjectEntry implements SinkEntry {
+  private line: string | undefined;
+  constructor(
+    readonly seq: number,
+    readonly object: LineageRecordJson,
+  ) {}
+  get json(): string {
+    return (this.line ??= JSON.stringify(this.object));
+  }
+}
+
 export class LineageEmitter {
   readonly writerId: string;
   private readonly root: SpoolRoot | undefined;
   private readonly pipelines: SinkPipeline[];
   /** Some sink reads SinkEntry.object (else entries hold only the JSON text while they wait). */
   private readonly keepObjects: boolean;
+  /** Every sink reads the object and none spools (e.g. stdout alone, the default): the JSON text is made only if asked for. */
+  private readonly objectsOnly: boolean;
   private readonly metrics: Metrics | undefined;
   private readonly logger: Logger;
   private readonly batchSize: number;
@@ -559,6 +576,7 @@ export class LineageEmitter {
     this.epoch = root?.epoch ?? 1;
     this.pipelines = pipelines;
     this.keepObjects = pipelines.some((p) => p.sink.wantsObject === true);
+    this.objectsOnly = pipelines.every((p) => p.sink.wantsObject === true && !p.sink.durable);
     this.metrics = opts.metrics;
     this.logger = logger;
     this.batchSize = opts.batchSize ?? 256;
@@ -760,6 +778,12 @@ export class LineageEmitter {
     for (const rec of records) {
       let entry: SinkEntry;
       try {
+        if (!this.keepObjects && !this.validate) {
+          // File / Redis sinks read only the text: made without the intermediate rule objects (toJsonLine).
+          const json = toJsonLine(rec);
+          entries.push({ seq: this.nextSeq(), json });
+          continue;
+        }
         const object = toProtoJson(rec);
         if (this.validate) {
           const problems = validateLineageRecord(object);
@@ -767,7 +791,11 @@ export class LineageEmitter {
             this.logger.error({ requestId: rec.requestId, problems }, 'lineage record does not match the schema');
           }
         }
-        entry = this.keepObjects ? { seq: this.nextSeq(), json: JSON.stringify(object), object } : { seq: this.nextSeq(), json: JSON.stringify(object) };
+        entry = !this.keepObjects
+          ? { seq: this.nextSeq(), json: JSON.stringify(object) }
+          : this.objectsOnly
+          ? new ObjectEntry(this.nextSeq(), object)
+          : { seq: this.nextSeq(), json: JSON.stringify(object), object };
       } catch (err) {
         this.recordDrop('*', 'serialize', 1, (err as Error).message);
         continue;

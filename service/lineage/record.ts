@@ -291,8 +291,18 @@ export function isOutcome(v: unknown): v is Outcome {
   return typeof v === 'string' && (OUTCOMES as readonly string[]).includes(v);
 }
 
+/** Enum names by value, per prefix: the value sets are small and fixed (anything past 64 is formatted each time). */
+const enumNames = new Map<string, Map<string, string>>();
+
 function toEnum(prefix: string, v: string): string {
-  return `${prefix}_${v.toUpperCase()}`;
+  let byValue = enumNames.get(prefix);
+  if (!byValue) enumNames.set(prefix, (byValue = new Map()));
+  let name = byValue.get(v);
+  if (name === undefined) {
+    name = `${prefix}_${v.toUpperCase()}`;
+    if (byValue.size < 64) byValue.set(v, name);
+  }
+  return name;
 }
 
 function fromEnum<T extends string>(prefix: string, allowed: readonly T[], v: unknown): T | undefined {
@@ -303,9 +313,26 @@ function fromEnum<T extends string>(prefix: string, allowed: readonly T[], v: un
 
 // ---- TS → proto3 JSON ----
 
-/** RFC 3339 in UTC, as the proto3 JSON mapping prints Timestamps. */
-function ts(d: Date): string {
-  return d.toISOString();
+/** Last second formatted by ts(): records end within the same second, so most reuse its prefix. */
+let tsSecond = NaN;
+let tsPrefix = '';
+
+/**
+ * RFC 3339 in UTC, as the proto3 JSON mapping prints Timestamps: exactly Date#toISOString(), whose
+ * `YYYY-MM-DDTHH:mm:ss.` part is cached per second (formatting a Date costs more than the rest of a field).
+ */
+export function ts(d: Date): string {
+  const t = d instanceof Date ? d.getTime() : NaN;
+  // Years 0000-9999 only (toISOString prints others with a sign); anything else, and invalid Dates (which
+  // throw), take the plain path.
+  if (!(t >= -62167219200000 && t <= 253402300799999)) return d.toISOString();
+  const ms = ((t % 1000) + 1000) % 1000;
+  const sec = t - ms;
+  if (sec !== tsSecond) {
+    tsPrefix = d.toISOString().slice(0, 20);
+    tsSecond = sec;
+  }
+  return tsPrefix + (ms < 10 ? '00' : ms < 100 ? '0' : '') + ms + 'Z';
 }
 
 function u64(n: number): string {
@@ -334,7 +361,88 @@ function opt<T, R>(v: T | undefined, f: (x: T) => R): R | undefined {
   return v === undefined ? undefined : f(v);
 }
 
+/** One rule outcome's proto JSON object. */
+function ruleJsonUncached(x: RuleOutcome): Record<string, unknown> {
+  const ro: Record<string, unknown> = {};
+  put(ro, 'policy', x.policy);
+  put(ro, 'rule', x.rule);
+  put(ro, 'kind', x.kind);
+  put(ro, 'outcome', toEnum('RULE_RESULT', x.outcome));
+  put(ro, 'message', x.message);
+  return ro;
+}
+
+/**
+ * Rule outcomes are most of a record (each rule of the bundle, on every request) and repeat exactly from
+ * request to request, so their JSON text is remembered by content (policy, rule, kind, outcome, message).
+ * Content keys cannot go stale; bounded (past MAX_CACHED_RULES the text is made each time).
+ */
+export const MAX_CACHED_RULES = 10_000;
+type Level<T> = Map<string | undefined, T>;
+const ruleTexts: Level<Level<Level<Level<Level<string>>>>> = new Map();
+let cachedRuleCount = 0;
+
+function ruleText(x: RuleOutcome): string {
+  const { policy, rule, kind, outcome, message } = x;
+  if (typeof policy !== 'string' || typeof rule !== 'string' || typeof kind !== 'string' || typeof outcome !== 'string' || (message !== undefined && typeof message !== 'string')) {
+    return JSON.stringify(ruleJsonUncached(x));
+  }
+  let byRule = ruleTexts.get(policy);
+  let byKind = byRule?.get(rule);
+  let byOutcome = byKind?.get(kind);
+  let byMessage = byOutcome?.get(outcome);
+  const hit = byMessage?.get(message);
+  if (hit !== undefined) return hit;
+  const text = JSON.stringify(ruleJsonUncached(x));
+  if (cachedRuleCount >= MAX_CACHED_RULES) return text;
+  if (!byRule) ruleTexts.set(policy, (byRule = new Map()));
+  if (!byKind) byRule.set(rule, (byKind = new Map()));
+  if (!byOutcome) byKind.set(kind, (byOutcome = new Map()));
+  if (!byMessage) byOutcome.set(outcome, (byMessage = new Map()));
+  byMessage.set(message, text);
+  cachedRuleCount++;
+  return text;
+}
+
+/**
+ * The record's JSON line: exactly `JSON.stringify(toProtoJson(r))` (test/lineage/proto-json.test.ts), made
+ * with the rule outcomes' cached text spliced in; everything else is stringified natively, value by value.
+ */
+export function toJsonLine(r: LineageRecord): string {
+  const rules = r.policy?.rules;
+  if (!Array.isArray(rules) || rules.length === 0) return JSON.stringify(toProtoJson(r));
+  const out = protoJson(r, false);
+  let s = '';
+  for (const key of Object.keys(out)) {
+    const v = out[key];
+    const text = key === 'policy' ? policyText(v as Record<string, unknown>, rules) : JSON.stringify(v);
+    if (text === undefined) continue; // as JSON.stringify skips such a property
+    s += (s === '' ? '"' : ',"') + key + '":' + text;
+  }
+  return '{' + s + '}';
+}
+
+/** The policy object's JSON with `rules` (second, after bundleRevision, as toProtoJson orders it) from cached text. */
+function policyText(po: Record<string, unknown>, rules: readonly RuleOutcome[]): string {
+  let list = '';
+  for (let i = 0; i < rules.length; i++) list += (i === 0 ? '' : ',') + ruleText(rules[i]!);
+  let s = '';
+  if ('bundleRevision' in po) s = '"bundleRevision":' + JSON.stringify(po.bundleRevision);
+  s += (s === '' ? '"rules":[' : ',"rules":[') + list + ']';
+  for (const key of Object.keys(po)) {
+    if (key === 'bundleRevision') continue;
+    const text = JSON.stringify(po[key]);
+    if (text !== undefined) s += ',"' + key + '":' + text;
+  }
+  return '{' + s + '}';
+}
+
 export function toProtoJson(r: LineageRecord): LineageRecordJson {
+  return protoJson(r, true);
+}
+
+/** `withRules` false: policy.rules left out (toJsonLine writes them from cached text). */
+function protoJson(r: LineageRecord, withRules: boolean): LineageRecordJson {
   const out: Record<string, unknown> = {};
   put(out, 'schemaVersion', r.schemaVersion ?? LINEAGE_SCHEMA_VERSION);
   put(out, 'requestId', r.requestId);
@@ -397,19 +505,7 @@ export function toProtoJson(r: LineageRecord): LineageRecordJson {
     const pe = r.policy;
     const o: Record<string, unknown> = {};
     put(o, 'bundleRevision', pe.bundleRevision);
-    put(
-      o,
-      'rules',
-      pe.rules?.map((x) => {
-        const ro: Record<string, unknown> = {};
-        put(ro, 'policy', x.policy);
-        put(ro, 'rule', x.rule);
-        put(ro, 'kind', x.kind);
-        put(ro, 'outcome', toEnum('RULE_RESULT', x.outcome));
-        put(ro, 'message', x.message);
-        return ro;
-      }),
-    );
+    if (withRules) put(o, 'rules', pe.rules?.map(ruleJsonUncached));
     put(
       o,
       'dryRunDenies',

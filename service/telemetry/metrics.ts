@@ -10,6 +10,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { LineageRecord } from '../lineage/record.ts';
 import { BudgetScopeGauges } from './budget-gauges.ts';
+import { BoundCounter, BoundHistogram } from './bound-series.ts';
 
 export const OTHER = 'other';
 export const NONE = 'none';
@@ -65,17 +66,22 @@ const KNOWN_STATUSES = new Set([
   200, 201, 204, 400, 401, 403, 404, 405, 408, 409, 413, 415, 422, 429, 451, 499, 500, 501, 502, 503, 504,
 ]);
 
+/** The known codes' label strings, made once (not a String() per request). */
+const KNOWN_STATUS_LABELS = new Map([...KNOWN_STATUSES].map((c) => [c, String(c)]));
+
 /** HTTP status as a bounded label: common codes verbatim, the rest as `4xx` / `5xx` / …; 0 → `none`. */
 export function statusLabel(code: number | undefined): string {
   if (!code) return NONE;
-  if (KNOWN_STATUSES.has(code)) return String(code);
+  const known = KNOWN_STATUS_LABELS.get(code);
+  if (known !== undefined) return known;
   return code >= 100 && code < 600 ? `${Math.floor(code / 100)}xx` : OTHER;
 }
 
 /** GenAI semconv `gen_ai.operation.name` from the endpoint path. */
 export function operationName(endpoint: string | undefined): string {
   if (!endpoint) return OTHER;
-  const p = endpoint.split('?')[0]!;
+  const q = endpoint.indexOf('?');
+  const p = q < 0 ? endpoint : endpoint.slice(0, q);
   if (p.endsWith('/chat/completions') || p.endsWith('/messages') || p.endsWith('/responses')) return 'chat';
   if (p.endsWith('/embeddings')) return 'embeddings';
   if (p.endsWith('/completions')) return 'text_completion';
@@ -437,6 +443,67 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
   return m;
 }
 
+/** The per-request series, pre-bound (bound-series.ts): created with the Metrics, used only from here. */
+interface RequestSeries {
+  requests: BoundCounter<'tenant' | 'model' | 'provider' | 'decision' | 'status'>;
+  tokens: BoundCounter<'tenant' | 'model' | 'provider' | 'type'>;
+  usageAnomalies: BoundCounter<'provider' | 'anomaly'>;
+  genAiTokenUsage: BoundHistogram<'gen_ai_operation_name' | 'gen_ai_provider_name' | 'gen_ai_request_model' | 'gen_ai_token_type'>;
+  genAiOperationDuration: BoundHistogram<'gen_ai_operation_name' | 'gen_ai_provider_name' | 'gen_ai_request_model' | 'error_type'>;
+  genAiTimeToFirstChunk: BoundHistogram<'gen_ai_operation_name' | 'gen_ai_provider_name' | 'gen_ai_request_model'>;
+  processingDuration: BoundHistogram<'phase'>;
+  policyEvalDuration: BoundHistogram<never>;
+  upstreamDuration: BoundHistogram<'provider'>;
+  upstreamTimeToFirstByte: BoundHistogram<'provider'>;
+  upstreamTimeToFirstToken: BoundHistogram<'provider'>;
+  upstreamAttempts: BoundCounter<'provider' | 'status'>;
+  policyEvalErrors: BoundCounter<'policy'>;
+  policyDryRunDenials: BoundCounter<'policy'>;
+  redactions: BoundCounter<'detector' | 'direction'>;
+  budgetSoftLimitWarnings: BoundCounter<'budget' | 'tenant'>;
+  budgetExceeded: BoundCounter<'budget' | 'tenant'>;
+  budgetFailOpen: BoundCounter<'budget'>;
+  mcpCalls: BoundCounter<'server' | 'method' | 'tool' | 'tenant' | 'decision'>;
+  mcpToolsHidden: BoundCounter<'server' | 'tenant'>;
+  mcpCallDuration: BoundHistogram<'server' | 'method'>;
+}
+
+const requestSeries = new WeakMap<Metrics, RequestSeries>();
+
+/** Label names in the order the series' labels were always written (it is their order in /metrics). */
+function seriesFor(m: Metrics): RequestSeries {
+  let s = requestSeries.get(m);
+  if (s) return s;
+  const genAi = ['gen_ai_operation_name', 'gen_ai_provider_name', 'gen_ai_request_model'] as const;
+  s = {
+    requests: new BoundCounter(m.requests, ['tenant', 'model', 'provider', 'decision', 'status']),
+    tokens: new BoundCounter(m.tokens, ['tenant', 'model', 'provider', 'type']),
+    usageAnomalies: new BoundCounter(m.usageAnomalies, ['provider', 'anomaly']),
+    genAiTokenUsage: new BoundHistogram(m.genAiTokenUsage, [...genAi, 'gen_ai_token_type']),
+    genAiOperationDuration: new BoundHistogram(m.genAiOperationDuration, [...genAi, 'error_type']),
+    genAiTimeToFirstChunk: new BoundHistogram(m.genAiTimeToFirstChunk, genAi),
+    processingDuration: new BoundHistogram(m.processingDuration, ['phase']),
+    policyEvalDuration: new BoundHistogram(m.policyEvalDuration, []),
+    upstreamDuration: new BoundHistogram(m.upstreamDuration, ['provider']),
+    upstreamTimeToFirstByte: new BoundHistogram(m.upstreamTimeToFirstByte, ['provider']),
+    upstreamTimeToFirstToken: new BoundHistogram(m.upstreamTimeToFirstToken, ['provider']),
+    upstreamAttempts: new BoundCounter(m.upstreamAttempts, ['provider', 'status']),
+    policyEvalErrors: new BoundCounter(m.policyEvalErrors, ['policy']),
+    policyDryRunDenials: new BoundCounter(m.policyDryRunDenials, ['policy']),
+    redactions: new BoundCounter(m.redactions, ['detector', 'direction']),
+    budgetSoftLimitWarnings: new BoundCounter(m.budgetSoftLimitWarnings, ['budget', 'tenant']),
+    budgetExceeded: new BoundCounter(m.budgetExceeded, ['budget', 'tenant']),
+    budgetFailOpen: new BoundCounter(m.budgetFailOpen, ['budget']),
+    mcpCalls: new BoundCounter(m.mcpCalls, ['server', 'method', 'tool', 'tenant', 'decision']),
+    mcpToolsHidden: new BoundCounter(m.mcpToolsHidden, ['server', 'tenant']),
+    mcpCallDuration: new BoundHistogram(m.mcpCallDuration, ['server', 'method']),
+  };
+  requestSeries.set(m, s);
+  return s;
+}
+
+const NO_LABELS: readonly string[] = [];
+
 /**
  * Updates request, token, cost, latency, policy, redaction, budget and upstream metrics from one finished
  * request's record. One call per request, as a consumer of its own (service/gateway/outcome.ts): lineage
@@ -444,26 +511,26 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
  */
 export function recordRequestMetrics(m: Metrics, r: LineageRecord): void {
   if (r.mcp) return recordMcpMetrics(m, r);
+  const s = seriesFor(m);
   const tenant = m.label('tenant', r.principal.tenant);
   const model = m.label('model', r.served?.model ?? r.request.requestedModel);
   const provider = m.label('provider', r.served?.provider);
   const requestModel = m.label('model', r.request.requestedModel);
   const op = operationName(r.request.endpoint);
 
-  m.requests.inc({ tenant, model, provider, decision: r.outcome, status: statusLabel(r.statusCode) });
+  s.requests.inc([tenant, model, provider, r.outcome, statusLabel(r.statusCode)]);
 
   const t = r.tokens;
   if (t) {
-    if (t.input !== undefined && t.input > 0) m.tokens.inc({ tenant, model, provider, type: 'input' }, t.input);
-    if (t.output !== undefined && t.output > 0) m.tokens.inc({ tenant, model, provider, type: 'output' }, t.output);
-    if (t.cached !== undefined && t.cached > 0) m.tokens.inc({ tenant, model, provider, type: 'cached' }, t.cached);
-    if (t.reasoning !== undefined && t.reasoning > 0) m.tokens.inc({ tenant, model, provider, type: 'reasoning' }, t.reasoning);
-    if (t.anomaly) m.usageAnomalies.inc({ provider, anomaly: t.anomaly });
+    if (t.input !== undefined && t.input > 0) s.tokens.inc([tenant, model, provider, 'input'], t.input);
+    if (t.output !== undefined && t.output > 0) s.tokens.inc([tenant, model, provider, 'output'], t.output);
+    if (t.cached !== undefined && t.cached > 0) s.tokens.inc([tenant, model, provider, 'cached'], t.cached);
+    if (t.reasoning !== undefined && t.reasoning > 0) s.tokens.inc([tenant, model, provider, 'reasoning'], t.reasoning);
+    if (t.anomaly) s.usageAnomalies.inc([provider, t.anomaly]);
     // Semconv: report token usage only when the counts are known for an operation that reached a provider.
     if (r.served) {
-      const base = { gen_ai_operation_name: op, gen_ai_provider_name: provider, gen_ai_request_model: requestModel };
-      m.genAiTokenUsage.observe({ ...base, gen_ai_token_type: 'input' }, t.input);
-      if (op !== 'embeddings') m.genAiTokenUsage.observe({ ...base, gen_ai_token_type: 'output' }, t.output);
+      s.genAiTokenUsage.observe([op, provider, requestModel, 'input'], t.input);
+      if (op !== 'embeddings') s.genAiTokenUsage.observe([op, provider, requestModel, 'output'], t.output);
     }
   }
   if (r.costUsd !== undefined && r.costUsd > 0 && Number.isFinite(r.costUsd)) {
@@ -473,70 +540,84 @@ export function recordRequestMetrics(m: Metrics, r: LineageRecord): void {
   if (r.served || (r.attempts && r.attempts.length > 0)) {
     const seconds = (r.endTime.getTime() - r.startTime.getTime()) / 1000;
     const errorType = r.outcome === 'success' ? '' : (r.errorClass ?? r.outcome);
-    const base = { gen_ai_operation_name: op, gen_ai_provider_name: provider, gen_ai_request_model: requestModel };
-    if (seconds >= 0) m.genAiOperationDuration.observe({ ...base, error_type: errorType || NONE }, seconds);
+    if (seconds >= 0) s.genAiOperationDuration.observe([op, provider, requestModel, errorType || NONE], seconds);
     const ttft = r.latency?.upstreamTtftMs;
-    if (r.request.stream && ttft !== undefined && ttft >= 0) m.genAiTimeToFirstChunk.observe(base, ttft / 1000);
+    if (r.request.stream && ttft !== undefined && ttft >= 0) s.genAiTimeToFirstChunk.observe([op, provider, requestModel], ttft / 1000);
   }
 
   const l = r.latency;
   if (l) {
-    const d = m.processingDuration;
-    if (l.requestHeadersUs !== undefined && l.requestHeadersUs >= 0) d.observe({ phase: 'request_headers' }, l.requestHeadersUs / 1e6);
-    if (l.requestBodyUs !== undefined && l.requestBodyUs >= 0) d.observe({ phase: 'request_body' }, l.requestBodyUs / 1e6);
-    if (l.responseHeadersUs !== undefined && l.responseHeadersUs >= 0) d.observe({ phase: 'response_headers' }, l.responseHeadersUs / 1e6);
-    if (l.responseBodyUs !== undefined && l.responseBodyUs >= 0) d.observe({ phase: 'response_body' }, l.responseBodyUs / 1e6);
-    if (l.processingTotalUs !== undefined && l.processingTotalUs >= 0) d.observe({ phase: 'total' }, l.processingTotalUs / 1e6);
-    if (l.policyEvalUs !== undefined && l.policyEvalUs >= 0) m.policyEvalDuration.observe(l.policyEvalUs / 1e6);
+    const d = s.processingDuration;
+    if (l.requestHeadersUs !== undefined && l.requestHeadersUs >= 0) d.observe(PHASE_REQUEST_HEADERS, l.requestHeadersUs / 1e6);
+    if (l.requestBodyUs !== undefined && l.requestBodyUs >= 0) d.observe(PHASE_REQUEST_BODY, l.requestBodyUs / 1e6);
+    if (l.responseHeadersUs !== undefined && l.responseHeadersUs >= 0) d.observe(PHASE_RESPONSE_HEADERS, l.responseHeadersUs / 1e6);
+    if (l.responseBodyUs !== undefined && l.responseBodyUs >= 0) d.observe(PHASE_RESPONSE_BODY, l.responseBodyUs / 1e6);
+    if (l.processingTotalUs !== undefined && l.processingTotalUs >= 0) d.observe(PHASE_TOTAL, l.processingTotalUs / 1e6);
+    if (l.policyEvalUs !== undefined && l.policyEvalUs >= 0) s.policyEvalDuration.observe(NO_LABELS, l.policyEvalUs / 1e6);
     if (r.served) {
-      const p = { provider };
-      if (l.upstreamTotalMs !== undefined && l.upstreamTotalMs >= 0) m.upstreamDuration.observe(p, l.upstreamTotalMs / 1000);
-      if (l.upstreamTtfbMs !== undefined && l.upstreamTtfbMs >= 0) m.upstreamTimeToFirstByte.observe(p, l.upstreamTtfbMs / 1000);
-      if (l.upstreamTtftMs !== undefined && l.upstreamTtftMs >= 0) m.upstreamTimeToFirstToken.observe(p, l.upstreamTtftMs / 1000);
+      const p = [provider];
+      if (l.upstreamTotalMs !== undefined && l.upstreamTotalMs >= 0) s.upstreamDuration.observe(p, l.upstreamTotalMs / 1000);
+      if (l.upstreamTtfbMs !== undefined && l.upstreamTtfbMs >= 0) s.upstreamTimeToFirstByte.observe(p, l.upstreamTtfbMs / 1000);
+      if (l.upstreamTtftMs !== undefined && l.upstreamTtftMs >= 0) s.upstreamTimeToFirstToken.observe(p, l.upstreamTtftMs / 1000);
     }
   }
 
   for (const a of r.attempts ?? []) {
     // Another replica's upstream stage ran it (and counted it in tollgate_fallback_attempts_total).
     if (a.errorClass === 'not_observed') continue;
-    m.upstreamAttempts.inc({ provider: m.label('provider', a.provider), status: statusLabel(a.status) });
+    s.upstreamAttempts.inc([m.label('provider', a.provider), statusLabel(a.status)]);
   }
-  recordDecisionMetrics(m, r, tenant);
+  recordDecisionMetrics(m, s, r, tenant);
 }
 
+const PHASE_REQUEST_HEADERS: readonly string[] = ['request_headers'];
+const PHASE_REQUEST_BODY: readonly string[] = ['request_body'];
+const PHASE_RESPONSE_HEADERS: readonly string[] = ['response_headers'];
+const PHASE_RESPONSE_BODY: readonly string[] = ['response_body'];
+const PHASE_TOTAL: readonly string[] = ['total'];
+
 /** Policy errors, dry-run denials, redactions and budgets of a record (LLM and MCP alike). */
-function recordDecisionMetrics(m: Metrics, r: LineageRecord, tenant: string): void {
-  for (const rule of r.policy?.rules ?? []) {
-    if (rule.outcome === 'error') m.policyEvalErrors.inc({ policy: m.label('policy', rule.policy) });
+function recordDecisionMetrics(m: Metrics, s: RequestSeries, r: LineageRecord, tenant: string): void {
+  const rules = r.policy?.rules;
+  if (rules) {
+    for (const rule of rules) {
+      if (rule.outcome === 'error') s.policyEvalErrors.inc([m.label('policy', rule.policy)]);
+    }
   }
-  for (const d of r.policy?.dryRunDenies ?? []) m.policyDryRunDenials.inc({ policy: m.label('policy', d.policy) });
-  for (const red of r.redactions ?? []) {
-    if (red.count > 0) m.redactions.inc({ detector: m.label('detector', red.detector), direction: red.direction }, red.count);
+  const dry = r.policy?.dryRunDenies;
+  if (dry) for (const d of dry) s.policyDryRunDenials.inc([m.label('policy', d.policy)]);
+  if (r.redactions) {
+    for (const red of r.redactions) {
+      if (red.count > 0) s.redactions.inc([m.label('detector', red.detector), red.direction], red.count);
+    }
   }
-  for (const b of r.budgets ?? []) {
-    const budget = m.label('budget', b.name);
-    const unit = UNITS.has(b.unit) ? b.unit : OTHER;
-    // Fail-open effects carry this replica's last knowledge, not the counter: they do not move the gauges.
-    if (b.remaining !== undefined && !b.failOpen)
-      m.budgetScopes.observe({ budget, tenant, unit, scopeKey: b.scopeKey ?? '', limit: b.limit, remaining: b.remaining, resetAt: b.resetAt });
-    if (b.softLimitWarning) m.budgetSoftLimitWarnings.inc({ budget, tenant });
-    if (b.exceeded) m.budgetExceeded.inc({ budget, tenant });
-    if (b.failOpen) m.budgetFailOpen.inc({ budget });
+  if (r.budgets) {
+    for (const b of r.budgets) {
+      const budget = m.label('budget', b.name);
+      const unit = UNITS.has(b.unit) ? b.unit : OTHER;
+      // Fail-open effects carry this replica's last knowledge, not the counter: they do not move the gauges.
+      if (b.remaining !== undefined && !b.failOpen)
+        m.budgetScopes.observe({ budget, tenant, unit, scopeKey: b.scopeKey ?? '', limit: b.limit, remaining: b.remaining, resetAt: b.resetAt });
+      if (b.softLimitWarning) s.budgetSoftLimitWarnings.inc([budget, tenant]);
+      if (b.exceeded) s.budgetExceeded.inc([budget, tenant]);
+      if (b.failOpen) s.budgetFailOpen.inc([budget]);
+    }
   }
 }
 
 /** An MCP record (service/mcp): its own counters, then what every record counts. */
 function recordMcpMetrics(m: Metrics, r: LineageRecord): void {
+  const s = seriesFor(m);
   const c = r.mcp!;
   const tenant = m.label('tenant', r.principal.tenant);
   const server = m.label('mcp_server', c.server);
   const method = MCP_METHODS.has(c.method ?? '') ? c.method! : c.method?.startsWith('notifications/') ? 'notification' : OTHER;
-  m.mcpCalls.inc({ server, method, tool: c.tool ? m.label('mcp_tool', c.tool) : NONE, tenant, decision: r.outcome });
-  if (c.hiddenTools) m.mcpToolsHidden.inc({ server, tenant }, c.hiddenTools);
+  s.mcpCalls.inc([server, method, c.tool ? m.label('mcp_tool', c.tool) : NONE, tenant, r.outcome]);
+  if (c.hiddenTools) s.mcpToolsHidden.inc([server, tenant], c.hiddenTools);
   const seconds = (r.endTime.getTime() - r.startTime.getTime()) / 1000;
-  if (seconds >= 0 && r.outcome === 'success') m.mcpCallDuration.observe({ server, method }, seconds);
-  if (r.latency?.policyEvalUs !== undefined && r.latency.policyEvalUs >= 0) m.policyEvalDuration.observe(r.latency.policyEvalUs / 1e6);
-  recordDecisionMetrics(m, r, tenant);
+  if (seconds >= 0 && r.outcome === 'success') s.mcpCallDuration.observe([server, method], seconds);
+  if (r.latency?.policyEvalUs !== undefined && r.latency.policyEvalUs >= 0) s.policyEvalDuration.observe(NO_LABELS, r.latency.policyEvalUs / 1e6);
+  recordDecisionMetrics(m, s, r, tenant);
 }
 
 /** MCP methods kept as label values; anything else (client-chosen) is `other`. */

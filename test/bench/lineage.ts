@@ -6,10 +6,12 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { LineageEmitter } from '../../service/lineage/emitter.ts';
 import { FileSink, type LineageSink } from '../../service/lineage/sinks.ts';
-import { toProtoJson, type LineageRecord } from '../../service/lineage/record.ts';
+import { toJsonLine, toProtoJson, type LineageRecord } from '../../service/lineage/record.ts';
+import { legacyToProtoJson } from '../lineage/legacy-proto-json.ts';
 import { validateLineageRecord } from '../../service/lineage/schema.ts';
-import { createMetrics } from '../../service/telemetry/metrics.ts';
+import { createMetrics, recordRequestMetrics, type Metrics } from '../../service/telemetry/metrics.ts';
 import { completeRecord } from '../lineage/fixtures.ts';
+import { legacyRecordRequestMetrics } from '../telemetry/legacy-request-metrics.ts';
 
 function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
@@ -17,6 +19,32 @@ function pct(sorted: number[], p: number): number {
 
 function fmt(us: number): string {
   return us < 10 ? us.toFixed(2) : us.toFixed(1);
+}
+
+/** CPU µs per call of `f` over `n` calls. */
+function cpuUs(f: (i: number) => void, n: number): number {
+  const c = process.cpuUsage();
+  for (let i = 0; i < n; i++) f(i);
+  const d = process.cpuUsage(c);
+  return (d.user + d.system) / n;
+}
+
+/** Median of 7 interleaved rounds A, B, A, B … (CPU time), and the median of the per-round ratios A/B. */
+function ab(a: (i: number) => void, b: (i: number) => void, n: number): { a: number; b: number; ratio: number } {
+  cpuUs(a, n / 4);
+  cpuUs(b, n / 4);
+  const as: number[] = [];
+  const bs: number[] = [];
+  const rs: number[] = [];
+  for (let round = 0; round < 7; round++) {
+    const x = cpuUs(a, n);
+    const y = cpuUs(b, n);
+    as.push(x);
+    bs.push(y);
+    rs.push(x / y);
+  }
+  const med = (v: number[]) => v.sort((p, q) => p - q)[v.length >> 1]!;
+  return { a: med(as), b: med(bs), ratio: med(rs) };
 }
 
 function records(n: number): LineageRecord[] {
@@ -62,6 +90,44 @@ export async function bench(): Promise<string[]> {
     }
     const us = Number(process.hrtime.bigint() - t0) / 1000 / n;
     out.push(`lineage: serialize (toProtoJson + JSON.stringify) ${fmt(us)}µs/record, ${Math.round(bytes / n)} B/record`);
+  }
+
+  // 2b. The drain's serialization against the implementation before it (legacy-proto-json.ts), interleaved, on
+  // a record shaped like the exchange bench's (25 rule outcomes of the example policies, 3 budgets).
+  {
+    const base = completeRecord();
+    const rules = Array.from({ length: 25 }, (_, i) => ({
+      policy: `policy-${i % 8}`,
+      rule: `rule-${i}`,
+      kind: i % 3 ? 'deny' : 'redact',
+      outcome: i % 4 ? ('allow' as const) : ('applied' as const),
+      message: i % 5 ? undefined : 'this tenant\'s data must stay in the EU (eu-* regions or self-hosted models only)',
+    }));
+    const rec: LineageRecord = { ...base, policy: { ...base.policy, rules }, budgets: [base.budgets![0]!, base.budgets![0]!, base.budgets![0]!] };
+    let bytes = 0;
+    const r = ab(
+      () => (bytes += Buffer.from(JSON.stringify(legacyToProtoJson(rec)) + '\n').length),
+      () => (bytes += Buffer.from(toJsonLine(rec) + '\n').length),
+      20_000,
+    );
+    out.push(
+      `lineage: serialize A/B (record with 25 rules, to a Buffer): before ${fmt(r.a)}µs vs now ${fmt(r.b)}µs per record (median ratio ${r.ratio.toFixed(2)}x, CPU)`,
+    );
+  }
+
+  // 2c. Request metrics per record: prom-client per call (before) against the pre-bound series, interleaved.
+  {
+    const recs = records(64);
+    const legacy: Metrics = createMetrics({ collectDefault: false });
+    const fast: Metrics = createMetrics({ collectDefault: false });
+    const r = ab(
+      (i) => legacyRecordRequestMetrics(legacy, recs[i & 63]!),
+      (i) => recordRequestMetrics(fast, recs[i & 63]!),
+      20_000,
+    );
+    out.push(
+      `lineage: request metrics A/B: prom-client per call ${fmt(r.a)}µs vs bound series ${fmt(r.b)}µs per record (median ratio ${r.ratio.toFixed(2)}x, CPU)`,
+    );
   }
 
   // 3. End to end: emit → serialize → metrics → JSONL file sink (fsync per batch).

@@ -55,3 +55,12 @@ test('a sink that reads the record object still gets it', async () => {
   await flood(sink, 10);
   assert.equal((sink.batches[0]![0]!.object as { requestId?: string } | undefined)?.requestId, 'req-0');
 });
+
+test('entries for object-reading sinks alone still give the exact JSON text when asked for it', async () => {
+  const sink = new StalledSink(true);
+  await flood(sink, 3);
+  const e = sink.batches[0]![0]!;
+  assert.ok(e.object);
+  assert.equal(e.json, JSON.stringify(e.object));
+  assert.ok(e.json.includes('"requestId":"req-0"'));
+});
