@@ -1,7 +1,7 @@
 // One request's business logic, phase by phase: authenticate, parse, decide (policy), redact, route,
 // admit (budget), translate; then translate the answer back, settle, and record lineage.
 // No gRPC here: the Processor (extproc/processor.ts) owns the protocol.
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { GatewayError, renderError, type ClientApi } from '../errors.ts';
 import type { MutationBuilder as MutationBuilderType } from '../extproc/mutations.ts';
 import { MutationBuilder } from '../extproc/mutations.ts';
@@ -44,7 +44,7 @@ import { PLAN_KEY, SERVED_HEADER } from '../fallback/contract.ts';
 import type { FallbackPlan } from '../fallback/plan.ts';
 import type { Attempt } from '../lineage/record.ts';
 import { isFailure } from '../routing/index.ts';
-import { sha256Hex } from '../security/sha256.ts';
+import { sha256Hex, Sha256Stream } from '../security/sha256.ts';
 
 /** Client headers never forwarded upstream: credentials and per-account routing of the client's own provider. */
 const CLIENT_CREDENTIAL_HEADERS = ['authorization', 'x-api-key', 'api-key', 'x-goog-api-key', 'openai-organization', 'openai-project', 'cookie', 'proxy-authorization'];
@@ -108,7 +108,8 @@ export class GatewayExchange implements Exchange {
   private sseRewriter: SseTextRewriter | ResponsesSseRewriter | undefined;
   private usage: Usage | undefined;
   private promptHash: string | undefined;
-  private responseHash = createHash('sha256');
+  /** The bytes the client got (lineage `content.responseSha256`). */
+  private readonly responseHash = new Sha256Stream();
   private phaseUs: Record<string, number> = {};
   private policyUs = 0;
   private redactionUs = 0;
@@ -388,7 +389,7 @@ export class GatewayExchange implements Exchange {
       this.stripInternalHeaders(m);
       for (const h of CLIENT_CREDENTIAL_HEADERS) m.removeHeader(h);
       for (const h of ['anthropic-version', 'anthropic-beta', 'content-encoding']) m.removeHeader(h);
-      for (const [k, v] of Object.entries(upstream.headers)) m.setHeader(k, v);
+      setHeaders(m, upstream.headers);
       const settings = this.snap.core.settings;
       m.setHeader(':path', upstream.path)
         .setHeader('content-length', String(upstream.body.length))
@@ -482,7 +483,7 @@ export class GatewayExchange implements Exchange {
         .setHeader('x-tollgate-provider', this.candidate!.provider.name)
         .setHeader('x-tollgate-model', this.candidate!.model.name);
       if (this.decision) m.setHeader('x-tollgate-decision-id', this.decision.id);
-      for (const [k, v] of Object.entries(this.admission?.headers ?? {})) m.setHeader(k, v);
+      if (this.admission) setHeaders(m, this.admission.headers);
       if (streaming) {
         this.stream = this.translator.stream(this.clientReq);
         const output = this.redaction?.output;
@@ -525,7 +526,7 @@ export class GatewayExchange implements Exchange {
       m.setHeader('content-length', String(out.length));
       // The translated body is never encoded (a provider that ignored accept-encoding: identity was decoded).
       if (this.upstreamHeaders['content-encoding'] !== undefined) m.removeHeader('content-encoding');
-      for (const [k, v] of Object.entries(tr.headers)) if (k !== 'content-length') m.setHeader(k, v);
+      setHeaders(m, tr.headers, 'content-length');
       if (tr.status !== this.upstreamStatus) m.setHeader(':status', String(tr.status));
       return { body: out, mutation: m, metadata: this.metadata() };
     });
@@ -975,7 +976,7 @@ export class GatewayExchange implements Exchange {
       errorCode: err?.code ?? (detail && reason !== 'completed' && reason !== 'rejected' ? truncate(detail, 120) : undefined),
       content: {
         promptSha256: this.promptHash,
-        responseSha256: this.responseBytes ? this.responseHash.digest('hex') : undefined,
+        responseSha256: this.responseBytes ? this.responseHash.digestHex() : undefined,
       },
       gatewayInstance: this.svc.instance,
     };
@@ -1097,4 +1098,12 @@ function outcomeOfRejection(err: GatewayError | undefined): Outcome {
     default:
       return 'client_error';
   }
+}
+
+/**
+ * Sets each header of `h` on `m`, in order, but `except`. A for-in loop because this runs several times per request
+ * and Object.entries builds an array per header; the objects are plain records (no inherited enumerable keys).
+ */
+function setHeaders(m: MutationBuilderType, h: Readonly<Record<string, string>>, except?: string): void {
+  for (const k in h) if (k !== except) m.setHeader(k, h[k] as string);
 }

@@ -25,16 +25,17 @@ export interface KeyStore {
 }
 
 export class ConfigKeyStore implements KeyStore {
-  private readonly byHash: Map<string, VirtualKeyRecord>;
+  private readonly byHash: Map<string, { rec: VirtualKeyRecord; digest: Buffer }>;
   constructor(keys: VirtualKeyRecord[]) {
-    this.byHash = new Map(keys.map((k) => [k.sha256, k]));
+    // The stored hash's bytes are decoded once here, not on every request's lookup.
+    this.byHash = new Map(keys.map((k) => [k.sha256, { rec: k, digest: Buffer.from(k.sha256, 'hex') }]));
   }
   async lookup(sha256: string): Promise<VirtualKeyRecord | undefined> {
-    const rec = this.byHash.get(sha256);
+    const hit = this.byHash.get(sha256);
     // The map lookup already matched; the constant-time compare keeps the check honest if a
     // future store does prefix lookups.
-    if (!rec || !timingSafeEqual(Buffer.from(rec.sha256, 'hex'), Buffer.from(sha256, 'hex'))) return undefined;
-    return rec;
+    if (!hit || !timingSafeEqual(hit.digest, Buffer.from(sha256, 'hex'))) return undefined;
+    return hit.rec;
   }
 }
 

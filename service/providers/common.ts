@@ -22,7 +22,8 @@ export function isObject(v: unknown): v is Json {
 export function header(headers: Record<string, string>, name: string): string | undefined {
   const direct = headers[name];
   if (direct !== undefined) return direct;
-  for (const [k, v] of Object.entries(headers)) if (k.toLowerCase() === name) return v;
+  // Called per response with a name that is usually absent (content-encoding): no entries arrays.
+  for (const k in headers) if (Object.hasOwn(headers, k) && k.toLowerCase() === name) return headers[k];
   return undefined;
 }
 

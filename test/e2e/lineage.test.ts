@@ -4,7 +4,7 @@
 // in anything Tollgate writes (logs, lineage, metrics, dynamic metadata).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -326,6 +326,29 @@ describe('e2e lineage: exactly one complete record per outcome', { timeout: 1800
     approx(b?.charged, r.costUsd!, 'stream charged = cost');
     assertUpstreamTrace(h.fakes.anthropic!, r, id);
     seen.push({ requestId: id.requestId, outcome: r.outcome });
+  });
+
+  it('content.responseSha256 is the SHA-256 of exactly the bytes the client received (whole body and stream)', async () => {
+    const cases = [
+      { tag: 'sha-whole', body: { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Say hi' }] } },
+      { tag: 'sha-stream', body: { model: 'claude-sonnet', messages: [{ role: 'user', content: 'Count to three' }], stream: true } },
+    ];
+    for (const c of cases) {
+      const id = ids(c.tag);
+      const res = await fetch(`${h.baseURL}/chat/completions`, {
+        method: 'POST',
+        headers: { ...id.headers, authorization: `Bearer ${KEYS.acme}`, 'content-type': 'application/json' },
+        body: JSON.stringify(c.body),
+        signal: AbortSignal.timeout(20000),
+      });
+      const got = Buffer.from(await res.arrayBuffer());
+      assert.equal(res.status, 200, got.toString());
+      const r = await onlyRecord(h, id.requestId);
+      assert.equal(r.request.responseBytes, got.length, c.tag);
+      assert.equal(r.content?.responseSha256, createHash('sha256').update(got).digest('hex'), c.tag);
+      if (c.body.stream) assert.match(got.toString(), /data: \[DONE\]\n\n$/);
+      seen.push({ requestId: id.requestId, outcome: r.outcome });
+    }
   });
 
   it('policy deny: 403 with the rule message; record names the denying rule, no provider, nothing charged', async () => {
