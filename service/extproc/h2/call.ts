@@ -5,6 +5,9 @@ import type { OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { encodeGrpcMessage, type StatusCode } from './status.ts';
 
 const RESPONSE_HEADERS: OutgoingHttpHeaders = { ':status': 200, 'content-type': 'application/grpc' };
+/** The common end (OK, no message): one shared object (Node copies trailers before sending them). */
+const OK_TRAILERS: OutgoingHttpHeaders = Object.freeze({ 'grpc-status': '0' });
+const NO_STATUS_TRAILERS: OutgoingHttpHeaders = Object.freeze({ 'grpc-status': '2', 'grpc-message': 'call ended without a status' });
 
 export class GrpcCall {
   private headersSent = false;
@@ -26,7 +29,8 @@ export class GrpcCall {
     if (this.headersSent || this.stream.destroyed) return;
     this.headersSent = true;
     this.stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
-    this.stream.once('wantTrailers', () => this.stream.sendTrailers(this.trailers ?? { 'grpc-status': '2', 'grpc-message': 'call ended without a status' }));
+    // `on`, not `once` (no wrapper per call): Node emits wantTrailers once per stream.
+    this.stream.on('wantTrailers', () => this.stream.sendTrailers(this.trailers ?? NO_STATUS_TRAILERS));
   }
 
   /** Ends the call with a status; later calls are ignored. */
@@ -34,9 +38,13 @@ export class GrpcCall {
     if (this.ended) return;
     this.ended = true;
     if (this.stream.destroyed || this.stream.closed) return;
-    const trailers: OutgoingHttpHeaders = { 'grpc-status': String(code) };
-    if (detail) trailers['grpc-message'] = encodeGrpcMessage(detail);
-    if (extra) Object.assign(trailers, extra);
+    let trailers: OutgoingHttpHeaders;
+    if (code === 0 && !detail && !extra) trailers = OK_TRAILERS;
+    else {
+      trailers = { 'grpc-status': String(code) };
+      if (detail) trailers['grpc-message'] = encodeGrpcMessage(detail);
+      if (extra) Object.assign(trailers, extra);
+    }
     if (!this.headersSent) {
       // Trailers-only response: one HEADERS frame with END_STREAM.
       this.headersSent = true;
