@@ -25,6 +25,21 @@ function hasOwnKeys(o: object): boolean {
   return false;
 }
 
+/**
+ * The caller's scalar fields as one string, each length-prefixed (unambiguous whatever characters a
+ * field holds; cheaper than JSON.stringify). undefined when a field is not a string (not cached).
+ */
+function callerKey(authMethod: unknown, keyId: unknown, tenant: unknown, team: unknown, user: unknown, groups: unknown, tenantName: unknown, timeZone: unknown, teamName: unknown): string | undefined {
+  if (typeof authMethod !== 'string' || typeof keyId !== 'string' || typeof tenant !== 'string' || typeof team !== 'string' || typeof user !== 'string') return undefined;
+  if (typeof tenantName !== 'string' || typeof timeZone !== 'string' || typeof teamName !== 'string' || !Array.isArray(groups)) return undefined;
+  let k = `${authMethod.length}:${authMethod}${keyId.length}:${keyId}${tenant.length}:${tenant}${team.length}:${team}${user.length}:${user}${tenantName.length}:${tenantName}${timeZone.length}:${timeZone}${teamName.length}:${teamName}${groups.length}`;
+  for (const g of groups) {
+    if (typeof g !== 'string') return undefined;
+    k += `:${g.length}:${g}`;
+  }
+  return k;
+}
+
 export class CallerCache {
   private readonly entries = new Map<string, Entry>();
 
@@ -38,8 +53,8 @@ export class CallerCache {
     if (claims === null || typeof claims !== 'object' || Array.isArray(claims) || hasOwnKeys(claims)) return undefined;
     const t = input.tenant;
     const tm = input.team;
-    // JSON: unambiguous for any field content (a separator character could appear inside a field).
-    const key = JSON.stringify([p.authMethod, p.keyId, p.tenant, p.team, p.user, p.groups, t.name, t.timeZone ?? 'UTC', tm.name]);
+    const key = callerKey(p.authMethod, p.keyId, p.tenant, p.team, p.user, p.groups, t.name, t.timeZone ?? 'UTC', tm.name);
+    if (key === undefined) return undefined;
     let e = this.entries.get(key);
     if (e && e.tenantAttrs === t.attributes && e.teamAttrs === tm.attributes) return e.values;
     if (e) this.entries.delete(key);

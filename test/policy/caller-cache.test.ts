@@ -197,6 +197,18 @@ describe('caller cache: evaluation', () => {
     assert.deepEqual(view(bundle.evaluate({ ...plainRequest(), ...first })), view(d1));
   });
 
+  it('tells callers apart by every principal field, groups included, whatever characters they hold', () => {
+    const bundle = createBundle(compileDocuments(policyDocs(`  rules:\n    - name: l\n      label: {who: "principal.team + '|' + principal.user + '|' + string('eng' in principal.groups)"}\n`)));
+    const who = (team: string, user: string, groups: string[]): string | undefined =>
+      bundle.evaluate(input({ principal: { team, user, groups } })).labels.who;
+    assert.equal(who('a', 'b', ['eng']), 'a|b|true');
+    assert.equal(who('a', 'b', []), 'a|b|false', 'the key lost its group');
+    assert.equal(who('a', 'b', ['en', 'g']), 'a|b|false');
+    assert.equal(who('a1', ':b', ['eng']), 'a1|:b|true');
+    assert.equal(who('a', '1:b', ['eng']), 'a|1:b|true');
+    assert.equal(who('a', 'b', ['eng']), 'a|b|true');
+  });
+
   it('a reloaded bundle does not reuse values of the previous one', () => {
     const v1 = createBundle(compileDocuments(policyDocs(`  rules:\n    - name: l\n      label: {who: "principal.tenant + '-v1'"}\n`)));
     const v2 = createBundle(compileDocuments(policyDocs(`  rules:\n    - name: l\n      label: {who: "principal.tenant + '-v2'"}\n`)));
