@@ -101,11 +101,21 @@ export class PolicyState {
           this.setVarError(i, this.varError(failedDep) as string);
           continue;
         }
+        // A caller-constant variable: this caller's earlier value (./caller-cache.ts).
+        const memo = this.memo;
+        const slot = v.expr.callerSlot;
+        const hit = memo !== undefined && slot >= 0 ? memo[slot] : undefined;
+        if (hit !== undefined) {
+          this.vars.set(v.name, hit);
+          continue;
+        }
         this.act.variables = this.vars;
         const r = v.expr.compiled.run(this.act);
         const err = errorMessage(r);
-        if (err === undefined) this.vars.set(v.name, r);
-        else this.setVarError(i, `variable '${v.name}': ${err}`);
+        if (err === undefined) {
+          this.vars.set(v.name, r);
+          if (memo !== undefined && slot >= 0 && cacheable(r)) memo[slot] = r;
+        } else this.setVarError(i, `variable '${v.name}': ${err}`);
       }
       const e = this.varError(i);
       if (e !== undefined) return e;

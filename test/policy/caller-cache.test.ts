@@ -197,6 +197,22 @@ describe('caller cache: evaluation', () => {
     assert.deepEqual(view(bundle.evaluate({ ...plainRequest(), ...first })), view(d1));
   });
 
+  it('reuses a caller-constant variable even when the expression reading it also reads the request', () => {
+    const c = compileDocuments(
+      policyDocs(`  variables:\n    - {name: t, expression: "principal.tenant + '-x'"}\n  rules:\n    - name: d\n      deny: {expression: "variables.t == request.model"}\n`),
+    );
+    const counts = counting(c);
+    const bundle = createBundle(c);
+    const ask = (model: string, who: number): Decision => bundle.evaluate({ ...input({ body: { model, messages: [] } }), ...caller(who) });
+    assert.equal(ask('acme-x', 0).denied?.rule, 'p/d');
+    assert.equal(ask('other', 0).denied, undefined);
+    assert.equal(ask('acme-x', 0).denied?.rule, 'p/d');
+    assert.equal(ask('globex-x', 2).denied?.rule, 'p/d');
+    assert.equal(ask('acme-x', 2).denied, undefined);
+    assert.equal(counts.get('p/variables.t'), 2, 'once per caller');
+    assert.equal(counts.get('p/d.expr'), 5, 'every request');
+  });
+
   it('tells callers apart by every principal field, groups included, whatever characters they hold', () => {
     const bundle = createBundle(compileDocuments(policyDocs(`  rules:\n    - name: l\n      label: {who: "principal.team + '|' + principal.user + '|' + string('eng' in principal.groups)"}\n`)));
     const who = (team: string, user: string, groups: string[]): string | undefined =>
