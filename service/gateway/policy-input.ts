@@ -7,13 +7,19 @@ import type { ClientApi } from '../errors.ts';
 import { toOpenAIModel, type OpenAIModelObject, type ResolvedModel } from '../routing/index.ts';
 import type { Snapshot } from './context.ts';
 
+/**
+ * Attributes of a tenant/team without any. One shared object (never mutated) rather than `{}` per
+ * request: the policy engine's per-caller cache is valid while the attribute objects are the same.
+ */
+const NO_ATTRIBUTES: Record<string, unknown> = Object.freeze({});
+
 export function principalContext(snap: Snapshot, principal: Principal): Pick<PolicyInput, 'principal' | 'tenant' | 'team'> {
   const tenant = snap.core.tenants.get(principal.tenant);
   const team = principal.team ? snap.core.teams.get(`${principal.tenant}/${principal.team}`) : undefined;
   return {
     principal: { ...principal },
-    tenant: { name: principal.tenant, attributes: tenant?.attributes ?? {}, timeZone: tenant?.timeZone ?? 'UTC' },
-    team: { name: principal.team, attributes: team?.attributes ?? {} },
+    tenant: { name: principal.tenant, attributes: tenant?.attributes ?? NO_ATTRIBUTES, timeZone: tenant?.timeZone ?? 'UTC' },
+    team: { name: principal.team, attributes: team?.attributes ?? NO_ATTRIBUTES },
   };
 }
 

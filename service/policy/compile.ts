@@ -25,6 +25,15 @@ export interface CExpr {
   path: Path;
   expect: Expect;
   withDeployment: boolean;
+  /**
+   * Whether the value depends only on who is calling (principal, tenant, team fields and variables
+   * that do): decided here, statically. Such values may be reused across requests of the same caller
+   * (./caller-cache.ts). Anything reading request.*, deployment.*, mcp.*, now or the whole
+   * `variables` map is not.
+   */
+  callerConstant: boolean;
+  /** The expression's slot in its bundle's per-caller cache, or -1 (not caller-constant). Set by compileDocuments. */
+  callerSlot: number;
 }
 
 export interface CVariable {
@@ -99,6 +108,8 @@ interface Ctx {
   varIndex: Map<string, number>;
   /** Transitive needs of each variable. */
   varNeeds: number[][];
+  /** Whether each variable is caller-constant (CExpr.callerConstant). */
+  varCaller: boolean[];
   exprs: CExpr[];
 }
 
@@ -112,6 +123,27 @@ function exprError(at: At, message: string, offset: number | undefined): void {
     where = src.includes('\n') ? ` (at line ${line}, column ${col} of the expression)` : ` (at column ${col} of the expression)`;
   }
   at.fail(`${at.label}: ${message}${where}`);
+}
+
+/**
+ * Fields that are the same for every request of one caller (a virtual key, or a JWT's claims) under
+ * one config: the only roots a caller-constant expression may read. A whitelist: a new variable or
+ * field is not cached until listed here.
+ */
+const CALLER_ROOTS: ReadonlySet<string> = new Set([
+  'principal.keyId', 'principal.tenant', 'principal.team', 'principal.user', 'principal.groups', 'principal.claims', 'principal.authMethod', 'principal.*',
+  'tenant.name', 'tenant.attributes', 'tenant.timeZone', 'tenant.*',
+  'team.name', 'team.attributes', 'team.*',
+]);
+
+/** `variables.x` roots are allowed here when x is a declared variable (its own constancy is checked through `needs`). */
+function readsOnlyCaller(roots: ReadonlySet<string>, varIndex: ReadonlyMap<string, number>): boolean {
+  for (const r of roots) {
+    if (CALLER_ROOTS.has(r)) continue;
+    if (r.startsWith('variables.') && r !== 'variables.*' && varIndex.has(r.slice('variables.'.length))) continue;
+    return false;
+  }
+  return true;
 }
 
 function compileAt(ctx: Ctx, at: At, expect: Expect, withDeployment = false): CExpr | undefined {
@@ -129,7 +161,9 @@ function compileAt(ctx: Ctx, at: At, expect: Expect, withDeployment = false): CE
     for (const n of ctx.varNeeds[i] ?? []) needs.add(n);
     needs.add(i);
   }
-  const e: CExpr = { compiled: r.expr, needs: [...needs].sort((a, b) => a - b), path: at.path, expect, withDeployment };
+  const sortedNeeds = [...needs].sort((a, b) => a - b);
+  const callerConstant = !withDeployment && readsOnlyCaller(r.expr.roots, ctx.varIndex) && sortedNeeds.every((i) => ctx.varCaller[i] === true);
+  const e: CExpr = { compiled: r.expr, needs: sortedNeeds, path: at.path, expect, withDeployment, callerConstant, callerSlot: -1 };
   ctx.exprs.push(e);
   return e;
 }
@@ -410,7 +444,7 @@ function compilePolicy(doc: ConfigDocument, errors: ConfigError[], opts: Compile
   }
   if (!root.object(['description', 'mode', 'onError', 'matchConditions', 'variables', 'detectors', 'rules'], 'a Policy spec')) return undefined;
   root.key('description').string();
-  const ctx: Ctx = { doc, errors, opts, varTypes: new Map(), varIndex: new Map(), varNeeds: [], exprs: [] };
+  const ctx: Ctx = { doc, errors, opts, varTypes: new Map(), varIndex: new Map(), varNeeds: [], varCaller: [], exprs: [] };
   const mode = root.key('mode').oneOf(MODES) ?? 'enforce';
   const onError = root.key('onError').oneOf(ON_ERROR) ?? 'deny';
 
@@ -429,12 +463,14 @@ function compilePolicy(doc: ConfigDocument, errors: ConfigError[], opts: Compile
       ctx.varTypes.set(name, T.dyn);
       ctx.varIndex.set(name, variables.length);
       ctx.varNeeds.push([]);
-      variables.push({ name, expr: { compiled: { source: '', type: T.dyn, variables: [], roots: new Set(), native: false, run: () => new Error('not compiled') }, needs: [], path: v.path, expect: 'any', withDeployment: false } });
+      ctx.varCaller.push(false);
+      variables.push({ name, expr: { compiled: { source: '', type: T.dyn, variables: [], roots: new Set(), native: false, run: () => new Error('not compiled') }, needs: [], path: v.path, expect: 'any', withDeployment: false, callerConstant: false, callerSlot: -1 } });
       continue;
     }
     ctx.varTypes.set(name, expr.compiled.type);
     ctx.varIndex.set(name, variables.length);
     ctx.varNeeds.push(expr.needs);
+    ctx.varCaller.push(expr.callerConstant);
     variables.push({ name, expr });
   }
 
@@ -534,6 +570,8 @@ export interface CompiledPolicies {
   revision: string;
   /** Whether any expression reads request.body (it is converted per request only then). */
   usesBody: boolean;
+  /** Number of caller-constant expressions (their CExpr.callerSlot are 0 … callerSlots-1). */
+  callerSlots: number;
 }
 
 /** Compiles every `kind: Policy` document (others are ignored). Throws ConfigErrors listing every problem. */
@@ -545,6 +583,7 @@ export function compileDocuments(docs: ConfigDocument[], opts: CompileOptions = 
   const hash = createHash('sha256');
   const now = (opts.now ?? (() => new Date()))();
   let usesBody = false;
+  let callerSlots = 0;
   for (const doc of docs) {
     if (doc.kind !== 'Policy') continue;
     const prev = names.get(doc.name);
@@ -563,8 +602,9 @@ export function compileDocuments(docs: ConfigDocument[], opts: CompileOptions = 
     // Skipped only when the caller already ran it on this exact bundle (config/reload.ts: the worker did).
     if (errors.length === before && opts.sampleCheck !== false) sampleCheck(doc, errors, r.policy, r.exprs, now);
     if (r.exprs.some((e) => e.compiled.roots.has('request.body') || e.compiled.roots.has('request.*'))) usesBody = true;
+    for (const e of r.exprs) if (e.callerConstant) e.callerSlot = callerSlots++;
     policies.push(r.policy);
   }
   if (errors.length) throw new ConfigErrors(errors);
-  return { policies, revision: hash.digest('hex').slice(0, 16), usesBody };
+  return { policies, revision: hash.digest('hex').slice(0, 16), usesBody, callerSlots };
 }

@@ -12,6 +12,7 @@ import { asString, errorMessage, type Activation } from './cel.ts';
 import type { CExpr, CompiledPolicies, CPolicy, CRule, DenyLike } from './compile.ts';
 import { candidateActivation, modelDependence, type ModelDependence } from './candidates.ts';
 import { baseActivation, cachedDeploymentValue } from './context.ts';
+import { CallerCache, cacheable } from './caller-cache.ts';
 import { globMatch } from './glob.ts';
 import { applyTransform } from './transforms.ts';
 import { createMcpEvaluator } from './mcp.ts';
@@ -46,11 +47,13 @@ export class PolicyState {
   /**
    * `seed`: a candidate pass takes the primary pass's values of variables that do not read the
    * model (`dependent[i]` false) instead of computing them again.
+   * `memo`: this caller's values of caller-constant expressions (./caller-cache.ts), by callerSlot.
    */
   constructor(
     readonly policy: CPolicy,
     private readonly act: Activation,
     private readonly seed?: { state: PolicyState; dependent: readonly boolean[] },
+    private readonly memo?: unknown[],
   ) {
     const n = policy.variables.length;
     this.vars = n ? new Map() : NO_VARS;
@@ -98,11 +101,21 @@ export class PolicyState {
           this.setVarError(i, this.varError(failedDep) as string);
           continue;
         }
+        // A caller-constant variable: this caller's earlier value (./caller-cache.ts).
+        const memo = this.memo;
+        const slot = v.expr.callerSlot;
+        const hit = memo !== undefined && slot >= 0 ? memo[slot] : undefined;
+        if (hit !== undefined) {
+          this.vars.set(v.name, hit);
+          continue;
+        }
         this.act.variables = this.vars;
         const r = v.expr.compiled.run(this.act);
         const err = errorMessage(r);
-        if (err === undefined) this.vars.set(v.name, r);
-        else this.setVarError(i, `variable '${v.name}': ${err}`);
+        if (err === undefined) {
+          this.vars.set(v.name, r);
+          if (memo !== undefined && slot >= 0 && cacheable(r)) memo[slot] = r;
+        } else this.setVarError(i, `variable '${v.name}': ${err}`);
       }
       const e = this.varError(i);
       if (e !== undefined) return e;
@@ -112,6 +125,13 @@ export class PolicyState {
 
   /** The expression's value, or its error as an `EvalError` (one object per failure, none per success). */
   value(e: CExpr, deployment?: Map<string, unknown>): unknown {
+    // Same caller, same bundle: a caller-constant expression has the value it had before (never an error).
+    const memo = this.memo;
+    const slot = e.callerSlot;
+    if (memo !== undefined && slot >= 0) {
+      const hit = memo[slot];
+      if (hit !== undefined) return hit;
+    }
     if (e.needs.length) {
       const err = this.ensure(e.needs);
       if (err !== undefined) return new EvalError(err);
@@ -121,7 +141,9 @@ export class PolicyState {
     const r = e.compiled.run(this.act);
     if (deployment) this.act.deployment = undefined;
     const err = errorMessage(r);
-    return err === undefined ? r : new EvalError(err);
+    if (err !== undefined) return new EvalError(err);
+    if (memo !== undefined && slot >= 0 && cacheable(r)) memo[slot] = r;
+    return r;
   }
 
   /**
@@ -280,6 +302,8 @@ interface Pass {
   only?: ReadonlySet<CRule>;
   /** Candidate pass: the primary pass's states, whose model-independent variables are reused. */
   seeds?: ReadonlyMap<CPolicy, PolicyState>;
+  /** The caller's cached values of caller-constant expressions (PolicyState memo). */
+  memo?: unknown[];
 }
 
 /** What a pass leaves behind for candidate passes. */
@@ -512,6 +536,8 @@ function rulesReadingContent(policies: readonly CPolicy[]): Set<CRule> {
 
 export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = {}): PolicyBundle {
   const { policies, revision, usesBody } = compiled;
+  // undefined for a bundle without caller-constant expressions; opts.callerCache false turns it off (tests).
+  const callers = compiled.callerSlots > 0 && opts.callerCache !== false ? new CallerCache(compiled.callerSlots) : undefined;
   const onEvalError = opts.onEvalError;
   const reportError = (r: RuleRecord): void => {
     if (!onEvalError) return;
@@ -543,15 +569,16 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
     d.primaryModel = input.request.model;
     d.primaryCanonical = input.request.canonicalModel || input.request.model;
     const act = baseActivation(input, usesBody);
+    const memo = callers?.valuesFor(input);
     const candidates = eo.candidates === true;
     const out: PassOut | undefined = candidates ? { states: new Map(), active: new Set() } : undefined;
-    runPass(d, input, act, { listing: eo.listing === true }, out);
-    if (out && !d.denied) d.judge = (model, canonical) => judge(d, input, act, out, model, canonical);
+    runPass(d, input, act, { listing: eo.listing === true, memo }, out);
+    if (out && !d.denied) d.judge = (model, canonical) => judge(d, input, act, out, model, canonical, memo);
     return d;
   }
 
   /** One candidate model: the model-dependent rules, evaluated as if the request had named it. */
-  function judge(d: DecisionImpl, input: PolicyInput, act: Activation, primary: PassOut, model: string, canonical: string): ModelVerdict {
+  function judge(d: DecisionImpl, input: PolicyInput, act: Activation, primary: PassOut, model: string, canonical: string, memo: unknown[] | undefined): ModelVerdict {
     const pass = new DecisionImpl(revision, reportError);
     try {
       const request = { ...input.request, model, canonicalModel: canonical === model ? undefined : canonical };
@@ -560,6 +587,7 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
         applies: (p) => (deps.policies.has(p) ? undefined : primary.active.has(p)),
         only: deps.rules,
         seeds: primary.states,
+        memo,
       };
       runPass(pass, { ...input, request }, candidateActivation(act, model, canonical), how, undefined);
     } catch (e) {
@@ -593,7 +621,7 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
       const ph = phasesOf(policy);
       if (!policy.matchConditions.length && !ph.access.length && !ph.phase2.length && !ph.transforms.length) continue;
       const seed = pass.seeds?.get(policy);
-      const state = new PolicyState(policy, act, seed ? { state: seed, dependent: deps.variables.get(policy) ?? [] } : undefined);
+      const state = new PolicyState(policy, act, seed ? { state: seed, dependent: deps.variables.get(policy) ?? [] } : undefined, pass.memo);
       out?.states.set(policy, state);
       const known = pass.applies?.(policy);
       if (known !== undefined) {

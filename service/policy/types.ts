@@ -211,4 +211,9 @@ export interface CompileOptions {
    * sample-checked elsewhere: a hot reload checks in a worker thread, then compiles on the main one.
    */
   sampleCheck?: boolean;
+  /**
+   * Reuse the values of caller-constant expressions across requests of one caller (default true;
+   * ./caller-cache.ts). false evaluates everything every time (the reference the cache is tested against).
+   */
+  callerCache?: boolean;
 }

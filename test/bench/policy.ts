@@ -34,6 +34,9 @@ export async function bench(): Promise<string[]> {
       { role: 'user', content: 'Thanks. Now list three follow-up questions, and email them to jane@example.com.' },
     ],
   };
+  // One tenant/team context object per tier, shared by every request (as the gateway's config snapshot does).
+  const tenants = { free: { name: 'globex', attributes: { tier: 'free', residency: 'any' } }, enterprise: { name: 'acme', attributes: { tier: 'enterprise', residency: 'eu' } } };
+  const teams = { free: { name: 'default', attributes: {} }, enterprise: { name: 'research', attributes: { costCenter: 'r-and-d' } } };
   const makeInput = (tier: 'enterprise' | 'free'): PolicyInput => ({
     request: buildRequestInput({
       method: 'POST',
@@ -45,8 +48,8 @@ export async function bench(): Promise<string[]> {
     principal: tier === 'free'
       ? { keyId: 'demo-globex', tenant: 'globex', team: 'default', user: 'carol', groups: [], claims: {}, authMethod: 'key' }
       : { keyId: 'demo-acme-research', tenant: 'acme', team: 'research', user: 'alice', groups: ['engineering'], claims: {}, authMethod: 'key' },
-    tenant: tier === 'free' ? { name: 'globex', attributes: { tier: 'free', residency: 'any' } } : { name: 'acme', attributes: { tier: 'enterprise', residency: 'eu' } },
-    team: tier === 'free' ? { name: 'default', attributes: {} } : { name: 'research', attributes: { costCenter: 'r-and-d' } },
+    tenant: tenants[tier],
+    team: teams[tier],
     now: new Date('2025-01-15T10:00:00Z'),
   });
   const size = Buffer.byteLength(JSON.stringify(body));
@@ -86,21 +89,47 @@ export async function bench(): Promise<string[]> {
     );
   }
   // What the gateway does per request (service/gateway/policy-input.ts + exchange.ts): build the
-  // input from the header Map and the parsed body, evaluate, check the route constraints. CPU time.
+  // input from the header Map and the parsed body, evaluate, check the route constraints. CPU time,
+  // with and without the per-caller cache (blocks alternated in this process; median of the rounds).
+  const uncached = compilePolicies(readConfigDir(root), { callerCache: false });
   {
     const headers = new Map([[':method', 'POST'], [':path', '/v1/chat/completions'], ['content-type', 'application/json'], ['authorization', 'Bearer tg-x'], ['user-agent', 'openai-node/4'], ['x-request-id', 'r']]);
     const bodies = Array.from({ length: ITERATIONS }, () => structuredClone(body));
     const who = makeInput('enterprise');
-    const run = (i: number): void => {
+    const run = (b: typeof bundle, i: number): void => {
       const request = buildRequestInput({ method: 'POST', path: '/v1/chat/completions', api: 'openai', headers, body: bodies[i] as Record<string, unknown>, size });
-      const d = bundle.evaluate({ request, principal: { ...who.principal }, tenant: who.tenant, team: who.team, now: new Date() });
+      const d = b.evaluate({ request, principal: { ...who.principal }, tenant: who.tenant, team: who.team, now: new Date() });
       for (const dep of deployments) d.routeCheck(dep);
     };
-    for (let i = 0; i < WARMUP; i++) run(i);
-    const c0 = process.cpuUsage();
-    for (let i = 0; i < ITERATIONS; i++) run(i);
-    const c = process.cpuUsage(c0);
-    lines.push(`policy: gateway-shaped request (input from the header Map, evaluate, routeCheck x${deployments.length}; enterprise) CPU ${((c.user + c.system) / ITERATIONS).toFixed(1)}µs/request`);
+    const block = ITERATIONS / 4;
+    const cpu = (b: typeof bundle, from: number): number => {
+      const c0 = process.cpuUsage();
+      for (let i = from; i < from + block; i++) run(b, i);
+      const c = process.cpuUsage(c0);
+      return (c.user + c.system) / block;
+    };
+    for (let i = 0; i < WARMUP; i++) {
+      run(bundle, i);
+      run(uncached, i);
+    }
+    const withCache: number[] = [];
+    const without: number[] = [];
+    for (let r = 0; r < 8; r++) {
+      const from = (r % 4) * block;
+      if (r % 2) {
+        without.push(cpu(uncached, from));
+        withCache.push(cpu(bundle, from));
+      } else {
+        withCache.push(cpu(bundle, from));
+        without.push(cpu(uncached, from));
+      }
+      // Transforms mutate the bodies; give the next round fresh ones (outside the timing).
+      for (let i = from; i < from + block; i++) bodies[i] = structuredClone(body);
+    }
+    const med = (xs: number[]): number => [...xs].sort((x, y) => x - y)[xs.length >> 1] as number;
+    lines.push(
+      `policy: gateway-shaped request (input from the header Map, evaluate, routeCheck x${deployments.length}; enterprise) CPU ${med(withCache).toFixed(1)}µs/request; without the per-caller cache ${med(without).toFixed(1)}µs (ratio ${(med(withCache) / med(without)).toFixed(2)})`,
+    );
   }
   // A request with `models` fallbacks: each other candidate model re-runs only the model-dependent rules.
   for (const tier of ['enterprise', 'free'] as const) {
