@@ -11,7 +11,6 @@
 // test/unit/extproc-codec.test.ts checks both against proto-loader round trips; the real-Envoy e2e
 // tests run through it.
 import { createRequire } from 'node:module';
-import type * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import type {
   BodyMutation,
@@ -31,7 +30,7 @@ import type {
   RequestKind,
 } from './messages.ts';
 import { JsonStruct } from './mutations.ts';
-import { extProcService, LOADER_OPTIONS } from './proto.ts';
+import { LOADER_OPTIONS } from './proto.ts';
 
 const { Reader } = protobuf;
 type Reader = protobuf.Reader;
@@ -862,12 +861,3 @@ export function encodeResponse(m: ProcessingResponse, framed = false): Buffer {
   }
 }
 
-/**
- * The ExternalProcessor service definition for the server: proto-loader's method definition (path,
- * streaming flags) with this codec for the server's two directions.
- */
-export function leanExtProcService(): grpc.ServiceDefinition {
-  const def = extProcService();
-  const process = def.Process as grpc.MethodDefinition<ProcessingRequest, ProcessingResponse>;
-  return { Process: { ...process, requestDeserialize: decodeRequest, responseSerialize: (m: ProcessingResponse) => encodeResponse(m) } };
-}
