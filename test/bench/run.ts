@@ -172,11 +172,14 @@ async function extprocBench(): Promise<void> {
     const rss: number[] = [];
     const noisy: string[] = [];
     for (let r = 1; r <= rounds; r++) {
-      for (const [name, addr, pid, out, ins] of [
-        ['echo', `127.0.0.1:${echoPort}`, echo.pid!, echoRes, echoIns],
+      // With a base build, the two Tollgate builds swap places every round (helpers saw whichever ran in
+      // the same slot each round come out ~20% apart on a loaded machine): any slot bias cancels out.
+      const builds = [
         ...(base ? [['base', `127.0.0.1:${base.port}`, base.child.pid!, baseRes, baseIns] as const] : []),
-        ['tollgate', `127.0.0.1:${port}`, tg.pid!, tgRes, tgIns],
-      ] as const) {
+        ['tollgate', `127.0.0.1:${port}`, tg.pid!, tgRes, tgIns] as const,
+      ];
+      if (r % 2 === 0) builds.reverse();
+      for (const [name, addr, pid, out, ins] of [['echo', `127.0.0.1:${echoPort}`, echo.pid!, echoRes, echoIns] as const, ...builds]) {
         const meter = new NoiseMeter(pids);
         const perf = perfInstructions(pid);
         const res = await runLoad(addr, pid, msgs, { concurrency, warmupMs: r === 1 ? 2000 : 500, durationMs });
