@@ -214,7 +214,7 @@ async function extprocBench(): Promise<void> {
       console.log(`  instructions per request (perf stat): echo ${spread(echoIns, 0)}, tollgate ${spread(tgIns, 0)}, ratio ${spread(tgIns.map((x, i) => x / echoIns[i]!))}`);
     else console.log('  instructions per request: perf stat cannot count instructions here (no PMU in this VM); CPU time only');
     if (noisy.length) {
-      console.log(`WARNING: other load was present in ${noisy.length} of ${rounds * 2} segments; absolute figures are inflated, the interleaved ratio less so:`);
+      console.log(`WARNING: other load was present in ${noisy.length} of ${rounds * (base ? 3 : 2)} segments; absolute figures are inflated, the interleaved ratio less so:`);
       for (const l of noisy) console.log(`  ${l}`);
     } else console.log('no other load detected during the rounds');
   } finally {
