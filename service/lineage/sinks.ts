@@ -90,8 +90,15 @@ export interface FileSinkOptions {
   fsync?: boolean;
 }
 
-/** The reused write buffer grows up to this (a batch of 256 ~5 KB records is ~1.3 MB); larger batches get their own. */
+/** The reused write buffer is kept up to this size (a batch of 256 ~5 KB records needs ~1.3 MB plus room). */
 const MAX_SCRATCH_BYTES = 4 * 1024 * 1024;
+
+/** `buf` with its first `used` bytes, in a buffer of at least `need` bytes. */
+function grow(buf: Buffer, used: number, need: number): Buffer {
+  const next = Buffer.allocUnsafeSlow(Math.max(need, buf.length * 2));
+  buf.copy(next, 0, 0, used);
+  return next;
+}
 
 /**
  * Appends one record JSON per line. Durable: a failed batch is cut back to the last whole line (so the file
@@ -128,25 +135,24 @@ export class FileSink implements LineageSink {
       let i = 0;
       while (i < fresh.length) {
         const fh = await this.handle();
-        // Rotate between lines, never inside one; a single line larger than maxBytes gets a file of its own.
+        // Each line is encoded straight into one buffer per write, reused across batches: no Buffer per line (a
+        // ~5 KB line was its own ArrayBuffer, past the Buffer pool's 4 KB) and no concat copy. It is encoded from a
+        // temporary `json + '\n'`, so the entry's own (rope) text is not flattened in place: the flat copy dies at
+        // once instead of surviving in the young generation until the write completes.
         const start = i;
+        let buf = this.takeBuffer();
         let bytes = 0;
         while (i < fresh.length) {
-          const len = Buffer.byteLength(fresh[i]!.json) + 1;
+          const json = fresh[i]!.json;
+          const room = json.length * 3 + 1; // UTF-8 needs at most 3 bytes per UTF-16 unit
+          if (bytes + room > buf.length) buf = grow(buf, bytes, bytes + room);
+          const len = buf.write(json + '\n', bytes);
+          // Rotate between lines, never inside one; a single line larger than maxBytes gets a file of its own.
           if (this.size + bytes + len > this.maxBytes && (this.size + bytes > 0)) break;
           bytes += len;
           i++;
         }
         if (i > start) {
-          // Each line is encoded straight into one buffer per write (no Buffer per line, no concat copy):
-          // a ~5 KB line was its own ArrayBuffer before (past the Buffer pool's 4 KB), measured ~3x dearer.
-          const buf = this.buffer(bytes);
-          let off = 0;
-          for (let j = start; j < i; j++) {
-            off += buf.write(fresh[j]!.json, off);
-            buf[off++] = 0x0a;
-          }
-          if (off !== bytes) throw new Error(`lineage file sink encoded ${off} of ${bytes} bytes`);
           try {
             await fh.write(buf, 0, bytes, this.size);
             if (this.fsync) await fh.sync();
@@ -154,11 +160,13 @@ export class FileSink implements LineageSink {
             await fh.truncate(this.size).catch(() => undefined);
             throw err;
           } finally {
-            if (buf.length <= MAX_SCRATCH_BYTES) this.scratch = buf; // back for the next batch
+            this.giveBack(buf);
           }
           this.size += bytes;
           written += i - start;
           this.lastSeq = fresh[i - 1]!.seq;
+        } else {
+          this.giveBack(buf);
         }
         if (i < fresh.length) await this.rotate();
       }
@@ -173,13 +181,15 @@ export class FileSink implements LineageSink {
     await this.closeHandle();
   }
 
-  /** A buffer of at least `bytes` for one write (taken from the reused one when it is free and large enough). */
-  private buffer(bytes: number): Buffer {
-    const held = this.scratch;
+  /** The reused write buffer (taken while a write uses it; an overlapping call gets a fresh one). */
+  private takeBuffer(): Buffer {
+    const held = this.scratch ?? Buffer.allocUnsafeSlow(64 * 1024);
     this.scratch = undefined;
-    if (held && held.length >= bytes) return held;
-    if (bytes > MAX_SCRATCH_BYTES) return Buffer.allocUnsafeSlow(bytes);
-    return Buffer.allocUnsafeSlow(Math.min(MAX_SCRATCH_BYTES, Math.max(bytes, 2 * (held?.length ?? 0), 64 * 1024)));
+    return held;
+  }
+
+  private giveBack(buf: Buffer): void {
+    if (buf.length <= MAX_SCRATCH_BYTES) this.scratch = buf;
   }
 
   private async handle(): Promise<fs.FileHandle> {
