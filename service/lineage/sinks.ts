@@ -90,6 +90,16 @@ export interface FileSinkOptions {
   fsync?: boolean;
 }
 
+/** The reused write buffer is kept up to this size (a batch of 256 ~5 KB records needs ~1.3 MB plus room). */
+const MAX_SCRATCH_BYTES = 4 * 1024 * 1024;
+
+/** `buf` with its first `used` bytes, in a buffer of at least `need` bytes. */
+function grow(buf: Buffer, used: number, need: number): Buffer {
+  const next = Buffer.allocUnsafeSlow(Math.max(need, buf.length * 2));
+  buf.copy(next, 0, 0, used);
+  return next;
+}
+
 /**
  * Appends one record JSON per line. Durable: a failed batch is cut back to the last whole line (so the file
  * never holds a torn record) and spooled. Within a process, replays skip seqs already written; across a crash
@@ -105,6 +115,8 @@ export class FileSink implements LineageSink {
   private fh: fs.FileHandle | undefined;
   private size = 0;
   private lastSeq = 0;
+  /** The write buffer, reused across batches; taken (undefined) while a write uses it. */
+  private scratch: Buffer | undefined;
 
   constructor(opts: FileSinkOptions) {
     this.name = opts.name ?? 'file';
@@ -123,28 +135,38 @@ export class FileSink implements LineageSink {
       let i = 0;
       while (i < fresh.length) {
         const fh = await this.handle();
-        const lines: Buffer[] = [];
+        // Each line is encoded straight into one buffer per write, reused across batches: no Buffer per line (a
+        // ~5 KB line was its own ArrayBuffer, past the Buffer pool's 4 KB) and no concat copy. It is encoded from a
+        // temporary `json + '\n'`, so the entry's own (rope) text is not flattened in place: the flat copy dies at
+        // once instead of surviving in the young generation until the write completes.
+        const start = i;
+        let buf = this.takeBuffer();
         let bytes = 0;
-        // Rotate between lines, never inside one; a single line larger than maxBytes gets a file of its own.
         while (i < fresh.length) {
-          const line = Buffer.from(fresh[i]!.json + '\n');
-          if (this.size + bytes + line.length > this.maxBytes && (this.size + bytes > 0)) break;
-          lines.push(line);
-          bytes += line.length;
+          const json = fresh[i]!.json;
+          const room = json.length * 3 + 1; // UTF-8 needs at most 3 bytes per UTF-16 unit
+          if (bytes + room > buf.length) buf = grow(buf, bytes, bytes + room);
+          const len = buf.write(json + '\n', bytes);
+          // Rotate between lines, never inside one; a single line larger than maxBytes gets a file of its own.
+          if (this.size + bytes + len > this.maxBytes && (this.size + bytes > 0)) break;
+          bytes += len;
           i++;
         }
-        if (lines.length > 0) {
-          const buf = Buffer.concat(lines);
+        if (i > start) {
           try {
-            await fh.write(buf, 0, buf.length, this.size);
+            await fh.write(buf, 0, bytes, this.size);
             if (this.fsync) await fh.sync();
           } catch (err) {
             await fh.truncate(this.size).catch(() => undefined);
             throw err;
+          } finally {
+            this.giveBack(buf);
           }
-          this.size += buf.length;
-          written += lines.length;
+          this.size += bytes;
+          written += i - start;
           this.lastSeq = fresh[i - 1]!.seq;
+        } else {
+          this.giveBack(buf);
         }
         if (i < fresh.length) await this.rotate();
       }
@@ -157,6 +179,17 @@ export class FileSink implements LineageSink {
 
   async close(): Promise<void> {
     await this.closeHandle();
+  }
+
+  /** The reused write buffer (taken while a write uses it; an overlapping call gets a fresh one). */
+  private takeBuffer(): Buffer {
+    const held = this.scratch ?? Buffer.allocUnsafeSlow(64 * 1024);
+    this.scratch = undefined;
+    return held;
+  }
+
+  private giveBack(buf: Buffer): void {
+    if (buf.length <= MAX_SCRATCH_BYTES) this.scratch = buf;
   }
 
   private async handle(): Promise<fs.FileHandle> {

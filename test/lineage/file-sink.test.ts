@@ -50,3 +50,22 @@ test('multi-byte lines near the bound rotate between lines and no file exceeds m
     await fs.rm(dir, { recursive: true, force: true });
   }
 });
+
+test('batches of shrinking and growing size, and a line larger than the reused buffer, land exactly', async () => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tg-filesink-'));
+  try {
+    const file = path.join(dir, 'l.jsonl');
+    const sink = new FileSink({ path: file, fsync: false });
+    // The write buffer is reused between batches: a short batch after a long one must not carry its tail.
+    const big = entries(200, (i) => `ä${'x'.repeat(900 + i)}`, 1);
+    const small = entries(2, (i) => `ß${i}`, 201);
+    const huge = entries(1, () => 'é'.repeat(2.5 * 1024 * 1024), 203); // ~5 MB of UTF-8: past the reused buffer's cap
+    const last = entries(3, (i) => `🙂${i}`, 204);
+    for (const b of [big, small, huge, last]) assert.deepEqual(await sink.write(b), { written: b.length, duplicates: 0 });
+    await sink.close();
+    const text = await fs.readFile(file, 'utf8');
+    assert.equal(text, [...big, ...small, ...huge, ...last].map((e) => e.json + '\n').join(''));
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});

@@ -53,6 +53,17 @@ test('rules with and without a bundle revision, and with every other policy fiel
     const r: LineageRecord = { ...base, policy };
     assert.equal(toJsonLine(r), JSON.stringify(legacyToProtoJson(r)));
   }
+  // Few fields around the policy: the line is spliced from the parts before and after it.
+  const sparse: LineageRecord = {
+    ...base,
+    trace: undefined, served: undefined, attempts: undefined, redactions: undefined, budgets: undefined, tokens: undefined,
+    costUsd: undefined, costComponents: undefined, latency: undefined, content: undefined, gatewayInstance: undefined,
+    mcp: undefined, audit: undefined, errorClass: undefined, errorCode: undefined,
+  };
+  for (const policy of variants) {
+    const r: LineageRecord = { ...sparse, policy };
+    assert.equal(toJsonLine(r), JSON.stringify(legacyToProtoJson(r)));
+  }
 });
 
 test('timestamps print exactly as Date#toISOString, across seconds, days, years and before 1970', () => {
