@@ -1,7 +1,7 @@
 // Load generator that plays Envoy's side of ext_proc with pre-encoded messages, so it measures the
 // processor, not itself. Server and generator are pinned to different cores when taskset exists.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import type { ProcessingRequest, ProcessingResponse } from '../../service/extproc/messages.ts';
@@ -125,7 +125,23 @@ export async function probe(addr: string, msgs: Exchange4): Promise<ProcessingRe
   return replies;
 }
 
-export async function runLoad(addr: string, pid: number, msgs: Exchange4, opts: { concurrency: number; warmupMs: number; durationMs: number }): Promise<LoadResult> {
+/** The pids of `pid`'s direct children (e.g. node:cluster workers), from /proc. */
+export function childPids(pid: number): number[] {
+  const out: number[] = [];
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`))
+      for (const c of readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ')) if (c.trim()) out.push(Number(c));
+  } catch {
+    // the process is gone, or /proc has no children files: no children known
+  }
+  return out;
+}
+
+/**
+ * `cpuPids`: whose CPU counts as the service's (default: `pid` alone) — e.g. a cluster primary, its
+ * workers and the Redis server they share, so CPU per request covers every process serving it.
+ */
+export async function runLoad(addr: string, pid: number, msgs: Exchange4, opts: { concurrency: number; warmupMs: number; durationMs: number; cpuPids?: () => number[] }): Promise<LoadResult> {
   const encoded = PHASES.map((p) => encode(msgs[p]));
   const clients = Array.from({ length: 4 }, () => new RawClient(addr, grpc.credentials.createInsecure()));
   const phaseUs: LoadResult['phaseUs'] = { request_headers: [], request_body: [], response_headers: [], response_body: [], total: [] };
@@ -168,13 +184,15 @@ export async function runLoad(addr: string, pid: number, msgs: Exchange4, opts: 
   };
   const workers = Array.from({ length: opts.concurrency }, (_, i) => worker(i));
   await new Promise((r) => setTimeout(r, opts.warmupMs));
-  const cpu0 = cpuSeconds(pid);
+  const counted = opts.cpuPids?.() ?? [pid];
+  const cpuOf = (): number => counted.reduce((sum, p) => sum + cpuSeconds(p), 0);
+  const cpu0 = cpuOf();
   const t0 = process.hrtime.bigint();
   measuring = true;
   await new Promise((r) => setTimeout(r, opts.durationMs));
   measuring = false;
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  const cpu1 = cpuSeconds(pid);
+  const cpu1 = cpuOf();
   stop = true;
   await Promise.all(workers);
   for (const c of clients) c.close();

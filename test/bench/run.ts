@@ -2,7 +2,7 @@
 // processor (same gRPC stack), then each module's micro-benchmarks. Numbers are for comparing
 // run to run on the same machine, not absolute truths.
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import type { ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cpus } from 'node:os';
@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import type { ProcessingRequest } from '../../service/extproc/messages.ts';
 import { benchBundle } from './envoy.ts';
 import { median, NoiseMeter, NOISY_CORES, perfInstructions, rssMb, spread } from './noise.ts';
-import { freePort, pct, probe, runLoad, startChild, stopChild, PHASES, type Exchange4, type LoadResult } from './extproc-load.ts';
+import { childPids, freePort, pct, probe, runLoad, startChild, stopChild, PHASES, type Exchange4, type LoadResult } from './extproc-load.ts';
 
 const hdr = (kv: [string, string][]) => ({ headers: kv.map(([key, v]) => ({ key, raw_value: Buffer.from(v) })) });
 
@@ -269,13 +269,23 @@ async function workersBench(): Promise<void> {
     }
     await new Promise((r) => setTimeout(r, 3000)); // the second worker binds after the first answers
     const rps: Record<number, number[]> = { 1: [], 2: [] };
+    // CPU per request of the Tollgate processes (primary + workers) and of the Redis server they share:
+    // on 2 cores the load generator and Redis take a share the workers cannot use, so throughput cannot
+    // double here; an unchanged CPU per request with 2 workers is what says they would on free cores.
+    const cpuUs: Record<number, number[]> = { 1: [], 2: [] };
+    const redisUs: Record<number, number[]> = { 1: [], 2: [] };
+    const info = spawnSync('redis-cli', ['-u', redis, 'info', 'server'], { encoding: 'utf8' });
+    const redisPid = Number(/process_id:(\d+)/.exec(info.stdout ?? '')?.[1] ?? 0) || undefined;
     const genCpu: number[] = [];
     const noisy: string[] = [];
     for (let r = 1; r <= rounds; r++)
       for (const s of started) {
-        const meter = new NoiseMeter(() => started.map((x) => x.child.pid!));
+        const meter = new NoiseMeter(() => started.flatMap((x) => [x.child.pid!, ...childPids(x.child.pid!)]));
         const c0 = process.cpuUsage();
-        const res = await runLoad(s.addr, s.child.pid!, msgs, { concurrency, warmupMs: 1000, durationMs });
+        const tree = [s.child.pid!, ...childPids(s.child.pid!)];
+        const res = await runLoad(s.addr, s.child.pid!, msgs, { concurrency, warmupMs: 1000, durationMs, cpuPids: () => tree });
+        cpuUs[s.n]!.push(res.cpuPerRequestUs);
+        if (redisPid) redisUs[s.n]!.push((await runLoad(s.addr, s.child.pid!, msgs, { concurrency, warmupMs: 0, durationMs: 1000, cpuPids: () => [redisPid] })).cpuPerRequestUs);
         const c = process.cpuUsage(c0);
         if (s.n === 2) genCpu.push((c.user + c.system) / 1e6 / (res.seconds + 1));
         rps[s.n]!.push(res.rps);
@@ -288,6 +298,9 @@ async function workersBench(): Promise<void> {
     console.log(`  2 workers: ${spread(rps[2]!, 0)} req/s`);
     console.log(`  2 ÷ 1 throughput: ${spread(rps[2]!.map((x, i) => x / rps[1]![i]!))} (goal ≥ 1.7)`);
     console.log(`  load generator used ${spread(genCpu)} cores during the 2-worker rounds`);
+    console.log(`  Tollgate CPU per request (primary + workers): 1 worker ${spread(cpuUs[1]!, 0)} µs, 2 workers ${spread(cpuUs[2]!, 0)} µs; 2 ÷ 1: ${spread(cpuUs[2]!.map((x, i) => x / cpuUs[1]![i]!))}`);
+    if (redisPid) console.log(`  Redis CPU per request (separate 1 s segments): 1 worker ${spread(redisUs[1]!, 0)} µs, 2 workers ${spread(redisUs[2]!, 0)} µs`);
+    else console.log('  Redis CPU per request: not measured (redis-cli could not tell the server pid)');
     if (noisy.length) {
       console.log(`WARNING: other load was present in ${noisy.length} of ${rounds * 2} segments:`);
       for (const l of noisy) console.log(`  ${l}`);
@@ -328,7 +341,7 @@ async function transportBench(): Promise<void> {
     const noisy: string[] = [];
     for (let r = 1; r <= rounds; r++)
       for (const s of started) {
-        const meter = new NoiseMeter(() => started.map((x) => x.child.pid!));
+        const meter = new NoiseMeter(() => started.flatMap((x) => [x.child.pid!, ...childPids(x.child.pid!)]));
         const res = await runLoad(s.addr, s.child.pid!, msgs, { concurrency, warmupMs: r === 1 ? 2000 : 500, durationMs });
         if (res.errors) console.log(`  ${s.name} round ${r}: ${res.errors} errors (${res.firstError})`);
         s.res.push(res);
