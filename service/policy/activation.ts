@@ -42,7 +42,8 @@ export function jsonToCel(v: unknown, depth = 0): unknown {
   return undefined;
 }
 
-function headerMap(h: Record<string, string>): Map<string, string> {
+/** Request headers as the CEL map both activations give (string values only). */
+export function headerMap(h: Record<string, string>): Map<string, string> {
   const m = new Map<string, string>();
   for (const k of Object.keys(h)) {
     const v = h[k];

@@ -2,7 +2,7 @@
 // an activation (Maps: ~2.7x faster lookups than plain objects in @bufbuild/cel), a builder that
 // derives the request part from the HTTP request, and synthetic samples for load-time checks.
 import { T, type Ty } from './checker.ts';
-import { int, jsonToCel, LazyActivation, NOW_MS, timestampOf } from './activation.ts';
+import { headerMap, int, jsonToCel, LazyActivation, NOW_MS, timestampOf } from './activation.ts';
 export { jsonToCel, timestampOf };
 import type { DeploymentInfo, PolicyInput, PolicyMessage } from './types.ts';
 
@@ -135,15 +135,6 @@ export function eagerActivation(input: PolicyInput, withBody = true): Record<str
     now: timestampOf(input.now),
     [NOW_MS]: input.now.getTime(),
   };
-}
-
-function headerMap(h: Record<string, string>): Map<string, string> {
-  const m = new Map<string, string>();
-  for (const k of Object.keys(h)) {
-    const v = h[k];
-    if (typeof v === 'string') m.set(k, v);
-  }
-  return m;
 }
 
 // Route rules judge the same few deployments on every request: their CEL values are built once per

@@ -1,5 +1,6 @@
 // Translation cost per request (request + response) for OpenAI → Anthropic and OpenAI → Bedrock at ~1.5 KB and
 // ~30 KB bodies, and per-chunk streaming cost. Bounded: each measurement runs for at most ~300 ms.
+import { chatWorkload } from './chat-workload.ts';
 import { getTranslator, parseClientRequest } from '../../service/providers/index.ts';
 import type { ProviderApi } from '../../service/config/types.ts';
 import { anthropicReply, anthropicStream, bedrockReply, bedrockStream } from '../support/fake-providers.ts';
@@ -58,23 +59,7 @@ const fmt = (n: number): string => (n >= 1000 ? `${(n / 1000).toFixed(2)}ms` : `
  * request, translate the response, filter the response text. CPU µs per request (process.cpuUsage), median of 5.
  */
 async function slice(): Promise<string> {
-  const messages = [
-    { role: 'system', content: 'You are a helpful assistant for the research team. Answer precisely and cite sources when you can.' },
-    { role: 'user', content: 'Summarise the following notes for the weekly report. '.repeat(8) },
-    { role: 'assistant', content: 'Here is a short summary of the notes you sent: the experiments converged, the baseline held, two regressions were fixed. '.repeat(2) },
-    { role: 'user', content: 'Now list three risks for next week, one line each, and keep it under fifty words in total. Thanks!'.repeat(3) },
-  ];
-  const raw = Buffer.from(JSON.stringify({ model: 'gpt-4o-mini', messages, max_tokens: 256, temperature: 0.2 }));
-  const resp = Buffer.from(
-    JSON.stringify({
-      id: 'chatcmpl-bench',
-      object: 'chat.completion',
-      created: 1700000000,
-      model: 'gpt-4o-mini-eu',
-      choices: [{ index: 0, message: { role: 'assistant', content: '1. Data drift. 2. GPU quota. 3. Holiday staffing.' }, finish_reason: 'stop' }],
-      usage: { prompt_tokens: 380, completion_tokens: 18, total_tokens: 398 },
-    }),
-  );
+  const { body: raw, response: resp } = chatWorkload();
   const custom = [{ name: 'acme_codenames', keywords: ['bluebird', 'nightjar'], caseInsensitive: true }];
   const pii = ['pii'];
   const secrets = ['secrets'];

@@ -1,6 +1,7 @@
 // `npm run bench`: end-to-end ext_proc throughput/latency for Tollgate vs a do-nothing echo
 // processor (same gRPC stack), then each module's micro-benchmarks. Numbers are for comparing
 // run to run on the same machine, not absolute truths.
+import { chatWorkload } from './chat-workload.ts';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
@@ -16,23 +17,7 @@ const hdr = (kv: [string, string][]) => ({ headers: kv.map(([key, v]) => ({ key,
 
 /** A ~1.5 KB chat request from the demo acme/research key, as Envoy would deliver it. */
 function workload(): Exchange4 {
-  const messages = [
-    { role: 'system', content: 'You are a helpful assistant for the research team. Answer precisely and cite sources when you can.' },
-    { role: 'user', content: 'Summarise the following notes for the weekly report. '.repeat(8) },
-    { role: 'assistant', content: 'Here is a short summary of the notes you sent: the experiments converged, the baseline held, two regressions were fixed. '.repeat(2) },
-    { role: 'user', content: 'Now list three risks for next week, one line each, and keep it under fifty words in total. Thanks!'.repeat(3) },
-  ];
-  const body = Buffer.from(JSON.stringify({ model: 'gpt-4o-mini', messages, max_tokens: 256, temperature: 0.2 }));
-  const response = Buffer.from(
-    JSON.stringify({
-      id: 'chatcmpl-bench',
-      object: 'chat.completion',
-      created: 1700000000,
-      model: 'gpt-4o-mini-eu',
-      choices: [{ index: 0, message: { role: 'assistant', content: '1. Data drift. 2. GPU quota. 3. Holiday staffing.' }, finish_reason: 'stop' }],
-      usage: { prompt_tokens: 380, completion_tokens: 18, total_tokens: 398 },
-    }),
-  );
+  const { body, response } = chatWorkload();
   const rh: ProcessingRequest = {
     request: 'request_headers',
     request_headers: {
