@@ -309,7 +309,7 @@ export async function envoyBench(argv: string[]): Promise<void> {
     if (only.includes('c')) {
       const p = await freePort();
       const tg = await startChild(
-        'service/main.ts',
+        process.env.BENCH_TOLLGATE_ENTRY ?? 'service/main.ts',
         {
           TOLLGATE_GRPC_ADDR: `127.0.0.1:${p}`,
           TOLLGATE_HTTP_ADDR: `127.0.0.1:${await freePort()}`,
