@@ -23,7 +23,7 @@ import { findEnvoy } from '../../service/envoy/provision.ts';
 import { renderEnvoyConfig } from '../../service/envoy/render.ts';
 import { startEnvoyProcess, type EnvoyProcess } from '../../service/envoy/process.ts';
 import { freePort, startChild, stopChild } from './extproc-load.ts';
-import { cpuOf, median, NoiseMeter, NOISY_CORES, rssMb, spread } from './noise.ts';
+import { cpuOf, median, NoiseMeter, NOISY_CORES, rssMb, spread, treeCpuOf, treeRssMb } from './noise.ts';
 
 type Setup = 'a' | 'b' | 'c';
 const LABEL: Record<Setup, string> = {
@@ -170,14 +170,14 @@ async function saturate(t: Target, agent: Agent, concurrency: number, ms: number
   const ws = Array.from({ length: concurrency }, worker);
   await sleep(Math.min(1000, ms / 3));
   const e0 = cpuOf(t.envoy.child.pid!);
-  const p0 = t.processor ? cpuOf(t.processor) : 0;
+  const p0 = t.processor ? treeCpuOf(t.processor) : 0;
   const t0 = performance.now();
   counting = true;
   await sleep(ms);
   counting = false;
   const secs = (performance.now() - t0) / 1000;
   const e1 = cpuOf(t.envoy.child.pid!);
-  const p1 = t.processor ? cpuOf(t.processor) : 0;
+  const p1 = t.processor ? treeCpuOf(t.processor) : 0;
   stop = true;
   await Promise.all(ws);
   return { rps: n / secs, envoyUs: ((e1 - e0) * 1e6) / Math.max(1, n), procUs: ((p1 - p0) * 1e6) / Math.max(1, n), errors: c };
@@ -255,7 +255,7 @@ async function measure(t: Target, agent: Agent, o: { rates: number[]; segMs: num
     rps: sat.rps,
     envoyUs: sat.envoyUs,
     procUs: sat.procUs,
-    rss: t.processor ? rssMb(t.processor) : NaN,
+    rss: t.processor ? treeRssMb(t.processor) : NaN,
     envoyRss: rssMb(t.envoy.child.pid!),
     lat,
     ttft: { p50: pct(s.first, 50), p99: pct(s.first, 99) },
@@ -371,7 +371,7 @@ export async function envoyBench(argv: string[]): Promise<void> {
   }
 }
 
-/** With TOLLGATE_WORKERS > 1 the pid is the primary; CPU and RSS then include the workers (see below). */
+/** With TOLLGATE_WORKERS > 1 the pid is the primary; the processor's CPU and RSS are summed over it and its workers (treeCpuOf, treeRssMb). */
 async function mainPid(child: ChildProcess): Promise<number> {
   // `taskset` execs node, so the child's pid is node's.
   return child.pid!;
@@ -411,10 +411,10 @@ async function soak(t: Target, agent: Agent, rate: number, secs: number, pids: (
   const rss: number[] = [];
   const meter = new NoiseMeter(pids);
   for (let s = 0; s < secs; s += 10) {
-    const c0 = cpuOf(pid);
+    const c0 = treeCpuOf(pid);
     const r = await openLoop(t, agent, rate, Math.min(10, secs - s) * 1000, false);
-    const cpu = ((cpuOf(pid) - c0) * 1e6) / Math.max(1, r.total.length);
-    const m = rssMb(pid);
+    const cpu = ((treeCpuOf(pid) - c0) * 1e6) / Math.max(1, r.total.length);
+    const m = treeRssMb(pid);
     rss.push(m);
     const n = meter.read();
     console.log(

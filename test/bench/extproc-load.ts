@@ -1,7 +1,7 @@
 // Load generator that plays Envoy's side of ext_proc with pre-encoded messages, so it measures the
 // processor, not itself. Server and generator are pinned to different cores when taskset exists.
+import { treeCpuOf } from './noise.ts';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import type { ProcessingRequest, ProcessingResponse } from '../../service/extproc/messages.ts';
@@ -62,13 +62,6 @@ export function stopChild(child: ChildProcess): Promise<void> {
   });
 }
 
-/** CPU seconds (user + system) the process has used, from /proc. */
-export function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // fields[11], fields[12] = utime, stime (clock ticks, 100/s on Linux)
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
 
 export interface Exchange4 {
   request_headers: ProcessingRequest;
@@ -125,21 +118,10 @@ export async function probe(addr: string, msgs: Exchange4): Promise<ProcessingRe
   return replies;
 }
 
-/** The pids of `pid`'s direct children (e.g. node:cluster workers), from /proc. */
-export function childPids(pid: number): number[] {
-  const out: number[] = [];
-  try {
-    for (const tid of readdirSync(`/proc/${pid}/task`))
-      for (const c of readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ')) if (c.trim()) out.push(Number(c));
-  } catch {
-    // the process is gone, or /proc has no children files: no children known
-  }
-  return out;
-}
 
 /**
- * `cpuPids`: whose CPU counts as the service's (default: `pid` alone) — e.g. a cluster primary, its
- * workers and the Redis server they share, so CPU per request covers every process serving it.
+ * CPU per request counts `pid` and its children (cluster workers); `cpuPids` measures other processes
+ * instead (e.g. the Redis server the workers share).
  */
 export async function runLoad(addr: string, pid: number, msgs: Exchange4, opts: { concurrency: number; warmupMs: number; durationMs: number; cpuPids?: () => number[] }): Promise<LoadResult> {
   const encoded = PHASES.map((p) => encode(msgs[p]));
@@ -185,7 +167,7 @@ export async function runLoad(addr: string, pid: number, msgs: Exchange4, opts: 
   const workers = Array.from({ length: opts.concurrency }, (_, i) => worker(i));
   await new Promise((r) => setTimeout(r, opts.warmupMs));
   const counted = opts.cpuPids?.() ?? [pid];
-  const cpuOf = (): number => counted.reduce((sum, p) => sum + cpuSeconds(p), 0);
+  const cpuOf = (): number => counted.reduce((sum, p) => sum + treeCpuOf(p), 0);
   const cpu0 = cpuOf();
   const t0 = process.hrtime.bigint();
   measuring = true;

@@ -1,7 +1,7 @@
 // How much else was running while a bench round ran: the machine's busy CPU (/proc/stat) minus what
 // the bench's own processes used (/proc/<pid>/stat), and the hypervisor's steal. Both benches print
 // it per round and warn when it is high, because then their absolute numbers (not their ratios) are off.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 const HZ = 100;
 
@@ -31,6 +31,31 @@ export function cpuOf(pid: number): number {
   }
 }
 
+/** Direct children of a process (e.g. node:cluster workers), from /proc; none once it is gone. */
+export function childPids(pid: number): number[] {
+  const out: number[] = [];
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`))
+      for (const c of readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ')) if (c.trim()) out.push(Number(c));
+  } catch {
+    // gone, or no children files: none known
+  }
+  return out;
+}
+
+/**
+ * CPU seconds of a process and its direct children: a Tollgate primary with TOLLGATE_WORKERS > 1 does
+ * no request work itself, its workers do (a process' own /proc stat leaves live children out).
+ */
+export function treeCpuOf(pid: number): number {
+  return childPids(pid).reduce((sum, c) => sum + cpuOf(c), cpuOf(pid));
+}
+
+/** Resident set size of a process and its direct children, MB. */
+export function treeRssMb(pid: number): number {
+  return childPids(pid).reduce((sum, c) => sum + rssMb(c), rssMb(pid));
+}
+
 /** Resident set size of a process, MB. */
 export function rssMb(pid: number): number {
   try {
@@ -48,7 +73,7 @@ export class NoiseMeter {
   }
   private sample(): Sample {
     const m = machine();
-    const own = this.pids().reduce((a, p) => a + cpuOf(p), 0) + cpuOf(process.pid);
+    const own = this.pids().reduce((a, p) => a + treeCpuOf(p), 0) + cpuOf(process.pid);
     return { at: performance.now(), busy: m.busy, steal: m.steal, own };
   }
   /** Cores' worth of foreign CPU and of steal since construction (or the last call). */

@@ -11,7 +11,7 @@ import { pathToFileURL } from 'node:url';
 import type { ProcessingRequest } from '../../service/extproc/messages.ts';
 import { benchBundle } from './envoy.ts';
 import { median, NoiseMeter, NOISY_CORES, perfInstructions, rssMb, spread } from './noise.ts';
-import { childPids, freePort, pct, probe, runLoad, startChild, stopChild, PHASES, type Exchange4, type LoadResult } from './extproc-load.ts';
+import { freePort, pct, probe, runLoad, startChild, stopChild, PHASES, type Exchange4, type LoadResult } from './extproc-load.ts';
 
 const hdr = (kv: [string, string][]) => ({ headers: kv.map(([key, v]) => ({ key, raw_value: Buffer.from(v) })) });
 
@@ -265,10 +265,9 @@ async function workersBench(): Promise<void> {
     const noisy: string[] = [];
     for (let r = 1; r <= rounds; r++)
       for (const s of started) {
-        const meter = new NoiseMeter(() => started.flatMap((x) => [x.child.pid!, ...childPids(x.child.pid!)]));
+        const meter = new NoiseMeter(() => started.map((x) => x.child.pid!));
         const c0 = process.cpuUsage();
-        const tree = [s.child.pid!, ...childPids(s.child.pid!)];
-        const res = await runLoad(s.addr, s.child.pid!, msgs, { concurrency, warmupMs: 1000, durationMs, cpuPids: () => tree });
+        const res = await runLoad(s.addr, s.child.pid!, msgs, { concurrency, warmupMs: 1000, durationMs });
         cpuUs[s.n]!.push(res.cpuPerRequestUs);
         if (redisPid) redisUs[s.n]!.push((await runLoad(s.addr, s.child.pid!, msgs, { concurrency, warmupMs: 0, durationMs: 1000, cpuPids: () => [redisPid] })).cpuPerRequestUs);
         const c = process.cpuUsage(c0);
@@ -326,7 +325,7 @@ async function transportBench(): Promise<void> {
     const noisy: string[] = [];
     for (let r = 1; r <= rounds; r++)
       for (const s of started) {
-        const meter = new NoiseMeter(() => started.flatMap((x) => [x.child.pid!, ...childPids(x.child.pid!)]));
+        const meter = new NoiseMeter(() => started.map((x) => x.child.pid!));
         const res = await runLoad(s.addr, s.child.pid!, msgs, { concurrency, warmupMs: r === 1 ? 2000 : 500, durationMs });
         if (res.errors) console.log(`  ${s.name} round ${r}: ${res.errors} errors (${res.firstError})`);
         s.res.push(res);
