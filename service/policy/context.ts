@@ -2,7 +2,7 @@
 // an activation (Maps: ~2.7x faster lookups than plain objects in @bufbuild/cel), a builder that
 // derives the request part from the HTTP request, and synthetic samples for load-time checks.
 import { T, type Ty } from './checker.ts';
-import { headerMap, int, jsonToCel, LazyActivation, NOW_MS, timestampOf } from './activation.ts';
+import { int, jsonToCel, LazyActivation, timestampOf } from './activation.ts';
 export { jsonToCel, timestampOf };
 import type { DeploymentInfo, PolicyInput, PolicyMessage } from './types.ts';
 
@@ -81,60 +81,6 @@ export function declaredVars(variables: ReadonlyMap<string, Ty>, withDeployment:
  */
 export function baseActivation(input: PolicyInput, withBody = true): LazyActivation {
   return new LazyActivation(input, withBody);
-}
-
-/**
- * The same activation built eagerly as plain Maps: the reference the lazy one must match (tests),
- * and what the fast path sees when handed a plain record.
- */
-export function eagerActivation(input: PolicyInput, withBody = true): Record<string, unknown> {
-  const r = input.request;
-  const p = input.principal;
-  const request = new Map<string, unknown>([
-    ['method', r.method],
-    ['path', r.path],
-    ['endpoint', r.endpoint],
-    ['api', r.api],
-    ['headers', headerMap(r.headers)],
-    ['model', r.model],
-    ['canonicalModel', r.canonicalModel || r.model],
-    ['stream', r.stream],
-    ['params', jsonToCel(r.params)],
-    ['messages', r.messages.map((m) => new Map<string, unknown>([['role', m.role], ['text', m.text]]))],
-    ['tokenEstimate', int(r.tokenEstimate)],
-    ['size', int(r.size)],
-  ]);
-  if (withBody) request.set('body', jsonToCel(r.body));
-  return {
-    request,
-    principal: new Map<string, unknown>([
-      ['keyId', p.keyId],
-      ['tenant', p.tenant],
-      ['team', p.team],
-      ['user', p.user],
-      ['groups', p.groups.filter((g) => typeof g === 'string')],
-      ['claims', jsonToCel(p.claims)],
-      ['authMethod', p.authMethod],
-    ]),
-    tenant: new Map<string, unknown>([
-      ['name', input.tenant.name],
-      ['attributes', jsonToCel(input.tenant.attributes)],
-      ['timeZone', input.tenant.timeZone ?? 'UTC'],
-    ]),
-    team: new Map<string, unknown>([
-      ['name', input.team.name],
-      ['attributes', jsonToCel(input.team.attributes)],
-    ]),
-    mcp: new Map<string, unknown>([
-      ['server', input.mcp?.server ?? ''],
-      ['method', input.mcp?.method ?? ''],
-      ['tool', input.mcp?.tool ?? ''],
-      ['arguments', jsonToCel(input.mcp?.arguments ?? {})],
-      ['sessionId', input.mcp?.sessionId ?? ''],
-    ]),
-    now: timestampOf(input.now),
-    [NOW_MS]: input.now.getTime(),
-  };
 }
 
 // Route rules judge the same few deployments on every request: their CEL values are built once per

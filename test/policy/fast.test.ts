@@ -4,11 +4,12 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isCelError, parse, plan } from '@bufbuild/cel';
 import { compileExpression, env, errorMessage } from '../../service/policy/cel.ts';
-import { baseActivation, declaredVars, DEPLOYMENT_T, deploymentValue, eagerActivation, sampleInputs } from '../../service/policy/context.ts';
+import { baseActivation, declaredVars, DEPLOYMENT_T, deploymentValue, sampleInputs } from '../../service/policy/context.ts';
 import type { DeploymentInfo } from '../../service/policy/types.ts';
 import { T } from '../../service/policy/checker.ts';
 import type { PolicyInput } from '../../service/policy/types.ts';
 import { deployment, input } from './helpers.ts';
+import { eagerActivation } from './eager-activation.ts';
 
 const EXPRESSIONS = [
   "request.model == 'gpt-4o-mini'",

@@ -5,9 +5,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { LazyActivation } from '../../service/policy/activation.ts';
 import { candidateActivation } from '../../service/policy/candidates.ts';
-import { baseActivation, eagerActivation, policyHeaders, sampleInputs } from '../../service/policy/context.ts';
+import { baseActivation, policyHeaders, sampleInputs } from '../../service/policy/context.ts';
 import type { PolicyInput } from '../../service/policy/types.ts';
 import { compile, input } from './helpers.ts';
+import { eagerActivation } from './eager-activation.ts';
 
 const ROOTS = ['request', 'principal', 'tenant', 'team', 'mcp'] as const;
 
