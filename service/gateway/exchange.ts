@@ -1,7 +1,8 @@
 // One request's business logic, phase by phase: authenticate, parse, decide (policy), redact, route,
 // admit (budget), translate; then translate the answer back, settle, and record lineage.
 // No gRPC here: the Processor (extproc/processor.ts) owns the protocol.
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { newRequestId } from './request-id.ts';
 import { GatewayError, renderError, type ClientApi } from '../errors.ts';
 import type { MutationBuilder as MutationBuilderType } from '../extproc/mutations.ts';
 import { MutationBuilder } from '../extproc/mutations.ts';
@@ -134,7 +135,7 @@ export class GatewayExchange implements Exchange {
       this.method = input.headers.get(':method') ?? '';
       this.path = input.headers.get(':path') ?? '';
       this.api = apiForPath(this.path);
-      this.requestId = randomUUID();
+      this.requestId = newRequestId();
       this.clientRequestId = validRequestId(input.headers.get('x-request-id'));
       this.trace = startSpan(input.headers.get('traceparent'));
 
@@ -226,7 +227,7 @@ export class GatewayExchange implements Exchange {
     const own = principal.keyLimits ? keyLimitSpecs(principal) : undefined;
     const budgets = own ? [...limits.budgets, ...own.budgets] : limits.budgets;
     const rateLimits = own ? [...limits.rateLimits, ...own.rateLimits] : limits.rateLimits;
-    const admit = (e: CostEstimate) => this.svc.budgets.admit(randomUUID(), budgets, rateLimits, e, principal.tenant);
+    const admit = (e: CostEstimate) => this.svc.budgets.admit(newRequestId(), budgets, rateLimits, e, principal.tenant);
     try {
       return await admit(estimate);
     } catch (err) {
@@ -873,7 +874,7 @@ export class GatewayExchange implements Exchange {
     const cost = u ? this.costComponents(u) : undefined;
     const outputRedactions = this.redaction?.output?.report();
     const record: LineageRecord = {
-      requestId: this.requestId || randomUUID(),
+      requestId: this.requestId || newRequestId(),
       decisionId: d?.id ?? randomBytes(16).toString('hex'),
       trace: this.trace
         ? { traceId: this.trace.traceId, spanId: this.trace.spanId, parentSpanId: this.trace.parentSpanId, sampled: this.trace.sampled }

@@ -1,6 +1,7 @@
 // One JSON-RPC message of an MCP request: its policy decision, argument redaction, call-count
 // admission, and its lineage record (counts and rule ids, never argument or result values).
 import { randomBytes, randomUUID } from 'node:crypto';
+import { newRequestId } from '../gateway/request-id.ts';
 import { GatewayError } from '../errors.ts';
 import type { EndReason } from '../extproc/processor.ts';
 import type { Services, Snapshot } from '../gateway/context.ts';
@@ -133,7 +134,7 @@ export class McpCall {
     }
     if (d.budgets.length) {
       try {
-        this.admission = await c.svc.budgets.admit(randomUUID(), d.budgets, [], ZERO, c.principal!.tenant);
+        this.admission = await c.svc.budgets.admit(newRequestId(), d.budgets, [], ZERO, c.principal!.tenant);
       } catch (err) {
         const e = err instanceof GatewayError ? err : new GatewayError('internal', 'budget admission failed');
         this.deniedBudgets = deniedBudgetEffects(e);

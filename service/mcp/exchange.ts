@@ -3,7 +3,7 @@
 // limits, route to the server's cluster with its own credential; then filter tools/list answers,
 // redact results (JSON or SSE, event by event) and record one lineage record per JSON-RPC message.
 // No gRPC here: the Processor (extproc/processor.ts) owns the protocol.
-import { randomUUID } from 'node:crypto';
+import { newRequestId } from '../gateway/request-id.ts';
 import { GatewayError, type ErrorApi } from '../errors.ts';
 import type { McpServerConfig } from '../config/types.ts';
 import { MutationBuilder } from '../extproc/mutations.ts';
@@ -70,7 +70,7 @@ export class McpExchange implements Exchange {
     this.headers = input.headers;
     this.httpMethod = input.headers.get(':method') ?? '';
     this.path = input.headers.get(':path') ?? '';
-    this.requestId = randomUUID();
+    this.requestId = newRequestId();
     this.clientRequestId = validRequestId(input.headers.get('x-request-id'));
     this.sessionId = validSessionId(input.headers.get(SESSION_HEADER));
     this.parentRequestId = validRequestId(input.headers.get(PARENT_HEADER));
