@@ -123,7 +123,7 @@ export async function probe(addr: string, msgs: Exchange4): Promise<ProcessingRe
  * CPU per request counts `pid` and its children (cluster workers); `cpuPids` measures other processes
  * instead (e.g. the Redis server the workers share).
  */
-export async function runLoad(addr: string, pid: number, msgs: Exchange4, opts: { concurrency: number; warmupMs: number; durationMs: number; cpuPids?: () => number[] }): Promise<LoadResult> {
+export async function runLoad(addr: string, pid: number, msgs: Exchange4, opts: { concurrency: number; warmupMs: number; durationMs: number; cpuPids?: () => number[]; rate?: number }): Promise<LoadResult> {
   const encoded = PHASES.map((p) => encode(msgs[p]));
   const clients = Array.from({ length: 4 }, () => new RawClient(addr, grpc.credentials.createInsecure()));
   const phaseUs: LoadResult['phaseUs'] = { request_headers: [], request_body: [], response_headers: [], response_body: [], total: [] };
@@ -154,10 +154,22 @@ export async function runLoad(addr: string, pid: number, msgs: Exchange4, opts: 
     }
   };
 
+  // `rate` (requests/s): each request waits for its slot on one shared schedule, so the server sees a fixed
+  // rate as long as `concurrency` requests in flight can carry it (a soak at a fixed rate, not saturation).
+  let nextAt = 0;
+  const pace = async (): Promise<void> => {
+    if (!opts.rate) return;
+    const now = performance.now();
+    const at = Math.max(nextAt, now);
+    nextAt = at + 1000 / opts.rate;
+    if (at > now + 0.5) await new Promise((r) => setTimeout(r, at - now));
+  };
   const worker = async (w: number): Promise<void> => {
     const client = clients[w % clients.length]!;
     while (!stop) {
       try {
+        await pace();
+        if (stop) break;
         await one(client);
       } catch (e) {
         if (errors++ === 0) firstError = e instanceof Error ? e.message : String(e);

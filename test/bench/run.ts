@@ -67,15 +67,16 @@ function metric(text: string, name: string): number {
 }
 
 /**
- * `--soak N`: Tollgate alone at saturation (closed loop) for N seconds; every 10 s its throughput, CPU per
+ * `--soak N`: Tollgate alone at saturation (closed loop), or at a fixed BENCH_RATE req/s, for N seconds; every 10 s its throughput, CPU per
  * request, RSS, V8 heap and the lineage records held in memory, so growth per request shows.
  */
 async function soak(addr: string, pid: number, httpPort: number, msgs: Exchange4, concurrency: number, secs: number, pids: () => number[]): Promise<void> {
-  console.log(`soak: tollgate at saturation (concurrency ${concurrency}) for ${secs} s`);
+  const rate = Number(process.env.BENCH_RATE ?? 0) || undefined;
+  console.log(`soak: tollgate ${rate ? `at a fixed ${rate} req/s` : 'at saturation'} (concurrency ${concurrency}) for ${secs} s`);
   const rss: number[] = [];
   const meter = new NoiseMeter(pids);
   for (let s = 0; s < secs; s += 10) {
-    const res = await runLoad(addr, pid, msgs, { concurrency, warmupMs: s === 0 ? 1000 : 0, durationMs: Math.min(10, secs - s) * 1000 });
+    const res = await runLoad(addr, pid, msgs, { concurrency, warmupMs: s === 0 ? 1000 : 0, durationMs: Math.min(10, secs - s) * 1000, rate });
     const text = await fetch(`http://127.0.0.1:${httpPort}/metrics`).then((r) => r.text(), () => '');
     const m = rssMb(pid);
     rss.push(m);
