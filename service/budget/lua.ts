@@ -30,7 +30,40 @@ local function fmt(x)
 end
 `;
 
-const COMMON = `${FMT_LUA}
+/** readPlan(i): the plan a reserve or settle script gets in ARGV (flatPlan in redis.ts builds it). */
+export const PLAN_LUA = `
+-- The plan as ARGV from index i: requestId, then "now:expiresAt:u:i:o:q:#counters:#checks", then per counter
+-- key, scopeKey, window, windowId, "bucketMs:buckets:bucket:expireAt:start:resetAt", then per check
+-- "counter(0-based):hard(1/0):limit:metric", name. Numbers are packed ':'-joined (JS String() of a number
+-- never holds ':'): every ARGV costs Redis and the client a string object, and one per field was ~100
+-- per reserve. Strings that may hold any character stay ARGVs of their own. cjson.decode of the same plan
+-- was the most expensive step of the script.
+local P8 = '^([^:]+):([^:]+):([^:]+):([^:]+):([^:]+):([^:]+):([^:]+):([^:]+)$'
+local P6 = '^([^:]+):([^:]+):([^:]+):([^:]+):([^:]+):([^:]+)$'
+local P4 = '^([^:]+):([^:]+):([^:]+):([^:]+)$'
+local function readPlan(i)
+  local now, exp, u, ii, o, q, nc, nk = string.match(ARGV[i + 1], P8)
+  local p = { requestId = ARGV[i], now = tonumber(now), expiresAt = tonumber(exp),
+    amounts = { u = tonumber(u), i = tonumber(ii), o = tonumber(o), q = tonumber(q) },
+    counters = {}, checks = {} }
+  local j = i + 2
+  for n = 1, tonumber(nc) do
+    local bm, bn, b, ea, st, ra = string.match(ARGV[j + 4], P6)
+    p.counters[n] = { key = ARGV[j], scopeKey = ARGV[j + 1], window = ARGV[j + 2], windowId = ARGV[j + 3],
+      bucketMs = tonumber(bm), buckets = tonumber(bn), bucket = tonumber(b), expireAt = tonumber(ea),
+      start = tonumber(st), resetAt = tonumber(ra) }
+    j = j + 5
+  end
+  for n = 1, tonumber(nk) do
+    local c, h, l, m = string.match(ARGV[j], P4)
+    p.checks[n] = { counter = tonumber(c), hard = h == '1', limit = tonumber(l), metric = m, name = ARGV[j + 1] }
+    j = j + 2
+  end
+  return p
+end
+`;
+
+const COMMON = `${FMT_LUA}${PLAN_LUA}
 
 local function parse4(s)
   if not s then return { 0, 0, 0, 0 } end
@@ -77,30 +110,6 @@ local function settleCounter(key, c, now, A, held, charge)
   if #fields > 0 then write(key, c, now, existed, fields) end
 end
 
--- The plan as flat ARGV from index i: requestId, now, expiresAt, u, i, o, q, #counters, #checks,
--- then per counter key, bucketMs, buckets, bucket, expireAt, scopeKey, window, windowId, start,
--- resetAt, then per check counter (0-based), metric, limit, hard (1/0), name. Flat strings cost
--- nothing to decode; cjson.decode of the same plan was the most expensive step of the script.
-local function readPlan(i)
-  local p = { requestId = ARGV[i], now = tonumber(ARGV[i + 1]), expiresAt = tonumber(ARGV[i + 2]),
-    amounts = { u = tonumber(ARGV[i + 3]), i = tonumber(ARGV[i + 4]), o = tonumber(ARGV[i + 5]), q = tonumber(ARGV[i + 6]) },
-    counters = {}, checks = {} }
-  local nc, nk = tonumber(ARGV[i + 7]), tonumber(ARGV[i + 8])
-  local j = i + 9
-  for n = 1, nc do
-    p.counters[n] = { key = ARGV[j], bucketMs = tonumber(ARGV[j + 1]), buckets = tonumber(ARGV[j + 2]),
-      bucket = tonumber(ARGV[j + 3]), expireAt = tonumber(ARGV[j + 4]), scopeKey = ARGV[j + 5], window = ARGV[j + 6],
-      windowId = ARGV[j + 7], start = tonumber(ARGV[j + 8]), resetAt = tonumber(ARGV[j + 9]) }
-    j = j + 10
-  end
-  for n = 1, nk do
-    p.checks[n] = { counter = tonumber(ARGV[j]), metric = ARGV[j + 1], limit = tonumber(ARGV[j + 2]),
-      hard = ARGV[j + 3] == '1', name = ARGV[j + 4] }
-    j = j + 5
-  end
-  return p
-end
-
 local function sweep(rx, now, cpre, rpre, grace, max)
   local ids = redis.call('ZRANGEBYSCORE', rx, '-inf', fmt(now), 'LIMIT', 0, max)
   for _, id in ipairs(ids) do
@@ -121,7 +130,7 @@ end
 /**
  * KEYS[1] = res key, KEYS[2] = rx, KEYS[3..] = counters (plan order).
  * ARGV[1] = plan JSON (stored as the hold record; only the expiry sweep decodes it), ARGV[2] =
- * counter prefix, ARGV[3] = res prefix, ARGV[4] = settled-id memory ms, ARGV[5..] = flat plan.
+ * counter prefix, ARGV[3] = res prefix, ARGV[4] = settled-id memory ms, ARGV[5..] = packed plan (readPlan).
  * Returns JSON {ok, dup?, st: [[cu,ci,co,cq,ru,ri,ro,rq]...] (before this request, as strings),
  * ra: [[check, ms]...]}.
  */
@@ -234,7 +243,7 @@ return cjson.encode({ ok = ok, st = st, ra = ra })
 /**
  * Commit or release. KEYS as in reserve. ARGV[1] = unused, ARGV[2] = counter prefix, ARGV[3] = res
  * prefix, ARGV[4] = settled-id memory ms, ARGV[5] = now, ARGV[6] = charge "u:i:o:q" or "" (release),
- * ARGV[7..] = flat plan (from the replica that reserved; checks omitted).
+ * ARGV[7..] = packed plan (readPlan; from the replica that reserved; checks omitted).
  * Returns settled | expired | duplicate | unknown.
  */
 export const SETTLE_LUA = `${COMMON}

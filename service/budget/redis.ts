@@ -601,14 +601,18 @@ function lastKnownKey(tenant: string, c: CounterPlan): string {
   return `${tenant}\u0000${c.key}`;
 }
 
-/** The plan as the flat ARGV layout readPlan() in lua.ts expects. */
-function flatPlan(plan: Plan, withChecks: boolean): string[] {
+/** The plan as the packed ARGV layout readPlan() in lua.ts expects (numbers ':'-joined: fewer arguments). */
+export function flatPlan(plan: Plan, withChecks: boolean): string[] {
   const a = plan.amounts;
-  const out: string[] = [plan.requestId, String(plan.now), String(plan.expiresAt), String(a.u), String(a.i), String(a.o), String(a.q), String(plan.counters.length), String(withChecks ? plan.checks.length : 0)];
+  const nk = withChecks ? plan.checks.length : 0;
+  const out: string[] = [plan.requestId, `${plan.now}:${plan.expiresAt}:${a.u}:${a.i}:${a.o}:${a.q}:${plan.counters.length}:${nk}`];
   for (const c of plan.counters) {
-    out.push(c.key, String(c.bucketMs), String(c.buckets), String(c.bucket), String(c.expireAt), c.scopeKey, c.window, c.windowId, String(c.start), String(c.resetAt));
+    out.push(c.key, c.scopeKey, c.window, c.windowId, `${c.bucketMs}:${c.buckets}:${c.bucket}:${c.expireAt}:${c.start}:${c.resetAt}`);
   }
-  if (withChecks) for (const k of plan.checks) out.push(String(k.counter), k.metric, String(k.limit), k.hard ? '1' : '0', k.name);
+  for (let i = 0; i < nk; i++) {
+    const k = plan.checks[i];
+    out.push(`${k.counter}:${k.hard ? '1' : '0'}:${k.limit}:${k.metric}`, k.name);
+  }
   return out;
 }
 
