@@ -202,7 +202,7 @@ export class RedisStore implements BudgetStore {
     if (plan.counters.length === 0) return { ok: true, checks: [], denied: [], warnings: [] };
     if (!this.available()) return this.fallback(plan);
     // The hold record: what the expiry sweep needs to undo the hold if this replica dies.
-    const record = JSON.stringify({ amounts: plan.amounts, counters: plan.counters });
+    const record = holdRecord(plan);
     let raw: string;
     try {
       raw = String(
@@ -599,6 +599,24 @@ export class RedisStore implements BudgetStore {
 
 function lastKnownKey(tenant: string, c: CounterPlan): string {
   return `${tenant}\u0000${c.key}`;
+}
+
+// A calendar window's CounterPlan is frozen and shared by every request until the window rolls over (plan.ts):
+// its JSON is made once, not per reserve (JSON.stringify of the whole record was ~4 µs per request).
+const counterJson = new WeakMap<CounterPlan, string>();
+
+function counterJsonOf(c: CounterPlan): string {
+  if (!Object.isFrozen(c)) return JSON.stringify(c);
+  let j = counterJson.get(c);
+  if (j === undefined) counterJson.set(c, (j = JSON.stringify(c)));
+  return j;
+}
+
+/** The hold record the expiry sweep decodes: exactly `JSON.stringify({ amounts, counters })` of the plan. */
+export function holdRecord(plan: Plan): string {
+  let out = `{"amounts":${JSON.stringify(plan.amounts)},"counters":[`;
+  for (let i = 0; i < plan.counters.length; i++) out += (i ? ',' : '') + counterJsonOf(plan.counters[i]);
+  return `${out}]}`;
 }
 
 /** The plan as the packed ARGV layout readPlan() in lua.ts expects (numbers ':'-joined: fewer arguments). */

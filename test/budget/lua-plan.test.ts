@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { FMT_LUA, PLAN_LUA } from '../../service/budget/lua.ts';
 import { buildPlan, type Plan } from '../../service/budget/plan.ts';
-import { flatPlan } from '../../service/budget/redis.ts';
+import { flatPlan, holdRecord } from '../../service/budget/redis.ts';
 import type { BudgetSpec, RateLimitSpec } from '../../service/budget/types.ts';
 import { REDIS_URL, budget, rate } from './helpers.ts';
 
@@ -71,6 +71,15 @@ test('readPlan decodes exactly the plan flatPlan packs (reserve: with checks; se
     for (const withChecks of [true, false]) {
       const got = (await redis.eval(SCRIPT, 0, ...flatPlan(plan, withChecks))) as string[];
       assert.deepEqual(got, expected(plan, withChecks), `${c.id} withChecks=${withChecks}`);
+    }
+  }
+});
+
+test('the hold record is byte-identical to JSON.stringify({ amounts, counters }), also when its calendar counters come from the cache', async () => {
+  for (const c of [...cases(), ...cases()]) {
+    for (const now of [c.now, c.now + 1, c.now + 40 * 86_400_000]) {
+      const plan = buildPlan({ requestId: c.id, budgets: c.budgets, rateLimits: c.rates, estimate: c.est, tenant: 'acme', now });
+      assert.equal(holdRecord(plan), JSON.stringify({ amounts: plan.amounts, counters: plan.counters }));
     }
   }
 });
