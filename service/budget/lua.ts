@@ -63,8 +63,8 @@ local function readPlan(i)
 end
 `;
 
-const COMMON = `${FMT_LUA}${PLAN_LUA}
-
+/** parse4/join4: a stored "u:i:o:q" amounts string to numbers (anything else reads as zeros) and back. */
+export const AMOUNTS_LUA = `
 local function parse4(s)
   if not s then return { 0, 0, 0, 0 } end
   local u, i, o, q = string.match(s, '^(%-?%d+):(%-?%d+):(%-?%d+):(%-?%d+)$')
@@ -72,6 +72,9 @@ local function parse4(s)
 end
 
 local function join4(a) return fmt(a[1]) .. ':' .. fmt(a[2]) .. ':' .. fmt(a[3]) .. ':' .. fmt(a[4]) end
+`;
+
+const COMMON = `${FMT_LUA}${PLAN_LUA}${AMOUNTS_LUA}
 
 local function amountsOf(t) return { t.u, t.i, t.o, t.q } end
 
@@ -131,8 +134,11 @@ end
  * KEYS[1] = res key, KEYS[2] = rx, KEYS[3..] = counters (plan order).
  * ARGV[1] = plan JSON (stored as the hold record; only the expiry sweep decodes it), ARGV[2] =
  * counter prefix, ARGV[3] = res prefix, ARGV[4] = settled-id memory ms, ARGV[5..] = packed plan (readPlan).
- * Returns JSON {ok, dup?, st: [[cu,ci,co,cq,ru,ri,ro,rq]...] (before this request, as strings),
- * ra: [[check, ms]...]}.
+ * Returns an array: ok (1/0), dup ('' | 'held' | 'settled'), then per counter its committed and reserved
+ * "u:i:o:q" before this request (nil = none; calendar windows and holds as stored, sliding windows summed),
+ * then per exceeded check its index (0-based) and retry ms. The stored strings go back as they are — the
+ * client parses them as parse4 does (redis.ts amountsOfReply) — rather than as 8 re-formatted numbers per
+ * counter in a cjson document: that formatting and encoding was Redis CPU on every reserve.
  */
 export const RESERVE_LUA = `${COMMON}
 local plan = readPlan(5)
@@ -145,11 +151,13 @@ local states, blists, st, existed = {}, {}, {}, {}
 for idx, c in ipairs(plan.counters) do
   local key = KEYS[idx + 2]
   local cc, rr, bl = { 0, 0, 0, 0 }, { 0, 0, 0, 0 }, {}
+  local craw, rraw = false, false
   if c.bucketMs == 0 then
     local v = redis.call('HMGET', key, 'sk', 'c', 'r')
     existed[idx] = v[1] ~= false
-    cc = parse4(v[2])
-    rr = parse4(v[3])
+    craw, rraw = v[2], v[3]
+    cc = parse4(craw)
+    rr = parse4(rraw)
   else
     existed[idx] = false
     local minb = math.floor(now / c.bucketMs) - c.buckets
@@ -166,23 +174,34 @@ for idx, c in ipairs(plan.counters) do
           for n = 1, 4 do cc[n] = cc[n] + a[n] end
           bl[#bl + 1] = { b, a }
         end
-      elseif f == 'r' then rr = parse4(all[j + 1])
+      elseif f == 'r' then
+        rraw = all[j + 1]
+        rr = parse4(rraw)
       elseif f == 'sk' then existed[idx] = true
       end
     end
     if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
     table.sort(bl, function(x, y) return x[1] < y[1] end)
+    craw = join4(cc)
   end
   states[idx] = { cc, rr }
   blists[idx] = bl
-  -- Strings: cjson prints numbers with 14 significant digits, too few for nano-USD totals.
-  st[idx] = { fmt(cc[1]), fmt(cc[2]), fmt(cc[3]), fmt(cc[4]), fmt(rr[1]), fmt(rr[2]), fmt(rr[3]), fmt(rr[4]) }
+  st[2 * idx - 1] = craw
+  st[2 * idx] = rraw
+end
+
+-- Lua arrays stop at nil: the reply is assembled by index (false = a nil reply).
+local function reply(ok, dup, ra)
+  local out = { ok, dup }
+  for k = 1, 2 * #plan.counters do out[k + 2] = st[k] end
+  for k = 1, #ra do out[#out + 1] = ra[k] end
+  return out
 end
 
 local rec = redis.call('GET', KEYS[1])
 if rec then
   local held = string.sub(rec, 1, 1) == '{'
-  return cjson.encode({ ok = held and 1 or 0, dup = held and 'held' or 'settled', st = st, ra = {} })
+  return reply(held and 1 or 0, held and 'held' or 'settled', {})
 end
 
 local function mval(m, a)
@@ -218,7 +237,8 @@ for j, chk in ipairs(plan.checks) do
         end
       end
     end
-    ra[#ra + 1] = { j - 1, ms }
+    ra[#ra + 1] = j - 1
+    ra[#ra + 1] = ms
   end
 end
 
@@ -237,7 +257,7 @@ if ok == 1 then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', math.max(1, plan.expiresAt - now) + grace)
   redis.call('ZADD', KEYS[2], fmt(plan.expiresAt), plan.requestId)
 end
-return cjson.encode({ ok = ok, st = st, ra = ra })
+return reply(ok, '', ra)
 `;
 
 /**
