@@ -16,9 +16,55 @@
 // Redis Cluster permits. Integers stay exact: all are < 2^53 and written with %.0f. TTLs are relative
 // to the caller's clock (tests inject one), never Redis TIME.
 
-const COMMON = `
-local function fmt(x) return string.format('%.0f', x) end
+/**
+ * fmt(x): a number as the exact decimal integer Redis stores ('%.0f'). Integer-valued x in [0, 2^53) — every
+ * amount, limit, time and TTL the scripts write — takes '%d' (Lua 5.1 casts to a 64-bit long), which prints the
+ * same digits without glibc's multi-precision float formatting: that formatting was ~5% of Redis's CPU per
+ * request. Anything else (fractions, negatives, -0, huge, NaN) keeps '%.0f'. test/budget/lua-fmt.test.ts
+ * compares both over varied inputs.
+ */
+export const FMT_LUA = `
+local function fmt(x)
+  if x < 9007199254740992 and (x > 0 or (x == 0 and 1 / x > 0)) and x == math.floor(x) then return string.format('%d', x) end
+  return string.format('%.0f', x)
+end
+`;
 
+/** readPlan(i): the plan a reserve or settle script gets in ARGV (flatPlan in redis.ts builds it). */
+export const PLAN_LUA = `
+-- The plan as ARGV from index i: requestId, then "now:expiresAt:u:i:o:q:#counters:#checks", then per counter
+-- key, scopeKey, window, windowId, "bucketMs:buckets:bucket:expireAt:start:resetAt", then per check
+-- "counter(0-based):hard(1/0):limit:metric", name. Numbers are packed ':'-joined (JS String() of a number
+-- never holds ':'): every ARGV costs Redis and the client a string object, and one per field was ~100
+-- per reserve. Strings that may hold any character stay ARGVs of their own. cjson.decode of the same plan
+-- was the most expensive step of the script.
+local P8 = '^([^:]+):([^:]+):([^:]+):([^:]+):([^:]+):([^:]+):([^:]+):([^:]+)$'
+local P6 = '^([^:]+):([^:]+):([^:]+):([^:]+):([^:]+):([^:]+)$'
+local P4 = '^([^:]+):([^:]+):([^:]+):([^:]+)$'
+local function readPlan(i)
+  local now, exp, u, ii, o, q, nc, nk = string.match(ARGV[i + 1], P8)
+  local p = { requestId = ARGV[i], now = tonumber(now), expiresAt = tonumber(exp),
+    amounts = { u = tonumber(u), i = tonumber(ii), o = tonumber(o), q = tonumber(q) },
+    counters = {}, checks = {} }
+  local j = i + 2
+  for n = 1, tonumber(nc) do
+    local bm, bn, b, ea, st, ra = string.match(ARGV[j + 4], P6)
+    p.counters[n] = { key = ARGV[j], scopeKey = ARGV[j + 1], window = ARGV[j + 2], windowId = ARGV[j + 3],
+      bucketMs = tonumber(bm), buckets = tonumber(bn), bucket = tonumber(b), expireAt = tonumber(ea),
+      start = tonumber(st), resetAt = tonumber(ra) }
+    j = j + 5
+  end
+  for n = 1, tonumber(nk) do
+    local c, h, l, m = string.match(ARGV[j], P4)
+    p.checks[n] = { counter = tonumber(c), hard = h == '1', limit = tonumber(l), metric = m, name = ARGV[j + 1] }
+    j = j + 2
+  end
+  return p
+end
+`;
+
+/** parse4/join4: a stored "u:i:o:q" amounts string to numbers (anything else reads as zeros) and back. */
+export const AMOUNTS_LUA = `
 local function parse4(s)
   if not s then return { 0, 0, 0, 0 } end
   local u, i, o, q = string.match(s, '^(%-?%d+):(%-?%d+):(%-?%d+):(%-?%d+)$')
@@ -26,6 +72,9 @@ local function parse4(s)
 end
 
 local function join4(a) return fmt(a[1]) .. ':' .. fmt(a[2]) .. ':' .. fmt(a[3]) .. ':' .. fmt(a[4]) end
+`;
+
+const COMMON = `${FMT_LUA}${PLAN_LUA}${AMOUNTS_LUA}
 
 local function amountsOf(t) return { t.u, t.i, t.o, t.q } end
 
@@ -64,30 +113,6 @@ local function settleCounter(key, c, now, A, held, charge)
   if #fields > 0 then write(key, c, now, existed, fields) end
 end
 
--- The plan as flat ARGV from index i: requestId, now, expiresAt, u, i, o, q, #counters, #checks,
--- then per counter key, bucketMs, buckets, bucket, expireAt, scopeKey, window, windowId, start,
--- resetAt, then per check counter (0-based), metric, limit, hard (1/0), name. Flat strings cost
--- nothing to decode; cjson.decode of the same plan was the most expensive step of the script.
-local function readPlan(i)
-  local p = { requestId = ARGV[i], now = tonumber(ARGV[i + 1]), expiresAt = tonumber(ARGV[i + 2]),
-    amounts = { u = tonumber(ARGV[i + 3]), i = tonumber(ARGV[i + 4]), o = tonumber(ARGV[i + 5]), q = tonumber(ARGV[i + 6]) },
-    counters = {}, checks = {} }
-  local nc, nk = tonumber(ARGV[i + 7]), tonumber(ARGV[i + 8])
-  local j = i + 9
-  for n = 1, nc do
-    p.counters[n] = { key = ARGV[j], bucketMs = tonumber(ARGV[j + 1]), buckets = tonumber(ARGV[j + 2]),
-      bucket = tonumber(ARGV[j + 3]), expireAt = tonumber(ARGV[j + 4]), scopeKey = ARGV[j + 5], window = ARGV[j + 6],
-      windowId = ARGV[j + 7], start = tonumber(ARGV[j + 8]), resetAt = tonumber(ARGV[j + 9]) }
-    j = j + 10
-  end
-  for n = 1, nk do
-    p.checks[n] = { counter = tonumber(ARGV[j]), metric = ARGV[j + 1], limit = tonumber(ARGV[j + 2]),
-      hard = ARGV[j + 3] == '1', name = ARGV[j + 4] }
-    j = j + 5
-  end
-  return p
-end
-
 local function sweep(rx, now, cpre, rpre, grace, max)
   local ids = redis.call('ZRANGEBYSCORE', rx, '-inf', fmt(now), 'LIMIT', 0, max)
   for _, id in ipairs(ids) do
@@ -108,9 +133,12 @@ end
 /**
  * KEYS[1] = res key, KEYS[2] = rx, KEYS[3..] = counters (plan order).
  * ARGV[1] = plan JSON (stored as the hold record; only the expiry sweep decodes it), ARGV[2] =
- * counter prefix, ARGV[3] = res prefix, ARGV[4] = settled-id memory ms, ARGV[5..] = flat plan.
- * Returns JSON {ok, dup?, st: [[cu,ci,co,cq,ru,ri,ro,rq]...] (before this request, as strings),
- * ra: [[check, ms]...]}.
+ * counter prefix, ARGV[3] = res prefix, ARGV[4] = settled-id memory ms, ARGV[5..] = packed plan (readPlan).
+ * Returns an array: ok (1/0), dup ('' | 'held' | 'settled'), then per counter its committed and reserved
+ * "u:i:o:q" before this request (nil = none; calendar windows and holds as stored, sliding windows summed),
+ * then per exceeded check its index (0-based) and retry ms. The stored strings go back as they are — the
+ * client parses them as parse4 does (redis.ts amountsOfReply) — rather than as 8 re-formatted numbers per
+ * counter in a cjson document: that formatting and encoding was Redis CPU on every reserve.
  */
 export const RESERVE_LUA = `${COMMON}
 local plan = readPlan(5)
@@ -123,11 +151,13 @@ local states, blists, st, existed = {}, {}, {}, {}
 for idx, c in ipairs(plan.counters) do
   local key = KEYS[idx + 2]
   local cc, rr, bl = { 0, 0, 0, 0 }, { 0, 0, 0, 0 }, {}
+  local craw, rraw = false, false
   if c.bucketMs == 0 then
     local v = redis.call('HMGET', key, 'sk', 'c', 'r')
     existed[idx] = v[1] ~= false
-    cc = parse4(v[2])
-    rr = parse4(v[3])
+    craw, rraw = v[2], v[3]
+    cc = parse4(craw)
+    rr = parse4(rraw)
   else
     existed[idx] = false
     local minb = math.floor(now / c.bucketMs) - c.buckets
@@ -144,23 +174,34 @@ for idx, c in ipairs(plan.counters) do
           for n = 1, 4 do cc[n] = cc[n] + a[n] end
           bl[#bl + 1] = { b, a }
         end
-      elseif f == 'r' then rr = parse4(all[j + 1])
+      elseif f == 'r' then
+        rraw = all[j + 1]
+        rr = parse4(rraw)
       elseif f == 'sk' then existed[idx] = true
       end
     end
     if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
     table.sort(bl, function(x, y) return x[1] < y[1] end)
+    craw = join4(cc)
   end
   states[idx] = { cc, rr }
   blists[idx] = bl
-  -- Strings: cjson prints numbers with 14 significant digits, too few for nano-USD totals.
-  st[idx] = { fmt(cc[1]), fmt(cc[2]), fmt(cc[3]), fmt(cc[4]), fmt(rr[1]), fmt(rr[2]), fmt(rr[3]), fmt(rr[4]) }
+  st[2 * idx - 1] = craw
+  st[2 * idx] = rraw
+end
+
+-- Lua arrays stop at nil: the reply is assembled by index (false = a nil reply).
+local function reply(ok, dup, ra)
+  local out = { ok, dup }
+  for k = 1, 2 * #plan.counters do out[k + 2] = st[k] end
+  for k = 1, #ra do out[#out + 1] = ra[k] end
+  return out
 end
 
 local rec = redis.call('GET', KEYS[1])
 if rec then
   local held = string.sub(rec, 1, 1) == '{'
-  return cjson.encode({ ok = held and 1 or 0, dup = held and 'held' or 'settled', st = st, ra = {} })
+  return reply(held and 1 or 0, held and 'held' or 'settled', {})
 end
 
 local function mval(m, a)
@@ -196,7 +237,8 @@ for j, chk in ipairs(plan.checks) do
         end
       end
     end
-    ra[#ra + 1] = { j - 1, ms }
+    ra[#ra + 1] = j - 1
+    ra[#ra + 1] = ms
   end
 end
 
@@ -215,13 +257,13 @@ if ok == 1 then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', math.max(1, plan.expiresAt - now) + grace)
   redis.call('ZADD', KEYS[2], fmt(plan.expiresAt), plan.requestId)
 end
-return cjson.encode({ ok = ok, st = st, ra = ra })
+return reply(ok, '', ra)
 `;
 
 /**
  * Commit or release. KEYS as in reserve. ARGV[1] = unused, ARGV[2] = counter prefix, ARGV[3] = res
  * prefix, ARGV[4] = settled-id memory ms, ARGV[5] = now, ARGV[6] = charge "u:i:o:q" or "" (release),
- * ARGV[7..] = flat plan (from the replica that reserved; checks omitted).
+ * ARGV[7..] = packed plan (readPlan; from the replica that reserved; checks omitted).
  * Returns settled | expired | duplicate | unknown.
  */
 export const SETTLE_LUA = `${COMMON}

@@ -10,6 +10,7 @@ import type { BudgetSpec, RateLimitSpec } from '../../service/budget/types.ts';
 import { GatewayError } from '../../service/errors.ts';
 import { costOfUsage, reservationCost } from '../../service/budget/cost.ts';
 import { budgetPort } from '../../service/gateway/adapters.ts';
+import { spread } from './noise.ts';
 
 const BUDGETS: BudgetSpec[] = [
   { name: 'keys/daily', scope: 'key', scopeKey: 'key:k1', limit: { usd: 1e9, requests: 1e12 }, window: { kind: 'day' }, enforcement: 'hard', onStoreError: 'failClosed' },
@@ -91,8 +92,112 @@ export function requestShaped(mods: BudgetModules): (n: number) => Promise<void>
   };
 }
 
+/** Redis server CPU (s) and command counts, from INFO: what Redis itself spends on our scripts. */
+async function serverStats(r: Redis): Promise<{ cpu: number; evalsha: number; inner: number }> {
+  const cpuInfo = await r.info('cpu');
+  const num = (k: string): number => Number(new RegExp(`${k}:([\\d.]+)`).exec(cpuInfo)?.[1] ?? 0);
+  const cmd = await r.info('commandstats');
+  let evalsha = 0;
+  let inner = 0;
+  for (const m of cmd.matchAll(/cmdstat_([a-z|]+):calls=(\d+)/g)) {
+    if (m[1] === 'evalsha') evalsha += Number(m[2]);
+    else if (m[1] !== 'info' && !m[1].startsWith('script')) inner += Number(m[2]);
+  }
+  return { cpu: num('used_cpu_user') + num('used_cpu_sys'), evalsha, inner };
+}
+
+/**
+ * A/B against another checkout (BENCH_BUDGET_BASE=/tmp/base6): its budget modules and this one's, in this
+ * process, alternating rounds (A, B, A, B …) so machine noise hits both; medians of per-round figures.
+ */
+async function abLines(base: string, url: string | undefined): Promise<string[]> {
+  const lines: string[] = [];
+  const baseMods: BudgetModules = {
+    BudgetManager: (await import(`${base}/service/budget/manager.ts`)).BudgetManager,
+    MemoryStore: (await import(`${base}/service/budget/memory.ts`)).MemoryStore,
+    budgetPort: (await import(`${base}/service/gateway/adapters.ts`)).budgetPort,
+    costOfUsage: (await import(`${base}/service/budget/cost.ts`)).costOfUsage,
+    reservationCost: (await import(`${base}/service/budget/cost.ts`)).reservationCost,
+  };
+  const newMods: BudgetModules = { BudgetManager, MemoryStore, budgetPort, costOfUsage, reservationCost };
+  {
+    const runs = [requestShaped(baseMods), requestShaped(newMods)];
+    const per: number[][] = [[], []];
+    for (const r of runs) await r(5000);
+    for (let round = 0; round < 10; round++) {
+      for (let k = 0; k < 2; k++) {
+        const n = 10000;
+        const c0 = process.cpuUsage();
+        await runs[k](n);
+        const c = process.cpuUsage(c0);
+        per[k].push((c.user + c.system) / n);
+      }
+    }
+    lines.push(`A/B memory request-shaped CPU µs/request: base ${spread(per[0], 1)}; new ${spread(per[1], 1)}; new/base ${spread(per[1].map((v, i) => v / per[0][i]), 3)}`);
+  }
+  if (!url) return lines;
+  const BaseRedisStore: typeof RedisStore = (await import(`${base}/service/budget/redis.ts`)).RedisStore;
+  const admin = new Redis(url);
+  const prefix = `tgbench:${randomBytes(4).toString('hex')}:`;
+  const stores = [new BaseRedisStore({ url, prefix: `${prefix}a:`, commandTimeoutMs: 2000 }), new RedisStore({ url, prefix: `${prefix}b:`, commandTimeoutMs: 2000 })];
+  try {
+    for (const s of stores) await s.ready(3000);
+    const managers = [new baseMods.BudgetManager(stores[0]), new BudgetManager(stores[1])];
+    const client: number[][] = [[], []];
+    const server: number[][] = [[], []];
+    const calls: string[] = ['', ''];
+    let seq = 0;
+    // 32 in flight on one connection (ioredis pipelines them), like a busy replica.
+    const round = async (k: number, ms: number): Promise<number> => {
+      const m = managers[k];
+      const deadline = Date.now() + ms;
+      let done = 0;
+      await Promise.all(
+        Array.from({ length: 32 }, async () => {
+          while (Date.now() < deadline) {
+            const a = await m.admit(`ab${k}-${seq++}`, BUDGETS, RATES, EST, { tenant: 'acme' });
+            if (a instanceof GatewayError) throw a;
+            await m.settle(a.reservation, ACTUAL);
+            done++;
+          }
+        }),
+      );
+      return done;
+    };
+    await round(0, 500);
+    await round(1, 500);
+    for (let r = 0; r < 6; r++) {
+      for (let k = 0; k < 2; k++) {
+        const s0 = await serverStats(admin);
+        const c0 = process.cpuUsage();
+        const n = await round(k, 1000);
+        const c = process.cpuUsage(c0);
+        const s1 = await serverStats(admin);
+        client[k].push((c.user + c.system) / n);
+        server[k].push(((s1.cpu - s0.cpu) * 1e6) / n);
+        calls[k] = `${((s1.evalsha - s0.evalsha) / n).toFixed(2)} EVALSHA + ${((s1.inner - s0.inner) / n).toFixed(1)} redis.call`;
+      }
+    }
+    lines.push(`A/B redis (3 budgets + rpm/tpm/parallel, 32 in flight) per request: base ${calls[0]}, new ${calls[1]}`);
+    lines.push(`  Redis server CPU µs/request: base ${spread(server[0], 1)}; new ${spread(server[1], 1)}; new/base ${spread(server[1].map((v, i) => v / server[0][i]), 3)}`);
+    lines.push(`  client CPU µs/request: base ${spread(client[0], 1)}; new ${spread(client[1], 1)}; new/base ${spread(client[1].map((v, i) => v / client[0][i]), 3)}`);
+  } finally {
+    for (const s of stores) await s.close();
+    let cursor = '0';
+    do {
+      const [next, keys] = await admin.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length) await admin.del(...keys);
+    } while (cursor !== '0');
+    await admin.quit();
+  }
+  return lines;
+}
+
 export async function bench(): Promise<string[]> {
   const lines: string[] = [];
+  const abBase = process.env.BENCH_BUDGET_BASE;
+  if (abBase) return abLines(abBase, process.env.REDIS_URL || undefined);
   {
     const run = requestShaped({ BudgetManager, MemoryStore, budgetPort, costOfUsage, reservationCost });
     await run(5000);
