@@ -1,10 +1,11 @@
 // The lineage record's JSON line, as the file and Redis sinks store it: exactly `JSON.stringify(toProtoJson(r))`
 // (test/lineage/json-line.test.ts checks it byte for byte against the legacy oracle over varied records).
-// Why not that expression: the drain runs it for every request, and building the proto-JSON object tree (about
-// 60 small objects for a typical record) only to stringify it was a quarter of all heap allocation per request.
-// The text is written here directly, field by field in toProtoJson's order, with put()'s presence rules
-// (undefined / null / empty arrays are left out) and JSON.stringify's value rules (non-finite numbers print
-// `null`); the constant parts (rule outcomes, enum names) come from bounded caches.
+// Why not that expression: the drain runs it for every request; building the proto-JSON object tree (about 60
+// small objects for a typical record) only to stringify it, or concatenating the text from a few hundred
+// pieces, was a quarter of all heap allocation per request. The text is written here as bytes into one reused
+// buffer, field by field in toProtoJson's order, with put()'s presence rules (undefined / null / empty arrays
+// are left out) and JSON.stringify's value rules (non-finite numbers print `null`); the result is one flat string.
+// Constant parts (rule outcomes, enum names) come from bounded caches.
 
 import {
   LINEAGE_SCHEMA_VERSION,
@@ -19,63 +20,168 @@ import {
   type RuleOutcome,
 } from './record.ts';
 
-/** Strings JSON.stringify prints as they are, between quotes: no quote, backslash, control character or surrogate. */
-const PLAIN = /^[^"\\\u0000-\u001f\ud800-\udfff]*$/;
+const INITIAL_SCRATCH_BYTES = 16 * 1024;
+/** A larger scratch buffer (a record with retained content) is dropped after use. */
+const MAX_SCRATCH_BYTES = 1024 * 1024;
 
-/**
- * JSON.stringify of a string. Why not just that: a record has ~45 strings, and the regex check and two
- * concatenations cost about a third of a JSON.stringify call; anything it would escape takes the native path.
- */
-export function quote(s: string): string {
-  return PLAIN.test(s) ? '"' + s + '"' : JSON.stringify(s);
+/** The line being written (toJsonLine is synchronous: one at a time). */
+let buf = Buffer.allocUnsafeSlow(INITIAL_SCRATCH_BYTES);
+let pos = 0;
+/** Some byte written is not ASCII: the line is decoded as UTF-8 (else as latin1, a plain copy). */
+let wide = false;
+
+function room(n: number): void {
+  if (pos + n <= buf.length) return;
+  const next = Buffer.allocUnsafeSlow(Math.max(pos + n, buf.length * 2));
+  buf.copy(next, 0, 0, pos);
+  buf = next;
 }
 
-/** A field value's JSON text as put() + JSON.stringify write it, or undefined when the field is left out. */
-function jv(v: unknown): string | undefined {
+/** ASCII text (keys, numbers, enum names, digits) byte by byte. */
+function ascii(s: string, from = 0): void {
+  room(s.length);
+  // Locals, not the module's `buf` / `pos`, inside the loops: context slots are reloaded on every access.
+  const b = buf;
+  let p = pos;
+  for (let i = from; i < s.length; i++) b[p++] = s.charCodeAt(i);
+  pos = p;
+}
+
+/** Any JSON text (may hold non-ASCII characters), encoded as UTF-8. */
+function text(t: string): void {
+  room(t.length * 3);
+  const n = buf.write(t, pos);
+  if (n !== t.length) wide = true;
+  pos += n;
+}
+
+/** JSON text, usually ASCII (enum names, labels): byte by byte, or encoded as UTF-8 when it is not. */
+function json(t: string): void {
+  room(t.length);
+  const b = buf;
+  let p = pos;
+  for (let i = 0; i < t.length; i++) {
+    const c = t.charCodeAt(i);
+    if (c > 0x7f) {
+      text(t);
+      return;
+    }
+    b[p++] = c;
+  }
+  pos = p;
+}
+
+/**
+ * A JSON string: what JSON.stringify(s) prints. Printable ASCII without `"` or `\` is copied byte by byte
+ * between quotes; anything else (escapes, non-ASCII) is rewritten from JSON.stringify.
+ */
+function str(s: string): void {
+  room(s.length + 2);
+  const b = buf;
+  let p = pos;
+  b[p++] = 0x22;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) {
+      text(JSON.stringify(s));
+      return;
+    }
+    b[p++] = c;
+  }
+  b[p++] = 0x22;
+  pos = p;
+}
+
+/** `,"name":` — without the comma when it is the first member of its object or array. */
+function key(k: string): void {
+  const prev = buf[pos - 1];
+  ascii(k, prev === 0x7b || prev === 0x5b ? 1 : 0);
+}
+
+/** A field as put() + JSON.stringify write it: left out when undefined, null or an empty array. */
+function f(k: string, v: unknown): void {
   switch (typeof v) {
     case 'string':
-      return quote(v);
+      key(k);
+      str(v);
+      return;
     case 'number':
+      key(k);
       // Number#toString is JSON.stringify's number format; NaN and ±Infinity print null.
-      return Number.isFinite(v) ? String(v) : 'null';
+      ascii(Number.isFinite(v) ? String(v) : 'null');
+      return;
     case 'boolean':
-      return v ? 'true' : 'false';
+      key(k);
+      ascii(v ? 'true' : 'false');
+      return;
     case 'undefined':
-      return undefined;
+      return;
   }
-  if (v === null || (Array.isArray(v) && v.length === 0)) return undefined;
-  return JSON.stringify(v);
+  if (v === null || (Array.isArray(v) && v.length === 0)) return;
+  ft(k, JSON.stringify(v));
+}
+
+/** A field whose value is already JSON text (undefined: left out). */
+function ft(k: string, t: string | undefined): void {
+  if (t === undefined) return;
+  key(k);
+  json(t);
 }
 
 /**
- * `o` (an object's fields so far) with `key` (`,"name":`) and its value appended, when the value is present.
- * The key carries its comma so that a field costs one concatenation less; the first field drops it.
+ * A u64 field (proto3 JSON prints them as strings of digits, or "NaN" / "Infinity": never escaped). Left out when
+ * undefined, unless `always` (toProtoJson writes u64(undefined), i.e. "NaN", for those).
  */
-function add(o: string, key: string, v: unknown): string {
-  return addText(o, key, jv(v));
+function u64f(k: string, n: number | undefined, always = false): void {
+  if (n === undefined && !always) return;
+  key(k);
+  room(1);
+  buf[pos++] = 0x22;
+  ascii(u64(n as number));
+  room(1);
+  buf[pos++] = 0x22;
 }
 
-/** `add` for a value already in JSON text (or undefined: left out). */
-function addText(o: string, key: string, t: string | undefined): string {
-  if (t === undefined) return o;
-  return o === '' ? key.slice(1) + t : o + key + t;
+function dblf(k: string, n: number | undefined): void {
+  if (n !== undefined) f(k, dbl(n));
 }
 
-/** A u64 field (proto3 JSON prints them as strings): the digits never need escaping. */
-function u64Text(n: number | undefined): string | undefined {
-  return n === undefined ? undefined : '"' + u64(n) + '"';
+function open(k: string): void {
+  key(k);
+  room(1);
+  buf[pos++] = 0x7b;
 }
 
-function dblText(n: number | undefined): string | undefined {
-  return n === undefined ? undefined : jv(dbl(n));
+function close(): void {
+  room(1);
+  buf[pos++] = 0x7d;
 }
 
-/** A repeated message field: `[item,…]`, or undefined (left out) when absent or empty. */
-function list<T>(a: readonly T[] | undefined | null, item: (x: T) => string): string | undefined {
-  if (a === undefined || a === null || a.length === 0) return undefined;
-  let s = '[' + item(a[0]!);
-  for (let i = 1; i < a.length; i++) s += ',' + item(a[i]!);
-  return s + ']';
+/** A repeated field of complete values: `"k":[…]`, left out when absent or empty. */
+function list<T>(k: string, a: readonly T[] | undefined | null, item: (x: T) => void): void {
+  if (a === undefined || a === null || a.length === 0) return;
+  key(k);
+  room(1);
+  buf[pos++] = 0x5b;
+  for (let i = 0; i < a.length; i++) {
+    if (i > 0) {
+      room(1);
+      buf[pos++] = 0x2c;
+    }
+    item(a[i]!);
+  }
+  room(1);
+  buf[pos++] = 0x5d;
+}
+
+/** A repeated message field: each element's fields written by `fields` between braces. */
+function objects<T>(k: string, a: readonly T[] | undefined | null, fields: (x: T) => void): void {
+  list(k, a, (x) => {
+    room(1);
+    buf[pos++] = 0x7b;
+    fields(x);
+    close();
+  });
 }
 
 /** Enum names as JSON text by value, per prefix (small fixed sets; past 64 values made each time). */
@@ -84,69 +190,89 @@ const enumTexts = new Map<string, Map<string, string>>();
 function enumText(prefix: string, v: string): string {
   let byValue = enumTexts.get(prefix);
   if (!byValue) enumTexts.set(prefix, (byValue = new Map()));
-  let text = byValue.get(v);
-  if (text === undefined) {
-    text = JSON.stringify(toEnum(prefix, v));
-    if (byValue.size < 64) byValue.set(v, text);
+  let t = byValue.get(v);
+  if (t === undefined) {
+    t = JSON.stringify(toEnum(prefix, v));
+    if (byValue.size < 64) byValue.set(v, t);
   }
-  return text;
+  return t;
 }
 
-/** One rule outcome's JSON text, as toProtoJson's rule object stringifies. */
-function ruleTextUncached(x: RuleOutcome): string {
-  let o = add('', ',"policy":', x.policy);
-  o = add(o, ',"rule":', x.rule);
-  o = add(o, ',"kind":', x.kind);
-  o = addText(o, ',"outcome":', enumText('RULE_RESULT', x.outcome));
-  o = add(o, ',"message":', x.message);
-  return '{' + o + '}';
+/** One rule outcome's JSON, as toProtoJson's rule object stringifies: UTF-8 bytes, and whether any is not ASCII. */
+interface RuleJson {
+  bytes: Buffer;
+  wide: boolean;
+}
+
+function ruleJson(x: RuleOutcome): RuleJson {
+  let o = '';
+  const add = (k: string, t: string | undefined): void => {
+    if (t !== undefined) o += (o === '' ? '' : ',') + k + t;
+  };
+  // put()'s presence rules, for the uncached path's odd values (the cached path has strings only).
+  const js = (v: unknown): string | undefined => (v === undefined || v === null || (Array.isArray(v) && v.length === 0) ? undefined : JSON.stringify(v));
+  add('"policy":', js(x.policy));
+  add('"rule":', js(x.rule));
+  add('"kind":', js(x.kind));
+  add('"outcome":', enumText('RULE_RESULT', x.outcome));
+  add('"message":', js(x.message));
+  const t = '{' + o + '}';
+  const bytes = Buffer.from(t);
+  return { bytes, wide: bytes.length !== t.length };
 }
 
 /**
  * Rule outcomes are most of a record (each rule of the bundle, on every request) and repeat exactly from
- * request to request, so their JSON text is remembered by content (policy, rule, kind, outcome, message).
- * Content keys cannot go stale; bounded (past MAX_CACHED_RULES the text is made each time).
+ * request to request, so their JSON (as bytes) is remembered by content (policy, rule, kind, outcome, message).
+ * Content keys cannot go stale; bounded (past MAX_CACHED_RULES the bytes are made each time).
  */
 export const MAX_CACHED_RULES = 10_000;
 type Level<T> = Map<string | undefined, T>;
-const ruleTexts: Level<Level<Level<Level<Level<string>>>>> = new Map();
+const ruleCache: Level<Level<Level<Level<Level<RuleJson>>>>> = new Map();
 let cachedRuleCount = 0;
 
-function ruleText(x: RuleOutcome): string {
+function ruleOf(x: RuleOutcome): RuleJson {
   const { policy, rule, kind, outcome, message } = x;
   if (typeof policy !== 'string' || typeof rule !== 'string' || typeof kind !== 'string' || typeof outcome !== 'string' || (message !== undefined && typeof message !== 'string')) {
-    return ruleTextUncached(x);
+    return ruleJson(x);
   }
-  let byRule = ruleTexts.get(policy);
+  let byRule = ruleCache.get(policy);
   let byKind = byRule?.get(rule);
   let byOutcome = byKind?.get(kind);
   let byMessage = byOutcome?.get(outcome);
   const hit = byMessage?.get(message);
   if (hit !== undefined) return hit;
-  const text = ruleTextUncached(x);
-  if (cachedRuleCount >= MAX_CACHED_RULES) return text;
-  if (!byRule) ruleTexts.set(policy, (byRule = new Map()));
+  const rj = ruleJson(x);
+  if (cachedRuleCount >= MAX_CACHED_RULES) return rj;
+  if (!byRule) ruleCache.set(policy, (byRule = new Map()));
   if (!byKind) byRule.set(rule, (byKind = new Map()));
   if (!byOutcome) byKind.set(kind, (byOutcome = new Map()));
   if (!byMessage) byOutcome.set(outcome, (byMessage = new Map()));
-  byMessage.set(message, text);
+  byMessage.set(message, rj);
   cachedRuleCount++;
-  return text;
+  return rj;
 }
 
-function budgetText(b: BudgetEffect): string {
-  let o = add('', ',"name":', b.name);
-  o = add(o, ',"scopeKey":', b.scopeKey);
-  o = add(o, ',"unit":', b.unit);
-  o = addText(o, ',"limit":', dblText(b.limit));
-  o = addText(o, ',"reserved":', dblText(b.reserved));
-  o = addText(o, ',"charged":', dblText(b.charged));
-  o = addText(o, ',"remaining":', dblText(b.remaining));
-  o = add(o, ',"enforcement":', b.enforcement);
-  o = add(o, ',"softLimitWarning":', b.softLimitWarning);
-  o = add(o, ',"failOpen":', b.failOpen);
-  o = add(o, ',"exceeded":', b.exceeded);
-  return '{' + o + '}';
+function ruleItem(x: RuleOutcome): void {
+  const r = ruleOf(x);
+  room(r.bytes.length);
+  buf.set(r.bytes, pos);
+  pos += r.bytes.length;
+  if (r.wide) wide = true;
+}
+
+function budgetFields(b: BudgetEffect): void {
+  f(',"name":', b.name);
+  f(',"scopeKey":', b.scopeKey);
+  f(',"unit":', b.unit);
+  dblf(',"limit":', b.limit);
+  dblf(',"reserved":', b.reserved);
+  dblf(',"charged":', b.charged);
+  dblf(',"remaining":', b.remaining);
+  f(',"enforcement":', b.enforcement);
+  f(',"softLimitWarning":', b.softLimitWarning);
+  f(',"failOpen":', b.failOpen);
+  f(',"exceeded":', b.exceeded);
 }
 
 /** A string map (labels, audit detail) as toProtoJson copies it (`{ ...m }`) when it has keys, else undefined. */
@@ -158,182 +284,180 @@ function mapText(m: Record<string, string> | undefined): string | undefined {
 
 /** The record's JSON line: exactly `JSON.stringify(toProtoJson(r))`. */
 export function toJsonLine(r: LineageRecord): string {
-  let s = add('', ',"schemaVersion":', r.schemaVersion ?? LINEAGE_SCHEMA_VERSION);
-  s = add(s, ',"requestId":', r.requestId);
-  s = add(s, ',"decisionId":', r.decisionId);
+  pos = 0;
+  wide = false;
+  buf[pos++] = 0x7b; // {
+  f(',"schemaVersion":', r.schemaVersion ?? LINEAGE_SCHEMA_VERSION);
+  f(',"requestId":', r.requestId);
+  f(',"decisionId":', r.decisionId);
   if (r.trace) {
+    open(',"trace":');
     const t = r.trace;
-    let o = add('', ',"traceId":', t.traceId);
-    o = add(o, ',"spanId":', t.spanId);
-    o = add(o, ',"parentSpanId":', t.parentSpanId || undefined);
-    o = add(o, ',"sampled":', t.sampled);
-    s = addText(s, ',"trace":', '{' + o + '}');
+    f(',"traceId":', t.traceId);
+    f(',"spanId":', t.spanId);
+    f(',"parentSpanId":', t.parentSpanId || undefined);
+    f(',"sampled":', t.sampled);
+    close();
   }
-  s = add(s, ',"startTime":', ts(r.startTime));
-  s = add(s, ',"endTime":', ts(r.endTime));
+  f(',"startTime":', ts(r.startTime));
+  f(',"endTime":', ts(r.endTime));
   {
+    open(',"principal":');
     const p = r.principal;
-    let o = add('', ',"keyId":', p.keyId);
-    o = add(o, ',"tenant":', p.tenant);
-    o = add(o, ',"team":', p.team);
-    o = add(o, ',"user":', p.user);
-    o = addText(o, ',"authMethod":', enumText('AUTH_METHOD', p.authMethod));
-    o = add(o, ',"groups":', p.groups);
-    s = addText(s, ',"principal":', '{' + o + '}');
+    f(',"keyId":', p.keyId);
+    f(',"tenant":', p.tenant);
+    f(',"team":', p.team);
+    f(',"user":', p.user);
+    ft(',"authMethod":', enumText('AUTH_METHOD', p.authMethod));
+    f(',"groups":', p.groups);
+    close();
   }
   {
+    open(',"request":');
     const q = r.request;
-    let o = addText('', ',"clientApi":', q.clientApi === undefined ? undefined : enumText('CLIENT_API', q.clientApi));
-    o = add(o, ',"endpoint":', q.endpoint);
-    o = add(o, ',"method":', q.method);
-    o = add(o, ',"requestedModel":', q.requestedModel);
-    o = add(o, ',"stream":', q.stream);
-    o = addText(o, ',"requestBytes":', u64Text(q.requestBytes));
-    o = addText(o, ',"responseBytes":', u64Text(q.responseBytes));
-    o = add(o, ',"clientRequestId":', q.clientRequestId);
-    s = addText(s, ',"request":', '{' + o + '}');
+    ft(',"clientApi":', q.clientApi === undefined ? undefined : enumText('CLIENT_API', q.clientApi));
+    f(',"endpoint":', q.endpoint);
+    f(',"method":', q.method);
+    f(',"requestedModel":', q.requestedModel);
+    f(',"stream":', q.stream);
+    u64f(',"requestBytes":', q.requestBytes);
+    u64f(',"responseBytes":', q.responseBytes);
+    f(',"clientRequestId":', q.clientRequestId);
+    close();
   }
   if (r.served) {
+    open(',"served":');
     const v = r.served;
-    let o = add('', ',"provider":', v.provider);
-    o = add(o, ',"model":', v.model);
-    o = add(o, ',"upstreamModel":', v.upstreamModel);
-    o = add(o, ',"deployment":', v.deployment);
-    o = add(o, ',"cluster":', v.cluster);
-    o = add(o, ',"region":', v.region);
-    s = addText(s, ',"served":', '{' + o + '}');
+    f(',"provider":', v.provider);
+    f(',"model":', v.model);
+    f(',"upstreamModel":', v.upstreamModel);
+    f(',"deployment":', v.deployment);
+    f(',"cluster":', v.cluster);
+    f(',"region":', v.region);
+    close();
   }
-  s = addText(
-    s,
-    ',"attempts":',
-    list(r.attempts, (a) => {
-      let o = add('', ',"provider":', a.provider);
-      o = add(o, ',"deployment":', a.deployment);
-      o = add(o, ',"status":', u32(a.status));
-      o = add(o, ',"latencyMs":', dbl(a.latencyMs));
-      o = add(o, ',"errorClass":', a.errorClass);
-      return '{' + o + '}';
-    }),
-  );
+  objects(',"attempts":', r.attempts, (a) => {
+      f(',"provider":', a.provider);
+      f(',"deployment":', a.deployment);
+      f(',"status":', u32(a.status));
+      f(',"latencyMs":', dbl(a.latencyMs));
+      f(',"errorClass":', a.errorClass);
+    });
   if (r.policy) {
+    open(',"policy":');
     const pe = r.policy;
-    let o = add('', ',"bundleRevision":', pe.bundleRevision);
-    o = addText(o, ',"rules":', list(pe.rules, ruleText));
-    o = addText(
-      o,
-      ',"dryRunDenies":',
-      list(pe.dryRunDenies, (x) => {
-        let d = add('', ',"policy":', x.policy);
-        d = add(d, ',"rule":', x.rule);
-        d = add(d, ',"message":', x.message);
-        return '{' + d + '}';
-      }),
-    );
-    o = addText(o, ',"labels":', mapText(pe.labels));
-    o = addText(
-      o,
-      ',"droppedCandidates":',
-      list(pe.droppedCandidates, (x) => {
-        let d = add('', ',"model":', x.model);
-        d = add(d, ',"param":', x.param);
-        d = add(d, ',"deployment":', x.deployment);
-        d = add(d, ',"policy":', x.policy);
-        d = add(d, ',"rule":', x.rule);
-        d = add(d, ',"message":', x.message);
-        return '{' + d + '}';
-      }),
-    );
-    s = addText(s, ',"policy":', '{' + o + '}');
+    f(',"bundleRevision":', pe.bundleRevision);
+    list(',"rules":', pe.rules, ruleItem);
+    objects(',"dryRunDenies":', pe.dryRunDenies, (x) => {
+        f(',"policy":', x.policy);
+        f(',"rule":', x.rule);
+        f(',"message":', x.message);
+      });
+    ft(',"labels":', mapText(pe.labels));
+    objects(',"droppedCandidates":', pe.droppedCandidates, (x) => {
+        f(',"model":', x.model);
+        f(',"param":', x.param);
+        f(',"deployment":', x.deployment);
+        f(',"policy":', x.policy);
+        f(',"rule":', x.rule);
+        f(',"message":', x.message);
+      });
+    close();
   }
-  s = addText(
-    s,
-    ',"redactions":',
-    list(r.redactions, (x) => {
-      let o = add('', ',"detector":', x.detector);
-      o = addText(o, ',"direction":', enumText('DIRECTION', x.direction));
-      o = add(o, ',"action":', x.action);
-      o = addText(o, ',"count":', '"' + u64(x.count) + '"');
+  objects(',"redactions":', r.redactions, (x) => {
+      f(',"detector":', x.detector);
+      ft(',"direction":', enumText('DIRECTION', x.direction));
+      f(',"action":', x.action);
+      u64f(',"count":', x.count, true);
       const locs = x.locations;
-      o = add(o, ',"locations":', locs && locs.length > MAX_REDACTION_LOCATIONS ? locs.slice(0, MAX_REDACTION_LOCATIONS) : locs);
-      return '{' + o + '}';
-    }),
-  );
-  s = addText(s, ',"budgets":', list(r.budgets, budgetText));
+      f(',"locations":', locs && locs.length > MAX_REDACTION_LOCATIONS ? locs.slice(0, MAX_REDACTION_LOCATIONS) : locs);
+    });
+  objects(',"budgets":', r.budgets, budgetFields);
   if (r.tokens) {
+    open(',"tokens":');
     const t = r.tokens;
     // input and output are always written (u64 of undefined prints "NaN", as toProtoJson does).
-    let o = addText('', ',"input":', '"' + u64(t.input) + '"');
-    o = addText(o, ',"output":', '"' + u64(t.output) + '"');
-    o = addText(o, ',"cached":', u64Text(t.cached));
-    o = addText(o, ',"reasoning":', u64Text(t.reasoning));
-    o = addText(o, ',"cacheWrite":', u64Text(t.cacheWrite));
-    o = addText(o, ',"cacheWrite1h":', u64Text(t.cacheWrite1h));
-    o = add(o, ',"estimated":', t.estimated);
-    o = add(o, ',"anomaly":', t.anomaly);
-    s = addText(s, ',"tokens":', '{' + o + '}');
+    u64f(',"input":', t.input, true);
+    u64f(',"output":', t.output, true);
+    u64f(',"cached":', t.cached);
+    u64f(',"reasoning":', t.reasoning);
+    u64f(',"cacheWrite":', t.cacheWrite);
+    u64f(',"cacheWrite1h":', t.cacheWrite1h);
+    f(',"estimated":', t.estimated);
+    f(',"anomaly":', t.anomaly);
+    close();
   }
-  s = addText(s, ',"costUsd":', dblText(r.costUsd));
+  dblf(',"costUsd":', r.costUsd);
   if (r.costComponents) {
+    open(',"costComponents":');
     const c = r.costComponents;
-    let o = addText('', ',"inputUsd":', dblText(c.inputUsd));
-    o = addText(o, ',"cacheReadUsd":', dblText(c.cacheReadUsd));
-    o = addText(o, ',"cacheWrite5mUsd":', dblText(c.cacheWrite5mUsd));
-    o = addText(o, ',"cacheWrite1hUsd":', dblText(c.cacheWrite1hUsd));
-    o = addText(o, ',"outputUsd":', dblText(c.outputUsd));
-    o = addText(o, ',"reasoningUsd":', dblText(c.reasoningUsd));
-    o = add(o, ',"longContext":', c.longContext);
-    s = addText(s, ',"costComponents":', '{' + o + '}');
+    dblf(',"inputUsd":', c.inputUsd);
+    dblf(',"cacheReadUsd":', c.cacheReadUsd);
+    dblf(',"cacheWrite5mUsd":', c.cacheWrite5mUsd);
+    dblf(',"cacheWrite1hUsd":', c.cacheWrite1hUsd);
+    dblf(',"outputUsd":', c.outputUsd);
+    dblf(',"reasoningUsd":', c.reasoningUsd);
+    f(',"longContext":', c.longContext);
+    close();
   }
   if (r.latency) {
+    open(',"latency":');
     const l = r.latency;
-    let o = add('', ',"requestHeadersUs":', l.requestHeadersUs === undefined ? undefined : u32(l.requestHeadersUs));
-    o = add(o, ',"requestBodyUs":', l.requestBodyUs === undefined ? undefined : u32(l.requestBodyUs));
-    o = add(o, ',"responseHeadersUs":', l.responseHeadersUs === undefined ? undefined : u32(l.responseHeadersUs));
-    o = add(o, ',"responseBodyUs":', l.responseBodyUs === undefined ? undefined : u32(l.responseBodyUs));
-    o = add(o, ',"policyEvalUs":', l.policyEvalUs === undefined ? undefined : u32(l.policyEvalUs));
-    o = add(o, ',"redactionUs":', l.redactionUs === undefined ? undefined : u32(l.redactionUs));
-    o = add(o, ',"processingTotalUs":', l.processingTotalUs === undefined ? undefined : u32(l.processingTotalUs));
-    o = addText(o, ',"upstreamTtfbMs":', dblText(l.upstreamTtfbMs));
-    o = addText(o, ',"upstreamTtftMs":', dblText(l.upstreamTtftMs));
-    o = addText(o, ',"upstreamTotalMs":', dblText(l.upstreamTotalMs));
-    o = addText(o, ',"totalMs":', dblText(l.totalMs));
-    s = addText(s, ',"latency":', '{' + o + '}');
+    f(',"requestHeadersUs":', l.requestHeadersUs === undefined ? undefined : u32(l.requestHeadersUs));
+    f(',"requestBodyUs":', l.requestBodyUs === undefined ? undefined : u32(l.requestBodyUs));
+    f(',"responseHeadersUs":', l.responseHeadersUs === undefined ? undefined : u32(l.responseHeadersUs));
+    f(',"responseBodyUs":', l.responseBodyUs === undefined ? undefined : u32(l.responseBodyUs));
+    f(',"policyEvalUs":', l.policyEvalUs === undefined ? undefined : u32(l.policyEvalUs));
+    f(',"redactionUs":', l.redactionUs === undefined ? undefined : u32(l.redactionUs));
+    f(',"processingTotalUs":', l.processingTotalUs === undefined ? undefined : u32(l.processingTotalUs));
+    dblf(',"upstreamTtfbMs":', l.upstreamTtfbMs);
+    dblf(',"upstreamTtftMs":', l.upstreamTtftMs);
+    dblf(',"upstreamTotalMs":', l.upstreamTotalMs);
+    dblf(',"totalMs":', l.totalMs);
+    close();
   }
-  s = add(s, ',"statusCode":', u32(r.statusCode));
-  s = addText(s, ',"outcome":', enumText('OUTCOME', r.outcome));
-  s = add(s, ',"errorClass":', r.errorClass);
-  s = add(s, ',"errorCode":', r.errorCode);
+  f(',"statusCode":', u32(r.statusCode));
+  ft(',"outcome":', enumText('OUTCOME', r.outcome));
+  f(',"errorClass":', r.errorClass);
+  f(',"errorCode":', r.errorCode);
   if (r.content) {
+    open(',"content":');
     const c = r.content;
-    let o = add('', ',"promptSha256":', c.promptSha256);
-    o = add(o, ',"responseSha256":', c.responseSha256);
-    o = add(o, ',"prompt":', c.prompt);
-    o = add(o, ',"response":', c.response);
-    o = add(o, ',"retainedBy":', c.retainedBy);
-    s = addText(s, ',"content":', '{' + o + '}');
+    f(',"promptSha256":', c.promptSha256);
+    f(',"responseSha256":', c.responseSha256);
+    f(',"prompt":', c.prompt);
+    f(',"response":', c.response);
+    f(',"retainedBy":', c.retainedBy);
+    close();
   }
-  s = add(s, ',"gatewayInstance":', r.gatewayInstance);
+  f(',"gatewayInstance":', r.gatewayInstance);
   if (r.mcp) {
+    open(',"mcp":');
     const m = r.mcp;
-    let o = add('', ',"server":', m.server);
-    o = add(o, ',"method":', m.method);
-    o = add(o, ',"tool":', m.tool);
-    o = add(o, ',"jsonrpcId":', m.jsonrpcId);
-    o = add(o, ',"sessionId":', m.sessionId);
-    o = add(o, ',"parentRequestId":', m.parentRequestId);
-    o = add(o, ',"httpRequestId":', m.httpRequestId);
-    o = add(o, ',"rpcErrorCode":', m.rpcErrorCode);
-    o = add(o, ',"hiddenTools":', m.hiddenTools);
-    o = add(o, ',"batchSize":', m.batchSize);
-    s = addText(s, ',"mcp":', '{' + o + '}');
+    f(',"server":', m.server);
+    f(',"method":', m.method);
+    f(',"tool":', m.tool);
+    f(',"jsonrpcId":', m.jsonrpcId);
+    f(',"sessionId":', m.sessionId);
+    f(',"parentRequestId":', m.parentRequestId);
+    f(',"httpRequestId":', m.httpRequestId);
+    f(',"rpcErrorCode":', m.rpcErrorCode);
+    f(',"hiddenTools":', m.hiddenTools);
+    f(',"batchSize":', m.batchSize);
+    close();
   }
   if (r.audit) {
+    open(',"audit":');
     const a = r.audit;
-    let o = add('', ',"action":', a.action);
-    o = add(o, ',"actor":', a.actor);
-    o = add(o, ',"target":', a.target);
-    o = addText(o, ',"detail":', mapText(a.detail));
-    s = addText(s, ',"audit":', '{' + o + '}');
+    f(',"action":', a.action);
+    f(',"actor":', a.actor);
+    f(',"target":', a.target);
+    ft(',"detail":', mapText(a.detail));
+    close();
   }
-  return '{' + s + '}';
+  close();
+  // One flat string straight from the bytes (latin1 is a plain copy when every byte is ASCII).
+  const line = wide ? buf.toString('utf8', 0, pos) : buf.toString('latin1', 0, pos);
+  if (buf.length > MAX_SCRATCH_BYTES) buf = Buffer.allocUnsafeSlow(INITIAL_SCRATCH_BYTES);
+  return line;
 }

@@ -137,9 +137,8 @@ export class FileSink implements LineageSink {
         const fh = await this.handle();
         // Each line is encoded straight into one buffer per write, reused across batches: no Buffer per line (a
         // ~5 KB line was its own ArrayBuffer, past the Buffer pool's 4 KB) and no concat copy. The text is encoded
-        // as it is, then the newline byte: a `json + '\n'` temporary would be flattened into a second ~5 KB copy,
-        // while the line itself (a rope of a few hundred pieces from toJsonLine) flattens in place, which frees
-        // the pieces and leaves one flat copy until the write completes.
+        // as it is, then the newline byte: a `json + '\n'` temporary would be flattened into a second ~5 KB copy
+        // (toJsonLine's lines are flat strings already).
         const start = i;
         let buf = this.takeBuffer();
         let bytes = 0;

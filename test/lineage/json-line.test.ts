@@ -1,11 +1,11 @@
 // toJsonLine writes the record's JSON text directly (service/lineage/json-line.ts) instead of stringifying the
 // proto-JSON object. Differential tests against the oracle, JSON.stringify of the legacy toProtoJson
 // (legacy-proto-json.ts): thousands of randomly varied records (every optional field present or absent, null,
-// empty arrays and objects, awkward strings and numbers, MCP and audit records), and the string fast path
-// (quote) against JSON.stringify over every UTF-16 code unit.
+// empty arrays and objects, awkward strings and numbers, MCP and audit records), and strings written
+// byte by byte against JSON.stringify over every UTF-16 code unit.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { quote, toJsonLine } from '../../service/lineage/json-line.ts';
+import { toJsonLine } from '../../service/lineage/json-line.ts';
 import type { LineageRecord } from '../../service/lineage/record.ts';
 import { legacyToProtoJson } from './legacy-proto-json.ts';
 import { completeRecord, EXCHANGE_LINE, exchangeRecord } from './fixtures.ts';
@@ -163,17 +163,29 @@ test('toJsonLine matches the oracle on the hand-made varied records and a record
     exceeded: false,
   }));
   sameAsOracle({ ...base, budgets, costUsd: 5.2799999999999996e-5, tokens: { input: 300, output: 5 } }, 'bench-shaped');
+  // Non-ASCII only inside a cached rule outcome (or only in labels): the line is still decoded as UTF-8.
+  const ascii: LineageRecord = { requestId: 'a', decisionId: 'b', startTime: new Date(0), endTime: new Date(0), principal: { authMethod: 'none' }, request: { endpoint: '/' }, statusCode: 200, outcome: 'success' };
+  for (let round = 0; round < 2; round++) {
+    sameAsOracle({ ...ascii, policy: { rules: [{ policy: 'p', rule: 'r', kind: 'deny', outcome: 'deny', message: 'nur hier: ü 😀' }] } }, `rule, round ${round}`);
+    sameAsOracle({ ...ascii, policy: { labels: { 'schlüssel': 'wert' } } }, `labels, round ${round}`);
+  }
   // A line the file sink wrote for a real exchange reads back and serializes to the same bytes.
   sameAsOracle(exchangeRecord(), 'exchange record');
   assert.equal(toJsonLine(exchangeRecord()), EXCHANGE_LINE);
 });
 
-test('quote(s) is JSON.stringify(s) for every UTF-16 code unit, alone and inside text, and for surrogate pairs', () => {
-  for (let c = 0; c < 0x10000; c++) {
-    const ch = String.fromCharCode(c);
-    assert.equal(quote(ch), JSON.stringify(ch), `U+${c.toString(16)}`);
-    const s = 'ab' + ch + 'cd';
-    assert.equal(quote(s), JSON.stringify(s), `in text U+${c.toString(16)}`);
-  }
-  for (const s of ['😀', '\ud83d\ude00x', 'x\udbff\udfff', '\udfff\ud800', '', 'plain text', 'a'.repeat(10_000)]) assert.equal(quote(s), JSON.stringify(s));
+test('strings print as JSON.stringify prints them: every UTF-16 code unit, alone and inside text, surrogate pairs', () => {
+  const minimal = (text: string): LineageRecord => ({
+    requestId: text,
+    decisionId: 'ab' + text + 'cd',
+    startTime: new Date(0),
+    endTime: new Date(0),
+    principal: { authMethod: 'none', user: text + text },
+    request: { endpoint: '/', requestedModel: text.repeat(20) },
+    policy: { labels: { [text]: text }, rules: [{ policy: text, rule: 'r', kind: 'deny', outcome: 'deny', message: 'm' + text }] },
+    statusCode: 200,
+    outcome: 'success',
+  });
+  for (let c = 0; c < 0x10000; c++) sameAsOracle(minimal(String.fromCharCode(c)), `U+${c.toString(16)}`);
+  for (const s of ['😀', '\ud83d\ude00x', 'x\udbff\udfff', '\udfff\ud800', '', 'plain text', 'a'.repeat(100_000), 'ü'.repeat(50_000)]) sameAsOracle(minimal(s), JSON.stringify(s.slice(0, 20)));
 });
