@@ -294,7 +294,7 @@ export function isOutcome(v: unknown): v is Outcome {
 /** Enum names by value, per prefix: the value sets are small and fixed (anything past 64 is formatted each time). */
 const enumNames = new Map<string, Map<string, string>>();
 
-function toEnum(prefix: string, v: string): string {
+export function toEnum(prefix: string, v: string): string {
   let byValue = enumNames.get(prefix);
   if (!byValue) enumNames.set(prefix, (byValue = new Map()));
   let name = byValue.get(v);
@@ -335,16 +335,16 @@ export function ts(d: Date): string {
   return tsPrefix + (ms < 10 ? '00' : ms < 100 ? '0' : '') + ms + 'Z';
 }
 
-function u64(n: number): string {
+export function u64(n: number): string {
   return String(Math.max(0, Math.trunc(n)));
 }
 
-function u32(n: number): number {
+export function u32(n: number): number {
   return Math.max(0, Math.min(0xffffffff, Math.round(n)));
 }
 
 /** Proto3 JSON for doubles: numbers, or the strings "NaN" / "Infinity" / "-Infinity". */
-function dbl(n: number): number | string {
+export function dbl(n: number): number | string {
   if (Number.isFinite(n)) return n;
   if (Number.isNaN(n)) return 'NaN';
   return n > 0 ? 'Infinity' : '-Infinity';
@@ -372,84 +372,8 @@ function ruleJsonUncached(x: RuleOutcome): Record<string, unknown> {
   return ro;
 }
 
-/**
- * Rule outcomes are most of a record (each rule of the bundle, on every request) and repeat exactly from
- * request to request, so their JSON text is remembered by content (policy, rule, kind, outcome, message).
- * Content keys cannot go stale; bounded (past MAX_CACHED_RULES the text is made each time).
- */
-export const MAX_CACHED_RULES = 10_000;
-type Level<T> = Map<string | undefined, T>;
-const ruleTexts: Level<Level<Level<Level<Level<string>>>>> = new Map();
-let cachedRuleCount = 0;
-
-function ruleText(x: RuleOutcome): string {
-  const { policy, rule, kind, outcome, message } = x;
-  if (typeof policy !== 'string' || typeof rule !== 'string' || typeof kind !== 'string' || typeof outcome !== 'string' || (message !== undefined && typeof message !== 'string')) {
-    return JSON.stringify(ruleJsonUncached(x));
-  }
-  let byRule = ruleTexts.get(policy);
-  let byKind = byRule?.get(rule);
-  let byOutcome = byKind?.get(kind);
-  let byMessage = byOutcome?.get(outcome);
-  const hit = byMessage?.get(message);
-  if (hit !== undefined) return hit;
-  const text = JSON.stringify(ruleJsonUncached(x));
-  if (cachedRuleCount >= MAX_CACHED_RULES) return text;
-  if (!byRule) ruleTexts.set(policy, (byRule = new Map()));
-  if (!byKind) byRule.set(rule, (byKind = new Map()));
-  if (!byOutcome) byKind.set(kind, (byOutcome = new Map()));
-  if (!byMessage) byOutcome.set(outcome, (byMessage = new Map()));
-  byMessage.set(message, text);
-  cachedRuleCount++;
-  return text;
-}
-
-/**
- * The record's JSON line: exactly `JSON.stringify(toProtoJson(r))` (test/lineage/proto-json.test.ts), made
- * with the rule outcomes' cached text spliced in; everything else is stringified natively (the fields before and
- * after `policy` in one call each).
- */
-export function toJsonLine(r: LineageRecord): string {
-  const rules = r.policy?.rules;
-  if (!Array.isArray(rules) || rules.length === 0) return JSON.stringify(toProtoJson(r));
-  const out = protoJson(r, false);
-  // Two native stringify calls (the fields before and after `policy`) and the policy text spliced between:
-  // far fewer calls and concatenations than one stringify per field.
-  const before: Record<string, unknown> = {};
-  const after: Record<string, unknown> = {};
-  let policy: string | undefined;
-  for (const key of Object.keys(out)) {
-    if (key === 'policy') policy = policyText(out[key] as Record<string, unknown>, rules);
-    else if (policy === undefined) before[key] = out[key];
-    else after[key] = out[key];
-  }
-  const head = JSON.stringify(before);
-  if (policy === undefined) return head;
-  const tail = JSON.stringify(after);
-  return (head.length > 2 ? head.slice(0, -1) + ',"policy":' : '{"policy":') + policy + (tail.length > 2 ? ',' + tail.slice(1) : '}');
-}
-
-/** The policy object's JSON with `rules` (second, after bundleRevision, as toProtoJson orders it) from cached text. */
-function policyText(po: Record<string, unknown>, rules: readonly RuleOutcome[]): string {
-  let list = '';
-  for (let i = 0; i < rules.length; i++) list += (i === 0 ? '' : ',') + ruleText(rules[i]!);
-  let s = '';
-  if ('bundleRevision' in po) s = '"bundleRevision":' + JSON.stringify(po.bundleRevision);
-  s += (s === '' ? '"rules":[' : ',"rules":[') + list + ']';
-  for (const key of Object.keys(po)) {
-    if (key === 'bundleRevision') continue;
-    const text = JSON.stringify(po[key]);
-    if (text !== undefined) s += ',"' + key + '":' + text;
-  }
-  return '{' + s + '}';
-}
-
+/** The proto3 JSON object of a record (the file and Redis sinks write the same as text: json-line.ts toJsonLine). */
 export function toProtoJson(r: LineageRecord): LineageRecordJson {
-  return protoJson(r, true);
-}
-
-/** `withRules` false: policy.rules left out (toJsonLine writes them from cached text). */
-function protoJson(r: LineageRecord, withRules: boolean): LineageRecordJson {
   const out: Record<string, unknown> = {};
   put(out, 'schemaVersion', r.schemaVersion ?? LINEAGE_SCHEMA_VERSION);
   put(out, 'requestId', r.requestId);
@@ -512,7 +436,7 @@ function protoJson(r: LineageRecord, withRules: boolean): LineageRecordJson {
     const pe = r.policy;
     const o: Record<string, unknown> = {};
     put(o, 'bundleRevision', pe.bundleRevision);
-    if (withRules) put(o, 'rules', pe.rules?.map(ruleJsonUncached));
+    put(o, 'rules', pe.rules?.map(ruleJsonUncached));
     put(
       o,
       'dryRunDenies',

@@ -1,10 +1,11 @@
-// The lineage line the drain writes (toJsonLine: cached rule text spliced into natively stringified parts) is
-// byte-identical to what the implementation before it wrote, JSON.stringify of the old toProtoJson
+// The lineage line the drain writes (toJsonLine: the text written field by field, cached rule text; see also
+// json-line.test.ts) is byte-identical to what the implementation before it wrote, JSON.stringify of the old toProtoJson
 // (legacy-proto-json.ts), for every kind of record; toProtoJson itself is unchanged; and the cached timestamp
 // formatting prints exactly Date#toISOString().
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MAX_CACHED_RULES, toJsonLine, toProtoJson, ts, type LineageRecord } from '../../service/lineage/record.ts';
+import { toProtoJson, ts, type LineageRecord } from '../../service/lineage/record.ts';
+import { MAX_CACHED_RULES, toJsonLine } from '../../service/lineage/json-line.ts';
 import { legacyToProtoJson } from './legacy-proto-json.ts';
 import { variedRecords } from './varied-records.ts';
 

@@ -1,0 +1,191 @@
+// toJsonLine writes the record's JSON text directly (service/lineage/json-line.ts) instead of stringifying the
+// proto-JSON object. Differential tests against the oracle, JSON.stringify of the legacy toProtoJson
+// (legacy-proto-json.ts): thousands of randomly varied records (every optional field present or absent, null,
+// empty arrays and objects, awkward strings and numbers, MCP and audit records), and strings written
+// byte by byte against JSON.stringify over every UTF-16 code unit.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { toJsonLine } from '../../service/lineage/json-line.ts';
+import type { LineageRecord } from '../../service/lineage/record.ts';
+import { legacyToProtoJson } from './legacy-proto-json.ts';
+import { completeRecord, EXCHANGE_LINE, exchangeRecord } from './fixtures.ts';
+import { variedRecords } from './varied-records.ts';
+
+/** Deterministic PRNG (mulberry32), so a failure reproduces. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const STRINGS = [
+  '',
+  'a',
+  'azure-eu',
+  'spend-controls/key-daily',
+  'é"\\\n\t',
+  '\u0000',
+  '\u001f',
+  '\u007f',
+  ' ',
+  '\u2028\u2029',
+  '😀',
+  '\ud800',
+  'x\udc00y',
+  '\udbff\udfff',
+  'ключ',
+  '\\u0041',
+  '</script>',
+  'a'.repeat(300),
+  'tail"',
+  '"head',
+  'mid\\dle',
+];
+const NUMBERS = [
+  0, -0, 1, -1, 0.1 + 0.2, 5.2799999999999996e-5, 999999999.9999471, 1e21, 1e-7, 2 ** 53, 2 ** 53 + 2, 2 ** 32, 2 ** 32 - 1,
+  -5, 3.7, 200.6, 0.5, 1.5, -0.5, NaN, Infinity, -Infinity, Number.MAX_VALUE, Number.MIN_VALUE, 1000000000,
+];
+const TIMES = [0, -1, 999, Date.UTC(2025, 2, 1, 12, 0, 1, 250), Date.UTC(1969, 11, 31, 23, 59, 59, 1), Date.UTC(9999, 11, 31, 23, 59, 59, 999)];
+/** Enum-valued fields keep values from their set (the oracle and toJsonLine both upper-case anything else). */
+const ENUMS: Record<string, readonly string[]> = {
+  outcome: ['success', 'denied', 'budget_exceeded', 'rate_limited', 'provider_error', 'client_error', 'aborted', 'gateway_error', 'allow', 'deny', 'would_deny', 'applied', 'not_matched', 'error', 'skipped', 'matched'],
+  authMethod: ['none', 'virtual_key', 'jwt'],
+  clientApi: ['openai', 'anthropic'],
+  direction: ['request', 'response'],
+  enforcement: ['hard', 'soft'],
+  anomaly: ['missing', 'invalid', 'clamped'],
+};
+/** Fields the serializers dereference unconditionally: removing them makes both throw, which is not interesting. */
+const MANDATORY = new Set(['principal', 'request', 'startTime', 'endTime']);
+
+function randomString(rnd: () => number): string {
+  if (rnd() < 0.6) return STRINGS[Math.floor(rnd() * STRINGS.length)]!;
+  let s = '';
+  const n = Math.floor(rnd() * 12);
+  for (let i = 0; i < n; i++) {
+    const r = rnd();
+    // Mostly printable ASCII; sometimes control characters, Latin-1, BMP, surrogates (paired or not).
+    s += String.fromCharCode(r < 0.6 ? 0x20 + Math.floor(rnd() * 95) : r < 0.7 ? Math.floor(rnd() * 0x20) : r < 0.8 ? 0x80 + Math.floor(rnd() * 0x80) : r < 0.9 ? Math.floor(rnd() * 0x10000) : 0xd800 + Math.floor(rnd() * 0x800));
+  }
+  return s;
+}
+
+function vary(v: unknown, key: string, rnd: () => number): unknown {
+  if (v instanceof Date) return rnd() < 0.3 ? new Date(TIMES[Math.floor(rnd() * TIMES.length)]!) : v;
+  if (typeof v === 'string') {
+    const set = ENUMS[key];
+    if (set) return set[Math.floor(rnd() * set.length)];
+    return rnd() < 0.5 ? v : randomString(rnd);
+  }
+  if (typeof v === 'number') return rnd() < 0.5 ? v : NUMBERS[Math.floor(rnd() * NUMBERS.length)];
+  if (typeof v === 'boolean') return rnd() < 0.5;
+  if (Array.isArray(v)) {
+    if (rnd() < 0.15) return [];
+    // Sometimes long (redaction locations are capped at 32 on output).
+    const n = rnd() < 0.1 ? 30 + Math.floor(rnd() * 10) : 1 + Math.floor(rnd() * 3);
+    return Array.from({ length: n }, (_, i) => vary(v[i % v.length], key, rnd));
+  }
+  if (v !== null && typeof v === 'object') {
+    if (rnd() < 0.05) return {};
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) {
+      const r = rnd();
+      if (!MANDATORY.has(k) && r < 0.15) continue; // absent
+      if (!MANDATORY.has(k) && r < 0.2) {
+        out[k] = r < 0.175 ? undefined : null;
+        continue;
+      }
+      out[k] = vary(x, k, rnd);
+    }
+    // Map-valued fields (labels, audit detail) get random keys too, integer-like ones included.
+    if ((key === 'labels' || key === 'detail') && rnd() < 0.5) out[rnd() < 0.5 ? String(Math.floor(rnd() * 20)) : randomString(rnd)] = randomString(rnd);
+    return out;
+  }
+  return v;
+}
+
+/** Every field the record type has, so that every one gets varied. */
+function fullRecord(i: number): LineageRecord {
+  return completeRecord({
+    requestId: `r-${i}`,
+    policy: {
+      ...completeRecord().policy,
+      droppedCandidates: [{ model: 'gpt-4o-mini', param: 'models[1]', deployment: 'gpt-4o-mini/openai/0', policy: 'eu', rule: 'eu-only', message: 'EU only' }],
+    },
+    request: { ...completeRecord().request, clientRequestId: 'client-1' },
+    latency: { ...completeRecord().latency, upstreamTtftMs: 12.5 },
+    tokens: { ...completeRecord().tokens!, anomaly: 'clamped' },
+    content: { promptSha256: 'a'.repeat(64), responseSha256: 'b'.repeat(64), prompt: 'hello', response: 'world', retainedBy: 'p/r' },
+    errorClass: 'provider',
+    errorCode: 'upstream_503',
+    mcp: i % 2 ? { server: 'files', method: 'tools/call', tool: 'read', jsonrpcId: '7', sessionId: 's', parentRequestId: 'p', httpRequestId: 'h', rpcErrorCode: -32600, hiddenTools: 2, batchSize: 1 } : undefined,
+    audit: i % 3 === 0 ? { action: 'key.create', actor: 'admin', target: 'vk_1', detail: { reason: 'rotation', '10': 'x' } } : undefined,
+  });
+}
+
+function sameAsOracle(r: LineageRecord, what: string): void {
+  let expected: string;
+  try {
+    expected = JSON.stringify(legacyToProtoJson(r));
+  } catch (err) {
+    assert.throws(() => toJsonLine(r), (err as Error).constructor as new () => Error, `${what}: the oracle throws, so must toJsonLine`);
+    return;
+  }
+  assert.equal(toJsonLine(r), expected, what);
+}
+
+test('toJsonLine is byte-identical to JSON.stringify(legacy toProtoJson) over 4,000 randomly varied records', () => {
+  const rnd = prng(17);
+  for (let i = 0; i < 4000; i++) {
+    const r = vary(fullRecord(i), '', rnd) as LineageRecord;
+    sameAsOracle(r, `record ${i}`);
+  }
+});
+
+test('toJsonLine matches the oracle on the hand-made varied records and a record shaped like the bench', () => {
+  for (const r of variedRecords()) sameAsOracle(r, `record ${JSON.stringify(r.requestId)}`);
+  const base = completeRecord();
+  const budgets = ['spend-controls/key-daily', 'spend-controls/tenant-monthly', 'spend-controls/cost-center-monthly'].map((name, i) => ({
+    name,
+    scopeKey: ['key:demo-acme-research', 'tenant:acme', 'custom:cost-center:acme/r-and-d'][i],
+    unit: 'usd',
+    limit: 1000000000,
+    reserved: 0.00020922,
+    charged: 5.2799999999999996e-5,
+    remaining: 999999999.9999471,
+    enforcement: i === 2 ? ('soft' as const) : ('hard' as const),
+    softLimitWarning: false,
+    exceeded: false,
+  }));
+  sameAsOracle({ ...base, budgets, costUsd: 5.2799999999999996e-5, tokens: { input: 300, output: 5 } }, 'bench-shaped');
+  // Non-ASCII only inside a cached rule outcome (or only in labels): the line is still decoded as UTF-8.
+  const ascii: LineageRecord = { requestId: 'a', decisionId: 'b', startTime: new Date(0), endTime: new Date(0), principal: { authMethod: 'none' }, request: { endpoint: '/' }, statusCode: 200, outcome: 'success' };
+  for (let round = 0; round < 2; round++) {
+    sameAsOracle({ ...ascii, policy: { rules: [{ policy: 'p', rule: 'r', kind: 'deny', outcome: 'deny', message: 'nur hier: ü 😀' }] } }, `rule, round ${round}`);
+    sameAsOracle({ ...ascii, policy: { labels: { 'schlüssel': 'wert' } } }, `labels, round ${round}`);
+  }
+  // A line the file sink wrote for a real exchange reads back and serializes to the same bytes.
+  sameAsOracle(exchangeRecord(), 'exchange record');
+  assert.equal(toJsonLine(exchangeRecord()), EXCHANGE_LINE);
+});
+
+test('strings print as JSON.stringify prints them: every UTF-16 code unit, alone and inside text, surrogate pairs', () => {
+  const minimal = (text: string): LineageRecord => ({
+    requestId: text,
+    decisionId: 'ab' + text + 'cd',
+    startTime: new Date(0),
+    endTime: new Date(0),
+    principal: { authMethod: 'none', user: text + text },
+    request: { endpoint: '/', requestedModel: text.repeat(20) },
+    policy: { labels: { [text]: text }, rules: [{ policy: text, rule: 'r', kind: 'deny', outcome: 'deny', message: 'm' + text }] },
+    statusCode: 200,
+    outcome: 'success',
+  });
+  for (let c = 0; c < 0x10000; c++) sameAsOracle(minimal(String.fromCharCode(c)), `U+${c.toString(16)}`);
+  for (const s of ['😀', '\ud83d\ude00x', 'x\udbff\udfff', '\udfff\ud800', '', 'plain text', 'a'.repeat(100_000), 'ü'.repeat(50_000)]) sameAsOracle(minimal(s), JSON.stringify(s.slice(0, 20)));
+});
