@@ -204,7 +204,7 @@ export class Processor {
     const m = new MutationBuilder();
     for (const [k, v] of Object.entries(r.headers)) m.setHeader(k, v);
     m.setHeader('content-length', String(r.body.length));
-    return { response_body: { response: { header_mutation: m.build(), body_mutation: { body: r.body } } } };
+    return { response_body: { response: { header_mutation: m.view(), body_mutation: { body: r.body } } } };
   }
 
   private async onRequestHeaders(msg: ProcessingRequest): Promise<ProcessingResponse> {
@@ -350,7 +350,7 @@ export class Processor {
       {
         immediate_response: {
           status: { code: d.status },
-          headers: mutation.build(),
+          headers: mutation.view(),
           body: d.body,
           details: d.details,
         },
@@ -361,7 +361,7 @@ export class Processor {
 
   private common(d: { mutation: MutationBuilder; clearRouteCache?: boolean; replaceBody?: Buffer }): CommonResponse {
     const out: CommonResponse = {};
-    const hm = d.mutation.build();
+    const hm = d.mutation.view();
     if (hm) out.header_mutation = hm;
     if (d.replaceBody) out.body_mutation = { body: d.replaceBody };
     // Envoy ignores clear_route_cache on a reply without a header mutation; callers always
@@ -375,7 +375,7 @@ export class Processor {
     if (out.body !== undefined) res.body_mutation = out.body.length ? { body: out.body } : { clear_body: true };
     // Header mutations on streamed body replies are ignored by Envoy; only send them when they apply.
     if (buffered && out.mutation) {
-      const hm = out.mutation.build();
+      const hm = out.mutation.view();
       if (hm) res.header_mutation = hm;
     }
     return res;
