@@ -57,17 +57,23 @@ export interface BodyOutput {
 
 export type EndReason = 'completed' | 'rejected' | 'aborted' | 'protocol_error';
 
+/**
+ * A phase's result: a value when the phase did no I/O (answered in the same turn, no promise and no
+ * microtask hops per message), else a promise. Errors: thrown, or the promise rejects.
+ */
+export type PhaseResult<T> = T | Promise<T>;
+
 /** Business logic for one request, one method per phase. Errors thrown as GatewayError become client responses. */
 export interface Exchange {
   /** The client API the error shape should follow (known after the request headers). */
   clientApi(): ErrorApi;
-  requestHeaders(input: RequestHeadersInput): Promise<RequestDecision>;
-  requestBody(body: Buffer): Promise<RequestDecision>;
-  responseHeaders(status: number, headers: Map<string, string>, endOfStream: boolean): Promise<ResponseHeadersDecision>;
+  requestHeaders(input: RequestHeadersInput): PhaseResult<RequestDecision>;
+  requestBody(body: Buffer): PhaseResult<RequestDecision>;
+  responseHeaders(status: number, headers: Map<string, string>, endOfStream: boolean): PhaseResult<ResponseHeadersDecision>;
   /** Buffered response: the whole body at once. */
-  responseBody(body: Buffer): Promise<BodyOutput>;
+  responseBody(body: Buffer): PhaseResult<BodyOutput>;
   /** Streamed response: one chunk (arbitrary boundaries); `last` on end_of_stream. */
-  responseChunk(chunk: Buffer, last: boolean): Promise<BodyOutput>;
+  responseChunk(chunk: Buffer, last: boolean): PhaseResult<BodyOutput>;
   /** Called exactly once when the stream ends, however it ends. */
   end(reason: EndReason, detail?: string): void;
   /** More time Envoy should allow for this request body (ms), e.g. for very large bodies; undefined = default. */
@@ -129,32 +135,51 @@ export class Processor {
 
   /**
    * Handles one message from Envoy. Returns the reply to send, or undefined when none is due
-   * (observability mode). Throws ProtocolError on a message Envoy would never send in this state.
+   * (observability mode). Rejects with ProtocolError on a message Envoy would never send in this state.
    */
   async handle(msg: ProcessingRequest): Promise<ProcessingResponse | undefined> {
+    return this.handleNow(msg);
+  }
+
+  /**
+   * handle() without a promise when the phase answered at once (see PhaseResult): the stream handler
+   * sends such a reply in the same turn. Throws ProtocolError (or returns a promise rejecting with it).
+   */
+  handleNow(msg: ProcessingRequest): PhaseResult<ProcessingResponse | undefined> {
     const kind = msg.request;
     if (!kind) throw new ProtocolError('ProcessingRequest with no message set');
     if (this.phase === 'done') throw new ProtocolError(`${kind} after the exchange finished`);
-    let reply: ProcessingResponse;
+    const quiet = msg.observability_mode === true;
+    let r: PhaseResult<ProcessingResponse>;
     try {
-      reply = await this.dispatch(kind, msg);
+      r = this.dispatch(kind, msg);
     } catch (err) {
-      if (err instanceof ProtocolError) throw err;
-      // Any decision error ends the exchange with the client API's error shape. On the request
-      // path the upstream is never contacted; on the response path Envoy replaces the response
-      // (or resets the stream if headers already went downstream).
-      this.lastError = err;
-      reply = this.immediate(this.rejection(err));
+      return quiet ? void this.failed(err) : this.failed(err);
     }
-    return msg.observability_mode ? undefined : reply;
+    if (r instanceof Promise)
+      return r.then(
+        (reply) => (quiet ? undefined : reply),
+        (err: unknown) => (quiet ? void this.failed(err) : this.failed(err)),
+      );
+    return quiet ? undefined : r;
+  }
+
+  /** The reply for a phase that threw: a ProtocolError fails the stream, anything else ends the exchange. */
+  private failed(err: unknown): ProcessingResponse {
+    if (err instanceof ProtocolError) throw err;
+    // Any decision error ends the exchange with the client API's error shape. On the request
+    // path the upstream is never contacted; on the response path Envoy replaces the response
+    // (or resets the stream if headers already went downstream).
+    this.lastError = err;
+    return this.immediate(this.rejection(err));
   }
 
   private expect(kind: string, allowed: readonly Phase[]): void {
     if (!allowed.includes(this.phase)) throw new ProtocolError(`unexpected ${kind} while waiting for ${this.phase}`);
   }
 
-  /** Not `async`: handle() awaits what it returns (a reply or a phase's promise); a throw here lands in handle()'s catch. */
-  private dispatch(kind: NonNullable<ProcessingRequest['request']>, msg: ProcessingRequest): ProcessingResponse | Promise<ProcessingResponse> {
+  /** Not `async`: a reply, or a phase's promise when the exchange went async; a throw here lands in handleNow()'s catch. */
+  private dispatch(kind: NonNullable<ProcessingRequest['request']>, msg: ProcessingRequest): PhaseResult<ProcessingResponse> {
     if (this.phase === 'passthrough' || (this.phase === 'request_headers' && kind === 'response_headers')) return this.passThrough(kind, msg);
     switch (kind) {
       case 'request_headers':
@@ -204,28 +229,34 @@ export class Processor {
     const m = new MutationBuilder();
     for (const [k, v] of Object.entries(r.headers)) m.setHeader(k, v);
     m.setHeader('content-length', String(r.body.length));
-    return { response_body: { response: { header_mutation: m.build(), body_mutation: { body: r.body } } } };
+    return { response_body: { response: { header_mutation: m.view(), body_mutation: { body: r.body } } } };
   }
 
-  private async onRequestHeaders(msg: ProcessingRequest): Promise<ProcessingResponse> {
+  // The phase methods below are not `async`: each hands the exchange's result to a `then` only when the
+  // exchange returned a promise (see PhaseResult), else continues at once.
+  private onRequestHeaders(msg: ProcessingRequest): PhaseResult<ProcessingResponse> {
     const h = msg.request_headers;
     const metadata: Record<string, Record<string, unknown>> = {};
     for (const [ns, s] of Object.entries(msg.metadata_context?.filter_metadata ?? {})) metadata[ns] = fromPbStruct(s);
     const attrs = msg.attributes?.['envoy.filters.http.ext_proc'];
     const eos = h?.end_of_stream === true;
-    const decision = await this.exchange.requestHeaders({
+    const d = this.exchange.requestHeaders({
         headers: headerMap(h?.headers),
         endOfStream: eos,
         metadata,
         attributes: attrs ? fromPbStruct(attrs) : {},
       });
+    return d instanceof Promise ? d.then((v) => this.afterRequestHeaders(v, eos)) : this.afterRequestHeaders(d, eos);
+  }
+
+  private afterRequestHeaders(decision: RequestDecision, eos: boolean): ProcessingResponse {
     if (decision.kind === 'respond') return this.immediate(decision);
     this.phase = eos ? 'response_headers' : 'request_body';
     if (eos) this.requestBodyHandled = true;
     return this.withMetadata({ request_headers: { response: this.common(decision) } }, decision.metadata);
   }
 
-  private async onRequestBody(chunk: Buffer | undefined, eos: boolean): Promise<ProcessingResponse> {
+  private onRequestBody(chunk: Buffer | undefined, eos: boolean): PhaseResult<ProcessingResponse> {
     // Checked before keeping anything: a body over the limit is refused, never buffered.
     const max = this.caps().request;
     const size = this.requestChunks.reduce((n, c) => n + c.length, 0) + (chunk?.length ?? 0);
@@ -240,29 +271,43 @@ export class Processor {
     const body = Buffer.concat(this.requestChunks);
     this.requestChunks = [];
     this.requestBodyHandled = true;
-    const decision = await this.exchange.requestBody(body);
+    const d = this.exchange.requestBody(body);
+    return d instanceof Promise ? d.then((v) => this.afterRequestBody(v, eos)) : this.afterRequestBody(d, eos);
+  }
+
+  private afterRequestBody(decision: RequestDecision, eos: boolean): ProcessingResponse {
     if (decision.kind === 'respond') return this.immediate(decision);
     this.phase = eos ? 'response_headers' : 'request_trailers';
     return this.withMetadata({ request_body: { response: this.common(decision) } }, decision.metadata);
   }
 
-  private async onRequestTrailers(): Promise<ProcessingResponse> {
+  private onRequestTrailers(): PhaseResult<ProcessingResponse> {
     if (!this.requestBodyHandled) {
       // Headers said a body follows but only trailers came: an empty body.
-      const decision = await this.exchange.requestBody(Buffer.alloc(0));
-      if (decision.kind === 'respond') return this.immediate(decision);
-      this.requestBodyHandled = true;
+      const d = this.exchange.requestBody(Buffer.alloc(0));
+      return d instanceof Promise ? d.then((v) => this.afterTrailerBody(v)) : this.afterTrailerBody(d);
     }
     this.phase = 'response_headers';
     return { request_trailers: {} };
   }
 
-  private async onResponseHeaders(headers: HeaderMap | undefined, eos: boolean): Promise<ProcessingResponse> {
+  private afterTrailerBody(decision: RequestDecision): ProcessingResponse {
+    if (decision.kind === 'respond') return this.immediate(decision);
+    this.requestBodyHandled = true;
+    this.phase = 'response_headers';
+    return { request_trailers: {} };
+  }
+
+  private onResponseHeaders(headers: HeaderMap | undefined, eos: boolean): PhaseResult<ProcessingResponse> {
     const map = headerMap(headers);
     const status = Number(map.get(':status') ?? '0');
     if (!Number.isInteger(status) || status < 100 || status > 599)
       throw new ProtocolError(`response headers without a valid :status (${map.get(':status') ?? 'none'})`);
-    const d = await this.exchange.responseHeaders(status, map, eos);
+    const r = this.exchange.responseHeaders(status, map, eos);
+    return r instanceof Promise ? r.then((v) => this.afterResponseHeaders(v, eos)) : this.afterResponseHeaders(r, eos);
+  }
+
+  private afterResponseHeaders(d: ResponseHeadersDecision, eos: boolean): ProcessingResponse {
     if (eos || d.final) {
       this.finish('completed');
       const common = this.common({ mutation: d.mutation });
@@ -283,7 +328,7 @@ export class Processor {
     return this.withMetadata(reply, d.metadata);
   }
 
-  private async onResponseBody(chunk: Buffer | undefined, eos: boolean): Promise<ProcessingResponse> {
+  private onResponseBody(chunk: Buffer | undefined, eos: boolean): PhaseResult<ProcessingResponse> {
     const max = this.caps().response;
     const size = this.responseChunks.reduce((n, c) => n + c.length, 0) + (chunk?.length ?? 0);
     if (size > max) {
@@ -292,25 +337,38 @@ export class Processor {
     }
     if (this.responseMode === 'streamed') {
       const data = chunk ? Buffer.from(chunk) : Buffer.alloc(0);
-      const out = await this.exchange.responseChunk(data, eos);
-      if (eos) this.finish('completed');
-      return this.withMetadata({ response_body: { response: this.bodyCommon(out, false) } }, out.metadata);
+      const r = this.exchange.responseChunk(data, eos);
+      return r instanceof Promise ? r.then((v) => this.afterResponseChunk(v, eos)) : this.afterResponseChunk(r, eos);
     }
     // Buffered: one copy (concat), never a view of the transport's message buffer.
     if (chunk) this.responseChunks.push(chunk);
     const body = Buffer.concat(this.responseChunks);
     this.responseChunks = [];
-    const out = await this.exchange.responseBody(body);
+    const r = this.exchange.responseBody(body);
+    return r instanceof Promise ? r.then((v) => this.afterResponseBody(v, eos)) : this.afterResponseBody(r, eos);
+  }
+
+  private afterResponseChunk(out: BodyOutput, eos: boolean): ProcessingResponse {
+    if (eos) this.finish('completed');
+    return this.withMetadata({ response_body: { response: this.bodyCommon(out, false) } }, out.metadata);
+  }
+
+  private afterResponseBody(out: BodyOutput, eos: boolean): ProcessingResponse {
     this.phase = eos ? 'done' : 'response_trailers';
     if (eos) this.finish('completed');
     return this.withMetadata({ response_body: { response: this.bodyCommon(out, true) } }, out.metadata);
   }
 
-  private async onResponseTrailers(): Promise<ProcessingResponse> {
+  private onResponseTrailers(): PhaseResult<ProcessingResponse> {
     if (this.phase === 'response_body' && this.responseMode === 'streamed') {
       // Trailers end a streamed body whose last chunk had end_of_stream=false.
-      await this.exchange.responseChunk(Buffer.alloc(0), true);
+      const r = this.exchange.responseChunk(Buffer.alloc(0), true);
+      if (r instanceof Promise) return r.then(() => this.afterResponseTrailers());
     }
+    return this.afterResponseTrailers();
+  }
+
+  private afterResponseTrailers(): ProcessingResponse {
     this.finish('completed');
     return { response_trailers: {} };
   }
@@ -350,7 +408,7 @@ export class Processor {
       {
         immediate_response: {
           status: { code: d.status },
-          headers: mutation.build(),
+          headers: mutation.view(),
           body: d.body,
           details: d.details,
         },
@@ -361,7 +419,7 @@ export class Processor {
 
   private common(d: { mutation: MutationBuilder; clearRouteCache?: boolean; replaceBody?: Buffer }): CommonResponse {
     const out: CommonResponse = {};
-    const hm = d.mutation.build();
+    const hm = d.mutation.view();
     if (hm) out.header_mutation = hm;
     if (d.replaceBody) out.body_mutation = { body: d.replaceBody };
     // Envoy ignores clear_route_cache on a reply without a header mutation; callers always
@@ -375,7 +433,7 @@ export class Processor {
     if (out.body !== undefined) res.body_mutation = out.body.length ? { body: out.body } : { clear_body: true };
     // Header mutations on streamed body replies are ignored by Envoy; only send them when they apply.
     if (buffered && out.mutation) {
-      const hm = out.mutation.build();
+      const hm = out.mutation.view();
       if (hm) res.header_mutation = hm;
     }
     return res;

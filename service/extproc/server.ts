@@ -6,7 +6,7 @@ import { constants as h2 } from 'node:http2';
 import type { Logger } from 'pino';
 import { GatewayError } from '../errors.ts';
 import type { ProcessingRequest, ProcessingResponse } from './messages.ts';
-import { Processor, ProtocolError, type BodyCaps, type Exchange } from './processor.ts';
+import { Processor, ProtocolError, type BodyCaps, type Exchange, type PhaseResult } from './processor.ts';
 import { decodeRequest, encodeResponse } from './codec.ts';
 import { STAGE_METADATA_KEY, UPSTREAM_STAGE } from '../fallback/contract.ts';
 import type { GrpcAuth } from '../security/index.ts';
@@ -183,7 +183,7 @@ class ProcessStream {
     this.queue.push(msg);
     if (!this.running) {
       this.running = true;
-      void this.drainQueue();
+      this.drainQueue();
     }
   }
 
@@ -193,36 +193,33 @@ class ProcessStream {
     else queueMicrotask(fn);
   }
 
-  private async drainQueue(): Promise<void> {
-    const { processor, call, ctx } = this;
-    // Each message is handled after the previous one's reply went out (Envoy applies replies in order).
+  /**
+   * Handles the queued messages in order, each after the previous one's reply went out (Envoy applies
+   * replies in order). Not `async`: a phase that answers at once (see PhaseResult) is replied to in this
+   * turn, with no promise per message; only a phase that went async suspends the loop until its reply.
+   */
+  private drainQueue(): void {
+    const { processor } = this;
     for (let msg = this.queue.shift(); msg !== undefined; msg = this.queue.shift()) {
       if (this.closed) {
         this.pending--;
         continue;
       }
+      let r: PhaseResult<ProcessingResponse | undefined>;
       try {
         const early = processor.preflight(msg);
-        if (early && !this.closed) send(call, early);
-        const reply = await processor.handle(msg);
-        if (reply && !this.closed) send(call, reply);
-        // Typed errors are the client's answer; anything else is our bug and must be visible.
-        if (processor.lastError !== undefined && !(processor.lastError instanceof GatewayError)) {
-          ctx.opts.log.error({ err: processor.lastError }, 'request failed with an internal error');
-          processor.lastError = undefined;
-        }
+        if (early && !this.closed) send(this.call, early);
+        r = processor.handleNow(msg);
       } catch (err) {
-        const detail = err instanceof Error ? err.message : String(err);
-        if (err instanceof ProtocolError) {
-          ctx.opts.log.warn({ detail }, 'ext_proc protocol violation; failing the stream');
-          ctx.opts.onProtocolError?.(err);
-        } else ctx.opts.log.error({ err }, 'ext_proc stream failed');
-        this.close('protocol_error', detail);
-        call.end(err instanceof ProtocolError ? Status.FAILED_PRECONDITION : Status.INTERNAL, detail);
-      } finally {
-        this.pending--;
-        this.lastActivity = performance.now();
+        this.fail(err);
+        this.handled();
+        continue;
       }
+      if (r instanceof Promise) {
+        void r.then(this.onReply, this.onFailure);
+        return;
+      }
+      this.reply(r);
     }
     this.running = false;
     const after = this.afterQueue;
@@ -230,6 +227,51 @@ class ProcessStream {
       this.afterQueue = undefined;
       for (const fn of after) fn();
     }
+  }
+
+  /** An async phase's reply: send it, then go on with the queue (one pair of functions per stream, not per message). */
+  private readonly onReply = (reply: ProcessingResponse | undefined): void => {
+    this.reply(reply);
+    this.drainQueue();
+  };
+
+  private readonly onFailure = (err: unknown): void => {
+    this.fail(err);
+    this.handled();
+    this.drainQueue();
+  };
+
+  private reply(reply: ProcessingResponse | undefined): void {
+    const { processor } = this;
+    try {
+      if (reply && !this.closed) send(this.call, reply);
+      // Typed errors are the client's answer; anything else is our bug and must be visible.
+      if (processor.lastError !== undefined && !(processor.lastError instanceof GatewayError)) {
+        this.ctx.opts.log.error({ err: processor.lastError }, 'request failed with an internal error');
+        processor.lastError = undefined;
+      }
+    } catch (err) {
+      this.fail(err);
+    }
+    this.handled();
+  }
+
+  /** A message's handling failed (protocol violation, or our bug): the stream ends with a gRPC error. */
+  private fail(err: unknown): void {
+    const { ctx } = this;
+    const detail = err instanceof Error ? err.message : String(err);
+    if (err instanceof ProtocolError) {
+      ctx.opts.log.warn({ detail }, 'ext_proc protocol violation; failing the stream');
+      ctx.opts.onProtocolError?.(err);
+    } else ctx.opts.log.error({ err }, 'ext_proc stream failed');
+    this.close('protocol_error', detail);
+    this.call.end(err instanceof ProtocolError ? Status.FAILED_PRECONDITION : Status.INTERNAL, detail);
+  }
+
+  /** One message answered (or failed). */
+  private handled(): void {
+    this.pending--;
+    this.lastActivity = performance.now();
   }
 }
 

@@ -459,7 +459,7 @@ export class GatewayExchange implements Exchange {
   }
 
   // ── response headers ───────────────────────────────────────────────────────
-  responseHeaders(status: number, headers: Map<string, string>, endOfStream: boolean): Promise<ResponseHeadersDecision> {
+  responseHeaders(status: number, headers: Map<string, string>, endOfStream: boolean): ResponseHeadersDecision {
     return this.timedSync('responseHeadersUs', () => {
       this.firstByteAt = process.hrtime.bigint();
       this.upstreamStatus = status;
@@ -506,7 +506,7 @@ export class GatewayExchange implements Exchange {
   }
 
   // ── response body ──────────────────────────────────────────────────────────
-  responseBody(body: Buffer): Promise<BodyOutput> {
+  responseBody(body: Buffer): BodyOutput {
     return this.timedSync('responseBodyUs', () => {
       if (this.stage !== 'responding' || !this.translator || !this.clientReq) return {};
       const own = this.envoyOwnError(body);
@@ -564,7 +564,7 @@ export class GatewayExchange implements Exchange {
     return r.body;
   }
 
-  responseChunk(chunk: Buffer, last: boolean): Promise<BodyOutput> {
+  responseChunk(chunk: Buffer, last: boolean): BodyOutput {
     return this.timedSync('responseBodyUs', (): BodyOutput => {
       if (!this.stream) return {};
       let out = chunk.length ? this.stream.push(chunk) : Buffer.alloc(0);
@@ -725,16 +725,16 @@ export class GatewayExchange implements Exchange {
   // The phase methods above return timed()'s promise directly (they are not `async` themselves):
   // one async frame per phase instead of two, i.e. fewer microtask turns on every message.
   /**
-   * timed() for a phase that does no I/O (the response phases): run at once, no async frame and no
-   * microtask turns for its own sake; the result or the error still comes back as a promise.
+   * timed() for a phase that does no I/O (the response phases): run at once and return the result
+   * itself (the Processor continues in the same turn, see PhaseResult); an error is thrown.
    */
-  private timedSync<T>(phase: string, fn: () => T): Promise<T> {
+  private timedSync<T>(phase: string, fn: () => T): T {
     const t = process.hrtime.bigint();
     try {
-      return Promise.resolve(fn());
+      return fn();
     } catch (err) {
       this.noteError(err);
-      return Promise.reject(err);
+      throw err;
     } finally {
       this.phaseUs[phase] = (this.phaseUs[phase] ?? 0) + Number(process.hrtime.bigint() - t) / 1000;
     }

@@ -1,7 +1,7 @@
 // The router-stage exchange for one ext_proc stream: an LLM request (GatewayExchange) or MCP traffic
 // (McpExchange), chosen on the request path once the headers arrive. Everything else is delegated.
 import type { ErrorApi } from '../errors.ts';
-import type { BodyOutput, EndReason, Exchange, RequestDecision, RequestHeadersInput, ResponseHeadersDecision } from '../extproc/processor.ts';
+import type { BodyOutput, EndReason, Exchange, PhaseResult, RequestDecision, RequestHeadersInput, ResponseHeadersDecision } from '../extproc/processor.ts';
 import { isMcpPath } from './route.ts';
 
 export class DispatchExchange implements Exchange {
@@ -22,24 +22,24 @@ export class DispatchExchange implements Exchange {
     return this.ex.clientApi();
   }
 
-  requestHeaders(input: RequestHeadersInput): Promise<RequestDecision> {
+  requestHeaders(input: RequestHeadersInput): PhaseResult<RequestDecision> {
     this.chosen ??= isMcpPath(input.headers.get(':path') ?? '') ? this.mcp() : this.llm();
     return this.chosen.requestHeaders(input);
   }
 
-  requestBody(body: Buffer): Promise<RequestDecision> {
+  requestBody(body: Buffer): PhaseResult<RequestDecision> {
     return this.ex.requestBody(body);
   }
 
-  responseHeaders(status: number, headers: Map<string, string>, endOfStream: boolean): Promise<ResponseHeadersDecision> {
+  responseHeaders(status: number, headers: Map<string, string>, endOfStream: boolean): PhaseResult<ResponseHeadersDecision> {
     return this.ex.responseHeaders(status, headers, endOfStream);
   }
 
-  responseBody(body: Buffer): Promise<BodyOutput> {
+  responseBody(body: Buffer): PhaseResult<BodyOutput> {
     return this.ex.responseBody(body);
   }
 
-  responseChunk(chunk: Buffer, last: boolean): Promise<BodyOutput> {
+  responseChunk(chunk: Buffer, last: boolean): PhaseResult<BodyOutput> {
     return this.ex.responseChunk(chunk, last);
   }
 

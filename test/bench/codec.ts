@@ -1,8 +1,8 @@
 // The ext_proc codec alone: decoding Envoy's four messages and encoding four typical replies, the
 // hand-written codec (service/extproc/codec.ts, what the server uses) against proto-loader's dynamic one.
 // Interleaved rounds in one process; CPU time, so other load on the machine moves both alike.
-import type { ProcessingRequest, ProcessingResponse } from '../../service/extproc/messages.ts';
-import { JsonStruct, toPbStruct } from '../../service/extproc/mutations.ts';
+import type { HeaderMutation, ProcessingRequest, ProcessingResponse } from '../../service/extproc/messages.ts';
+import { JsonStruct, MutationBuilder, toPbStruct } from '../../service/extproc/mutations.ts';
 import { extProcService } from '../../service/extproc/proto.ts';
 import { decodeRequest, encodeResponse } from '../../service/extproc/codec.ts';
 import { median } from './noise.ts';
@@ -60,6 +60,31 @@ export async function bench(): Promise<string[]> {
   const ourEncode = () => {
     for (const r of reps) encodeResponse(r);
   };
+  // The same replies' header mutations as the Processor makes them from a MutationBuilder: build() (objects and a
+  // Buffer per header, the reference) against view() (written straight from the builder's strings).
+  const builders = reps.map((r) => {
+    const c = r.request_headers?.response ?? r.request_body?.response ?? r.response_headers?.response ?? r.response_body?.response;
+    const hm = c!.header_mutation!;
+    return () => {
+      const b = new MutationBuilder();
+      for (const n of hm.remove_headers ?? []) b.removeHeader(n);
+      for (const o of hm.set_headers ?? []) b.setHeader(o.header.key, o.header.raw_value!.toString('latin1'));
+      return b;
+    };
+  });
+  const withMutation = (i: number, hm: HeaderMutation | undefined): ProcessingResponse => {
+    const r = reps[i]!;
+    const phase = r.request_headers ? 'request_headers' : r.request_body ? 'request_body' : r.response_headers ? 'response_headers' : 'response_body';
+    return { ...r, [phase]: { response: { ...r[phase]!.response, header_mutation: hm } } };
+  };
+  for (let i = 0; i < reps.length; i++)
+    if (!encodeResponse(withMutation(i, builders[i]!().view())).equals(encodeResponse(withMutation(i, builders[i]!().build())))) throw new Error(`codec bench: view() reply ${i} differs from build()'s`);
+  const viaBuild = () => {
+    for (let i = 0; i < reps.length; i++) encodeResponse(withMutation(i, builders[i]!().build()));
+  };
+  const viaView = () => {
+    for (let i = 0; i < reps.length; i++) encodeResponse(withMutation(i, builders[i]!().view()));
+  };
   const time = (f: () => void, n: number): number => {
     const t0 = process.cpuUsage();
     for (let i = 0; i < n; i++) f();
@@ -67,17 +92,20 @@ export async function bench(): Promise<string[]> {
     return (d.user + d.system) / n;
   };
   const n = Number(process.env.BENCH_CODEC_N ?? 20000);
-  const r: Record<string, number[]> = { plDecode: [], ourDecode: [], plEncode: [], ourEncode: [] };
-  for (const f of [plDecode, ourDecode, plEncode, ourEncode]) time(f, 2000); // warm up
+  const r: Record<string, number[]> = { plDecode: [], ourDecode: [], plEncode: [], ourEncode: [], viaBuild: [], viaView: [] };
+  for (const f of [plDecode, ourDecode, plEncode, ourEncode, viaBuild, viaView]) time(f, 2000); // warm up
   for (let round = 0; round < 5; round++) {
     r.plDecode!.push(time(plDecode, n));
     r.ourDecode!.push(time(ourDecode, n));
     r.plEncode!.push(time(plEncode, n));
     r.ourEncode!.push(time(ourEncode, n));
+    r.viaBuild!.push(time(viaBuild, n));
+    r.viaView!.push(time(viaView, n));
   }
   const m = (k: string) => median(r[k]!);
   return [
     `decode Envoy's 4 messages: proto-loader ${m('plDecode').toFixed(1)} µs, codec ${m('ourDecode').toFixed(1)} µs (${(m('plDecode') / m('ourDecode')).toFixed(1)}x)`,
     `encode a routed request's 4 replies: proto-loader ${m('plEncode').toFixed(1)} µs, codec ${m('ourEncode').toFixed(1)} µs (${(m('plEncode') / m('ourEncode')).toFixed(1)}x)`,
+    `the same 4 replies with their header mutations from a MutationBuilder (builder included): build() + encode ${m('viaBuild').toFixed(1)} µs, view() + encode ${m('viaView').toFixed(1)} µs (${(m('viaBuild') / m('viaView')).toFixed(2)}x)`,
   ];
 }

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import protobuf from 'protobufjs';
 import type { ProcessingRequest, ProcessingResponse } from '../../service/extproc/messages.ts';
-import { JsonStruct, toPbStruct } from '../../service/extproc/mutations.ts';
+import { JsonStruct, MutationBuilder, toPbStruct } from '../../service/extproc/mutations.ts';
 import { extProcService } from '../../service/extproc/proto.ts';
 import { decodeRequest, encodeResponse } from '../../service/extproc/codec.ts';
 
@@ -207,6 +207,44 @@ describe('ext_proc codec', () => {
     const m: ProcessingResponse = { request_headers: { response: { header_mutation: { set_headers, remove_headers: names.slice(0, 300) } } }, dynamic_metadata: new JsonStruct({ tollgate: Object.fromEntries(names.slice(0, 2500).map((k) => [k, k])) }) };
     const tree = { ...m, dynamic_metadata: toPbStruct((m.dynamic_metadata as JsonStruct).json) };
     for (let i = 0; i < 3; i++) assert.deepEqual(encodeResponse(m), pl.encodeResponse(tree));
+  });
+
+  it('writes a MutationBuilder view() byte-for-byte as build() and as proto-loader, in every place a mutation goes', () => {
+    // view() is written straight from the builder's strings (no per-header objects): random sets/removes,
+    // names and values short and long (the byte loop and the native write), empty, latin1, and characters
+    // above U+00FF (latin1 keeps their low byte, as Buffer.from(v, 'latin1') does).
+    let seed = 11;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const names = ['x-request-id', 'Content-Length', ':path', 'x-tollgate-cluster', 'x-élan', `x-${'long-name-'.repeat(15)}`, 'api-key'];
+    const values = ['', '1', 'azure_eu', 'caf\xe9', 'price \u20ac5', 'x'.repeat(48), 'y'.repeat(49), `/openai/deployments/${'d'.repeat(200)}/chat/completions?api-version=2024-10-21`, '\u00ff\u0100\ud83d\ude00', 'caf\xe9 \u20ac '.repeat(12)];
+    const pick = <T>(a: readonly T[]): T => a[Math.floor(rnd() * a.length)]!;
+    let views = 0;
+    for (let t = 0; t < 400; t++) {
+      const b = new MutationBuilder();
+      for (let i = Math.floor(rnd() * 14); i > 0; i--) if (rnd() < 0.65) b.setHeader(pick(names), pick(values));
+      else b.removeHeader(pick(names));
+      const view = b.view();
+      const built = b.build();
+      assert.equal(view === undefined, built === undefined);
+      if (!view || !built) continue;
+      views++;
+      assert.deepEqual(view.set_headers, built.set_headers);
+      assert.deepEqual(view.remove_headers, built.remove_headers);
+      const shapes = (hm: typeof built): ProcessingResponse[] => [
+        { request_headers: { response: { header_mutation: hm, clear_route_cache: true } } },
+        { response_body: { response: { header_mutation: hm, body_mutation: { body: Buffer.from('{"a":1}') } } }, dynamic_metadata: new JsonStruct({ tollgate: { request_id: 'r' } }) },
+        { immediate_response: { status: { code: 429 }, headers: hm, body: Buffer.from('{}'), details: 'tollgate_rate_limited' } },
+      ];
+      const a = shapes(view);
+      const r = shapes(built);
+      for (let i = 0; i < a.length; i++) {
+        const want = encodeResponse(r[i]!);
+        assert.deepEqual(encodeResponse(a[i]!), want, JSON.stringify(r[i]));
+        assert.deepEqual(encodeResponse(a[i]!, true).subarray(5), want);
+        assert.deepEqual(pl.encodeResponse({ ...r[i]!, dynamic_metadata: undefined }), encodeResponse({ ...a[i]!, dynamic_metadata: undefined }));
+      }
+    }
+    assert.ok(views > 300, `${views} non-empty mutations`);
   });
 
   it('refuses an enum name the schema does not have (instead of sending a wrong value)', () => {

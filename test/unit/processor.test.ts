@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { GatewayError } from '../../service/errors.ts';
 import type { ProcessingRequest, ProcessingResponse } from '../../service/extproc/messages.ts';
 import { MutationBuilder } from '../../service/extproc/mutations.ts';
-import { Processor, ProtocolError, type EndReason, type Exchange } from '../../service/extproc/processor.ts';
+import { Processor, ProtocolError, type EndReason, type Exchange, type PhaseResult } from '../../service/extproc/processor.ts';
 
 const hdrs = (pairs: Record<string, string>) => ({
   headers: Object.entries(pairs).map(([key, v]) => ({ key, raw_value: Buffer.from(v) })),
@@ -28,6 +28,8 @@ const M = {
 interface FakeOptions {
   stream?: boolean;
   failOn?: 'headers' | 'body' | 'responseHeaders' | 'responseBody';
+  /** Phases answer with values and throw (as GatewayExchange's response phases do), instead of promises. */
+  sync?: boolean;
 }
 
 class FakeExchange implements Exchange {
@@ -37,33 +39,47 @@ class FakeExchange implements Exchange {
   clientApi() {
     return 'openai' as const;
   }
-  async requestHeaders() {
-    if (this.o.failOn === 'headers') throw new GatewayError('authentication', 'no key', { code: 'missing_api_key' });
-    return { kind: 'continue' as const, mutation: new MutationBuilder().removeHeader('x-tollgate-cluster') };
+  /** The phase's result as a value (sync) or from an async function (a promise; a throw rejects it). */
+  private answer<T>(f: () => T): PhaseResult<T> {
+    return this.o.sync ? f() : (async () => f())();
   }
-  async requestBody(body: Buffer) {
-    if (this.o.failOn === 'body') throw new GatewayError('permission', 'denied by policy', { code: 'policy_denied' });
-    const out = Buffer.from(body.toString().toUpperCase());
-    return {
-      kind: 'continue' as const,
-      mutation: new MutationBuilder().setHeader('x-tollgate-cluster', 'c1').setHeader('content-length', String(out.length)),
-      replaceBody: out,
-      clearRouteCache: true,
-      metadata: { tenant: 'acme' },
-    };
+  requestHeaders() {
+    return this.answer(() => {
+      if (this.o.failOn === 'headers') throw new GatewayError('authentication', 'no key', { code: 'missing_api_key' });
+      return { kind: 'continue' as const, mutation: new MutationBuilder().removeHeader('x-tollgate-cluster') };
+    });
   }
-  async responseHeaders() {
-    if (this.o.failOn === 'responseHeaders') throw new Error('boom');
-    return { mutation: new MutationBuilder().setHeader('x-request-id', 'r1'), stream: this.o.stream === true };
+  requestBody(body: Buffer) {
+    return this.answer(() => {
+      if (this.o.failOn === 'body') throw new GatewayError('permission', 'denied by policy', { code: 'policy_denied' });
+      const out = Buffer.from(body.toString().toUpperCase());
+      return {
+        kind: 'continue' as const,
+        mutation: new MutationBuilder().setHeader('x-tollgate-cluster', 'c1').setHeader('content-length', String(out.length)),
+        replaceBody: out,
+        clearRouteCache: true,
+        metadata: { tenant: 'acme' },
+      };
+    });
   }
-  async responseBody(body: Buffer) {
-    if (this.o.failOn === 'responseBody') throw new GatewayError('upstream', 'bad upstream');
-    const out = Buffer.from(`[${body.toString()}]`);
-    return { body: out, mutation: new MutationBuilder().setHeader('content-length', String(out.length)) };
+  responseHeaders() {
+    return this.answer(() => {
+      if (this.o.failOn === 'responseHeaders') throw new Error('boom');
+      return { mutation: new MutationBuilder().setHeader('x-request-id', 'r1'), stream: this.o.stream === true };
+    });
   }
-  async responseChunk(chunk: Buffer, last: boolean) {
-    this.chunks.push({ data: chunk.toString(), last });
-    return { body: Buffer.from(chunk.toString().toUpperCase() + (last ? '|END' : '')) };
+  responseBody(body: Buffer) {
+    return this.answer(() => {
+      if (this.o.failOn === 'responseBody') throw new GatewayError('upstream', 'bad upstream');
+      const out = Buffer.from(`[${body.toString()}]`);
+      return { body: out, mutation: new MutationBuilder().setHeader('content-length', String(out.length)) };
+    });
+  }
+  responseChunk(chunk: Buffer, last: boolean) {
+    return this.answer(() => {
+      this.chunks.push({ data: chunk.toString(), last });
+      return { body: Buffer.from(chunk.toString().toUpperCase() + (last ? '|END' : '')) };
+    });
   }
   end(reason: EndReason, detail?: string) {
     this.ends.push({ reason, detail });
@@ -234,3 +250,55 @@ describe('Processor: hostile sequences fail the stream, never the process', () =
     });
   }
 });
+
+describe('Processor: an exchange that answers synchronously', () => {
+  // handleNow() continues in the same turn when a phase returns a value (no promise per message); it must
+  // give exactly what the promise path gives, for every sequence, error and hostile message.
+  const seqs: [string, FakeOptions, ProcessingRequest[]][] = [
+    ['no bodies', {}, [M.reqHeaders(true), M.respHeaders(204, true)]],
+    ['buffered bodies', {}, [M.reqHeaders(false), M.reqBody('hello'), M.respHeaders(200), M.respBody('ok')]],
+    ['streamed response', { stream: true }, [M.reqHeaders(false), M.reqBody('x'), M.respHeaders(200), M.respBody('a', false), M.respBody('b', false), M.respBody('', true)]],
+    ['trailers', { stream: true }, [M.reqHeaders(false), M.reqBody('x', false), M.reqTrailers(), M.respHeaders(200), M.respBody('a', false), M.respTrailers()]],
+    ['trailers instead of a body', {}, [M.reqHeaders(false), M.reqTrailers(), M.respHeaders(200), M.respBody('ok')]],
+    ['local reply downstream', {}, [M.reqHeaders(false), M.respHeaders(503, true)]],
+    ['passthrough', {}, [M.respHeaders(401), M.respBody('Jwt is expired', true)]],
+    ['observability mode', {}, [{ ...M.reqHeaders(false), observability_mode: true }, { ...M.reqBody('x'), observability_mode: true }]],
+    ['fail on headers', { failOn: 'headers' }, [M.reqHeaders(false), M.respBody('late')]],
+    ['fail on body', { failOn: 'body' }, [M.reqHeaders(false), M.reqBody('x')]],
+    ['fail on body after trailers', { failOn: 'body' }, [M.reqHeaders(false), M.reqTrailers()]],
+    ['fail on response headers', { failOn: 'responseHeaders' }, [M.reqHeaders(false), M.reqBody('x'), M.respHeaders(200)]],
+    ['fail on response body', { failOn: 'responseBody' }, [M.reqHeaders(false), M.reqBody('x'), M.respHeaders(200), M.respBody('x')]],
+    ['fail quietly in observability mode', { failOn: 'body' }, [M.reqHeaders(false), { ...M.reqBody('x'), observability_mode: true }]],
+    ['hostile: body first', {}, [M.reqBody('x')]],
+    ['hostile: bad :status', {}, [M.reqHeaders(true), { request: 'response_headers', response_headers: { headers: hdrs({ 'content-type': 'x' }) } }]],
+    ['hostile: after the end', {}, [M.reqHeaders(true), M.respHeaders(200, true), M.respBody('x')]],
+  ];
+  type Outcome = { replies: unknown[]; ends: FakeExchange['ends']; chunks: FakeExchange['chunks']; finished: boolean; lastError: unknown };
+  async function outcome(opts: FakeOptions, msgs: ProcessingRequest[], sync: boolean): Promise<Outcome> {
+    const ex = new FakeExchange({ ...opts, sync });
+    const p = new Processor(ex);
+    const replies: unknown[] = [];
+    for (const m of msgs) {
+      if (!sync) {
+        replies.push(await p.handle(m).catch((e: unknown) => (e instanceof ProtocolError ? `protocol: ${e.message}` : e)));
+        continue;
+      }
+      try {
+        const r = p.handleNow(m);
+        assert.ok(!(r instanceof Promise), 'a synchronous exchange is answered without a promise');
+        replies.push(r);
+      } catch (e) {
+        replies.push(e instanceof ProtocolError ? `protocol: ${e.message}` : e);
+      }
+    }
+    // Replies as Envoy reads them (the encoded bytes' fields), not object identity.
+    return { replies: JSON.parse(JSON.stringify(replies, (_k, v: unknown) => (v instanceof MutationBuilder ? undefined : v))), ends: ex.ends, chunks: ex.chunks, finished: p.finished, lastError: p.lastError };
+  }
+  for (const [name, opts, msgs] of seqs)
+    it(`${name}: the same replies, ends and errors as through promises`, async () => {
+      const a = await outcome(opts, msgs, false);
+      const b = await outcome(opts, msgs, true);
+      assert.deepEqual(b, a);
+    });
+}
+);

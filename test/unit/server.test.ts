@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
+import { GatewayError } from '../../service/errors.ts';
 import type { ProcessingRequest, ProcessingResponse } from '../../service/extproc/messages.ts';
 import { MutationBuilder } from '../../service/extproc/mutations.ts';
 import type { Exchange } from '../../service/extproc/processor.ts';
@@ -100,6 +101,50 @@ describe('ext_proc gRPC server', { timeout: 20000 }, () => {
       const bodies = s.replies.filter((r) => r.response_body).map((r) => r.response_body!.response?.body_mutation);
       assert.deepEqual(bodies.map((b) => (b?.clear_body ? '' : b?.body?.toString())), ['SLOW', 'B', 'C', '']);
       s.client.close();
+    } finally {
+      await srv.drain(100);
+    }
+  });
+
+  it('phases answered synchronously and asynchronously, pipelined, are answered strictly in order; a synchronous throw is the client\'s error', async () => {
+    // The server replies to a phase that returned a value in the same turn (no promise): a later such
+    // chunk must still wait for an earlier one that went async.
+    const mixed = (): Exchange => ({
+      ...exchange(),
+      responseHeaders: () => ({ mutation: new MutationBuilder().setHeader('x-sync', '1'), stream: true }),
+      responseChunk: (c: Buffer, last: boolean) => {
+        const s = c.toString();
+        if (s === 'boom') throw new GatewayError('upstream', 'bad chunk');
+        const out = { body: Buffer.from(s.toUpperCase() + (last ? '|END' : '')) };
+        return s.startsWith('slow') ? new Promise((r) => setTimeout(() => r(out), s === 'slow' ? 30 : 5)) : out;
+      },
+    });
+    const srv = await startExtProcServer('127.0.0.1:0', { newExchange: mixed, log: pino({ level: 'silent' }) });
+    try {
+      const s = open(srv.port);
+      s.call.write({ request_headers: { headers: hdr({ ':method': 'POST', ':path': '/x' }), end_of_stream: true } });
+      s.call.write({ response_headers: { headers: hdr({ ':status': '200' }) } });
+      for (const c of ['slow', 'b', 'slow2', 'c', 'd']) s.call.write({ response_body: { body: Buffer.from(c), end_of_stream: false } });
+      s.call.write({ response_body: { body: Buffer.from('e'), end_of_stream: true } });
+      s.call.end();
+      const st = await s.done;
+      assert.equal((st as grpc.StatusObject).code, grpc.status.OK);
+      assert.equal(s.replies.length, 8);
+      assert.deepEqual(s.replies[1]!.response_headers?.response?.header_mutation?.set_headers?.map((h) => h.header.key), ['x-sync']);
+      const bodies = s.replies.filter((r) => r.response_body).map((r) => r.response_body!.response?.body_mutation?.body?.toString());
+      assert.deepEqual(bodies, ['SLOW', 'B', 'SLOW2', 'C', 'D', 'E|END']);
+      s.client.close();
+
+      const f = open(srv.port);
+      f.call.write({ request_headers: { headers: hdr({ ':method': 'POST', ':path': '/x' }), end_of_stream: true } });
+      f.call.write({ response_headers: { headers: hdr({ ':status': '200' }) } });
+      f.call.write({ response_body: { body: Buffer.from('boom'), end_of_stream: false } });
+      f.call.end();
+      await f.done;
+      const ir = f.replies.at(-1)?.immediate_response;
+      assert.equal(ir?.status?.code, 'BadGateway' as never, 'HTTP 502');
+      assert.match(ir?.body?.toString() ?? '', /bad chunk/);
+      f.client.close();
     } finally {
       await srv.drain(100);
     }
