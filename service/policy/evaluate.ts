@@ -12,7 +12,7 @@ import { asString, errorMessage, type Activation } from './cel.ts';
 import type { CExpr, CompiledPolicies, CPolicy, CRule, DenyLike } from './compile.ts';
 import { candidateActivation, modelDependence, type ModelDependence } from './candidates.ts';
 import { baseActivation, cachedDeploymentValue } from './context.ts';
-import { CallerCache, cacheable } from './caller-cache.ts';
+import { CallerCache, cacheable, type CallerEntry } from './caller-cache.ts';
 import { globMatch } from './glob.ts';
 import { applyTransform } from './transforms.ts';
 import { createMcpEvaluator } from './mcp.ts';
@@ -302,8 +302,8 @@ interface Pass {
   only?: ReadonlySet<CRule>;
   /** Candidate pass: the primary pass's states, whose model-independent variables are reused. */
   seeds?: ReadonlyMap<CPolicy, PolicyState>;
-  /** The caller's cached values of caller-constant expressions (PolicyState memo). */
-  memo?: unknown[];
+  /** The caller's cache entry: values of caller-constant expressions (PolicyState memo) and scope keys. */
+  caller?: CallerEntry;
 }
 
 /** What a pass leaves behind for candidate passes. */
@@ -472,23 +472,39 @@ function us(t0: number): number {
   return Math.round((performance.now() - t0) * 1000 * 10) / 10;
 }
 
-/** The budget / rate-limit bucket key, or why it cannot be resolved (no closure or result object per call). */
-function scopeKey(rule: Extract<CRule, { kind: 'budget' | 'rateLimit' }>, state: PolicyState, input: PolicyInput): string | EvalError {
+/** Why a caller-scoped key cannot be built (no closure per call). */
+function missingScope(rule: Extract<CRule, { kind: 'budget' | 'rateLimit' }>, what: string): EvalError {
+  return new EvalError(`scope ${rule.scope}: the principal has no ${what}`);
+}
+
+/**
+ * The budget / rate-limit bucket key, or why it cannot be resolved (no closure or result object per call).
+ * With a caller cache entry (`caller`: equal principal fields by construction), a caller-scoped key is
+ * built once per caller and the same string is returned after that (no concatenation per request).
+ */
+function scopeKey(rule: Extract<CRule, { kind: 'budget' | 'rateLimit' }>, state: PolicyState, input: PolicyInput, caller: CallerEntry | undefined): string | EvalError {
   const p = input.principal;
-  const missing = (what: string): EvalError => new EvalError(`scope ${rule.scope}: the principal has no ${what}`);
   switch (rule.scope) {
     case 'key':
-      return p.keyId ? `key:${p.keyId}` : missing('virtual key id');
+      if (!p.keyId) return missingScope(rule, 'virtual key id');
+      if (caller === undefined) return `key:${p.keyId}`;
+      return (caller.keyScope ??= `key:${p.keyId}`);
     case 'user':
-      return p.user ? `user:${p.tenant}/${p.user}` : missing('user');
+      if (!p.user) return missingScope(rule, 'user');
+      if (caller === undefined) return `user:${p.tenant}/${p.user}`;
+      return (caller.userScope ??= `user:${p.tenant}/${p.user}`);
     case 'team':
-      return p.team ? `team:${p.tenant}/${p.team}` : missing('team');
+      if (!p.team) return missingScope(rule, 'team');
+      if (caller === undefined) return `team:${p.tenant}/${p.team}`;
+      return (caller.teamScope ??= `team:${p.tenant}/${p.team}`);
     case 'tenant':
-      return p.tenant ? `tenant:${p.tenant}` : missing('tenant');
+      if (!p.tenant) return missingScope(rule, 'tenant');
+      if (caller === undefined) return `tenant:${p.tenant}`;
+      return (caller.tenantScope ??= `tenant:${p.tenant}`);
     case 'model': {
       // Aliases share their model's bucket.
       const m = input.request.canonicalModel || input.request.model;
-      return m ? `model:${m}` : missing('model');
+      return m ? `model:${m}` : missingScope(rule, 'model');
     }
     case 'custom': {
       if (!rule.scopeExpr) return new EvalError('scope custom without scopeExpression');
@@ -550,6 +566,16 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
 
   const clock = opts.now ?? (() => new Date());
   const contentRules = rulesReadingContent(policies);
+  // The policies an LLM request can judge, and their rules by phase, listed once per bundle rather than
+  // filtered per request. A policy with nothing to judge for LLM traffic (e.g. only mcp* rules) records nothing.
+  const judged: CPolicy[] = [];
+  const judgedPhases: Phases[] = [];
+  for (const policy of policies) {
+    const ph = phasesOf(policy);
+    if (!policy.matchConditions.length && !ph.access.length && !ph.phase2.length && !ph.transforms.length) continue;
+    judged.push(policy);
+    judgedPhases.push(ph);
+  }
   const deps = modelDependence(policies);
 
   // Never throws: an unexpected failure (a bug, a hostile value) denies the request.
@@ -569,16 +595,16 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
     d.primaryModel = input.request.model;
     d.primaryCanonical = input.request.canonicalModel || input.request.model;
     const act = baseActivation(input, usesBody);
-    const memo = callers?.valuesFor(input);
+    const caller = callers?.entryFor(input);
     const candidates = eo.candidates === true;
     const out: PassOut | undefined = candidates ? { states: new Map(), active: new Set() } : undefined;
-    runPass(d, input, act, { listing: eo.listing === true, memo }, out);
-    if (out && !d.denied) d.judge = (model, canonical) => judge(d, input, act, out, model, canonical, memo);
+    runPass(d, input, act, { listing: eo.listing === true, caller }, out);
+    if (out && !d.denied) d.judge = (model, canonical) => judge(d, input, act, out, model, canonical, caller);
     return d;
   }
 
   /** One candidate model: the model-dependent rules, evaluated as if the request had named it. */
-  function judge(d: DecisionImpl, input: PolicyInput, act: Activation, primary: PassOut, model: string, canonical: string, memo: unknown[] | undefined): ModelVerdict {
+  function judge(d: DecisionImpl, input: PolicyInput, act: Activation, primary: PassOut, model: string, canonical: string, caller: CallerEntry | undefined): ModelVerdict {
     const pass = new DecisionImpl(revision, reportError);
     try {
       const request = { ...input.request, model, canonicalModel: canonical === model ? undefined : canonical };
@@ -587,7 +613,7 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
         applies: (p) => (deps.policies.has(p) ? undefined : primary.active.has(p)),
         only: deps.rules,
         seeds: primary.states,
-        memo,
+        caller,
       };
       runPass(pass, { ...input, request }, candidateActivation(act, model, canonical), how, undefined);
     } catch (e) {
@@ -613,15 +639,16 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
     /** `activePhases[i]`: the rules by phase of `active[i]`'s policy. */
     const activePhases: Phases[] = [];
     const x = new Recorder(d, reportError);
+    const caller = pass.caller;
+    const memo = caller?.values;
 
     // matchConditions decide which policies apply.
-    for (const policy of policies) {
+    for (let pi = 0; pi < judged.length; pi++) {
+      const policy = judged[pi] as CPolicy;
       if (candidate && !deps.touched.has(policy)) continue;
-      // A policy with nothing to judge for LLM traffic (e.g. only mcp* rules) records nothing: no state needed.
-      const ph = phasesOf(policy);
-      if (!policy.matchConditions.length && !ph.access.length && !ph.phase2.length && !ph.transforms.length) continue;
+      const ph = judgedPhases[pi] as Phases;
       const seed = pass.seeds?.get(policy);
-      const state = new PolicyState(policy, act, seed ? { state: seed, dependent: deps.variables.get(policy) ?? [] } : undefined, pass.memo);
+      const state = new PolicyState(policy, act, seed ? { state: seed, dependent: deps.variables.get(policy) ?? [] } : undefined, memo);
       out?.states.set(policy, state);
       const known = pass.applies?.(policy);
       if (known !== undefined) {
@@ -715,7 +742,7 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
             x.record(state, rule.name, rule.kind, 'applied');
             break;
           case 'budget': {
-            const k = scopeKey(rule, state, input);
+            const k = scopeKey(rule, state, input, caller);
             if (typeof k !== 'string') {
               if (x.failed(state, rule.name, rule.id, rule.kind, rule.mode, rule.onError, k.message)) return;
               break;
@@ -734,7 +761,7 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
             break;
           }
           case 'rateLimit': {
-            const k = scopeKey(rule, state, input);
+            const k = scopeKey(rule, state, input, caller);
             if (typeof k !== 'string') {
               if (x.failed(state, rule.name, rule.id, rule.kind, rule.mode, rule.onError, k.message)) return;
               break;
