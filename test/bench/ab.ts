@@ -50,3 +50,34 @@ export function abCpu(label: string, fresh: (i: number) => void, base: (i: numbe
   const baseUs = median(b);
   return { newUs, baseUs, line: `A/B ${label}: this checkout ${newUs.toFixed(2)}µs vs base ${baseUs.toFixed(2)}µs CPU per op (ratio ${(newUs / baseUs).toFixed(2)}; median of ${rounds} interleaved blocks)` };
 }
+
+/**
+ * Rough heap allocation per call (sum of used-heap growth between calls; a collection inside a call hides a
+ * little of it) for the new and the base implementation, median of interleaved blocks.
+ */
+export async function abAlloc(label: string, fresh: (i: number) => void, base: (i: number) => void, opsPerBlock = 2000, rounds = 6): Promise<string> {
+  const v8 = await import('node:v8');
+  const bytes = (f: (i: number) => void): number => {
+    let total = 0;
+    let last = v8.getHeapStatistics().used_heap_size;
+    for (let i = 0; i < opsPerBlock; i++) {
+      f(i);
+      const u = v8.getHeapStatistics().used_heap_size;
+      if (u >= last) total += u - last;
+      last = u;
+    }
+    return total / opsPerBlock;
+  };
+  const a: number[] = [];
+  const b: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    if (r % 2) {
+      b.push(bytes(base));
+      a.push(bytes(fresh));
+    } else {
+      a.push(bytes(fresh));
+      b.push(bytes(base));
+    }
+  }
+  return `A/B ${label}: this checkout ≈${Math.round(median(a))} B vs base ≈${Math.round(median(b))} B heap allocated per op`;
+}

@@ -7,7 +7,7 @@ import { readConfigDir } from '../../service/config/documents.ts';
 import * as policyIndex from '../../service/policy/index.ts';
 import * as configDocs from '../../service/config/documents.ts';
 import { buildRequestInput, compilePolicies, type DeploymentInfo, type PolicyInput } from '../../service/policy/index.ts';
-import { abCpu, baseSource, importBase } from './ab.ts';
+import { abAlloc, abCpu, baseSource, importBase } from './ab.ts';
 
 const ITERATIONS = 20_000;
 const WARMUP = 2_000;
@@ -180,6 +180,7 @@ async function abLines(root: string, body: Record<string, unknown>, size: number
       for (const dep of deployments) v.routeCheck(dep);
     };
     out.push(abCpu(`policy gateway-shaped request (${when})`, (i) => run(fresh, buildRequestInput, i), (i) => run(old, base.buildRequestInput, i), 4000).line);
+    if (when === 'now') out.push(await abAlloc('policy gateway-shaped request', (i) => run(fresh, buildRequestInput, i), (i) => run(old, base.buildRequestInput, i)));
   }
   return out;
 }

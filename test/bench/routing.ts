@@ -7,7 +7,7 @@ import { ROUTING_STRATEGIES, type RouteCheck, type RouteInput } from '../../serv
 import * as catalogModule from '../../service/routing/catalog.ts';
 import * as healthModule from '../../service/routing/health.ts';
 import * as routerModule from '../../service/routing/router.ts';
-import { abCpu, baseSource, importBase } from './ab.ts';
+import { abAlloc, abCpu, baseSource, importBase } from './ab.ts';
 
 function providers(): ProviderConfig[] {
   return ['openai', 'azure-eu', 'azure-us', 'anthropic', 'bedrock', 'vllm'].map((name, i) => ({
@@ -127,5 +127,8 @@ async function abLines(base: (over: Partial<RouteInput>) => RouteInput, allow: R
     ['plain request, checkModel + route check (as the gateway calls it)', (i) => base({ model: `model-${i % 19}`, checkModel: () => ({ ok: true, check: allow }) })],
     ['alias + models[2] + provider prefs + EU check', (i) => base({ model: `alias-${i % 19}`, models: [`model-${(i + 1) % 19}`, `model-${(i + 2) % 19}`], provider: { order: ['azure-eu'], ignore: ['openai'], sort: 'price' }, check: euOnly })],
   ];
-  return cases.map(([label, input]) => abCpu(`routing ${label}`, (i) => fresh.route(input(i)), (i) => old.route(input(i)), 20_000).line);
+  const out = cases.map(([label, input]) => abCpu(`routing ${label}`, (i) => fresh.route(input(i)), (i) => old.route(input(i)), 20_000).line);
+  const plain = cases[0]![1];
+  out.push(await abAlloc('routing plain request', (i) => fresh.route(plain(i)), (i) => old.route(plain(i))));
+  return out;
 }
