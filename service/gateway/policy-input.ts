@@ -14,13 +14,17 @@ import type { Snapshot } from './context.ts';
 const NO_ATTRIBUTES: Record<string, unknown> = Object.freeze({});
 
 export function principalContext(snap: Snapshot, principal: Principal): Pick<PolicyInput, 'principal' | 'tenant' | 'team'> {
+  return { principal: { ...principal }, tenant: tenantContext(snap, principal), team: teamContext(snap, principal) };
+}
+
+function tenantContext(snap: Snapshot, principal: Principal): PolicyInput['tenant'] {
   const tenant = snap.core.tenants.get(principal.tenant);
+  return { name: principal.tenant, attributes: tenant?.attributes ?? NO_ATTRIBUTES, timeZone: tenant?.timeZone ?? 'UTC' };
+}
+
+function teamContext(snap: Snapshot, principal: Principal): PolicyInput['team'] {
   const team = principal.team ? snap.core.teams.get(`${principal.tenant}/${principal.team}`) : undefined;
-  return {
-    principal: { ...principal },
-    tenant: { name: principal.tenant, attributes: tenant?.attributes ?? NO_ATTRIBUTES, timeZone: tenant?.timeZone ?? 'UTC' },
-    team: { name: principal.team, attributes: team?.attributes ?? NO_ATTRIBUTES },
-  };
+  return { name: principal.team, attributes: team?.attributes ?? NO_ATTRIBUTES };
 }
 
 export function buildPolicyInput(
@@ -38,7 +42,8 @@ export function buildPolicyInput(
   // Model rules must see through aliases, or an alias would bypass a deny-list.
   const canonical = request.model ? snap.catalog.resolve(request.model)?.model.name : undefined;
   if (canonical && canonical !== request.model) request.canonicalModel = canonical;
-  return { request, ...principalContext(snap, principal), now };
+  // The same object as `{ request, ...principalContext(), now }`, without the intermediate one.
+  return { request, principal: { ...principal }, tenant: tenantContext(snap, principal), team: teamContext(snap, principal), now };
 }
 
 /**

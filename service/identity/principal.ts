@@ -52,16 +52,10 @@ export async function authenticate(
     if (rec.disabled) throw new GatewayError('authentication', 'This API key has been disabled.', { code: 'invalid_api_key' });
     if (rec.expiresAt && Date.parse(rec.expiresAt) <= now.getTime())
       throw new GatewayError('authentication', 'This API key has expired.', { code: 'invalid_api_key' });
-    return {
-      authMethod: 'key',
-      keyId: rec.id,
-      tenant: rec.tenant,
-      team: rec.team ?? '',
-      user: rec.user ?? '',
-      groups: rec.groups,
-      claims: {},
-      ...(rec.limits ? { keyLimits: rec.limits } : {}),
-    };
+    const p: Principal = { authMethod: 'key', keyId: rec.id, tenant: rec.tenant, team: rec.team ?? '', user: rec.user ?? '', groups: rec.groups, claims: {} };
+    // Set only when present (no `keyLimits: undefined` key), without a spread of a temporary object.
+    if (rec.limits) p.keyLimits = rec.limits;
+    return p;
   }
   const payload = cred.jwtNamespace?.[core.settings.jwt.payloadKey];
   if (payload && typeof payload === 'object' && !Array.isArray(payload)) {

@@ -12,7 +12,7 @@ import { asString, errorMessage, type Activation } from './cel.ts';
 import type { CExpr, CompiledPolicies, CPolicy, CRule, DenyLike } from './compile.ts';
 import { candidateActivation, modelDependence, type ModelDependence } from './candidates.ts';
 import { baseActivation, cachedDeploymentValue } from './context.ts';
-import { CallerCache, cacheable } from './caller-cache.ts';
+import { CallerCache, cacheable, type CallerEntry } from './caller-cache.ts';
 import { globMatch } from './glob.ts';
 import { applyTransform } from './transforms.ts';
 import { createMcpEvaluator } from './mcp.ts';
@@ -245,8 +245,10 @@ class Recorder {
   }
 
   record(state: PolicyState, rule: string, kind: RuleRecord['kind'], outcome: RuleOutcome, message?: string): void {
-    const rec: RuleRecord = { policy: state.policy.name, rule, kind, outcome, durationUs: this.lap() };
-    if (message !== undefined) rec.message = message;
+    const policy = state.policy.name;
+    const durationUs = this.lap();
+    // Built whole (same keys, same order as adding `message` afterwards): no map transition per record.
+    const rec: RuleRecord = message === undefined ? { policy, rule, kind, outcome, durationUs } : { policy, rule, kind, outcome, durationUs, message };
     this.d.rules.push(rec);
     if (outcome === 'error') this.reportError(rec);
   }
@@ -302,8 +304,8 @@ interface Pass {
   only?: ReadonlySet<CRule>;
   /** Candidate pass: the primary pass's states, whose model-independent variables are reused. */
   seeds?: ReadonlyMap<CPolicy, PolicyState>;
-  /** The caller's cached values of caller-constant expressions (PolicyState memo). */
-  memo?: unknown[];
+  /** The caller's cache entry: values of caller-constant expressions (PolicyState memo) and scope keys. */
+  caller?: CallerEntry;
 }
 
 /** What a pass leaves behind for candidate passes. */
@@ -314,17 +316,20 @@ interface PassOut {
   active: Set<CPolicy>;
 }
 
-// randomBytes(16) costs ~10 µs per call; fill a pool and hand out 16-byte slices.
+// randomBytes(16) costs ~10 µs per call; fill a pool of 256 ids' bytes, hex-encode it once, and hand
+// out 32-character slices of that string (a substring, not a hex encoding per decision).
 const idPool = Buffer.alloc(16 * 256);
-let idOffset = idPool.length;
+let idHex = '';
+let idOffset = idHex.length;
 
 export function decisionId(): string {
-  if (idOffset >= idPool.length) {
+  if (idOffset >= idHex.length) {
     randomFillSync(idPool);
+    idHex = idPool.toString('hex');
     idOffset = 0;
   }
-  const id = idPool.toString('hex', idOffset, idOffset + 16);
-  idOffset += 16;
+  const id = idHex.slice(idOffset, idOffset + 32);
+  idOffset += 32;
   return id;
 }
 
@@ -430,7 +435,7 @@ class DecisionImpl implements Decision {
   // Enforced rules first; dry-run rules only for deployments that still pass, so a would-deny
   // means "enforcing this rule would change the outcome".
   private checkRoutes(routes: readonly ActiveRoute[], d: DeploymentInfo): RouteCheckResult {
-    if (routes.length === 0) return { ok: true };
+    if (routes.length === 0) return ROUTE_OK;
     const dep = cachedDeploymentValue(d);
     for (const { state, rule } of routes) {
       if (rule.mode === 'dryRun') continue;
@@ -448,15 +453,16 @@ class DecisionImpl implements Decision {
       this.dryRunDenials.push({ rule: rule.id, message: `${fail} (deployment ${d.id})` });
       this.rules.push({ policy: state.policy.name, rule: rule.name, kind: 'route', outcome: 'would-deny', durationUs: us(t0), message: `deployment ${d.id}: ${fail}` });
     }
-    return { ok: true };
+    return ROUTE_OK;
   }
 
   /** The rule's message when `d` violates it (or its evaluation failed closed); undefined when it passes. */
   private checkRoute(state: PolicyState, rule: ActiveRoute['rule'], d: DeploymentInfo, dep: Map<string, unknown>): string | undefined {
     const t0 = performance.now();
-    const r = state.bool(rule.expr, dep);
-    if (r.ok) return r.value ? undefined : rule.message;
-    const rec: RuleRecord = { policy: state.policy.name, rule: rule.name, kind: 'route', outcome: 'error', durationUs: us(t0), message: `deployment ${d.id}: ${r.error}` };
+    // test(), not bool(): no result object per deployment and rule.
+    const r = state.test(rule.expr, dep);
+    if (typeof r === 'boolean') return r ? undefined : rule.message;
+    const rec: RuleRecord = { policy: state.policy.name, rule: rule.name, kind: 'route', outcome: 'error', durationUs: us(t0), message: `deployment ${d.id}: ${r}` };
     this.rules.push(rec);
     this.onError(rec);
     return rule.onError === 'skip' ? undefined : `${rule.message} (route rule could not be evaluated)`;
@@ -468,27 +474,46 @@ class DecisionImpl implements Decision {
   }
 }
 
+/** A passing route check: one shared (frozen) result instead of `{ ok: true }` per deployment. */
+const ROUTE_OK: RouteCheckResult = Object.freeze({ ok: true });
+
 function us(t0: number): number {
   return Math.round((performance.now() - t0) * 1000 * 10) / 10;
 }
 
-/** The budget / rate-limit bucket key, or why it cannot be resolved (no closure or result object per call). */
-function scopeKey(rule: Extract<CRule, { kind: 'budget' | 'rateLimit' }>, state: PolicyState, input: PolicyInput): string | EvalError {
+/** Why a caller-scoped key cannot be built (no closure per call). */
+function missingScope(rule: Extract<CRule, { kind: 'budget' | 'rateLimit' }>, what: string): EvalError {
+  return new EvalError(`scope ${rule.scope}: the principal has no ${what}`);
+}
+
+/**
+ * The budget / rate-limit bucket key, or why it cannot be resolved (no closure or result object per call).
+ * With a caller cache entry (`caller`: equal principal fields by construction), a caller-scoped key is
+ * built once per caller and the same string is returned after that (no concatenation per request).
+ */
+function scopeKey(rule: Extract<CRule, { kind: 'budget' | 'rateLimit' }>, state: PolicyState, input: PolicyInput, caller: CallerEntry | undefined): string | EvalError {
   const p = input.principal;
-  const missing = (what: string): EvalError => new EvalError(`scope ${rule.scope}: the principal has no ${what}`);
   switch (rule.scope) {
     case 'key':
-      return p.keyId ? `key:${p.keyId}` : missing('virtual key id');
+      if (!p.keyId) return missingScope(rule, 'virtual key id');
+      if (caller === undefined) return `key:${p.keyId}`;
+      return (caller.keyScope ??= `key:${p.keyId}`);
     case 'user':
-      return p.user ? `user:${p.tenant}/${p.user}` : missing('user');
+      if (!p.user) return missingScope(rule, 'user');
+      if (caller === undefined) return `user:${p.tenant}/${p.user}`;
+      return (caller.userScope ??= `user:${p.tenant}/${p.user}`);
     case 'team':
-      return p.team ? `team:${p.tenant}/${p.team}` : missing('team');
+      if (!p.team) return missingScope(rule, 'team');
+      if (caller === undefined) return `team:${p.tenant}/${p.team}`;
+      return (caller.teamScope ??= `team:${p.tenant}/${p.team}`);
     case 'tenant':
-      return p.tenant ? `tenant:${p.tenant}` : missing('tenant');
+      if (!p.tenant) return missingScope(rule, 'tenant');
+      if (caller === undefined) return `tenant:${p.tenant}`;
+      return (caller.tenantScope ??= `tenant:${p.tenant}`);
     case 'model': {
       // Aliases share their model's bucket.
       const m = input.request.canonicalModel || input.request.model;
-      return m ? `model:${m}` : missing('model');
+      return m ? `model:${m}` : missingScope(rule, 'model');
     }
     case 'custom': {
       if (!rule.scopeExpr) return new EvalError('scope custom without scopeExpression');
@@ -550,6 +575,16 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
 
   const clock = opts.now ?? (() => new Date());
   const contentRules = rulesReadingContent(policies);
+  // The policies an LLM request can judge, and their rules by phase, listed once per bundle rather than
+  // filtered per request. A policy with nothing to judge for LLM traffic (e.g. only mcp* rules) records nothing.
+  const judged: CPolicy[] = [];
+  const judgedPhases: Phases[] = [];
+  for (const policy of policies) {
+    const ph = phasesOf(policy);
+    if (!policy.matchConditions.length && !ph.access.length && !ph.phase2.length && !ph.transforms.length) continue;
+    judged.push(policy);
+    judgedPhases.push(ph);
+  }
   const deps = modelDependence(policies);
 
   // Never throws: an unexpected failure (a bug, a hostile value) denies the request.
@@ -569,16 +604,16 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
     d.primaryModel = input.request.model;
     d.primaryCanonical = input.request.canonicalModel || input.request.model;
     const act = baseActivation(input, usesBody);
-    const memo = callers?.valuesFor(input);
+    const caller = callers?.entryFor(input);
     const candidates = eo.candidates === true;
     const out: PassOut | undefined = candidates ? { states: new Map(), active: new Set() } : undefined;
-    runPass(d, input, act, { listing: eo.listing === true, memo }, out);
-    if (out && !d.denied) d.judge = (model, canonical) => judge(d, input, act, out, model, canonical, memo);
+    runPass(d, input, act, { listing: eo.listing === true, caller }, out);
+    if (out && !d.denied) d.judge = (model, canonical) => judge(d, input, act, out, model, canonical, caller);
     return d;
   }
 
   /** One candidate model: the model-dependent rules, evaluated as if the request had named it. */
-  function judge(d: DecisionImpl, input: PolicyInput, act: Activation, primary: PassOut, model: string, canonical: string, memo: unknown[] | undefined): ModelVerdict {
+  function judge(d: DecisionImpl, input: PolicyInput, act: Activation, primary: PassOut, model: string, canonical: string, caller: CallerEntry | undefined): ModelVerdict {
     const pass = new DecisionImpl(revision, reportError);
     try {
       const request = { ...input.request, model, canonicalModel: canonical === model ? undefined : canonical };
@@ -587,7 +622,7 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
         applies: (p) => (deps.policies.has(p) ? undefined : primary.active.has(p)),
         only: deps.rules,
         seeds: primary.states,
-        memo,
+        caller,
       };
       runPass(pass, { ...input, request }, candidateActivation(act, model, canonical), how, undefined);
     } catch (e) {
@@ -613,15 +648,16 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
     /** `activePhases[i]`: the rules by phase of `active[i]`'s policy. */
     const activePhases: Phases[] = [];
     const x = new Recorder(d, reportError);
+    const caller = pass.caller;
+    const memo = caller?.values;
 
     // matchConditions decide which policies apply.
-    for (const policy of policies) {
+    for (let pi = 0; pi < judged.length; pi++) {
+      const policy = judged[pi] as CPolicy;
       if (candidate && !deps.touched.has(policy)) continue;
-      // A policy with nothing to judge for LLM traffic (e.g. only mcp* rules) records nothing: no state needed.
-      const ph = phasesOf(policy);
-      if (!policy.matchConditions.length && !ph.access.length && !ph.phase2.length && !ph.transforms.length) continue;
+      const ph = judgedPhases[pi] as Phases;
       const seed = pass.seeds?.get(policy);
-      const state = new PolicyState(policy, act, seed ? { state: seed, dependent: deps.variables.get(policy) ?? [] } : undefined, pass.memo);
+      const state = new PolicyState(policy, act, seed ? { state: seed, dependent: deps.variables.get(policy) ?? [] } : undefined, memo);
       out?.states.set(policy, state);
       const known = pass.applies?.(policy);
       if (known !== undefined) {
@@ -715,7 +751,7 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
             x.record(state, rule.name, rule.kind, 'applied');
             break;
           case 'budget': {
-            const k = scopeKey(rule, state, input);
+            const k = scopeKey(rule, state, input, caller);
             if (typeof k !== 'string') {
               if (x.failed(state, rule.name, rule.id, rule.kind, rule.mode, rule.onError, k.message)) return;
               break;
@@ -734,7 +770,7 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
             break;
           }
           case 'rateLimit': {
-            const k = scopeKey(rule, state, input);
+            const k = scopeKey(rule, state, input, caller);
             if (typeof k !== 'string') {
               if (x.failed(state, rule.name, rule.id, rule.kind, rule.mode, rule.onError, k.message)) return;
               break;

@@ -146,9 +146,12 @@ export function formatParts(ms: number, tz: string): TimeParts {
 /**
  * Wall-clock parts in `tz`. Intl formatting costs ~10 µs, so the zone's UTC offset is computed once per
  * 15-minute bucket (real-world offset changes happen on 15-minute boundaries) and the parts are derived
- * arithmetically; instants in the minute around a bucket's start still go through Intl.
+ * arithmetically. The offset is probed a minute into the bucket, and at the bucket's first instant: when
+ * both agree, the whole bucket (its first minute included) uses it; when they differ (a change inside the
+ * bucket's first minute, e.g. a historical local-mean-time switch), instants in that first minute still
+ * go through Intl. An offset change exactly on the boundary belongs to the new offset at both probes.
  */
-const offsetCache = new Map<string, { bucket: number; offset: number }>();
+const offsetCache = new Map<string, { bucket: number; offset: number; firstMinute: boolean }>();
 const BUCKET_MS = 15 * 60_000;
 
 // The last answer: one request's variables often read several parts of `now` in the same zone.
@@ -162,20 +165,26 @@ export function timeParts(ms: number, tz: string): TimeParts {
   return parts;
 }
 
+/** `tz`'s offset from UTC at `probe` (a whole second), or undefined for years Date.UTC cannot express. */
+function offsetAt(probe: number, tz: string): number | undefined {
+  const p = formatParts(probe, tz);
+  // Years below 100 are mapped to 19xx by Date.UTC; leave those to Intl.
+  if (p.year < 100) return undefined;
+  return Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second) - probe;
+}
+
 function computeTimeParts(ms: number, tz: string): TimeParts {
   if (!Number.isFinite(ms) || Math.abs(ms) > 8.64e15) return formatParts(ms, tz);
   const bucket = Math.floor(ms / BUCKET_MS);
-  if (ms - bucket * BUCKET_MS < 60_000) return formatParts(ms, tz);
   let o = offsetCache.get(tz);
   if (!o || o.bucket !== bucket) {
-    const probe = bucket * BUCKET_MS + 60_000;
-    const p = formatParts(probe, tz);
-    const wall = Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second);
-    // Years below 100 are mapped to 19xx by Date.UTC; leave those to Intl.
-    if (p.year < 100) return formatParts(ms, tz);
-    o = { bucket, offset: wall - probe };
+    const start = bucket * BUCKET_MS;
+    const offset = offsetAt(start + 60_000, tz);
+    if (offset === undefined) return formatParts(ms, tz);
+    o = { bucket, offset, firstMinute: offsetAt(start, tz) === offset };
     if (offsetCache.size < 256 || offsetCache.has(tz)) offsetCache.set(tz, o);
   }
+  if (!o.firstMinute && ms - bucket * BUCKET_MS < 60_000) return formatParts(ms, tz);
   const d = new Date(ms + o.offset);
   return {
     year: d.getUTCFullYear(),

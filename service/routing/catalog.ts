@@ -108,8 +108,10 @@ function makeInfo(model: string, d: DeploymentConfig, p: ProviderConfig): Deploy
 
 export class Catalog {
   readonly providers: ReadonlyMap<string, ProviderConfig>;
-  private readonly byName = new Map<string, CompiledModel>();
-  private readonly byAlias = new Map<string, CompiledModel>();
+  // Exact names and aliases resolve to one ResolvedModel each, built here (never mutated), not one
+  // object per request (a request resolves its model twice: policy input and route()).
+  private readonly byName = new Map<string, ResolvedModel>();
+  private readonly byAlias = new Map<string, ResolvedModel>();
   /** Longest prefix first. */
   private readonly wildcards: WildcardModel[] = [];
   private readonly ordered: CompiledModel[] = [];
@@ -178,8 +180,9 @@ export class Catalog {
       if (wildcard) {
         this.wildcards.push({ ...compiled, prefix: m.name.slice(0, -1) });
       } else {
-        this.byName.set(m.name, compiled);
-        for (const a of m.aliases) this.byAlias.set(a, compiled);
+        this.byName.set(m.name, { model: m, via: 'name', strategy, entries });
+        const viaAlias: ResolvedModel = { model: m, via: 'alias', strategy, entries };
+        for (const a of m.aliases) this.byAlias.set(a, viaAlias);
       }
     }
     if (errors.length > 0) throw new ConfigErrors(errors);
@@ -189,9 +192,9 @@ export class Catalog {
   /** Name → model, or undefined. Throws invalid_request for a wildcard match with an unsafe suffix. */
   resolve(name: string, param = 'model'): ResolvedModel | undefined {
     const exact = this.byName.get(name);
-    if (exact) return { model: exact.model, via: 'name', strategy: exact.strategy, entries: exact.entries };
+    if (exact) return exact;
     const alias = this.byAlias.get(name);
-    if (alias) return { model: alias.model, via: 'alias', strategy: alias.strategy, entries: alias.entries };
+    if (alias) return alias;
     const cached = this.wildcardCache.get(name);
     if (cached) return cached;
     for (const w of this.wildcards) {

@@ -141,13 +141,15 @@ export class Router {
       const ranked: Ranked[] = [];
       // Judged once, when the first deployment gets past the provider preferences.
       let modelVerdict: ModelCheckResult | undefined;
-      m.entries.forEach((entry, index) => {
+      const entries = m.entries;
+      for (let index = 0; index < entries.length; index++) {
+        const entry = entries[index] as CatalogEntry;
         const id = entry.deployment.id;
         const pr = prefsReason(entry, prefs);
         if (pr !== undefined) {
           excluded.push({ deployment: id, reason: pr });
           if (prefsReasons.length < 3 && !prefsReasons.includes(pr)) prefsReasons.push(pr);
-          return;
+          continue;
         }
         reachedPolicy++;
         let check: RouteCheck = input.check;
@@ -157,7 +159,7 @@ export class Router {
             const v = modelVerdict;
             excluded.push({ deployment: id, reason: `policy rule '${v.rule}': ${v.message}` });
             firstDenial ??= { ok: false, rule: v.rule, message: v.message, status: v.status, code: v.code, param: named.param };
-            return;
+            continue;
           }
           check = modelVerdict.check;
         }
@@ -171,7 +173,7 @@ export class Router {
           excluded.push({ deployment: id, reason: `policy rule '${denial.rule}': ${denial.message}` });
           dropped.push({ model: named.requested, param: named.param, deployment: id, rule: denial.rule, message: denial.message });
           firstDenial ??= denial;
-          return;
+          continue;
         }
         reachedContext++;
         const window = entry.deployment.contextWindow;
@@ -181,12 +183,12 @@ export class Router {
             deployment: id,
             reason: `context window ${window} < ${need} tokens (${tokenEstimate} prompt + ${maxOut} output)`,
           });
-          return;
+          continue;
         }
         const estimatedCostUsd =
           (tokenEstimate * entry.deployment.inputPricePerM + maxOut * entry.deployment.outputPricePerM) / 1e6;
         ranked.push({ model: m.model, entry, index, estimatedCostUsd });
-      });
+      }
 
       const key: SortKey = prefs?.sort ? SORT_KEYS[prefs.sort] : m.strategy;
       let list = order(ranked, key, ctx);
@@ -211,12 +213,11 @@ export class Router {
         }
         list = keep;
       }
-      ordered.push(...list);
+      for (const r of list) ordered.push(r);
     }
 
-    const resolved = models.map((n) => n.resolved);
     if (ordered.length === 0) {
-      throw this.emptyError(input, resolved, {
+      throw this.emptyError(input, models.map((n) => n.resolved), {
         cutByFallbacks,
         reachedContext,
         reachedPolicy,
@@ -227,10 +228,12 @@ export class Router {
         prefsReasons,
       });
     }
-    return this.applyHealth(ordered, resolved, excluded, dropped);
+    return this.applyHealth(ordered, models, excluded, dropped);
   }
 
   private resolveModels(input: RouteInput): Named[] {
+    // The common request names one model and no `models` list: no intermediate list of names.
+    if (input.models === undefined && typeof input.model === 'string' && input.model.length > 0) return [this.named(input, input.model, 'model')];
     const fallbacks = parseModels(input.models) ?? [];
     const names: { name: string; param: string }[] = [];
     if (typeof input.model === 'string' && input.model.length > 0) names.push({ name: input.model, param: 'model' });
@@ -245,19 +248,24 @@ export class Router {
     }
     const out: Named[] = [];
     for (const { name, param } of names) {
-      const r = this.catalog.lookup(name, param);
-      if (r.model.kind !== input.kind) {
-        throw new GatewayError(
-          'invalid_request',
-          `model '${name}' is ${article(r.model.kind)} ${r.model.kind} model and cannot be used for ${input.kind} requests`,
-          { code: 'invalid_model', param },
-        );
-      }
+      const n = this.named(input, name, param);
       // An alias of a model already listed adds nothing but a second judgement of the same deployments.
-      if (out.some((n) => n.resolved.model.name === r.model.name)) continue;
-      out.push({ resolved: r, requested: name, param });
+      if (out.some((o) => o.resolved.model.name === n.resolved.model.name)) continue;
+      out.push(n);
     }
     return out;
+  }
+
+  private named(input: RouteInput, name: string, param: string): Named {
+    const r = this.catalog.lookup(name, param);
+    if (r.model.kind !== input.kind) {
+      throw new GatewayError(
+        'invalid_request',
+        `model '${name}' is ${article(r.model.kind)} ${r.model.kind} model and cannot be used for ${input.kind} requests`,
+        { code: 'invalid_model', param },
+      );
+    }
+    return { resolved: r, requested: name, param };
   }
 
   private emptyError(
@@ -308,56 +316,76 @@ export class Router {
     );
   }
 
-  private applyHealth(ordered: Ranked[], models: ResolvedModel[], excluded: Exclusion[], dropped: PolicyDrop[]): RouteResult {
-    const toCandidate = (r: Ranked): Candidate => ({
-      model: r.model,
-      deployment: r.entry.deployment,
-      provider: r.entry.provider,
-      estimatedCostUsd: r.estimatedCostUsd,
-      info: r.entry.info,
-    });
-
+  private applyHealth(ordered: Ranked[], named: readonly Named[], excluded: Exclusion[], dropped: PolicyDrop[]): RouteResult {
     const health = this.health;
-    if (!health) return { candidates: ordered.map(toCandidate), excluded, dropped, degraded: false };
+    const candidates: Candidate[] = [];
+    if (!health) {
+      for (const r of ordered) candidates.push(toCandidate(r));
+      return { candidates, excluded, dropped, degraded: false };
+    }
 
-    const available: { r: Ranked; a: Availability }[] = [];
-    const ejected: { r: Ranked; a: Extract<Availability, { kind: 'ejected' }> }[] = [];
+    // One pass; the ejected list exists only when something is ejected (rare), and no wrapper per deployment otherwise.
+    let ejected: Ejected[] | undefined;
+    let firstAvailable: Availability | undefined;
+    let firstId = '';
     for (const r of ordered) {
       const a = health.availability(r.entry.deployment.id);
-      if (a.kind === 'ejected') ejected.push({ r, a });
-      else available.push({ r, a });
-    }
-    const note = (x: { r: Ranked; a: Extract<Availability, { kind: 'ejected' }> }): void => {
-      excluded.push({
-        deployment: x.r.entry.deployment.id,
-        reason: `unhealthy: ${x.a.reason}; retry after ${new Date(x.a.until).toISOString()}`,
-      });
-    };
-
-    if (available.length > 0) {
-      for (const x of ejected) note(x);
-      const first = available[0]!;
-      if (first.a.kind === 'trial') health.claimTrial(first.r.entry.deployment.id);
-      return { candidates: available.map((x) => toCandidate(x.r)), excluded, dropped, degraded: false };
+      if (a.kind === 'ejected') (ejected ??= []).push({ r, a });
+      else {
+        if (firstAvailable === undefined) {
+          firstAvailable = a;
+          firstId = r.entry.deployment.id;
+        }
+        candidates.push(toCandidate(r));
+      }
     }
 
-    const soft = ejected.filter((x) => !x.a.hard);
+    if (candidates.length > 0) {
+      if (ejected) for (const x of ejected) note(excluded, x);
+      if (firstAvailable?.kind === 'trial') health.claimTrial(firstId);
+      return { candidates, excluded, dropped, degraded: false };
+    }
+
+    const all = ejected ?? [];
+    const soft = all.filter((x) => !x.a.hard);
     if (soft.length > 0) {
-      for (const x of ejected) if (x.a.hard) note(x);
+      for (const x of all) if (x.a.hard) note(excluded, x);
       soft.sort((a, b) => a.a.until - b.a.until); // stable: strategy order among equals
       return { candidates: soft.map((x) => toCandidate(x.r)), excluded, dropped, degraded: true };
     }
 
-    for (const x of ejected) note(x);
-    const soonest = Math.min(...ejected.map((x) => x.a.until));
+    for (const x of all) note(excluded, x);
+    const soonest = Math.min(...all.map((x) => x.a.until));
     const secs = Math.max(1, Math.ceil((soonest - health.now()) / 1000));
-    const what = models.length === 1 ? `model '${models[0]!.model.name}'` : 'the requested models';
+    const what = named.length === 1 ? `model '${named[0]!.resolved.model.name}'` : 'the requested models';
     throw new GatewayError(
       'unavailable',
       `every deployment of ${what} is rate limited by its provider; retry after ${secs} seconds`,
       { code: 'no_healthy_deployment', headers: { 'retry-after': String(secs) } },
     );
   }
+}
+
+interface Ejected {
+  r: Ranked;
+  a: Extract<Availability, { kind: 'ejected' }>;
+}
+
+function toCandidate(r: Ranked): Candidate {
+  return {
+    model: r.model,
+    deployment: r.entry.deployment,
+    provider: r.entry.provider,
+    estimatedCostUsd: r.estimatedCostUsd,
+    info: r.entry.info,
+  };
+}
+
+function note(excluded: Exclusion[], x: Ejected): void {
+  excluded.push({
+    deployment: x.r.entry.deployment.id,
+    reason: `unhealthy: ${x.a.reason}; retry after ${new Date(x.a.until).toISOString()}`,
+  });
 }
 
 /** Runs the model check, failing closed on anything but a well-formed verdict; records a denial. */

@@ -55,25 +55,52 @@ function throughputScore(r: Ranked, ctx: OrderContext): number {
   return ctx.health?.latency(r.entry.deployment.id)?.tokensPerSec ?? Number.POSITIVE_INFINITY;
 }
 
+/**
+ * `items` by ascending priority when no two share one (the usual config: one deployment per tier), else
+ * undefined. Then every tier has a single entry, so the tiered order below is exactly this and draws no
+ * random number: this skips its Map and per-tier arrays on every request.
+ */
+function distinctPriorities(items: readonly Ranked[]): Ranked[] | undefined {
+  for (const r of items) if (!Number.isFinite(r.entry.deployment.priority)) return undefined;
+  const out = items.slice();
+  // Insertion sort: a model has a handful of deployments.
+  for (let i = 1; i < out.length; i++) {
+    const r = out[i] as Ranked;
+    const p = r.entry.deployment.priority;
+    let j = i - 1;
+    while (j >= 0 && (out[j] as Ranked).entry.deployment.priority > p) {
+      out[j + 1] = out[j] as Ranked;
+      j--;
+    }
+    if (j >= 0 && (out[j] as Ranked).entry.deployment.priority === p) return undefined;
+    out[j + 1] = r;
+  }
+  return out;
+}
+
+/** The `priority` strategy in general: tiers of equal priority, lowest first, each spread by weight. */
+export function priorityTiers(items: Ranked[], random: () => number): Ranked[] {
+  const tiers = new Map<number, Ranked[]>();
+  for (const r of items) {
+    const p = r.entry.deployment.priority;
+    const t = tiers.get(p);
+    if (t) t.push(r);
+    else tiers.set(p, [r]);
+  }
+  const out: Ranked[] = [];
+  for (const p of [...tiers.keys()].sort((a, b) => a - b)) {
+    const t = tiers.get(p)!;
+    out.push(...(t.length === 1 ? t : weightedShuffle(t, random)));
+  }
+  return out;
+}
+
 export function order(items: Ranked[], key: SortKey, ctx: OrderContext): Ranked[] {
   if (items.length <= 1) return items.slice();
   switch (key) {
-    case 'priority': {
+    case 'priority':
       // Equal priority = one tier; spread load inside a tier by weight.
-      const tiers = new Map<number, Ranked[]>();
-      for (const r of items) {
-        const p = r.entry.deployment.priority;
-        const t = tiers.get(p);
-        if (t) t.push(r);
-        else tiers.set(p, [r]);
-      }
-      const out: Ranked[] = [];
-      for (const p of [...tiers.keys()].sort((a, b) => a - b)) {
-        const t = tiers.get(p)!;
-        out.push(...(t.length === 1 ? t : weightedShuffle(t, ctx.random)));
-      }
-      return out;
-    }
+      return distinctPriorities(items) ?? priorityTiers(items, ctx.random);
     case 'weighted':
       return weightedShuffle(items, ctx.random);
     case 'lowest-cost':

@@ -4,7 +4,10 @@
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { readConfigDir } from '../../service/config/documents.ts';
+import * as policyIndex from '../../service/policy/index.ts';
+import * as configDocs from '../../service/config/documents.ts';
 import { buildRequestInput, compilePolicies, type DeploymentInfo, type PolicyInput } from '../../service/policy/index.ts';
+import { abAlloc, abCpu, baseSource, importBase } from './ab.ts';
 
 const ITERATIONS = 20_000;
 const WARMUP = 2_000;
@@ -147,9 +150,37 @@ export async function bench(): Promise<string[]> {
     candUs.sort((x, y) => x - y);
     lines.push(`policy: forModel per fallback candidate (${tier}) p50 ${fmt(percentile(candUs, 50))} p99 ${fmt(percentile(candUs, 99))}`);
   }
+  if (baseSource()) lines.push(...(await abLines(root, body, size, makeInput('enterprise'), deployments)));
   return lines;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   for (const l of await bench()) console.log(l);
+}
+
+/**
+ * BENCH_BASE_SRC set: the gateway-shaped enterprise request (input, evaluate, forModel of the primary,
+ * routeCheck x3) on this checkout's engine and on the base's, interleaved; once at the current time and
+ * once at instants in the first minute of a 15-minute bucket (time-zone getters: ./fast.ts timeParts).
+ */
+async function abLines(root: string, body: Record<string, unknown>, size: number, who: PolicyInput, deployments: DeploymentInfo[]): Promise<string[]> {
+  const base = await importBase('service/policy/index.ts', policyIndex);
+  const baseDocs = await importBase('service/config/documents.ts', configDocs);
+  const fresh = compilePolicies(readConfigDir(root));
+  const old = base.compilePolicies(baseDocs.readConfigDir(root));
+  const headers = new Map([[':method', 'POST'], [':path', '/v1/chat/completions'], ['content-type', 'application/json'], ['authorization', 'Bearer tg-x'], ['user-agent', 'openai-node/4'], ['x-request-id', 'r']]);
+  const bucketStart = Math.floor(Date.now() / 900_000) * 900_000;
+  const out: string[] = [];
+  for (const when of ['now', 'first minute of a bucket'] as const) {
+    const at = (i: number): Date => (when === 'now' ? new Date() : new Date(bucketStart + ((i * 7919) % 60_000)));
+    const run = (b: typeof fresh, build: typeof buildRequestInput, i: number): void => {
+      const request = build({ method: 'POST', path: '/v1/chat/completions', api: 'openai', headers, body, size });
+      const d = b.evaluate({ request, principal: { ...who.principal }, tenant: who.tenant, team: who.team, now: at(i) });
+      const v = d.forModel(request.model);
+      for (const dep of deployments) v.routeCheck(dep);
+    };
+    out.push(abCpu(`policy gateway-shaped request (${when})`, (i) => run(fresh, buildRequestInput, i), (i) => run(old, base.buildRequestInput, i), 4000).line);
+    if (when === 'now') out.push(await abAlloc('policy gateway-shaped request', (i) => run(fresh, buildRequestInput, i), (i) => run(old, base.buildRequestInput, i)));
+  }
+  return out;
 }

@@ -4,6 +4,10 @@ import { Catalog } from '../../service/routing/catalog.ts';
 import { HealthTracker } from '../../service/routing/health.ts';
 import { Router } from '../../service/routing/router.ts';
 import { ROUTING_STRATEGIES, type RouteCheck, type RouteInput } from '../../service/routing/types.ts';
+import * as catalogModule from '../../service/routing/catalog.ts';
+import * as healthModule from '../../service/routing/health.ts';
+import * as routerModule from '../../service/routing/router.ts';
+import { abAlloc, abCpu, baseSource, importBase } from './ab.ts';
 
 function providers(): ProviderConfig[] {
   return ['openai', 'azure-eu', 'azure-us', 'anthropic', 'bedrock', 'vllm'].map((name, i) => ({
@@ -96,9 +100,35 @@ export async function bench(): Promise<string[]> {
       health.observe(`model-${i % 19}/1`, { status: 200, latencyMs: 300, ttftMs: 90, outputTokens: 100 });
     }, 'observations'),
   );
+  if (baseSource()) out.push(...(await abLines(base, allow, euOnly)));
   return out;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   for (const line of await bench()) console.log(line);
+}
+
+/** BENCH_BASE_SRC set: the same routes on this checkout's router and on the base's, interleaved (CPU per route). */
+async function abLines(base: (over: Partial<RouteInput>) => RouteInput, allow: RouteCheck, euOnly: RouteCheck): Promise<string[]> {
+  const B = {
+    Catalog: (await importBase('service/routing/catalog.ts', catalogModule)).Catalog,
+    HealthTracker: (await importBase('service/routing/health.ts', healthModule)).HealthTracker,
+    Router: (await importBase('service/routing/router.ts', routerModule)).Router,
+  };
+  const make = (C: typeof Catalog, H: typeof HealthTracker, R: typeof Router): Router => {
+    const health = new H({ now: () => 1_700_000_000_000 });
+    for (let m = 0; m < 19; m++) for (let d = 0; d < 3; d++) health.observe(`model-${m}/${d}`, { status: 200, latencyMs: 200 + 50 * d, ttftMs: 80 });
+    let seed = 1;
+    return new R({ catalog: new C(catalogModels(), providers()), health, random: () => ((seed = (seed * 16807) % 2147483647) - 1) / 2147483646 });
+  };
+  const fresh = make(Catalog, HealthTracker, Router);
+  const old = make(B.Catalog, B.HealthTracker, B.Router);
+  const cases: [string, (i: number) => RouteInput][] = [
+    ['plain request, checkModel + route check (as the gateway calls it)', (i) => base({ model: `model-${i % 19}`, checkModel: () => ({ ok: true, check: allow }) })],
+    ['alias + models[2] + provider prefs + EU check', (i) => base({ model: `alias-${i % 19}`, models: [`model-${(i + 1) % 19}`, `model-${(i + 2) % 19}`], provider: { order: ['azure-eu'], ignore: ['openai'], sort: 'price' }, check: euOnly })],
+  ];
+  const out = cases.map(([label, input]) => abCpu(`routing ${label}`, (i) => fresh.route(input(i)), (i) => old.route(input(i)), 20_000).line);
+  const plain = cases[0]![1];
+  out.push(await abAlloc('routing plain request', (i) => fresh.route(plain(i)), (i) => old.route(plain(i))));
+  return out;
 }

@@ -245,3 +245,78 @@ describe('caller cache: evaluation', () => {
     assert.equal(counts.get('p/cc.expr'), 2);
   });
 });
+
+describe('caller cache: scope keys and callers sharing a key id', () => {
+  const spec = `  rules:
+    - name: who
+      label: {who: "principal.tenant + '|' + principal.team + '|' + principal.user + '|' + string(size(principal.groups)) + '|' + principal.authMethod + '|' + principal.keyId + '|' + tenant.name + '|' + tenant.timeZone + '|' + team.name + '|' + string(team.attributes.costCenter) + '|' + string(tenant.attributes.tier)"}
+    - {name: by-key, budget: {scope: key, limit: {usd: 1}, window: day}}
+    - {name: by-user, budget: {scope: user, limit: {usd: 1}, window: day}}
+    - {name: by-team, rateLimit: {scope: team, rpm: 5}}
+    - {name: by-tenant, rateLimit: {scope: tenant, rpm: 5}}
+    - {name: by-model, budget: {scope: model, limit: {usd: 1}, window: day}}
+    - {name: by-custom, budget: {scope: custom, scopeExpression: "principal.tenant + ':' + principal.user", limit: {usd: 1}, window: day}}
+`;
+  const BASE: Pick<PolicyInput, 'principal' | 'tenant' | 'team'> = {
+    principal: { keyId: 'k1', tenant: 'acme', team: 'research', user: 'alice', groups: ['eng'], claims: {}, authMethod: 'key' },
+    tenant: ACME,
+    team: RESEARCH,
+  };
+  /** The base caller with exactly one field changed (a key store update, or a key id reused by another store). */
+  const VARIANTS: Pick<PolicyInput, 'principal' | 'tenant' | 'team'>[] = [
+    { ...BASE, principal: { ...BASE.principal, user: '' } },
+    { ...BASE, principal: { ...BASE.principal, user: 'bob' } },
+    { ...BASE, principal: { ...BASE.principal, team: '' } },
+    { ...BASE, principal: { ...BASE.principal, team: 'support' } },
+    { ...BASE, principal: { ...BASE.principal, tenant: '' } },
+    { ...BASE, principal: { ...BASE.principal, tenant: 'globex' } },
+    { ...BASE, principal: { ...BASE.principal, groups: ['eng', 'ops'] } },
+    { ...BASE, principal: { ...BASE.principal, groups: [] } },
+    { ...BASE, principal: { ...BASE.principal, authMethod: 'jwt' } },
+    { ...BASE, tenant: { ...ACME, name: 'acme2' } },
+    { ...BASE, tenant: { ...ACME, timeZone: 'UTC' } },
+    { ...BASE, tenant: GLOBEX },
+    { ...BASE, team: { ...RESEARCH, name: 'research2' } },
+    { ...BASE, team: SUPPORT },
+    // A reload: same names, new attribute objects.
+    { ...BASE, team: { ...RESEARCH, attributes: { costCenter: 'other' } } },
+    { ...BASE, tenant: { ...ACME, attributes: { tier: 'free', residency: 'eu' } } },
+    { ...BASE, principal: { ...BASE.principal, keyId: 'k2' } },
+    { ...BASE, principal: { ...BASE.principal, keyId: '' } },
+  ];
+  /** Alternates the base caller and each variant, so every field is at some point the only difference. */
+  function sharing(i: number): Pick<PolicyInput, 'principal' | 'tenant' | 'team'> {
+    return i % 2 === 0 ? BASE : (VARIANTS[(i >> 1) % VARIANTS.length] as Pick<PolicyInput, 'principal' | 'tenant' | 'team'>);
+  }
+
+  it('gives the same budgets, rate limits, labels and errors as uncached evaluation', () => {
+    const cached = createBundle(compileDocuments(policyDocs(spec)));
+    const plain = createBundle(compileDocuments(policyDocs(spec)), { callerCache: false });
+    const models = ['gpt-4o-mini', 'claude-sonnet', 'alias-x'];
+    for (let i = 0; i < 120; i++) {
+      const body = { model: models[i % models.length], messages: [{ role: 'user', content: 'hi' }] };
+      const mk = (): PolicyInput => {
+        const base = input({ body });
+        if (i % 4 === 0) base.request.canonicalModel = 'gpt-4o';
+        return { ...base, ...sharing(i) };
+      };
+      const a = cached.evaluate(mk());
+      const b = plain.evaluate(mk());
+      assert.deepEqual(view(a), view(b), `request ${i}`);
+    }
+  });
+
+  it('builds the scope keys from the request\'s own caller after a key id changes hands', () => {
+    const bundle = createBundle(compileDocuments(policyDocs(spec)));
+    const keys = (who: Pick<PolicyInput, 'principal' | 'tenant' | 'team'>): string[] => {
+      const d = bundle.evaluate({ ...input(), ...who });
+      return [...d.budgets.map((b) => b.scopeKey), ...d.rateLimits.map((l) => l.scopeKey)];
+    };
+    const alice = BASE;
+    const moved = { ...alice, principal: { ...alice.principal, tenant: 'globex', team: 'ops', user: 'zed' }, tenant: GLOBEX };
+    const first = keys(alice);
+    assert.deepEqual(first, ['key:k1', 'user:acme/alice', 'model:gpt-4o-mini', 'custom:acme:alice', 'team:acme/research', 'tenant:acme']);
+    assert.deepEqual(keys(moved), ['key:k1', 'user:globex/zed', 'model:gpt-4o-mini', 'custom:globex:zed', 'team:globex/ops', 'tenant:globex']);
+    assert.deepEqual(keys(alice), first);
+  });
+});

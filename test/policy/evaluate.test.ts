@@ -587,6 +587,17 @@ describe('decision record', () => {
     assert.equal(JSON.parse(JSON.stringify(a)).id, a.id, 'serialisable for lineage');
   });
 
+  it('ids stay 32 hex characters and distinct across refills of the id pool (256 ids per fill)', () => {
+    const b = compile(`  rules:\n    - name: r\n      deny: {expression: "false"}\n`);
+    const ids = new Set<string>();
+    for (let i = 0; i < 700; i++) {
+      const id = b.evaluate(input()).id;
+      assert.match(id, /^[0-9a-f]{32}$/);
+      ids.add(id);
+    }
+    assert.equal(ids.size, 700);
+  });
+
   it('revision is a content hash: same documents, same revision; any change, new revision', () => {
     const spec = `  rules:\n    - name: r\n      deny: {expression: "false"}\n`;
     assert.equal(compile(spec).revision, compile(spec).revision);
