@@ -130,6 +130,11 @@ function allDistinct(items: readonly unknown[]): boolean {
 
 /** The OpenAI objects edited in place (each choice's message, each tool call's function) are all distinct. */
 function distinctTargets(choices: readonly unknown[]): boolean {
+  // One choice without tool calls (the usual answer) edits one object: nothing to collect.
+  if (choices.length === 1) {
+    const msg = (choices[0] as { message?: Record<string, unknown> } | null)?.message;
+    if (!msg || !Array.isArray(msg.tool_calls) || msg.tool_calls.length === 0) return true;
+  }
   const targets: unknown[] = [];
   for (const c of choices) {
     const msg = (c as { message?: Record<string, unknown> } | null)?.message;

@@ -89,6 +89,9 @@ export interface CoreContext {
   /** Model the client asked for; used where the provider does not report one. */
   model: string;
   stream: boolean;
+  /** The client's body as received (ClientRequest.raw/rawText), for cores that can forward its bytes. */
+  raw?: Buffer;
+  rawText?: string;
 }
 
 /** OpenAI Chat Completions ⇄ one provider's wire format. */
@@ -176,7 +179,7 @@ export function openAIBody(req: ClientRequest, fresh = false): OpenAIChatBody {
 }
 
 function ctxOf(req: ClientRequest): CoreContext {
-  return { model: req.model, stream: req.stream };
+  return { model: req.model, stream: req.stream, raw: req.raw, rawText: req.rawText };
 }
 
 function wantsUsage(body: Json): boolean {

@@ -22,8 +22,10 @@ export function isObject(v: unknown): v is Json {
 export function header(headers: Record<string, string>, name: string): string | undefined {
   const direct = headers[name];
   if (direct !== undefined) return direct;
-  // Called per response with a name that is usually absent (content-encoding): no entries arrays.
-  for (const k in headers) if (Object.hasOwn(headers, k) && k.toLowerCase() === name) return headers[k];
+  // Called per response with a name that is usually absent (content-encoding): no entries arrays, and no
+  // toLowerCase copy of keys that cannot match (names are ASCII; only U+0130 changes length when lower-cased, into
+  // non-ASCII, so a match always has the name's length).
+  for (const k in headers) if (k.length === name.length && Object.hasOwn(headers, k) && k.toLowerCase() === name) return headers[k];
   return undefined;
 }
 

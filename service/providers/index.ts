@@ -117,5 +117,5 @@ export function parseClientRequest(api: ClientApi, op: Operation, raw: Buffer): 
   } else {
     validate(AnthropicMessagesBody, body);
   }
-  return { api, op, model: body.model as string, stream: op !== 'embeddings' && body.stream === true, body };
+  return { api, op, model: body.model as string, stream: op !== 'embeddings' && body.stream === true, body, raw, rawText: text };
 }

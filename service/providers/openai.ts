@@ -27,6 +27,7 @@ import {
   type CoreContext,
   type CoreEvent,
 } from './chat.ts';
+import { bytesAreJsonOf } from './json-match.ts';
 import type {
   ClientRequest,
   StreamTranslator,
@@ -57,6 +58,66 @@ export function openAIEndpoint(
   }
   if (credential) headers.authorization = `Bearer ${credential}`;
   return { path: `${base}/${endpoint}`, headers };
+}
+
+/**
+ * The upstream body of an OpenAI-shaped chat request: the client's body with `model` replaced (and, for a stream,
+ * `stream_options.include_usage` forced on), serialized.
+ */
+export function openAIChatUpstreamBody(body: OpenAIChatBody, ctx: CoreContext, upstreamModel: string): Buffer {
+  return forwardedChatBody(body, ctx, upstreamModel) ?? serializedChatBody(body, ctx, upstreamModel);
+}
+
+/** The general path: a copy with the edits, serialized. */
+export function serializedChatBody(body: OpenAIChatBody, ctx: CoreContext, upstreamModel: string): Buffer {
+  const out: Json = { ...body, model: upstreamModel };
+  if (ctx.stream) {
+    const so = isObject(body.stream_options) ? body.stream_options : {};
+    out.stream = true;
+    out.stream_options = { ...so, include_usage: true };
+  }
+  return Buffer.from(JSON.stringify(out));
+}
+
+const MODEL_HEAD = '{"model":';
+const INCLUDE_USAGE = ',"stream_options":{"include_usage":true}}';
+
+/**
+ * Fast path, same bytes as serializedChatBody: when the body still serializes to exactly the text the client sent
+ * (compact JSON, as the OpenAI SDKs write it, unchanged by policies and redaction) with `model` first, the client's
+ * bytes are forwarded with only the model value swapped, instead of escaping every message again (~3 ns/char with
+ * JSON.stringify). A stream is covered when `stream_options` is absent (the edit then appends it, as the spread
+ * copy would) or already `{"include_usage":true}`. Undefined: take the general path.
+ */
+export function forwardedChatBody(body: OpenAIChatBody, ctx: CoreContext, upstreamModel: string): Buffer | undefined {
+  const raw = ctx.raw;
+  const text = ctx.rawText;
+  if (raw === undefined || text === undefined || !text.startsWith(MODEL_HEAD)) return undefined;
+  let append = '';
+  if (ctx.stream) {
+    if (body.stream !== true || !Object.hasOwn(body, 'stream')) return undefined;
+    if (!Object.hasOwn(body, 'stream_options')) append = INCLUDE_USAGE;
+    else if (!onlyIncludeUsage(body.stream_options)) return undefined;
+  }
+  if (typeof body.model !== 'string' || !bytesAreJsonOf(raw, text, body)) return undefined;
+  // The text starts with {"model":<the model's JSON>: keep the bytes after it.
+  const tailStart = Buffer.byteLength(MODEL_HEAD) + Buffer.byteLength(JSON.stringify(body.model));
+  const head = MODEL_HEAD + JSON.stringify(upstreamModel);
+  const headBytes = Buffer.byteLength(head);
+  // Without an append the tail keeps the closing brace; with one, the append replaces it.
+  const tailEnd = append === '' ? raw.length : raw.length - 1;
+  const out = Buffer.allocUnsafe(headBytes + (tailEnd - tailStart) + append.length);
+  out.write(head, 0, 'utf8');
+  raw.copy(out, headBytes, tailStart, tailEnd);
+  if (append !== '') out.write(append, headBytes + (tailEnd - tailStart), 'latin1');
+  return out;
+}
+
+/** `{"include_usage":true}` and nothing else: what the stream edit would rebuild it as. */
+function onlyIncludeUsage(so: unknown): boolean {
+  if (!isObject(so) || so.include_usage !== true) return false;
+  for (const k in so) if (k !== 'include_usage') return false;
+  return true;
 }
 
 class OpenAIPassthroughStream extends SseCoreStream {
@@ -112,15 +173,9 @@ export class OpenAICore implements ChatCore {
   }
 
   async request(body: OpenAIChatBody, ctx: CoreContext, target: UpstreamTarget): Promise<UpstreamRequest> {
-    const out: Json = { ...body, model: target.deployment.upstreamModel };
-    if (ctx.stream) {
-      const so = isObject(body.stream_options) ? body.stream_options : {};
-      out.stream = true;
-      out.stream_options = { ...so, include_usage: true };
-    }
     const { path, headers } = openAIEndpoint(this.provider, target, 'chat/completions');
     if (ctx.stream) headers.accept = 'text/event-stream';
-    return { path, headers, body: Buffer.from(JSON.stringify(out)) };
+    return { path, headers, body: openAIChatUpstreamBody(body, ctx, target.deployment.upstreamModel) };
   }
 
   parse(body: unknown): ChatCompletion {

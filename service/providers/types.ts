@@ -17,6 +17,12 @@ export interface ClientRequest {
   /** Validated JSON; policies/redaction may have mutated it before translation. */
   body: Record<string, unknown>;
   /**
+   * The body as received, set by parseClientRequest: its bytes (never mutated afterwards) and their UTF-8 text.
+   * A translator may forward these bytes where `body` still serializes to exactly `rawText` (json-match.ts).
+   */
+  raw?: Buffer;
+  rawText?: string;
+  /**
    * Optional client request headers (lower-case names). Only `anthropic-version` and `anthropic-beta` are read,
    * for Anthropic → Anthropic passthrough. Never forwarded wholesale.
    */
