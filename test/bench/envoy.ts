@@ -23,7 +23,7 @@ import { findEnvoy } from '../../service/envoy/provision.ts';
 import { renderEnvoyConfig } from '../../service/envoy/render.ts';
 import { startEnvoyProcess, type EnvoyProcess } from '../../service/envoy/process.ts';
 import { freePort, startChild, stopChild } from './extproc-load.ts';
-import { cpuOf, median, NoiseMeter, NOISY_CORES, rssMb, spread, treeCpuOf, treeRssMb } from './noise.ts';
+import { cpuOf, median, NoiseMeter, NOISY_CORES, rssMb, rssVerdict, spread, treeCpuOf, treeRssMb } from './noise.ts';
 
 type Setup = 'a' | 'b' | 'c';
 const LABEL: Record<Setup, string> = {
@@ -421,8 +421,5 @@ async function soak(t: Target, agent: Agent, rate: number, secs: number, pids: (
       `  t=${String(s + 10).padStart(4)} s  RSS ${m.toFixed(0)} MB  CPU/request ${cpu.toFixed(0)} µs  p99 ${us(pct(r.total, 99))} µs  errors ${r.errors.errors}${n.foreignCores > NOISY_CORES ? `  (other load ${n.foreignCores.toFixed(2)} cores)` : ''}`,
     );
   }
-  const settled = rss.slice(Math.min(3, rss.length - 1));
-  const lo = Math.min(...settled);
-  const hi = Math.max(...settled);
-  console.log(`  RSS after warm-up: ${lo.toFixed(0)}–${hi.toFixed(0)} MB (${(((hi - lo) / lo) * 100).toFixed(1)}% range; goal ≤ ±10%)`);
+  console.log(`  ${rssVerdict(rss)}`);
 }

@@ -112,3 +112,20 @@ export function spread(xs: number[], digits = 2): string {
  * in VMs). Returns a stop() that resolves to the instruction count, or undefined when unsupported.
  */
 export { perfInstructions } from './perf-stat.ts';
+
+/**
+ * The soak's verdict on RSS samples taken every 10 s (the first three are warm-up): the range, the largest
+ * deviation from the median (the goal "flat ±10%" reads as: every sample within 10% of the level), and the
+ * trend — the last third's median against the first third's, which shows growth a sawtooth of GCs can hide.
+ */
+export function rssVerdict(rss: number[]): string {
+  const settled = rss.slice(Math.min(3, rss.length - 1));
+  const lo = Math.min(...settled);
+  const hi = Math.max(...settled);
+  const level = median(settled);
+  const dev = Math.max(hi - level, level - lo) / level;
+  const third = Math.max(1, Math.floor(settled.length / 3));
+  const trend = median(settled.slice(-third)) / median(settled.slice(0, third)) - 1;
+  const pctS = (x: number) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)}%`;
+  return `RSS after warm-up: ${lo.toFixed(0)}–${hi.toFixed(0)} MB, median ${level.toFixed(0)} MB; largest deviation ±${(dev * 100).toFixed(1)}% (goal ≤ ±10%); last third vs first third ${pctS(trend)}`;
+}

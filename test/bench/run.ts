@@ -10,7 +10,7 @@ import { cpus } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import type { ProcessingRequest } from '../../service/extproc/messages.ts';
 import { benchBundle } from './envoy.ts';
-import { median, NoiseMeter, NOISY_CORES, perfInstructions, rssMb, spread } from './noise.ts';
+import { median, NoiseMeter, NOISY_CORES, perfInstructions, rssMb, rssVerdict, spread } from './noise.ts';
 import { freePort, pct, probe, runLoad, startChild, stopChild, PHASES, type Exchange4, type LoadResult } from './extproc-load.ts';
 
 const hdr = (kv: [string, string][]) => ({ headers: kv.map(([key, v]) => ({ key, raw_value: Buffer.from(v) })) });
@@ -85,10 +85,7 @@ async function soak(addr: string, pid: number, httpPort: number, msgs: Exchange4
       `  t=${String(s + 10).padStart(4)} s  ${res.rps.toFixed(0).padStart(5)} req/s  CPU/request ${res.cpuPerRequestUs.toFixed(0).padStart(5)} µs  RSS ${m.toFixed(0).padStart(4)} MB  heap ${(metric(text, 'nodejs_heap_size_used_bytes') / 2 ** 20).toFixed(0).padStart(4)} MB  lineage in memory ${metric(text, 'tollgate_lineage_queue_depth')}${n.foreignCores > NOISY_CORES ? `  (other load ${n.foreignCores.toFixed(2)} cores)` : ''}`,
     );
   }
-  const settled = rss.slice(Math.min(3, rss.length - 1));
-  const lo = Math.min(...settled);
-  const hi = Math.max(...settled);
-  console.log(`  RSS after warm-up: ${lo.toFixed(0)}–${hi.toFixed(0)} MB (${(((hi - lo) / lo) * 100).toFixed(1)}% range; goal ≤ ±10%)`);
+  console.log(`  ${rssVerdict(rss)}`);
 }
 
 async function extprocBench(): Promise<void> {
