@@ -1,8 +1,7 @@
 // One request's business logic, phase by phase: authenticate, parse, decide (policy), redact, route,
 // admit (budget), translate; then translate the answer back, settle, and record lineage.
 // No gRPC here: the Processor (extproc/processor.ts) owns the protocol.
-import { randomBytes } from 'node:crypto';
-import { newRequestId } from './request-id.ts';
+import { newHexId, newRequestId } from '../security/random-ids.ts';
 import { GatewayError, renderError, type ClientApi } from '../errors.ts';
 import type { MutationBuilder as MutationBuilderType } from '../extproc/mutations.ts';
 import { MutationBuilder } from '../extproc/mutations.ts';
@@ -875,7 +874,7 @@ export class GatewayExchange implements Exchange {
     const outputRedactions = this.redaction?.output?.report();
     const record: LineageRecord = {
       requestId: this.requestId || newRequestId(),
-      decisionId: d?.id ?? randomBytes(16).toString('hex'),
+      decisionId: d?.id ?? newHexId(),
       trace: this.trace
         ? { traceId: this.trace.traceId, spanId: this.trace.spanId, parentSpanId: this.trace.parentSpanId, sampled: this.trace.sampled }
         : undefined,

@@ -1,7 +1,7 @@
 // One JSON-RPC message of an MCP request: its policy decision, argument redaction, call-count
 // admission, and its lineage record (counts and rule ids, never argument or result values).
 import { randomBytes, randomUUID } from 'node:crypto';
-import { newRequestId } from '../gateway/request-id.ts';
+import { newRequestId } from '../security/random-ids.ts';
 import { GatewayError } from '../errors.ts';
 import type { EndReason } from '../extproc/processor.ts';
 import type { Services, Snapshot } from '../gateway/context.ts';

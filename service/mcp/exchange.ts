@@ -3,7 +3,7 @@
 // limits, route to the server's cluster with its own credential; then filter tools/list answers,
 // redact results (JSON or SSE, event by event) and record one lineage record per JSON-RPC message.
 // No gRPC here: the Processor (extproc/processor.ts) owns the protocol.
-import { newRequestId } from '../gateway/request-id.ts';
+import { newRequestId } from '../security/random-ids.ts';
 import { GatewayError, type ErrorApi } from '../errors.ts';
 import type { McpServerConfig } from '../config/types.ts';
 import { MutationBuilder } from '../extproc/mutations.ts';

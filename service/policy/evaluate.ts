@@ -4,7 +4,7 @@
 // then phase 1, access rules (deny, require, models) of every matching policy; phase 2, route,
 // redact, budget, rateLimit, label; phase 3, transforms. Checks see the body as the client sent
 // it; transforms run only once nothing denied. The first enforce-mode denial stops evaluation.
-import { randomFillSync } from 'node:crypto';
+import { newHexId } from '../security/random-ids.ts';
 import { performance } from 'node:perf_hooks';
 import type { BudgetSpec, RateLimitSpec } from '../budget/types.ts';
 import type { CustomDetectorSpec, RedactionRule } from '../redaction/types.ts';
@@ -316,22 +316,8 @@ interface PassOut {
   active: Set<CPolicy>;
 }
 
-// randomBytes(16) costs ~10 µs per call; fill a pool of 256 ids' bytes, hex-encode it once, and hand
-// out 32-character slices of that string (a substring, not a hex encoding per decision).
-const idPool = Buffer.alloc(16 * 256);
-let idHex = '';
-let idOffset = idHex.length;
-
-export function decisionId(): string {
-  if (idOffset >= idHex.length) {
-    randomFillSync(idPool);
-    idHex = idPool.toString('hex');
-    idOffset = 0;
-  }
-  const id = idHex.slice(idOffset, idOffset + 32);
-  idOffset += 32;
-  return id;
-}
+/** A decision's id: 128 random bits as hex (security/random-ids.ts pools the random bytes). */
+export const decisionId = newHexId;
 
 class DecisionImpl implements Decision {
   readonly id = decisionId();

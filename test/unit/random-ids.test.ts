@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { newRequestId } from '../../service/gateway/request-id.ts';
+import { newHexId, newRequestId } from '../../service/security/random-ids.ts';
 
 const V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
@@ -45,4 +45,14 @@ test('an id held for long costs a flat string, not the rope crypto.randomUUID bu
   // A flat 36-char one-byte string is ~56 bytes plus the array slot; the rope is ~20 nodes of 32 bytes.
   assert.ok(flat < 120, `held bytes per id ${flat.toFixed(0)} (flat string expected)`);
   assert.ok(rope > 2 * flat, `randomUUID's rope (${rope.toFixed(0)} B/id) is what this avoids (${flat.toFixed(0)} B/id)`);
+});
+
+test('hex ids are 128 random bits as 32 lowercase hex characters, distinct across pool refills', () => {
+  const seen = new Set<string>();
+  for (let i = 0; i < 5_000; i++) {
+    const id = newHexId();
+    assert.match(id, /^[0-9a-f]{32}$/);
+    seen.add(id);
+  }
+  assert.equal(seen.size, 5_000);
 });
