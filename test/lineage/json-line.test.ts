@@ -10,18 +10,7 @@ import type { LineageRecord } from '../../service/lineage/record.ts';
 import { legacyToProtoJson } from './legacy-proto-json.ts';
 import { completeRecord, EXCHANGE_LINE, exchangeRecord } from './fixtures.ts';
 import { variedRecords } from './varied-records.ts';
-
-/** Deterministic PRNG (mulberry32), so a failure reproduces. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seeded } from '../support/seeded.ts';
 
 const STRINGS = [
   '',
@@ -140,7 +129,7 @@ function sameAsOracle(r: LineageRecord, what: string): void {
 }
 
 test('toJsonLine is byte-identical to JSON.stringify(legacy toProtoJson) over 4,000 randomly varied records', () => {
-  const rnd = prng(17);
+  const rnd = seeded(17);
   for (let i = 0; i < 4000; i++) {
     const r = vary(fullRecord(i), '', rnd) as LineageRecord;
     sameAsOracle(r, `record ${i}`);

@@ -10,20 +10,9 @@ import { openAIBody } from '../../service/providers/chat.ts';
 import { getTranslator, parseClientRequest } from '../../service/providers/index.ts';
 import type { ClientRequest } from '../../service/providers/types.ts';
 import { target, UPSTREAM_MODEL } from './helpers.ts';
+import { seeded } from '../support/seeded.ts';
 
 type Json = Record<string, unknown>;
-
-/** Deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const PIECES = ['hello', ' world', '"', '\\', '\n', '\t', '\r', '\b', '\f', '\u0001', '\u001f', '\u007f', 'é', '日本語', '😀', '\ud800', '\udc00', '\u2028', '/', '</x>', 'a'.repeat(40), ''];
 const NUMBERS = [0, -0, 1, -1, 0.1, 0.2, 0.7, 1e21, 1e-7, 123456789012345680000, 5e-324, 1.7976931348623157e308, 3.14159, -2.5, 42, 9007199254740993];
@@ -123,7 +112,7 @@ function hasUndefined(v: unknown): boolean {
 
 describe('isJsonOf agrees with JSON.stringify', () => {
   test('over generated values, texts and edits', () => {
-    const r = rng(17);
+    const r = seeded(17);
     let same = 0;
     let differ = 0;
     for (let i = 0; i < 3000; i++) {
@@ -292,7 +281,7 @@ describe('OpenAI/Azure chat upstream body: forwarded bytes equal the serialized 
   });
 
   test('generated bodies with random edits', async () => {
-    const r = rng(5);
+    const r = seeded(5);
     for (let i = 0; i < 500; i++) {
       const extra = genValue(r, 3);
       const content = genString(r);

@@ -1,6 +1,7 @@
 // Shared fixtures for routing tests: providers, models, a seeded RNG and a manual clock.
 import type { DeploymentConfig, ModelConfig, ProviderConfig } from '../../service/config/types.ts';
 import type { RouteCheck } from '../../service/routing/types.ts';
+export { seeded } from '../support/seeded.ts';
 
 export function provider(name: string, over: Partial<ProviderConfig> = {}): ProviderConfig {
   return {
@@ -45,17 +46,6 @@ export const PROVIDERS: ProviderConfig[] = [
   provider('vllm', { selfHosted: true }),
 ];
 
-/** mulberry32: small, fast, deterministic. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export class Clock {
   t = Date.UTC(2025, 0, 1);
