@@ -6,6 +6,7 @@ import { readSecret, readSecretList } from './security/secrets.ts';
 import { ConfigError, ConfigErrors } from './config/documents.ts';
 import { securityFromEnv, SecurityConfigError } from './security/index.ts';
 import { createLogger, logEnvProblems, logLevel } from './telemetry/log.ts';
+import { applyHeapGrowth, heapGrowingPercent, HeapConfigError } from './heap.ts';
 import { perWorkerLineage, runPrimary, workerIndex, workerMetrics, workersFromEnv, WorkersConfigError } from './workers.ts';
 
 /** A whole number ≥ min from the environment, undefined when unset; anything else refuses to start. */
@@ -45,6 +46,13 @@ function keysFromEnv(): Pick<TollgateOptions, 'keyStore' | 'keyStoreOptions' | '
 export async function serve(): Promise<void> {
   const log = createLogger({ level: logLevel(), base: { service: 'tollgate' } });
   for (const p of logEnvProblems()) log.warn(p);
+  try {
+    applyHeapGrowth(heapGrowingPercent(process.env, process.execArgv));
+  } catch (err) {
+    if (!(err instanceof HeapConfigError)) throw err;
+    log.fatal(`refusing to start: ${err.message}`);
+    process.exit(1);
+  }
   const drainMs = Number(process.env.TOLLGATE_DRAIN_MS ?? 10000);
   // TOLLGATE_WORKERS > 1: this process forks the workers and serves nothing itself (service/workers.ts).
   const worker = workerIndex();
