@@ -291,6 +291,12 @@ const KEY_CACHE_MAX = 2048;
 const KEY_MAX_LEN = 128;
 /** Struct string values up to this length go through the name cache (see sizeValue). */
 const SHORT_VALUE = 24;
+/**
+ * Byte runs up to this length are copied by a JS loop, longer ones by one native copy (TypedArray#set,
+ * Buffer#write): measured on Node 20, the loop costs ~3 ns a byte, the native call ~20-70 ns flat; encoding
+ * the bench request's 4 replies was fastest with 8 (0.78x of the 48 used before).
+ */
+const COPY_LOOP_MAX = 8;
 
 function keyBytes(s: string): Buffer | null {
   let b = KEY_BYTES.get(s);
@@ -670,8 +676,10 @@ function putStr(field: number, s: string): void {
   const n = s.length;
   // l === n only when every character is ASCII (anything else takes 2-4 bytes): then a plain copy of the
   // character codes is the UTF-8, cheaper than protobufjs's per-character branching (request/decision ids).
-  if (n < 40 && l === n) for (let i = 0; i < n; i++) buf[pos + i] = s.charCodeAt(i);
-  else if (n < 40) utf8.write(s, buf, pos);
+  if (l === n) {
+    if (n <= COPY_LOOP_MAX) for (let i = 0; i < n; i++) buf[pos + i] = s.charCodeAt(i);
+    else buf.write(s, pos, n, 'latin1');
+  } else if (n < 40) utf8.write(s, buf, pos);
   else buf.write(s, pos, l, 'utf8');
   pos += l;
 }
@@ -689,8 +697,7 @@ function putBytes(field: number): void {
   buf[pos++] = tag(field, LEN);
   const n = b.length;
   putVarint(n);
-  // TypedArray#set costs more than the copy itself for the short names and header values most blobs are.
-  if (n <= 48) for (let i = 0; i < n; i++) buf[pos + i] = b[i]!;
+  if (n <= COPY_LOOP_MAX) for (let i = 0; i < n; i++) buf[pos + i] = b[i]!;
   else buf.set(b, pos);
   pos += n;
 }
@@ -728,8 +735,8 @@ function putLatin1(field: number, s: string): void {
   buf[pos++] = tag(field, LEN);
   const n = s.length;
   putVarint(n);
-  // As in putBytes: a loop beats the native call for the short values most headers have.
-  if (n <= 48) for (let i = 0; i < n; i++) buf[pos + i] = s.charCodeAt(i) & 0xff;
+  // As in putBytes: a loop only for the shortest values (see COPY_LOOP_MAX).
+  if (n <= COPY_LOOP_MAX) for (let i = 0; i < n; i++) buf[pos + i] = s.charCodeAt(i) & 0xff;
   else buf.write(s, pos, n, 'latin1');
   pos += n;
 }
@@ -739,8 +746,8 @@ function putCached(): void {
   si++;
   const b = BLOBS[bi++]!;
   const n = b.length;
-  // As in putBytes: a loop beats TypedArray#set for short runs.
-  if (n <= 48) for (let i = 0; i < n; i++) buf[pos + i] = b[i]!;
+  // As in putBytes (see COPY_LOOP_MAX).
+  if (n <= COPY_LOOP_MAX) for (let i = 0; i < n; i++) buf[pos + i] = b[i]!;
   else buf.set(b, pos);
   pos += n;
 }
