@@ -36,13 +36,28 @@ const NO_APPEND: { value: boolean } = Object.freeze({ value: false });
  * The count stays small: Envoy caps a request's header count (100 by default).
  */
 export class MutationBuilder {
-  private readonly setNames: string[] = [];
-  private readonly setValues: string[] = [];
-  private readonly removed: string[] = [];
+  private setNames: string[] = [];
+  private setValues: string[] = [];
+  private removed: string[] = [];
+  /**
+   * view() handed out these arrays: copy them before the next change (copy-on-write). Why: a view is
+   * almost always the builder's last state (the reply is encoded at once), so copying the three arrays
+   * on every view() was an allocation per reply for nothing; a view still never changes afterwards.
+   */
+  private shared = false;
+
+  private own(): void {
+    if (!this.shared) return;
+    this.setNames = this.setNames.slice();
+    this.setValues = this.setValues.slice();
+    this.removed = this.removed.slice();
+    this.shared = false;
+  }
 
   setHeader(name: string, value: string): this {
     const k = name.toLowerCase();
     if (FORBIDDEN.test(value)) throw new Error(`header ${k}: value contains a forbidden character`);
+    this.own();
     const r = this.removed.indexOf(k);
     if (r >= 0) this.removed.splice(r, 1);
     const i = this.setNames.indexOf(k);
@@ -56,6 +71,7 @@ export class MutationBuilder {
 
   removeHeader(name: string): this {
     const k = name.toLowerCase();
+    this.own();
     const i = this.setNames.indexOf(k);
     if (i >= 0) {
       this.setNames.splice(i, 1);
@@ -80,7 +96,8 @@ export class MutationBuilder {
    */
   view(): BuiltMutation | undefined {
     if (this.empty) return undefined;
-    return new BuiltMutation(this.setNames.slice(), this.setValues.slice(), this.removed.slice());
+    this.shared = true;
+    return new BuiltMutation(this.setNames, this.setValues, this.removed);
   }
 }
 

@@ -49,7 +49,14 @@ interface Series {
 export const DEFAULT_MAX_BUDGET_SCOPES = 100_000;
 
 export class BudgetScopeGauges {
-  private readonly series = new Map<string, Series>();
+  /**
+   * budget → tenant → unit → series. Nested maps keyed by the (clamped, long-lived) label strings, not one
+   * map keyed by their concatenation: a charge then builds no key string and hashes no fresh string (the
+   * concatenation was most of observe()'s cost, ~3 times per request).
+   */
+  private readonly series = new Map<string, Map<string, Map<string, Series>>>();
+  /** Every series, in creation order (the order samples() gives them, as the single map did). */
+  private readonly list: Series[] = [];
   /** Every (series, scope) in first-seen order, for the bound. */
   private readonly order: [Series, string][] = [];
   private orderHead = 0;
@@ -66,11 +73,15 @@ export class BudgetScopeGauges {
 
   observe(r: BudgetScopeReading): void {
     if (!Number.isFinite(r.remaining)) return;
-    const sk = `${r.budget}\u0000${r.tenant}\u0000${r.unit}`;
-    let s = this.series.get(sk);
+    let byTenant = this.series.get(r.budget);
+    if (!byTenant) this.series.set(r.budget, (byTenant = new Map()));
+    let byUnit = byTenant.get(r.tenant);
+    if (!byUnit) byTenant.set(r.tenant, (byUnit = new Map()));
+    let s = byUnit.get(r.unit);
     if (!s) {
       s = { scopes: new Map(), sample: { labels: { budget: r.budget, tenant: r.tenant, unit: r.unit }, remaining: 0 }, dirty: true, nextReset: Infinity };
-      this.series.set(sk, s);
+      byUnit.set(r.unit, s);
+      this.list.push(s);
     }
     const limit = r.limit !== undefined && Number.isFinite(r.limit) && r.limit > 0 ? r.limit : undefined;
     const resetAt = r.resetAt !== undefined && r.resetAt > 0 ? r.resetAt : 0;
@@ -92,7 +103,7 @@ export class BudgetScopeGauges {
   samples(): BudgetGaugeSample[] {
     const now = this.now();
     const out: BudgetGaugeSample[] = [];
-    for (const s of this.series.values()) {
+    for (const s of this.list) {
       if (s.dirty || now >= s.nextReset) this.compute(s, now);
       if (s.scopes.size > 0) out.push(s.sample);
     }

@@ -447,6 +447,7 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
 interface RequestSeries {
   requests: BoundCounter<'tenant' | 'model' | 'provider' | 'decision' | 'status'>;
   tokens: BoundCounter<'tenant' | 'model' | 'provider' | 'type'>;
+  costUsd: BoundCounter<'tenant' | 'model' | 'provider'>;
   usageAnomalies: BoundCounter<'provider' | 'anomaly'>;
   genAiTokenUsage: BoundHistogram<'gen_ai_operation_name' | 'gen_ai_provider_name' | 'gen_ai_request_model' | 'gen_ai_token_type'>;
   genAiOperationDuration: BoundHistogram<'gen_ai_operation_name' | 'gen_ai_provider_name' | 'gen_ai_request_model' | 'error_type'>;
@@ -478,6 +479,7 @@ function seriesFor(m: Metrics): RequestSeries {
   s = {
     requests: new BoundCounter(m.requests, ['tenant', 'model', 'provider', 'decision', 'status']),
     tokens: new BoundCounter(m.tokens, ['tenant', 'model', 'provider', 'type']),
+    costUsd: new BoundCounter(m.costUsd, ['tenant', 'model', 'provider']),
     usageAnomalies: new BoundCounter(m.usageAnomalies, ['provider', 'anomaly']),
     genAiTokenUsage: new BoundHistogram(m.genAiTokenUsage, [...genAi, 'gen_ai_token_type']),
     genAiOperationDuration: new BoundHistogram(m.genAiOperationDuration, [...genAi, 'error_type']),
@@ -534,7 +536,7 @@ export function recordRequestMetrics(m: Metrics, r: LineageRecord): void {
     }
   }
   if (r.costUsd !== undefined && r.costUsd > 0 && Number.isFinite(r.costUsd)) {
-    m.costUsd.inc({ tenant, model, provider }, r.costUsd);
+    s.costUsd.inc([tenant, model, provider], r.costUsd);
   }
 
   if (r.served || (r.attempts && r.attempts.length > 0)) {

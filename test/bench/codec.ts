@@ -5,7 +5,9 @@ import type { HeaderMutation, ProcessingRequest, ProcessingResponse } from '../.
 import { JsonStruct, MutationBuilder, toPbStruct } from '../../service/extproc/mutations.ts';
 import { extProcService } from '../../service/extproc/proto.ts';
 import { decodeRequest, encodeResponse } from '../../service/extproc/codec.ts';
-import { median } from './noise.ts';
+import { pathToFileURL } from 'node:url';
+import { join } from 'node:path';
+import { median, spread } from './noise.ts';
 
 const hv = (key: string, v: string) => ({ key, raw_value: Buffer.from(v) });
 
@@ -104,8 +106,108 @@ export async function bench(): Promise<string[]> {
   }
   const m = (k: string) => median(r[k]!);
   return [
+    ...(await processorReplies()),
     `decode Envoy's 4 messages: proto-loader ${m('plDecode').toFixed(1)} µs, codec ${m('ourDecode').toFixed(1)} µs (${(m('plDecode') / m('ourDecode')).toFixed(1)}x)`,
     `encode a routed request's 4 replies: proto-loader ${m('plEncode').toFixed(1)} µs, codec ${m('ourEncode').toFixed(1)} µs (${(m('plEncode') / m('ourEncode')).toFixed(1)}x)`,
     `the same 4 replies with their header mutations from a MutationBuilder (builder included): build() + encode ${m('viaBuild').toFixed(1)} µs, view() + encode ${m('viaView').toFixed(1)} µs (${(m('viaBuild') / m('viaView')).toFixed(2)}x)`,
   ];
+}
+
+interface CodecModules {
+  encodeResponse: (m: ProcessingResponse, framed?: boolean) => Buffer;
+  MutationBuilder: typeof MutationBuilder;
+  JsonStruct: typeof JsonStruct;
+}
+
+/**
+ * A routed chat request's 4 replies as the Processor sends them (header mutations as MutationBuilder
+ * views, metadata as JsonStruct), with the per-request values (request and decision ids, remaining
+ * budget, content lengths) different for each of `n` requests — so caches of recurring values see
+ * what they see in production, not one request repeated.
+ */
+function processorReplies4(mods: CodecModules, n: number): ProcessingResponse[][] {
+  const { MutationBuilder: MB, JsonStruct: JS } = mods;
+  const out: ProcessingResponse[][] = [];
+  const cred = ['authorization', 'x-api-key', 'x-goog-api-key', 'openai-organization', 'openai-project', 'cookie', 'proxy-authorization', 'anthropic-version', 'anthropic-beta', 'content-encoding'];
+  for (let i = 0; i < n; i++) {
+    const rid = `f567965c-23be-4a29-aa2c-${String(100000000000 + i)}`;
+    const did = `03f3654445dc341739ecb125d5e${String(10000 + i)}`;
+    const body = Buffer.from(JSON.stringify({ model: 'gpt-4o-mini-eu', messages: [{ role: 'user', content: 'Summarise the notes. '.repeat(50 + (i % 7)) }] }));
+    const resp = Buffer.from(JSON.stringify({ id: `chatcmpl-${i}`, choices: [{ message: { content: 'ok' } }], usage: { prompt_tokens: 300 + i, completion_tokens: 5 } }));
+    const md: Record<string, unknown> = { request_id: rid, tenant: 'acme', team: 'research', key_id: 'demo-acme-research', decision_id: did, policy_revision: '4d97cc0337de6cef', model: 'gpt-4o-mini', provider: 'azure-eu', deployment: 'gpt-4o-mini/azure-eu/1', upstream_model: 'gpt-4o-mini-eu' };
+    const rh = new MB().removeHeader('x-tollgate-cluster').removeHeader('x-tollgate-host');
+    const rb = new MB();
+    for (const c of cred) rb.removeHeader(c);
+    rb.setHeader('content-type', 'application/json').setHeader('accept-encoding', 'identity').setHeader('api-key', 'bench-azure');
+    rb.setHeader(':path', '/openai/deployments/gpt-4o-mini-eu/chat/completions?api-version=2024-10-21').setHeader('content-length', String(body.length));
+    rb.setHeader('x-tollgate-cluster', 'azure_eu').setHeader('x-tollgate-host', 'tollgate-demo.openai.azure.com').setHeader('x-request-id', rid);
+    rb.setHeader('traceparent', `00-633db316b36e1f44be4d56f6${String(100000 + i)}-19555252719efb3b-01`);
+    const hh = new MB().setHeader('x-request-id', rid).setHeader('x-tollgate-provider', 'azure-eu').setHeader('x-tollgate-model', 'gpt-4o-mini').setHeader('x-tollgate-decision-id', did);
+    hh.setHeader('x-ratelimit-limit-requests', '100000000').setHeader('x-ratelimit-remaining-requests', String(99999999 - i)).setHeader('x-ratelimit-limit-tokens', '100000000');
+    hh.setHeader('x-ratelimit-remaining-tokens', String(99999500 - 305 * i)).setHeader('x-tollgate-budget-name', 'spend-controls/key-daily').setHeader('x-tollgate-budget-limit-usd', '1000000000.00');
+    hh.setHeader('x-tollgate-budget-remaining-usd', (999999999.999791 - i * 0.0000528).toFixed(6)).setHeader('x-tollgate-budget-reset', '2026-12-07T00:00:00.000Z');
+    const bb = new MB().setHeader('content-length', String(resp.length)).setHeader('content-type', 'application/json');
+    out.push([
+      { request_headers: { response: { header_mutation: rh.view() } } },
+      { request_body: { response: { header_mutation: rb.view(), body_mutation: { body }, clear_route_cache: true } }, dynamic_metadata: new JS({ tollgate: md }) },
+      { response_headers: { response: { header_mutation: hh.view() } } },
+      { response_body: { response: { header_mutation: bb.view(), body_mutation: { body: resp } } }, dynamic_metadata: new JS({ tollgate: { ...md, input_tokens: 300 + i, output_tokens: 5, cost_usd: 0.0000528 } }) },
+    ]);
+  }
+  return out;
+}
+
+/**
+ * Encoding the Processor's replies (framed, as the server sends them). With BENCH_CODEC_BASE=<another
+ * checkout> (e.g. a pristine export of main), the same replies built with that checkout's modules are
+ * encoded by its codec in interleaved rounds, and the ratio is printed (CPU time, median of rounds).
+ */
+async function processorReplies(): Promise<string[]> {
+  const svc = extProcService().Process!;
+  const ours: CodecModules = { encodeResponse, MutationBuilder, JsonStruct };
+  const sides: [string, CodecModules][] = [['this checkout', ours]];
+  const base = process.env.BENCH_CODEC_BASE;
+  if (base) {
+    const load = (f: string) => import(pathToFileURL(join(base, 'service/extproc', f)).href);
+    const [codec, mutations] = await Promise.all([load('codec.ts'), load('mutations.ts')]);
+    sides.push([base, { encodeResponse: codec.encodeResponse, MutationBuilder: mutations.MutationBuilder, JsonStruct: mutations.JsonStruct }]);
+  }
+  const n = 256;
+  const sets = sides.map(([, mods]) => processorReplies4(mods, n));
+  // Both sides must send the same bytes, and those are proto-loader's.
+  for (let i = 0; i < n; i += 37)
+    for (let k = 0; k < 4; k++) {
+      const want = svc.responseSerialize(plTree(sets[0]![i]![k]!)) as Buffer;
+      for (let s = 0; s < sides.length; s++) if (!sides[s]![1].encodeResponse(sets[s]![i]![k]!).equals(want)) throw new Error(`codec bench: ${sides[s]![0]} reply ${k} of request ${i} differs from proto-loader's bytes`);
+    }
+  const time = (s: number, reps: number): number => {
+    const enc = sides[s]![1].encodeResponse;
+    const set = sets[s]!;
+    const t0 = process.cpuUsage();
+    for (let r = 0; r < reps; r++) for (const four of set) for (const m of four) enc(m, true);
+    const d = process.cpuUsage(t0);
+    return (d.user + d.system) / (reps * set.length);
+  };
+  for (let s = 0; s < sides.length; s++) time(s, 40); // warm up
+  const res: number[][] = sides.map(() => []);
+  const reps = Number(process.env.BENCH_CODEC_N ?? 20000) / n;
+  for (let round = 0; round < 9; round++) for (let s = 0; s < sides.length; s++) res[s]!.push(time(s, reps));
+  const out = [`encode the Processor's 4 replies of a routed request (views, JsonStruct, per-request ids varying): ${median(res[0]!).toFixed(1)} µs per request`];
+  if (sides.length > 1) {
+    const ratios = res[0]!.map((v, i) => v / res[1]![i]!);
+    out.push(`  vs ${sides[1]![0]}: ${median(res[1]!).toFixed(1)} µs; this/base ${spread(ratios, 3)}`);
+  }
+  return out;
+}
+
+/** The reply as proto-loader takes it: Struct tree and plain header objects (what view()/JsonStruct stand for). */
+function plTree(m: ProcessingResponse): ProcessingResponse {
+  const out: ProcessingResponse = { ...m };
+  for (const k of ['request_headers', 'request_body', 'response_headers', 'response_body'] as const) {
+    const c = m[k]?.response;
+    const hm = c?.header_mutation;
+    if (c && hm) out[k] = { response: { ...c, header_mutation: { set_headers: hm.set_headers ?? [], remove_headers: hm.remove_headers ?? [] } } };
+  }
+  if (m.dynamic_metadata instanceof JsonStruct) out.dynamic_metadata = toPbStruct(m.dynamic_metadata.json);
+  return out;
 }

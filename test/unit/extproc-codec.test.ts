@@ -247,6 +247,35 @@ describe('ext_proc codec', () => {
     assert.ok(views > 300, `${views} non-empty mutations`);
   });
 
+  it('writes recurring headers and metadata fields (cached whole-field bytes) byte-for-byte as the general path and proto-loader', () => {
+    // pair-bytes.ts: a (name, value) pair seen twice is written from bytes encoded once. Values here recur
+    // (cache hits), change every reply (per-request ids), alternate among more values than a name keeps,
+    // cross the 48-byte copy threshold and the 256-character cache limit, and are non-ASCII or above U+00FF.
+    let seed = 23;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const pick = <T>(a: readonly T[]): T => a[Math.floor(rnd() * a.length)]!;
+    const names = ['content-type', 'x-tollgate-cluster', ':path', 'x-request-id', 'content-length', 'x-élan', 'api-key', `x-${'n'.repeat(130)}`];
+    const values = ['application/json', 'azure_eu', '/openai/deployments/gpt-4o-mini-eu/chat/completions?api-version=2024-10-21', 'x'.repeat(48), 'y'.repeat(49), 'z'.repeat(257), 'caf\xe9', '\u00ff\u0100', '', '1', '2', '3', '4', '5'];
+    const fieldValues = ['acme', 'research', 'gpt-4o-mini/azure-eu/1', 'x'.repeat(24), 'x'.repeat(25), 'välue', '', 'a', 'b', 'c', 'd', 'e'];
+    let i = 0;
+    for (let t = 0; t < 600; t++) {
+      const b = new MutationBuilder();
+      for (let k = Math.floor(rnd() * 10); k > 0; k--) b.setHeader(pick(names), rnd() < 0.2 ? `id-${t}-${k}` : pick(values));
+      if (rnd() < 0.3) b.removeHeader(pick(names));
+      const md: Record<string, unknown> = { request_id: `f567965c-${t}`, n: t };
+      for (const key of ['tenant', 'team', 'model', 'deployment', 'clé']) if (rnd() < 0.8) md[key] = rnd() < 0.15 ? `v${t}` : pick(fieldValues);
+      const view = b.view();
+      const reply: ProcessingResponse = { request_body: { response: { ...(view ? { header_mutation: view } : {}), body_mutation: { body: Buffer.from('{}') } } }, dynamic_metadata: new JsonStruct({ tollgate: md }) };
+      const tree: ProcessingResponse = { request_body: { response: { ...(view ? { header_mutation: b.build()! } : {}), body_mutation: { body: Buffer.from('{}') } } }, dynamic_metadata: toPbStruct({ tollgate: md }) };
+      const want = pl.encodeResponse(tree);
+      assert.deepEqual(encodeResponse(reply), want, JSON.stringify(tree).slice(0, 300));
+      assert.deepEqual(encodeResponse(tree), want);
+      assert.deepEqual(encodeResponse(reply, true).subarray(5), want);
+      i++;
+    }
+    assert.equal(i, 600);
+  });
+
   it('refuses an enum name the schema does not have (instead of sending a wrong value)', () => {
     assert.throws(() => encodeResponse({ mode_override: { response_body_mode: 'SOMETIMES' as never } }), /enum value expected/);
   });

@@ -48,6 +48,28 @@ describe('MutationBuilder', () => {
     assert.deepEqual(out.remove_headers, []);
   });
 
+  it('a view() never changes when the builder changes afterwards (copy-on-write), and matches build() at the time it was taken', () => {
+    let seed = 5;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const names = ['a', 'B', 'x-tollgate-cluster', 'content-length'];
+    for (let t = 0; t < 300; t++) {
+      const m = new MutationBuilder();
+      const taken: [ReturnType<MutationBuilder['view']>, ReturnType<MutationBuilder['build']>][] = [];
+      for (let i = Math.floor(rnd() * 10); i > 0; i--) {
+        const name = names[Math.floor(rnd() * names.length)]!;
+        if (rnd() < 0.6) m.setHeader(name, `v${t}-${i}`);
+        else m.removeHeader(name);
+        if (rnd() < 0.4) taken.push([m.view(), m.build()]);
+      }
+      for (const [view, built] of taken) {
+        assert.equal(view === undefined, built === undefined);
+        if (!view || !built) continue;
+        assert.deepEqual(view.set_headers, built.set_headers);
+        assert.deepEqual(view.remove_headers, built.remove_headers);
+      }
+    }
+  });
+
   it('refuses CR, LF and NUL in a value', () => {
     for (const bad of ['a\r\nx: y', 'a\nb', 'a\0']) assert.throws(() => new MutationBuilder().setHeader('x', bad), /forbidden character/);
   });
