@@ -311,10 +311,11 @@ export class OpenAIChatTranslator implements Translator {
       const completion = this.core.parse(parseJson(decodeBody(headers, body)), ctxOf(req), openAIBody(req));
       const usage = reportedUsage(completion);
       const finish = completion.choices[0]?.finish_reason;
-      return jsonResponse(status, completion, {
-        ...(usage ? { usage } : {}),
-        ...(finish ? { finishReason: finish } : {}),
-      });
+      // jsonResponse(status, completion, { usage?, finishReason? }) without two spread temporaries per answer.
+      const out = jsonResponse(status, completion);
+      if (usage) out.usage = usage;
+      if (finish) out.finishReason = finish;
+      return out;
     } catch (err) {
       return errorResponse(err, 'openai');
     }

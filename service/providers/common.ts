@@ -52,7 +52,9 @@ export function parseJson(body: Buffer | string, what = 'upstream response'): un
 }
 
 export function jsonResponse(status: number, value: unknown, extra?: Partial<TranslatedResponse>): TranslatedResponse {
-  return { status, headers: { 'content-type': JSON_CT }, body: Buffer.from(JSON.stringify(value)), json: value, ...extra };
+  const out: TranslatedResponse = { status, headers: { 'content-type': JSON_CT }, body: Buffer.from(JSON.stringify(value)), json: value };
+  // Most callers pass no extra: no spread copy then.
+  return extra ? { ...out, ...extra } : out;
 }
 
 export function notSupported(param: string, provider: ProviderApi | string, why?: string): GatewayError {
