@@ -1,12 +1,12 @@
 // toJsonLine writes the record's JSON text directly (service/lineage/json-line.ts) instead of stringifying the
-// proto-JSON object. Differential tests against the oracle, JSON.stringify of the legacy toProtoJson
+// proto-JSON object, with cached pieces (members whose values repeat, rule outcomes, the last rules list). Differential tests against the oracle, JSON.stringify of the legacy toProtoJson
 // (legacy-proto-json.ts): thousands of randomly varied records (every optional field present or absent, null,
 // empty arrays and objects, awkward strings and numbers, MCP and audit records), and strings written
 // byte by byte against JSON.stringify over every UTF-16 code unit.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { toJsonLine } from '../../service/lineage/json-line.ts';
-import type { LineageRecord } from '../../service/lineage/record.ts';
+import type { LineageRecord, RuleOutcome } from '../../service/lineage/record.ts';
 import { legacyToProtoJson } from './legacy-proto-json.ts';
 import { completeRecord, EXCHANGE_LINE, exchangeRecord } from './fixtures.ts';
 import { variedRecords } from './varied-records.ts';
@@ -169,12 +169,60 @@ test('strings print as JSON.stringify prints them: every UTF-16 code unit, alone
     decisionId: 'ab' + text + 'cd',
     startTime: new Date(0),
     endTime: new Date(0),
-    principal: { authMethod: 'none', user: text + text },
+    principal: { authMethod: 'none', tenant: text, user: text + text },
     request: { endpoint: '/', requestedModel: text.repeat(20) },
     policy: { labels: { [text]: text }, rules: [{ policy: text, rule: 'r', kind: 'deny', outcome: 'deny', message: 'm' + text }] },
     statusCode: 200,
     outcome: 'success',
+    gatewayInstance: text,
   });
-  for (let c = 0; c < 0x10000; c++) sameAsOracle(minimal(String.fromCharCode(c)), `U+${c.toString(16)}`);
+  // Twice each: the second line is made from the cached member texts (tenant, gatewayInstance, rule) of the first.
+  for (let c = 0; c < 0x10000; c++) {
+    sameAsOracle(minimal(String.fromCharCode(c)), `U+${c.toString(16)}`);
+    if (c < 0x400) sameAsOracle(minimal(String.fromCharCode(c)), `U+${c.toString(16)}, again`);
+  }
   for (const s of ['😀', '\ud83d\ude00x', 'x\udbff\udfff', '\udfff\ud800', '', 'plain text', 'a'.repeat(100_000), 'ü'.repeat(50_000)]) sameAsOracle(minimal(s), JSON.stringify(s.slice(0, 20)));
+});
+
+test('cached pieces give the line a fresh one would: repeated records, and cached inputs changed in place', () => {
+  // One record object changed a little at a time (in place, as a caching bug would not notice), drawing values
+  // from small pools so that most lines hit the caches (member texts, rule texts, the last rules list) and many
+  // hit them right after the input they were made from changed: each line against the oracle.
+  const rnd = seeded(4711);
+  const pick = <T,>(a: readonly T[]): T => a[Math.floor(rnd() * a.length)]!;
+  const WORDS = ['acme', 'globex', 'azure-eu', 'gpt-4o-mini', 'key:demo', 'schlüssel', 'ключ', '😀', 'a"b', '\\', '', '1', 'true', 'x'.repeat(40)];
+  const VALUES: readonly unknown[] = [...WORDS, undefined, undefined, 1, 0, -0, 200, 1e21, NaN, true, false, null, [], ['eng'], { a: 1 }];
+  const OUTCOMES = ['allow', 'deny', 'applied', 'not_matched', 'skipped'] as const;
+  const ruleOf = (i: number): RuleOutcome => ({ policy: `p${i % 4}`, rule: `r${i}`, kind: pick(['deny', 'route', 'budget']), outcome: pick(OUTCOMES), message: rnd() < 0.5 ? undefined : pick(WORDS) });
+  const rules = Array.from({ length: 17 }, (_, i) => ruleOf(i));
+  const r = completeRecord({ policy: { ...completeRecord().policy, rules } });
+  const members: [Record<string, unknown>, string][] = [
+    ...(['keyId', 'tenant', 'team', 'user'] as const).map((k): [Record<string, unknown>, string] => [r.principal as unknown as Record<string, unknown>, k]),
+    ...(['provider', 'model', 'deployment', 'region'] as const).map((k): [Record<string, unknown>, string] => [r.served as unknown as Record<string, unknown>, k]),
+    ...(['name', 'scopeKey', 'unit', 'limit', 'enforcement', 'exceeded'] as const).map((k): [Record<string, unknown>, string] => [r.budgets![0] as unknown as Record<string, unknown>, k]),
+    [r.attempts![0] as unknown as Record<string, unknown>, 'status'],
+    [r.attempts![1] as unknown as Record<string, unknown>, 'provider'],
+    [r as unknown as Record<string, unknown>, 'gatewayInstance'],
+    [r as unknown as Record<string, unknown>, 'errorCode'],
+  ];
+  for (let step = 0; step < 3000; step++) {
+    const x = rnd();
+    if (x < 0.45) {
+      // A rule's field changes in place (or is set to what it already is).
+      const rule = rules[Math.floor(rnd() * rules.length)]! as unknown as Record<string, unknown>;
+      const k = pick(['policy', 'rule', 'kind', 'outcome', 'message']);
+      rule[k] = k === 'outcome' ? pick(OUTCOMES) : k === 'message' ? pick([undefined, ...WORDS]) : pick(WORDS);
+    } else if (x < 0.5) {
+      // The list grows or shrinks, or a rule is replaced by an equal copy.
+      const y = rnd();
+      if (y < 0.35 && rules.length > 0) rules.pop();
+      else if (y < 0.7) rules.push(ruleOf(rules.length));
+      else if (rules.length > 0) rules[0] = { ...rules[0]! };
+    } else if (x < 0.9) {
+      const [obj, k] = pick(members);
+      obj[k] = pick(VALUES);
+    }
+    // else: the same record again (every cache hits).
+    sameAsOracle(r, `step ${step}`);
+  }
 });
