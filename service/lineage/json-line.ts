@@ -16,9 +16,16 @@ import {
   ts,
   u32,
   u64,
+  type Attempt,
   type BudgetEffect,
+  type DroppedCandidate,
+  type DryRunDeny,
   type LineageRecord,
+  type PolicyEvaluation,
+  type Principal,
+  type RequestInfo,
   type RuleOutcome,
+  type ServedBy,
 } from './record.ts';
 
 /** The line so far (toJsonLine is synchronous: one line at a time). */
@@ -259,18 +266,253 @@ function rulesText(rules: readonly RuleOutcome[]): string {
   return t;
 }
 
-function budgetFields(b: BudgetEffect): void {
+/** Marks in a run's values: an array or a string map follows (its size, then its elements or keys and values). */
+const ARRAY_MARK: unknown = { mark: 'array' };
+const MAP_MARK: unknown = { mark: 'map' };
+/** The values the current run of members is written from (see Run), and how many. */
+const vals: unknown[] = [];
+let nv = 0;
+
+/** Adds a value to the current run's; false for one a run cannot compare by value (objects, functions). */
+function val(v: unknown): boolean {
+  if (typeof v === 'function') return false;
+  if (typeof v !== 'object' || v === null) {
+    vals[nv++] = v;
+    return true;
+  }
+  // An array of primitives (JSON.stringify prints it from its elements, unless it has a toJSON).
+  if (!Array.isArray(v) || 'toJSON' in v) return false;
+  vals[nv++] = ARRAY_MARK;
+  vals[nv++] = v.length;
+  for (let i = 0; i < v.length; i++) {
+    const x: unknown = v[i];
+    if ((typeof x === 'object' && x !== null) || typeof x === 'function') return false;
+    vals[nv++] = x;
+  }
+  return true;
+}
+
+/** val() for a string map (labels): its keys and values in JSON.stringify's order; absent or a plain value as is. */
+function valMap(m: unknown): boolean {
+  if (typeof m !== 'object' || m === null || Array.isArray(m)) return val(m);
+  if ('toJSON' in m) return false;
+  const keys = Object.keys(m);
+  vals[nv++] = MAP_MARK;
+  vals[nv++] = keys.length;
+  for (const k of keys) {
+    vals[nv++] = k;
+    if (!val((m as Record<string, unknown>)[k])) return false;
+  }
+  return true;
+}
+
+/** val() for a repeated message field: each element's members through `each`; absent or a plain value as is. */
+function valList<T>(a: readonly T[] | undefined | null, each: (x: T) => boolean): boolean {
+  if (!Array.isArray(a)) return val(a);
+  vals[nv++] = ARRAY_MARK;
+  vals[nv++] = a.length;
+  for (let i = 0; i < a.length; i++) if (!each(a[i] as T)) return false;
+  return true;
+}
+
+/**
+ * A run of members that is usually the same as in the last record (the principal, the served deployment, a
+ * budget's name and unit…): its last text, and the values that text was made from — whether the run began its
+ * object (no comma before its first member), then each value it writes, in order. Equal values make equal text,
+ * so when they are all === the last ones the text is reused whole: one piece instead of one per member (fewer
+ * concatenations, a smaller rope to flatten, no lookups). Only primitives (arrays and maps of them, spelled out)
+ * are compared; a run holding anything else is written each time and not remembered.
+ */
+class Run {
+  private last: unknown[] = [];
+  private text = '';
+  private firstAfter = false;
+
+  /** Writes the members of `x`: the last text when `collect` gives the last values, else by `write`. */
+  write<T>(x: T, collect: (x: T) => boolean, write: (x: T) => void): void {
+    nv = 0;
+    vals[nv++] = first;
+    const comparable = collect(x);
+    if (comparable && this.same()) {
+      o += this.text;
+      first = this.firstAfter;
+      return;
+    }
+    const outer = o;
+    o = '';
+    write(x);
+    const text = o;
+    o = outer + text;
+    if (comparable) {
+      this.last = vals.slice(0, nv);
+      this.text = compact(text);
+      this.firstAfter = first;
+    }
+  }
+
+  private same(): boolean {
+    const last = this.last;
+    if (last.length !== nv) return false;
+    for (let i = 0; i < nv; i++) if (vals[i] !== last[i]) return false;
+    return true;
+  }
+}
+
+/** One Run per position, for repeated fields (budgets, attempts); past `max` elements no run is remembered. */
+function runsOf(max: number): Run[] {
+  return Array.from({ length: max }, () => new Run());
+}
+
+const budgetHeads = runsOf(8);
+const budgetTails = runsOf(8);
+let budgetIndex = 0;
+
+function budgetHead(b: BudgetEffect): void {
   rep(',"name":', b.name);
   rep(',"scopeKey":', b.scopeKey);
   rep(',"unit":', b.unit);
   if (b.limit !== undefined) rep(',"limit":', dbl(b.limit));
-  dblf(',"reserved":', b.reserved);
-  dblf(',"charged":', b.charged);
-  dblf(',"remaining":', b.remaining);
+}
+
+function budgetHeadVals(b: BudgetEffect): boolean {
+  return val(b.name) && val(b.scopeKey) && val(b.unit) && val(b.limit);
+}
+
+function budgetTail(b: BudgetEffect): void {
   rep(',"enforcement":', b.enforcement);
   rep(',"softLimitWarning":', b.softLimitWarning);
   rep(',"failOpen":', b.failOpen);
   rep(',"exceeded":', b.exceeded);
+}
+
+function budgetTailVals(b: BudgetEffect): boolean {
+  return val(b.enforcement) && val(b.softLimitWarning) && val(b.failOpen) && val(b.exceeded);
+}
+
+function budgetFields(b: BudgetEffect): void {
+  const i = budgetIndex++;
+  if (i < budgetHeads.length) budgetHeads[i]!.write(b, budgetHeadVals, budgetHead);
+  else budgetHead(b);
+  dblf(',"reserved":', b.reserved);
+  dblf(',"charged":', b.charged);
+  dblf(',"remaining":', b.remaining);
+  if (i < budgetTails.length) budgetTails[i]!.write(b, budgetTailVals, budgetTail);
+  else budgetTail(b);
+}
+
+const principalRun = new Run();
+
+function principal(p: Principal): void {
+  rep(',"keyId":', p.keyId);
+  rep(',"tenant":', p.tenant);
+  rep(',"team":', p.team);
+  rep(',"user":', p.user);
+  ft(',"authMethod":', enumText('AUTH_METHOD', p.authMethod));
+  f(',"groups":', p.groups);
+}
+
+function principalVals(p: Principal): boolean {
+  return val(p.keyId) && val(p.tenant) && val(p.team) && val(p.user) && val(p.authMethod) && val(p.groups);
+}
+
+const requestRun = new Run();
+
+/** The request's members up to `stream` (the byte counts after them change with every request). */
+function requestHead(q: RequestInfo): void {
+  ft(',"clientApi":', q.clientApi === undefined ? undefined : enumText('CLIENT_API', q.clientApi));
+  rep(',"endpoint":', q.endpoint);
+  rep(',"method":', q.method);
+  rep(',"requestedModel":', q.requestedModel);
+  rep(',"stream":', q.stream);
+}
+
+function requestHeadVals(q: RequestInfo): boolean {
+  return val(q.clientApi) && val(q.endpoint) && val(q.method) && val(q.requestedModel) && val(q.stream);
+}
+
+const servedRun = new Run();
+
+function served(v: ServedBy): void {
+  rep(',"provider":', v.provider);
+  rep(',"model":', v.model);
+  rep(',"upstreamModel":', v.upstreamModel);
+  rep(',"deployment":', v.deployment);
+  rep(',"cluster":', v.cluster);
+  rep(',"region":', v.region);
+}
+
+function servedVals(v: ServedBy): boolean {
+  return val(v.provider) && val(v.model) && val(v.upstreamModel) && val(v.deployment) && val(v.cluster) && val(v.region);
+}
+
+const attemptHeads = runsOf(4);
+let attemptIndex = 0;
+
+function attemptHead(a: Attempt): void {
+  rep(',"provider":', a.provider);
+  rep(',"deployment":', a.deployment);
+  rep(',"status":', u32(a.status));
+}
+
+function attemptHeadVals(a: Attempt): boolean {
+  return val(a.provider) && val(a.deployment) && val(a.status);
+}
+
+function attemptFields(a: Attempt): void {
+  const i = attemptIndex++;
+  if (i < attemptHeads.length) attemptHeads[i]!.write(a, attemptHeadVals, attemptHead);
+  else attemptHead(a);
+  f(',"latencyMs":', dbl(a.latencyMs));
+  rep(',"errorClass":', a.errorClass);
+}
+
+const policyTailRun = new Run();
+
+/** The policy members after the rules: dry-run denies, labels, dropped candidates. */
+function policyTail(pe: PolicyEvaluation): void {
+  objects(',"dryRunDenies":', pe.dryRunDenies, dryRunDeny);
+  ft(',"labels":', mapText(pe.labels));
+  objects(',"droppedCandidates":', pe.droppedCandidates, droppedCandidate);
+}
+
+function policyTailVals(pe: PolicyEvaluation): boolean {
+  return valList(pe.dryRunDenies, dryRunDenyVals) && valMap(pe.labels) && valList(pe.droppedCandidates, droppedCandidateVals);
+}
+
+function dryRunDeny(x: DryRunDeny): void {
+  rep(',"policy":', x.policy);
+  rep(',"rule":', x.rule);
+  rep(',"message":', x.message);
+}
+
+function dryRunDenyVals(x: DryRunDeny): boolean {
+  return val(x.policy) && val(x.rule) && val(x.message);
+}
+
+function droppedCandidate(x: DroppedCandidate): void {
+  rep(',"model":', x.model);
+  rep(',"param":', x.param);
+  rep(',"deployment":', x.deployment);
+  rep(',"policy":', x.policy);
+  rep(',"rule":', x.rule);
+  rep(',"message":', x.message);
+}
+
+function droppedCandidateVals(x: DroppedCandidate): boolean {
+  return val(x.model) && val(x.param) && val(x.deployment) && val(x.policy) && val(x.rule) && val(x.message);
+}
+
+const outcomeRun = new Run();
+
+function outcome(r: LineageRecord): void {
+  rep(',"statusCode":', u32(r.statusCode));
+  ft(',"outcome":', enumText('OUTCOME', r.outcome));
+  rep(',"errorClass":', r.errorClass);
+  rep(',"errorCode":', r.errorCode);
+}
+
+function outcomeVals(r: LineageRecord): boolean {
+  return val(r.statusCode) && val(r.outcome) && val(r.errorClass) && val(r.errorCode);
 }
 
 /** A string map (labels, audit detail) as toProtoJson copies it (`{ ...m }`) when it has keys, else undefined. */
@@ -301,23 +543,13 @@ export function toJsonLine(r: LineageRecord): string {
   f(',"endTime":', ts(r.endTime));
   {
     open(',"principal":');
-    const p = r.principal;
-    rep(',"keyId":', p.keyId);
-    rep(',"tenant":', p.tenant);
-    rep(',"team":', p.team);
-    rep(',"user":', p.user);
-    ft(',"authMethod":', enumText('AUTH_METHOD', p.authMethod));
-    f(',"groups":', p.groups);
+    principalRun.write(r.principal, principalVals, principal);
     close();
   }
   {
     open(',"request":');
     const q = r.request;
-    ft(',"clientApi":', q.clientApi === undefined ? undefined : enumText('CLIENT_API', q.clientApi));
-    rep(',"endpoint":', q.endpoint);
-    rep(',"method":', q.method);
-    rep(',"requestedModel":', q.requestedModel);
-    rep(',"stream":', q.stream);
+    requestRun.write(q, requestHeadVals, requestHead);
     u64f(',"requestBytes":', q.requestBytes);
     u64f(',"responseBytes":', q.responseBytes);
     f(',"clientRequestId":', q.clientRequestId);
@@ -325,41 +557,17 @@ export function toJsonLine(r: LineageRecord): string {
   }
   if (r.served) {
     open(',"served":');
-    const v = r.served;
-    rep(',"provider":', v.provider);
-    rep(',"model":', v.model);
-    rep(',"upstreamModel":', v.upstreamModel);
-    rep(',"deployment":', v.deployment);
-    rep(',"cluster":', v.cluster);
-    rep(',"region":', v.region);
+    servedRun.write(r.served, servedVals, served);
     close();
   }
-  objects(',"attempts":', r.attempts, (a) => {
-      rep(',"provider":', a.provider);
-      rep(',"deployment":', a.deployment);
-      rep(',"status":', u32(a.status));
-      f(',"latencyMs":', dbl(a.latencyMs));
-      rep(',"errorClass":', a.errorClass);
-    });
+  attemptIndex = 0;
+  objects(',"attempts":', r.attempts, attemptFields);
   if (r.policy) {
     open(',"policy":');
     const pe = r.policy;
     rep(',"bundleRevision":', pe.bundleRevision);
     if (pe.rules !== undefined && pe.rules !== null && pe.rules.length > 0) ft(',"rules":', rulesText(pe.rules));
-    objects(',"dryRunDenies":', pe.dryRunDenies, (x) => {
-        rep(',"policy":', x.policy);
-        rep(',"rule":', x.rule);
-        rep(',"message":', x.message);
-      });
-    ft(',"labels":', mapText(pe.labels));
-    objects(',"droppedCandidates":', pe.droppedCandidates, (x) => {
-        rep(',"model":', x.model);
-        rep(',"param":', x.param);
-        rep(',"deployment":', x.deployment);
-        rep(',"policy":', x.policy);
-        rep(',"rule":', x.rule);
-        rep(',"message":', x.message);
-      });
+    policyTailRun.write(pe, policyTailVals, policyTail);
     close();
   }
   objects(',"redactions":', r.redactions, (x) => {
@@ -370,6 +578,7 @@ export function toJsonLine(r: LineageRecord): string {
       const locs = x.locations;
       f(',"locations":', locs && locs.length > MAX_REDACTION_LOCATIONS ? locs.slice(0, MAX_REDACTION_LOCATIONS) : locs);
     });
+  budgetIndex = 0;
   objects(',"budgets":', r.budgets, budgetFields);
   if (r.tokens) {
     open(',"tokens":');
@@ -414,10 +623,7 @@ export function toJsonLine(r: LineageRecord): string {
     dblf(',"totalMs":', l.totalMs);
     close();
   }
-  rep(',"statusCode":', u32(r.statusCode));
-  ft(',"outcome":', enumText('OUTCOME', r.outcome));
-  rep(',"errorClass":', r.errorClass);
-  rep(',"errorCode":', r.errorCode);
+  outcomeRun.write(r, outcomeVals, outcome);
   if (r.content) {
     open(',"content":');
     const c = r.content;
