@@ -97,6 +97,20 @@ function compact(t: string): string {
   return LATIN1.test(t) ? Buffer.from(t, 'latin1').toString('latin1') : t;
 }
 
+/** The first character of the last text flattened (kept so that reading it is not optimized away). */
+let flattened = 0;
+
+/**
+ * A remembered text made of pieces, flattened in place (V8 flattens a concatenation when a character is read) when
+ * it is first reused: later lines then hold it as one piece instead of copying its pieces again each time. Not
+ * when it is made (most texts of a run that keeps changing are never reused). Its pieces are one-byte already
+ * (cached texts are compact), so no compact() copy.
+ */
+function flat(t: string): string {
+  flattened = t.charCodeAt(0);
+  return t;
+}
+
 /** Per field key, past this many distinct values a field's text is made each time. */
 export const MAX_CACHED_VALUES = 256;
 type FieldTexts = Map<string, Map<string | number | boolean, string>>;
@@ -122,9 +136,9 @@ function rep(k: string, v: unknown): void {
     const start = o;
     o = '';
     f(k, v);
-    t = compact(o);
+    t = o;
     o = start;
-    if (byValue.size < MAX_CACHED_VALUES) byValue.set(v, t);
+    if (byValue.size < MAX_CACHED_VALUES) byValue.set(v, (t = compact(t)));
   }
   first = false;
   o += t;
@@ -177,8 +191,8 @@ function enumText(prefix: string, v: string): string {
   if (!byValue) enumTexts.set(prefix, (byValue = new Map()));
   let t = byValue.get(v);
   if (t === undefined) {
-    t = compact(JSON.stringify(toEnum(prefix, v)));
-    if (byValue.size < 64) byValue.set(v, t);
+    t = JSON.stringify(toEnum(prefix, v));
+    if (byValue.size < 64) byValue.set(v, (t = compact(t)));
   }
   return t;
 }
@@ -196,7 +210,7 @@ function ruleJson(x: RuleOutcome): string {
   add('"kind":', js(x.kind));
   add('"outcome":', enumText('RULE_RESULT', x.outcome));
   add('"message":', js(x.message));
-  return compact('{' + t + '}');
+  return '{' + t + '}';
 }
 
 /**
@@ -220,8 +234,9 @@ function ruleOf(x: RuleOutcome): string {
   let byMessage = byOutcome?.get(outcome);
   const hit = byMessage?.get(message);
   if (hit !== undefined) return hit;
-  const rj = ruleJson(x);
+  let rj = ruleJson(x);
   if (cachedRuleCount >= MAX_CACHED_RULES) return rj;
+  rj = compact(rj);
   if (!byRule) ruleCache.set(policy, (byRule = new Map()));
   if (!byKind) byRule.set(rule, (byKind = new Map()));
   if (!byOutcome) byKind.set(kind, (byOutcome = new Map()));
@@ -234,6 +249,7 @@ function ruleOf(x: RuleOutcome): string {
 /** The last rules list written: each rule's policy, rule, kind, outcome, message in turn, and the list's text. */
 let lastRuleFields: (string | undefined)[] = [];
 let lastRulesText = '';
+let lastRulesFlat = false;
 
 /**
  * A record's rules list (`[…]`): the same list as the last record's more often than not (same bundle, same
@@ -248,7 +264,13 @@ function rulesText(rules: readonly RuleOutcome[]): string {
     const x = rules[i]!;
     same = x.policy === last[j] && x.rule === last[j + 1] && x.kind === last[j + 2] && x.outcome === last[j + 3] && x.message === last[j + 4];
   }
-  if (same) return lastRulesText;
+  if (same) {
+    if (!lastRulesFlat) {
+      lastRulesText = flat(lastRulesText);
+      lastRulesFlat = true;
+    }
+    return lastRulesText;
+  }
   let t = '[';
   const fields: (string | undefined)[] = [];
   for (let i = 0; i < n; i++) {
@@ -257,11 +279,12 @@ function rulesText(rules: readonly RuleOutcome[]): string {
     const { policy, rule, kind, outcome, message } = x;
     fields.push(policy, rule, kind, outcome, message);
   }
-  t = compact(t + ']');
+  t += ']';
   // Objects as fields would compare by identity: such a list is not remembered.
   if (fields.every((v) => v === undefined || typeof v === 'string')) {
     lastRuleFields = fields;
     lastRulesText = t;
+    lastRulesFlat = false;
   }
   return t;
 }
@@ -327,6 +350,7 @@ class Run {
   private last: unknown[] = [];
   private text = '';
   private firstAfter = false;
+  private isFlat = false;
 
   /** Writes the members of `x`: the last text when `collect` gives the last values, else by `write`. */
   write<T>(x: T, collect: (x: T) => boolean, write: (x: T) => void): void {
@@ -334,6 +358,10 @@ class Run {
     vals[nv++] = first;
     const comparable = collect(x);
     if (comparable && this.same()) {
+      if (!this.isFlat) {
+        this.text = flat(this.text);
+        this.isFlat = true;
+      }
       o += this.text;
       first = this.firstAfter;
       return;
@@ -345,7 +373,8 @@ class Run {
     o = outer + text;
     if (comparable) {
       this.last = vals.slice(0, nv);
-      this.text = compact(text);
+      this.text = text;
+      this.isFlat = false;
       this.firstAfter = first;
     }
   }
