@@ -111,8 +111,12 @@ function flat(t: string): string {
   return t;
 }
 
-/** Per field key, past this many distinct values a field's text is made each time. */
-export const MAX_CACHED_VALUES = 256;
+/**
+ * Per field key, past this many distinct values a member's text is made each time; and longer texts are never
+ * cached (some values come from the client, e.g. the requested model): at most a few MB in all.
+ */
+export const MAX_CACHED_VALUES = 128;
+export const MAX_CACHED_TEXT_LENGTH = 160;
 type FieldTexts = Map<string, Map<string | number | boolean, string>>;
 /** `,"name":value` by key and value; and `"name":value` for first members. */
 const fieldTexts: FieldTexts = new Map();
@@ -121,7 +125,8 @@ const firstFieldTexts: FieldTexts = new Map();
 /**
  * f() for fields whose values repeat from request to request (names, models, providers, flags, status): the
  * member's whole text is remembered by key and value, so a repeat costs two lookups and one concatenation
- * instead of an escape scan and four. Content keys cannot go stale; bounded per key (MAX_CACHED_VALUES).
+ * instead of an escape scan and four. Content keys cannot go stale; bounded (MAX_CACHED_VALUES per key, short
+ * texts only).
  */
 function rep(k: string, v: unknown): void {
   if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') {
@@ -138,7 +143,7 @@ function rep(k: string, v: unknown): void {
     f(k, v);
     t = o;
     o = start;
-    if (byValue.size < MAX_CACHED_VALUES) byValue.set(v, (t = compact(t)));
+    if (byValue.size < MAX_CACHED_VALUES && t.length <= MAX_CACHED_TEXT_LENGTH) byValue.set(v, (t = compact(t)));
   }
   first = false;
   o += t;
