@@ -349,7 +349,9 @@ function valList<T>(a: readonly T[] | undefined | null, each: (x: T) => boolean)
  * object (no comma before its first member), then each value it writes, in order. Equal values make equal text,
  * so when they are all === the last ones the text is reused whole: one piece instead of one per member (fewer
  * concatenations, a smaller rope to flatten, no lookups). Only primitives (arrays and maps of them, spelled out)
- * are compared; a run holding anything else is written each time and not remembered.
+ * are compared; a run holding anything else is written each time and not remembered. Each run is a pair of
+ * functions: the writer (principal) and its collector (principalVals), which must add every value the writer reads
+ * (test/lineage/json-line.test.ts changes each of them in place and compares with the oracle).
  */
 class Run {
   private last: unknown[] = [];
