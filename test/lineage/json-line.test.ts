@@ -1,12 +1,12 @@
 // toJsonLine writes the record's JSON text directly (service/lineage/json-line.ts) instead of stringifying the
-// proto-JSON object. Differential tests against the oracle, JSON.stringify of the legacy toProtoJson
+// proto-JSON object, with cached pieces (members whose values repeat, rule outcomes, the last rules list). Differential tests against the oracle, JSON.stringify of the legacy toProtoJson
 // (legacy-proto-json.ts): thousands of randomly varied records (every optional field present or absent, null,
 // empty arrays and objects, awkward strings and numbers, MCP and audit records), and strings written
 // byte by byte against JSON.stringify over every UTF-16 code unit.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { toJsonLine } from '../../service/lineage/json-line.ts';
-import type { LineageRecord } from '../../service/lineage/record.ts';
+import type { LineageRecord, RuleOutcome } from '../../service/lineage/record.ts';
 import { legacyToProtoJson } from './legacy-proto-json.ts';
 import { completeRecord, EXCHANGE_LINE, exchangeRecord } from './fixtures.ts';
 import { variedRecords } from './varied-records.ts';
@@ -169,12 +169,123 @@ test('strings print as JSON.stringify prints them: every UTF-16 code unit, alone
     decisionId: 'ab' + text + 'cd',
     startTime: new Date(0),
     endTime: new Date(0),
-    principal: { authMethod: 'none', user: text + text },
+    principal: { authMethod: 'none', tenant: text, user: text + text },
     request: { endpoint: '/', requestedModel: text.repeat(20) },
     policy: { labels: { [text]: text }, rules: [{ policy: text, rule: 'r', kind: 'deny', outcome: 'deny', message: 'm' + text }] },
     statusCode: 200,
     outcome: 'success',
+    gatewayInstance: text,
   });
-  for (let c = 0; c < 0x10000; c++) sameAsOracle(minimal(String.fromCharCode(c)), `U+${c.toString(16)}`);
+  // Twice each: the second line is made from the cached member texts (tenant, gatewayInstance, rule) of the first.
+  for (let c = 0; c < 0x10000; c++) {
+    sameAsOracle(minimal(String.fromCharCode(c)), `U+${c.toString(16)}`);
+    if (c < 0x400) sameAsOracle(minimal(String.fromCharCode(c)), `U+${c.toString(16)}, again`);
+  }
   for (const s of ['😀', '\ud83d\ude00x', 'x\udbff\udfff', '\udfff\ud800', '', 'plain text', 'a'.repeat(100_000), 'ü'.repeat(50_000)]) sameAsOracle(minimal(s), JSON.stringify(s.slice(0, 20)));
+});
+
+test('cached pieces give the line a fresh one would: repeated records, and cached inputs changed in place', () => {
+  // One record object changed a little at a time (in place, as a caching bug would not notice), drawing values
+  // from small pools so that most lines hit the caches (member texts, rule texts, the last rules list, the runs of
+  // members remembered whole) and many hit them right after an input they were made from changed — a member's
+  // value or type, an element of an array or a map inside, a member's presence (which moves the comma): each line
+  // against the oracle.
+  const rnd = seeded(4711);
+  const pick = <T,>(a: readonly T[]): T => a[Math.floor(rnd() * a.length)]!;
+  const WORDS = ['acme', 'globex', 'azure-eu', 'gpt-4o-mini', 'key:demo', 'schlüssel', 'ключ', '😀', 'a"b', '\\', '', '1', 'true', 'x'.repeat(40)];
+  const VALUES: readonly unknown[] = [...WORDS, undefined, undefined, 1, 0, -0, 200, 1e21, NaN, true, false, null, [], ['eng'], ['eng', 'ops'], [{ a: 1 }], { a: 1 }];
+  const OUTCOMES = ['allow', 'deny', 'applied', 'not_matched', 'skipped'] as const;
+  const groups = ['eng'];
+  const labels: Record<string, string> = { tenant: 'acme', tier: 'gold' };
+  const dropped = [{ model: 'gpt-4o-mini', param: 'model', deployment: 'gpt-4o-mini/openai/0', policy: 'eu', rule: 'eu-only', message: 'EU only' }];
+  const denies = [{ policy: 'residency', rule: 'eu-only', message: 'would deny' }];
+  /**
+   * Enum-valued members keep values of their set (anything else throws in both serializers); lists and maps stay
+   * lists and maps (toJsonLine, like the byte writer before it, does not throw on a string where the oracle calls
+   * .map — outside the record's type, not compared here).
+   */
+  const VALUE_SETS: Record<string, readonly unknown[]> = {
+    authMethod: ['none', 'virtual_key', 'jwt'],
+    clientApi: ['openai', 'anthropic', undefined],
+    outcome: ['success', 'denied', 'provider_error'],
+    labels: [labels, labels, undefined, null, {}, { a: 'x', 10: 'y' }],
+    droppedCandidates: [dropped, dropped, undefined, null, [], [{ model: 'm', rule: 'r' }]],
+    dryRunDenies: [denies, denies, undefined, null, []],
+  };
+  const ruleOf = (i: number): RuleOutcome => ({ policy: `p${i % 4}`, rule: `r${i}`, kind: pick(['deny', 'route', 'budget']), outcome: pick(OUTCOMES), message: rnd() < 0.5 ? undefined : pick(WORDS) });
+  const rules = Array.from({ length: 17 }, (_, i) => ruleOf(i));
+  const base = completeRecord();
+  const budget = (i: number) => ({ ...base.budgets![0]!, name: `b${i}` });
+  const r = completeRecord({
+    principal: { ...base.principal, groups },
+    policy: { ...base.policy, rules, labels, droppedCandidates: dropped, dryRunDenies: denies },
+    budgets: [budget(0), budget(1), budget(2)],
+    errorClass: 'provider',
+  });
+  type Obj = Record<string, unknown>;
+  const at = (obj: unknown, keys: readonly string[]): [Obj, string][] => keys.map((k) => [obj as Obj, k]);
+  const members: [Obj, string][] = [
+    ...at(r.principal, ['keyId', 'tenant', 'team', 'user', 'authMethod', 'groups']),
+    ...at(r.request, ['clientApi', 'endpoint', 'method', 'requestedModel', 'stream', 'requestBytes']),
+    ...at(r.served, ['provider', 'model', 'upstreamModel', 'deployment', 'cluster', 'region']),
+    ...r.budgets!.flatMap((b) => at(b, ['name', 'scopeKey', 'unit', 'limit', 'reserved', 'enforcement', 'softLimitWarning', 'failOpen', 'exceeded'])),
+    ...r.attempts!.flatMap((a) => at(a, ['provider', 'deployment', 'status', 'errorClass'])),
+    ...at(r.policy, ['bundleRevision', 'labels', 'droppedCandidates', 'dryRunDenies']),
+    ...at(dropped[0], ['model', 'param', 'deployment', 'policy', 'rule', 'message']),
+    ...at(denies[0], ['policy', 'rule', 'message']),
+    ...at(r, ['statusCode', 'outcome', 'errorClass', 'errorCode', 'gatewayInstance']),
+  ];
+  const originals = new Map(members.map(([obj, k]) => [`${members.findIndex(([o2, k2]) => o2 === obj && k2 === k)}`, obj[k]]));
+  for (let step = 0; step < 4000; step++) {
+    const x = rnd();
+    if (x < 0.3) {
+      // A rule's field changes in place (or is set to what it already is).
+      const rule = rules[Math.floor(rnd() * rules.length)]! as unknown as Obj;
+      const k = pick(['policy', 'rule', 'kind', 'outcome', 'message']);
+      rule[k] = k === 'outcome' ? pick(OUTCOMES) : k === 'message' ? pick([undefined, ...WORDS]) : pick(WORDS);
+    } else if (x < 0.35) {
+      // The list grows or shrinks, or a rule is replaced by an equal copy.
+      const y = rnd();
+      if (y < 0.35 && rules.length > 0) rules.pop();
+      else if (y < 0.7) rules.push(ruleOf(rules.length));
+      else if (rules.length > 0) rules[0] = { ...rules[0]! };
+    } else if (x < 0.45) {
+      // Arrays and maps inside remembered runs change in place.
+      const y = rnd();
+      if (y < 0.25) groups[Math.floor(rnd() * 2)] = pick(WORDS);
+      else if (y < 0.35) groups.length = Math.floor(rnd() * 3);
+      else if (y < 0.6) labels[pick(['tenant', 'tier', 'team', '7'])] = pick(WORDS);
+      else if (y < 0.7) delete labels[pick(['tenant', 'tier', 'team', '7'])];
+      else if (y < 0.8) (dropped[0] as Obj)[pick(['model', 'policy', 'message'])] = pick(VALUES);
+      else if (y < 0.9) (dropped.length > 1 ? dropped.pop() : dropped.push({ ...dropped[0]!, model: pick(WORDS) }));
+      else denies.length = denies.length ? 0 : denies.push({ policy: 'p', rule: pick(WORDS), message: 'm' });
+    } else if (x < 0.9) {
+      const i = Math.floor(rnd() * members.length);
+      const [obj, k] = members[i]!;
+      // Sometimes back to the original value (a hit on an older text), sometimes absent (the comma moves).
+      obj[k] = rnd() < 0.3 ? originals.get(`${i}`) : (VALUE_SETS[k] ? pick(VALUE_SETS[k]!) : pick(VALUES));
+    }
+    // else: the same record again (every cache hits).
+    sameAsOracle(r, `step ${step}`);
+  }
+});
+
+test('a remembered run of members that wrote nothing leaves the next member first in its object (no comma)', () => {
+  const bare = (request: LineageRecord['request'], budget: Record<string, unknown>): LineageRecord => ({
+    requestId: 'a',
+    decisionId: 'b',
+    startTime: new Date(0),
+    endTime: new Date(0),
+    principal: { authMethod: 'none' },
+    request,
+    budgets: [budget as unknown as NonNullable<LineageRecord['budgets']>[number]],
+    statusCode: 200,
+    outcome: 'success',
+  });
+  // Twice each (the second from the remembered runs), and alternating with runs that do write members.
+  for (let round = 0; round < 3; round++) {
+    sameAsOracle(bare({ requestBytes: 5 } as LineageRecord['request'], { reserved: 1, exceeded: true }), `empty runs, round ${round}`);
+    sameAsOracle(bare({ requestBytes: 5 } as LineageRecord['request'], { reserved: 1, exceeded: true }), `empty runs again, round ${round}`);
+    sameAsOracle(bare({ endpoint: '/', requestBytes: 5 }, { name: 'n', reserved: 1 }), `written runs, round ${round}`);
+  }
 });
