@@ -36,10 +36,10 @@ async function fullCollections(percent: number): Promise<number> {
 }
 
 describe('heap growth', { timeout: 90_000 }, () => {
-  it('defaults to 30%, takes 0 (V8 decides) and whole numbers, and leaves an explicit node flag alone', () => {
-    assert.equal(DEFAULT_HEAP_GROWING_PERCENT, 30);
-    assert.equal(heapGrowingPercent({}, []), 30);
-    assert.equal(heapGrowingPercent({ TOLLGATE_HEAP_GROWING_PERCENT: '' }, []), 30);
+  it('defaults to V8 deciding (0), takes whole numbers, and leaves an explicit node flag alone', () => {
+    assert.equal(DEFAULT_HEAP_GROWING_PERCENT, 0);
+    assert.equal(heapGrowingPercent({}, []), 0);
+    assert.equal(heapGrowingPercent({ TOLLGATE_HEAP_GROWING_PERCENT: '' }, []), 0);
     assert.equal(heapGrowingPercent({ TOLLGATE_HEAP_GROWING_PERCENT: '0' }, []), 0);
     assert.equal(heapGrowingPercent({ TOLLGATE_HEAP_GROWING_PERCENT: '75' }, []), 75);
     assert.equal(heapGrowingPercent({ TOLLGATE_HEAP_GROWING_PERCENT: '75' }, ['--heap-growing-percent=50']), undefined);
