@@ -14,7 +14,7 @@
 // BENCH_CONCURRENCY (saturation, 32), BENCH_WORKERS (TOLLGATE_WORKERS for (c), 1).
 // `--soak N`: instead, run (c) at the first rate for N seconds and print RSS / CPU every 10 s.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +24,7 @@ import { renderEnvoyConfig } from '../../service/envoy/render.ts';
 import { startEnvoyProcess, type EnvoyProcess } from '../../service/envoy/process.ts';
 import { freePort, startChild, stopChild } from './extproc-load.ts';
 import { cpuOf, median, NoiseMeter, NOISY_CORES, rssMb, rssVerdict, spread, treeCpuOf, treeRssMb } from './noise.ts';
+import { benchBundle } from './bench-bundle.ts';
 
 type Setup = 'a' | 'b' | 'c';
 const LABEL: Record<Setup, string> = {
@@ -47,22 +48,6 @@ function chatBody(stream: boolean): Buffer {
     { role: 'user', content: 'Now list three risks for next week, one line each, and keep it under fifty words in total. Thanks!'.repeat(3) },
   ];
   return Buffer.from(JSON.stringify({ model: 'gpt-4o-mini', messages, max_tokens: 256, temperature: 0.2, ...(stream ? { stream: true } : {}) }));
-}
-
-/** Copies the example bundle with limits raised: one key sends thousands of requests a second. */
-export function benchBundle(tmp: string): string {
-  const configDir = join(tmp, 'policies');
-  cpSync('policies', configDir, { recursive: true });
-  for (const f of readdirSync(join(configDir, 'policies'))) {
-    const file = join(configDir, 'policies', f);
-    writeFileSync(
-      file,
-      readFileSync(file, 'utf8')
-        .replace(/\b(rpm|tpm|maxParallel): \d+/g, '$1: 100000000')
-        .replace(/usd: [\d.]+/g, 'usd: 1000000000'),
-    );
-  }
-  return configDir;
 }
 
 async function startUpstream(core: number): Promise<{ child: ChildProcess; port: number }> {

@@ -1,10 +1,11 @@
 // The request path without gRPC: one GatewayExchange driven through all four phases in-process,
 // with the example policies (limits raised) — separates Tollgate's own logic from transport cost.
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { median } from './noise.ts';
+import { benchBundle } from './bench-bundle.ts';
 import { startTollgate } from '../../service/app.ts';
 import { GatewayExchange } from '../../service/gateway/exchange.ts';
 import { decodeRequest, encodeResponse } from '../../service/extproc/codec.ts';
@@ -44,12 +45,7 @@ async function gcPerRequest(f: () => Promise<void>, k: number): Promise<{ alloca
 
 export async function bench(): Promise<string[]> {
   const tmp = mkdtempSync(join(tmpdir(), 'tg-bench-ex-'));
-  const dir = join(tmp, 'policies');
-  cpSync('policies', dir, { recursive: true });
-  for (const f of readdirSync(join(dir, 'policies'))) {
-    const p = join(dir, 'policies', f);
-    writeFileSync(p, readFileSync(p, 'utf8').replace(/\b(rpm|tpm|maxParallel): \d+/g, '$1: 100000000').replace(/usd: [\d.]+/g, 'usd: 1000000000'));
-  }
+  const dir = benchBundle(tmp);
   const saved = { ...process.env };
   Object.assign(process.env, { OPENAI_API_KEY: 'bench', ANTHROPIC_API_KEY: 'bench', AZURE_OPENAI_API_KEY: 'bench' });
   const tg = await startTollgate({

@@ -1,6 +1,6 @@
 // Lineage benchmark: hot-path emit() cost, off-path serialization, end-to-end drain throughput to a JSONL file
 // (with metrics), and schema validation cost. Bounded: a few seconds.
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,6 +12,7 @@ import { Processor } from '../../service/extproc/processor.ts';
 import { extProcService } from '../../service/extproc/proto.ts';
 import { GatewayExchange } from '../../service/gateway/exchange.ts';
 import { chatWorkload } from './chat-workload.ts';
+import { benchBundle } from './bench-bundle.ts';
 import { LineageEmitter } from '../../service/lineage/emitter.ts';
 import { FileSink, type LineageSink } from '../../service/lineage/sinks.ts';
 import { toProtoJson, type LineageRecord } from '../../service/lineage/record.ts';
@@ -69,12 +70,7 @@ function records(n: number): LineageRecord[] {
  */
 async function exchangeRecords(n: number): Promise<LineageRecord[]> {
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'tg-bench-lineage-'));
-  const dir = path.join(tmp, 'policies');
-  cpSync('policies', dir, { recursive: true });
-  for (const f of readdirSync(path.join(dir, 'policies'))) {
-    const p = path.join(dir, 'policies', f);
-    writeFileSync(p, readFileSync(p, 'utf8').replace(/\b(rpm|tpm|maxParallel): \d+/g, '$1: 100000000').replace(/usd: [\d.]+/g, 'usd: 1000000000'));
-  }
+  const dir = benchBundle(tmp);
   const saved = { ...process.env };
   Object.assign(process.env, { OPENAI_API_KEY: 'bench', ANTHROPIC_API_KEY: 'bench', AZURE_OPENAI_API_KEY: 'bench' });
   const tg = await startTollgate({

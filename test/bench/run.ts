@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { cpus } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import type { ProcessingRequest } from '../../service/extproc/messages.ts';
-import { benchBundle } from './envoy.ts';
+import { benchBundle } from './bench-bundle.ts';
 import { median, NoiseMeter, NOISY_CORES, perfInstructions, rssMb, rssVerdict, spread } from './noise.ts';
 import { freePort, pct, probe, runLoad, startChild, stopChild, PHASES, type Exchange4, type LoadResult } from './extproc-load.ts';
 
