@@ -299,8 +299,9 @@ async function workersBench(): Promise<void> {
 
 /**
  * `npm run bench -- transport`: the same echo processor on grpc-js (echo-server.ts, the reference
- * floor) and on raw node:http2 (echo-h2.ts), and Tollgate's server with a no-op exchange
- * (server-noop.ts; BENCH_BASE_ROOT=<checkout> adds that checkout's for a before/after), interleaved
+ * floor) and on raw node:http2 (echo-h2.ts), Tollgate's server with a no-op exchange (server-noop.ts;
+ * BENCH_BASE_ROOT=<checkout> adds that checkout's for a before/after), and a bench-only hand-written HTTP/2
+ * echo (echo-raw-h2.ts: what a leaner transport than node:http2 could save), interleaved
  * rounds on the same core: what the gRPC transport costs per four-phase exchange.
  */
 async function transportBench(): Promise<void> {
@@ -316,6 +317,8 @@ async function transportBench(): Promise<void> {
       ['grpc-js echo', 'test/bench/echo-server.ts', {}],
       ['node:http2 echo', 'test/bench/echo-h2.ts', {}],
       ['tollgate server, no-op exchange', 'test/bench/server-noop.ts', {}],
+      // Not a transport Tollgate has: what a leaner one than node:http2 could save (see the file's header).
+      ['hand-written HTTP/2 echo (bench prototype)', 'test/bench/echo-raw-h2.ts', {}],
     ];
     if (process.env.BENCH_BASE_ROOT)
       contenders.push([`tollgate server at ${process.env.BENCH_BASE_ROOT}, no-op exchange`, 'test/bench/server-noop.ts', { BENCH_SERVER_ROOT: process.env.BENCH_BASE_ROOT }]);
@@ -337,7 +340,7 @@ async function transportBench(): Promise<void> {
     const a = started[0]!;
     for (const s of started) console.log(`  ${s.name}: CPU per request ${spread(s.res.map((x) => x.cpuPerRequestUs), 0)} µs, ${spread(s.res.map((x) => x.rps), 0)} req/s`);
     for (const b of started.slice(1)) console.log(`  ${b.name} ÷ ${a.name} CPU per request: ${spread(b.res.map((x, i) => x.cpuPerRequestUs / a.res[i]!.cpuPerRequestUs))}`);
-    if (started[3]) console.log(`  ${started[2]!.name} ÷ ${started[3].name} CPU per request: ${spread(started[2]!.res.map((x, i) => x.cpuPerRequestUs / started[3]!.res[i]!.cpuPerRequestUs))}`);
+    if (started[4]) console.log(`  ${started[2]!.name} ÷ ${started[4].name} CPU per request: ${spread(started[2]!.res.map((x, i) => x.cpuPerRequestUs / started[4]!.res[i]!.cpuPerRequestUs))}`);
     if (noisy.length) {
       console.log(`WARNING: other load was present in ${noisy.length} of ${rounds * started.length} segments:`);
       for (const l of noisy) console.log(`  ${l}`);
