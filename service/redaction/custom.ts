@@ -96,11 +96,11 @@ function keywordGate(keywords: readonly string[], ci: boolean): ((text: string) 
     }
     if (chars.size > KEYWORD_GATE_CHARS) return undefined;
   }
-  const list = [...chars];
+  // Commonest first, lower case before upper: text that holds one is told so after the fewest searches.
+  const list = [...chars].sort((a, b) => rarity(a) - rarity(b) || (a < b ? 1 : a > b ? -1 : 0));
   return (text) => {
-    if (ci && Buffer.byteLength(text, 'utf8') !== text.length) return true;
     for (let i = 0; i < list.length; i++) if (text.indexOf(list[i]) >= 0) return true;
-    return false;
+    return ci && Buffer.byteLength(text, 'utf8') !== text.length;
   };
 }
 

@@ -153,9 +153,8 @@ function configError(problems: string[]): GatewayError {
 // ----------------------------------------------------------------------------------------------------------------
 // Walking the body
 
-// Values of these keys are enum discriminators; skipped only when they look like one (lower-case letters and `_`),
-// which no built-in detector can match, so the skip only protects them from custom keywords ("user", "tool").
-const ENUM_KEYS = new Set(['role', 'type']);
+// Values of `role` and `type` are enum discriminators; skipped only when they look like one (lower-case letters and
+// `_`), which no built-in detector can match, so the skip only protects them from custom keywords ("user", "tool").
 // Top-level enum-like parameters, same rule. `model` is skipped outright: it must name a catalog model, which the
 // router checks, and it is replaced by the deployment's upstream model before anything leaves the gateway.
 const TOP_ENUM_KEYS = new Set(['tool_choice', 'reasoning_effort', 'service_tier', 'encoding_format', 'verbosity', 'truncation']);
@@ -468,7 +467,7 @@ export class Redactor {
   }
 
   private skipString(v: string, key: string, top: boolean): boolean {
-    return (ENUM_KEYS.has(key) || (top && TOP_ENUM_KEYS.has(key))) && isEnumValue(v);
+    return (key === 'role' || key === 'type' || (top && TOP_ENUM_KEYS.has(key))) && isEnumValue(v);
   }
 
   /**

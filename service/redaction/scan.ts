@@ -177,15 +177,39 @@ export interface ScannerOptions {
   prefilter?: boolean;
 }
 
+/**
+ * A list of detectors in their order (it decides ties between identical spans), with what the prefilter reads of
+ * each kept in arrays of their own: the detectors are objects of many shapes, and reading `needsDigit` or
+ * `mayMatch` off each one for every string is a megamorphic property load per detector.
+ */
+class DetectorSet {
+  readonly all: readonly Detector[];
+  readonly allGates: readonly (((text: string) => boolean) | undefined)[];
+  /** The detectors without `needsDigit`, same order: all a digit-free string needs. */
+  readonly noDigit: readonly Detector[];
+  readonly noDigitGates: readonly (((text: string) => boolean) | undefined)[];
+
+  constructor(detectors: readonly Detector[]) {
+    this.all = detectors;
+    this.allGates = detectors.map((d) => d.mayMatch);
+    this.noDigit = detectors.filter((d) => d.needsDigit !== true);
+    this.noDigitGates = this.noDigit.map((d) => d.mayMatch);
+  }
+}
+
 export class Scanner {
   readonly detectors: readonly Detector[];
   private readonly wrappable: readonly Detector[];
+  private readonly all: DetectorSet;
+  private readonly wrap: DetectorSet;
   private readonly spans: { start: number; end: number }[] = [];
   private readonly prefilter: boolean;
 
   constructor(detectors: readonly Detector[], opts: ScannerOptions = {}) {
     this.detectors = detectors;
     this.wrappable = detectors.filter((d) => d.wrappable === true);
+    this.all = new DetectorSet(detectors);
+    this.wrap = new DetectorSet(this.wrappable);
     this.prefilter = opts.prefilter !== false;
   }
 
@@ -195,7 +219,7 @@ export class Scanner {
     const folded = fold(text);
     const t = folded === undefined ? text : folded.text;
     const raws: Raw[] = [];
-    this.run(this.detectors, t, raws);
+    this.run(this.all, t, raws);
     if (this.wrappable.length > 0) this.wrapped(t, raws);
     if (t.length >= B64_MIN_RUN && (!this.prefilter || hasB64Run(t))) this.encoded(t, raws);
     if (raws.length === 0) return [];
@@ -233,15 +257,18 @@ export class Scanner {
     return folded === undefined ? h : folded.map[h];
   }
 
-  private run(detectors: readonly Detector[], t: string, raws: Raw[]): void {
+  private run(set: DetectorSet, t: string, raws: Raw[]): void {
     const spans = this.spans;
-    let digits: boolean | undefined;
-    for (const d of detectors) {
-      if (d.needsDigit === true && this.prefilter) {
-        digits ??= hasDigit(t);
-        if (!digits) continue;
-      }
-      if (d.mayMatch !== undefined && this.prefilter && !d.mayMatch(t)) continue;
+    let list = set.all;
+    let gates = set.allGates;
+    if (this.prefilter && set.noDigit.length !== list.length && !hasDigit(t)) {
+      list = set.noDigit;
+      gates = set.noDigitGates;
+    }
+    for (let i = 0; i < list.length; i++) {
+      const gate = gates[i];
+      if (gate !== undefined && this.prefilter && !gate(t)) continue;
+      const d = list[i];
       // Guarded: assigning `length` is a slow runtime call even on an empty array, and most finds find nothing.
       if (spans.length !== 0) spans.length = 0;
       d.find(t, spans);
@@ -254,7 +281,7 @@ export class Scanner {
     const j = joinWrapped(t);
     if (j === undefined) return;
     const found: Raw[] = [];
-    this.run(this.wrappable, j.text, found);
+    this.run(this.wrap, j.text, found);
     for (const r of found) {
       const start = j.map[r.start];
       const end = j.map[r.end - 1] + 1;
@@ -286,7 +313,7 @@ export class Scanner {
       const decoded = base64Text(t.slice(start, end));
       if (decoded === undefined) continue;
       const inner: Raw[] = [];
-      this.run(this.detectors, fold(decoded)?.text ?? decoded, inner);
+      this.run(this.all, fold(decoded)?.text ?? decoded, inner);
       for (const r of inner) raws.push({ start, end, d: r.d });
     }
   }
