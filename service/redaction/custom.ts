@@ -63,6 +63,47 @@ export function customDetectorProblems(spec: CustomDetectorSpec): string[] {
 }
 
 const escapeLiteral = (s: string): string => s.replace(/[.*+?^${}()|[\]\\\/-]/g, '\\$&');
+
+// A keyword regex is a per-character pass over every string (~0.7 ns a character); a short keyword list is gated by
+// one native character search (memchr) per keyword instead: the keyword's rarest character, in both ASCII cases when
+// case-insensitive. Exact: a match contains that character, and case-insensitive (Unicode simple case folding)
+// matching of an ASCII keyword in ASCII text only pairs a letter with its other ASCII case; non-ASCII text or a
+// non-ASCII case-insensitive keyword is never gated.
+const KEYWORD_GATE_CHARS = 16;
+// English letters from the commonest to the rarest; other characters but the space count as rare.
+const LETTER_FREQUENCY = 'etaoinshrdlcumwfgypbvkjxqz';
+const ASCII_ONLY = /^[\x00-\x7f]*$/;
+
+function rarity(ch: string): number {
+  if (ch === ' ') return -1;
+  const i = LETTER_FREQUENCY.indexOf(ch.toLowerCase());
+  return i < 0 ? LETTER_FREQUENCY.length : i;
+}
+
+/** mayMatch for a keyword list: false only when no keyword can match in `text`; undefined when not worth it. */
+function keywordGate(keywords: readonly string[], ci: boolean): ((text: string) => boolean) | undefined {
+  const chars = new Set<string>();
+  for (const raw of keywords) {
+    const k = raw.trim();
+    if (ci && !ASCII_ONLY.test(k)) return undefined;
+    let best = '';
+    for (const ch of k) if (best === '' || rarity(ch) > rarity(best)) best = ch;
+    if (ci) {
+      chars.add(best.toLowerCase());
+      chars.add(best.toUpperCase());
+    } else {
+      chars.add(best);
+    }
+    if (chars.size > KEYWORD_GATE_CHARS) return undefined;
+  }
+  // Commonest first, lower case before upper: text that holds one is told so after the fewest searches.
+  const list = [...chars].sort((a, b) => rarity(a) - rarity(b) || (a < b ? 1 : a > b ? -1 : 0));
+  return (text) => {
+    for (let i = 0; i < list.length; i++) if (text.indexOf(list[i]) >= 0) return true;
+    return ci && Buffer.byteLength(text, 'utf8') !== text.length;
+  };
+}
+
 const WORDY = /[\p{L}\p{N}_]/u;
 
 /** Compiles a spec that has passed customDetectorProblems(). */
@@ -86,11 +127,13 @@ export function compileCustomDetector(spec: CustomDetectorSpec): Detector {
   }
 
   const maxLen = re2 !== undefined ? CUSTOM_LIMITS.streamWindow : kwMax + 1;
+  const gate = re2 === undefined && spec.keywords !== undefined ? keywordGate(spec.keywords, ci) : undefined;
   return {
     name: spec.name,
     label,
     priority: 50,
     maxLen,
+    mayMatch: gate,
     find(text: string, out: Span[]) {
       if (re2 !== undefined && re2.test(text)) {
         // test() runs the DFA; the capturing matcher only runs on text that matches somewhere.

@@ -23,6 +23,8 @@ export interface RequestContext {
 export interface RedactorOptions {
   /** Gateway secret from which per-tenant `hash` keys are derived (≥ 16 bytes). */
   secret?: string | Buffer;
+  /** Tests only: false turns the scanners' shortcuts off (the reference they are compared against). */
+  prefilter?: boolean;
 }
 
 /** How an output channel's text is written. */
@@ -151,13 +153,25 @@ function configError(problems: string[]): GatewayError {
 // ----------------------------------------------------------------------------------------------------------------
 // Walking the body
 
-// Values of these keys are enum discriminators; skipped only when they look like one (lower-case letters and `_`),
-// which no built-in detector can match, so the skip only protects them from custom keywords ("user", "tool").
-const ENUM_KEYS = new Set(['role', 'type']);
+// Values of `role` and `type` are enum discriminators; skipped only when they look like one (lower-case letters and
+// `_`), which no built-in detector can match, so the skip only protects them from custom keywords ("user", "tool").
 // Top-level enum-like parameters, same rule. `model` is skipped outright: it must name a catalog model, which the
 // router checks, and it is replaced by the deployment's upstream model before anything leaves the gateway.
 const TOP_ENUM_KEYS = new Set(['tool_choice', 'reasoning_effort', 'service_tier', 'encoding_format', 'verbosity', 'truncation']);
-const ENUM_VALUE = /^[a-z_]{1,40}$/;
+
+/**
+ * An enum-like value: 1–40 lower-case letters and `_` (/^[a-z_]{1,40}$/), checked without a regex call since it
+ * runs on every message's `role` (exported for the test comparing the two).
+ */
+export function isEnumValue(v: string): boolean {
+  if (v.length === 0 || v.length > 40) return false;
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if ((c < 97 || c > 122) && c !== 95) return false;
+  }
+  return true;
+}
+
 // Base64 payloads (images, audio, files): a data URL, or a blob key's value that is entirely base64. Binary ones
 // are skipped (they cannot carry readable text; scanning them only yields false positives); text ones (a
 // `text/plain` document, an Anthropic base64 text source, JSON, CSV…) are decoded, redacted, and re-encoded.
@@ -186,27 +200,58 @@ function formatPath(segs: readonly Seg[]): string {
 
 const SURROGATE_ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'; // Crockford base32
 
-/** Per-request state: placeholder numbering, surrogates, report. Shared by the request and response paths. */
+/**
+ * Per-request state: placeholder numbering, surrogates, report. Shared by the request and response paths.
+ * Each part is built on first use: most requests find nothing, and a session is built for every one of them.
+ */
 class Session {
-  readonly report = new ReportBuilder();
-  readonly responseReport = new ReportBuilder();
-  readonly restorer = new Restorer();
-  private readonly placeholders = new Map<string, string>();
-  private readonly counters = new Map<string, number>();
-  private readonly surrogates = new Map<string, string>();
+  private requestReport: ReportBuilder | undefined;
+  private outputReport: ReportBuilder | undefined;
+  private surrogateMap: Restorer | undefined;
+  private placeholders: Map<string, string> | undefined;
+  private counters: Map<string, number> | undefined;
+  private surrogates: Map<string, string> | undefined;
 
   constructor(private readonly tenantKey: Buffer | undefined) {}
+
+  get report(): ReportBuilder {
+    return (this.requestReport ??= new ReportBuilder());
+  }
+
+  get responseReport(): ReportBuilder {
+    return (this.outputReport ??= new ReportBuilder());
+  }
+
+  get restorer(): Restorer {
+    return (this.surrogateMap ??= new Restorer());
+  }
+
+  /** Request-path findings so far. */
+  get findings(): number {
+    return this.requestReport === undefined ? 0 : this.requestReport.size;
+  }
+
+  /** Surrogates minted so far. */
+  get pseudonyms(): number {
+    return this.surrogateMap === undefined ? 0 : this.surrogateMap.size;
+  }
+
+  /** The request-path report (the same shape ReportBuilder.build gives for no findings when there were none). */
+  buildReport(): RedactionReport {
+    return this.requestReport === undefined ? emptyReport() : this.requestReport.build();
+  }
 
   replacement(d: Detector, action: RedactionAction, value: string): string {
     // Folded first, so `٤١١١…`, `jane\u2063@x.com` or `%40` spellings share the plain value's placeholder.
     const norm = d.normalize(foldString(value));
     const key = `${d.label}\u0000${norm}`;
     if (action === 'pseudonymize') {
-      let s = this.surrogates.get(key);
+      const surrogates = (this.surrogates ??= new Map());
+      let s = surrogates.get(key);
       if (s === undefined) {
         do s = `${d.label}_${randomToken(8)}`;
         while (this.restorer.has(s));
-        this.surrogates.set(key, s);
+        surrogates.set(key, s);
         this.restorer.add(s, value);
       }
       return s;
@@ -217,12 +262,14 @@ class Session {
       return `[${d.label}:${mac.slice(0, 8)}]`;
     }
     const mkey = `m${key}`;
-    let p = this.placeholders.get(mkey);
+    const placeholders = (this.placeholders ??= new Map());
+    const counters = (this.counters ??= new Map());
+    let p = placeholders.get(mkey);
     if (p === undefined) {
-      const n = (this.counters.get(d.label) ?? 0) + 1;
-      this.counters.set(d.label, n);
+      const n = (counters.get(d.label) ?? 0) + 1;
+      counters.set(d.label, n);
       p = `[${d.label}_${n}]`;
-      this.placeholders.set(mkey, p);
+      placeholders.set(mkey, p);
     }
     return p;
   }
@@ -265,9 +312,10 @@ export class Redactor {
     this.rules = rules;
     this.requestPlans = request;
     this.responsePlans = response;
-    this.requestScanner = new Scanner([...request.keys()]);
-    this.identKeyScanner = new Scanner([...request.keys()].filter((d) => BUILTIN_BY_NAME.get(d.name) === d));
-    this.responseScanner = response.size > 0 ? new Scanner([...response.keys()]) : undefined;
+    const scan = { prefilter: opts.prefilter !== false };
+    this.requestScanner = new Scanner([...request.keys()], scan);
+    this.identKeyScanner = new Scanner([...request.keys()].filter((d) => BUILTIN_BY_NAME.get(d.name) === d), scan);
+    this.responseScanner = response.size > 0 ? new Scanner([...response.keys()], scan) : undefined;
     this.requestDetectors = [...request.keys()].map((d) => d.name);
     this.responseDetectors = [...response.keys()].map((d) => d.name);
     this.needsKey = [...request.values(), ...response.values()].some((p) => p.action === 'hash');
@@ -315,16 +363,16 @@ export class Redactor {
       const segs: Seg[] = [];
       out = this.walk(body, segs, 0, undefined, session, true) as Record<string, unknown>;
     }
-    const report = session.report.build();
+    const report = session.buildReport();
     if (report.blocked.length > 0) throw new RedactionBlockedError(report, session.report.firstBlockedPath);
     if (out !== body) {
       for (const k of Object.keys(body)) if (!(k in out)) delete body[k];
       for (const k of Object.keys(out)) if (body[k] !== out[k]) body[k] = out[k];
     }
     const result: RedactionResult = { body, report };
-    if (session.restorer.size > 0) result.restorer = session.restorer;
+    if (session.pseudonyms > 0) result.restorer = session.restorer;
     if (this.responseScanner !== undefined) result.responseFilter = this.output(session, false);
-    if (session.restorer.size > 0 || this.responseScanner !== undefined) result.output = this.output(session, true);
+    if (session.pseudonyms > 0 || this.responseScanner !== undefined) result.output = this.output(session, true);
     return result;
   }
 
@@ -332,9 +380,9 @@ export class Redactor {
   redactText(text: string, ctx: RequestContext = {}, path = 'text'): { text: string; report: RedactionReport; restorer?: Restorer } {
     const session = this.session(ctx);
     const out = this.redactString(text, [path], undefined, session);
-    const report = session.report.build();
+    const report = session.buildReport();
     if (report.blocked.length > 0) throw new RedactionBlockedError(report, path);
-    return session.restorer.size > 0 ? { text: out, report, restorer: session.restorer } : { text: out, report };
+    return session.pseudonyms > 0 ? { text: out, report, restorer: session.restorer } : { text: out, report };
   }
 
   /** Output redaction for a response whose request went through no redactRequest (e.g. a cached replay). */
@@ -379,11 +427,11 @@ export class Redactor {
       let nk = k;
       if (!this.cleanKeys.has(k)) {
         segs.push(`\u0000[#key${i}]`);
-        const before = s.report.size;
+        const before = s.findings;
         nk = this.redactString(k, segs, undefined, s, IDENT_KEY.test(k) ? this.identKeyScanner : this.requestScanner);
         segs.pop();
         // Keys repeat across requests ("role", "content"…): remember the ones that matched nothing.
-        if (s.report.size === before && this.cleanKeys.size < CLEAN_KEY_CACHE) this.cleanKeys.add(k);
+        if (s.findings === before && this.cleanKeys.size < CLEAN_KEY_CACHE) this.cleanKeys.add(k);
       }
       segs.push(nk);
       let nv: unknown;
@@ -419,7 +467,7 @@ export class Redactor {
   }
 
   private skipString(v: string, key: string, top: boolean): boolean {
-    return (ENUM_KEYS.has(key) || (top && TOP_ENUM_KEYS.has(key))) && ENUM_VALUE.test(v);
+    return (key === 'role' || key === 'type' || (top && TOP_ENUM_KEYS.has(key))) && isEnumValue(v);
   }
 
   /**
@@ -538,10 +586,10 @@ class SessionOutput implements OutputTransform {
   // client chose to get its own pseudonymized data back.
   private scan(text: string): Finding[] {
     const scanner = this.scanner;
-    const restorer = this.s.restorer;
     if (scanner === undefined) return [];
     let fs = scanner.scan(text);
-    if (fs.length === 0 || restorer.size === 0) return fs;
+    if (fs.length === 0 || this.s.pseudonyms === 0) return fs;
+    const restorer = this.s.restorer;
     fs = fs.filter((f) => !restorer.isOriginal(text.slice(f.start, f.end)));
     const protectedSpans = restorer.spans(text);
     if (protectedSpans.length === 0) return fs;
@@ -625,6 +673,8 @@ const PROCESS_SECRET = randomBytes(32);
  */
 export class RedactorCache {
   private readonly map = new Map<string, Redactor>();
+  /** The last key of `map` (its most recently used entry). */
+  private newest: string | undefined;
   private readonly max: number;
   private readonly opts: RedactorOptions;
 
@@ -640,12 +690,18 @@ export class RedactorCache {
     const key = this.keyOf(rules, custom);
     const hit = this.map.get(key);
     if (hit !== undefined) {
-      this.map.delete(key);
-      this.map.set(key, hit);
+      // Moved to the end (most recent) unless it is there already: one rule set serves most requests in a row,
+      // and delete + set reshuffles the map's table each time.
+      if (key !== this.newest) {
+        this.map.delete(key);
+        this.map.set(key, hit);
+        this.newest = key;
+      }
       return hit;
     }
     const r = compileRedactor(rules, custom.filter((c) => rules.some((rule) => rule.detectors.includes(c.name))), this.opts);
     this.map.set(key, r);
+    this.newest = key;
     if (this.map.size > this.max) this.map.delete(this.map.keys().next().value as string);
     return r;
   }
