@@ -40,6 +40,18 @@ import type {
   Usage,
 } from './types.ts';
 
+/**
+ * encodeURIComponent(s), without its native call and copy for the common deployment names and API versions, which
+ * hold only characters it leaves as they are (letters, digits, `-`, `_`, `.`).
+ */
+function uriComponent(s: string): string {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (!((c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x5f || c === 0x2e)) return encodeURIComponent(s);
+  }
+  return s;
+}
+
 /** Path and auth headers for an OpenAI-shaped endpoint (`chat/completions`, `embeddings`). */
 export function openAIEndpoint(
   kind: 'openai' | 'azure',
@@ -54,7 +66,7 @@ export function openAIEndpoint(
     const version = provider.apiVersion ?? DEFAULT_AZURE_API_VERSION;
     if (credential) headers['api-key'] = credential;
     return {
-      path: `${base}/deployments/${encodeURIComponent(upstreamModel)}/${endpoint}?api-version=${encodeURIComponent(version)}`,
+      path: `${base}/deployments/${uriComponent(upstreamModel)}/${endpoint}?api-version=${uriComponent(version)}`,
       headers,
     };
   }
@@ -104,9 +116,9 @@ export function forwardedChatBody(body: OpenAIChatBody, ctx: CoreContext, upstre
   }
   if (typeof body.model !== 'string' || !(matches ?? bytesAreJsonOf(raw, text, body))) return undefined;
   // The text starts with {"model":<the model's JSON>: keep the bytes after it.
-  const tailStart = Buffer.byteLength(MODEL_HEAD) + Buffer.byteLength(JSON.stringify(body.model));
+  const tailStart = MODEL_HEAD.length + utf8Length(JSON.stringify(body.model));
   const head = MODEL_HEAD + JSON.stringify(upstreamModel);
-  const headBytes = Buffer.byteLength(head);
+  const headBytes = utf8Length(head);
   // Without an append the tail keeps the closing brace; with one, the append replaces it.
   const tailEnd = append === '' ? raw.length : raw.length - 1;
   const out = Buffer.allocUnsafe(headBytes + (tailEnd - tailStart) + append.length);
@@ -114,6 +126,20 @@ export function forwardedChatBody(body: OpenAIChatBody, ctx: CoreContext, upstre
   raw.copy(out, headBytes, tailStart, tailEnd);
   if (append !== '') out.write(append, headBytes + (tailEnd - tailStart), 'latin1');
   return out;
+}
+
+/**
+ * Buffer.byteLength(s) for a string JSON.stringify wrote (no lone surrogates: it escapes them), in JS: a model name
+ * is a few characters, for which the native call costs more than the count.
+ */
+export function utf8Length(s: string): number {
+  let n = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    // A surrogate pair (2 units) is 4 bytes: +1 per unit. Other units: 1, 2 or 3 bytes.
+    if (c >= 0x80) n += c < 0x800 ? 1 : c >= 0xd800 && c <= 0xdfff ? 1 : 2;
+  }
+  return n;
 }
 
 /** `{"include_usage":true}` and nothing else: what the stream edit would rebuild it as. */

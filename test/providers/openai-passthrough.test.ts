@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
 import { isUtf8 } from 'node:buffer';
 import { OpenAIChatTranslator } from '../../service/providers/chat.ts';
-import { OpenAIChatPassthroughTranslator, OpenAICore } from '../../service/providers/openai.ts';
+import { OpenAIChatPassthroughTranslator, OpenAICore, openAIEndpoint, utf8Length } from '../../service/providers/openai.ts';
 import { getTranslator, parseClientRequest } from '../../service/providers/index.ts';
 import { provenOpenAIChat } from '../../service/providers/chat-fast-check.ts';
 import { decodedExactly } from '../../service/providers/json-match.ts';
@@ -269,5 +269,43 @@ describe('OpenAI/Azure chat responses: the passthrough translator equals the gen
       assert.equal(decodedExactly(bytes, bytes.toString('utf8')), expected, bytes.toString('hex'));
     }
     assert.ok(invalid > 500 && invalid < 2500, `invalid ${invalid}`);
+  });
+});
+
+describe('small helpers of the OpenAI/Azure request path equal the built-ins they stand in for', () => {
+  const r = seeded(53);
+  const pieces = ['a', 'Z', '0', '-', '_', '.', '~', '!', '*', "'", '(', ')', ' ', '/', '?', '#', '%', '@', ':', 'é', '模', '😀', '\ud800', '\udc00', '"', '\\', '\n'];
+  const gen = (): string => {
+    let s = '';
+    for (let n = Math.floor(r() * 6); n > 0; n--) s += pieces[Math.floor(r() * pieces.length)]!;
+    return s;
+  };
+
+  test('utf8Length(JSON.stringify(s)) is Buffer.byteLength of it', () => {
+    for (let i = 0; i < 5000; i++) {
+      const json = JSON.stringify(gen());
+      assert.equal(utf8Length(json), Buffer.byteLength(json), json);
+    }
+  });
+
+  test('the Azure path encodes the deployment and version as encodeURIComponent does', () => {
+    let plain = 0;
+    for (let i = 0; i < 3000; i++) {
+      const model = gen() || 'm';
+      const version = r() < 0.5 ? '2024-10-21' : gen();
+      const t = target('azure', { apiVersion: version });
+      t.deployment.upstreamModel = model;
+      let want: string;
+      try {
+        want = `/openai/deployments/${encodeURIComponent(model)}/chat/completions?api-version=${encodeURIComponent(version)}`;
+      } catch (err) {
+        // A lone surrogate: encodeURIComponent throws, and so does the path.
+        assert.throws(() => openAIEndpoint('azure', t, 'chat/completions'), { name: (err as Error).name });
+        continue;
+      }
+      assert.equal(openAIEndpoint('azure', t, 'chat/completions').path, want, JSON.stringify([model, version]));
+      if (encodeURIComponent(model) === model) plain++;
+    }
+    assert.ok(plain > 200 && plain < 2800, `plain ${plain}`);
   });
 });
