@@ -14,7 +14,9 @@ interface Cursor {
   backslash: number;
 }
 
-const NONE = Number.MAX_SAFE_INTEGER;
+// Past any string index (V8 strings hold < 2^29 units) and still a small integer: storing it into the cursor boxes
+// no heap number, as MAX_SAFE_INTEGER did once per call.
+const NONE = 2 ** 30 - 1;
 
 /** Next backslash at or after `from` (NONE when there is none). */
 function nextBackslash(c: Cursor, from: number): number {
