@@ -53,14 +53,16 @@ const TOP: ReadonlyArray<readonly [string, (v: unknown) => boolean]> = [
 const TOP_INDEX = new Map(TOP.map(([k], i) => [k, i]));
 
 /**
- * `keys` (the object's own keys, in order) hold the declared keys in declaration order, before any undeclared key;
- * no `__proto__` (zod drops it), no undefined value (kept by zod but a different shape to prove).
+ * The object's own keys hold the declared keys in declaration order, before any undeclared key; no `__proto__` (zod
+ * drops it), no undefined value (kept by zod but a different shape to prove). A plain object only: for…in then
+ * visits exactly its own keys, in Object.keys order, since provenOpenAIChat answers false up front when
+ * Object.prototype has an enumerable key. Why for…in: Object.keys copied a key array per object, per request.
  */
-function ordered(o: Obj, keys: readonly string[], index: ReadonlyMap<string, number>): boolean {
+function ordered(o: Obj, index: ReadonlyMap<string, number>): boolean {
+  if (Object.getPrototypeOf(o) !== Object.prototype) return false;
   let last = -1;
   let undeclared = false;
-  for (let i = 0; i < keys.length; i++) {
-    const k = keys[i]!;
+  for (const k in o) {
     if (k === '__proto__' || o[k] === undefined) return false;
     const at = index.get(k);
     if (at === undefined) {
@@ -98,9 +100,9 @@ function record(v: unknown): boolean {
 
 /** A function tool: {type: 'function', function: {name, description?, parameters?, strict?}}. */
 function tool(t: unknown): boolean {
-  if (!isObj(t) || t.type !== 'function' || !ordered(t, Object.keys(t), FUNCTION_TOOL)) return false;
+  if (!isObj(t) || t.type !== 'function' || !ordered(t, FUNCTION_TOOL)) return false;
   const f = t.function;
-  if (!isObj(f) || !ordered(f, Object.keys(f), TOOL_FN)) return false;
+  if (!isObj(f) || !ordered(f, TOOL_FN)) return false;
   if (typeof f.name !== 'string' || f.name.length === 0 || !optStr(f, 'description')) return false;
   if ('parameters' in f && !record(f.parameters)) return false;
   return !('strict' in f) || f.strict === null || typeof f.strict === 'boolean';
@@ -110,11 +112,11 @@ function toolCall(c: unknown): boolean {
   if (!isObj(c)) return false;
   const f = c.function;
   return (
-    ordered(c, Object.keys(c), CALL) &&
+    ordered(c, CALL) &&
     typeof c.id === 'string' &&
     c.type === 'function' &&
     isObj(f) &&
-    ordered(f, Object.keys(f), FN) &&
+    ordered(f, FN) &&
     typeof f.name === 'string' &&
     typeof f.arguments === 'string'
   );
@@ -123,16 +125,15 @@ function toolCall(c: unknown): boolean {
 /** One message of the common kinds, with string (or, for the assistant, null/absent) content. */
 function message(m: unknown): boolean {
   if (!isObj(m)) return false;
-  const keys = Object.keys(m);
   switch (m.role) {
     case 'system':
     case 'developer':
     case 'user':
-      return ordered(m, keys, PLAIN) && typeof m.content === 'string' && optStr(m, 'name');
+      return ordered(m, PLAIN) && typeof m.content === 'string' && optStr(m, 'name');
     case 'tool':
-      return ordered(m, keys, TOOL) && typeof m.content === 'string' && typeof m.tool_call_id === 'string';
+      return ordered(m, TOOL) && typeof m.content === 'string' && typeof m.tool_call_id === 'string';
     case 'assistant': {
-      if (!ordered(m, keys, ASSISTANT)) return false;
+      if (!ordered(m, ASSISTANT)) return false;
       if ('content' in m && m.content !== null && typeof m.content !== 'string') return false;
       if ('refusal' in m && m.refusal !== null && typeof m.refusal !== 'string') return false;
       if ('tool_calls' in m && !(Array.isArray(m.tool_calls) && all(m.tool_calls, toolCall))) return false;
@@ -148,12 +149,12 @@ function message(m: unknown): boolean {
  * False says nothing: validate with zod.
  */
 export function provenOpenAIChat(body: Obj): boolean {
-  const keys = Object.keys(body);
-  if (!ordered(body, keys, TOP_INDEX)) return false;
+  for (const _ in Object.prototype) return false; // polluted: for…in would visit inherited keys (see ordered)
+  if (!ordered(body, TOP_INDEX)) return false;
   if (!('model' in body) || !('messages' in body)) return false;
-  for (let i = 0; i < keys.length; i++) {
-    const at = TOP_INDEX.get(keys[i]!);
-    if (at !== undefined && !TOP[at]![1](body[keys[i]!])) return false;
+  for (const k in body) {
+    const at = TOP_INDEX.get(k);
+    if (at !== undefined && !TOP[at]![1](body[k])) return false;
   }
   return true;
 }

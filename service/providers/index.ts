@@ -6,7 +6,7 @@ import { AnthropicCountTokensBody, AnthropicMessagesBody, OpenAIChatBody, OpenAI
 import { isObject } from './common.ts';
 import { provenOpenAIChat } from './chat-fast-check.ts';
 import { OpenAIChatTranslator, type ChatCore } from './chat.ts';
-import { OpenAICore, OpenAIEmbeddingsTranslator } from './openai.ts';
+import { OpenAIChatPassthroughTranslator, OpenAICore, OpenAIEmbeddingsTranslator } from './openai.ts';
 import { AnthropicCore, AnthropicPassthroughTranslator } from './anthropic.ts';
 import { AnthropicClientTranslator } from './anthropic-client.ts';
 import { GeminiCore, GeminiEmbeddingsTranslator } from './gemini.ts';
@@ -57,7 +57,10 @@ export function getTranslator(client: ClientApi, op: Operation, provider: Provid
     return t;
   }
   if (op === 'chat') {
-    if (client === 'openai') return new OpenAIChatTranslator(chatCore(provider, opts));
+    if (client === 'openai') {
+      if (provider === 'openai' || provider === 'azure') return new OpenAIChatPassthroughTranslator(provider);
+      return new OpenAIChatTranslator(chatCore(provider, opts));
+    }
     if (provider === 'anthropic') return new AnthropicPassthroughTranslator();
     // Anthropic-native paths: Claude on Bedrock (InvokeModel) and on Vertex keep the client's body as is.
     if (provider === 'vertex') return new VertexAnthropicTranslator();
@@ -85,12 +88,13 @@ export function getTranslator(client: ClientApi, op: Operation, provider: Provid
 export function parseClientRequest(api: ClientApi, op: Operation, raw: Buffer): ClientRequest {
   let body: unknown;
   const text = raw.toString('utf8');
-  if (text.trim() === '') {
-    throw new GatewayError('invalid_request', 'The request body is empty; expected a JSON object.', { code: 'invalid_json' });
-  }
   try {
     body = JSON.parse(text);
   } catch (err) {
+    // Only a text JSON.parse rejects can be blank: the check waits for the error path.
+    if (text.trim() === '') {
+      throw new GatewayError('invalid_request', 'The request body is empty; expected a JSON object.', { code: 'invalid_json' });
+    }
     const detail = err instanceof SyntaxError ? `: ${err.message}` : '';
     throw new GatewayError('invalid_request', `The request body is not valid JSON${detail}`, { code: 'invalid_json' });
   }
@@ -113,7 +117,9 @@ export function parseClientRequest(api: ClientApi, op: Operation, raw: Buffer): 
     validate(ResponsesBody, body);
   } else if (api === 'openai') {
     // The common shape is proven valid without zod; anything else (and every mistake) is judged by zod.
-    if (!provenOpenAIChat(body)) validate(OpenAIChatBody, body);
+    const proven = provenOpenAIChat(body);
+    if (!proven) validate(OpenAIChatBody, body);
+    return { api, op, model: body.model as string, stream: body.stream === true, body, raw, rawText: text, proven };
   } else {
     validate(AnthropicMessagesBody, body);
   }

@@ -19,6 +19,8 @@ import {
 } from './common.ts';
 import {
   errorResponse,
+  openAIBody,
+  OpenAIChatTranslator,
   SseCoreStream,
   usageFromOpenAI,
   type ChatChunk,
@@ -38,6 +40,18 @@ import type {
   Usage,
 } from './types.ts';
 
+/**
+ * encodeURIComponent(s), without its native call and copy for the common deployment names and API versions, which
+ * hold only characters it leaves as they are (letters, digits, `-`, `_`, `.`).
+ */
+function uriComponent(s: string): string {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (!((c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x5f || c === 0x2e)) return encodeURIComponent(s);
+  }
+  return s;
+}
+
 /** Path and auth headers for an OpenAI-shaped endpoint (`chat/completions`, `embeddings`). */
 export function openAIEndpoint(
   kind: 'openai' | 'azure',
@@ -52,7 +66,7 @@ export function openAIEndpoint(
     const version = provider.apiVersion ?? DEFAULT_AZURE_API_VERSION;
     if (credential) headers['api-key'] = credential;
     return {
-      path: `${base}/deployments/${encodeURIComponent(upstreamModel)}/${endpoint}?api-version=${encodeURIComponent(version)}`,
+      path: `${base}/deployments/${uriComponent(upstreamModel)}/${endpoint}?api-version=${uriComponent(version)}`,
       headers,
     };
   }
@@ -83,13 +97,14 @@ const MODEL_HEAD = '{"model":';
 const INCLUDE_USAGE = ',"stream_options":{"include_usage":true}}';
 
 /**
+ * `matches`: bytesAreJsonOf(ctx.raw, ctx.rawText, body) when the caller already knows it.
  * Fast path, same bytes as serializedChatBody: when the body still serializes to exactly the text the client sent
  * (compact JSON, as the OpenAI SDKs write it, unchanged by policies and redaction) with `model` first, the client's
  * bytes are forwarded with only the model value swapped, instead of escaping every message again (~3 ns/char with
  * JSON.stringify). A stream is covered when `stream_options` is absent (the edit then appends it, as the spread
  * copy would) or already `{"include_usage":true}`. Undefined: take the general path.
  */
-export function forwardedChatBody(body: OpenAIChatBody, ctx: CoreContext, upstreamModel: string): Buffer | undefined {
+export function forwardedChatBody(body: OpenAIChatBody, ctx: CoreContext, upstreamModel: string, matches?: boolean): Buffer | undefined {
   const raw = ctx.raw;
   const text = ctx.rawText;
   if (raw === undefined || text === undefined || !text.startsWith(MODEL_HEAD)) return undefined;
@@ -99,11 +114,11 @@ export function forwardedChatBody(body: OpenAIChatBody, ctx: CoreContext, upstre
     if (!Object.hasOwn(body, 'stream_options')) append = INCLUDE_USAGE;
     else if (!onlyIncludeUsage(body.stream_options)) return undefined;
   }
-  if (typeof body.model !== 'string' || !bytesAreJsonOf(raw, text, body)) return undefined;
+  if (typeof body.model !== 'string' || !(matches ?? bytesAreJsonOf(raw, text, body))) return undefined;
   // The text starts with {"model":<the model's JSON>: keep the bytes after it.
-  const tailStart = Buffer.byteLength(MODEL_HEAD) + Buffer.byteLength(JSON.stringify(body.model));
+  const tailStart = MODEL_HEAD.length + utf8Length(JSON.stringify(body.model));
   const head = MODEL_HEAD + JSON.stringify(upstreamModel);
-  const headBytes = Buffer.byteLength(head);
+  const headBytes = utf8Length(head);
   // Without an append the tail keeps the closing brace; with one, the append replaces it.
   const tailEnd = append === '' ? raw.length : raw.length - 1;
   const out = Buffer.allocUnsafe(headBytes + (tailEnd - tailStart) + append.length);
@@ -111,6 +126,20 @@ export function forwardedChatBody(body: OpenAIChatBody, ctx: CoreContext, upstre
   raw.copy(out, headBytes, tailStart, tailEnd);
   if (append !== '') out.write(append, headBytes + (tailEnd - tailStart), 'latin1');
   return out;
+}
+
+/**
+ * Buffer.byteLength(s) for a string JSON.stringify wrote (no lone surrogates: it escapes them), in JS: a model name
+ * is a few characters, for which the native call costs more than the count.
+ */
+export function utf8Length(s: string): number {
+  let n = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    // A surrogate pair (2 units) is 4 bytes: +1 per unit. Other units: 1, 2 or 3 bytes.
+    if (c >= 0x80) n += c < 0x800 ? 1 : c >= 0xd800 && c <= 0xdfff ? 1 : 2;
+  }
+  return n;
 }
 
 /** `{"include_usage":true}` and nothing else: what the stream edit would rebuild it as. */
@@ -165,6 +194,14 @@ class OpenAIPassthroughStream extends SseCoreStream {
   }
 }
 
+/** An OpenAI-shaped upstream answer, checked to be a chat completion. */
+function chatCompletionOf(body: unknown): ChatCompletion {
+  if (!isObject(body) || !Array.isArray(body.choices)) {
+    throw new GatewayError('upstream', 'upstream response is not a chat completion', { code: 'upstream_protocol' });
+  }
+  return body as unknown as ChatCompletion;
+}
+
 export class OpenAICore implements ChatCore {
   readonly provider: 'openai' | 'azure';
 
@@ -179,14 +216,63 @@ export class OpenAICore implements ChatCore {
   }
 
   parse(body: unknown): ChatCompletion {
-    if (!isObject(body) || !Array.isArray(body.choices)) {
-      throw new GatewayError('upstream', 'upstream response is not a chat completion', { code: 'upstream_protocol' });
-    }
-    return body as unknown as ChatCompletion;
+    return chatCompletionOf(body);
   }
 
   stream(): OpenAIPassthroughStream {
     return new OpenAIPassthroughStream(this.provider);
+  }
+}
+
+/**
+ * OpenAI Chat Completions client → OpenAI / Azure: the general translator (OpenAIChatTranslator over OpenAICore) with
+ * the work a same-format hop does not need taken out of the per-request path. Same requests, answers and errors:
+ * - request: a body proven valid at parse that still serializes to the client's bytes is the same JSON data, so
+ *   still proven; the proof is not run again, and the bytes check is done once for both questions.
+ * - response: OpenAICore.parse ignores the request body, so it is not re-validated; and when the upstream's bytes
+ *   are exactly what JSON.stringify would write for the parsed completion, they are the client's body as they are.
+ * test/providers/openai-passthrough.test.ts compares both with the general translator.
+ */
+export class OpenAIChatPassthroughTranslator extends OpenAIChatTranslator {
+  private readonly kind: 'openai' | 'azure';
+
+  constructor(provider: 'openai' | 'azure') {
+    super(new OpenAICore(provider));
+    this.kind = provider;
+  }
+
+  override async request(req: ClientRequest, target: UpstreamTarget): Promise<UpstreamRequest> {
+    const { raw, rawText } = req;
+    // Asked only where the answer saves work: a body proven at parse whose text starts with the model (forwardable).
+    const asked = req.proven === true && raw !== undefined && rawText !== undefined && rawText.startsWith(MODEL_HEAD);
+    const unchanged = asked && bytesAreJsonOf(raw, rawText, req.body);
+    const body = unchanged ? (req.body as OpenAIChatBody) : openAIBody(req, true);
+    const ctx: CoreContext = { model: req.model, stream: req.stream, raw, rawText };
+    const { path, headers } = openAIEndpoint(this.kind, target, 'chat/completions');
+    if (ctx.stream) headers.accept = 'text/event-stream';
+    const upstreamModel = target.deployment.upstreamModel;
+    const matches = asked && body === req.body ? unchanged : undefined;
+    const bytes = forwardedChatBody(body, ctx, upstreamModel, matches) ?? serializedChatBody(body, ctx, upstreamModel);
+    return { path, headers, body: bytes };
+  }
+
+  override response(status: number, headers: Record<string, string>, body: Buffer, req: ClientRequest): TranslatedResponse {
+    if (status < 200 || status >= 300) return super.response(status, headers, body, req);
+    try {
+      const bytes = decodeBody(headers, body);
+      const text = bytes.toString('utf8');
+      const completion = chatCompletionOf(parseJson(text));
+      const usage = usageFromOpenAI(completion.usage);
+      const finish = completion.choices[0]?.finish_reason;
+      const out: TranslatedResponse = bytesAreJsonOf(bytes, text, completion)
+        ? { status, headers: { 'content-type': JSON_CT }, body: bytes, json: completion }
+        : jsonResponse(status, completion);
+      if (usage) out.usage = usage;
+      if (finish) out.finishReason = finish;
+      return out;
+    } catch (err) {
+      return errorResponse(err, 'openai');
+    }
   }
 }
 

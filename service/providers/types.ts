@@ -23,6 +23,11 @@ export interface ClientRequest {
   raw?: Buffer;
   rawText?: string;
   /**
+   * Set by parseClientRequest for an OpenAI chat body it proved valid as parsed (chat-fast-check.ts). Says nothing
+   * about edits made since; a translator may rely on it only while `body` still serializes to `rawText`.
+   */
+  proven?: boolean;
+  /**
    * Optional client request headers (lower-case names). Only `anthropic-version` and `anthropic-beta` are read,
    * for Anthropic → Anthropic passthrough. Never forwarded wholesale.
    */

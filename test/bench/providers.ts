@@ -1,7 +1,9 @@
 // Translation cost per request (request + response) for OpenAI → Anthropic and OpenAI → Bedrock at ~1.5 KB and
 // ~30 KB bodies, and per-chunk streaming cost. Bounded: each measurement runs for at most ~300 ms.
 import { chatWorkload } from './chat-workload.ts';
-import { getTranslator, parseClientRequest } from '../../service/providers/index.ts';
+import { getTranslator, parseClientRequest, type Translator } from '../../service/providers/index.ts';
+import { OpenAIChatTranslator } from '../../service/providers/chat.ts';
+import { OpenAICore } from '../../service/providers/openai.ts';
 import type { ProviderApi } from '../../service/config/types.ts';
 import { anthropicReply, anthropicStream, bedrockReply, bedrockStream } from '../support/fake-providers.ts';
 import { target } from '../providers/helpers.ts';
@@ -118,8 +120,51 @@ async function slice(): Promise<string> {
   );
 }
 
+/**
+ * The exact pair the extproc/envoy benches serve (OpenAI chat client → azure-eu deployment, the chat workload's
+ * request and JSON answer): parse + validate, translate the request, translate the response. CPU µs per request,
+ * median of 11 interleaved rounds, against the general translator (OpenAIChatTranslator over OpenAICore, which served
+ * this pair before the passthrough translator).
+ */
+async function azurePair(): Promise<string> {
+  const { body: raw, response: resp } = chatWorkload();
+  const t = target('azure');
+  const headers = { 'content-type': 'application/json' };
+  const pass = getTranslator('openai', 'chat', 'azure');
+  const general = new OpenAIChatTranslator(new OpenAICore('azure'));
+  const one = async (tr: Translator): Promise<number> => {
+    const req = parseClientRequest('openai', 'chat', raw);
+    return (await tr.request(req, t)).body.length + tr.response(200, headers, resp, req).body.length;
+  };
+  const cpuPer = async (tr: Translator, n: number): Promise<number> => {
+    const c0 = process.cpuUsage();
+    for (let i = 0; i < n; i++) await one(tr);
+    const c = process.cpuUsage(c0);
+    return (c.user + c.system) / n;
+  };
+  for (let i = 0; i < 3000; i++) {
+    await one(pass);
+    await one(general);
+  }
+  const a: number[] = [];
+  const b: number[] = [];
+  const ratios: number[] = [];
+  for (let k = 0; k < 11; k++) {
+    const g = await cpuPer(general, 3000);
+    const p = await cpuPer(pass, 3000);
+    a.push(p);
+    b.push(g);
+    ratios.push(p / g);
+  }
+  const med = (xs: number[]): number => [...xs].sort((x, y) => x - y)[5]!;
+  return (
+    `providers: openai→azure chat pair (parse+validate, request, response; ${(raw.length / 1024).toFixed(1)}KB request, ${resp.length} B answer): ` +
+    `${med(a).toFixed(2)} µs CPU/request; general translator ${med(b).toFixed(2)} µs; ratio ${med(ratios).toFixed(3)} (median of 11, interleaved)`
+  );
+}
+
 export async function bench(): Promise<string[]> {
-  const out: string[] = [await slice()];
+  const out: string[] = [await slice(), await azurePair()];
   const opts = { now: () => 1_700_000_000, newId: (p: string) => `${p}bench` };
   for (const provider of ['anthropic', 'bedrock'] as ProviderApi[]) {
     for (const size of [1500, 30000]) {

@@ -138,6 +138,22 @@ describe('provenOpenAIChat agrees with zod', () => {
     assert.notEqual(JSON.stringify(OpenAIChatBody.parse(body)), JSON.stringify(body));
   });
 
+  test('objects whose keys for…in would not list as Object.keys does are never proven', () => {
+    // The proof walks keys with for…in: an enumerable key on Object.prototype (a polluted runtime) would be visited
+    // as if the body held it, and a class instance or null-prototype object is not what JSON.parse builds.
+    const proto = Object.prototype as Record<string, unknown>;
+    proto.temperature = 1;
+    try {
+      assert.equal(provenOpenAIChat({ model: 'm', messages: [user] }), false);
+    } finally {
+      delete proto.temperature;
+    }
+    assert.equal(provenOpenAIChat({ model: 'm', messages: [user] }), true);
+    const bare = Object.assign(Object.create(null) as Body, { role: 'user', content: 'hi' });
+    assert.equal(provenOpenAIChat({ model: 'm', messages: [bare] }), false);
+    assert.equal(provenOpenAIChat(Object.assign(Object.create({ stream: true }) as Body, { model: 'm', messages: [user] })), false);
+  });
+
   test('an undefined value is never proven', () => {
     assert.equal(provenOpenAIChat({ model: 'm', messages: [user], temperature: undefined }), false);
   });

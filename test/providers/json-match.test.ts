@@ -160,6 +160,50 @@ describe('isJsonOf agrees with JSON.stringify', () => {
     }
   });
 
+  test('strings written into the text as they are, escapes or not (the short-string shortcut)', () => {
+    // A string placed raw between quotes is JSON only sometimes, and JSON.stringify's form of it only sometimes:
+    // `\"` raw is the JSON of `"`, not of `\"`. Both answers must match JSON.stringify, for keys and values.
+    const r = seeded(29);
+    const pieces = ['a', 'role', '"', '\\', '\\"', '\\n', '\\u0041', '\n', '\u0001', 'é', '😀', '\\ud800', '\\udc00', '\ud83d', 'x'.repeat(31), 'y'.repeat(33), ''];
+    let yes = 0;
+    let no = 0;
+    for (let i = 0; i < 20000; i++) {
+      let s = '';
+      for (let n = Math.floor(r() * 4); n > 0; n--) s += pieces[Math.floor(r() * pieces.length)]!;
+      for (const text of [`"${s}"`, `{"${s}":1}`, `["${s}","${s}"]`]) {
+        // A text decoded from UTF-8 holds no lone surrogate (isJsonOf's precondition).
+        if (Buffer.from(text).toString('utf8') !== text) continue;
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(text);
+        } catch {
+          continue;
+        }
+        const literal = text.startsWith('"') ? s : text.startsWith('{') ? { [s]: 1 } : [s, s];
+        for (const value of [literal, parsed]) {
+          const expected = JSON.stringify(value) === text;
+          assert.equal(isJsonOf(text, value), expected, `text ${JSON.stringify(text)} value ${JSON.stringify(value)}`);
+          if (expected) yes++;
+          else no++;
+        }
+      }
+    }
+    assert.ok(yes > 5000 && no > 5000, `yes ${yes}, no ${no}`);
+  });
+
+  test('an enumerable key on Object.prototype is never taken for a member', () => {
+    const proto = Object.prototype as Record<string, unknown>;
+    proto.polluted = 1;
+    try {
+      // for…in would visit `polluted` on every plain object; JSON.stringify does not write it.
+      assert.equal(isJsonOf('{"a":1,"polluted":1}', { a: 1 }), false);
+      assert.equal(isJsonOf('{"a":1}', { a: 1 }), false); // "no" is always safe
+    } finally {
+      delete proto.polluted;
+    }
+    assert.equal(isJsonOf('{"a":1}', { a: 1 }), true);
+  });
+
   test('bytes that are not valid UTF-8 are never taken for their text', () => {
     const bytes = Buffer.concat([Buffer.from('{"a":"x'), Buffer.from([0xff]), Buffer.from('"}')]);
     const text = bytes.toString('utf8');
