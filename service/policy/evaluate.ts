@@ -188,10 +188,38 @@ class EvalError {
   constructor(readonly message: string) {}
 }
 
+type RouteRule = Extract<CRule, { kind: 'route' }>;
+
 interface ActiveRoute {
   state: PolicyState;
-  rule: Extract<CRule, { kind: 'route' }>;
+  rule: RouteRule;
 }
+
+/**
+ * Outcomes of route rules whose expression reads nothing but `deployment` fields (no request, caller,
+ * clock or variable), by rule and DeploymentInfo: such an outcome is the same on every request, and
+ * the router asks for it on every request for every deployment of the model. One per bundle (a
+ * reload makes a new one); DeploymentInfo objects are never mutated (./context.ts
+ * cachedDeploymentValue relies on that too) and a WeakMap lets a reload's old ones go. Only
+ * true/false are kept: an evaluation error is evaluated (and recorded) again every time.
+ */
+type RouteMemo = ReadonlyMap<RouteRule, WeakMap<DeploymentInfo, boolean>>;
+
+/** Whether `e` depends on the deployment alone (every root it reads is a `deployment` field, no variables). */
+function readsOnlyDeployment(e: CExpr): boolean {
+  if (e.needs.length) return false;
+  for (const r of e.compiled.roots) if (!r.startsWith('deployment.')) return false;
+  return true;
+}
+
+function routeMemoOf(policies: readonly CPolicy[]): RouteMemo {
+  const m = new Map<RouteRule, WeakMap<DeploymentInfo, boolean>>();
+  for (const p of policies) for (const r of p.rules) if (r.kind === 'route' && readsOnlyDeployment(r.expr)) m.set(r, new WeakMap());
+  return m;
+}
+
+/** A bundle built with `routeCache: false`. */
+const NO_ROUTE_MEMO: RouteMemo = new Map();
 
 const ACCESS_KINDS = new Set<RuleKind>(['deny', 'require', 'models']);
 /** Judged only for MCP traffic (./mcp.ts). */
@@ -352,6 +380,7 @@ class DecisionImpl implements Decision {
   constructor(
     readonly revision: string,
     private readonly onError: (r: RuleRecord) => void,
+    private readonly routeMemo: RouteMemo,
   ) {}
 
   routeCheck(d: DeploymentInfo): RouteCheckResult {
@@ -422,16 +451,15 @@ class DecisionImpl implements Decision {
   // means "enforcing this rule would change the outcome".
   private checkRoutes(routes: readonly ActiveRoute[], d: DeploymentInfo): RouteCheckResult {
     if (routes.length === 0) return ROUTE_OK;
-    const dep = cachedDeploymentValue(d);
     for (const { state, rule } of routes) {
       if (rule.mode === 'dryRun') continue;
-      const fail = this.checkRoute(state, rule, d, dep);
+      const fail = this.checkRoute(state, rule, d);
       if (fail !== undefined) return { ok: false, rule: rule.id, message: fail };
     }
     for (const { state, rule } of routes) {
       if (rule.mode !== 'dryRun') continue;
       const t0 = performance.now();
-      const fail = this.checkRoute(state, rule, d, dep);
+      const fail = this.checkRoute(state, rule, d);
       if (fail === undefined) continue;
       const key = `${rule.id}\u0000${d.id}`;
       if (this.routeDryRunSeen.has(key)) continue;
@@ -443,11 +471,19 @@ class DecisionImpl implements Decision {
   }
 
   /** The rule's message when `d` violates it (or its evaluation failed closed); undefined when it passes. */
-  private checkRoute(state: PolicyState, rule: ActiveRoute['rule'], d: DeploymentInfo, dep: Map<string, unknown>): string | undefined {
+  private checkRoute(state: PolicyState, rule: RouteRule, d: DeploymentInfo): string | undefined {
+    const memo = this.routeMemo.get(rule);
+    if (memo !== undefined) {
+      const hit = memo.get(d);
+      if (hit !== undefined) return hit ? undefined : rule.message;
+    }
     const t0 = performance.now();
     // test(), not bool(): no result object per deployment and rule.
-    const r = state.test(rule.expr, dep);
-    if (typeof r === 'boolean') return r ? undefined : rule.message;
+    const r = state.test(rule.expr, cachedDeploymentValue(d));
+    if (typeof r === 'boolean') {
+      memo?.set(d, r);
+      return r ? undefined : rule.message;
+    }
     const rec: RuleRecord = { policy: state.policy.name, rule: rule.name, kind: 'route', outcome: 'error', durationUs: us(t0), message: `deployment ${d.id}: ${r}` };
     this.rules.push(rec);
     this.onError(rec);
@@ -572,6 +608,7 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
     judgedPhases.push(ph);
   }
   const deps = modelDependence(policies);
+  const routeMemo = opts.routeCache === false ? NO_ROUTE_MEMO : routeMemoOf(policies);
 
   // Never throws: an unexpected failure (a bug, a hostile value) denies the request.
   function evaluate(input: PolicyInput, eo: EvaluateOptions = {}): Decision {
@@ -579,14 +616,14 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
     try {
       return evaluateUnsafe(input, eo);
     } catch (e) {
-      const d = new DecisionImpl(revision, reportError);
+      const d = new DecisionImpl(revision, reportError, routeMemo);
       failClosed(d, 'deny', e, 'request denied', reportError);
       return d;
     }
   }
 
   function evaluateUnsafe(input: PolicyInput, eo: EvaluateOptions): Decision {
-    const d = new DecisionImpl(revision, reportError);
+    const d = new DecisionImpl(revision, reportError, routeMemo);
     d.primaryModel = input.request.model;
     d.primaryCanonical = input.request.canonicalModel || input.request.model;
     const act = baseActivation(input, usesBody);
@@ -600,7 +637,7 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
 
   /** One candidate model: the model-dependent rules, evaluated as if the request had named it. */
   function judge(d: DecisionImpl, input: PolicyInput, act: Activation, primary: PassOut, model: string, canonical: string, caller: CallerEntry | undefined): ModelVerdict {
-    const pass = new DecisionImpl(revision, reportError);
+    const pass = new DecisionImpl(revision, reportError, routeMemo);
     try {
       const request = { ...input.request, model, canonicalModel: canonical === model ? undefined : canonical };
       const how: Pass = {

@@ -1,0 +1,119 @@
+// Differential tests of the evaluation fast paths (service/policy/evaluate.ts, fast.ts, context.ts,
+// gateway/policy-input.ts): each must give exactly what the general path gives, over varied inputs.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { compileDocuments, type CompiledPolicies } from '../../service/policy/compile.ts';
+import { createBundle } from '../../service/policy/evaluate.ts';
+import type { Decision, DeploymentInfo, PolicyBundle } from '../../service/policy/types.ts';
+import { deployment, input, policyDocs } from './helpers.ts';
+
+/** What a decision tells the gateway and lineage, durations excepted. */
+function view(d: Decision): unknown {
+  return { denied: d.denied, rules: d.rules.map(({ durationUs: _d, ...r }) => r), dryRunDenials: d.dryRunDenials, budgets: d.budgets, redactions: d.redactions, labels: d.labels };
+}
+
+/** Wraps every route rule's compiled expression to count its evaluations, by rule name. */
+function countRouteRuns(c: CompiledPolicies): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const p of c.policies)
+    for (const r of p.rules) {
+      if (r.kind !== 'route') continue;
+      const run = r.expr.compiled.run.bind(r.expr.compiled);
+      counts.set(r.name, 0);
+      r.expr.compiled.run = (act) => {
+        counts.set(r.name, (counts.get(r.name) ?? 0) + 1);
+        return run(act);
+      };
+    }
+  return counts;
+}
+
+describe('route rules reading only deployment fields: outcome remembered per deployment', () => {
+  // Deployment-only rules (enforced, dry run, one that fails to evaluate on some deployments, one with a
+  // comprehension), and rules that must never be remembered: they read the request, a variable or the clock.
+  const spec = `  variables:
+    - {name: eu, expression: "request.model.startsWith('gpt')"}
+  rules:
+    - name: region
+      route: {expression: "deployment.region.startsWith('eu-') || deployment.selfHosted", message: stay in the EU}
+    - name: retention
+      mode: dryRun
+      route: {expression: "!deployment.dataRetention", message: no retention}
+    - name: cheap
+      route: {expression: "deployment.inputPricePerM < 5.0 || ['self', 'p9'].exists(x, deployment.provider == x)", message: too expensive}
+    - name: numeric-id
+      onError: skip
+      route: {expression: "int(deployment.id) >= 0", message: numeric ids only}
+    - name: by-model
+      route: {expression: "request.model != 'gpt-4o' || deployment.contextWindow >= 100000", message: small window}
+    - name: by-variable
+      mode: dryRun
+      route: {expression: "!variables.eu || deployment.provider != 'p2'", message: not p2 for gpt}
+    - name: by-clock
+      mode: dryRun
+      route: {expression: "now.getHours() < 12 || deployment.region != 'us-west-2'", message: mornings only}
+`;
+  const regions = ['eu-west-1', 'us-east-1', 'us-west-2', 'eu-central-1', 'self-hosted'];
+  const deps: DeploymentInfo[] = Array.from({ length: 12 }, (_, i) =>
+    deployment({
+      id: i % 3 === 0 ? String(i) : `d${i}`,
+      region: regions[i % regions.length] as string,
+      selfHosted: i % 4 === 3,
+      dataRetention: i % 2 === 0,
+      inputPricePerM: (i * 1.7) % 9,
+      provider: ['p1', 'p2', 'self', 'p9'][i % 4] as string,
+      contextWindow: i % 5 === 1 ? 32000 : 128000,
+    }),
+  );
+  const models = ['gpt-4o', 'gpt-4o-mini', 'claude-sonnet', 'llama-3.1-8b'];
+  const request = (i: number) => input({ body: { model: models[i % models.length], messages: [{ role: 'user', content: `q${i}` }] }, now: new Date(Date.UTC(2025, 0, 15, (i * 5) % 24)) });
+  const bundles = (): { fast: PolicyBundle; plain: PolicyBundle; counts: Map<string, number> } => {
+    const c = compileDocuments(policyDocs(spec));
+    const counts = countRouteRuns(c);
+    return { fast: createBundle(c), plain: createBundle(compileDocuments(policyDocs(spec)), { routeCache: false }), counts };
+  };
+
+  it('gives the same route verdicts, rule outcomes and dry-run denials as evaluating every time', () => {
+    const { fast, plain } = bundles();
+    for (let i = 0; i < 60; i++) {
+      const a = fast.evaluate(request(i), { candidates: true });
+      const b = plain.evaluate(request(i), { candidates: true });
+      // Varied order, each deployment checked more than once per decision (the router may ask again).
+      for (let k = 0; k < deps.length * 2; k++) {
+        const d = deps[(k * 5 + i) % deps.length] as DeploymentInfo;
+        assert.deepEqual(a.routeCheck(d), b.routeCheck(d), `request ${i}, deployment ${d.id}`);
+      }
+      const other = models[(i + 1) % models.length] as string;
+      const va = a.forModel(other);
+      const vb = b.forModel(other);
+      for (const d of deps) assert.deepEqual(va.routeCheck(d), vb.routeCheck(d), `request ${i}, candidate ${other}, deployment ${d.id}`);
+      assert.deepEqual(view(a), view(b), `request ${i}`);
+    }
+  });
+
+  it('evaluates a deployment-only rule once per deployment, and the others on every check', () => {
+    const { fast, counts } = bundles();
+    for (let i = 0; i < 5; i++) {
+      const d = fast.evaluate(request(i));
+      for (const dep of deps) d.routeCheck(dep);
+    }
+    // Enforced rules run for a deployment only while every earlier enforced rule passed it.
+    assert.equal(counts.get('region'), deps.length);
+    assert.ok((counts.get('cheap') ?? 0) <= deps.length);
+    // Errors are never remembered: the numeric-id rule fails on the `d…` ids on every request.
+    const failing = deps.filter((d) => d.id.startsWith('d') && (d.region.startsWith('eu-') || d.selfHosted) && (d.inputPricePerM < 5 || ['self', 'p9'].includes(d.provider))).length;
+    assert.ok(failing > 0);
+    assert.ok((counts.get('numeric-id') ?? 0) >= failing * 5, `numeric-id ran ${counts.get('numeric-id')} times`);
+    assert.ok((counts.get('by-model') ?? 0) > deps.length, 'request-reading rules run on every request');
+    assert.ok((counts.get('by-clock') ?? 0) > deps.length, 'clock-reading rules run on every request');
+  });
+
+  it('keeps one memo per bundle: a reload with other rules is judged afresh', () => {
+    const dep = deployment({ id: 'x', region: 'us-east-1' });
+    const eu = createBundle(compileDocuments(policyDocs(`  rules:\n    - name: r\n      route: {expression: "deployment.region.startsWith('eu-')", message: eu only}\n`)));
+    const us = createBundle(compileDocuments(policyDocs(`  rules:\n    - name: r\n      route: {expression: "deployment.region.startsWith('us-')", message: us only}\n`)));
+    assert.deepEqual(eu.evaluate(input()).routeCheck(dep), { ok: false, rule: 'p/r', message: 'eu only' });
+    assert.deepEqual(us.evaluate(input()).routeCheck(dep), { ok: true });
+    assert.deepEqual(eu.evaluate(input()).routeCheck(dep), { ok: false, rule: 'p/r', message: 'eu only' });
+  });
+});
