@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { compileDocuments, type CompiledPolicies } from '../../service/policy/compile.ts';
 import { createBundle } from '../../service/policy/evaluate.ts';
+import { compiledTimeGetter, TIME_METHOD_NAMES, timeGetter, utcParts } from '../../service/policy/fast.ts';
 import type { Decision, DeploymentInfo, PolicyBundle } from '../../service/policy/types.ts';
 import { deployment, input, policyDocs } from './helpers.ts';
 
@@ -115,5 +116,40 @@ describe('route rules reading only deployment fields: outcome remembered per dep
     assert.deepEqual(eu.evaluate(input()).routeCheck(dep), { ok: false, rule: 'p/r', message: 'eu only' });
     assert.deepEqual(us.evaluate(input()).routeCheck(dep), { ok: true });
     assert.deepEqual(eu.evaluate(input()).routeCheck(dep), { ok: false, rule: 'p/r', message: 'eu only' });
+  });
+});
+
+describe('time getters: the per-minute cache of UTC fields and getters compiled per zone', () => {
+  /** The general path: a Date and its seven getters. */
+  const dateFields = (t: number) => {
+    const d = new Date(t);
+    return { year: d.getUTCFullYear(), month: d.getUTCMonth() + 1, day: d.getUTCDate(), hour: d.getUTCHours(), minute: d.getUTCMinutes(), second: d.getUTCSeconds(), weekday: d.getUTCDay() };
+  };
+
+  it('utcParts equals Date\'s fields: second by second across minutes, jumps, negative instants, range edges', () => {
+    let seed = 7;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const starts = [0, -1, -60_000, -59_999, Date.UTC(2025, 0, 15, 10, 59, 58), Date.UTC(1969, 11, 31, 23, 58, 30), Date.UTC(2024, 1, 29, 23, 59, 0), 8.64e15 - 90_000, -8.64e15];
+    const ts: number[] = [];
+    for (const s of starts) for (let i = 0; i < 200; i++) ts.push(s + i * 1000 + (i % 7) * 113);
+    // Backwards too (the cached minute is left and re-entered), random instants, and values Date truncates or rejects.
+    for (const s of starts) for (let i = 0; i < 100; i++) ts.push(s + 100_000 - i * 997);
+    for (let i = 0; i < 2000; i++) ts.push(Math.floor((rnd() - 0.5) * 2e13));
+    ts.push(-0.5, -1500.25, 59_999.9, 8.64e15, 8.64e15 + 1, -8.64e15 - 1, Number.NaN, Number.POSITIVE_INFINITY);
+    for (const t of ts) assert.deepEqual(utcParts(t), dateFields(t), `t=${t}`);
+  });
+
+  it('compiled getters equal timeGetter for every method, UTC, fixed offsets and IANA zones', () => {
+    const zones = [undefined, 'UTC', '+05:45', '-03:30', '00:00', 'Europe/Berlin', 'America/New_York', 'Asia/Kathmandu', 'Pacific/Chatham'];
+    const base = Date.UTC(2025, 2, 30, 0, 59, 0);
+    for (const name of TIME_METHOD_NAMES)
+      for (const tz of zones) {
+        const get = compiledTimeGetter(name, tz);
+        for (let i = 0; i < 400; i++) {
+          const ms = base + i * 17_003 - (i % 3) * 86_400_000;
+          assert.equal(get(ms), timeGetter(name, ms, tz), `${name}(${tz ?? ''}) at ${new Date(ms).toISOString()}`);
+        }
+      }
+    assert.throws(() => compiledTimeGetter('getHours', 'Not/AZone')(0), RangeError);
   });
 });
