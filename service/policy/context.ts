@@ -229,7 +229,8 @@ export function buildRequestInput(f: RequestFacts): PolicyInput['request'] {
   for (const k of Object.keys(body)) if (!NON_PARAMS.has(k)) params[k] = body[k];
   const messages = messagesOf(f.body, f.api);
   return {
-    method: f.method.toUpperCase(),
+    // The gateway's method is 'POST' for every request reaching here: no new string for it.
+    method: f.method === 'POST' ? 'POST' : f.method.toUpperCase(),
     path: f.path,
     endpoint: endpointOf(f.path),
     api: f.api,

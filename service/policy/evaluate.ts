@@ -6,7 +6,7 @@
 // it; transforms run only once nothing denied. The first enforce-mode denial stops evaluation.
 import { newHexId } from '../security/random-ids.ts';
 import { performance } from 'node:perf_hooks';
-import type { BudgetSpec, RateLimitSpec } from '../budget/types.ts';
+import type { BudgetLimit, BudgetSpec, BudgetWindow, RateLimitSpec } from '../budget/types.ts';
 import type { CustomDetectorSpec, RedactionRule } from '../redaction/types.ts';
 import { asString, errorMessage, type Activation } from './cel.ts';
 import type { CExpr, CompiledPolicies, CPolicy, CRule, DenyLike } from './compile.ts';
@@ -225,11 +225,25 @@ const ACCESS_KINDS = new Set<RuleKind>(['deny', 'require', 'models']);
 /** Judged only for MCP traffic (./mcp.ts). */
 const MCP_KINDS = new Set<RuleKind>(MCP_RULE_KINDS);
 
-/** A policy's rules by evaluation phase (computed once per compiled policy). */
+/** A budget rule's limit and window as every BudgetSpec of it carries them: built once, frozen, shared. */
+interface SharedBudget {
+  limit: Readonly<BudgetLimit>;
+  window: Readonly<BudgetWindow>;
+}
+
+/** A policy's rules by evaluation phase, and what their outcomes share (computed once per compiled policy). */
 interface Phases {
   access: CRule[];
   phase2: CRule[];
+  /**
+   * By index in `phase2`: the parts of the rule's outcome that carry no request data (a redact rule's
+   * RedactionRule, a budget rule's limit and window), frozen and shared by every decision rather than
+   * copied per request. Nothing downstream mutates them (budget and redaction only read specs).
+   */
+  shared: (RedactionRule | SharedBudget | undefined)[];
   transforms: Extract<CRule, { kind: 'transform' }>[];
+  /** By index in matchConditions: the name its records carry (`matchConditions/<name>`), not joined per request. */
+  mcNames: string[];
 }
 
 const phaseCache = new WeakMap<CPolicy, Phases>();
@@ -237,15 +251,25 @@ const phaseCache = new WeakMap<CPolicy, Phases>();
 function phasesOf(p: CPolicy): Phases {
   let ph = phaseCache.get(p);
   if (!ph) {
-    ph = { access: [], phase2: [], transforms: [] };
+    ph = { access: [], phase2: [], shared: [], transforms: [], mcNames: p.matchConditions.map((mc) => `matchConditions/${mc.name}`) };
     for (const rule of p.rules) {
       if (ACCESS_KINDS.has(rule.kind)) ph.access.push(rule);
       else if (rule.kind === 'transform') ph.transforms.push(rule);
-      else if (!MCP_KINDS.has(rule.kind)) ph.phase2.push(rule);
+      else if (!MCP_KINDS.has(rule.kind)) {
+        ph.phase2.push(rule);
+        ph.shared.push(sharedParts(rule));
+      }
     }
     phaseCache.set(p, ph);
   }
   return ph;
+}
+
+function sharedParts(rule: CRule): RedactionRule | SharedBudget | undefined {
+  // Same keys in the same order as the objects built per request before (lineage serializes them).
+  if (rule.kind === 'redact') return Object.freeze({ source: rule.id, detectors: rule.detectors, action: rule.action, responses: rule.responses });
+  if (rule.kind === 'budget') return { limit: Object.freeze({ ...rule.limit }), window: Object.freeze({ ...rule.window }) };
+  return undefined;
 }
 
 /** What a rule's `when` guard says (Recorder.guard). */
@@ -458,6 +482,8 @@ class DecisionImpl implements Decision {
     }
     for (const { state, rule } of routes) {
       if (rule.mode !== 'dryRun') continue;
+      // A remembered pass (RouteMemo) needs no clock reading: nothing is recorded for it.
+      if (this.routeMemo.get(rule)?.get(d) === true) continue;
       const t0 = performance.now();
       const fail = this.checkRoute(state, rule, d);
       if (fail === undefined) continue;
@@ -691,16 +717,17 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
         continue;
       }
       let applies = true;
-      for (const mc of policy.matchConditions) {
-        const r = state.test(mc.expr);
+      const mcs = policy.matchConditions;
+      for (let m = 0; m < mcs.length; m++) {
+        const r = state.test((mcs[m] as CPolicy['matchConditions'][number]).expr);
         if (typeof r === 'string') {
           applies = false;
-          const rname = `matchConditions/${mc.name}`;
+          const rname = ph.mcNames[m] as string;
           if (x.failed(state, rname, `${policy.name}/${rname}`, 'matchCondition', policy.mode, policy.onError, r)) return;
           break;
         }
         if (!r) {
-          x.record(state, `matchConditions/${mc.name}`, 'matchCondition', 'not-matched');
+          x.record(state, ph.mcNames[m] as string, 'matchCondition', 'not-matched');
           applies = false;
           break;
         }
@@ -753,7 +780,9 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
     // Phase 2: route constraints, redaction, budgets, rate limits, labels.
     for (let i = 0; i < active.length; i++) {
       const state = active[i] as PolicyState;
-      for (const rule of (activePhases[i] as Phases).phase2) {
+      const ph = activePhases[i] as Phases;
+      for (let j = 0; j < ph.phase2.length; j++) {
+        const rule = ph.phase2[j] as CRule;
         if (only && !only.has(rule)) continue;
         const g = x.guard(state, rule);
         if (g === STOP) return;
@@ -769,7 +798,7 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
               x.record(state, rule.name, rule.kind, 'skipped', `dry run: would ${rule.action} ${rule.detectors.join(', ')}`);
               break;
             }
-            d.redactions.push({ source: rule.id, detectors: rule.detectors, action: rule.action, responses: rule.responses });
+            d.redactions.push(ph.shared[j] as RedactionRule);
             for (const c of rule.custom) if (!d.customDetectors.some((y) => y.name === c.name)) d.customDetectors.push(c);
             x.record(state, rule.name, rule.kind, 'applied');
             break;
@@ -780,12 +809,13 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
               break;
             }
             // A dry-run budget is tracked and reported but never blocks.
+            const shared = ph.shared[j] as SharedBudget;
             d.budgets.push({
               name: rule.id,
               scope: rule.scope,
               scopeKey: k,
-              limit: { ...rule.limit },
-              window: { ...rule.window },
+              limit: shared.limit,
+              window: shared.window,
               enforcement: dry ? 'soft' : rule.enforcement,
               onStoreError: rule.onStoreError,
             });

@@ -4,9 +4,14 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { compileDocuments, type CompiledPolicies } from '../../service/policy/compile.ts';
 import { createBundle } from '../../service/policy/evaluate.ts';
+import { readConfigDir } from '../../service/config/documents.ts';
+import { join } from 'node:path';
 import { compiledTimeGetter, TIME_METHOD_NAMES, timeGetter, utcParts } from '../../service/policy/fast.ts';
 import type { Decision, DeploymentInfo, PolicyBundle } from '../../service/policy/types.ts';
 import { deployment, input, policyDocs } from './helpers.ts';
+import { findTeam, TEAM_MEMO_MAX } from '../../service/gateway/policy-input.ts';
+import { buildRequestInput } from '../../service/policy/context.ts';
+import type { TeamConfig } from '../../service/config/types.ts';
 
 /** What a decision tells the gateway and lineage, durations excepted. */
 function view(d: Decision): unknown {
@@ -151,5 +156,67 @@ describe('time getters: the per-minute cache of UTC fields and getters compiled 
         }
       }
     assert.throws(() => compiledTimeGetter('getHours', 'Not/AZone')(0), RangeError);
+  });
+});
+
+describe('policy input: the team memo and the method', () => {
+  it('findTeam answers as teams.get(`${tenant}/${team}`) for any names, misses, many pairs and a changed map', () => {
+    const team = (tenant: string, name: string): TeamConfig => ({ name, tenant, attributes: { of: `${tenant}|${name}` } });
+    const teams = new Map<string, TeamConfig>();
+    // "a/b" + "c" and "a" + "b/c" join to the same key: the memo must give the flat lookup's answer for both.
+    for (const [t, n] of [['acme', 'research'], ['acme', 'support'], ['globex', 'default'], ['a/b', 'c'], ['x', '']] as const) teams.set(`${t}/${n}`, team(t, n));
+    const asks: [string, string][] = [['acme', 'default'], ['acme', 'research'], ['acme', 'nope'], ['a', 'b/c'], ['a/b', 'c'], ['globex', 'default'], ['x', ''], ['', 'x'], ['acme', 'support']];
+    for (let round = 0; round < 3; round++) for (const [t, n] of asks) assert.equal(findTeam(teams, t, n), teams.get(`${t}/${n}`), `${t} + ${n} (round ${round})`);
+    // More distinct pairs than the memo keeps: still the flat answer before and after it starts over.
+    for (let i = 0; i < TEAM_MEMO_MAX + 50; i++) assert.equal(findTeam(teams, `t${i % 97}`, `n${i}`), undefined);
+    for (const [t, n] of asks) assert.equal(findTeam(teams, t, n), teams.get(`${t}/${n}`));
+    // A map that gained a team (config maps are not mutated, but the answer must not go stale if one is).
+    teams.set('acme/nope', team('acme', 'nope'));
+    assert.equal(findTeam(teams, 'acme', 'nope'), teams.get('acme/nope'));
+    assert.equal(findTeam(new Map(), 'acme', 'research'), undefined);
+  });
+
+  it('buildRequestInput upper-cases every method as before', () => {
+    for (const method of ['POST', 'post', 'Post', 'GET', 'get', 'pOsT', 'HEAD', 'put', 'DELETE', 'POST ']) {
+      const r = buildRequestInput({ method, path: '/v1/chat/completions', api: 'openai', headers: {}, body: { model: 'm' } });
+      assert.equal(r.method, method.toUpperCase());
+    }
+  });
+});
+
+describe('outcome parts shared by every decision (redaction rules, budget limits and windows)', () => {
+  it('equal, key for key and in order, the objects built from the rule per request before; frozen', () => {
+    const c = compileDocuments(readConfigDir(join(import.meta.dirname, '../../policies/policies')));
+    const rules = new Map(c.policies.flatMap((p) => p.rules.map((r) => [r.id, r] as const)));
+    const bundle = createBundle(c);
+    const callers = [
+      { principal: { tenant: 'acme', team: 'research', keyId: 'k1' }, tenant: { name: 'acme', attributes: { tier: 'enterprise', residency: 'eu' } }, team: { name: 'research', attributes: { costCenter: 'r-and-d' } } },
+      { principal: { tenant: 'acme', team: 'support', keyId: 'k2' }, tenant: { name: 'acme', attributes: { tier: 'enterprise', residency: 'eu' } }, team: { name: 'support', attributes: { costCenter: 'cx', piiHandling: 'pseudonymize' } } },
+      { principal: { tenant: 'globex', team: 'default', keyId: 'k3' }, tenant: { name: 'globex', attributes: { tier: 'free', residency: 'any' } }, team: { name: 'default', attributes: {} } },
+    ];
+    let budgets = 0;
+    let redactions = 0;
+    for (const who of callers)
+      for (const model of ['gpt-4o-mini', 'llama-3.1-8b']) {
+        const a = bundle.evaluate(input({ ...who, body: { model, messages: [{ role: 'user', content: 'hi' }] } }));
+        const b = bundle.evaluate(input({ ...who, body: { model, messages: [{ role: 'user', content: 'hi' }] } }));
+        for (const x of a.budgets) {
+          const r = rules.get(x.name);
+          assert.ok(r?.kind === 'budget');
+          const general = { name: r.id, scope: r.scope, scopeKey: x.scopeKey, limit: { ...r.limit }, window: { ...r.window }, enforcement: x.enforcement, onStoreError: r.onStoreError };
+          assert.equal(JSON.stringify(x), JSON.stringify(general));
+          assert.ok(Object.isFrozen(x.limit) && Object.isFrozen(x.window));
+          budgets++;
+        }
+        for (const x of a.redactions) {
+          const r = rules.get(x.source);
+          assert.ok(r?.kind === 'redact');
+          assert.equal(JSON.stringify(x), JSON.stringify({ source: r.id, detectors: r.detectors, action: r.action, responses: r.responses }));
+          assert.ok(Object.isFrozen(x));
+          redactions++;
+        }
+        assert.equal(JSON.stringify(view(a)), JSON.stringify(view(b)));
+      }
+    assert.ok(budgets >= 12 && redactions >= 10, `${budgets} budgets, ${redactions} redactions checked`);
   });
 });
