@@ -10,7 +10,7 @@ import { compiledTimeGetter, TIME_METHOD_NAMES, timeGetter, utcParts } from '../
 import type { Decision, DeploymentInfo, PolicyBundle } from '../../service/policy/types.ts';
 import { deployment, input, policyDocs } from './helpers.ts';
 import { findTeam, TEAM_MEMO_MAX } from '../../service/gateway/policy-input.ts';
-import { buildRequestInput } from '../../service/policy/context.ts';
+import { buildRequestInput, policyHeaders } from '../../service/policy/context.ts';
 import type { TeamConfig } from '../../service/config/types.ts';
 
 /** What a decision tells the gateway and lineage, durations excepted. */
@@ -174,6 +174,19 @@ describe('policy input: the team memo and the method', () => {
     teams.set('acme/nope', team('acme', 'nope'));
     assert.equal(findTeam(teams, 'acme', 'nope'), teams.get('acme/nope'));
     assert.equal(findTeam(new Map(), 'acme', 'research'), undefined);
+  });
+
+  it('policyHeaders of the gateway\'s header Map equals the same headers as a record, key order included', () => {
+    const names = [':method', ':path', 'content-type', 'Content-Length', 'authorization', 'Cookie', 'x-api-key', 'X-Tollgate-Cluster', 'x-tollgate-host', 'x-request-id', 'User-Agent', 'anthropic-version', 'x-forwarded-for', 'api-key', 'X-Custom'];
+    let seed = 3;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    for (let i = 0; i < 300; i++) {
+      const m = new Map<string, string>();
+      for (const n of names) if (rnd() < 0.6) m.set(n, `v${i}-${n}`);
+      const fromMap = policyHeaders(m);
+      assert.equal(JSON.stringify(fromMap), JSON.stringify(policyHeaders(Object.fromEntries(m))), `headers ${[...m.keys()].join(',')}`);
+      for (const [k, v] of m) if (!k.startsWith(':') && !/^(authorization|cookie|x-api-key|api-key|x-tollgate-)/i.test(k)) assert.equal(fromMap[k.toLowerCase()], v);
+    }
   });
 
   it('buildRequestInput upper-cases every method as before', () => {
