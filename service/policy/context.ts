@@ -124,7 +124,21 @@ const ENDPOINTS: [RegExp, string][] = [
   [/\/completions$/, 'completions'],
 ];
 
+// The last path's answer: the gateway sees a handful of paths (one per API), each request a new string of one of
+// them; comparing it with the last one is cheaper than the regexes.
+let lastPath = '';
+let lastEndpoint = 'other';
+
 export function endpointOf(path: string): string {
+  if (path === lastPath) return lastEndpoint;
+  const e = matchEndpoint(path);
+  lastPath = path;
+  lastEndpoint = e;
+  return e;
+}
+
+/** endpointOf without the one-entry memo. */
+export function matchEndpoint(path: string): string {
   const q = path.indexOf('?');
   const p = q < 0 ? path : path.slice(0, q);
   for (const [re, name] of ENDPOINTS) if (re.test(p)) return name;

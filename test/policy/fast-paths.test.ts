@@ -10,7 +10,7 @@ import { compiledTimeGetter, TIME_METHOD_NAMES, timeGetter, utcParts } from '../
 import type { Decision, DeploymentInfo, PolicyBundle } from '../../service/policy/types.ts';
 import { deployment, input, policyDocs } from './helpers.ts';
 import { findTeam, TEAM_MEMO_MAX } from '../../service/gateway/policy-input.ts';
-import { buildRequestInput, policyHeaders } from '../../service/policy/context.ts';
+import { buildRequestInput, endpointOf, matchEndpoint, policyHeaders } from '../../service/policy/context.ts';
 import type { TeamConfig } from '../../service/config/types.ts';
 
 /** What a decision tells the gateway and lineage, durations excepted. */
@@ -187,6 +187,19 @@ describe('policy input: the team memo and the method', () => {
       assert.equal(JSON.stringify(fromMap), JSON.stringify(policyHeaders(Object.fromEntries(m))), `headers ${[...m.keys()].join(',')}`);
       for (const [k, v] of m) if (!k.startsWith(':') && !/^(authorization|cookie|x-api-key|api-key|x-tollgate-)/i.test(k)) assert.equal(fromMap[k.toLowerCase()], v);
     }
+  });
+
+  it('endpointOf (last path remembered) equals the regex match for repeated, alternating and new paths', () => {
+    const paths = ['/v1/chat/completions', '/v1/messages', '/v1/embeddings', '/v1/responses', '/v1/models', '/v1/models/gpt-4o', '/v1/completions', '/v1/chat/completions?x=1', '', '/other', '/v1/messages/count_tokens', '/openai/v1/chat/completions'];
+    for (let i = 0; i < 500; i++) {
+      // Runs of the same path (as new strings), then jumps.
+      const p = `${paths[Math.floor(i / 3) % paths.length] as string}`.slice(0);
+      assert.equal(endpointOf(p), matchEndpoint(p), p);
+      const q = paths[(i * 7) % paths.length] as string;
+      assert.equal(endpointOf(q), matchEndpoint(q), q);
+    }
+    assert.equal(endpointOf('/v1/chat/completions'), 'chat');
+    assert.equal(endpointOf('/v1/models/x'), 'models');
   });
 
   it('buildRequestInput upper-cases every method as before', () => {
