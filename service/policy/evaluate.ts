@@ -39,10 +39,12 @@ const NO_VARS: Map<string, unknown> = new Map();
 
 /** Per-policy evaluation state: lazily evaluated variables. */
 export class PolicyState {
-  readonly vars: Map<string, unknown>;
-  // Allocated only for a policy that has variables (most have none).
+  /** Values of the variables computed so far; the shared empty NO_VARS until the first one is. */
+  vars: Map<string, unknown> = NO_VARS;
+  // Allocated on first use, and only for a policy that has variables (most have none); a request whose
+  // expressions need none of them (or find them all in the caller memo) allocates nothing.
   private varErrors: Map<number, string> | undefined;
-  private readonly done: boolean[] | undefined;
+  private done: boolean[] | undefined;
 
   /**
    * `seed`: a candidate pass takes the primary pass's values of variables that do not read the
@@ -54,10 +56,11 @@ export class PolicyState {
     private readonly act: Activation,
     private readonly seed?: { state: PolicyState; dependent: readonly boolean[] },
     private readonly memo?: unknown[],
-  ) {
-    const n = policy.variables.length;
-    this.vars = n ? new Map() : NO_VARS;
-    this.done = n ? new Array<boolean>(n).fill(false) : undefined;
+  ) {}
+
+  /** `vars`, made this state's own Map before the first write (NO_VARS is never written). */
+  private ownVars(): Map<string, unknown> {
+    return this.vars === NO_VARS ? (this.vars = new Map()) : this.vars;
   }
 
   private varError(i: number): string | undefined {
@@ -78,13 +81,14 @@ export class PolicyState {
       return true;
     }
     if (!s.state.vars.has(name)) return false;
-    this.vars.set(name, s.state.vars.get(name));
+    this.ownVars().set(name, s.state.vars.get(name));
     return true;
   }
 
   private ensure(needs: number[]): string | undefined {
-    const done = this.done;
-    if (!done) return undefined;
+    const n = this.policy.variables.length;
+    if (n === 0) return undefined;
+    const done = (this.done ??= new Array<boolean>(n).fill(false));
     for (const i of needs) {
       if (!done[i]) {
         done[i] = true;
@@ -106,14 +110,14 @@ export class PolicyState {
         const slot = v.expr.callerSlot;
         const hit = memo !== undefined && slot >= 0 ? memo[slot] : undefined;
         if (hit !== undefined) {
-          this.vars.set(v.name, hit);
+          this.ownVars().set(v.name, hit);
           continue;
         }
         this.act.variables = this.vars;
         const r = v.expr.compiled.run(this.act);
         const err = errorMessage(r);
         if (err === undefined) {
-          this.vars.set(v.name, r);
+          this.ownVars().set(v.name, r);
           if (memo !== undefined && slot >= 0 && cacheable(r)) memo[slot] = r;
         } else this.setVarError(i, `variable '${v.name}': ${err}`);
       }

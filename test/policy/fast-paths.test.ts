@@ -246,3 +246,25 @@ describe('outcome parts shared by every decision (redaction rules, budget limits
     assert.ok(budgets >= 12 && redactions >= 10, `${budgets} budgets, ${redactions} redactions checked`);
   });
 });
+
+describe('policy variables: their Map allocated on first write', () => {
+  it('a policy sees only its own computed variables; the shared empty map is never written', () => {
+    const docs = [
+      ...policyDocs(`  variables:\n    - {name: a, expression: "request.model"}\n    - {name: unused, expression: "principal.user"}\n  rules:\n    - name: r1\n      deny: {expression: "variables.a == 'blocked'"}\n    - name: r2\n      deny: {expression: "size(variables) != 1", message: one variable computed}\n`, 'a.yaml', 'a'),
+      ...policyDocs(`  variables:\n    - {name: x, expression: "principal.team"}\n  rules:\n    - name: none-yet\n      deny: {expression: "size(variables) > 0", message: no variable computed yet}\n    - name: uses-x\n      deny: {expression: "variables.x == 'nope'"}\n    - name: now-one\n      deny: {expression: "size(variables) != 1", message: x computed}\n`, 'b.yaml', 'b'),
+      ...policyDocs(`  rules:\n    - name: empty\n      deny: {expression: "size(variables) > 0", message: a policy without variables sees none}\n`, 'c.yaml', 'c'),
+    ];
+    for (const opts of [{}, { callerCache: false }]) {
+      const bundle = createBundle(compileDocuments(docs), opts);
+      for (let i = 0; i < 4; i++) {
+        const model = i === 3 ? 'blocked' : `m${i}`;
+        const d = bundle.evaluate(input({ body: { model, messages: [] } }), { candidates: true });
+        const outcomes = d.rules.map((r) => `${r.policy}/${r.rule}:${r.outcome}`);
+        if (i === 3) assert.deepEqual(outcomes, ['a/r1:deny']);
+        else assert.deepEqual(outcomes, ['a/r1:allow', 'a/r2:allow', 'b/none-yet:allow', 'b/uses-x:allow', 'b/now-one:allow', 'c/empty:allow']);
+        if (i !== 3) assert.equal(d.forModel('blocked').denied?.rule, 'a/r1');
+        if (i !== 3) assert.equal(d.forModel('other').denied, undefined);
+      }
+    }
+  });
+});
