@@ -23,8 +23,40 @@ function tenantContext(snap: Snapshot, principal: Principal): PolicyInput['tenan
 }
 
 function teamContext(snap: Snapshot, principal: Principal): PolicyInput['team'] {
-  const team = principal.team ? snap.core.teams.get(`${principal.tenant}/${principal.team}`) : undefined;
+  const team = principal.team ? findTeam(snap.core.teams, principal.tenant, principal.team) : undefined;
   return { name: principal.team, attributes: team?.attributes ?? NO_ATTRIBUTES };
+}
+
+type Teams = Snapshot['core']['teams'];
+type Team = Teams extends ReadonlyMap<string, infer T> ? T : never;
+
+/** Distinct (tenant, team) pairs remembered per config; the memo starts over beyond that. */
+export const TEAM_MEMO_MAX = 4096;
+
+/**
+ * `teams.get(`${tenant}/${team}`)`, remembered by tenant then team. Why: the principal's tenant and team strings are
+ * the key record's own (hash already computed), while the joined key is a new string each request that must be
+ * flattened and hashed before the lookup. One memo per teams Map (a config's, never mutated after load; a reload
+ * makes a new one and the WeakMap lets the old go); it stores the flat lookup's answer, misses included, so it
+ * agrees with it for any names.
+ */
+const teamMemos = new WeakMap<Teams, { size: number; teams: number; byTenant: Map<string, Map<string, Team | undefined>> }>();
+
+export function findTeam(teams: Teams, tenant: string, team: string): Team | undefined {
+  let memo = teamMemos.get(teams);
+  // (A changed number of teams starts over too: belt and braces, config snapshots are not mutated.)
+  if (memo === undefined || memo.size >= TEAM_MEMO_MAX || memo.teams !== teams.size) {
+    memo = { size: 0, teams: teams.size, byTenant: new Map() };
+    teamMemos.set(teams, memo);
+  }
+  let byTeam = memo.byTenant.get(tenant);
+  if (byTeam === undefined) memo.byTenant.set(tenant, (byTeam = new Map()));
+  const hit = byTeam.get(team);
+  if (hit !== undefined || byTeam.has(team)) return hit;
+  const found = teams.get(`${tenant}/${team}`);
+  byTeam.set(team, found);
+  memo.size++;
+  return found;
 }
 
 export function buildPolicyInput(

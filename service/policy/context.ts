@@ -124,7 +124,21 @@ const ENDPOINTS: [RegExp, string][] = [
   [/\/completions$/, 'completions'],
 ];
 
+// The last path's answer: the gateway sees a handful of paths (one per API), each request a new string of one of
+// them; comparing it with the last one is cheaper than the regexes.
+let lastPath = '';
+let lastEndpoint = 'other';
+
 export function endpointOf(path: string): string {
+  if (path === lastPath) return lastEndpoint;
+  const e = matchEndpoint(path);
+  lastPath = path;
+  lastEndpoint = e;
+  return e;
+}
+
+/** endpointOf without the one-entry memo. */
+export function matchEndpoint(path: string): string {
   const q = path.indexOf('?');
   const p = q < 0 ? path : path.slice(0, q);
   for (const [re, name] of ENDPOINTS) if (re.test(p)) return name;
@@ -136,10 +150,15 @@ const HIDDEN_HEADERS = new Set(['authorization', 'proxy-authorization', 'x-api-k
 
 export function policyHeaders(headers: Record<string, string> | ReadonlyMap<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
-  // The gateway hands in its header Map as is (no intermediate object per request).
-  if (headers instanceof Map) for (const [k, v] of headers) addPolicyHeader(out, k, v);
+  // The gateway hands in its header Map as is (no intermediate object per request); forEach with `out` as
+  // `this`: no [key, value] entry array per header and no closure per call.
+  if (headers instanceof Map) headers.forEach(addToPolicyHeaders, out);
   else for (const k of Object.keys(headers)) addPolicyHeader(out, k, (headers as Record<string, string>)[k] as string);
   return out;
+}
+
+function addToPolicyHeaders(this: Record<string, string>, v: string, k: string): void {
+  addPolicyHeader(this, k, v);
 }
 
 function addPolicyHeader(out: Record<string, string>, k: string, v: string): void {
@@ -229,7 +248,8 @@ export function buildRequestInput(f: RequestFacts): PolicyInput['request'] {
   for (const k of Object.keys(body)) if (!NON_PARAMS.has(k)) params[k] = body[k];
   const messages = messagesOf(f.body, f.api);
   return {
-    method: f.method.toUpperCase(),
+    // The gateway's method is 'POST' for every request reaching here: no new string for it.
+    method: f.method === 'POST' ? 'POST' : f.method.toUpperCase(),
     path: f.path,
     endpoint: endpointOf(f.path),
     api: f.api,

@@ -6,7 +6,7 @@
 // it; transforms run only once nothing denied. The first enforce-mode denial stops evaluation.
 import { newHexId } from '../security/random-ids.ts';
 import { performance } from 'node:perf_hooks';
-import type { BudgetSpec, RateLimitSpec } from '../budget/types.ts';
+import type { BudgetLimit, BudgetSpec, BudgetWindow, RateLimitSpec } from '../budget/types.ts';
 import type { CustomDetectorSpec, RedactionRule } from '../redaction/types.ts';
 import { asString, errorMessage, type Activation } from './cel.ts';
 import type { CExpr, CompiledPolicies, CPolicy, CRule, DenyLike } from './compile.ts';
@@ -39,10 +39,12 @@ const NO_VARS: Map<string, unknown> = new Map();
 
 /** Per-policy evaluation state: lazily evaluated variables. */
 export class PolicyState {
-  readonly vars: Map<string, unknown>;
-  // Allocated only for a policy that has variables (most have none).
+  /** Values of the variables computed so far; the shared empty NO_VARS until the first one is. */
+  vars: Map<string, unknown> = NO_VARS;
+  // Allocated on first use, and only for a policy that has variables (most have none); a request whose
+  // expressions need none of them (or find them all in the caller memo) allocates nothing.
   private varErrors: Map<number, string> | undefined;
-  private readonly done: boolean[] | undefined;
+  private done: boolean[] | undefined;
 
   /**
    * `seed`: a candidate pass takes the primary pass's values of variables that do not read the
@@ -54,10 +56,11 @@ export class PolicyState {
     private readonly act: Activation,
     private readonly seed?: { state: PolicyState; dependent: readonly boolean[] },
     private readonly memo?: unknown[],
-  ) {
-    const n = policy.variables.length;
-    this.vars = n ? new Map() : NO_VARS;
-    this.done = n ? new Array<boolean>(n).fill(false) : undefined;
+  ) {}
+
+  /** `vars`, made this state's own Map before the first write (NO_VARS is never written). */
+  private ownVars(): Map<string, unknown> {
+    return this.vars === NO_VARS ? (this.vars = new Map()) : this.vars;
   }
 
   private varError(i: number): string | undefined {
@@ -78,13 +81,14 @@ export class PolicyState {
       return true;
     }
     if (!s.state.vars.has(name)) return false;
-    this.vars.set(name, s.state.vars.get(name));
+    this.ownVars().set(name, s.state.vars.get(name));
     return true;
   }
 
   private ensure(needs: number[]): string | undefined {
-    const done = this.done;
-    if (!done) return undefined;
+    const n = this.policy.variables.length;
+    if (n === 0) return undefined;
+    const done = (this.done ??= new Array<boolean>(n).fill(false));
     for (const i of needs) {
       if (!done[i]) {
         done[i] = true;
@@ -106,14 +110,14 @@ export class PolicyState {
         const slot = v.expr.callerSlot;
         const hit = memo !== undefined && slot >= 0 ? memo[slot] : undefined;
         if (hit !== undefined) {
-          this.vars.set(v.name, hit);
+          this.ownVars().set(v.name, hit);
           continue;
         }
         this.act.variables = this.vars;
         const r = v.expr.compiled.run(this.act);
         const err = errorMessage(r);
         if (err === undefined) {
-          this.vars.set(v.name, r);
+          this.ownVars().set(v.name, r);
           if (memo !== undefined && slot >= 0 && cacheable(r)) memo[slot] = r;
         } else this.setVarError(i, `variable '${v.name}': ${err}`);
       }
@@ -188,20 +192,62 @@ class EvalError {
   constructor(readonly message: string) {}
 }
 
+type RouteRule = Extract<CRule, { kind: 'route' }>;
+
 interface ActiveRoute {
   state: PolicyState;
-  rule: Extract<CRule, { kind: 'route' }>;
+  rule: RouteRule;
 }
+
+/**
+ * Outcomes of route rules whose expression reads nothing but `deployment` fields (no request, caller,
+ * clock or variable), by rule and DeploymentInfo: such an outcome is the same on every request, and
+ * the router asks for it on every request for every deployment of the model. One per bundle (a
+ * reload makes a new one); DeploymentInfo objects are never mutated (./context.ts
+ * cachedDeploymentValue relies on that too) and a WeakMap lets a reload's old ones go. Only
+ * true/false are kept: an evaluation error is evaluated (and recorded) again every time.
+ */
+type RouteMemo = ReadonlyMap<RouteRule, WeakMap<DeploymentInfo, boolean>>;
+
+/** Whether `e` depends on the deployment alone (every root it reads is a `deployment` field, no variables). */
+function readsOnlyDeployment(e: CExpr): boolean {
+  if (e.needs.length) return false;
+  for (const r of e.compiled.roots) if (!r.startsWith('deployment.')) return false;
+  return true;
+}
+
+function routeMemoOf(policies: readonly CPolicy[]): RouteMemo {
+  const m = new Map<RouteRule, WeakMap<DeploymentInfo, boolean>>();
+  for (const p of policies) for (const r of p.rules) if (r.kind === 'route' && readsOnlyDeployment(r.expr)) m.set(r, new WeakMap());
+  return m;
+}
+
+/** A bundle built with `routeCache: false`. */
+const NO_ROUTE_MEMO: RouteMemo = new Map();
 
 const ACCESS_KINDS = new Set<RuleKind>(['deny', 'require', 'models']);
 /** Judged only for MCP traffic (./mcp.ts). */
 const MCP_KINDS = new Set<RuleKind>(MCP_RULE_KINDS);
 
-/** A policy's rules by evaluation phase (computed once per compiled policy). */
+/** A budget rule's limit and window as every BudgetSpec of it carries them: built once, frozen, shared. */
+interface SharedBudget {
+  limit: Readonly<BudgetLimit>;
+  window: Readonly<BudgetWindow>;
+}
+
+/** A policy's rules by evaluation phase, and what their outcomes share (computed once per compiled policy). */
 interface Phases {
   access: CRule[];
   phase2: CRule[];
+  /**
+   * By index in `phase2`: the parts of the rule's outcome that carry no request data (a redact rule's
+   * RedactionRule, a budget rule's limit and window), frozen and shared by every decision rather than
+   * copied per request. Nothing downstream mutates them (budget and redaction only read specs).
+   */
+  shared: (RedactionRule | SharedBudget | undefined)[];
   transforms: Extract<CRule, { kind: 'transform' }>[];
+  /** By index in matchConditions: the name its records carry (`matchConditions/<name>`), not joined per request. */
+  mcNames: string[];
 }
 
 const phaseCache = new WeakMap<CPolicy, Phases>();
@@ -209,15 +255,25 @@ const phaseCache = new WeakMap<CPolicy, Phases>();
 function phasesOf(p: CPolicy): Phases {
   let ph = phaseCache.get(p);
   if (!ph) {
-    ph = { access: [], phase2: [], transforms: [] };
+    ph = { access: [], phase2: [], shared: [], transforms: [], mcNames: p.matchConditions.map((mc) => `matchConditions/${mc.name}`) };
     for (const rule of p.rules) {
       if (ACCESS_KINDS.has(rule.kind)) ph.access.push(rule);
       else if (rule.kind === 'transform') ph.transforms.push(rule);
-      else if (!MCP_KINDS.has(rule.kind)) ph.phase2.push(rule);
+      else if (!MCP_KINDS.has(rule.kind)) {
+        ph.phase2.push(rule);
+        ph.shared.push(sharedParts(rule));
+      }
     }
     phaseCache.set(p, ph);
   }
   return ph;
+}
+
+function sharedParts(rule: CRule): RedactionRule | SharedBudget | undefined {
+  // Same keys in the same order as the objects built per request before (lineage serializes them).
+  if (rule.kind === 'redact') return Object.freeze({ source: rule.id, detectors: rule.detectors, action: rule.action, responses: rule.responses });
+  if (rule.kind === 'budget') return { limit: Object.freeze({ ...rule.limit }), window: Object.freeze({ ...rule.window }) };
+  return undefined;
 }
 
 /** What a rule's `when` guard says (Recorder.guard). */
@@ -352,6 +408,7 @@ class DecisionImpl implements Decision {
   constructor(
     readonly revision: string,
     private readonly onError: (r: RuleRecord) => void,
+    private readonly routeMemo: RouteMemo,
   ) {}
 
   routeCheck(d: DeploymentInfo): RouteCheckResult {
@@ -422,16 +479,17 @@ class DecisionImpl implements Decision {
   // means "enforcing this rule would change the outcome".
   private checkRoutes(routes: readonly ActiveRoute[], d: DeploymentInfo): RouteCheckResult {
     if (routes.length === 0) return ROUTE_OK;
-    const dep = cachedDeploymentValue(d);
     for (const { state, rule } of routes) {
       if (rule.mode === 'dryRun') continue;
-      const fail = this.checkRoute(state, rule, d, dep);
+      const fail = this.checkRoute(state, rule, d);
       if (fail !== undefined) return { ok: false, rule: rule.id, message: fail };
     }
     for (const { state, rule } of routes) {
       if (rule.mode !== 'dryRun') continue;
+      // A remembered pass (RouteMemo) needs no clock reading: nothing is recorded for it.
+      if (this.routeMemo.get(rule)?.get(d) === true) continue;
       const t0 = performance.now();
-      const fail = this.checkRoute(state, rule, d, dep);
+      const fail = this.checkRoute(state, rule, d);
       if (fail === undefined) continue;
       const key = `${rule.id}\u0000${d.id}`;
       if (this.routeDryRunSeen.has(key)) continue;
@@ -443,11 +501,19 @@ class DecisionImpl implements Decision {
   }
 
   /** The rule's message when `d` violates it (or its evaluation failed closed); undefined when it passes. */
-  private checkRoute(state: PolicyState, rule: ActiveRoute['rule'], d: DeploymentInfo, dep: Map<string, unknown>): string | undefined {
+  private checkRoute(state: PolicyState, rule: RouteRule, d: DeploymentInfo): string | undefined {
+    const memo = this.routeMemo.get(rule);
+    if (memo !== undefined) {
+      const hit = memo.get(d);
+      if (hit !== undefined) return hit ? undefined : rule.message;
+    }
     const t0 = performance.now();
     // test(), not bool(): no result object per deployment and rule.
-    const r = state.test(rule.expr, dep);
-    if (typeof r === 'boolean') return r ? undefined : rule.message;
+    const r = state.test(rule.expr, cachedDeploymentValue(d));
+    if (typeof r === 'boolean') {
+      memo?.set(d, r);
+      return r ? undefined : rule.message;
+    }
     const rec: RuleRecord = { policy: state.policy.name, rule: rule.name, kind: 'route', outcome: 'error', durationUs: us(t0), message: `deployment ${d.id}: ${r}` };
     this.rules.push(rec);
     this.onError(rec);
@@ -572,6 +638,7 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
     judgedPhases.push(ph);
   }
   const deps = modelDependence(policies);
+  const routeMemo = opts.routeCache === false ? NO_ROUTE_MEMO : routeMemoOf(policies);
 
   // Never throws: an unexpected failure (a bug, a hostile value) denies the request.
   function evaluate(input: PolicyInput, eo: EvaluateOptions = {}): Decision {
@@ -579,14 +646,14 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
     try {
       return evaluateUnsafe(input, eo);
     } catch (e) {
-      const d = new DecisionImpl(revision, reportError);
+      const d = new DecisionImpl(revision, reportError, routeMemo);
       failClosed(d, 'deny', e, 'request denied', reportError);
       return d;
     }
   }
 
   function evaluateUnsafe(input: PolicyInput, eo: EvaluateOptions): Decision {
-    const d = new DecisionImpl(revision, reportError);
+    const d = new DecisionImpl(revision, reportError, routeMemo);
     d.primaryModel = input.request.model;
     d.primaryCanonical = input.request.canonicalModel || input.request.model;
     const act = baseActivation(input, usesBody);
@@ -600,7 +667,7 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
 
   /** One candidate model: the model-dependent rules, evaluated as if the request had named it. */
   function judge(d: DecisionImpl, input: PolicyInput, act: Activation, primary: PassOut, model: string, canonical: string, caller: CallerEntry | undefined): ModelVerdict {
-    const pass = new DecisionImpl(revision, reportError);
+    const pass = new DecisionImpl(revision, reportError, routeMemo);
     try {
       const request = { ...input.request, model, canonicalModel: canonical === model ? undefined : canonical };
       const how: Pass = {
@@ -654,16 +721,17 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
         continue;
       }
       let applies = true;
-      for (const mc of policy.matchConditions) {
-        const r = state.test(mc.expr);
+      const mcs = policy.matchConditions;
+      for (let m = 0; m < mcs.length; m++) {
+        const r = state.test((mcs[m] as CPolicy['matchConditions'][number]).expr);
         if (typeof r === 'string') {
           applies = false;
-          const rname = `matchConditions/${mc.name}`;
+          const rname = ph.mcNames[m] as string;
           if (x.failed(state, rname, `${policy.name}/${rname}`, 'matchCondition', policy.mode, policy.onError, r)) return;
           break;
         }
         if (!r) {
-          x.record(state, `matchConditions/${mc.name}`, 'matchCondition', 'not-matched');
+          x.record(state, ph.mcNames[m] as string, 'matchCondition', 'not-matched');
           applies = false;
           break;
         }
@@ -716,7 +784,9 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
     // Phase 2: route constraints, redaction, budgets, rate limits, labels.
     for (let i = 0; i < active.length; i++) {
       const state = active[i] as PolicyState;
-      for (const rule of (activePhases[i] as Phases).phase2) {
+      const ph = activePhases[i] as Phases;
+      for (let j = 0; j < ph.phase2.length; j++) {
+        const rule = ph.phase2[j] as CRule;
         if (only && !only.has(rule)) continue;
         const g = x.guard(state, rule);
         if (g === STOP) return;
@@ -732,7 +802,7 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
               x.record(state, rule.name, rule.kind, 'skipped', `dry run: would ${rule.action} ${rule.detectors.join(', ')}`);
               break;
             }
-            d.redactions.push({ source: rule.id, detectors: rule.detectors, action: rule.action, responses: rule.responses });
+            d.redactions.push(ph.shared[j] as RedactionRule);
             for (const c of rule.custom) if (!d.customDetectors.some((y) => y.name === c.name)) d.customDetectors.push(c);
             x.record(state, rule.name, rule.kind, 'applied');
             break;
@@ -743,12 +813,13 @@ export function createBundle(compiled: CompiledPolicies, opts: CompileOptions = 
               break;
             }
             // A dry-run budget is tracked and reported but never blocks.
+            const shared = ph.shared[j] as SharedBudget;
             d.budgets.push({
               name: rule.id,
               scope: rule.scope,
               scopeKey: k,
-              limit: { ...rule.limit },
-              window: { ...rule.window },
+              limit: shared.limit,
+              window: shared.window,
               enforcement: dry ? 'soft' : rule.enforcement,
               onStoreError: rule.onStoreError,
             });

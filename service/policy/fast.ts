@@ -155,14 +155,52 @@ const offsetCache = new Map<string, { bucket: number; offset: number; firstMinut
 const BUCKET_MS = 15 * 60_000;
 
 // The last answer: one request's variables often read several parts of `now` in the same zone.
-let lastParts: { ms: number; tz: string; parts: TimeParts } | undefined;
+// (Three fields rather than an object: no allocation per new instant.)
+let lastMs = NaN;
+let lastTz = '';
+let lastParts: TimeParts | undefined;
 
 export function timeParts(ms: number, tz: string): TimeParts {
-  const last = lastParts;
-  if (last !== undefined && last.ms === ms && last.tz === tz) return last.parts;
+  if (lastParts !== undefined && lastMs === ms && lastTz === tz) return lastParts;
   const parts = computeTimeParts(ms, tz);
-  lastParts = { ms, tz, parts };
+  lastMs = ms;
+  lastTz = tz;
+  lastParts = parts;
   return parts;
+}
+
+/** Date's UTC fields of `t`. */
+function dateParts(t: number): TimeParts {
+  const d = new Date(t);
+  return {
+    year: d.getUTCFullYear(),
+    month: d.getUTCMonth() + 1,
+    day: d.getUTCDate(),
+    hour: d.getUTCHours(),
+    minute: d.getUTCMinutes(),
+    second: d.getUTCSeconds(),
+    weekday: d.getUTCDay(),
+  };
+}
+
+// The UTC fields of the last minute asked for (its second 0). Why: requests arrive in the same minute one
+// after another, and a Date plus seven getters per call cost more than the rest of a time getter. The
+// fields of an instant depend on that instant alone, so one entry serves every zone (callers pass the
+// zone's wall-clock time).
+let minuteKey = NaN;
+let minuteParts: TimeParts | undefined;
+
+/** Date's UTC fields of `t` (dateParts), the fields above the second taken from the minute cache. */
+export function utcParts(t: number): TimeParts {
+  // Non-integers (Date truncates toward zero) and instants out of Date's range take the plain path.
+  if (!Number.isInteger(t) || t > 8.64e15 || t < -8.64e15) return dateParts(t);
+  const m = Math.floor(t / 60_000);
+  let c = minuteParts;
+  if (c === undefined || m !== minuteKey) {
+    c = minuteParts = dateParts(m * 60_000);
+    minuteKey = m;
+  }
+  return { year: c.year, month: c.month, day: c.day, hour: c.hour, minute: c.minute, second: Math.floor(t / 1000) - m * 60, weekday: c.weekday };
 }
 
 /** `tz`'s offset from UTC at `probe` (a whole second), or undefined for years Date.UTC cannot express. */
@@ -185,16 +223,7 @@ function computeTimeParts(ms: number, tz: string): TimeParts {
     if (offsetCache.size < 256 || offsetCache.has(tz)) offsetCache.set(tz, o);
   }
   if (!o.firstMinute && ms - bucket * BUCKET_MS < 60_000) return formatParts(ms, tz);
-  const d = new Date(ms + o.offset);
-  return {
-    year: d.getUTCFullYear(),
-    month: d.getUTCMonth() + 1,
-    day: d.getUTCDate(),
-    hour: d.getUTCHours(),
-    minute: d.getUTCMinutes(),
-    second: d.getUTCSeconds(),
-    weekday: d.getUTCDay(),
-  };
+  return utcParts(ms + o.offset);
 }
 
 const TIME_GETTERS: Record<string, (p: TimeParts, ms: number) => number> = {
@@ -219,22 +248,30 @@ const OFFSET_RE = /^([+-]?)(\d\d):(\d\d)$/;
 export function timeGetter(name: string, ms: number, tz?: string): number {
   const getter = TIME_GETTERS[name];
   if (!getter) throw new Error(`unknown timestamp method ${name}`);
-  const off = tz === undefined ? undefined : OFFSET_RE.exec(tz);
-  if (tz === undefined || off) {
-    const shift = off ? (off[1] === '-' ? -1 : 1) * (Number(off[2]) * 3_600_000 + Number(off[3]) * 60_000) : 0;
-    const d = new Date(ms + shift);
-    const p: TimeParts = {
-      year: d.getUTCFullYear(),
-      month: d.getUTCMonth() + 1,
-      day: d.getUTCDate(),
-      hour: d.getUTCHours(),
-      minute: d.getUTCMinutes(),
-      second: d.getUTCSeconds(),
-      weekday: d.getUTCDay(),
-    };
-    return getter(p, ms);
+  const shift = fixedShift(tz);
+  return getter(shift === undefined ? timeParts(ms, tz as string) : utcParts(ms + shift), ms);
+}
+
+/** The shift of UTC or a fixed "+hh:mm" offset in ms; undefined for an IANA zone name. */
+function fixedShift(tz: string | undefined): number | undefined {
+  if (tz === undefined) return 0;
+  const off = OFFSET_RE.exec(tz);
+  return off ? (off[1] === '-' ? -1 : 1) * (Number(off[2]) * 3_600_000 + Number(off[3]) * 60_000) : undefined;
+}
+
+/**
+ * timeGetter for a method and zone known when the expression is compiled: the getter and the zone's kind are
+ * looked up once, not on every call (the time getters of a policy's variables run on every request).
+ */
+export function compiledTimeGetter(name: string, tz: string | undefined): (ms: number) => number {
+  const getter = TIME_GETTERS[name];
+  if (!getter) throw new Error(`unknown timestamp method ${name}`);
+  const shift = fixedShift(tz);
+  if (shift === undefined) {
+    const zone = tz as string;
+    return (ms) => getter(timeParts(ms, zone), ms);
   }
-  return getter(timeParts(ms, tz), ms);
+  return (ms) => getter(utcParts(ms + shift), ms);
 }
 
 export const TIME_METHOD_NAMES: readonly string[] = Object.keys(TIME_GETTERS);
@@ -409,11 +446,12 @@ function compileCall(e: Expr): Node {
       const tzArg = call.args[0];
       if (call.args.length > 1 || (tzArg && (tzArg.exprKind.case !== 'constExpr' || tzArg.exprKind.value.constantKind.case !== 'stringValue'))) return unsupported();
       const tz = tzArg?.exprKind.case === 'constExpr' && tzArg.exprKind.value.constantKind.case === 'stringValue' ? tzArg.exprKind.value.constantKind.value : undefined;
+      const get = compiledTimeGetter(fn, tz);
       return (a) => {
         const ms = a[NOW_MS];
         if (typeof ms !== 'number') return fallback();
         try {
-          return BigInt(timeGetter(fn, ms, tz));
+          return BigInt(get(ms));
         } catch (err) {
           return new NErr((err as Error).message);
         }

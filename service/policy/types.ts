@@ -216,4 +216,9 @@ export interface CompileOptions {
    * ./caller-cache.ts). false evaluates everything every time (the reference the cache is tested against).
    */
   callerCache?: boolean;
+  /**
+   * Remember, per deployment, the outcome of route rules that read only `deployment` fields (default true;
+   * ./evaluate.ts RouteMemo). false evaluates them on every check (the reference the memo is tested against).
+   */
+  routeCache?: boolean;
 }

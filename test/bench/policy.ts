@@ -8,6 +8,15 @@ import * as policyIndex from '../../service/policy/index.ts';
 import * as configDocs from '../../service/config/documents.ts';
 import { buildRequestInput, compilePolicies, type DeploymentInfo, type PolicyInput } from '../../service/policy/index.ts';
 import { abAlloc, abCpu, baseSource, importBase } from './ab.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as snapshotMod from '../../service/config/snapshot.ts';
+import * as policyInputMod from '../../service/gateway/policy-input.ts';
+import { authenticate } from '../../service/identity/principal.ts';
+import type { Snapshot } from '../../service/gateway/context.ts';
+import { benchBundle } from './bench-bundle.ts';
+import { chatWorkload } from './chat-workload.ts';
+import { median } from './noise.ts';
 
 const ITERATIONS = 20_000;
 const WARMUP = 2_000;
@@ -151,6 +160,7 @@ export async function bench(): Promise<string[]> {
     lines.push(`policy: forModel per fallback candidate (${tier}) p50 ${fmt(percentile(candUs, 50))} p99 ${fmt(percentile(candUs, 99))}`);
   }
   if (baseSource()) lines.push(...(await abLines(root, body, size, makeInput('enterprise'), deployments)));
+  lines.push(...(await workloadLines()));
   return lines;
 }
 
@@ -183,4 +193,70 @@ async function abLines(root: string, body: Record<string, unknown>, size: number
     if (when === 'now') out.push(await abAlloc('policy gateway-shaped request', (i) => run(fresh, buildRequestInput, i), (i) => run(old, base.buildRequestInput, i)));
   }
   return out;
+}
+
+/**
+ * The extproc/envoy benches' request as the gateway judges it (exchange.ts requestBody): the example bundle with the
+ * benches' raised limits (bench-bundle.ts), the ~1.2 KB chat request of chat-workload.ts from the demo acme/research
+ * key with the headers Envoy delivers (run.ts), buildPolicyInput from the config snapshot, evaluate, the router's
+ * model check (forModel) and route check of every deployment of the model. CPU per request; with BENCH_BASE_SRC,
+ * the base checkout's modules on the same request, blocks interleaved (median of the rounds), and heap allocated.
+ */
+export async function workloadLines(): Promise<string[]> {
+  const tmp = mkdtempSync(join(tmpdir(), 'tg-bench-policy-'));
+  try {
+    const dir = benchBundle(tmp);
+    const make = (snapMod: typeof snapshotMod, inputMod: typeof policyInputMod): Promise<(i: number) => number> => workloadRequest(dir, snapMod, inputMod);
+    const fresh = await make(snapshotMod, policyInputMod);
+    const lines: string[] = [];
+    if (baseSource()) {
+      const old = await make(await importBase('service/config/snapshot.ts', snapshotMod), await importBase('service/gateway/policy-input.ts', policyInputMod));
+      if (fresh(0) !== old(0)) throw new Error('this checkout and the base disagree on the bench request');
+      lines.push(abCpu('policy bench workload (chat-workload.ts, bench bundle, acme/research key)', fresh, old, 4000, 12).line);
+      lines.push(await abAlloc('policy bench workload', fresh, old));
+    } else {
+      const xs: number[] = [];
+      for (let r = 0; r < 8; r++) {
+        const c0 = process.cpuUsage();
+        for (let i = 0; i < 4000; i++) fresh(i);
+        const c = process.cpuUsage(c0);
+        xs.push((c.user + c.system) / 4000);
+      }
+      lines.push(`policy: bench workload (chat-workload.ts, bench bundle, acme/research key: input, evaluate, forModel, routeCheck) CPU ${median(xs).toFixed(1)}µs/request (median of 8 blocks)`);
+    }
+    return lines;
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/** One bench request as a function of its index (the clock moves a second per request); returns a checksum. */
+export async function workloadRequest(dir: string, snapMod: typeof snapshotMod, inputMod: typeof policyInputMod): Promise<(i: number) => number> {
+  const { body: raw } = chatWorkload();
+  const headers = new Map([
+    [':method', 'POST'],
+    [':path', '/v1/chat/completions'],
+    [':authority', 'llm.internal'],
+    [':scheme', 'https'],
+    ['content-type', 'application/json'],
+    ['content-length', String(raw.length)],
+    ['authorization', 'Bearer tg-demo-acme-research-0000000000000001'],
+    ['x-request-id', '0d6c2f5e-bench-4a1b-9a3e-000000000001'],
+  ]);
+  const snap: Snapshot = snapMod.buildSnapshot(dir);
+  const principal = await authenticate({ token: 'tg-demo-acme-research-0000000000000001', jwtNamespace: undefined }, snap.core, snap.keys, new Date());
+  const resolved = snap.catalog.resolve('gpt-4o-mini');
+  if (!resolved) throw new Error('bench bundle has no gpt-4o-mini');
+  const infos = resolved.entries.map((e) => e.info);
+  // No rule of the bundle transforms this caller's body: one parsed body serves every request.
+  const parsed = JSON.parse(raw.toString()) as Record<string, unknown>;
+  return (i: number): number => {
+    const input = inputMod.buildPolicyInput(snap, 'openai', parsed, principal, headers, 'POST', '/v1/chat/completions', raw.length, new Date(1_765_000_000_000 + i * 1000));
+    const d = snap.policy.evaluate(input, { candidates: false });
+    if (d.denied) throw new Error(`bench request denied: ${d.denied.message}`);
+    const v = d.forModel('gpt-4o-mini', resolved.model.name);
+    let ok = 0;
+    for (const info of infos) if (v.routeCheck(info).ok) ok++;
+    return ok + d.rules.length;
+  };
 }
