@@ -187,6 +187,10 @@ export class MemoryStore implements BudgetStore {
   }
 
   async reserve(requestId: string, specs: ReserveSpecs, estimate: UsageEstimate): Promise<ReserveResult> {
+    return this.reserveNow(requestId, specs, estimate);
+  }
+
+  reserveNow(requestId: string, specs: ReserveSpecs, estimate: UsageEstimate): ReserveResult {
     return this.reservePlan(planReservation(requestId, specs, estimate, this.now()));
   }
 
@@ -196,11 +200,10 @@ export class MemoryStore implements BudgetStore {
     this.sweep(now);
     const held = this.reservations.get(plan.requestId);
     const n = plan.counters.length;
-    // Scratch arrays, reused by every call (nothing here awaits, and neither escapes this call).
+    // Scratch arrays, reused by every call (nothing here awaits, and neither escapes this call). Entries past n
+    // are left from earlier plans and never read (checks index counters below n); setting `length` costs a call.
     const cs = this.scratchCounters;
     const states = this.scratchStates;
-    cs.length = n;
-    states.length = n;
     for (let i = 0; i < n; i++) {
       cs[i] = this.counterFor(plan.tenant, plan.counters[i], now);
       // Not copied: states are read (by evaluate) before this reservation changes the counters.
@@ -243,11 +246,19 @@ export class MemoryStore implements BudgetStore {
   }
 
   async commit(requestId: string, actual: Usage): Promise<SettleResult> {
+    return this.commitNow(requestId, actual);
+  }
+
+  commitNow(requestId: string, actual: Usage): SettleResult {
     const plan = this.reservations.get(requestId) ?? this.settled.expiredPlan(requestId);
     return this.settleSync(requestId, commitAmounts(actual, plan?.amounts), null);
   }
 
   async release(requestId: string): Promise<SettleResult> {
+    return this.releaseNow(requestId);
+  }
+
+  releaseNow(requestId: string): SettleResult {
     return this.settleSync(requestId, null, null);
   }
 
