@@ -283,7 +283,8 @@ export class MemoryStore implements BudgetStore {
       }
     }
     if (charge) this.charge(plan.tenant, plan.counters, charge, now);
-    this.settled.mark(requestId, now + this.settledMemoryMs, null);
+    // A live hold's id is never among the settled ones (reserve refuses settled ids; every mark drops the hold).
+    this.settled.mark(requestId, now + this.settledMemoryMs, null, res !== undefined);
     return res ? SETTLED : EXPIRED;
   }
 
@@ -446,7 +447,7 @@ export class MemoryStore implements BudgetStore {
         const mc = this.counters.get(plan.tenant, c.key);
         if (mc) addInto(mc.r, plan.amounts, -1);
       }
-      this.settled.mark(id, now + this.settledMemoryMs, plan);
+      this.settled.mark(id, now + this.settledMemoryMs, plan, true); // its hold was live: not settled before
     }
     if (now < this.nextCleanup) return;
     this.nextCleanup = now + 1000;
