@@ -374,8 +374,8 @@ function planOf(input: PlanInput, cached: boolean): Plan {
     t = specPart(input.budgets, input.rateLimits);
     if (cached) remember(t);
   }
-  const counters: CounterPlan[] = new Array(t.shapes.length);
-  for (let i = 0; i < t.shapes.length; i++) counters[i] = newCounter(t.shapes[i], now, ttlMs);
+  const counters: CounterPlan[] = [];
+  for (let i = 0; i < t.shapes.length; i++) counters.push(newCounter(t.shapes[i], now, ttlMs));
   return {
     requestId,
     tenant: tagOf(input.tenant),
@@ -391,7 +391,7 @@ function planOf(input: PlanInput, cached: boolean): Plan {
  * What a plan takes from its specs alone (validated): the counter shapes in plan order and the checks. The
  * general path; `buildPlan` reuses its result for specs equal field by field (see findTemplate).
  */
-export function specPart(budgets: readonly BudgetSpec[], rateLimits: readonly RateLimitSpec[]): PlanTemplate {
+function specPart(budgets: readonly BudgetSpec[], rateLimits: readonly RateLimitSpec[]): PlanTemplate {
   const shapes: CounterShape[] = [];
   const checks: CheckPlan[] = [];
   for (const spec of budgets) {
@@ -462,7 +462,7 @@ interface RateFields {
 /** A window's fields whatever its kind (a rolling window has no timeZone, a calendar one no seconds). */
 type WindowFields = { kind: string; timeZone?: string; seconds?: number };
 
-export interface PlanTemplate {
+interface PlanTemplate {
   budgets: readonly BudgetFields[];
   rates: readonly RateFields[];
   /** Counter shapes in plan order (Plan.counters[i] is an instance of shapes[i]). */
@@ -527,9 +527,11 @@ function matches(t: PlanTemplate, budgets: readonly BudgetSpec[], rateLimits: re
   return true;
 }
 
-/** Templates by the first spec's scopeKey (per key/user: a handful each, e.g. per model). Bounded. */
+/** Templates by the first spec's scopeKey (per key/user: a handful each, e.g. per model). Bounded in number
+ *  (scope keys can be per user): at MAX_PLAN_TEMPLATES the cache starts afresh. */
 const templates = new Map<string, PlanTemplate[]>();
-export const MAX_TEMPLATE_SCOPES = 10_000;
+let templateCount = 0;
+export const MAX_PLAN_TEMPLATES = 10_000;
 const MAX_TEMPLATES_PER_SCOPE = 8;
 
 function firstScopeKey(budgets: readonly BudgetSpec[], rateLimits: readonly RateLimitSpec[]): unknown {
@@ -549,18 +551,26 @@ function findTemplate(budgets: readonly BudgetSpec[], rateLimits: readonly RateL
 function remember(t: PlanTemplate): void {
   const k = t.budgets.length > 0 ? t.budgets[0].scopeKey : t.rates.length > 0 ? t.rates[0].scopeKey : undefined;
   if (k === undefined) return;
+  if (templateCount >= MAX_PLAN_TEMPLATES) clearPlanTemplates();
   let list = templates.get(k);
-  if (!list) {
-    if (templates.size >= MAX_TEMPLATE_SCOPES) templates.clear();
-    templates.set(k, (list = []));
+  if (!list) templates.set(k, (list = []));
+  if (list.length >= MAX_TEMPLATES_PER_SCOPE) {
+    list.shift();
+    templateCount--;
   }
-  if (list.length >= MAX_TEMPLATES_PER_SCOPE) list.shift();
   list.push(t);
+  templateCount++;
 }
 
-/** Test hook: forget every template (the next plans take the general path). */
+/** Templates held (tests: the bound). */
+export function planTemplateCount(): number {
+  return templateCount;
+}
+
+/** Forget every template (the next plans take the general path). */
 export function clearPlanTemplates(): void {
   templates.clear();
+  templateCount = 0;
 }
 
 export { MINUTE_MS };

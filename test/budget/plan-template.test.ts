@@ -4,7 +4,7 @@
 // general path gives (the same plan, or the same error), whatever templates earlier requests left behind.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildPlan, buildPlanUncached, clearPlanTemplates, type Plan, type PlanInput } from '../../service/budget/plan.ts';
+import { buildPlan, buildPlanUncached, clearPlanTemplates, MAX_PLAN_TEMPLATES, planTemplateCount, type Plan, type PlanInput } from '../../service/budget/plan.ts';
 import type { BudgetSpec, BudgetWindow, RateLimitSpec } from '../../service/budget/types.ts';
 
 /** Deterministic PRNG (mulberry32): a failure reproduces. */
@@ -242,4 +242,19 @@ test('plan templates in the memory store: admissions, settlements and spend rows
   }
   assert.equal(JSON.stringify(await a.spend()), JSON.stringify(await b.spend()));
   await checkLimits('at the end');
+});
+
+test('plan templates are bounded: per-user scope keys and many variants of one scope never grow the cache past its cap', () => {
+  clearPlanTemplates();
+  const spec = (scopeKey: string, usd: number): BudgetSpec => ({ name: 'p/u', scope: 'user', scopeKey, limit: { usd }, window: { kind: 'day' }, enforcement: 'hard', onStoreError: 'local' });
+  const plan = (b: BudgetSpec): Plan => buildPlan({ requestId: 'r', budgets: [b], rateLimits: [], estimate: { usd: 0, inputTokens: 0, outputTokens: 0 }, now: NOW });
+  // One scope, 20 limit variants: at most 8 kept for it, and the newest still reused.
+  for (let v = 0; v < 20; v++) plan(spec('user:one', v));
+  assert.equal(planTemplateCount(), 8);
+  assert.equal(plan(spec('user:one', 19)).checks, plan(spec('user:one', 19)).checks);
+  for (let u = 0; u < MAX_PLAN_TEMPLATES + 500; u++) {
+    plan(spec(`user:${u}`, 1));
+    assert.ok(planTemplateCount() <= MAX_PLAN_TEMPLATES);
+  }
+  assert.ok(planTemplateCount() >= 500);
 });
