@@ -61,8 +61,10 @@ export class BudgetManager {
       return { ok: true, reservation: { requestId, empty: true }, warnings: [], checks: [], headers: {} };
     }
     let r: ReserveResult;
+    const store = this.store;
     try {
-      r = await this.store.reserve(requestId, { budgets, rateLimits, tenant: ctx.tenant, ttlMs: ctx.ttlMs }, estimate);
+      const specs = { budgets, rateLimits, tenant: ctx.tenant, ttlMs: ctx.ttlMs };
+      r = store.reserveNow ? store.reserveNow(requestId, specs, estimate) : await store.reserve(requestId, specs, estimate);
     } catch (err) {
       if (err instanceof GatewayError) return err;
       this.log?.error({ err: err instanceof Error ? err.message : String(err), requestId }, 'budget admission failed');
@@ -101,7 +103,10 @@ export class BudgetManager {
   async settle(reservation: Reservation, actual: Usage | null): Promise<SettleResult> {
     if (reservation.empty) return { status: 'settled' };
     try {
-      return actual ? await this.store.commit(reservation.requestId, actual) : await this.store.release(reservation.requestId);
+      const store = this.store;
+      const id = reservation.requestId;
+      if (actual) return store.commitNow ? store.commitNow(id, actual) : await store.commit(id, actual);
+      return store.releaseNow ? store.releaseNow(id) : await store.release(id);
     } catch (err) {
       this.log?.error({ err: err instanceof Error ? err.message : String(err), requestId: reservation.requestId }, 'budget settle failed');
       return { status: 'unknown' };

@@ -1,7 +1,7 @@
 // In-process BudgetStore: the embedded default for a single replica, and the local ledger the Redis
 // store falls back to. Single-threaded JS makes every operation atomic; no awaits inside.
 
-import { commitAmounts, type Amounts, type CounterPlan, type Plan, type Usage, type UsageEstimate } from './plan.ts';
+import { commitAmounts, type Amounts, type CheckPlan, type CounterPlan, type Plan, type Usage, type UsageEstimate } from './plan.ts';
 import {
   evaluate,
   exceeds,
@@ -30,6 +30,10 @@ interface MemCounter {
   /** Sliding windows: committed usage per bucket index. */
   buckets: Map<number, Amounts> | null;
   limits: Record<string, number>;
+  /** The checks array whose limits were last recorded in `limits` (see reservePlan). */
+  limitsFrom: readonly CheckPlan[] | null;
+  /** Sliding windows: scratch state (in-window sum + the live holds) that liveState refills for each reserve. */
+  view: CounterState | null;
 }
 
 /** One charge applied to a counter; the Redis store replays these after an outage. */
@@ -172,6 +176,8 @@ export class MemoryStore implements BudgetStore {
   private readonly journalOn: boolean;
   private journalEntries: JournalEntry[] = [];
   private nextCleanup = 0;
+  private readonly scratchCounters: MemCounter[] = [];
+  private readonly scratchStates: CounterState[] = [];
 
   constructor(opts: MemoryStoreOptions = {}) {
     this.now = opts.now ?? Date.now;
@@ -181,6 +187,10 @@ export class MemoryStore implements BudgetStore {
   }
 
   async reserve(requestId: string, specs: ReserveSpecs, estimate: UsageEstimate): Promise<ReserveResult> {
+    return this.reserveNow(requestId, specs, estimate);
+  }
+
+  reserveNow(requestId: string, specs: ReserveSpecs, estimate: UsageEstimate): ReserveResult {
     return this.reservePlan(planReservation(requestId, specs, estimate, this.now()));
   }
 
@@ -190,8 +200,10 @@ export class MemoryStore implements BudgetStore {
     this.sweep(now);
     const held = this.reservations.get(plan.requestId);
     const n = plan.counters.length;
-    const cs: MemCounter[] = new Array(n);
-    const states: CounterState[] = new Array(n);
+    // Scratch arrays, reused by every call (nothing here awaits, and neither escapes this call). Entries past n
+    // are left from earlier plans and never read (checks index counters below n); setting `length` costs a call.
+    const cs = this.scratchCounters;
+    const states = this.scratchStates;
     for (let i = 0; i < n; i++) {
       cs[i] = this.counterFor(plan.tenant, plan.counters[i], now);
       // Not copied: states are read (by evaluate) before this reservation changes the counters.
@@ -213,11 +225,20 @@ export class MemoryStore implements BudgetStore {
       addInto(mc.r, plan.amounts);
       if (plan.counters[i].expireAt > mc.expireAt) mc.expireAt = plan.counters[i].expireAt;
     }
-    for (const chk of plan.checks) {
-      const mc = cs[chk.counter];
-      const lk = limitKey(chk.name, chk.metric);
-      const v = toUnit(chk.metric, chk.limit);
-      if (mc.limits[lk] !== v) mc.limits[lk] = v;
+    // Record each check's limit on its counter (spend reports). Why the skip: plans of the same specs share one
+    // checks array (plan templates), and only this loop writes `limits`; when a counter's limits were last written
+    // from this very array, every value below is already there.
+    const checks = plan.checks;
+    for (let i = 0; i < n; i++) {
+      const mc = cs[i];
+      if (mc.limitsFrom === checks) continue;
+      for (const chk of checks) {
+        if (chk.counter !== i) continue;
+        const lk = limitKey(chk.name, chk.metric);
+        const v = toUnit(chk.metric, chk.limit);
+        if (mc.limits[lk] !== v) mc.limits[lk] = v;
+      }
+      mc.limitsFrom = checks;
     }
     this.reservations.set(plan.requestId, plan);
     this.expiry.push(plan.expiresAt, plan.requestId);
@@ -225,11 +246,19 @@ export class MemoryStore implements BudgetStore {
   }
 
   async commit(requestId: string, actual: Usage): Promise<SettleResult> {
+    return this.commitNow(requestId, actual);
+  }
+
+  commitNow(requestId: string, actual: Usage): SettleResult {
     const plan = this.reservations.get(requestId) ?? this.settled.expiredPlan(requestId);
     return this.settleSync(requestId, commitAmounts(actual, plan?.amounts), null);
   }
 
   async release(requestId: string): Promise<SettleResult> {
+    return this.releaseNow(requestId);
+  }
+
+  releaseNow(requestId: string): SettleResult {
     return this.settleSync(requestId, null, null);
   }
 
@@ -242,9 +271,9 @@ export class MemoryStore implements BudgetStore {
     this.sweep(now);
     const res = this.reservations.get(requestId);
     // A live hold was never settled (a settled id cannot reserve again): look in the settled ids only without one.
-    if (!res && this.settled.isDone(requestId)) return { status: 'duplicate' };
+    if (!res && this.settled.isDone(requestId)) return DUPLICATE;
     const plan = res ?? this.settled.expiredPlan(requestId) ?? fallbackPlan;
-    if (!plan) return { status: 'unknown' };
+    if (!plan) return UNKNOWN;
     if (res) {
       this.reservations.delete(requestId);
       this.compactExpiry();
@@ -254,8 +283,9 @@ export class MemoryStore implements BudgetStore {
       }
     }
     if (charge) this.charge(plan.tenant, plan.counters, charge, now);
-    this.settled.mark(requestId, now + this.settledMemoryMs, null);
-    return { status: res ? 'settled' : 'expired' };
+    // A live hold's id is never among the settled ones (reserve refuses settled ids; every mark drops the hold).
+    this.settled.mark(requestId, now + this.settledMemoryMs, null, res !== undefined);
+    return res ? SETTLED : EXPIRED;
   }
 
   /** Add committed usage to counters (also the reconciliation path). */
@@ -351,27 +381,35 @@ export class MemoryStore implements BudgetStore {
       mc = undefined;
     }
     if (!mc) {
-      mc = { tenant, meta: c, expireAt: c.expireAt, c: zero(), r: zero(), buckets: c.bucketMs > 0 ? new Map() : null, limits: {} };
+      const r = zero();
+      mc = { tenant, meta: c, expireAt: c.expireAt, c: zero(), r, buckets: c.bucketMs > 0 ? new Map() : null, limits: {}, limitsFrom: null, view: c.bucketMs > 0 ? { c: zero(), r } : null };
       this.counters.set(tenant, c.key, mc);
     }
     return mc;
   }
 
-  /** The counter's state as of `now`, sharing the live amounts (read it before changing the counter). */
+  /**
+   * The counter's state as of `now`, sharing the live amounts (read it before changing the counter). Why no new
+   * objects: this runs for every counter of every request; a fixed window's counter is its own state, a sliding
+   * one refills its scratch view (both are read only inside reservePlan, before anything changes).
+   */
   private liveState(mc: MemCounter, c: CounterPlan, now: number): CounterState {
-    return mc.buckets ? this.stateOf(mc, c, now) : { c: mc.c, r: mc.r };
+    const buckets = mc.buckets;
+    const view = mc.view;
+    if (!buckets || !view) return mc;
+    const sum = view.c;
+    sum.u = 0;
+    sum.i = 0;
+    sum.o = 0;
+    sum.q = 0;
+    sumInWindow(buckets, Math.floor(now / c.bucketMs) - c.buckets, sum);
+    return view;
   }
 
   private stateOf(mc: MemCounter, c: CounterPlan, now: number): CounterState {
     if (!mc.buckets) return { c: { ...mc.c }, r: { ...mc.r } };
-    const oldest = Math.floor(now / c.bucketMs) - c.buckets;
     const sum = zero();
-    const buckets = mc.buckets;
-    // forEach, not for…of: no [key, value] array per bucket (a busy rate window has ~60 of them).
-    buckets.forEach((a, b) => {
-      if (b < oldest) buckets.delete(b);
-      else addInto(sum, a);
-    });
+    sumInWindow(mc.buckets, Math.floor(now / c.bucketMs) - c.buckets, sum);
     return { c: sum, r: { ...mc.r } };
   }
 
@@ -409,13 +447,28 @@ export class MemoryStore implements BudgetStore {
         const mc = this.counters.get(plan.tenant, c.key);
         if (mc) addInto(mc.r, plan.amounts, -1);
       }
-      this.settled.mark(id, now + this.settledMemoryMs, plan);
+      this.settled.mark(id, now + this.settledMemoryMs, plan, true); // its hold was live: not settled before
     }
     if (now < this.nextCleanup) return;
     this.nextCleanup = now + 1000;
     this.counters.deleteWhere((mc) => mc.expireAt <= now && mc.r.q === 0);
     this.settled.forget(now);
   }
+}
+
+// Settle results carry nothing but their status: one frozen object each instead of a new one per settle.
+const SETTLED: SettleResult = Object.freeze({ status: 'settled' });
+const EXPIRED: SettleResult = Object.freeze({ status: 'expired' });
+const DUPLICATE: SettleResult = Object.freeze({ status: 'duplicate' });
+const UNKNOWN: SettleResult = Object.freeze({ status: 'unknown' });
+
+/** Adds the buckets from index `oldest` on into `sum`, dropping older ones. */
+function sumInWindow(buckets: Map<number, Amounts>, oldest: number, sum: Amounts): void {
+  // forEach, not for…of: no [key, value] array per bucket (a busy rate window has ~60 of them).
+  buckets.forEach((a, b) => {
+    if (b < oldest) buckets.delete(b);
+    else addInto(sum, a);
+  });
 }
 
 // exceeds is re-exported for stores that evaluate single checks.

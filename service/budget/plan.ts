@@ -72,7 +72,8 @@ export interface Plan {
   expiresAt: number;
   amounts: Amounts;
   counters: CounterPlan[];
-  checks: CheckPlan[];
+  /** Shared by every plan of the same specs (see PlanTemplate): never changed. */
+  checks: readonly CheckPlan[];
 }
 
 export const RATE_WINDOW_SECONDS = 60;
@@ -329,14 +330,13 @@ function newCounter(s: CounterShape, now: number, ttlMs: number): CounterPlan {
 }
 
 /** Index of the counter for (scopeKey, window shape), adding it on first use. */
-function counterIndex(counters: CounterPlan[], scopeKey: string, window: BudgetWindow | 'rate', now: number, ttlMs: number): number {
-  const s = shapeOf(scopeKey, window);
-  for (let i = 0; i < counters.length; i++) {
-    const c = counters[i];
-    if (c.scopeKey === scopeKey && c.window === s.shape) return i;
+function counterIndex(shapes: CounterShape[], s: CounterShape): number {
+  for (let i = 0; i < shapes.length; i++) {
+    const c = shapes[i];
+    if (c.scopeKey === s.scopeKey && c.shape === s.shape) return i;
   }
-  counters.push(newCounter(s, now, ttlMs));
-  return counters.length - 1;
+  shapes.push(s);
+  return shapes.length - 1;
 }
 
 function pushCheck(checks: CheckPlan[], spec: { name: string; scopeKey: string; onStoreError: StoreFailMode }, kind: 'budget' | 'rate', counter: number, metric: Metric, limit: number, hard: boolean): void {
@@ -354,17 +354,49 @@ function pushCheck(checks: CheckPlan[], spec: { name: string; scopeKey: string; 
 }
 
 export function buildPlan(input: PlanInput): Plan {
+  return planOf(input, true);
+}
+
+/** buildPlan without plan templates: the general path alone (tests compare the two). */
+export function buildPlanUncached(input: PlanInput): Plan {
+  return planOf(input, false);
+}
+
+function planOf(input: PlanInput, cached: boolean): Plan {
   const { requestId, now } = input;
   if (typeof requestId !== 'string' || requestId.length === 0 || requestId.length > 200) {
     throw new GatewayError('internal', 'budget reservation needs a request id of 1..200 characters', { code: 'budget_bad_request_id' });
   }
   validateEstimate(input.estimate, 'estimate');
   const ttlMs = input.ttlMs ?? DEFAULT_RESERVATION_TTL_MS;
+  let t = cached ? findTemplate(input.budgets, input.rateLimits) : undefined;
+  if (!t) {
+    t = specPart(input.budgets, input.rateLimits);
+    if (cached) remember(t);
+  }
   const counters: CounterPlan[] = [];
+  for (let i = 0; i < t.shapes.length; i++) counters.push(newCounter(t.shapes[i], now, ttlMs));
+  return {
+    requestId,
+    tenant: tagOf(input.tenant),
+    now,
+    expiresAt: now + ttlMs,
+    amounts: toAmounts(input.estimate, 1, 'up'),
+    counters,
+    checks: t.checks,
+  };
+}
+
+/**
+ * What a plan takes from its specs alone (validated): the counter shapes in plan order and the checks. The
+ * general path; `buildPlan` reuses its result for specs equal field by field (see findTemplate).
+ */
+function specPart(budgets: readonly BudgetSpec[], rateLimits: readonly RateLimitSpec[]): PlanTemplate {
+  const shapes: CounterShape[] = [];
   const checks: CheckPlan[] = [];
-  for (const spec of input.budgets) {
+  for (const spec of budgets) {
     if (!budgetSpecOk(spec)) rejectSpec(spec, validateBudgetSpec(spec));
-    const ci = counterIndex(counters, spec.scopeKey, spec.window, now, ttlMs);
+    const ci = counterIndex(shapes, shapeOf(spec.scopeKey, spec.window));
     const hard = spec.enforcement === 'hard';
     const l = spec.limit;
     if (l.usd !== undefined) pushCheck(checks, spec, 'budget', ci, 'usd', l.usd, hard);
@@ -373,22 +405,172 @@ export function buildPlan(input: PlanInput): Plan {
     if (l.totalTokens !== undefined) pushCheck(checks, spec, 'budget', ci, 'totalTokens', l.totalTokens, hard);
     if (l.requests !== undefined) pushCheck(checks, spec, 'budget', ci, 'requests', l.requests, hard);
   }
-  for (const spec of input.rateLimits) {
+  for (const spec of rateLimits) {
     if (!rateSpecOk(spec)) rejectSpec(spec, validateRateLimitSpec(spec));
-    const ci = counterIndex(counters, spec.scopeKey, 'rate', now, ttlMs);
+    const ci = counterIndex(shapes, shapeOf(spec.scopeKey, 'rate'));
     if (spec.rpm !== undefined) pushCheck(checks, spec, 'rate', ci, 'requests', spec.rpm, true);
     if (spec.tpm !== undefined) pushCheck(checks, spec, 'rate', ci, 'totalTokens', spec.tpm, true);
     if (spec.maxParallel !== undefined) pushCheck(checks, spec, 'rate', ci, 'parallel', spec.maxParallel, true);
   }
+  // The checks are shared by every plan of these specs: frozen, so a store that changed one would fail loudly.
+  // (The array itself stays a plain array: a frozen one makes every for…of over it allocate an iterator.)
+  for (const c of checks) Object.freeze(c);
   return {
-    requestId,
-    tenant: tagOf(input.tenant),
-    now,
-    expiresAt: now + ttlMs,
-    amounts: toAmounts(input.estimate, 1, 'up'),
-    counters,
+    budgets: budgets.map(budgetFields),
+    rates: rateLimits.map(rateFields),
+    shapes,
     checks,
   };
+}
+
+// ---- plan templates -----------------------------------------------------------------------------
+//
+// Why: policies hand over fresh spec objects for every request, but for one key they are the same specs request
+// after request. Validating them, finding their counter shapes and building their checks was a third of
+// buildPlan's work and most of its allocation. A template remembers that result together with a flat copy of
+// every spec field buildPlan reads; a request whose specs match the copy field by field (===) gets the same
+// checks (shared by every plan that uses them, never changed) and shapes. Anything that differs — including values
+// the general path would reject — misses and takes the general path. Nothing here depends on configuration (a
+// changed spec simply no longer matches), so a config reload needs no invalidation; the cache is bounded.
+
+/** Every field of a BudgetSpec that buildPlan reads, flat. */
+interface BudgetFields {
+  name: string;
+  scopeKey: string;
+  usd: number | undefined;
+  inputTokens: number | undefined;
+  outputTokens: number | undefined;
+  totalTokens: number | undefined;
+  requests: number | undefined;
+  kind: string;
+  timeZone: string | undefined;
+  seconds: number | undefined;
+  enforcement: string;
+  onStoreError: string;
+}
+
+/** Every field of a RateLimitSpec that buildPlan reads. */
+interface RateFields {
+  name: string;
+  scopeKey: string;
+  rpm: number | undefined;
+  tpm: number | undefined;
+  maxParallel: number | undefined;
+  onStoreError: string;
+}
+
+/** A window's fields whatever its kind (a rolling window has no timeZone, a calendar one no seconds). */
+type WindowFields = { kind: string; timeZone?: string; seconds?: number };
+
+interface PlanTemplate {
+  budgets: readonly BudgetFields[];
+  rates: readonly RateFields[];
+  /** Counter shapes in plan order (Plan.counters[i] is an instance of shapes[i]). */
+  shapes: readonly CounterShape[];
+  checks: readonly CheckPlan[];
+}
+
+function budgetFields(b: BudgetSpec): BudgetFields {
+  const l = b.limit;
+  const w = b.window as WindowFields;
+  return {
+    name: b.name,
+    scopeKey: b.scopeKey,
+    usd: l.usd,
+    inputTokens: l.inputTokens,
+    outputTokens: l.outputTokens,
+    totalTokens: l.totalTokens,
+    requests: l.requests,
+    kind: w.kind,
+    timeZone: w.timeZone,
+    seconds: w.seconds,
+    enforcement: b.enforcement,
+    onStoreError: b.onStoreError,
+  };
+}
+
+function rateFields(r: RateLimitSpec): RateFields {
+  return { name: r.name, scopeKey: r.scopeKey, rpm: r.rpm, tpm: r.tpm, maxParallel: r.maxParallel, onStoreError: r.onStoreError };
+}
+
+// Malformed specs (null, non-objects) never match: the general path reports them as it always has.
+function sameBudget(f: BudgetFields, b: BudgetSpec): boolean {
+  if (typeof b !== 'object' || b === null) return false;
+  const l = b.limit;
+  const w = b.window as WindowFields | undefined;
+  if (typeof l !== 'object' || l === null || typeof w !== 'object' || w === null) return false;
+  return (
+    f.scopeKey === b.scopeKey &&
+    f.name === b.name &&
+    f.usd === l.usd &&
+    f.inputTokens === l.inputTokens &&
+    f.outputTokens === l.outputTokens &&
+    f.totalTokens === l.totalTokens &&
+    f.requests === l.requests &&
+    f.kind === w.kind &&
+    f.timeZone === w.timeZone &&
+    f.seconds === w.seconds &&
+    f.enforcement === b.enforcement &&
+    f.onStoreError === b.onStoreError
+  );
+}
+
+function sameRate(f: RateFields, r: RateLimitSpec): boolean {
+  if (typeof r !== 'object' || r === null) return false;
+  return f.scopeKey === r.scopeKey && f.name === r.name && f.rpm === r.rpm && f.tpm === r.tpm && f.maxParallel === r.maxParallel && f.onStoreError === r.onStoreError;
+}
+
+function matches(t: PlanTemplate, budgets: readonly BudgetSpec[], rateLimits: readonly RateLimitSpec[]): boolean {
+  if (t.budgets.length !== budgets.length || t.rates.length !== rateLimits.length) return false;
+  for (let i = 0; i < budgets.length; i++) if (!sameBudget(t.budgets[i], budgets[i])) return false;
+  for (let i = 0; i < rateLimits.length; i++) if (!sameRate(t.rates[i], rateLimits[i])) return false;
+  return true;
+}
+
+/** Templates by the first spec's scopeKey (per key/user: a handful each, e.g. per model). Bounded in number
+ *  (scope keys can be per user): at MAX_PLAN_TEMPLATES the cache starts afresh. */
+const templates = new Map<string, PlanTemplate[]>();
+let templateCount = 0;
+export const MAX_PLAN_TEMPLATES = 10_000;
+const MAX_TEMPLATES_PER_SCOPE = 8;
+
+function firstScopeKey(budgets: readonly BudgetSpec[], rateLimits: readonly RateLimitSpec[]): unknown {
+  const first: unknown = budgets.length > 0 ? budgets[0] : rateLimits.length > 0 ? rateLimits[0] : undefined;
+  return typeof first === 'object' && first !== null ? (first as { scopeKey?: unknown }).scopeKey : undefined;
+}
+
+function findTemplate(budgets: readonly BudgetSpec[], rateLimits: readonly RateLimitSpec[]): PlanTemplate | undefined {
+  const k = firstScopeKey(budgets, rateLimits);
+  if (typeof k !== 'string') return undefined;
+  const list = templates.get(k);
+  if (!list) return undefined;
+  for (let i = 0; i < list.length; i++) if (matches(list[i], budgets, rateLimits)) return list[i];
+  return undefined;
+}
+
+function remember(t: PlanTemplate): void {
+  const k = t.budgets.length > 0 ? t.budgets[0].scopeKey : t.rates.length > 0 ? t.rates[0].scopeKey : undefined;
+  if (k === undefined) return;
+  if (templateCount >= MAX_PLAN_TEMPLATES) clearPlanTemplates();
+  let list = templates.get(k);
+  if (!list) templates.set(k, (list = []));
+  if (list.length >= MAX_TEMPLATES_PER_SCOPE) {
+    list.shift();
+    templateCount--;
+  }
+  list.push(t);
+  templateCount++;
+}
+
+/** Templates held (tests: the bound). */
+export function planTemplateCount(): number {
+  return templateCount;
+}
+
+/** Forget every template (the next plans take the general path). */
+export function clearPlanTemplates(): void {
+  templates.clear();
+  templateCount = 0;
 }
 
 export { MINUTE_MS };

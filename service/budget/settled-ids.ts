@@ -10,7 +10,8 @@ export class SettledIds {
   private readonly pos = new Map<string, number>();
   /** Ids settled by expiry (not by commit/release): the plan, so a late commit still charges its counters. */
   private readonly expired = new Map<string, Plan>();
-  private ids: string[] = [];
+  /** Queue of marked ids, oldest first; null where a later mark superseded the entry, or once dropped. */
+  private ids: Array<string | null> = [];
   private until: number[] = [];
   private head = 0;
   /** Absolute position of ids[0]. */
@@ -39,8 +40,17 @@ export class SettledIds {
     return this.expired.size > 0 ? this.expired.get(id) : undefined;
   }
 
-  /** Remember `id` until `forgetAt` (ms); marking again moves it to the newest end. */
-  mark(id: string, forgetAt: number, expiredPlan: Plan | null): void {
+  /**
+   * Remember `id` until `forgetAt` (ms); marking again moves it to the newest end. `fresh`: the caller knows the id
+   * is not remembered (its hold was live, and a held id is never among the settled ones) — why: that skips a lookup
+   * in this large map on every settle.
+   */
+  mark(id: string, forgetAt: number, expiredPlan: Plan | null, fresh = false): void {
+    if (!fresh) {
+      // Marked before: its older queue entry must not forget it any more.
+      const prev = this.pos.get(id);
+      if (prev !== undefined) this.ids[prev - this.base] = null;
+    }
     this.pos.set(id, this.base + this.ids.length);
     this.ids.push(id);
     this.until.push(forgetAt);
@@ -66,12 +76,12 @@ export class SettledIds {
   private dropOldest(): void {
     const i = this.head;
     const id = this.ids[i];
-    // A later mark of the same id owns it now: only its newest position forgets it.
-    if (this.pos.get(id) === this.base + i) {
+    // null: a later mark of the same id owns it now (only its newest position forgets it).
+    if (id !== null) {
       this.pos.delete(id);
       if (this.expired.size > 0) this.expired.delete(id);
     }
-    this.ids[i] = ''; // let the string go
+    this.ids[i] = null; // let the string go
     this.head = i + 1;
     if (this.head >= 1024 && this.head * 2 >= this.ids.length) {
       this.ids = this.ids.slice(this.head);

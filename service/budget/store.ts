@@ -113,6 +113,14 @@ export interface BudgetStore {
   spend(query?: SpendQuery): Promise<SpendRow[]>;
   health(): 'ok' | 'degraded';
   close(): Promise<void>;
+  /**
+   * A store that never waits (the in-process one) may offer the same three operations synchronously, with the same
+   * results (an error is thrown instead of rejected). Why: the manager then skips a promise and a microtask per
+   * admission and per settlement on the request path.
+   */
+  reserveNow?(requestId: string, specs: ReserveSpecs, estimate: UsageEstimate): ReserveResult;
+  commitNow?(requestId: string, actual: Usage): SettleResult;
+  releaseNow?(requestId: string): SettleResult;
 }
 
 // ---- shared evaluation --------------------------------------------------------------------------

@@ -10,6 +10,8 @@ import type { BudgetSpec, RateLimitSpec } from '../../service/budget/types.ts';
 import { GatewayError } from '../../service/errors.ts';
 import { costOfUsage, reservationCost } from '../../service/budget/cost.ts';
 import { budgetPort } from '../../service/gateway/adapters.ts';
+import { estimateBillable } from '../../service/budget/billable.ts';
+import { chatWorkload } from './chat-workload.ts';
 import { spread } from './noise.ts';
 
 const BUDGETS: BudgetSpec[] = [
@@ -56,6 +58,7 @@ export interface BudgetModules {
   budgetPort: typeof budgetPort;
   costOfUsage: typeof costOfUsage;
   reservationCost: typeof reservationCost;
+  estimateBillable: typeof estimateBillable;
 }
 
 const DEPLOYMENT = { inputPricePerM: 0.165, outputPricePerM: 0.66 };
@@ -63,14 +66,18 @@ const DEPLOYMENT = { inputPricePerM: 0.165, outputPricePerM: 0.66 };
 /**
  * What the request path does per request with the example bundle (captured from the exchange bench):
  * fresh spec objects from the policy evaluator (3 budgets + one rpm/tpm/parallel limit), a random
- * reservation id, admit + settle through the gateway port, and the cost computed where the exchange
+ * reservation id, the billable estimate of the extproc bench's chat body (parsed once, as the exchange
+ * has it), admit + settle through the gateway port, and the cost computed where the exchange
  * computes it (reservation price, then metadata, settle and lineage: 4× costOfUsage).
  */
 export function requestShaped(mods: BudgetModules): (n: number) => Promise<void> {
   const port = mods.budgetPort(new mods.BudgetManager(new mods.MemoryStore()));
   const keyId = 'demo-acme-research';
+  const body = JSON.parse(chatWorkload().body.toString()) as Record<string, unknown>;
   return async (n) => {
     for (let i = 0; i < n; i++) {
+      const bill = mods.estimateBillable('openai', 'chat', body, 256);
+      if (bill.inputTokens !== 258) throw new Error(`bench: estimate ${bill.inputTokens}, expected 258`);
       const scope = `key:${keyId}`;
       const budgets: BudgetSpec[] = [
         { name: 'spend-controls/key-daily', scope: 'key', scopeKey: scope, limit: { usd: 1e9 }, window: { kind: 'day' }, enforcement: 'hard', onStoreError: 'local' },
@@ -78,7 +85,7 @@ export function requestShaped(mods: BudgetModules): (n: number) => Promise<void>
         { name: 'spend-controls/cost-center-monthly', scope: 'custom', scopeKey: `custom:cost-center:${'acme/r-and-d'}`, limit: { usd: 1e9 }, window: { kind: 'month' }, enforcement: 'soft', onStoreError: 'failOpen' },
       ];
       const rates: RateLimitSpec[] = [{ name: 'baseline/per-key-rate', scopeKey: scope, onStoreError: 'local', rpm: 1e8, tpm: 1e8, maxParallel: 1e8 }];
-      const reserved = { inputTokens: 244, outputTokens: 256 };
+      const reserved = { inputTokens: bill.inputTokens, outputTokens: bill.outputTokens };
       const est = { usd: mods.reservationCost(reserved.inputTokens, reserved.outputTokens, DEPLOYMENT), ...reserved };
       const adm = await port.admit(randomUUID(), budgets, rates, est, 'acme');
       const usage = { inputTokens: 300, outputTokens: 5 };
@@ -118,13 +125,15 @@ async function abLines(base: string, url: string | undefined): Promise<string[]>
     budgetPort: (await import(`${base}/service/gateway/adapters.ts`)).budgetPort,
     costOfUsage: (await import(`${base}/service/budget/cost.ts`)).costOfUsage,
     reservationCost: (await import(`${base}/service/budget/cost.ts`)).reservationCost,
+    estimateBillable: (await import(`${base}/service/budget/billable.ts`)).estimateBillable,
   };
-  const newMods: BudgetModules = { BudgetManager, MemoryStore, budgetPort, costOfUsage, reservationCost };
+  const newMods: BudgetModules = { BudgetManager, MemoryStore, budgetPort, costOfUsage, reservationCost, estimateBillable };
   {
     const runs = [requestShaped(baseMods), requestShaped(newMods)];
     const per: number[][] = [[], []];
     for (const r of runs) await r(5000);
-    for (let round = 0; round < 10; round++) {
+    const rounds = Number(process.env.BENCH_AB_ROUNDS ?? 10);
+    for (let round = 0; round < rounds; round++) {
       for (let k = 0; k < 2; k++) {
         const n = 10000;
         const c0 = process.cpuUsage();
@@ -199,13 +208,13 @@ export async function bench(): Promise<string[]> {
   const abBase = process.env.BENCH_BUDGET_BASE;
   if (abBase) return abLines(abBase, process.env.REDIS_URL || undefined);
   {
-    const run = requestShaped({ BudgetManager, MemoryStore, budgetPort, costOfUsage, reservationCost });
+    const run = requestShaped({ BudgetManager, MemoryStore, budgetPort, costOfUsage, reservationCost, estimateBillable });
     await run(5000);
     const n = 30000;
     const cpu0 = process.cpuUsage();
     await run(n);
     const cpu = process.cpuUsage(cpu0);
-    lines.push(`budget request-shaped (example bundle: fresh specs, port admit+settle, 4× costOfUsage) CPU ${((cpu.user + cpu.system) / n).toFixed(1)}µs/request`);
+    lines.push(`budget request-shaped (example bundle: billable estimate, fresh specs, port admit+settle, 4× costOfUsage) CPU ${((cpu.user + cpu.system) / n).toFixed(1)}µs/request`);
   }
   {
     const m = new BudgetManager(new MemoryStore());

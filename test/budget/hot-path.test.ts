@@ -271,3 +271,47 @@ test('memory store: a settled id stays refused and duplicate for settledMemoryMs
   assert.equal(rows[0].usd, 1.5);
   assert.equal(store.inFlight, 0);
 });
+
+test('settled ids: random marks (fresh and repeated), forgets and the cap behave like a plain insertion-ordered map', () => {
+  let seed = 99;
+  const r = (): number => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed / 4294967296;
+  };
+  const max = 40;
+  const s = new SettledIds(max);
+  // The model: id → [forgetAt, plan], oldest first; a mark moves the id to the newest end.
+  const model = new Map<string, [number, Plan | null]>();
+  let now = 0;
+  let marks = 0;
+  let repeats = 0;
+  for (let i = 0; i < 20_000; i++) {
+    const op = r();
+    if (op < 0.7) {
+      const id = `r${Math.floor(r() * 120)}`;
+      const plan = r() < 0.3 ? ({ requestId: id } as Plan) : null;
+      const known = model.has(id);
+      // `fresh` only where the store may say so: the id is not remembered.
+      s.mark(id, now + 500, plan, !known && r() < 0.8);
+      marks++;
+      if (known) repeats++;
+      model.delete(id);
+      model.set(id, [now + 500, plan]);
+      while (model.size > max) model.delete(model.keys().next().value!);
+    } else if (op < 0.85) {
+      now += Math.floor(r() * 60);
+      s.forget(now);
+      for (const [id, [until]] of model) {
+        if (until > now) break;
+        model.delete(id);
+      }
+    }
+    const probe = `r${Math.floor(r() * 120)}`;
+    const m = model.get(probe);
+    assert.equal(s.has(probe), m !== undefined, `has ${probe} at ${i}`);
+    assert.equal(s.isDone(probe), m !== undefined && m[1] === null, `isDone ${probe} at ${i}`);
+    assert.equal(s.expiredPlan(probe), m?.[1] ?? undefined, `expiredPlan ${probe} at ${i}`);
+    assert.equal(s.size, model.size, `size at ${i}`);
+  }
+  assert.ok(marks > 10_000 && repeats > 3000, `${marks} marks, ${repeats} repeated`);
+});
