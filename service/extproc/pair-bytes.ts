@@ -5,17 +5,25 @@
 // of sizing and writing its name, value and framing again on every reply.
 //
 // Keyed by content, never by config: a reload that changes a value simply makes a new pair. A value is
-// encoded only the second time it is seen (per-request ids and lengths are never encoded for nothing);
-// each name keeps its last SLOTS values, so a name whose value changes every request thrashes only its
-// own slots. Bounded: at most `maxNames` names (the map is cleared when full) of at most
-// `maxNameLength` characters, values of at most `maxValueLength`.
+// encoded only the third time it is seen: per-request ids and lengths are never encoded for nothing, even
+// the ones a request sends twice (x-request-id goes upstream and back to the client). Each name keeps
+// SLOTS values, so a name whose value changes every request thrashes only its own slots. A new value
+// replaces the oldest one not used since the replacing last passed it (second chance): a recurring value
+// sharing its name with per-request ones (content-length of a fixed response next to the request bodies'
+// lengths) stays, instead of being evicted and encoded again every SLOTS requests. Bounded: at most
+// `maxNames` names (the map is cleared when full) of at most `maxNameLength` characters, values of at
+// most `maxValueLength`.
 
 const SLOTS = 4; // a power of two (the round-robin index is masked)
 
 interface Slots {
   values: (string | undefined)[];
-  /** undefined: seen once, not encoded yet; null: the encoder declined it (not cacheable). */
+  /** undefined: not encoded yet; null: the encoder declined it (not cacheable). */
   bytes: (Buffer | null | undefined)[];
+  /** Bit i: slot i's value was seen twice (the next sighting encodes it). */
+  twice: number;
+  /** Bit i: slot i was used since the replacing last passed it. */
+  used: number;
   next: number;
 }
 
@@ -37,20 +45,34 @@ export class PairBytes {
     if (s === undefined) {
       if (name.length > this.maxNameLength) return null;
       if (this.byName.size >= this.maxNames) this.byName.clear();
-      this.byName.set(name, { values: [value, undefined, undefined, undefined], bytes: [undefined, undefined, undefined, undefined], next: 1 });
+      this.byName.set(name, { values: [value, undefined, undefined, undefined], bytes: [undefined, undefined, undefined, undefined], twice: 0, used: 0, next: 1 });
       return null;
     }
     const values = s.values;
     for (let i = 0; i < SLOTS; i++) {
       if (values[i] === value) {
+        const bit = 1 << i;
+        s.used |= bit;
         let b = s.bytes[i];
-        if (b === undefined) b = s.bytes[i] = this.encode(name, value);
+        if (b === undefined) {
+          if ((s.twice & bit) === 0) {
+            s.twice |= bit;
+            return null;
+          }
+          b = s.bytes[i] = this.encode(name, value);
+        }
         return b;
       }
     }
-    const j = s.next;
+    // Skip (and clear) used slots; after at most SLOTS of them one is free.
+    let j = s.next;
+    while (s.used & (1 << j)) {
+      s.used &= ~(1 << j);
+      j = (j + 1) & (SLOTS - 1);
+    }
     values[j] = value;
     s.bytes[j] = undefined;
+    s.twice &= ~(1 << j);
     s.next = (j + 1) & (SLOTS - 1);
     return null;
   }

@@ -19,6 +19,17 @@ const pl = {
 };
 
 const hv = (key: string, v: string) => ({ key, raw_value: Buffer.from(v) });
+
+/** The reply with its MutationBuilder views as build()'s plain objects (what proto-loader's encoder reads). */
+function plain(m: ProcessingResponse): ProcessingResponse {
+  const out: ProcessingResponse = { ...m };
+  for (const k of ['request_headers', 'request_body', 'response_headers', 'response_body'] as const) {
+    const c = m[k]?.response;
+    const hm = c?.header_mutation;
+    if (c && hm) out[k] = { response: { ...c, header_mutation: { set_headers: hm.set_headers ?? [], remove_headers: hm.remove_headers ?? [] } } };
+  }
+  return out;
+}
 const nested = { a: 1.5, b: 'x', c: true, d: null, e: [1, 'two', { f: false }], g: { h: { i: -3 } } };
 
 const REQUESTS: [string, ProcessingRequest][] = [
@@ -274,6 +285,66 @@ describe('ext_proc codec', () => {
       i++;
     }
     assert.equal(i, 600);
+  });
+
+  it('writes every length exactly in one pass: sub-messages and strings whose length crosses a varint size, hinted and not', () => {
+    // The writer reserves one length byte per sub-message (or varintLen of a hint: the body a phase holds)
+    // and one per short string, then moves the body when the length needs more (or fewer) bytes. Lengths
+    // here sit on both sides of 128 and 16384 at every nesting level, with bodies just under and over them.
+    const around = (n: number): number[] => [n - 3, n - 2, n - 1, n, n + 1, n + 2];
+    const lengths = [0, 1, ...around(128), ...around(16384)];
+    const replies: ProcessingResponse[] = [];
+    for (const n of lengths) {
+      const v = 'v'.repeat(n);
+      const b = new MutationBuilder().setHeader('x-len', v).setHeader('x-id', `r-${n}`).removeHeader('x-gone');
+      replies.push({ request_headers: { response: { header_mutation: b.view()!, clear_route_cache: true } } });
+      // A body alone and with a mutation: the phase's hint (the body's length) is right, short or over a varint size.
+      for (const d of [0, 3, 40, 125]) {
+        replies.push({ response_body: { response: { body_mutation: { body: Buffer.alloc(Math.max(0, n - d), 0x61) } } } });
+        // A body given as base64 (proto-loader's object form for bytes): the hint, its character count, is too
+        // long, so the reserved length shrinks.
+        const b64 = Buffer.alloc(Math.max(0, n - d), 0x63).toString('base64') as unknown as Buffer;
+        replies.push({ response_body: { response: { body_mutation: { body: b64 } } } });
+        replies.push({ request_body: { response: { header_mutation: b.view()!, body_mutation: { body: Buffer.alloc(Math.max(0, n - d), 0x62) } } }, dynamic_metadata: new JsonStruct({ tollgate: { s: 'w'.repeat(Math.max(0, n - d)) } }) });
+      }
+      // Strings: ASCII, 2-byte and 4-byte characters (the UTF-8 length's varint is longer than the character count's).
+      for (const ch of ['a', '\u00e9', '\u{1F4A5}', '\ud800']) {
+        const str = ch.repeat(Math.max(1, Math.floor(n / ch.length)));
+        replies.push({ immediate_response: { status: { code: 429 }, details: str, body: Buffer.from(str) }, dynamic_metadata: new JsonStruct({ t: { str, short: str.slice(0, 39), list: [str.slice(0, 41), { deep: { deeper: str } }] } }) });
+        replies.push({ response_trailers: { header_mutation: { set_headers: [{ header: { key: 'x-t', value: str }, append: { value: true } }], remove_headers: [str.slice(0, 60)] } } });
+      }
+    }
+    for (const m of replies) {
+      const tree = m.dynamic_metadata instanceof JsonStruct ? { ...m, dynamic_metadata: toPbStruct(m.dynamic_metadata.json) } : m;
+      const want = pl.encodeResponse(plain(tree));
+      assert.deepEqual(encodeResponse(m), want, JSON.stringify(m).slice(0, 200));
+      const framed = encodeResponse(m, true);
+      assert.equal(framed.readUInt32BE(1), want.length);
+      assert.deepEqual(framed.subarray(5), want);
+    }
+  });
+
+  it('hands out replies that stay intact while later ones are written (shared slab, replies that outgrow it, a reply that fails half-way)', () => {
+    // Replies are views of a shared slab: none may be overwritten by the next ones, whatever their sizes
+    // (many small, some larger than the slab's free space or the slab itself), nor by a reply that throws.
+    let seed = 5;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const kept: [Buffer, Buffer][] = [];
+    for (let i = 0; i < 400; i++) {
+      const size = rnd() < 0.05 ? Math.floor(rnd() * 150_000) : Math.floor(rnd() * 9000);
+      const body = Buffer.alloc(size, i & 0xff);
+      const b = new MutationBuilder().setHeader('content-length', String(size)).setHeader('x-request-id', `req-${i}`);
+      const m: ProcessingResponse = { request_body: { response: { header_mutation: b.view()!, body_mutation: { body } } }, dynamic_metadata: new JsonStruct({ tollgate: { request_id: `req-${i}`, tenant: 'acme', n: i } }) };
+      const tree: ProcessingResponse = { request_body: { response: { header_mutation: b.build()!, body_mutation: { body } } }, dynamic_metadata: toPbStruct({ tollgate: { request_id: `req-${i}`, tenant: 'acme', n: i } }) };
+      kept.push([encodeResponse(m, i % 2 === 0), i % 2 === 0 ? Buffer.concat([Buffer.from([0, 0, 0, 0, 0]), pl.encodeResponse(tree)]) : pl.encodeResponse(tree)]);
+      if (i % 2 === 0) kept.at(-1)![1].writeUInt32BE(kept.at(-1)![1].length - 5, 1);
+      if (rnd() < 0.1) {
+        // Fails after writing a header mutation and a body: nothing of it may show up anywhere.
+        const bad = { request_body: { response: { header_mutation: b.view()!, body_mutation: { body: Buffer.alloc(Math.floor(rnd() * 20000), 0xee) } } }, mode_override: { request_body_mode: 'SOMETIMES' } } as unknown as ProcessingResponse;
+        assert.throws(() => encodeResponse(bad, true), /enum value expected/);
+      }
+    }
+    for (const [got, want] of kept) assert.ok(got.equals(want), `reply of ${want.length} bytes changed after later replies`);
   });
 
   it('refuses an enum name the schema does not have (instead of sending a wrong value)', () => {
