@@ -272,10 +272,10 @@ describe('h2 connection: protocol errors from a raw socket', { timeout: 10000 },
   it('a header list over the limit (in CONTINUATION frames) resets that stream only; the HPACK table stays in sync', async () => {
     // Stream 1: :method POST, :path /, then 40 literals with incremental indexing of 2,000 bytes (80 KB > 64 KB).
     const lit = (name: string, value: string): Buffer => Buffer.concat([Buffer.from([0x40, name.length]), Buffer.from(name), Buffer.from([0x7f, 0x80 | ((value.length - 127) & 0x7f), (value.length - 127) >> 7]), Buffer.from(value)]);
-    const parts = [Buffer.from([0x83, 0x84])];
+    const parts: Buffer[] = [Buffer.from([0x83, 0x84])];
     for (let i = 0; i < 40; i++) parts.push(lit(`x-h${String(i).padStart(2, '0')}`, String(i % 10).repeat(2000)));
     const block = Buffer.concat(parts);
-    const frames = [PREFACE, frame(4, 0, 0, Buffer.alloc(0))];
+    const frames: Buffer[] = [PREFACE, frame(4, 0, 0, Buffer.alloc(0))];
     for (let o = 0; o < block.length; o += 16384) {
       const last = o + 16384 >= block.length;
       frames.push(frame(o === 0 ? 1 : 9, (last ? 4 : 0) | (o === 0 ? 1 : 0), 1, block.subarray(o, Math.min(o + 16384, block.length))));
