@@ -16,6 +16,7 @@ import { UpstreamExchange, type UpstreamServices } from './gateway/upstream-exch
 import { AttemptLog } from './fallback/attempts.ts';
 import { PendingOutcomes } from './gateway/outcome.ts';
 import type { LineagePort, OutcomeConsumer, RedactionPort } from './gateway/ports.ts';
+import type { TransportKind } from './extproc/h2/transport.ts';
 import { messageCapFor, startExtProcServer, type ExtProcServer } from './extproc/server.ts';
 import { LineageEmitter } from './lineage/emitter.ts';
 import type { LineageRecord } from './lineage/record.ts';
@@ -98,6 +99,8 @@ export interface TollgateOptions {
   maxStreams?: number;
   /** An ext_proc stream with no message for this long ends as aborted (default 660 000 ms; 0 = never). */
   streamIdleTimeoutMs?: number;
+  /** The ext_proc port's HTTP/2 implementation (TOLLGATE_GRPC_TRANSPORT; default 'h2', Tollgate's own). */
+  grpcTransport?: TransportKind;
 }
 
 export interface Tollgate {
@@ -272,6 +275,7 @@ export async function startTollgate(opts: TollgateOptions): Promise<Tollgate> {
     auth: grpcAuth,
     maxStreams: opts.maxStreams,
     idleTimeoutMs: opts.streamIdleTimeoutMs,
+    ...(opts.grpcTransport ? { transport: opts.grpcTransport } : {}),
     limits: () => holder.snapshot().core.settings,
     onStreamCut: (reason) => metrics.extprocStreamsCut.inc({ reason }),
   });

@@ -7,6 +7,7 @@ import { ConfigError, ConfigErrors } from './config/documents.ts';
 import { securityFromEnv, SecurityConfigError } from './security/index.ts';
 import { createLogger, logEnvProblems, logLevel } from './telemetry/log.ts';
 import { applyHeapGrowth, heapGrowingPercent, HeapConfigError } from './heap.ts';
+import type { TransportKind } from './extproc/h2/transport.ts';
 import { perWorkerLineage, runPrimary, workerIndex, workerMetrics, workersFromEnv, WorkersConfigError } from './workers.ts';
 
 /** A whole number ≥ min from the environment, undefined when unset; anything else refuses to start. */
@@ -16,6 +17,14 @@ function intFromEnv(name: string, min: number): number | undefined {
   const v = Number(raw);
   if (!Number.isSafeInteger(v) || v < min) throw new Error(`${name} must be a whole number ≥ ${min}, got ${JSON.stringify(raw)}`);
   return v;
+}
+
+/** TOLLGATE_GRPC_TRANSPORT: `h2` (default, Tollgate's own HTTP/2 layer) or `node` (node:http2); anything else refuses to start. */
+function transportFromEnv(): TransportKind | undefined {
+  const raw = process.env.TOLLGATE_GRPC_TRANSPORT;
+  if (raw === undefined || raw === '') return undefined;
+  if (raw !== 'h2' && raw !== 'node') throw new Error(`TOLLGATE_GRPC_TRANSPORT must be h2 or node, got ${JSON.stringify(raw)}`);
+  return raw;
 }
 
 /** Managed keys and delegated admins (docs/keys.md). */
@@ -99,6 +108,7 @@ export async function serve(): Promise<void> {
       ...keysFromEnv(),
       maxStreams: intFromEnv('TOLLGATE_MAX_STREAMS', 1),
       streamIdleTimeoutMs: intFromEnv('TOLLGATE_STREAM_IDLE_TIMEOUT_MS', 0),
+      grpcTransport: transportFromEnv(),
       log,
     });
   } catch (err) {

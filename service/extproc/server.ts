@@ -1,7 +1,6 @@
 // The ext_proc gRPC server: one Processor per `Process` stream, messages handled strictly in order
 // (Envoy pipelines STREAMED chunks and applies each reply to the oldest outstanding one), plus
-// grpc.health.v1.Health. Transport: node:http2 directly (h2/), not grpc-js.
-import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+// grpc.health.v1.Health. Transport: our own HTTP/2 layer or node:http2 (h2/), not grpc-js.
 import { constants as h2 } from 'node:http2';
 import type { Logger } from 'pino';
 import { GatewayError } from '../errors.ts';
@@ -14,7 +13,8 @@ import { GrpcCall } from './h2/call.ts';
 import { MessageFramer } from './h2/framing.ts';
 import { HEALTH_SERVICE_PREFIX, HealthService } from './h2/health.ts';
 import { Status, type StatusCode } from './h2/status.ts';
-import { listenGrpc, type Transport } from './h2/transport.ts';
+import { listenGrpc, type Transport, type TransportKind } from './h2/transport.ts';
+import type { GrpcStream, RequestHeaders } from './h2/stream.ts';
 
 export const EXTPROC_SERVICE_NAME = 'envoy.service.ext_proc.v3.ExternalProcessor';
 const PROCESS_PATH = `/${EXTPROC_SERVICE_NAME}/Process`;
@@ -67,6 +67,8 @@ export interface ExtProcServerOptions {
   onProtocolError?: (err: ProtocolError) => void;
   /** Peer authentication (security/grpc-auth.ts): TLS material and the per-stream check. Unset: plaintext, none. */
   auth?: Pick<GrpcAuth, 'tls' | 'check'>;
+  /** The HTTP/2 implementation (TOLLGATE_GRPC_TRANSPORT): 'h2', ours (default), or 'node', node:http2. */
+  transport?: TransportKind;
   /** Concurrent streams; one more is refused with RESOURCE_EXHAUSTED (default STREAM_DEFAULTS.maxStreams). */
   maxStreams?: number;
   /** A stream with no message for this long (and no reply being computed) ends as aborted; 0 = never (default STREAM_DEFAULTS.idleTimeoutMs). */
@@ -98,7 +100,7 @@ const MAX_SEND_BYTES = 128 * 1024 * 1024;
 /** What every Process stream of one server shares. */
 interface StreamContext {
   opts: ExtProcServerOptions;
-  streams: Map<ServerHttp2Stream, ProcessStream>;
+  streams: Map<GrpcStream, ProcessStream>;
 }
 
 /**
@@ -121,7 +123,7 @@ class ProcessStream {
 
   constructor(
     private readonly ctx: StreamContext,
-    private readonly stream: ServerHttp2Stream,
+    private readonly stream: GrpcStream,
     private readonly call: GrpcCall,
     private readonly processor: Processor,
     maxMessageBytes: number,
@@ -288,7 +290,7 @@ export async function startExtProcServer(addr: string, opts: ExtProcServerOption
   // Read when a stream opens: setMaxMessageBytes() (a config reload) applies to the streams opened after it.
   let maxMessageBytes = messageCapFor(limits());
   const health = new HealthService({ '': 'SERVING', [EXTPROC_SERVICE_NAME]: 'SERVING' });
-  const streams = new Map<ServerHttp2Stream, ProcessStream>();
+  const streams = new Map<GrpcStream, ProcessStream>();
   const ctx: StreamContext = { opts, streams };
   // Body caps per stage, read per message (a reload applies at once); one function per stage, not per stream.
   const routerCaps: BodyCaps = () => {
@@ -300,7 +302,7 @@ export async function startExtProcServer(addr: string, opts: ExtProcServerOption
     return { request: l.maxRequestBytes * UPSTREAM_BODY_FACTOR, response: l.maxResponseBytes };
   };
 
-  const processStream = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void => {
+  const processStream = (stream: GrpcStream, headers: RequestHeaders): void => {
     const call = new GrpcCall(stream);
     if (streams.size >= maxStreams) {
       opts.onStreamCut?.('max_streams');
@@ -327,9 +329,10 @@ export async function startExtProcServer(addr: string, opts: ExtProcServerOption
     sweeper.unref();
   }
 
-  const serveHealth = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void => health.serve(headers[':path'] ?? '', stream);
+  const serveHealth = (stream: GrpcStream, headers: RequestHeaders): void => health.serve(typeof headers[':path'] === 'string' ? headers[':path'] : '', stream);
   const transport = await listenGrpc(addr, {
     ...(opts.auth ? { auth: opts.auth } : {}),
+    ...(opts.transport ? { kind: opts.transport } : {}),
     route: (path) => (path === PROCESS_PATH ? processStream : path.startsWith(HEALTH_SERVICE_PREFIX) ? serveHealth : undefined),
   }).catch((err: unknown) => {
     if (sweeper) clearInterval(sweeper);

@@ -6,10 +6,11 @@
 // The transport (extproc/h2/transport.ts) calls check() with each new stream's request headers,
 // before any handler runs: a refused stream never reaches a Processor, so none of its messages is read.
 import { readFileSync } from 'node:fs';
-import type { IncomingHttpHeaders, SecureServerOptions, Http2Session } from 'node:http2';
+import type { SecureServerOptions } from 'node:http2';
 import { createSecureContext, type SecureContextOptions, type TLSSocket } from 'node:tls';
 import { HEALTH_SERVICE_PREFIX } from '../extproc/h2/health.ts';
 import { Status, type StatusCode } from '../extproc/h2/status.ts';
+import type { PeerSession, RequestHeaders } from '../extproc/h2/stream.ts';
 import { PeerAllowList } from './peer-identity.ts';
 import { SecretSet } from './secrets.ts';
 import { SecurityConfigError } from './mode.ts';
@@ -59,7 +60,7 @@ export interface GrpcAuth {
   /** Unset: plaintext. */
   tls?: GrpcTlsServer;
   /** The refusal for a new stream to `path` with these request headers on this session, or undefined to serve it. */
-  check(path: string, headers: IncomingHttpHeaders, session: Http2Session): StreamRefusal | undefined;
+  check(path: string, headers: RequestHeaders, session: PeerSession): StreamRefusal | undefined;
   /** Something authenticates the peer: a shared secret, or mTLS. */
   authenticated: boolean;
   /** For the start-up log; never contains a secret. */
@@ -105,7 +106,7 @@ export function buildGrpcAuth(opts: GrpcAuthOptions | undefined, onDenied?: Deni
 }
 
 /** The peer as grpc-js reported it (`address:port`), for the denial hook. */
-function peerOf(session: Http2Session): string {
+function peerOf(session: PeerSession): string {
   const s = session.socket;
   const addr = s?.remoteAddress ?? 'unknown';
   return `${addr.includes(':') ? `[${addr}]` : addr}:${s?.remotePort ?? 0}`;
@@ -113,8 +114,8 @@ function peerOf(session: Http2Session): string {
 
 function streamCheck(o: { secrets?: SecretSet; peers?: PeerAllowList; openHealth: boolean; onDenied?: DeniedHook }): GrpcAuth['check'] {
   // The peer certificate cannot change within a session: decide once per session.
-  const peerVerdicts = new WeakMap<Http2Session, StreamRefusal & { reason: AuthFailure } | null>();
-  const peerVerdict = (session: Http2Session): (StreamRefusal & { reason: AuthFailure }) | null => {
+  const peerVerdicts = new WeakMap<PeerSession, StreamRefusal & { reason: AuthFailure } | null>();
+  const peerVerdict = (session: PeerSession): (StreamRefusal & { reason: AuthFailure }) | null => {
     let v = peerVerdicts.get(session);
     if (v !== undefined) return v;
     const cert = (session.socket as TLSSocket).getPeerCertificate?.();
@@ -124,7 +125,7 @@ function streamCheck(o: { secrets?: SecretSet; peers?: PeerAllowList; openHealth
     peerVerdicts.set(session, v);
     return v;
   };
-  const deny = (reason: AuthFailure, code: StatusCode, detail: string, path: string, session: Http2Session): StreamRefusal => {
+  const deny = (reason: AuthFailure, code: StatusCode, detail: string, path: string, session: PeerSession): StreamRefusal => {
     o.onDenied?.(reason, path, peerOf(session));
     return { code, detail };
   };

@@ -13,6 +13,7 @@ import { processOnce } from './process-once.ts';
 import { EXTPROC_SERVICE_NAME, startExtProcServer, type ExtProcServer } from '../../service/extproc/server.ts';
 import { AUTH_METADATA_KEY, buildGrpcAuth, type AuthFailure, type GrpcAuthOptions } from '../../service/security/index.ts';
 import { ENVOY_ID, makePki, type Pki } from './pki.ts';
+import type { TransportKind } from '../../service/extproc/h2/transport.ts';
 
 const SECRET = 'test-shared-secret-0123456789abcdef';
 
@@ -44,11 +45,11 @@ interface Server {
   close(): Promise<void>;
 }
 
-async function serve(opts: GrpcAuthOptions): Promise<Server> {
+async function serve(transport: TransportKind, opts: GrpcAuthOptions): Promise<Server> {
   const denied: AuthFailure[] = [];
   const auth = buildGrpcAuth(opts, (reason) => denied.push(reason));
   const { seen, ex } = counting();
-  const srv = await startExtProcServer('127.0.0.1:0', { newExchange: ex, log: pino({ level: 'silent' }), auth });
+  const srv = await startExtProcServer('127.0.0.1:0', { newExchange: ex, log: pino({ level: 'silent' }), auth, transport });
   await auth.ready();
   return {
     srv,
@@ -77,9 +78,11 @@ function health(target: string, creds: grpc.ChannelCredentials, md: Record<strin
 
 const insecure = grpc.credentials.createInsecure();
 
-describe('ext_proc shared secret (x-tollgate-auth)', { timeout: 30_000 }, () => {
+// Both HTTP/2 layers (ours and node:http2) must authenticate alike, TLS included.
+for (const kind of ['h2', 'node'] as const) {
+describe(`ext_proc shared secret (x-tollgate-auth), ${kind} transport`, { timeout: 30_000 }, () => {
   let s: Server;
-  before(async () => (s = await serve({ sharedSecrets: [SECRET, 'previous-secret-0123456789abcdef'] })));
+  before(async () => (s = await serve(kind, { sharedSecrets: [SECRET, 'previous-secret-0123456789abcdef'] })));
   after(() => s.close());
   const target = () => `127.0.0.1:${s.srv.port}`;
 
@@ -114,7 +117,7 @@ describe('ext_proc shared secret (x-tollgate-auth)', { timeout: 30_000 }, () => 
   });
 
   it('health: authenticated → the health service needs the secret too', async () => {
-    const strict = await serve({ sharedSecrets: [SECRET], health: 'authenticated' });
+    const strict = await serve(kind, { sharedSecrets: [SECRET], health: 'authenticated' });
     try {
       const t = `127.0.0.1:${strict.srv.port}`;
       assert.equal((await health(t, insecure)).code, grpc.status.UNAUTHENTICATED);
@@ -125,12 +128,12 @@ describe('ext_proc shared secret (x-tollgate-auth)', { timeout: 30_000 }, () => 
   });
 });
 
-describe('ext_proc mTLS with allowed peer identities', { timeout: 60_000 }, () => {
+describe(`ext_proc mTLS with allowed peer identities, ${kind} transport`, { timeout: 60_000 }, () => {
   let pki: Pki;
   let s: Server;
   before(async () => {
     pki = makePki();
-    s = await serve({ tls: { certFile: pki.serverCert, keyFile: pki.serverKey, caFile: pki.ca }, allowedPeers: [ENVOY_ID] });
+    s = await serve(kind, { tls: { certFile: pki.serverCert, keyFile: pki.serverKey, caFile: pki.ca }, allowedPeers: [ENVOY_ID] });
   });
   after(async () => {
     await s.close();
@@ -167,7 +170,7 @@ describe('ext_proc mTLS with allowed peer identities', { timeout: 60_000 }, () =
   });
 
   it('a DNS SAN can be allowed too; mTLS and the shared secret combine (both required)', async () => {
-    const both = await serve({ tls: { certFile: pki.serverCert, keyFile: pki.serverKey, caFile: pki.ca }, allowedPeers: ['envoy.istio-system.svc'], sharedSecrets: [SECRET] });
+    const both = await serve(kind, { tls: { certFile: pki.serverCert, keyFile: pki.serverKey, caFile: pki.ca }, allowedPeers: ['envoy.istio-system.svc'], sharedSecrets: [SECRET] });
     try {
       const t = `localhost:${both.srv.port}`;
       assert.equal((await processOnce(t, client('envoy'))).code, grpc.status.UNAUTHENTICATED);
@@ -181,7 +184,7 @@ describe('ext_proc mTLS with allowed peer identities', { timeout: 60_000 }, () =
   it('re-reads the CA and certificate files: a rotated CA applies without a restart', async () => {
     const ca = join(pki.dir, 'rotating-ca.crt');
     copyFileSync(pki.ca, ca);
-    const rot = await serve({ tls: { certFile: pki.serverCert, keyFile: pki.serverKey, caFile: ca, refreshMs: 100 }, allowedPeers: [ENVOY_ID] });
+    const rot = await serve(kind, { tls: { certFile: pki.serverCert, keyFile: pki.serverKey, caFile: ca, refreshMs: 100 }, allowedPeers: [ENVOY_ID] });
     try {
       const t = `localhost:${rot.srv.port}`;
       assert.equal((await processOnce(t, client('envoy'))).code, grpc.status.OK);
@@ -203,3 +206,4 @@ describe('ext_proc mTLS with allowed peer identities', { timeout: 60_000 }, () =
     assert.throws(() => buildGrpcAuth({ sharedSecrets: [SECRET], allowedPeers: [ENVOY_ID] }), /needs mTLS/);
   });
 });
+}

@@ -1,10 +1,10 @@
-// The node:http2 gRPC transport under what a grpc-js client does not easily produce: a raw HTTP/2
+// The gRPC transport (both HTTP/2 layers: ours and node:http2) under what a grpc-js client does not easily produce: a raw HTTP/2
 // client splitting messages across DATA frames, packing two in one, lying in the length prefix,
 // setting the compressed flag, calling unknown paths or sending the wrong content type. Plus the
 // grpc.health.v1 Watch stream and grpc-message percent-encoding.
 import assert from 'node:assert/strict';
 import * as http2 from 'node:http2';
-import { describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
 import type { ProcessingRequest, ProcessingResponse } from '../../service/extproc/messages.ts';
@@ -14,6 +14,10 @@ import { extProcService } from '../../service/extproc/proto.ts';
 import { EXTPROC_SERVICE_NAME, messageCapFor, startExtProcServer } from '../../service/extproc/server.ts';
 import { MessageFramer } from '../../service/extproc/h2/framing.ts';
 import { encodeGrpcMessage } from '../../service/extproc/h2/status.ts';
+import type { TransportKind } from '../../service/extproc/h2/transport.ts';
+
+/** The HTTP/2 layer the servers of the suite being defined use (the suite runs once per layer). */
+let transport: TransportKind = 'h2';
 
 const PATH = `/${EXTPROC_SERVICE_NAME}/Process`;
 const svc = extProcService().Process!;
@@ -94,11 +98,15 @@ const grpcStatus = (r: RawResult): string | undefined => (r.trailers['grpc-statu
 async function serve(limits = { maxRequestBytes: 1000, maxResponseBytes: 1000 }) {
   const ends: [EndReason, string | undefined][] = [];
   const bodies: string[] = [];
-  const srv = await startExtProcServer('127.0.0.1:0', { newExchange: () => exchange(ends, bodies), log: pino({ level: 'silent' }), limits: () => limits });
+  const srv = await startExtProcServer('127.0.0.1:0', { newExchange: () => exchange(ends, bodies), log: pino({ level: 'silent' }), limits: () => limits, transport });
   return { srv, ends, bodies };
 }
 
-describe('gRPC framing on the node:http2 transport', { timeout: 30_000 }, () => {
+for (const kind of ['h2', 'node'] as const) {
+describe(`gRPC framing on the ${kind} transport`, { timeout: 30_000 }, () => {
+  before(() => {
+    transport = kind;
+  });
   it('a message split across DATA frames (inside the prefix too) is reassembled and answered', async () => {
     const { srv, bodies } = await serve();
     try {
@@ -202,3 +210,4 @@ describe('gRPC framing on the node:http2 transport', { timeout: 30_000 }, () => 
     }
   });
 });
+}

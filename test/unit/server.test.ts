@@ -155,7 +155,8 @@ describe('ext_proc gRPC server', { timeout: 20000 }, () => {
     const s = open(srv.port);
     s.call.write({ request_headers: { headers: hdr({ ':method': 'POST', ':path': '/x' }), end_of_stream: true } });
     s.call.write({ response_headers: { headers: hdr({ ':status': '200' }) } });
-    await new Promise((r) => setTimeout(r, 50));
+    // In flight: the server has the stream (the client's first connection can take longer than a fixed wait).
+    while (srv.active() < 1) await new Promise((r) => setTimeout(r, 5));
     const drained = srv.drain(5000);
     for (const c of ['a', 'b']) s.call.write({ response_body: { body: Buffer.from(c), end_of_stream: false } });
     s.call.write({ response_body: { body: Buffer.from(''), end_of_stream: true } });

@@ -1,21 +1,21 @@
 // One gRPC call on an HTTP/2 stream, server side: response headers sent with the first message,
 // messages written as already-framed buffers, and one end with a status (trailers after the
 // response headers, or a trailers-only response when nothing was sent).
-import type { OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { encodeGrpcMessage, type StatusCode } from './status.ts';
+import type { GrpcStream, OutgoingHeaders } from './stream.ts';
 
-const RESPONSE_HEADERS: OutgoingHttpHeaders = { ':status': 200, 'content-type': 'application/grpc' };
+const RESPONSE_HEADERS: OutgoingHeaders = { ':status': 200, 'content-type': 'application/grpc' };
 /** The common end (OK, no message): one shared object (Node copies trailers before sending them). */
-const OK_TRAILERS: OutgoingHttpHeaders = Object.freeze({ 'grpc-status': '0' });
-const NO_STATUS_TRAILERS: OutgoingHttpHeaders = Object.freeze({ 'grpc-status': '2', 'grpc-message': 'call ended without a status' });
+const OK_TRAILERS: OutgoingHeaders = Object.freeze({ 'grpc-status': '0' });
+const NO_STATUS_TRAILERS: OutgoingHeaders = Object.freeze({ 'grpc-status': '2', 'grpc-message': 'call ended without a status' });
 
 export class GrpcCall {
   private headersSent = false;
-  private trailers: OutgoingHttpHeaders | undefined;
+  private trailers: OutgoingHeaders | undefined;
   /** A status was sent (or the stream is gone): nothing more is written. */
   ended = false;
 
-  constructor(readonly stream: ServerHttp2Stream) {}
+  constructor(readonly stream: GrpcStream) {}
 
   /** Writes one framed message (5-byte prefix + body, one buffer). */
   write(framed: Buffer): void {
@@ -34,11 +34,11 @@ export class GrpcCall {
   }
 
   /** Ends the call with a status; later calls are ignored. */
-  end(code: StatusCode, detail?: string, extra?: OutgoingHttpHeaders): void {
+  end(code: StatusCode, detail?: string, extra?: OutgoingHeaders): void {
     if (this.ended) return;
     this.ended = true;
     if (this.stream.destroyed || this.stream.closed) return;
-    let trailers: OutgoingHttpHeaders;
+    let trailers: OutgoingHeaders;
     if (code === 0 && !detail && !extra) trailers = OK_TRAILERS;
     else {
       trailers = { 'grpc-status': String(code) };

@@ -4,10 +4,10 @@
 //   HealthCheckRequest  { string service = 1; }
 //   HealthCheckResponse { ServingStatus status = 1; }  UNKNOWN 0, SERVING 1, NOT_SERVING 2, SERVICE_UNKNOWN 3
 //   HealthListResponse  { map<string, HealthCheckResponse> statuses = 1; }
-import type { ServerHttp2Stream } from 'node:http2';
 import { GrpcCall } from './call.ts';
 import { frame as framed, MessageFramer } from './framing.ts';
 import { Status } from './status.ts';
+import type { GrpcStream } from './stream.ts';
 
 export const HEALTH_SERVICE_PREFIX = '/grpc.health.v1.Health/';
 export type ServingStatus = 'SERVING' | 'NOT_SERVING';
@@ -30,7 +30,7 @@ export class HealthService {
   }
 
   /** Serves one call to `path` (under HEALTH_SERVICE_PREFIX); unknown methods end UNIMPLEMENTED. */
-  serve(path: string, stream: ServerHttp2Stream): void {
+  serve(path: string, stream: GrpcStream): void {
     const call = new GrpcCall(stream);
     const method = path.slice(HEALTH_SERVICE_PREFIX.length);
     if (method !== 'Check' && method !== 'Watch' && method !== 'List') {

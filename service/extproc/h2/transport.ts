@@ -1,24 +1,33 @@
-// The gRPC server transport on node:http2 (instead of grpc-js, which cost ~15% of Tollgate's CPU):
-// sessions, request validation (POST, gRPC content type, no message compression), routing by :path
-// to a handler, peer authentication per stream, and shutdown. Framing is framing.ts, a call's
-// response side call.ts.
+// The gRPC server transport: sessions, request validation (POST, gRPC content type, no message compression),
+// routing by :path to a handler, peer authentication per stream, and shutdown. Two implementations of the
+// HTTP/2 layer serve the same handlers: connection.ts, our own (the default: a fraction of node:http2's CPU per
+// stream), and node:http2 (TOLLGATE_GRPC_TRANSPORT=node). Framing is framing.ts, a call's response side call.ts.
 import * as http2 from 'node:http2';
+import net from 'node:net';
+import tlsModule from 'node:tls';
 import type { Socket } from 'node:net';
 import type { GrpcAuth } from '../../security/grpc-auth.ts';
 import { GrpcCall } from './call.ts';
+import { H2Connection } from './connection.ts';
 import { Status } from './status.ts';
+import type { GrpcStream, OutgoingHeaders, PeerSession, RequestHeaders } from './stream.ts';
 
 /** Serves one authenticated stream whose path the router matched. */
-export type StreamHandler = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void;
+export type StreamHandler = (stream: GrpcStream, headers: RequestHeaders) => void;
+
+/** Which HTTP/2 implementation serves the port: ours (connection.ts) or node:http2. */
+export type TransportKind = 'h2' | 'node';
 
 export interface TransportOptions {
   auth?: Pick<GrpcAuth, 'tls' | 'check'>;
   /** :path → handler; others end UNIMPLEMENTED. */
   route: (path: string) => StreamHandler | undefined;
+  /** Default 'h2'. */
+  kind?: TransportKind;
 }
 
 export interface Transport {
-  server: http2.Http2Server | http2.Http2SecureServer;
+  server: net.Server;
   port: number;
   /** Stops accepting connections and new streams (GOAWAY on every session); resolves once every session is gone. */
   shutdown(): Promise<void>;
@@ -28,6 +37,8 @@ export interface Transport {
 
 const STREAM_WINDOW = 1 << 20;
 const SESSION_WINDOW = 16 << 20;
+/** Request header list size (RFC 9113 SETTINGS_MAX_HEADER_LIST_SIZE) above which a stream is refused. */
+const MAX_HEADER_LIST = 64 * 1024;
 
 const SERVER_OPTIONS: http2.ServerOptions = {
   // Node refuses new streams once a session holds this many MB: effectively off, as grpc-js does
@@ -44,6 +55,85 @@ const SERVER_OPTIONS: http2.ServerOptions = {
 const CONTENT_TYPE = /^application\/grpc(?:$|[+;])/;
 
 export async function listenGrpc(addr: string, opts: TransportOptions): Promise<Transport> {
+  const admit = admission(opts);
+  const t = (opts.kind ?? 'h2') === 'h2' ? ownTransport(opts, admit) : nodeTransport(opts, admit);
+  const port = await new Promise<number>((resolve, reject) => {
+    const { host, port: p } = parseAddr(addr);
+    t.server.once('error', reject);
+    t.server.listen(p, host, () => {
+      t.server.off('error', reject);
+      const a = t.server.address();
+      resolve(typeof a === 'object' && a ? a.port : p);
+    });
+  });
+  return { ...t, port };
+}
+
+type Admit = (stream: GrpcStream, headers: RequestHeaders, session: PeerSession) => void;
+
+/** Validates a new stream's request headers and peer, then hands it to its route's handler (or refuses it). */
+function admission(opts: TransportOptions): Admit {
+  const check = opts.auth?.check;
+  return (stream, headers, session) => {
+    if (headers[':method'] !== 'POST') {
+      stream.respond({ ':status': 405 }, { endStream: true });
+      return;
+    }
+    const ct = headers['content-type'];
+    if (typeof ct !== 'string' || !CONTENT_TYPE.test(ct)) {
+      stream.respond({ ':status': 415 }, { endStream: true });
+      return;
+    }
+    const path = typeof headers[':path'] === 'string' ? headers[':path'] : '';
+    const handler = opts.route(path);
+    if (!handler) return refuse(stream, Status.UNIMPLEMENTED, `The server does not implement the method ${path}`);
+    // We advertise no message encoding: a compressed stream cannot be read (gRPC spec: UNIMPLEMENTED + grpc-accept-encoding).
+    const enc = headers['grpc-encoding'];
+    if (enc !== undefined && enc !== 'identity')
+      return refuse(stream, Status.UNIMPLEMENTED, `Compression algorithm ${String(enc)} is not supported`, { 'grpc-accept-encoding': 'identity' });
+    if (check) {
+      const refusal = check(path, headers, session);
+      if (refusal) return refuse(stream, refusal.code, refusal.detail);
+    }
+    handler(stream, headers);
+  };
+}
+
+/** Our HTTP/2 layer (connection.ts) on a net or TLS server. */
+function ownTransport(opts: TransportOptions, admit: Admit): Omit<Transport, 'port'> {
+  const tls = opts.auth?.tls;
+  const connections = new Set<H2Connection>();
+  const onSocket = (socket: Socket): void => {
+    const conn = new H2Connection(socket, {
+      streamWindow: STREAM_WINDOW,
+      connectionWindow: SESSION_WINDOW,
+      maxHeaderListSize: MAX_HEADER_LIST,
+      onStream: (stream, headers) => admit(stream, headers, conn),
+    });
+    connections.add(conn);
+    conn.on('close', () => connections.delete(conn));
+  };
+  let server: net.Server;
+  if (tls) {
+    const secure = tlsModule.createServer({ ...tls.options, ALPNProtocols: ['h2'] }, onSocket);
+    tls.onReload((ctx) => secure.setSecureContext(ctx));
+    server = secure;
+  } else server = net.createServer(onSocket);
+  return {
+    server,
+    shutdown: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const c of connections) c.close();
+      }),
+    destroyAll: () => {
+      for (const c of [...connections]) c.destroy();
+    },
+  };
+}
+
+/** node:http2's server. */
+function nodeTransport(opts: TransportOptions, admit: Admit): Omit<Transport, 'port'> {
   const tls = opts.auth?.tls;
   const server = tls ? http2.createSecureServer({ ...SERVER_OPTIONS, ...tls.options }) : http2.createServer(SERVER_OPTIONS);
   // Envoy keeps its connection open for as long as it likes: no idle timeout on sessions.
@@ -61,45 +151,12 @@ export async function listenGrpc(addr: string, opts: TransportOptions): Promise<
     session.on('close', () => sessions.delete(session));
     session.on('error', () => undefined);
   });
-  const check = opts.auth?.check;
   server.on('stream', (stream, headers) => {
     stream.on('error', () => undefined);
-    if (headers[':method'] !== 'POST') {
-      stream.respond({ ':status': 405 }, { endStream: true });
-      return;
-    }
-    const ct = headers['content-type'];
-    if (typeof ct !== 'string' || !CONTENT_TYPE.test(ct)) {
-      stream.respond({ ':status': 415 }, { endStream: true });
-      return;
-    }
-    const path = headers[':path'] ?? '';
-    const handler = opts.route(path);
-    if (!handler) return refuse(stream, Status.UNIMPLEMENTED, `The server does not implement the method ${path}`);
-    // We advertise no message encoding: a compressed stream cannot be read (gRPC spec: UNIMPLEMENTED + grpc-accept-encoding).
-    const enc = headers['grpc-encoding'];
-    if (enc !== undefined && enc !== 'identity')
-      return refuse(stream, Status.UNIMPLEMENTED, `Compression algorithm ${String(enc)} is not supported`, { 'grpc-accept-encoding': 'identity' });
-    if (check) {
-      const refusal = check(path, headers, stream.session!);
-      if (refusal) return refuse(stream, refusal.code, refusal.detail);
-    }
-    handler(stream, headers);
+    admit(stream, headers, stream.session!);
   });
-
-  const port = await new Promise<number>((resolve, reject) => {
-    const { host, port: p } = parseAddr(addr);
-    server.once('error', reject);
-    server.listen(p, host, () => {
-      server.off('error', reject);
-      const a = server.address();
-      resolve(typeof a === 'object' && a ? a.port : p);
-    });
-  });
-
   return {
     server,
-    port,
     shutdown: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -112,7 +169,7 @@ export async function listenGrpc(addr: string, opts: TransportOptions): Promise<
 }
 
 /** Trailers-only refusal; the request body, if any, is read and dropped. */
-function refuse(stream: http2.ServerHttp2Stream, code: (typeof Status)[keyof typeof Status], detail: string, extra?: http2.OutgoingHttpHeaders): void {
+function refuse(stream: GrpcStream, code: (typeof Status)[keyof typeof Status], detail: string, extra?: OutgoingHeaders): void {
   new GrpcCall(stream).end(code, detail, extra);
   stream.resume();
 }
