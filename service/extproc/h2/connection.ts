@@ -174,6 +174,8 @@ export class H2Connection extends EventEmitter {
   private connSendWindow = DEFAULT_WINDOW;
   private connRecvWindow: number;
   private connUnacked = 0;
+  /** Streams that received data in this read, whose window may need a refill. */
+  private readonly fed = new Set<H2Stream>();
   /** Streams with DATA waiting for window, in the order they queued. */
   private readonly blocked = new Set<H2Stream>();
   private out: Buffer[] = [];
@@ -368,6 +370,7 @@ export class H2Connection extends EventEmitter {
     }
     s.recvWindow -= p.length;
     s.unacked += p.length;
+    this.fed.add(s);
     if (data.length > 0) s.emit('data', data);
     if (flags & FLAG.END_STREAM) this.endRemote(s);
   }
@@ -432,13 +435,15 @@ export class H2Connection extends EventEmitter {
       this.connRecvWindow += this.connUnacked;
       this.connUnacked = 0;
     }
-    for (const s of this.streams.values()) {
-      if (s.unacked >= this.opts.streamWindow / 2 && !s.remoteEnded) {
+    if (this.fed.size === 0) return;
+    for (const s of this.fed) {
+      if (s.unacked >= this.opts.streamWindow / 2 && !s.remoteEnded && !s.closed) {
         this.frame(FRAME.WINDOW_UPDATE, 0, s.id, u32(s.unacked));
         s.recvWindow += s.unacked;
         s.unacked = 0;
       }
     }
+    this.fed.clear();
   }
 
   // ── sending ───────────────────────────────────────────────────────────────
