@@ -62,7 +62,9 @@ export function customDetectorProblems(spec: CustomDetectorSpec): string[] {
   return problems;
 }
 
-const escapeLiteral = (s: string): string => s.replace(/[.*+?^${}()|[\]\\\/-]/g, '\\$&');
+// Syntax characters and `/` only: with the `u` flag any other escape (`\-` too) is a SyntaxError, and `-` is a
+// literal outside a character class.
+const escapeLiteral = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 
 // A keyword regex is a per-character pass over every string (~0.7 ns a character); a short keyword list is gated by
 // one native character search (memchr) per keyword instead: the keyword's rarest character, in both ASCII cases when

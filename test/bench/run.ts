@@ -300,8 +300,8 @@ async function workersBench(): Promise<void> {
 /**
  * `npm run bench -- transport`: the same echo processor on grpc-js (echo-server.ts, the reference
  * floor) and on raw node:http2 (echo-h2.ts), Tollgate's server with a no-op exchange (server-noop.ts;
- * BENCH_BASE_ROOT=<checkout> adds that checkout's for a before/after), and a bench-only hand-written HTTP/2
- * echo (echo-raw-h2.ts: what a leaner transport than node:http2 could save), interleaved
+ * BENCH_BASE_ROOT=<checkout> adds that checkout's for a before/after), and the echo on Tollgate's own
+ * HTTP/2 layer (echo-own-h2.ts, service/extproc/h2/connection.ts), interleaved
  * rounds on the same core: what the gRPC transport costs per four-phase exchange.
  */
 async function transportBench(): Promise<void> {
@@ -317,8 +317,7 @@ async function transportBench(): Promise<void> {
       ['grpc-js echo', 'test/bench/echo-server.ts', {}],
       ['node:http2 echo', 'test/bench/echo-h2.ts', {}],
       ['tollgate server, no-op exchange', 'test/bench/server-noop.ts', {}],
-      // Not a transport Tollgate has: what a leaner one than node:http2 could save (see the file's header).
-      ['hand-written HTTP/2 echo (bench prototype)', 'test/bench/echo-raw-h2.ts', {}],
+      ['echo on Tollgate\'s HTTP/2 layer', 'test/bench/echo-own-h2.ts', {}],
     ];
     if (process.env.BENCH_BASE_ROOT)
       contenders.push([`tollgate server at ${process.env.BENCH_BASE_ROOT}, no-op exchange`, 'test/bench/server-noop.ts', { BENCH_SERVER_ROOT: process.env.BENCH_BASE_ROOT }]);

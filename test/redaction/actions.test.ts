@@ -1,5 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { compileCustomDetector } from '../../service/redaction/custom.ts';
+import type { Span } from '../../service/redaction/detectors.ts';
 import { GatewayError, renderError } from '../../service/errors.ts';
 import {
   RedactionBlockedError,
@@ -239,4 +241,14 @@ test('RedactorCache: per-request rule objects sharing the policy\'s detector arr
 test('redactText: a lone string with request semantics', () => {
   const r = compileRedactor([rule(['email'], 'mask')]);
   assert.equal(r.redactText('to a@b.co').text, 'to [EMAIL_1]');
+});
+
+test('custom keywords with regex syntax characters and `-` compile and match literally (a hyphen used to fail config load)', () => {
+  const d = compileCustomDetector({ name: 'codenames', keywords: ['acme-corp', 'a.b+c', 'x/y', '(beta)', 'q[1]'], caseInsensitive: true });
+  const found = (text: string): string[] => {
+    const out: Span[] = [];
+    d.find(text, out as Span[]);
+    return out.map((s) => text.slice(s.start, s.end));
+  };
+  assert.deepEqual(found('ask ACME-Corp, a.b+c, x/y, (beta) and q[1]; not acmeXcorp or aXb+c'), ['ACME-Corp', 'a.b+c', 'x/y', '(beta)', 'q[1]']);
 });
