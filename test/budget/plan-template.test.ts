@@ -6,17 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildPlan, buildPlanUncached, clearPlanTemplates, MAX_PLAN_TEMPLATES, planTemplateCount, type Plan, type PlanInput } from '../../service/budget/plan.ts';
 import type { BudgetSpec, BudgetWindow, RateLimitSpec } from '../../service/budget/types.ts';
-
-/** Deterministic PRNG (mulberry32): a failure reproduces. */
-function rng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seeded } from '../support/seeded.ts';
 
 // Small universes, so that different inputs often differ in one field only (the case a template must miss).
 const NAMES = ['p/a', 'p/b'];
@@ -98,7 +88,7 @@ function clone(input: Input): Input {
 const NOW = Date.parse('2024-06-15T12:00:00Z');
 
 test('plan templates: buildPlan equals the general path over varied, near-duplicate and invalid spec lists', () => {
-  const r = rng(17);
+  const r = seeded(17);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
   // A pool of base inputs, then variants that change exactly one field of one spec.
   const pool: Input[] = [];
@@ -177,7 +167,7 @@ test('plan templates: malformed spec objects fail exactly as on the general path
 
 test('plan templates in the memory store: admissions, settlements and spend rows (limits included) equal the general path', async () => {
   const { MemoryStore } = await import('../../service/budget/memory.ts');
-  const r = rng(8);
+  const r = seeded(8);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
   let t = NOW;
   const now = (): number => t;

@@ -9,16 +9,7 @@ import { MemoryStore } from '../../service/budget/memory.ts';
 import type { BudgetStore } from '../../service/budget/store.ts';
 import type { BudgetSpec, RateLimitSpec } from '../../service/budget/types.ts';
 import { GatewayError } from '../../service/errors.ts';
-
-function rng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seeded } from '../support/seeded.ts';
 
 /** Only the promise-returning operations: the manager's general path. */
 function asyncOnly(s: MemoryStore): BudgetStore {
@@ -49,7 +40,7 @@ function plain(x: unknown): unknown {
 }
 
 test('manager: the synchronous in-process store path equals the promise path over random traffic', async () => {
-  const r = rng(23);
+  const r = seeded(23);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
   let t = Date.parse('2024-06-15T23:59:00Z');
   const now = (): number => t;

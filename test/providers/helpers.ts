@@ -375,3 +375,11 @@ export function viewResponsesStream(text: string): ClientView & { terminal: stri
   }
   return v;
 }
+
+/** How a client may have written a JSON body: compact (the OpenAI SDKs), pretty, Python's json.dumps defaults, escaped slashes. */
+export const CLIENT_WRITERS: Array<[string, (b: Record<string, unknown>) => string]> = [
+  ['compact', (b) => JSON.stringify(b)],
+  ['pretty', (b) => JSON.stringify(b, null, 2)],
+  ['python', (b) => JSON.stringify(b).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).replaceAll('":', '": ').replaceAll(',"', ', "')],
+  ['escaped slash', (b) => JSON.stringify(b).replaceAll('/', '\\/')],
+];

@@ -9,7 +9,7 @@ import { forwardedChatBody } from '../../service/providers/openai.ts';
 import { openAIBody } from '../../service/providers/chat.ts';
 import { getTranslator, parseClientRequest } from '../../service/providers/index.ts';
 import type { ClientRequest } from '../../service/providers/types.ts';
-import { target, UPSTREAM_MODEL } from './helpers.ts';
+import { CLIENT_WRITERS, target, UPSTREAM_MODEL } from './helpers.ts';
 import { seeded } from '../support/seeded.ts';
 
 type Json = Record<string, unknown>;
@@ -245,14 +245,6 @@ const REQUESTS: Array<[string, Json]> = [
   ['long conversation', { model: 'smart', messages: Array.from({ length: 40 }, (_, i) => ({ role: i % 2 === 0 ? 'user' : 'assistant', content: `turn ${i}: ${'lorem ipsum '.repeat(i)}` })) }],
 ];
 
-/** How a client may have written the body: compact (the OpenAI SDKs), pretty, Python's json.dumps defaults. */
-const WRITERS: Array<[string, (b: Json) => string]> = [
-  ['compact', (b) => JSON.stringify(b)],
-  ['pretty', (b) => JSON.stringify(b, null, 2)],
-  ['python', (b) => JSON.stringify(b).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).replaceAll('":', '": ').replaceAll(',"', ', "')],
-  ['escaped slash', (b) => JSON.stringify(b).replaceAll('/', '\\/')],
-];
-
 /** Edits made between parsing and translation (policies, redaction). */
 const EDITS: Array<[string, (b: Json) => void]> = [
   ['none', () => {}],
@@ -284,7 +276,7 @@ describe('OpenAI/Azure chat upstream body: forwarded bytes equal the serialized 
     let forwarded = 0;
     let cases = 0;
     for (const [name, body] of REQUESTS) {
-      for (const [writer, write] of WRITERS) {
+      for (const [writer, write] of CLIENT_WRITERS) {
         for (const [edit, apply] of EDITS) {
           for (const provider of ['openai', 'azure'] as const) {
             const raw = Buffer.from(write(body));

@@ -13,7 +13,7 @@ import { provenOpenAIChat } from '../../service/providers/chat-fast-check.ts';
 import { decodedExactly } from '../../service/providers/json-match.ts';
 import { GatewayError } from '../../service/errors.ts';
 import type { ClientRequest, TranslatedResponse, UpstreamRequest } from '../../service/providers/types.ts';
-import { target } from './helpers.ts';
+import { CLIENT_WRITERS, target } from './helpers.ts';
 import { seeded } from '../support/seeded.ts';
 
 type Json = Record<string, unknown>;
@@ -31,12 +31,6 @@ const BODIES: Array<[string, Json]> = [
   ['unicode and escapes', { model: 'smärt-模型', messages: [{ role: 'user', content: 'Grüße 😀 "q" back\\slash\nnl \u0001 \u2028 </x>' }] }],
   ['model not first', { messages: [user], model: 'smart' }],
   ['undeclared key before a declared one (zod reorders)', { model: 'smart', metadata: { team: 'r&d' }, messages: [user], temperature: 1 }],
-];
-
-const WRITERS: Array<[string, (b: Json) => string]> = [
-  ['compact', (b) => JSON.stringify(b)],
-  ['pretty', (b) => JSON.stringify(b, null, 2)],
-  ['escaped slash', (b) => JSON.stringify(b).replaceAll('/', '\\/')],
 ];
 
 /** Edits a policy or redaction could make between parse and translation; some make the body invalid. */
@@ -100,7 +94,7 @@ describe('OpenAI chat → OpenAI/Azure: the passthrough translator equals the ge
     let unchangedProven = 0;
     let cases = 0;
     for (const [name, body] of BODIES) {
-      for (const [writer, write] of WRITERS) {
+      for (const [writer, write] of CLIENT_WRITERS) {
         for (const [edit, apply] of EDITS) {
           for (const provider of PROVIDERS) {
             const raw = Buffer.from(write(body));

@@ -4,7 +4,7 @@
 import { encodeGrpcMessage, type StatusCode } from './status.ts';
 import type { GrpcStream, OutgoingHeaders } from './stream.ts';
 
-const RESPONSE_HEADERS: OutgoingHeaders = { ':status': 200, 'content-type': 'application/grpc' };
+const RESPONSE_HEADERS: OutgoingHeaders = Object.freeze({ ':status': 200, 'content-type': 'application/grpc' });
 /** The common end (OK, no message): one shared object (Node copies trailers before sending them). */
 const OK_TRAILERS: OutgoingHeaders = Object.freeze({ 'grpc-status': '0' });
 const NO_STATUS_TRAILERS: OutgoingHeaders = Object.freeze({ 'grpc-status': '2', 'grpc-message': 'call ended without a status' });

@@ -130,7 +130,7 @@ export class H2Stream extends EventEmitter implements GrpcStream {
 
   /** @internal the connection's side: the stream is over, with this code. */
   terminate(code: number): void {
-    if (this.closed && this.destroyed) return;
+    if (this.destroyed) return;
     this.closed = true;
     this.destroyed = true;
     this.rstCode ??= code;
@@ -142,7 +142,17 @@ export class H2Stream extends EventEmitter implements GrpcStream {
 
 const EMPTY = Buffer.alloc(0);
 
+/** Encoded blocks of frozen header objects (the gRPC response headers and OK trailers every stream sends). */
+const frozenBlocks = new WeakMap<OutgoingHeaders, Buffer>();
+
 function headerBlock(headers: OutgoingHeaders): Buffer {
+  if (!Object.isFrozen(headers)) return encodeHeaders(headers);
+  let block = frozenBlocks.get(headers);
+  if (!block) frozenBlocks.set(headers, (block = encodeHeaders(headers)));
+  return block;
+}
+
+function encodeHeaders(headers: OutgoingHeaders): Buffer {
   const fields: [string, string][] = [];
   // Pseudo-headers first (RFC 9113 §8.3).
   if (headers[':status'] !== undefined) fields.push([':status', String(headers[':status'])]);

@@ -14,7 +14,7 @@ const HUFFMAN_LENGTHS = [
 ];
 
 /** RFC 7541 Appendix A: the static table, indices 1..61. */
-export const STATIC_TABLE: readonly (readonly [string, string])[] = [
+const STATIC_TABLE: readonly (readonly [string, string])[] = [
   [':authority', ''], [':method', 'GET'], [':method', 'POST'], [':path', '/'], [':path', '/index.html'], [':scheme', 'http'],
   [':scheme', 'https'], [':status', '200'], [':status', '204'], [':status', '206'], [':status', '304'], [':status', '400'],
   [':status', '404'], [':status', '500'], ['accept-charset', ''], ['accept-encoding', 'gzip, deflate'], ['accept-language', ''],

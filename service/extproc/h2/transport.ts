@@ -119,17 +119,7 @@ function ownTransport(opts: TransportOptions, admit: Admit): Omit<Transport, 'po
     tls.onReload((ctx) => secure.setSecureContext(ctx));
     server = secure;
   } else server = net.createServer(onSocket);
-  return {
-    server,
-    shutdown: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const c of connections) c.close();
-      }),
-    destroyAll: () => {
-      for (const c of [...connections]) c.destroy();
-    },
-  };
+  return lifecycle(server, connections);
 }
 
 /** node:http2's server. */
@@ -155,6 +145,11 @@ function nodeTransport(opts: TransportOptions, admit: Admit): Omit<Transport, 'p
     stream.on('error', () => undefined);
     admit(stream, headers, stream.session!);
   });
+  return lifecycle(server, sessions);
+}
+
+/** Shutdown (stop accepting, close every session gracefully, resolve once all are gone) and destroyAll. */
+function lifecycle(server: net.Server, sessions: Set<{ close(): void; destroy(): void }>): Omit<Transport, 'port'> {
   return {
     server,
     shutdown: () =>
@@ -163,7 +158,7 @@ function nodeTransport(opts: TransportOptions, admit: Admit): Omit<Transport, 'p
         for (const s of sessions) s.close();
       }),
     destroyAll: () => {
-      for (const s of sessions) s.destroy();
+      for (const s of [...sessions]) s.destroy();
     },
   };
 }
